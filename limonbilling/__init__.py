@@ -1,0 +1,122 @@
+"""LimonBilling: the paid VIP support billing module of a help desk."""
+import os
+from pathlib import Path
+
+from flask import Flask, has_request_context, render_template, request, session
+from flask_babel import format_date, format_datetime, get_locale
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+
+from config import CONFIGS, INSTANCE_DIR
+
+from .extensions import babel, csrf, db, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def select_locale() -> str:
+    """The signed-in user's language, else the visitor's choice, else the default from the settings."""
+    from .services import settings
+    from .services.settings import LANGUAGES
+
+    if has_request_context():
+        for choice in (getattr(current_user, "language", None), session.get("language")):
+            if choice in LANGUAGES:
+                return choice
+    return settings.get("default_language")
+
+
+def create_app(config=None) -> Flask:
+    """Build an app.
+
+    `config` is a config class, a name from config.CONFIGS, or a dict of
+    overrides on top of the class named by LIMONBILLING_CONFIG (development
+    by default).
+    """
+    app = Flask(
+        __name__,
+        instance_path=str(INSTANCE_DIR),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    overrides = {}
+    if isinstance(config, dict):
+        overrides = config
+        config = None
+    if config is None or isinstance(config, str):
+        config = CONFIGS[config or os.environ.get("LIMONBILLING_CONFIG", "development")]
+    app.config.from_object(config)
+    app.config.update(overrides)
+    if hasattr(config, "prepare"):
+        config.prepare(app.config)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        Path(app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    login_manager.blueprint_login_views = {"admin": "admin.login", "portal": "portal.login"}
+    login_manager.login_message = None
+    csrf.init_app(app)
+    babel.init_app(
+        app,
+        locale_selector=select_locale,
+        default_translation_directories=str(Path(__file__).parent / "translations"),
+    )
+    from . import auth  # noqa: F401  registers the user loader
+    from .sqlite import enable_sqlite_pragmas
+
+    enable_sqlite_pragmas(app)
+
+    from .admin import bp as admin_bp
+    from .portal import bp as portal_bp
+
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(portal_bp)
+
+    from .cli import billing_cli
+
+    app.cli.add_command(billing_cli)
+    _register_template_helpers(app)
+    _register_error_handlers(app)
+    return app
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from .services.settings import LANGUAGES
+
+    app.jinja_env.filters["datetime"] = lambda value, fmt="medium": format_datetime(value, fmt) if value else ""
+    app.jinja_env.filters["date"] = lambda value, fmt="medium": format_date(value, fmt) if value else ""
+
+    @app.context_processor
+    def inject_globals():
+        from .services import settings
+
+        return {
+            "languages": LANGUAGES,
+            "company_name": settings.get("company_name"),
+            "get_locale": get_locale,
+        }
+
+
+def _register_error_handlers(app: Flask) -> None:
+    def error_page(code: int, title: str, message: str):
+        area = "admin" if request.blueprint == "admin" else "portal"
+        return render_template("error.html", area=area, code=code, title=title, message=message), code
+
+    @app.errorhandler(403)
+    def forbidden(_error):
+        return error_page(403, _("Not allowed"), _("Your account does not have the permission for this page."))
+
+    @app.errorhandler(404)
+    def not_found(_error):
+        return error_page(404, _("Page not found"), _("The page or record you asked for does not exist."))
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(_error):
+        return error_page(
+            400, _("The form has expired"), _("Go back, reload the page and send the form again.")
+        )

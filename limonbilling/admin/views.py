@@ -1,0 +1,332 @@
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import logout_user
+from sqlalchemy import func, select
+
+from ..auth import OWNER, SIGNED_IN, current_actor, current_agent, public, requires, sign_in
+from ..extensions import db
+from ..forms import CustomerDetailsForm, PasswordChangeForm, SignInForm, show_errors
+from ..models import Agent, AuditEntry, Customer, Department
+from ..safe_redirect import safe_next
+from ..services import ServiceError, ValidationFailed, accounts, customers, departments, settings
+from . import bp
+from .forms import (
+    AgentCreateForm,
+    AgentEditForm,
+    DepartmentForm,
+    GeneralSettingsForm,
+    ModulesForm,
+    NoteForm,
+    ToggleForm,
+)
+
+
+def _page(statement):
+    return db.paginate(
+        statement, page=request.args.get("page", 1, type=int), per_page=current_app.config["ITEMS_PER_PAGE"],
+        error_out=False,
+    )
+
+
+def _get_or_404(model, record_id: int):
+    record = db.session.get(model, record_id)
+    if record is None:
+        abort(404)
+    return record
+
+
+# --- signing in -----------------------------------------------------------------------------
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login():
+    form = SignInForm()
+    if form.validate_on_submit():
+        agent = accounts.authenticate_agent(form.email.data, form.password.data)
+        if agent is not None:
+            sign_in(agent)
+            return redirect(safe_next(request.args.get("next"), url_for("admin.dashboard")))
+        form.form_errors.append(_("The e-mail address or the password is wrong."))
+    return render_template("admin/login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+@requires(SIGNED_IN)
+def logout():
+    logout_user()
+    flash(_("You are signed out."), "info")
+    return redirect(url_for("admin.login"))
+
+
+@bp.route("/")
+@requires(SIGNED_IN)
+def dashboard():
+    counts = {
+        "customers": db.session.scalar(select(func.count(Customer.id))),
+        "departments": db.session.scalar(select(func.count(Department.id)).where(Department.active)),
+        "agents": db.session.scalar(select(func.count(Agent.id)).where(Agent.active)),
+    }
+    return render_template("admin/dashboard.html", counts=counts, vip_enabled=settings.vip_support_enabled())
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@requires(SIGNED_IN)
+def profile():
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        try:
+            accounts.change_password(
+                current_agent(), form.current_password.data, form.new_password.data, current_actor()
+            )
+        except ValidationFailed as error:
+            db.session.rollback()
+            show_errors(form, error)
+        else:
+            db.session.commit()
+            flash(_("Your password is changed."), "success")
+            return redirect(url_for("admin.profile"))
+    return render_template("admin/profile.html", form=form)
+
+
+# --- Components → Departments ----------------------------------------------------------------
+
+@bp.route("/departments")
+@requires("settings")
+def department_list():
+    return render_template("admin/departments.html", departments=departments.list_departments())
+
+
+@bp.route("/departments/new", methods=["GET", "POST"])
+@bp.route("/departments/<int:department_id>/edit", methods=["GET", "POST"])
+@requires("settings")
+def department_edit(department_id: int | None = None):
+    department = _get_or_404(Department, department_id) if department_id else None
+    form = DepartmentForm(obj=department)
+    if form.validate_on_submit():
+        values = {
+            "name": form.name.data, "active": form.active.data,
+            "credit_per_request": form.credit_per_request.data, "actor": current_actor(),
+        }
+        try:
+            if department is None:
+                departments.create_department(**values)
+            else:
+                departments.update_department(department, **values)
+        except ValidationFailed as error:
+            db.session.rollback()
+            show_errors(form, error)
+        else:
+            db.session.commit()
+            flash(_("Department %(name)s is saved.", name=form.name.data.strip()), "success")
+            return redirect(url_for("admin.department_list"))
+    return render_template("admin/department_form.html", form=form, department=department)
+
+
+# --- Customer cards --------------------------------------------------------------------------
+
+@bp.route("/customers")
+@requires("customers")
+def customer_list():
+    query = request.args.get("q", "").strip()
+    page = _page(customers.search(query))
+    return render_template("admin/customers.html", page=page, query=query)
+
+
+@bp.route("/customers/new", methods=["GET", "POST"])
+@requires("customers")
+def customer_new():
+    form = CustomerDetailsForm()
+    if form.validate_on_submit():
+        try:
+            customer = customers.register_customer(form.details(), password=None, actor=current_actor())
+        except ValidationFailed as error:
+            db.session.rollback()
+            show_errors(form, error)
+        else:
+            db.session.commit()
+            flash(_("Customer %(name)s is created.", name=customer.display_name), "success")
+            return redirect(url_for("admin.customer_detail", customer_id=customer.id))
+    return render_template("admin/customer_form.html", form=form, customer=None)
+
+
+@bp.route("/customers/<int:customer_id>")
+@requires("customers")
+def customer_detail(customer_id: int):
+    customer = _get_or_404(Customer, customer_id)
+    return render_template(
+        "admin/customer_detail.html",
+        customer=customer,
+        departments=customers.department_state(customer),
+        note_form=NoteForm(),
+        toggle_form=ToggleForm(),
+    )
+
+
+@bp.route("/customers/<int:customer_id>/edit", methods=["GET", "POST"])
+@requires("customers")
+def customer_edit(customer_id: int):
+    customer = _get_or_404(Customer, customer_id)
+    form = CustomerDetailsForm(obj=customer)
+    if form.validate_on_submit():
+        try:
+            customers.update_customer(customer, form.details(), current_actor())
+        except ValidationFailed as error:
+            db.session.rollback()
+            show_errors(form, error)
+        else:
+            db.session.commit()
+            flash(_("The customer's details are saved."), "success")
+            return redirect(url_for("admin.customer_detail", customer_id=customer.id))
+    return render_template("admin/customer_form.html", form=form, customer=customer)
+
+
+@bp.route("/customers/<int:customer_id>/departments/<int:department_id>", methods=["POST"])
+@requires("customers")
+def customer_department(customer_id: int, department_id: int):
+    customer = _get_or_404(Customer, customer_id)
+    department = _get_or_404(Department, department_id)
+    form = ToggleForm()
+    if form.validate_on_submit():
+        customers.set_department(customer, department, form.enabled.data, current_actor())
+        db.session.commit()
+        if form.enabled.data:
+            flash(_("%(department)s is on for this customer, free of charge.", department=department.name), "success")
+        else:
+            flash(_("%(department)s is off for this customer.", department=department.name), "success")
+    return redirect(url_for("admin.customer_detail", customer_id=customer.id))
+
+
+@bp.route("/customers/<int:customer_id>/notes", methods=["POST"])
+@requires("customers")
+def customer_note(customer_id: int):
+    customer = _get_or_404(Customer, customer_id)
+    form = NoteForm()
+    if form.validate_on_submit():
+        try:
+            customers.add_note(customer, form.body.data, current_actor())
+        except ValidationFailed as error:
+            db.session.rollback()
+            flash(" ".join(error.errors["body"]), "danger")
+        else:
+            db.session.commit()
+            flash(_("The note is added."), "success")
+    return redirect(url_for("admin.customer_detail", customer_id=customer.id))
+
+
+@bp.route("/customers/<int:customer_id>/identity", methods=["POST"])
+@requires("customers")
+def customer_identity(customer_id: int):
+    customer = _get_or_404(Customer, customer_id)
+    form = ToggleForm()
+    if form.validate_on_submit():
+        customers.set_identity_verified(customer, form.enabled.data, current_actor())
+        db.session.commit()
+        flash(_("Identity marked as verified.") if form.enabled.data else _("Identity mark removed."), "success")
+    return redirect(url_for("admin.customer_detail", customer_id=customer.id))
+
+
+# --- Settings ----------------------------------------------------------------------------------
+
+@bp.route("/settings/general", methods=["GET", "POST"])
+@requires("settings")
+def settings_general():
+    current = settings.get_all()
+    form = GeneralSettingsForm(data={**current, "notification_email_cc": ", ".join(current["notification_email_cc"])})
+    if form.validate_on_submit():
+        try:
+            settings.update_general(
+                company_name=form.company_name.data,
+                notification_email=form.notification_email.data,
+                notification_email_cc=form.notification_email_cc.data,
+                default_language=form.default_language.data,
+                renewal_window_days=form.renewal_window_days.data,
+                actor=current_actor(),
+            )
+        except ValidationFailed as error:
+            db.session.rollback()
+            show_errors(form, error)
+        else:
+            db.session.commit()
+            flash(_("The settings are saved."), "success")
+            return redirect(url_for("admin.settings_general"))
+    return render_template("admin/settings_general.html", form=form)
+
+
+@bp.route("/settings/modules", methods=["GET", "POST"])
+@requires("settings")
+def settings_modules():
+    form = ModulesForm(data=settings.get_all())
+    if form.validate_on_submit():
+        settings.update({"vip_support_enabled": form.vip_support_enabled.data}, current_actor())
+        db.session.commit()
+        if form.vip_support_enabled.data:
+            flash(_("The Paid VIP Support System is on."), "success")
+        else:
+            flash(
+                _("The Paid VIP Support System is off: billing is hidden and departments are free. No data is lost."),
+                "warning",
+            )
+        return redirect(url_for("admin.settings_modules"))
+    return render_template("admin/settings_modules.html", form=form)
+
+
+@bp.route("/settings/agents")
+@requires("settings")
+def agent_list():
+    agents = db.session.scalars(select(Agent).order_by(Agent.name))
+    return render_template("admin/agents.html", agents=agents)
+
+
+@bp.route("/settings/agents/new", methods=["GET", "POST"])
+@requires("settings")
+def agent_new():
+    form = AgentCreateForm()
+    if form.validate_on_submit():
+        if form.is_owner.data and not current_agent().is_owner:
+            abort(403)
+        try:
+            agent = accounts.create_agent(
+                name=form.name.data, email=form.email.data, password=form.password.data,
+                permissions=form.selected_permissions(), is_owner=form.is_owner.data, actor=current_actor(),
+            )
+        except ValidationFailed as error:
+            db.session.rollback()
+            show_errors(form, error)
+        else:
+            db.session.commit()
+            flash(_("Agent %(name)s is created.", name=agent.name), "success")
+            return redirect(url_for("admin.agent_list"))
+    return render_template("admin/agent_form.html", form=form, agent=None)
+
+
+@bp.route("/settings/agents/<int:agent_id>/edit", methods=["GET", "POST"])
+@requires("settings")
+def agent_edit(agent_id: int):
+    agent = _get_or_404(Agent, agent_id)
+    form = AgentEditForm(obj=agent)
+    if form.validate_on_submit():
+        if (form.is_owner.data or agent.is_owner) and not current_agent().is_owner:
+            abort(403)
+        try:
+            accounts.update_agent(
+                agent, permissions=form.selected_permissions(), is_owner=form.is_owner.data,
+                active=form.active.data, actor=current_actor(),
+            )
+        except ServiceError as error:
+            db.session.rollback()
+            form.form_errors.append(error.message)
+        else:
+            db.session.commit()
+            flash(_("Agent %(name)s is saved.", name=agent.name), "success")
+            return redirect(url_for("admin.agent_list"))
+    return render_template("admin/agent_form.html", form=form, agent=agent)
+
+
+@bp.route("/audit")
+@requires(OWNER)
+def audit_log():
+    statement = select(AuditEntry).order_by(AuditEntry.id.desc())
+    action = request.args.get("action", "").strip()
+    if action:
+        statement = statement.where(AuditEntry.action.startswith(action))
+    return render_template("admin/audit.html", page=_page(statement), action=action)

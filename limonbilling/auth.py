@@ -1,0 +1,87 @@
+"""Who is signed in, and the declared access rules for views.
+
+Agents and customers sign in separately: the Flask-Login id carries the kind
+(`agent:3`, `customer:7`), the admin blueprint accepts only agents and the
+portal only customers. Every admin view declares what it needs with
+`@requires(...)`; a test walks the URL map to prove none is left open.
+"""
+from functools import wraps
+
+from flask import abort, request, session
+from flask_login import current_user, login_user
+
+from .extensions import db, login_manager
+from .models import Agent, Customer
+from .services import audit
+
+OWNER = "owner"
+SIGNED_IN = "signed-in"  # any active agent, no permission needed
+
+
+@login_manager.user_loader
+def load_user(user_id: str):
+    kind, _, raw_id = user_id.partition(":")
+    model = {"agent": Agent, "customer": Customer}.get(kind)
+    if model is None or not raw_id.isdigit():
+        return None
+    return db.session.get(model, int(raw_id))
+
+
+def sign_in(user: Agent | Customer, remember: bool = False) -> None:
+    """Start a fresh session for the user, so a session id planted before sign-in is worthless."""
+    language = session.get("language")
+    session.clear()
+    if language:
+        session["language"] = language
+    login_user(user, remember=remember)
+
+
+def current_agent() -> Agent | None:
+    return current_user if isinstance(current_user._get_current_object(), Agent) else None
+
+
+def current_customer() -> Customer | None:
+    return current_user if isinstance(current_user._get_current_object(), Customer) else None
+
+
+def client_ip() -> str | None:
+    return request.remote_addr
+
+
+def current_actor() -> audit.Actor:
+    return audit.Actor.of(current_user, client_ip())
+
+
+def requires(permission: str):
+    """Declare what an admin view needs: a permission name, OWNER, or SIGNED_IN.
+
+    The admin blueprint has already refused anyone who is not a signed-in agent;
+    this adds the permission check (403) and records the need for the URL-map test.
+    """
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            agent = current_agent()
+            if agent is None:
+                abort(401)
+            if permission == OWNER:
+                allowed = agent.is_owner
+            elif permission == SIGNED_IN:
+                allowed = True
+            else:
+                allowed = agent.can(permission)
+            if not allowed:
+                abort(403)
+            return view(*args, **kwargs)
+
+        wrapper.required_permission = permission
+        return wrapper
+
+    return decorate
+
+
+def public(view):
+    """Mark a view that works without sign-in (sign-in pages, language switch)."""
+    view.is_public = True
+    return view

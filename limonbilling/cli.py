@@ -1,0 +1,55 @@
+"""`flask --app wsgi billing …` commands."""
+import sys
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from .extensions import db
+from .models import Agent
+from .services import ValidationFailed, accounts
+from .services.demo import DEMO_PASSWORD, SIGN_INS, load_demo_data
+
+billing_cli = AppGroup("billing", help="LimonBilling administration.")
+
+
+def _fail_with(error: ValidationFailed) -> None:
+    db.session.rollback()
+    for field, messages in error.errors.items():
+        for message in messages:
+            click.echo(f"{field}: {message}", err=True)
+    sys.exit(1)
+
+
+@billing_cli.command("create-owner")
+@click.argument("email")
+@click.option("--name", help="Display name (defaults to the part before @).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def create_owner(email: str, name: str | None, password_stdin: bool) -> None:
+    """Create an owner agent, who holds every permission."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        agent = accounts.create_owner(email, password, name=name)
+    except ValidationFailed as error:
+        _fail_with(error)
+    db.session.commit()
+    click.echo(f"Owner {agent.email} created.")
+
+
+@billing_cli.command("demo")
+@click.option("--if-empty", is_flag=True, help="Only load when the database has no agent yet (first start).")
+def demo(if_empty: bool) -> None:
+    """Load the demo data (idempotent) and print the demo sign-ins."""
+    if if_empty and db.session.scalar(select(Agent.id).limit(1)) is not None:
+        created = []
+    else:
+        created = load_demo_data()
+        db.session.commit()
+    for line in created:
+        click.echo(f"created {line}")
+    click.echo(f"Demo sign-ins (password for all: {DEMO_PASSWORD}):")
+    for role, path, email in SIGN_INS:
+        click.echo(f"  {role:24} http://127.0.0.1:5000{path:14} {email}")

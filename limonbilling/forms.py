@@ -1,0 +1,56 @@
+"""Forms shared by the portal and the admin pages, and the bridge from service errors to fields.
+
+Forms carry the fields and the CSRF token; the rules live in the services,
+whose ValidationFailed errors `show_errors` puts next to the right fields.
+"""
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired
+
+from .services import ValidationFailed
+
+LANGUAGE_CHOICES = [SelectChoice("", _l("Default")), SelectChoice("en", "English"), SelectChoice("tr", "Türkçe")]
+
+
+class CustomerDetailsForm(FlaskForm):
+    account_type = RadioField(
+        _l("Account type"),
+        choices=[SelectChoice("individual", _l("Individual")), SelectChoice("corporate", _l("Corporate"))],
+        default="individual",
+    )
+    first_name = StringField(_l("First name"))
+    last_name = StringField(_l("Last name"))
+    email = EmailField(_l("E-mail"))
+    phone = StringField(_l("Phone"), description=_l("e.g. 0532 123 45 67 or +44 20 7946 0958"))
+    national_id = StringField(_l("Turkish ID number (optional)"))
+    company_name = StringField(_l("Company name"))
+    tax_number = StringField(_l("Tax number"))
+    tax_office = StringField(_l("Tax office"))
+    billing_address = TextAreaField(_l("Billing address"))
+    language = SelectField(_l("Language"), choices=LANGUAGE_CHOICES)
+
+    def details(self) -> dict:
+        from .services.customers import DETAIL_FIELDS
+
+        return {name: self[name].data for name in DETAIL_FIELDS}
+
+
+class SignInForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[InputRequired()])
+    password = PasswordField(_l("Password"), validators=[InputRequired()])
+
+
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField(_l("Current password"), validators=[InputRequired()])
+    new_password = PasswordField(_l("New password"), validators=[InputRequired()])
+
+
+def show_errors(form: FlaskForm, error: ValidationFailed) -> None:
+    """Attach a service's field errors to the form; unknown fields go to the form-level errors."""
+    for field, messages in error.errors.items():
+        target = form[field].errors if field in form else form.form_errors
+        if isinstance(target, tuple):
+            target = form[field].errors = list(target)
+        target.extend(messages)

@@ -1,0 +1,139 @@
+"""Agents (staff using /admin) and customers (using the portal), with the customer card."""
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from ..extensions import db
+from ..services.clock import now
+
+PERMISSIONS = ("billing", "customers", "settings", "support")
+
+
+class PasswordMixin:
+    password_hash: Mapped[str] = mapped_column(String(255))
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+
+class Agent(PasswordMixin, UserMixin, db.Model):
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    is_owner: Mapped[bool] = mapped_column(Boolean, default=False)
+    can_billing: Mapped[bool] = mapped_column(Boolean, default=False)
+    can_customers: Mapped[bool] = mapped_column(Boolean, default=False)
+    can_settings: Mapped[bool] = mapped_column(Boolean, default=False)
+    can_support: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    language: Mapped[str | None] = mapped_column(String(5))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+    kind = "agent"
+
+    def get_id(self) -> str:
+        return f"agent:{self.id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    def can(self, permission: str) -> bool:
+        """The owner holds every permission."""
+        if permission not in PERMISSIONS:
+            raise ValueError(f"unknown permission {permission!r}")
+        return self.is_owner or bool(getattr(self, f"can_{permission}"))
+
+    @property
+    def permissions(self) -> list[str]:
+        return [p for p in PERMISSIONS if self.can(p)]
+
+
+class Customer(PasswordMixin, UserMixin, db.Model):
+    __tablename__ = "customers"
+    __table_args__ = (
+        CheckConstraint("account_type IN ('individual', 'corporate')", name="account_type"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_type: Mapped[str] = mapped_column(String(12), default="individual")
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    phone: Mapped[str] = mapped_column(String(20))
+    national_id: Mapped[str | None] = mapped_column(String(11))
+    company_name: Mapped[str | None] = mapped_column(String(200))
+    tax_number: Mapped[str | None] = mapped_column(String(11))
+    tax_office: Mapped[str | None] = mapped_column(String(120))
+    billing_address: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(5))
+    identity_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    identity_verified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now, index=True)
+
+    departments: Mapped[list["CustomerDepartment"]] = relationship(
+        back_populates="customer", cascade="all, delete-orphan"
+    )
+    notes: Mapped[list["CustomerNote"]] = relationship(
+        back_populates="customer", cascade="all, delete-orphan", order_by="CustomerNote.id.desc()"
+    )
+
+    kind = "customer"
+
+    def get_id(self) -> str:
+        return f"customer:{self.id}"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def display_name(self) -> str:
+        if self.account_type == "corporate" and self.company_name:
+            return f"{self.company_name} ({self.full_name})"
+        return self.full_name
+
+
+class CustomerDepartment(db.Model):
+    """A department switched on on a customer's card; `source` says who switched it on.
+
+    `manual`: an agent enabled it, usable free of charge. `package`: a purchase
+    enabled it, usable while an entitlement covers it.
+    """
+
+    __tablename__ = "customer_departments"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "department_id"),
+        CheckConstraint("source IN ('manual', 'package')", name="source"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    source: Mapped[str] = mapped_column(String(10))
+    enabled_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+    customer: Mapped[Customer] = relationship(back_populates="departments")
+    department: Mapped["Department"] = relationship()  # noqa: F821
+
+
+class CustomerNote(db.Model):
+    __tablename__ = "customer_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+    customer: Mapped[Customer] = relationship(back_populates="notes")
+    agent: Mapped[Agent | None] = relationship()
+

@@ -1,0 +1,107 @@
+from flask import flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, logout_user
+
+from ..auth import current_actor, current_customer, public, sign_in
+from ..extensions import db
+from ..forms import CustomerDetailsForm, PasswordChangeForm, SignInForm, show_errors
+from ..safe_redirect import safe_next
+from ..services import ValidationFailed, accounts, customers
+from ..services.settings import LANGUAGES
+from . import bp
+from .forms import RegistrationForm
+
+
+@bp.route("/")
+def home():
+    customer = current_customer()
+    return render_template("portal/home.html", customer=customer, departments=customers.department_state(customer))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@public
+def login():
+    form = SignInForm()
+    if form.validate_on_submit():
+        customer = accounts.authenticate_customer(form.email.data, form.password.data)
+        if customer is not None:
+            sign_in(customer)
+            return redirect(safe_next(request.args.get("next"), url_for("portal.home")))
+        form.form_errors.append(_("The e-mail address or the password is wrong."))
+    return render_template("portal/login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    logout_user()
+    flash(_("You are signed out."), "info")
+    return redirect(url_for("portal.login"))
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@public
+def register():
+    form = RegistrationForm()
+    if request.method == "GET" and not form.language.data:
+        form.language.data = session.get("language", "")
+    if form.validate_on_submit():
+        try:
+            customer = customers.register_customer(form.details(), form.password.data)
+        except ValidationFailed as error:
+            db.session.rollback()
+            show_errors(form, error)
+        else:
+            db.session.commit()
+            sign_in(customer)
+            flash(_("Welcome! Your account is ready."), "success")
+            return redirect(url_for("portal.home"))
+    return render_template("portal/register.html", form=form)
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+def profile():
+    customer = current_customer()
+    form = CustomerDetailsForm(obj=customer)
+    if form.validate_on_submit():
+        try:
+            customers.update_customer(customer, form.details(), current_actor())
+        except ValidationFailed as error:
+            db.session.rollback()
+            show_errors(form, error)
+        else:
+            db.session.commit()
+            flash(_("Your details are saved."), "success")
+            return redirect(url_for("portal.profile"))
+    return render_template("portal/profile.html", form=form, password_form=PasswordChangeForm(prefix="pw"))
+
+
+@bp.route("/profile/password", methods=["POST"])
+def change_password():
+    customer = current_customer()
+    password_form = PasswordChangeForm(prefix="pw")
+    if password_form.validate_on_submit():
+        try:
+            accounts.change_password(
+                customer, password_form.current_password.data, password_form.new_password.data, current_actor()
+            )
+        except ValidationFailed as error:
+            db.session.rollback()
+            show_errors(password_form, error)
+        else:
+            db.session.commit()
+            flash(_("Your password is changed."), "success")
+            return redirect(url_for("portal.profile"))
+    form = CustomerDetailsForm(obj=customer, formdata=None)
+    return render_template("portal/profile.html", form=form, password_form=password_form), 422
+
+
+@bp.route("/language/<code>", methods=["POST"])
+@public
+def set_language(code: str):
+    """Remember the visitor's language choice; signed-in users keep it on their account."""
+    if code in LANGUAGES:
+        session["language"] = code
+        if current_user.is_authenticated:
+            current_user.language = code
+            db.session.commit()
+    return redirect(safe_next(request.form.get("next"), url_for("portal.home")))

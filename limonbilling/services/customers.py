@@ -1,0 +1,213 @@
+"""Customer accounts and cards: registration, profile rules, departments, notes, identity mark.
+
+The validation here is the only one: the portal form, the admin pages and the
+API all call `validate_details`, so a rule never differs between them.
+"""
+import secrets
+from typing import Any
+
+import phonenumbers
+from flask_babel import gettext as _
+from sqlalchemy import func, or_, select
+from stdnum.tr import tckimlik, vkn
+
+from ..extensions import db
+from ..models import Customer, CustomerDepartment, CustomerNote, Department
+from . import ValidationFailed, accounts, audit
+from .accounts import normalize_email
+from .clock import now
+from .settings import LANGUAGES
+
+ACCOUNT_TYPES = ("individual", "corporate")
+PERSONAL_FIELDS = ("first_name", "last_name", "email", "phone")
+CORPORATE_FIELDS = ("company_name", "tax_number", "tax_office", "billing_address")
+DETAIL_FIELDS = ("account_type", *PERSONAL_FIELDS, "national_id", *CORPORATE_FIELDS, "language")
+MAX_LENGTHS = {
+    "first_name": 100, "last_name": 100, "email": 254, "company_name": 200,
+    "tax_office": 120, "billing_address": 1000,
+}
+
+
+def normalize_phone(value: str) -> str:
+    """E.164 form of a Turkish (default region) or international (+country) number."""
+    try:
+        number = phonenumbers.parse(value.strip(), "TR")
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(str(exc)) from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("invalid number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _digits(value: str) -> str:
+    return "".join(value.split())
+
+
+def validate_details(data: dict[str, Any], *, customer: Customer | None = None) -> dict[str, Any]:
+    """Check and normalise a customer's details (individual or corporate).
+
+    Returns the clean values; raises ValidationFailed with every field error at once.
+    `customer` is the record being edited, so its own e-mail is not a duplicate.
+    """
+    errors: dict[str, list[str]] = {}
+    clean: dict[str, Any] = {}
+
+    def fail(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    def text(field: str) -> str:
+        value = data.get(field)
+        return str(value).strip() if value is not None else ""
+
+    account_type = text("account_type") or "individual"
+    if account_type not in ACCOUNT_TYPES:
+        fail("account_type", _("Choose individual or corporate."))
+    clean["account_type"] = account_type
+
+    required = PERSONAL_FIELDS + (CORPORATE_FIELDS if account_type == "corporate" else ())
+    for field in DETAIL_FIELDS[1:]:
+        value = text(field)
+        if field in required and not value:
+            fail(field, _("This field is required."))
+        elif field in MAX_LENGTHS and len(value) > MAX_LENGTHS[field]:
+            fail(field, _("At most %(n)d characters.", n=MAX_LENGTHS[field]))
+        clean[field] = value or None
+
+    if clean["email"] and "email" not in errors:
+        try:
+            clean["email"] = normalize_email(clean["email"])
+        except ValueError:
+            fail("email", _("Enter a valid e-mail address, like name@example.com."))
+        else:
+            taken = select(Customer.id).where(func.lower(Customer.email) == clean["email"])
+            if customer is not None:
+                taken = taken.where(Customer.id != customer.id)
+            if db.session.scalar(taken) is not None:
+                fail("email", _("An account with this e-mail address already exists."))
+
+    if clean["phone"] and "phone" not in errors:
+        try:
+            clean["phone"] = normalize_phone(clean["phone"])
+        except ValueError:
+            fail("phone", _("Enter a valid phone number: 0532 123 45 67 or +44 20 7946 0958."))
+
+    if account_type == "individual":
+        for field in CORPORATE_FIELDS:
+            clean[field] = None
+        if clean["national_id"]:
+            clean["national_id"] = _digits(clean["national_id"])
+            if not tckimlik.is_valid(clean["national_id"]):
+                fail("national_id", _("A Turkish ID number has 11 digits and a valid checksum."))
+    else:
+        clean["national_id"] = None
+        if clean["tax_number"]:
+            number = clean["tax_number"] = _digits(clean["tax_number"])
+            valid = vkn.is_valid(number) if len(number) == 10 else tckimlik.is_valid(number)
+            if not valid:
+                fail("tax_number", _(
+                    "A tax number has 10 digits (or 11 for a sole proprietor's ID number) "
+                    "and a valid checksum."
+                ))
+
+    if clean["language"] and clean["language"] not in LANGUAGES:
+        fail("language", _("Choose a language from the list."))
+
+    if errors:
+        raise ValidationFailed(errors)
+    return clean
+
+
+def register_customer(
+    data: dict[str, Any], password: str | None, actor: audit.Actor | None = None
+) -> Customer:
+    """Create a customer account; nothing is saved unless every field is valid.
+
+    `password=None` (an account made by an agent or the API) gets a random
+    password nobody knows; the customer sets one through a password reset.
+    """
+    errors: dict[str, list[str]] = {}
+    try:
+        clean = validate_details(data)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    if password is not None:
+        password_problem = accounts.password_problem(password)
+        if password_problem:
+            errors.setdefault("password", []).append(password_problem)
+    if errors:
+        raise ValidationFailed(errors)
+    customer = Customer(**clean)
+    customer.set_password(password if password is not None else secrets.token_urlsafe(32))
+    db.session.add(customer)
+    db.session.flush()
+    audit.record(actor or audit.Actor.of(customer), "customer.register", customer)
+    return customer
+
+
+def update_customer(customer: Customer, data: dict[str, Any], actor: audit.Actor) -> list[str]:
+    """Apply new details after validation; returns the names of the changed fields."""
+    merged = {field: getattr(customer, field) for field in DETAIL_FIELDS}
+    merged.update({k: v for k, v in data.items() if k in DETAIL_FIELDS})
+    clean = validate_details(merged, customer=customer)
+    changed = [field for field, value in clean.items() if getattr(customer, field) != value]
+    for field in changed:
+        setattr(customer, field, clean[field])
+    if changed:
+        audit.record(actor, "customer.update", customer, fields=changed)
+    return changed
+
+
+def search(query: str | None = None):
+    """A select of customers matching name, company, e-mail or phone, newest first."""
+    statement = select(Customer).order_by(Customer.id.desc())
+    if query:
+        pattern = f"%{query.strip().lower()}%"
+        statement = statement.where(or_(
+            func.lower(Customer.first_name + " " + Customer.last_name).like(pattern),
+            func.lower(Customer.company_name).like(pattern),
+            func.lower(Customer.email).like(pattern),
+            Customer.phone.like(pattern.replace(" ", "")),
+        ))
+    return statement
+
+
+def department_state(customer: Customer) -> list[tuple[Department, CustomerDepartment | None]]:
+    """Every department with the card's row for it (None when off), for the card page."""
+    rows = {row.department_id: row for row in customer.departments}
+    departments = db.session.scalars(select(Department).order_by(Department.name))
+    return [(department, rows.get(department.id)) for department in departments]
+
+
+def set_department(customer: Customer, department: Department, enabled: bool, actor: audit.Actor) -> None:
+    """An agent switches a department on (source `manual`: free to use) or off on the card."""
+    row = next((r for r in customer.departments if r.department_id == department.id), None)
+    if enabled:
+        if row is None:
+            customer.departments.append(CustomerDepartment(department=department, source="manual"))
+        elif row.source != "manual":
+            row.source = "manual"
+        else:
+            return
+    else:
+        if row is None:
+            return
+        customer.departments.remove(row)
+    audit.record(actor, "customer.department", customer, department=department.name, enabled=enabled)
+
+
+def add_note(customer: Customer, body: str, actor: audit.Actor) -> CustomerNote:
+    body = (body or "").strip()
+    if not body:
+        raise ValidationFailed({"body": [_("Write the note first.")]})
+    note = CustomerNote(customer=customer, agent_id=actor.id if actor.type == "agent" else None, body=body)
+    db.session.add(note)
+    audit.record(actor, "customer.note", customer)
+    return note
+
+
+def set_identity_verified(customer: Customer, verified: bool, actor: audit.Actor) -> None:
+    if customer.identity_verified == verified:
+        return
+    customer.identity_verified = verified
+    customer.identity_verified_at = now() if verified else None
+    audit.record(actor, "customer.identity_verified", customer, verified=verified)

@@ -1,0 +1,50 @@
+"""Demo data for `flask billing demo` and `make run`; running it again adds nothing twice."""
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Agent, Customer, Department
+from . import accounts, audit, customers, departments
+
+DEMO_PASSWORD = "demo-pass-1"
+OWNER_EMAIL = "owner@example.com"
+SIGN_INS = (
+    ("agent (owner)", "/admin/login", OWNER_EMAIL),
+    ("customer (individual)", "/login", "ayse@example.com"),
+    ("customer (corporate)", "/login", "mehmet@example.com"),
+)
+
+DEPARTMENTS = (
+    {"name": "Technical Support", "credit_per_request": 2},
+    {"name": "Server Management", "credit_per_request": 5},
+)
+
+CUSTOMERS = (
+    {
+        "account_type": "individual", "first_name": "Ayşe", "last_name": "Yılmaz",
+        "email": "ayse@example.com", "phone": "0532 123 45 67", "language": "tr",
+    },
+    {
+        "account_type": "corporate", "first_name": "Mehmet", "last_name": "Öztürk",
+        "email": "mehmet@example.com", "phone": "+90 212 555 12 34", "language": "en",
+        "company_name": "Öztürk Yazılım A.Ş.", "tax_number": "4540536920", "tax_office": "Kadıköy",
+        "billing_address": "Caferağa Mah. Moda Cad. No: 1, Kadıköy / İstanbul",
+    },
+)
+
+
+def load_demo_data() -> list[str]:
+    """Create what is missing of the demo set; returns a line for each record created."""
+    actor = audit.Actor.system("demo")
+    created = []
+    if db.session.scalar(select(Agent).where(Agent.email == OWNER_EMAIL)) is None:
+        accounts.create_owner(OWNER_EMAIL, DEMO_PASSWORD, name="Demo Owner")
+        created.append(f"agent {OWNER_EMAIL}")
+    for values in DEPARTMENTS:
+        if db.session.scalar(select(Department).where(Department.name == values["name"])) is None:
+            departments.create_department(active=True, actor=actor, **values)
+            created.append(f"department {values['name']}")
+    for values in CUSTOMERS:
+        if db.session.scalar(select(Customer).where(Customer.email == values["email"])) is None:
+            customers.register_customer(values, DEMO_PASSWORD, actor=actor)
+            created.append(f"customer {values['email']}")
+    return created

@@ -1,0 +1,100 @@
+"""Typed settings with defaults, stored as JSON values in the `settings` table."""
+import json
+from typing import Any
+
+from flask_babel import gettext as _
+
+from ..extensions import db
+from ..models import Setting
+from . import ValidationFailed, audit
+
+LANGUAGES = ("en", "tr")
+
+DEFAULTS: dict[str, Any] = {
+    "company_name": "LimonBilling",
+    "notification_email": "",
+    "notification_email_cc": [],
+    "default_language": "en",
+    "renewal_window_days": 30,
+    "vip_support_enabled": True,
+}
+
+
+def get(key: str) -> Any:
+    if key not in DEFAULTS:
+        raise KeyError(key)
+    row = db.session.get(Setting, key)
+    return json.loads(row.value) if row is not None else DEFAULTS[key]
+
+
+def get_all() -> dict[str, Any]:
+    values = dict(DEFAULTS)
+    for row in db.session.scalars(db.select(Setting).where(Setting.key.in_(DEFAULTS))):
+        values[row.key] = json.loads(row.value)
+    return values
+
+
+def update(values: dict[str, Any], actor: audit.Actor) -> list[str]:
+    """Store the given values; returns the keys that changed (audited by name only)."""
+    changed = []
+    for key, value in values.items():
+        if key not in DEFAULTS:
+            raise KeyError(key)
+        if get(key) == value:
+            continue
+        row = db.session.get(Setting, key) or Setting(key=key)
+        row.value = json.dumps(value)
+        db.session.add(row)
+        changed.append(key)
+    if changed:
+        audit.record(actor, "settings.update", keys=changed)
+    return changed
+
+
+def vip_support_enabled() -> bool:
+    """The licence switch of domain.md §2: off means billing does not exist (404)."""
+    return bool(get("vip_support_enabled"))
+
+
+def update_general(
+    *, company_name: str, notification_email: str, notification_email_cc: str,
+    default_language: str, renewal_window_days: int, actor: audit.Actor,
+) -> list[str]:
+    """Settings → General, with each e-mail address checked and the CC list split on commas."""
+    from .accounts import normalize_email
+
+    errors: dict[str, list[str]] = {}
+    email = (notification_email or "").strip()
+    if email:
+        try:
+            email = normalize_email(email)
+        except ValueError:
+            errors["notification_email"] = [_("Enter a valid e-mail address, like name@example.com.")]
+    cc = []
+    for address in (notification_email_cc or "").replace(";", ",").split(","):
+        if not address.strip():
+            continue
+        try:
+            cc.append(normalize_email(address))
+        except ValueError:
+            errors.setdefault("notification_email_cc", []).append(
+                _("%(address)s is not a valid e-mail address.", address=address.strip())
+            )
+    if default_language not in LANGUAGES:
+        errors["default_language"] = [_("Choose a language from the list.")]
+    if not 1 <= int(renewal_window_days) <= 365:
+        errors["renewal_window_days"] = [_("Enter a number of days from 1 to 365.")]
+    if not (company_name or "").strip():
+        errors["company_name"] = [_("This field is required.")]
+    if errors:
+        raise ValidationFailed(errors)
+    return update(
+        {
+            "company_name": company_name.strip(),
+            "notification_email": email,
+            "notification_email_cc": cc,
+            "default_language": default_language,
+            "renewal_window_days": int(renewal_window_days),
+        },
+        actor,
+    )

@@ -1,0 +1,102 @@
+"""Fixtures: an app per test on SQLite and on a real PostgreSQL server, a test clock, clients.
+
+Every test that uses `app` runs twice, once per database. The schema is made
+once per database and emptied between tests. Set TEST_DATABASES=sqlite to run
+only one locally; REQUIRE_POSTGRES=1 (CI) turns a missing PostgreSQL into a failure.
+"""
+import os
+from datetime import datetime
+
+import pytest
+from sqlalchemy import text
+
+from limonbilling import create_app
+from limonbilling.extensions import db
+from limonbilling.services.clock import FrozenClock
+
+from .postgres import PostgresServer, find_bin_dir
+
+os.environ["LIMONBILLING_CONFIG"] = "testing"
+DATABASES = [name for name in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if name]
+START = datetime(2026, 3, 1, 9, 0, 0)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        reason = "PostgreSQL server binaries not found (looked in PG_BIN, /usr/lib/postgresql/*/bin, PATH)"
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason + " and REQUIRE_POSTGRES=1")
+        pytest.skip(reason)
+    server = PostgresServer(bin_dir)
+    server.start()
+    yield server
+    server.stop()
+
+
+def _make_app(database_url: str, **overrides):
+    return create_app({"SQLALCHEMY_DATABASE_URI": database_url, **overrides})
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def database_url(request, tmp_path_factory):
+    """A database with the current schema, made once per test session."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database("limonbilling_test")
+    app = _make_app(url)
+    with app.app_context():
+        db.create_all()
+        db.engine.dispose()
+    return url
+
+
+def _empty_all_tables() -> None:
+    tables = list(reversed(db.metadata.sorted_tables))
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text(
+            "TRUNCATE " + ", ".join(f'"{t.name}"' for t in tables) + " RESTART IDENTITY CASCADE"
+        ))
+    else:
+        for table in tables:
+            db.session.execute(table.delete())
+    db.session.commit()
+
+
+@pytest.fixture
+def clock():
+    return FrozenClock(START)
+
+
+@pytest.fixture
+def app(database_url, clock):
+    app = _make_app(database_url)
+    app.extensions["clock"] = clock
+    with app.app_context():
+        _empty_all_tables()
+    ctx = app.app_context()
+    ctx.push()
+    yield app
+    db.session.remove()
+    ctx.pop()
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def make_app(database_url, clock):
+    """Build another app on the same database with other settings (e.g. CSRF on)."""
+
+    def build(**overrides):
+        other = _make_app(database_url, **overrides)
+        other.extensions["clock"] = clock
+        return other
+
+    return build
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

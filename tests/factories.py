@@ -1,0 +1,68 @@
+"""Small functions that make valid records; override only what a test is about."""
+import itertools
+
+from limonbilling.extensions import db
+from limonbilling.models import Agent, Customer, Department
+from limonbilling.services import audit, customers
+
+PASSWORD = "secret-pass-1"
+_sequence = itertools.count(1)
+
+
+def make_customer(**overrides) -> Customer:
+    n = next(_sequence)
+    values = {
+        "account_type": "individual",
+        "first_name": "Ayşe",
+        "last_name": "Yılmaz",
+        "email": f"customer{n}@example.com",
+        "phone": "0532 123 45 67",
+    }
+    values.update(overrides)
+    customer = customers.register_customer(values, PASSWORD, actor=audit.Actor.system("test"))
+    db.session.commit()
+    return customer
+
+
+def make_corporate_customer(**overrides) -> Customer:
+    values = {
+        "account_type": "corporate",
+        "company_name": "Öztürk Yazılım A.Ş.",
+        "tax_number": "4540536920",
+        "tax_office": "Kadıköy",
+        "billing_address": "Moda Cad. No: 1, Kadıköy / İstanbul",
+    }
+    values.update(overrides)
+    return make_customer(**values)
+
+
+def make_agent(*permissions: str, is_owner: bool = False, **overrides) -> Agent:
+    n = next(_sequence)
+    agent = Agent(
+        name=overrides.pop("name", f"Agent {n}"),
+        email=overrides.pop("email", f"agent{n}@example.com"),
+        is_owner=is_owner,
+        active=overrides.pop("active", True),
+        **{f"can_{p}": True for p in permissions},
+        **overrides,
+    )
+    agent.set_password(PASSWORD)
+    db.session.add(agent)
+    db.session.commit()
+    return agent
+
+
+def make_department(name: str | None = None, credit_per_request: int = 2, active: bool = True) -> Department:
+    department = Department(
+        name=name or f"Department {next(_sequence)}", credit_per_request=credit_per_request, active=active
+    )
+    db.session.add(department)
+    db.session.commit()
+    return department
+
+
+def sign_in(client, user) -> None:
+    """Sign in through the real sign-in form of the user's area."""
+    path = "/admin/login" if user.kind == "agent" else "/login"
+    response = client.post(path, data={"email": user.email, "password": PASSWORD})
+    assert response.status_code == 302, response.data
