@@ -66,3 +66,37 @@ def sign_in(client, user) -> None:
     path = "/admin/login" if user.kind == "agent" else "/login"
     response = client.post(path, data={"email": user.email, "password": PASSWORD})
     assert response.status_code == 302, response.data
+
+
+def make_package(
+    type: str = "credit", departments=(), *, credits: int | None = None, days: int | None = None,
+    price: str = "150.00", currency: str = "TRY", on_sale: bool = True, name: str | None = None,
+):
+    """A package over the given departments (one new department when none is given)."""
+    from limonbilling.services import packages
+
+    departments = list(departments) or [make_department()]
+    values = {
+        "name": name or f"{type.title()} package {next(_sequence)}",
+        "type": type,
+        "price": price,
+        "currency": currency,
+        "credits": credits if credits is not None else (10 if type == "credit" else None),
+        "days": days if days is not None else (30 if type == "subscription" else None),
+        "department_ids": [d.id for d in departments],
+        "on_sale": on_sale,
+    }
+    package = packages.create_package(values, audit.Actor.system("test"))
+    db.session.commit()
+    return package
+
+
+def activate(customer, package, **kwargs):
+    """Activate a package as a test purchase and commit."""
+    from limonbilling.services import entitlements
+
+    grant = entitlements.activate_package(
+        customer, package, source=kwargs.pop("source", "test"), actor=audit.Actor.system("test"), **kwargs
+    )
+    db.session.commit()
+    return grant

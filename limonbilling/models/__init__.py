@@ -1,15 +1,30 @@
 """All models, imported here so Alembic and `db.create_all()` see every table."""
 from .accounts import PERMISSIONS, Agent, Customer, CustomerDepartment, CustomerNote
-from .catalog import Department
+from .catalog import CURRENCIES, PACKAGE_TYPES, Department, Package
+from .entitlements import LEDGER_KINDS, USAGE_KINDS, Grant, LedgerEntry, SubscriptionPeriod, Usage
+from .helpdesk import CONVERSATION_KINDS, CONVERSATION_STATUSES, Conversation, Message
 from .settings import AuditEntry, Setting
 
 __all__ = [
+    "CONVERSATION_KINDS",
+    "CONVERSATION_STATUSES",
+    "Conversation",
+    "Message",
+    "CURRENCIES",
+    "LEDGER_KINDS",
+    "PACKAGE_TYPES",
     "PERMISSIONS",
+    "USAGE_KINDS",
     "Agent",
     "AuditEntry",
     "Customer",
     "CustomerDepartment",
     "CustomerNote",
     "Department",
+    "Grant",
+    "LedgerEntry",
+    "Package",
     "Setting",
+    "SubscriptionPeriod",
+    "Usage",
 ]

@@ -2,7 +2,7 @@
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -61,6 +61,10 @@ class Customer(PasswordMixin, UserMixin, db.Model):
     __tablename__ = "customers"
     __table_args__ = (
         CheckConstraint("account_type IN ('individual', 'corporate')", name="account_type"),
+        CheckConstraint("credits >= 0", name="credits_not_negative"),
+        CheckConstraint("package_type IN ('credit', 'subscription')", name="package_type"),
+        # Rule 1, one type at a time: a subscriber holds no credits.
+        CheckConstraint("credits = 0 OR COALESCE(package_type, '') = 'credit'", name="credits_only_for_credit_type"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -75,6 +79,8 @@ class Customer(PasswordMixin, UserMixin, db.Model):
     tax_office: Mapped[str | None] = mapped_column(String(120))
     billing_address: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(String(5))
+    package_type: Mapped[str | None] = mapped_column(String(12))
+    credits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     identity_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     identity_verified_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now, index=True)

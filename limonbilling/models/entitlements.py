@@ -1,0 +1,120 @@
+"""What customers are entitled to: grants of packages, subscription periods, the credit ledger, usage."""
+from datetime import datetime
+
+from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from ..services.clock import now
+
+
+class Grant(db.Model):
+    """One activated purchase of a package, with the package as it was sold.
+
+    A credit grant covers its departments until it ends (a type switch forfeits
+    it, a cancelled order revokes it); a subscription grant has one period.
+    """
+
+    __tablename__ = "grants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    package_id: Mapped[int | None] = mapped_column(ForeignKey("packages.id", ondelete="SET NULL"), index=True)
+    package_type: Mapped[str] = mapped_column(String(12))
+    kind: Mapped[str] = mapped_column(String(10))  # new, top-up, renewal, switch
+    snapshot: Mapped[dict] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(80))  # e.g. "order 4829103744", "api", "demo"
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(20))  # forfeit, revoked
+
+    period: Mapped["SubscriptionPeriod | None"] = relationship(back_populates="grant", uselist=False)
+
+    __table_args__ = (Index("ix_grants_customer_active", "customer_id", "ended_at"),)
+
+    @property
+    def department_ids(self) -> list[int]:
+        return list(self.snapshot["department_ids"])
+
+
+class SubscriptionPeriod(db.Model):
+    """A stretch of unlimited use of the grant's departments: [starts_at, ends_at), cut short by `cut_at`."""
+
+    __tablename__ = "subscription_periods"
+    __table_args__ = (CheckConstraint("ends_at > starts_at", name="positive_length"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    grant_id: Mapped[int] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), unique=True)
+    starts_at: Mapped[datetime] = mapped_column(DateTime)
+    ends_at: Mapped[datetime] = mapped_column(DateTime)
+    cut_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    grant: Mapped[Grant] = relationship(back_populates="period")
+
+    @property
+    def effective_end(self) -> datetime:
+        return min(self.ends_at, self.cut_at) if self.cut_at is not None else self.ends_at
+
+    def covers(self, moment: datetime) -> bool:
+        return self.starts_at <= moment < self.effective_end
+
+
+LEDGER_KINDS = ("purchase", "usage", "forfeit", "reversal", "adjustment")
+
+
+class LedgerEntry(db.Model):
+    """One movement of a customer's credit balance. Rows are only ever added.
+
+    `balance_after` is the balance right after this movement; the customer's
+    `credits` column always equals the sum of `amount` over its entries.
+    """
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        CheckConstraint("kind IN ('purchase', 'usage', 'forfeit', 'reversal', 'adjustment')", name="kind"),
+        CheckConstraint("balance_after >= 0", name="balance_not_negative"),
+        Index("ix_ledger_entries_customer_id_id", "customer_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(12))
+    amount: Mapped[int] = mapped_column(Integer)
+    balance_after: Mapped[int] = mapped_column(Integer)
+    grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id", ondelete="SET NULL"), index=True)
+    usage_id: Mapped[int | None] = mapped_column(ForeignKey("usages.id", ondelete="SET NULL"), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+    usage: Mapped["Usage | None"] = relationship()
+    grant: Mapped[Grant | None] = relationship()
+    agent = relationship("Agent")
+
+
+USAGE_KINDS = ("ticket", "chat")
+
+
+class Usage(db.Model):
+    """One new ticket or chat, recorded once per (kind, reference) whatever retries happen."""
+
+    __tablename__ = "usages"
+    __table_args__ = (
+        UniqueConstraint("kind", "reference"),
+        CheckConstraint("kind IN ('ticket', 'chat')", name="kind"),
+        CheckConstraint("cost >= 0", name="cost_not_negative"),
+        Index("ix_usages_customer_id_id", "customer_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    reference: Mapped[str] = mapped_column(String(120))
+    cost: Mapped[int] = mapped_column(Integer)
+    covered_by: Mapped[str] = mapped_column(String(12))  # credits, subscription, manual
+    credits_after: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+    department = relationship("Department")

@@ -1,0 +1,385 @@
+"""The rules of entitlement (domain.md §5, rules 1–6), each in one function that names its rule.
+
+`preview_purchase` says what buying a package would do; `activate_package`
+does it (after checking again under a lock); `charge_usage` charges a new
+ticket or chat; `entitlement` describes what a customer holds now. Pages, the
+API and the payment code call these and never re-check a rule themselves.
+"""
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask_babel import format_date
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..extensions import db
+from ..models import Customer, CustomerDepartment, Department, Grant, Package, SubscriptionPeriod, Usage
+from . import ServiceError, audit, ledger, settings
+from .clock import now
+
+
+@dataclass
+class PurchasePreview:
+    """What a purchase of `package` would do for the customer, or why it is refused."""
+
+    allowed: bool
+    kind: str  # new, top-up, renewal, switch
+    reason_code: str | None = None
+    reason: str | None = None
+    new_credits: int | None = None
+    period_start: datetime | None = None
+    new_expiry: datetime | None = None
+    renewable_from: datetime | None = None
+    forfeit_credits: int = 0
+    forfeit_subscription_until: datetime | None = None
+    department_names: list[str] = field(default_factory=list)
+
+    @property
+    def forfeits_something(self) -> bool:
+        return self.forfeit_credits > 0 or self.forfeit_subscription_until is not None
+
+
+class PurchaseRefused(ServiceError):
+    def __init__(self, preview: PurchasePreview):
+        super().__init__(preview.reason_code, preview.reason, preview=preview)
+        self.preview = preview
+
+
+def lock_customer(customer_id: int) -> Customer:
+    """Reload the customer with its row locked until the transaction ends (PostgreSQL: FOR UPDATE;
+    SQLite already serialises writers with BEGIN IMMEDIATE)."""
+    return db.session.execute(
+        select(Customer).where(Customer.id == customer_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+# --- what a customer holds --------------------------------------------------------------------
+
+def active_credit_grants(customer: Customer) -> list[Grant]:
+    """Rule 2: credits cover the departments of every credit package bought since the last switch."""
+    return list(db.session.scalars(
+        select(Grant).where(
+            Grant.customer_id == customer.id, Grant.package_type == "credit", Grant.ended_at.is_(None)
+        ).order_by(Grant.id)
+    ))
+
+
+def subscription_periods(customer: Customer) -> list[SubscriptionPeriod]:
+    """The customer's periods that were not cut to nothing, in time order."""
+    periods = db.session.scalars(
+        select(SubscriptionPeriod).where(SubscriptionPeriod.customer_id == customer.id).order_by(
+            SubscriptionPeriod.starts_at, SubscriptionPeriod.id
+        )
+    )
+    return [period for period in periods if period.effective_end > period.starts_at]
+
+
+def subscription_expiry(customer: Customer) -> datetime | None:
+    """When the customer's subscription time runs out (the end of the last period), or None."""
+    periods = subscription_periods(customer)
+    return max(period.effective_end for period in periods) if periods else None
+
+
+def renewal_window() -> timedelta:
+    return timedelta(days=settings.get("renewal_window_days"))
+
+
+def _covering_period(customer: Customer, department_id: int, moment: datetime) -> SubscriptionPeriod | None:
+    """Rule 3: each period covers its own package's departments, only during the period."""
+    for period in subscription_periods(customer):
+        if period.covers(moment) and department_id in period.grant.department_ids:
+            return period
+    return None
+
+
+def _credit_covered_department_ids(customer: Customer) -> set[int]:
+    return {department_id for grant in active_credit_grants(customer) for department_id in grant.department_ids}
+
+
+def _entitled_department_ids(customer: Customer, moment: datetime) -> set[int]:
+    """Departments some entitlement covers now or later (a renewal already bought)."""
+    ids = _credit_covered_department_ids(customer) if customer.package_type == "credit" else set()
+    for period in subscription_periods(customer):
+        if period.effective_end > moment:
+            ids.update(period.grant.department_ids)
+    return ids
+
+
+# --- rule 5: departments switch on and off by themselves ----------------------------------------
+
+def sync_departments(customer: Customer, actor: audit.Actor | None = None) -> None:
+    """Rule 5: package departments switch on when a purchase is activated and off when nothing covers them.
+
+    Departments an agent switched on (`manual`) are never touched.
+    """
+    entitled = _entitled_department_ids(customer, now())
+    rows = {row.department_id: row for row in customer.departments}
+    switched_on, switched_off = [], []
+    for department_id in sorted(entitled - rows.keys()):
+        customer.departments.append(CustomerDepartment(department_id=department_id, source="package"))
+        switched_on.append(department_id)
+    for department_id, row in rows.items():
+        if row.source == "package" and department_id not in entitled:
+            customer.departments.remove(row)
+            switched_off.append(department_id)
+    if (switched_on or switched_off) and actor is not None:
+        audit.record(actor, "customer.departments.sync", customer, on=switched_on, off=switched_off)
+
+
+def expire_entitlements() -> int:
+    """Switch off the package departments of every customer whose subscription has ended (cron).
+
+    Returns how many customers changed. Usability is always decided at charge
+    time too, so this only keeps the cards tidy.
+    """
+    changed = 0
+    subscribers = db.session.scalars(
+        select(Customer).join(CustomerDepartment).where(
+            CustomerDepartment.source == "package", Customer.package_type == "subscription"
+        ).distinct()
+    )
+    for customer in subscribers:
+        before = {row.department_id for row in customer.departments}
+        sync_departments(customer, audit.Actor.system("expiry"))
+        if {row.department_id for row in customer.departments} != before:
+            changed += 1
+    return changed
+
+
+# --- rules 1, 3, 4: what a purchase would do -----------------------------------------------------
+
+def preview_purchase(customer: Customer, package: Package, *, allow_off_sale: bool = False) -> PurchasePreview:
+    """Rules 1–4 applied to a would-be purchase: allowed or why not, and its effect.
+
+    Rule 1 (one type at a time) and rule 4 (switching forfeits the old type):
+    buying the other type is allowed but forfeits the remaining credits or
+    subscription time. Rule 2: credit top-ups add up any time. Rule 3:
+    subscriptions renew only inside the renewal window or after expiry, the
+    new period starting at the current expiry (or now, once expired).
+    """
+    moment = now()
+    names = [department.name for department in package.departments]
+    current = customer.package_type
+    if current is None:
+        kind = "new"
+    elif current == package.type:
+        kind = "top-up" if package.type == "credit" else "renewal"
+    else:
+        kind = "switch"
+    preview = PurchasePreview(allowed=True, kind=kind, department_names=names)
+
+    if package.archived or not (package.on_sale or allow_off_sale):
+        preview.allowed = False
+        preview.reason_code = "not_on_sale"
+        preview.reason = _("This package is no longer on sale.")
+        return preview
+
+    expiry = subscription_expiry(customer) if current == "subscription" else None
+    if package.type == "credit":
+        if kind == "switch" and expiry is not None and expiry > moment:
+            preview.forfeit_subscription_until = expiry
+        preview.new_credits = (customer.credits if kind == "top-up" else 0) + package.credits
+        return preview
+
+    if kind == "switch":
+        preview.forfeit_credits = customer.credits
+    start = moment
+    if kind == "renewal" and expiry is not None and expiry > moment:
+        opens = expiry - renewal_window()
+        preview.renewable_from = opens
+        if moment < opens:
+            preview.allowed = False
+            preview.reason_code = "renewal_not_open"
+            preview.reason = _(
+                "Renewal opens on %(date)s, %(days)d days before your subscription ends.",
+                date=format_date(opens, "long"),
+                days=renewal_window().days,
+            )
+            return preview
+        start = expiry
+    preview.period_start = start
+    preview.new_expiry = start + timedelta(days=package.days)
+    return preview
+
+
+# --- activation ---------------------------------------------------------------------------------
+
+def activate_package(
+    customer: Customer, package: Package, *, source: str, actor: audit.Actor, allow_off_sale: bool = False
+) -> Grant:
+    """Give the customer what the package sells, in the caller's transaction.
+
+    The customer row is locked and the rules are checked again, whatever a
+    page showed earlier; a refused purchase raises PurchaseRefused.
+    """
+    customer = lock_customer(customer.id)
+    preview = preview_purchase(customer, package, allow_off_sale=allow_off_sale)
+    if not preview.allowed:
+        raise PurchaseRefused(preview)
+    moment = now()
+    grant = Grant(
+        customer_id=customer.id, package_id=package.id, package_type=package.type, kind=preview.kind,
+        snapshot=package.snapshot(), source=source, created_at=moment,
+    )
+    db.session.add(grant)
+    db.session.flush()
+    if preview.kind == "switch":
+        _forfeit_old_type(customer, grant, moment)
+    customer.package_type = package.type
+    if package.type == "credit":
+        ledger.post(customer, "purchase", package.credits, grant_id=grant.id)
+    else:
+        db.session.add(SubscriptionPeriod(
+            customer_id=customer.id, grant=grant, starts_at=preview.period_start, ends_at=preview.new_expiry,
+        ))
+    db.session.flush()
+    sync_departments(customer)
+    audit.record(
+        actor, "entitlement.activate", customer, package=package.name, kind=preview.kind, source=source,
+        credits=customer.credits if package.type == "credit" else None,
+        expires=preview.new_expiry.isoformat() if preview.new_expiry else None,
+    )
+    return grant
+
+
+def _forfeit_old_type(customer: Customer, grant: Grant, moment: datetime) -> None:
+    """Rule 4: a purchase of the other type forfeits the old one, written to the ledger."""
+    if customer.package_type == "credit":
+        for old in active_credit_grants(customer):
+            old.ended_at, old.end_reason = moment, "forfeit"
+        if customer.credits:
+            ledger.post(customer, "forfeit", -customer.credits, grant_id=grant.id,
+                        reason=_("Credits forfeited on switching to a subscription."))
+    else:
+        until = None
+        for period in subscription_periods(customer):
+            if period.effective_end > moment:
+                until = max(until or period.effective_end, period.effective_end)
+                period.cut_at = max(period.starts_at, moment)
+                period.grant.ended_at, period.grant.end_reason = moment, "forfeit"
+        if until is not None:
+            ledger.note(customer, "forfeit", _("Subscription until %(date)s forfeited on switching to credits.",
+                                               date=format_date(until, "long")), grant_id=grant.id)
+
+
+# --- rule 6: charging ---------------------------------------------------------------------------
+
+@dataclass
+class ChargeResult:
+    usage: Usage
+    repeated: bool  # True when this (kind, reference) was charged before: nothing charged again
+
+    @property
+    def charged(self) -> int:
+        return self.usage.cost
+
+    @property
+    def covered_by(self) -> str:
+        return self.usage.covered_by
+
+
+class DepartmentNotEnabled(ServiceError):
+    def __init__(self, department: Department):
+        super().__init__(
+            "department_not_enabled",
+            _("%(department)s is not enabled for your account. Buy a package that covers it.",
+              department=department.name),
+            department_id=department.id,
+        )
+
+
+def _coverage(customer: Customer, department: Department) -> tuple[str, int]:
+    """How a new request in the department is paid for: (covered_by, cost), or DepartmentNotEnabled."""
+    row = next((r for r in customer.departments if r.department_id == department.id), None)
+    if row is None or not department.active:
+        raise DepartmentNotEnabled(department)
+    if row.source == "manual":
+        return "manual", 0
+    if customer.package_type == "subscription" and _covering_period(customer, department.id, now()):
+        return "subscription", 0
+    if customer.package_type == "credit" and department.id in _credit_covered_department_ids(customer):
+        return "credits", department.credit_per_request
+    raise DepartmentNotEnabled(department)
+
+
+def charge_usage(customer: Customer, department: Department, kind: str, reference: str) -> ChargeResult:
+    """Rule 6: charge a new ticket or chat once; replies and messages never come here.
+
+    The same (kind, reference) again returns the first result and charges
+    nothing (a unique constraint decides, even between concurrent requests).
+    A subscription or a manual department makes it free; the use is still
+    recorded. Not enough credits raises InsufficientCredits.
+    """
+    if kind not in ("ticket", "chat"):
+        raise ValueError(kind)
+    existing = _usage_by_reference(kind, reference)
+    if existing is not None:
+        return _repeat(existing, customer)
+    covered_by, cost = _coverage(customer, department)
+    usage = Usage(customer_id=customer.id, department_id=department.id, kind=kind, reference=reference,
+                  cost=cost, covered_by=covered_by, credits_after=customer.credits, created_at=now())
+    try:
+        with db.session.begin_nested():
+            db.session.add(usage)
+            db.session.flush()
+    except IntegrityError:
+        # A concurrent request recorded the same reference first: answer with its result.
+        return _repeat(_usage_by_reference(kind, reference), customer)
+    if cost:
+        entry = ledger.post(customer, "usage", -cost, usage_id=usage.id)
+        usage.credits_after = entry.balance_after
+    return ChargeResult(usage=usage, repeated=False)
+
+
+def _usage_by_reference(kind: str, reference: str) -> Usage | None:
+    return db.session.scalar(select(Usage).where(Usage.kind == kind, Usage.reference == reference))
+
+
+def _repeat(usage: Usage, customer: Customer) -> ChargeResult:
+    if usage.customer_id != customer.id:
+        raise ServiceError("reference_conflict", _("This reference was already used for another customer."))
+    return ChargeResult(usage=usage, repeated=True)
+
+
+# --- what the customer holds, for pages and the API ----------------------------------------------
+
+@dataclass
+class DepartmentAccess:
+    department: Department
+    source: str  # manual, package
+    usable: bool
+    cost: int
+
+
+@dataclass
+class Entitlement:
+    package_type: str | None
+    credits: int
+    expires_at: datetime | None
+    renewable_from: datetime | None
+    departments: list[DepartmentAccess]
+
+    @property
+    def subscription_active(self) -> bool:
+        return self.expires_at is not None and self.expires_at > now()
+
+
+def entitlement(customer: Customer) -> Entitlement:
+    """What the customer holds now: type, credits or expiry, and each enabled department's usability."""
+    expiry = subscription_expiry(customer) if customer.package_type == "subscription" else None
+    access = []
+    for row in sorted(customer.departments, key=lambda r: r.department.name):
+        try:
+            covered_by, cost = _coverage(customer, row.department)
+        except DepartmentNotEnabled:
+            access.append(DepartmentAccess(row.department, row.source, usable=False, cost=0))
+        else:
+            access.append(DepartmentAccess(row.department, row.source, usable=customer.credits >= cost, cost=cost))
+    return Entitlement(
+        package_type=customer.package_type,
+        credits=customer.credits,
+        expires_at=expiry,
+        renewable_from=expiry - renewal_window() if expiry else None,
+        departments=access,
+    )

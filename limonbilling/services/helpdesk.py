@@ -1,0 +1,103 @@
+"""Tickets and chats: opening one runs the rule-6 charge, replies never do."""
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Agent, Conversation, Customer, Department, Message
+from . import ValidationFailed, audit, entitlements, settings
+from .clock import now
+
+
+def _author(user: Agent | Customer) -> dict:
+    name = user.name if isinstance(user, Agent) else user.display_name
+    return {"author_type": user.kind, "author_id": user.id, "author_name": name}
+
+
+def open_conversation(
+    customer: Customer, department: Department, kind: str, subject: str, body: str
+) -> Conversation:
+    """Open a ticket or start a chat, charged once by rule 6 in the same transaction.
+
+    Refusals (department not enabled, not enough credits) raise, and the caller
+    rolls back: no conversation exists without its charge.
+    """
+    errors: dict[str, list[str]] = {}
+    subject = (subject or "").strip()
+    body = (body or "").strip()
+    if kind == "ticket" and not subject:
+        errors["subject"] = [_("Write a subject.")]
+    if len(subject) > 200:
+        errors["subject"] = [_("At most %(n)d characters.", n=200)]
+    if not body:
+        errors["body"] = [_("Write your message.")]
+    if errors:
+        raise ValidationFailed(errors)
+    moment = now()
+    conversation = Conversation(
+        kind=kind, customer_id=customer.id, department_id=department.id,
+        subject=subject or _("Chat in %(department)s", department=department.name),
+        status="open", created_at=moment, updated_at=moment,
+    )
+    conversation.messages.append(Message(body=body, created_at=moment, **_author(customer)))
+    db.session.add(conversation)
+    db.session.flush()
+    if settings.vip_support_enabled():
+        result = entitlements.charge_usage(customer, department, kind, f"limonbilling-{kind}-{conversation.id}")
+        conversation.usage_id = result.usage.id
+    elif not department.active:
+        raise entitlements.DepartmentNotEnabled(department)
+    audit.record(audit.Actor.of(customer), f"{kind}.open", conversation, department=department.name)
+    return conversation
+
+
+def reply(conversation: Conversation, author: Agent | Customer, body: str) -> Message:
+    """Add a message; never charged (rule 6). A closed conversation reopens on a customer reply."""
+    body = (body or "").strip()
+    if not body:
+        raise ValidationFailed({"body": [_("Write your message.")]})
+    moment = now()
+    message = Message(body=body, created_at=moment, **_author(author))
+    conversation.messages.append(message)
+    conversation.status = "answered" if author.kind == "agent" else "open"
+    conversation.updated_at = moment
+    return message
+
+
+def close(conversation: Conversation, actor: audit.Actor) -> None:
+    conversation.status = "closed"
+    conversation.updated_at = now()
+    audit.record(actor, f"{conversation.kind}.close", conversation)
+
+
+def customer_conversations(customer: Customer, kind: str):
+    return (
+        select(Conversation)
+        .where(Conversation.customer_id == customer.id, Conversation.kind == kind)
+        .order_by(Conversation.id.desc())
+    )
+
+
+def agent_conversations(kind: str, status: str | None = None):
+    statement = select(Conversation).where(Conversation.kind == kind).order_by(Conversation.id.desc())
+    if status:
+        statement = statement.where(Conversation.status == status)
+    return statement
+
+
+def department_choices(customer: Customer) -> list[tuple[Department, str]]:
+    """Active departments with a word on what a new request costs the customer there."""
+    departments = db.session.scalars(select(Department).where(Department.active).order_by(Department.name))
+    if not settings.vip_support_enabled():
+        return [(department, _("free")) for department in departments]
+    access = {item.department.id: item for item in entitlements.entitlement(customer).departments}
+    choices = []
+    for department in departments:
+        item = access.get(department.id)
+        if item is None or not item.usable and item.cost == 0:
+            label = _("not enabled — buy a package")
+        elif item.cost == 0:
+            label = _("included")
+        else:
+            label = _("%(cost)d credits", cost=item.cost)
+        choices.append((department, label))
+    return choices

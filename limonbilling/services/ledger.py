@@ -1,0 +1,92 @@
+"""The credit ledger: every change of a customer's credit balance goes through `post`.
+
+The balance column on the customer is a cache of the ledger, changed by one
+conditional UPDATE in the same transaction as the ledger row, so two
+concurrent requests can neither overdraw it nor lose an update (domain.md §7).
+"""
+from flask_babel import gettext as _
+from sqlalchemy import func, select, update
+from sqlalchemy.orm.attributes import set_committed_value
+
+from ..extensions import db
+from ..models import Customer, LedgerEntry
+from . import ServiceError, ValidationFailed, audit
+
+customers_table = Customer.__table__
+
+
+class InsufficientCredits(ServiceError):
+    def __init__(self, have: int, need: int):
+        super().__init__(
+            "insufficient_credits",
+            _("Not enough credits: you have %(have)d, this needs %(need)d.", have=have, need=need),
+            have=have,
+            need=need,
+        )
+
+
+def post(customer: Customer, kind: str, amount: int, **cause) -> LedgerEntry:
+    """Move `amount` credits (negative takes away) and write the ledger row; never below zero.
+
+    `cause` names why: grant, usage, agent_id, reason. Raises InsufficientCredits
+    when a negative amount is more than the balance at this instant.
+    """
+    db.session.flush()  # pending ORM changes (e.g. the package type) reach the row first
+    statement = update(customers_table).where(customers_table.c.id == customer.id)
+    if amount < 0:
+        statement = statement.where(customers_table.c.credits >= -amount)
+    statement = statement.values(credits=customers_table.c.credits + amount).returning(customers_table.c.credits)
+    balance = db.session.execute(statement).scalar()
+    if balance is None:
+        have = db.session.scalar(select(customers_table.c.credits).where(customers_table.c.id == customer.id))
+        raise InsufficientCredits(have=have, need=-amount)
+    set_committed_value(customer, "credits", balance)
+    entry = LedgerEntry(customer_id=customer.id, kind=kind, amount=amount, balance_after=balance, **cause)
+    db.session.add(entry)
+    db.session.flush()
+    return entry
+
+
+def note(customer: Customer, kind: str, reason: str, **cause) -> LedgerEntry:
+    """A ledger row that moves nothing but records an event, e.g. a forfeited subscription."""
+    entry = LedgerEntry(
+        customer_id=customer.id, kind=kind, amount=0, balance_after=customer.credits, reason=reason, **cause
+    )
+    db.session.add(entry)
+    return entry
+
+
+def ledger_sum(customer_id: int) -> int:
+    return db.session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(LedgerEntry.customer_id == customer_id)
+    )
+
+
+def entries(customer_id: int):
+    """A select of the customer's ledger, newest first."""
+    return select(LedgerEntry).where(LedgerEntry.customer_id == customer_id).order_by(LedgerEntry.id.desc())
+
+
+def adjust_credits(customer: Customer, credits: int, reason: str, actor: audit.Actor) -> LedgerEntry:
+    """An agent adds or takes away credits, with a mandatory reason (only for credit customers: rule 1)."""
+    from .entitlements import lock_customer
+
+    errors: dict[str, list[str]] = {}
+    reason = (reason or "").strip()
+    if not reason:
+        errors["reason"] = [_("Say why the credits change; the customer's ledger shows it.")]
+    if not isinstance(credits, int) or isinstance(credits, bool) or credits == 0:
+        errors["credits"] = [_("Enter a whole number of credits other than 0 (negative takes away).")]
+    if errors:
+        raise ValidationFailed(errors)
+    customer = lock_customer(customer.id)
+    if customer.package_type != "credit":
+        raise ServiceError(
+            "not_a_credit_customer",
+            _("Only a customer with a credit package holds credits (one package type at a time)."),
+        )
+    entry = post(
+        customer, "adjustment", credits, agent_id=actor.id if actor.type == "agent" else None, reason=reason
+    )
+    audit.record(actor, "ledger.adjustment", customer, credits=credits, reason=reason, balance=entry.balance_after)
+    return entry

@@ -1,0 +1,152 @@
+"""Billing → Billing Packages (domain.md §4): create, edit, reorder, sell, archive."""
+from decimal import Decimal, InvalidOperation
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import CURRENCIES, PACKAGE_TYPES, Department, Grant, Package
+from . import ServiceError, ValidationFailed, audit
+
+
+def parse_price(text) -> int:
+    """'150', '150.5', '1.250,50' or '150,50' → minor units; more than 2 decimals or ≤ 0 is refused."""
+    raw = str(text or "").strip().replace(" ", "")
+    if "," in raw:
+        raw = raw.replace(".", "").replace(",", ".")  # Turkish style: 1.250,50
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ValueError(_("Enter a price like 150.00.")) from None
+    if not value.is_finite() or value <= 0:
+        raise ValueError(_("The price must be more than 0."))
+    if value != value.quantize(Decimal("0.01")):
+        raise ValueError(_("Use at most 2 decimals."))
+    return int(value * 100)
+
+
+def format_price(minor: int) -> str:
+    """Minor units as the plain decimal string the API and the bank use: 15000 → '150.00'."""
+    return f"{minor // 100}.{minor % 100:02d}"
+
+
+def _positive_int(text) -> int:
+    value = int(str(text).strip())
+    if value <= 0:
+        raise ValueError
+    return value
+
+
+def _validate(values: dict, package: Package | None) -> dict:
+    errors: dict[str, list[str]] = {}
+    clean: dict = {}
+    clean["name"] = (values.get("name") or "").strip()
+    if not clean["name"]:
+        errors["name"] = [_("This field is required.")]
+    elif len(clean["name"]) > 120:
+        errors["name"] = [_("At most %(n)d characters.", n=120)]
+    clean["description"] = (values.get("description") or "").strip()
+    clean["type"] = values.get("type")
+    if clean["type"] not in PACKAGE_TYPES:
+        errors["type"] = [_("Choose credit or subscription.")]
+    if package is not None and _was_sold(package) and clean["type"] != package.type:
+        errors["type"] = [_("A package that was sold keeps its type; create a new package instead.")]
+    try:
+        clean["price_minor"] = parse_price(values.get("price"))
+    except ValueError as error:
+        errors["price"] = [str(error)]
+    clean["currency"] = values.get("currency") or "TRY"
+    if clean["currency"] not in CURRENCIES:
+        errors["currency"] = [_("Choose TRY, USD or EUR.")]
+    clean["credits"] = clean["days"] = None
+    amount_field = "credits" if clean["type"] == "credit" else "days"
+    if clean["type"] in PACKAGE_TYPES:
+        try:
+            clean[amount_field] = _positive_int(values.get(amount_field))
+        except (TypeError, ValueError):
+            errors[amount_field] = [_("Enter a whole number greater than 0.")]
+    department_ids = [int(i) for i in values.get("department_ids") or []]
+    departments = list(db.session.scalars(select(Department).where(Department.id.in_(department_ids))))
+    if not departments or len(departments) != len(set(department_ids)):
+        errors["department_ids"] = [_("Choose at least one department.")]
+    clean["departments"] = departments
+    clean["on_sale"] = bool(values.get("on_sale"))
+    if errors:
+        raise ValidationFailed(errors)
+    return clean
+
+
+def _was_sold(package: Package) -> bool:
+    return db.session.scalar(select(Grant.id).where(Grant.package_id == package.id).limit(1)) is not None
+
+
+def create_package(values: dict, actor: audit.Actor) -> Package:
+    clean = _validate(values, None)
+    last = db.session.scalar(select(func.max(Package.sort_order))) or 0
+    package = Package(**clean, sort_order=last + 1)
+    db.session.add(package)
+    db.session.flush()
+    audit.record(actor, "package.create", package, name=package.name)
+    return package
+
+
+def update_package(package: Package, values: dict, actor: audit.Actor) -> None:
+    """Edit a package; what was sold keeps its own snapshot, so past sales do not change."""
+    if package.archived:
+        raise ServiceError("archived", _("An archived package cannot be edited."))
+    clean = _validate(values, package)
+    for key, value in clean.items():
+        setattr(package, key, value)
+    audit.record(actor, "package.update", package, name=package.name)
+
+
+def set_on_sale(package: Package, on_sale: bool, actor: audit.Actor) -> None:
+    if package.archived and on_sale:
+        raise ServiceError("archived", _("An archived package cannot be put on sale."))
+    package.on_sale = on_sale
+    audit.record(actor, "package.on_sale", package, on_sale=on_sale)
+
+
+def archive_or_delete(package: Package, actor: audit.Actor) -> str:
+    """A package that was ever sold is archived, never deleted; an unsold one is deleted."""
+    if _was_sold(package):
+        package.archived = True
+        package.on_sale = False
+        audit.record(actor, "package.archive", package, name=package.name)
+        return "archived"
+    audit.record(actor, "package.delete", package, name=package.name)
+    db.session.delete(package)
+    return "deleted"
+
+
+def move(package: Package, direction: int, actor: audit.Actor) -> None:
+    """Swap the package with its neighbour in the sort order (-1 up, +1 down)."""
+    ordered = list(db.session.scalars(
+        select(Package).where(~Package.archived).order_by(Package.sort_order, Package.id)
+    ))
+    index = ordered.index(package)
+    target = index + direction
+    if not 0 <= target < len(ordered):
+        return
+    ordered[index], ordered[target] = ordered[target], ordered[index]
+    for position, item in enumerate(ordered, start=1):
+        item.sort_order = position
+    audit.record(actor, "package.move", package, direction=direction)
+
+
+def list_packages(include_archived: bool = False) -> list[Package]:
+    statement = select(Package).order_by(Package.archived, Package.sort_order, Package.id)
+    if not include_archived:
+        statement = statement.where(~Package.archived)
+    return list(db.session.scalars(statement))
+
+
+def on_sale() -> list[Package]:
+    return list(db.session.scalars(
+        select(Package).where(Package.on_sale, ~Package.archived).order_by(Package.sort_order, Package.id)
+    ))
+
+
+def covering(department_id: int) -> list[Package]:
+    """On-sale packages that include the department (for "buy a package that covers it" links)."""
+    return [package for package in on_sale() if department_id in package.department_ids]
