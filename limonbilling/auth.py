@@ -85,3 +85,18 @@ def public(view):
     """Mark a view that works without sign-in (sign-in pages, language switch)."""
     view.is_public = True
     return view
+
+
+def vip_required(view):
+    """The licence gate (domain.md §2): while the Paid VIP Support System is off, the view does not exist."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        from .services import settings
+
+        if not settings.vip_support_enabled():
+            abort(404)
+        return view(*args, **kwargs)
+
+    wrapper.vip_only = True
+    return wrapper
