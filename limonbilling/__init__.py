@@ -1,9 +1,10 @@
 """LimonBilling: the paid VIP support billing module of a help desk."""
 import os
+from decimal import Decimal
 from pathlib import Path
 
 from flask import Flask, has_request_context, render_template, request, session
-from flask_babel import format_date, format_datetime, get_locale
+from flask_babel import format_currency, format_date, format_datetime, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -85,11 +86,17 @@ def create_app(config=None) -> Flask:
     return app
 
 
+def format_money(minor: int, currency: str) -> str:
+    """Integer minor units shown in the page's locale: ₺1.250,00 in Turkish, TRY 1,250.00 in English."""
+    return format_currency(Decimal(minor) / 100, currency)
+
+
 def _register_template_helpers(app: Flask) -> None:
     from .services.settings import LANGUAGES
 
     app.jinja_env.filters["datetime"] = lambda value, fmt="medium": format_datetime(value, fmt) if value else ""
     app.jinja_env.filters["date"] = lambda value, fmt="medium": format_date(value, fmt) if value else ""
+    app.jinja_env.filters["money"] = format_money
 
     @app.context_processor
     def inject_globals():
@@ -98,6 +105,7 @@ def _register_template_helpers(app: Flask) -> None:
         return {
             "languages": LANGUAGES,
             "company_name": settings.get("company_name"),
+            "vip_enabled": settings.vip_support_enabled(),
             "get_locale": get_locale,
         }
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from .extensions import db
 from .models import Agent
-from .services import ValidationFailed, accounts
+from .services import ValidationFailed, accounts, entitlements
 from .services.demo import DEMO_PASSWORD, SIGN_INS, load_demo_data
 
 billing_cli = AppGroup("billing", help="LimonBilling administration.")
@@ -53,3 +53,11 @@ def demo(if_empty: bool) -> None:
     click.echo(f"Demo sign-ins (password for all: {DEMO_PASSWORD}):")
     for role, path, email in SIGN_INS:
         click.echo(f"  {role:24} http://127.0.0.1:5000{path:14} {email}")
+
+
+@billing_cli.command("expire")
+def expire() -> None:
+    """Switch off the package departments of ended subscriptions (run daily from cron)."""
+    changed = entitlements.expire_entitlements()
+    db.session.commit()
+    click.echo(f"{changed} customer(s) updated.")

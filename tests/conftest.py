@@ -8,6 +8,7 @@ import os
 from datetime import datetime
 
 import pytest
+from flask import g
 from sqlalchemy import text
 
 from limonbilling import create_app
@@ -36,7 +37,16 @@ def postgres_server():
 
 
 def _make_app(database_url: str, **overrides):
-    return create_app({"SQLALCHEMY_DATABASE_URI": database_url, **overrides})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, **overrides})
+
+    @app.teardown_request
+    def forget_request_globals(_error):
+        """Tests keep one app context pushed, which requests then share; in production each
+        request has its own. Clear `g` (Flask-Login's user, Babel's locale) as a new context would."""
+        for name in list(g):
+            g.pop(name)
+
+    return app
 
 
 @pytest.fixture(scope="session", params=DATABASES)

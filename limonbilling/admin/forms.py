@@ -1,10 +1,22 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..forms import LANGUAGE_CHOICES
-from ..models import PERMISSIONS
+from ..models import CURRENCIES, PERMISSIONS
 
 PERMISSION_LABELS = {
     "billing": _l("Billing: packages, subscriptions, orders, invoices, promo codes"),
@@ -73,3 +85,37 @@ class AgentCreateForm(AgentPermissionsForm):
 
 class AgentEditForm(AgentPermissionsForm):
     active = BooleanField(_l("Active (may sign in)"))
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class PackageForm(FlaskForm):
+    name = StringField(_l("Name"))
+    description = TextAreaField(_l("Description"), description=_l("Shown to customers on the packages page."))
+    type = RadioField(
+        _l("Type"),
+        choices=[SelectChoice("credit", _l("Credit")), SelectChoice("subscription", _l("Subscription"))],
+        default="credit",
+    )
+    price = StringField(_l("Price"), description=_l("e.g. 150.00"))
+    currency = SelectField(_l("Currency"), choices=[SelectChoice(c, c) for c in CURRENCIES], default="TRY")
+    credits = StringField(_l("Credits"), description=_l("Credit packages: credits added to the balance."))
+    days = StringField(_l("Days"), description=_l("Subscription packages: length of one period."))
+    department_ids = MultiCheckboxField(_l("Departments"), coerce=int, validate_choice=False)
+    on_sale = BooleanField(_l("On sale"), default=True)
+
+    def values(self) -> dict:
+        return {name: self[name].data for name in (
+            "name", "description", "type", "price", "currency", "credits", "days", "department_ids", "on_sale"
+        )}
+
+
+class CreditAdjustmentForm(FlaskForm):
+    credits = IntegerField(
+        _l("Credits"), validators=[InputRequired(message=_l("Enter a whole number of credits."))],
+        description=_l("A negative number takes credits away."),
+    )
+    reason = StringField(_l("Reason"), description=_l("Required; the customer's ledger shows it."))

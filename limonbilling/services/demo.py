@@ -2,8 +2,8 @@
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Agent, Customer, Department
-from . import accounts, audit, customers, departments
+from ..models import Agent, Customer, Department, Package
+from . import accounts, audit, customers, departments, packages
 
 DEMO_PASSWORD = "demo-pass-1"
 OWNER_EMAIL = "owner@example.com"
@@ -31,6 +31,15 @@ CUSTOMERS = (
     },
 )
 
+PACKAGES = (
+    {"name": "10 Credits", "type": "credit", "price": "150.00", "credits": 10,
+     "description": "Ten credits: a new ticket costs 2, a server request 5."},
+    {"name": "50 Credits", "type": "credit", "price": "600.00", "credits": 50,
+     "description": "Fifty credits at a better price per credit."},
+    {"name": "Monthly VIP", "type": "subscription", "price": "500.00", "days": 30,
+     "description": "Unlimited tickets and chats for 30 days."},
+)
+
 
 def load_demo_data() -> list[str]:
     """Create what is missing of the demo set; returns a line for each record created."""
@@ -43,6 +52,15 @@ def load_demo_data() -> list[str]:
         if db.session.scalar(select(Department).where(Department.name == values["name"])) is None:
             departments.create_department(active=True, actor=actor, **values)
             created.append(f"department {values['name']}")
+    department_ids = [d.id for d in db.session.scalars(
+        select(Department).where(Department.name.in_([d["name"] for d in DEPARTMENTS]))
+    )]
+    for values in PACKAGES:
+        if db.session.scalar(select(Package).where(Package.name == values["name"])) is None:
+            packages.create_package(
+                {**values, "currency": "TRY", "department_ids": department_ids, "on_sale": True}, actor
+            )
+            created.append(f"package {values['name']}")
     for values in CUSTOMERS:
         if db.session.scalar(select(Customer).where(Customer.email == values["email"])) is None:
             customers.register_customer(values, DEMO_PASSWORD, actor=actor)

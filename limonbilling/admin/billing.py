@@ -1,0 +1,153 @@
+"""Billing → Billing Packages and Paid Subscriptions (agents with `billing`, only while the module is on)."""
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from ..auth import current_actor, requires, vip_required
+from ..extensions import db
+from ..forms import show_errors
+from ..models import Customer, Grant, Package
+from ..services import ServiceError, ValidationFailed, customers, departments, entitlements, ledger, packages
+from . import bp
+from .forms import CreditAdjustmentForm, PackageForm, ToggleForm
+
+
+def billing_view(*rules: str, **options):
+    """Register a Billing view: needs the `billing` permission and the Paid VIP Support System."""
+
+    def decorate(view):
+        guarded = requires("billing")(vip_required(view))
+        for rule in rules:
+            bp.add_url_rule(rule, view_func=guarded, **options)
+        return guarded
+
+    return decorate
+
+
+def _package_or_404(package_id: int) -> Package:
+    package = db.session.get(Package, package_id)
+    if package is None:
+        abort(404)
+    return package
+
+
+@billing_view("/billing/packages")
+def package_list():
+    return render_template(
+        "admin/packages.html",
+        packages=packages.list_packages(include_archived=request.args.get("archived") == "1"),
+        show_archived=request.args.get("archived") == "1",
+        toggle_form=ToggleForm(),
+    )
+
+
+@billing_view("/billing/packages/new", "/billing/packages/<int:package_id>/edit", methods=["GET", "POST"])
+def package_edit(package_id: int | None = None):
+    package = _package_or_404(package_id) if package_id else None
+    form = PackageForm(obj=package)
+    form.department_ids.choices = [(d.id, d.name) for d in departments.list_departments()]
+    if request.method == "GET" and package is not None:
+        form.price.data = packages.format_price(package.price_minor)
+        form.department_ids.data = package.department_ids
+    if form.validate_on_submit():
+        try:
+            if package is None:
+                package = packages.create_package(form.values(), current_actor())
+            else:
+                packages.update_package(package, form.values(), current_actor())
+        except ValidationFailed as error:
+            db.session.rollback()
+            show_errors(form, error)
+        except ServiceError as error:
+            db.session.rollback()
+            form.form_errors.append(error.message)
+        else:
+            db.session.commit()
+            flash(_("Package %(name)s is saved.", name=package.name), "success")
+            return redirect(url_for("admin.package_list"))
+    return render_template("admin/package_form.html", form=form, package=package)
+
+
+@billing_view("/billing/packages/<int:package_id>/sale", methods=["POST"])
+def package_sale(package_id: int):
+    package = _package_or_404(package_id)
+    form = ToggleForm()
+    if form.validate_on_submit():
+        try:
+            packages.set_on_sale(package, form.enabled.data, current_actor())
+        except ServiceError as error:
+            db.session.rollback()
+            flash(error.message, "danger")
+        else:
+            db.session.commit()
+            flash(_("%(name)s is on sale.", name=package.name) if package.on_sale
+                  else _("%(name)s is off sale.", name=package.name), "success")
+    return redirect(url_for("admin.package_list"))
+
+
+@billing_view("/billing/packages/<int:package_id>/move/<direction>", methods=["POST"])
+def package_move(package_id: int, direction: str):
+    package = _package_or_404(package_id)
+    if direction not in ("up", "down"):
+        abort(404)
+    if ToggleForm().validate_on_submit():
+        packages.move(package, -1 if direction == "up" else 1, current_actor())
+        db.session.commit()
+    return redirect(url_for("admin.package_list"))
+
+
+@billing_view("/billing/packages/<int:package_id>/archive", methods=["POST"])
+def package_archive(package_id: int):
+    package = _package_or_404(package_id)
+    if ToggleForm().validate_on_submit():
+        name = package.name
+        outcome = packages.archive_or_delete(package, current_actor())
+        db.session.commit()
+        flash(_("%(name)s is archived: it was sold, so it is kept.", name=name) if outcome == "archived"
+              else _("%(name)s is deleted.", name=name), "success")
+    return redirect(url_for("admin.package_list"))
+
+
+@billing_view("/billing/subscriptions")
+def subscription_list():
+    """Every customer holding a package, filterable by type and searchable."""
+    package_type = request.args.get("type", "")
+    query = request.args.get("q", "").strip()
+    statement = customers.search(query).where(Customer.package_type.is_not(None))
+    if package_type in ("credit", "subscription"):
+        statement = statement.where(Customer.package_type == package_type)
+    page = db.paginate(statement, page=request.args.get("page", 1, type=int),
+                       per_page=current_app.config["ITEMS_PER_PAGE"], error_out=False)
+    rows = [(customer, entitlements.entitlement(customer)) for customer in page.items]
+    return render_template("admin/subscriptions.html", page=page, rows=rows, package_type=package_type, query=query)
+
+
+@billing_view("/billing/subscriptions/<int:customer_id>", methods=["GET", "POST"])
+def subscription_detail(customer_id: int):
+    customer = db.session.get(Customer, customer_id)
+    if customer is None:
+        abort(404)
+    form = CreditAdjustmentForm()
+    if form.validate_on_submit():
+        try:
+            entry = ledger.adjust_credits(customer, form.credits.data, form.reason.data, current_actor())
+        except ValidationFailed as error:
+            db.session.rollback()
+            show_errors(form, error)
+        except ServiceError as error:
+            db.session.rollback()
+            form.form_errors.append(error.message)
+        else:
+            db.session.commit()
+            flash(_("Credits adjusted by %(credits)d; the balance is now %(balance)d.",
+                    credits=entry.amount, balance=entry.balance_after), "success")
+            return redirect(url_for("admin.subscription_detail", customer_id=customer.id))
+    ledger_page = db.paginate(ledger.entries(customer.id), page=request.args.get("page", 1, type=int),
+                              per_page=current_app.config["ITEMS_PER_PAGE"], error_out=False)
+    grants = db.session.scalars(select(Grant).where(Grant.customer_id == customer.id).order_by(Grant.id.desc()))
+    return render_template(
+        "admin/subscription_detail.html", customer=customer, entitlement=entitlements.entitlement(customer),
+        grants=list(grants), ledger_page=ledger_page, form=form,
+        periods=entitlements.subscription_periods(customer),
+    )
+
