@@ -11,11 +11,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-## Start the app with demo data on SQLite (instance/limonbilling.db) at http://127.0.0.1:5000
+## Start the app with demo data on SQLite (instance/limonbilling.db) at http://127.0.0.1:5000,
+## with the NestPay simulator on :5001 as the card gateway
 run: $(STAMP)
 	$(FLASK) db upgrade
 	$(FLASK) billing demo --if-empty
-	$(FLASK) run --host 127.0.0.1 --port 5000
+	$(FLASK) billing use-simulator http://127.0.0.1:5001
+	$(PY) -m limonbilling.sandbox --port 5001 & trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
+	  $(FLASK) run --host 127.0.0.1 --port 5000
 
 ## Run the linter and the whole test suite (SQLite and PostgreSQL)
 test: $(STAMP)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from .extensions import db
 from .models import Agent
 from .services import ValidationFailed, accounts, entitlements
-from .services.demo import DEMO_PASSWORD, SIGN_INS, load_demo_data
+from .services.demo import DEMO_PASSWORD, SIGN_INS, load_demo_data, use_simulator
 
 billing_cli = AppGroup("billing", help="LimonBilling administration.")
 
@@ -61,3 +61,14 @@ def expire() -> None:
     changed = entitlements.expire_entitlements()
     db.session.commit()
     click.echo(f"{changed} customer(s) updated.")
+
+
+@billing_cli.command("use-simulator")
+@click.argument("base_url", default="http://127.0.0.1:5001")
+def use_simulator_command(base_url: str) -> None:
+    """Pay by card through the local NestPay simulator (development; only if no gateway is set up)."""
+    if use_simulator(base_url.rstrip("/")):
+        db.session.commit()
+        click.echo(f"Card payments go to the NestPay simulator at {base_url} (test card 4355 0843 5508 4358).")
+    else:
+        click.echo("A card gateway is already configured; left as it is.")

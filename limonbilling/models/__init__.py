@@ -3,6 +3,7 @@ from .accounts import PERMISSIONS, Agent, Customer, CustomerDepartment, Customer
 from .catalog import CURRENCIES, PACKAGE_TYPES, Department, Package
 from .entitlements import LEDGER_KINDS, USAGE_KINDS, Grant, LedgerEntry, SubscriptionPeriod, Usage
 from .helpdesk import CONVERSATION_KINDS, CONVERSATION_STATUSES, Conversation, Message
+from .orders import ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, PAYMENT_STATUSES, Order, PaymentAttempt
 from .settings import AuditEntry, Setting
 
 __all__ = [
@@ -10,6 +11,12 @@ __all__ = [
     "CONVERSATION_STATUSES",
     "Conversation",
     "Message",
+    "ORDER_KINDS",
+    "ORDER_STATUSES",
+    "Order",
+    "PAYMENT_METHODS",
+    "PAYMENT_STATUSES",
+    "PaymentAttempt",
     "CURRENCIES",
     "LEDGER_KINDS",
     "PACKAGE_TYPES",

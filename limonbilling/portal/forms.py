@@ -1,5 +1,6 @@
 from flask_babel import lazy_gettext as _l
-from wtforms import PasswordField
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import EqualTo, InputRequired
 
 from ..forms import CustomerDetailsForm
@@ -11,3 +12,18 @@ class RegistrationForm(CustomerDetailsForm):
         _l("Password again"),
         validators=[InputRequired(), EqualTo("password", message=_l("The two passwords differ."))],
     )
+
+
+class CheckoutForm(FlaskForm):
+    """Confirms a purchase; for store type 3d_pay it also carries the card, which goes to the bank form only."""
+
+    accept_forfeit = BooleanField(_l("I understand what I lose by switching and want to continue."))
+    card_number = StringField(_l("Card number"), render_kw={"autocomplete": "cc-number", "inputmode": "numeric"})
+    card_expiry = StringField(_l("Expiry (MM/YY)"), render_kw={"autocomplete": "cc-exp", "placeholder": "MM/YY"})
+    card_cvv = PasswordField(_l("Security code (CVV)"), render_kw={"autocomplete": "cc-csc", "inputmode": "numeric"})
+
+    def forget_card(self) -> None:
+        """Never show the card back on a re-rendered page."""
+        for name in ("card_number", "card_expiry", "card_cvv"):
+            self[name].data = ""
+            self[name].raw_data = []

@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Agent, Customer, Department, Package
-from . import accounts, audit, customers, departments, packages
+from . import accounts, audit, customers, departments, packages, settings
 
 DEMO_PASSWORD = "demo-pass-1"
 OWNER_EMAIL = "owner@example.com"
@@ -66,3 +66,27 @@ def load_demo_data() -> list[str]:
             customers.register_customer(values, DEMO_PASSWORD, actor=actor)
             created.append(f"customer {values['email']}")
     return created
+
+
+def use_simulator(base_url: str) -> bool:
+    """Point the card gateway at the local NestPay simulator with the published test merchant.
+
+    Only when no gateway is configured yet, so a real bank set up by hand is never overwritten.
+    """
+    from ..sandbox import TEST_MERCHANT
+
+    if settings.get("nestpay_client_id"):
+        return False
+    settings.update({
+        "nestpay_enabled": True,
+        "nestpay_bank": "asseco_test",
+        "nestpay_gate_url": f"{base_url}/fim/est3Dgate",
+        "nestpay_api_url": f"{base_url}/fim/api",
+        "nestpay_client_id": TEST_MERCHANT["client_id"],
+        "nestpay_store_key": TEST_MERCHANT["store_key"],
+        "nestpay_api_user": TEST_MERCHANT["api_user"],
+        "nestpay_api_password": TEST_MERCHANT["api_password"],
+        "nestpay_store_type": "3d_pay",
+        "nestpay_test_mode": True,
+    }, audit.Actor.system("demo"))
+    return True

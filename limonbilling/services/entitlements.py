@@ -14,9 +14,41 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
-from ..models import Customer, CustomerDepartment, Department, Grant, Package, SubscriptionPeriod, Usage
+from ..models import Customer, CustomerDepartment, Department, Grant, Order, Package, SubscriptionPeriod, Usage
 from . import ServiceError, audit, ledger, settings
 from .clock import now
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A package as it is offered now, or as it was sold (an order's snapshot): what the rules look at."""
+
+    package_id: int | None
+    name: str
+    type: str
+    price_minor: int
+    currency: str
+    credits: int | None
+    days: int | None
+    department_ids: list[int]
+    department_names: list[str]
+    on_sale: bool
+
+    @classmethod
+    def of(cls, package: "Package | Offer") -> "Offer":
+        if isinstance(package, Offer):
+            return package
+        return cls(**package.snapshot(), on_sale=package.on_sale and not package.archived)
+
+    @classmethod
+    def sold(cls, snapshot: dict) -> "Offer":
+        """What an order bought: it completes even if the package was edited or taken off sale since."""
+        return cls(**snapshot, on_sale=True)
+
+    def snapshot(self) -> dict:
+        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        del values["on_sale"]
+        return values
 
 
 @dataclass
@@ -149,8 +181,26 @@ def expire_entitlements() -> int:
 
 # --- rules 1, 3, 4: what a purchase would do -----------------------------------------------------
 
-def preview_purchase(customer: Customer, package: Package, *, allow_off_sale: bool = False) -> PurchasePreview:
-    """Rules 1–4 applied to a would-be purchase: allowed or why not, and its effect.
+def open_order(customer: Customer, exclude: Order | None = None) -> Order | None:
+    """Rule 7: the customer's order still awaiting payment or approval, if any.
+
+    An unpaid card checkout stops counting once it expires (it is abandoned).
+    """
+    statement = select(Order).where(
+        Order.customer_id == customer.id, Order.status == "pending", Order.payment_status == "unpaid",
+        (Order.expires_at.is_(None)) | (Order.expires_at > now()),
+    )
+    if exclude is not None:
+        statement = statement.where(Order.id != exclude.id)
+    return db.session.scalars(statement.order_by(Order.id).limit(1)).first()
+
+
+def preview_purchase(
+    customer: Customer, package: Package | Offer, *, allow_off_sale: bool = False, for_order: Order | None = None
+) -> PurchasePreview:
+    """Rules 1–4 and 7 applied to a would-be purchase: allowed or why not, and its effect.
+
+    `for_order` is the order being paid or activated, which does not block itself under rule 7.
 
     Rule 1 (one type at a time) and rule 4 (switching forfeits the old type):
     buying the other type is allowed but forfeits the remaining credits or
@@ -159,7 +209,7 @@ def preview_purchase(customer: Customer, package: Package, *, allow_off_sale: bo
     new period starting at the current expiry (or now, once expired).
     """
     moment = now()
-    names = [department.name for department in package.departments]
+    package = Offer.of(package)
     current = customer.package_type
     if current is None:
         kind = "new"
@@ -167,12 +217,21 @@ def preview_purchase(customer: Customer, package: Package, *, allow_off_sale: bo
         kind = "top-up" if package.type == "credit" else "renewal"
     else:
         kind = "switch"
-    preview = PurchasePreview(allowed=True, kind=kind, department_names=names)
+    preview = PurchasePreview(allowed=True, kind=kind, department_names=package.department_names)
 
-    if package.archived or not (package.on_sale or allow_off_sale):
+    if not (package.on_sale or allow_off_sale):
         preview.allowed = False
         preview.reason_code = "not_on_sale"
         preview.reason = _("This package is no longer on sale.")
+        return preview
+    waiting = open_order(customer, exclude=for_order)
+    if waiting is not None:
+        preview.allowed = False
+        preview.reason_code = "open_order"
+        preview.reason = _(
+            "Your order %(number)s is still awaiting payment or approval. Finish or cancel it before a new order.",
+            number=waiting.number,
+        )
         return preview
 
     expiry = subscription_expiry(customer) if current == "subscription" else None
@@ -206,7 +265,8 @@ def preview_purchase(customer: Customer, package: Package, *, allow_off_sale: bo
 # --- activation ---------------------------------------------------------------------------------
 
 def activate_package(
-    customer: Customer, package: Package, *, source: str, actor: audit.Actor, allow_off_sale: bool = False
+    customer: Customer, package: Package | Offer, *, source: str, actor: audit.Actor, allow_off_sale: bool = False,
+    for_order: Order | None = None,
 ) -> Grant:
     """Give the customer what the package sells, in the caller's transaction.
 
@@ -214,12 +274,13 @@ def activate_package(
     page showed earlier; a refused purchase raises PurchaseRefused.
     """
     customer = lock_customer(customer.id)
-    preview = preview_purchase(customer, package, allow_off_sale=allow_off_sale)
+    package = Offer.of(package)
+    preview = preview_purchase(customer, package, allow_off_sale=allow_off_sale, for_order=for_order)
     if not preview.allowed:
         raise PurchaseRefused(preview)
     moment = now()
     grant = Grant(
-        customer_id=customer.id, package_id=package.id, package_type=package.type, kind=preview.kind,
+        customer_id=customer.id, package_id=package.package_id, package_type=package.type, kind=preview.kind,
         snapshot=package.snapshot(), source=source, created_at=moment,
     )
     db.session.add(grant)

@@ -17,7 +17,25 @@ DEFAULTS: dict[str, Any] = {
     "default_language": "en",
     "renewal_window_days": 30,
     "vip_support_enabled": True,
+    # Settings → Payment Systems: NestPay 3D_PAY (domain.md §8). Secrets are write-only on the page.
+    "nestpay_enabled": False,
+    "nestpay_bank": "asseco_test",
+    "nestpay_gate_url": "",
+    "nestpay_api_url": "",
+    "nestpay_client_id": "",
+    "nestpay_store_key": "",
+    "nestpay_api_user": "",
+    "nestpay_api_password": "",
+    "nestpay_store_type": "3d_pay",
+    "nestpay_hash_version": "ver3",
+    "nestpay_accept_half_3d": False,
+    "nestpay_test_mode": True,
+    "nestpay_api_body": "raw",
+    "auto_activate_card": True,
+    "card_checkout_minutes": 30,
 }
+
+SECRET_KEYS = frozenset({"nestpay_store_key", "nestpay_api_password"})
 
 
 def get(key: str) -> Any:

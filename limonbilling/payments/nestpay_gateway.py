@@ -1,0 +1,90 @@
+"""NestPay as LimonBilling's card gateway: the protocol code of `nestpay.py` fed from Settings → Payment Systems."""
+from collections.abc import Mapping
+
+from flask_babel import gettext as _
+
+from ..services import ValidationFailed, settings
+from . import nestpay
+from .base import PaymentGateway
+
+# Gateway addresses per bank (nestpay-3d-pay.md, "Gateway hosts"); the settings page fills them in, editable.
+BANK_PRESETS: dict[str, tuple[str, str]] = {
+    "asseco_test": ("Asseco test", "https://entegrasyon.asseco-see.com.tr"),
+    "isbank": ("İş Bankası", "https://sanalpos.isbank.com.tr"),
+    "akbank": ("Akbank", "https://www.sanalakpos.com"),
+    "halkbank": ("Halkbank", "https://sanalpos.halkbank.com.tr"),
+    "ziraat": ("Ziraat Bankası", "https://sanalpos2.ziraatbank.com.tr"),
+}
+REQUIRED_SETTINGS = (
+    "nestpay_gate_url", "nestpay_api_url", "nestpay_client_id", "nestpay_store_key",
+    "nestpay_api_user", "nestpay_api_password",
+)
+
+
+def preset_urls(bank: str) -> tuple[str, str]:
+    """The 3-D gate and API addresses of a bank preset."""
+    host = BANK_PRESETS[bank][1]
+    return f"{host}/fim/est3Dgate", f"{host}/fim/api"
+
+
+class NestPayGateway(PaymentGateway):
+    name = "nestpay"
+
+    def __init__(self, values: Mapping | None = None):
+        self.values = dict(values) if values is not None else settings.get_all()
+
+    def is_available(self) -> bool:
+        return bool(self.values["nestpay_enabled"]) and all(self.values[key] for key in REQUIRED_SETTINGS)
+
+    @property
+    def store_type(self) -> str:
+        return self.values["nestpay_store_type"]
+
+    @property
+    def config(self) -> nestpay.MerchantConfig:
+        v = self.values
+        return nestpay.MerchantConfig(
+            client_id=v["nestpay_client_id"], store_key=v["nestpay_store_key"], store_type=v["nestpay_store_type"],
+            hash_version=v["nestpay_hash_version"], gate_url=v["nestpay_gate_url"], api_url=v["nestpay_api_url"],
+            api_user=v["nestpay_api_user"], api_password=v["nestpay_api_password"],
+            accept_half_3d=bool(v["nestpay_accept_half_3d"]), api_body=v["nestpay_api_body"],
+        )
+
+    def payment_form(self, *, oid, amount_minor, currency, ok_url, fail_url, lang, card, email, name):
+        return nestpay.build_payment_form(
+            self.config, oid=oid, amount_minor=amount_minor, currency=currency, ok_url=ok_url, fail_url=fail_url,
+            lang=lang, card=card, email=email, bill_to_name=name,
+        )
+
+    def decide(self, fields, *, oid, amount_minor, currency):
+        pending = nestpay.PendingPayment(oid, amount_minor, currency) if oid is not None else None
+        return nestpay.decide_callback(fields, config=self.config, pending=pending)
+
+    def _client(self) -> nestpay.NestPayApiClient:
+        return nestpay.NestPayApiClient(self.config)
+
+    def void(self, oid):
+        return self._client().void(oid)
+
+    def refund(self, oid, amount_minor, currency):
+        return self._client().refund(oid, amount_minor, currency)
+
+    def status(self, oid):
+        return self._client().order_status(oid)
+
+
+def parse_card(number: str, expiry: str, cvv: str) -> nestpay.Card:
+    """The card as the customer typed it; errors name the field, never the value (nothing to leak)."""
+    digits = "".join(ch for ch in (number or "") if ch.isdigit())
+    errors: dict[str, list[str]] = {}
+    if not 12 <= len(digits) <= 19 or not nestpay._luhn_valid(digits):
+        errors["card_number"] = [_("Check the card number.")]
+    month, _sep, year = (expiry or "").replace(" ", "").partition("/")
+    if not (month.isdigit() and year.isdigit() and 1 <= int(month) <= 12 and len(year) in (2, 4)):
+        errors["card_expiry"] = [_("Write the expiry as MM/YY, e.g. 12/30.")]
+    if not ((cvv or "").isdigit() and len(cvv) in (3, 4)):
+        errors["card_cvv"] = [_("The security code has 3 or 4 digits.")]
+    if errors:
+        raise ValidationFailed(errors)
+    card_type = "mastercard" if digits[0] in "25" else "visa"
+    return nestpay.Card(pan=digits, exp_month=int(month), exp_year=int(year[-2:]), cvv=cvv, card_type=card_type)

@@ -1,0 +1,159 @@
+"""Checkout by card (NestPay 3D_PAY), the bank's callbacks, and the customer's orders.
+
+The card number travels from the customer's POST into the auto-submitting
+bank form and nowhere else: it is not stored, logged, kept in the session or
+echoed in an error.
+"""
+from flask import abort, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+
+from ..auth import current_actor, current_customer, public, vip_required
+from ..extensions import csrf, db
+from ..forms import show_errors
+from ..models import Order, Package
+from ..payments.nestpay_gateway import NestPayGateway, parse_card
+from ..services import ServiceError, ValidationFailed, audit, entitlements, orders
+from . import bp
+from .forms import CheckoutForm
+
+
+def _package_on_sale_or_404(package_id: int) -> Package:
+    package = db.session.get(Package, package_id)
+    if package is None or not package.on_sale or package.archived:
+        abort(404)
+    return package
+
+
+def _order_or_404(number: str) -> Order:
+    order = orders.customer_order(current_customer(), number)
+    if order is None:
+        abort(404)
+    return order
+
+
+def _send_to_bank(gateway: NestPayGateway, order: Order, form: CheckoutForm):
+    """Create a payment attempt and answer with the auto-submitting form to the bank's gate."""
+    card = None
+    if gateway.store_type == "3d_pay":
+        card = parse_card(form.card_number.data, form.card_expiry.data, form.card_cvv.data)
+    attempt = orders.start_card_payment(order)
+    customer = current_customer()
+    action, fields = gateway.payment_form(
+        oid=attempt.oid, amount_minor=attempt.amount_minor, currency=attempt.currency,
+        ok_url=url_for("portal.nestpay_callback", outcome="ok", _external=True),
+        fail_url=url_for("portal.nestpay_callback", outcome="fail", _external=True),
+        lang="tr" if str(get_locale()).startswith("tr") else "en",
+        card=card, email=customer.email, name=customer.full_name,
+    )
+    db.session.commit()
+    response = make_response(render_template("portal/to_bank.html", action=action, fields=fields, order=order))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/checkout/<int:package_id>", methods=["GET", "POST"])
+@vip_required
+def checkout(package_id: int):
+    """Show what the purchase will do and take the card; confirming creates the order and goes to the bank."""
+    package = _package_on_sale_or_404(package_id)
+    customer = current_customer()
+    gateway = NestPayGateway()
+    preview = entitlements.preview_purchase(customer, package)
+    form = CheckoutForm()
+    if form.validate_on_submit() and preview.allowed and gateway.is_available():
+        if preview.forfeits_something and not form.accept_forfeit.data:
+            form.accept_forfeit.errors = [_("Tick the box to confirm what you give up.")]
+        else:
+            try:
+                order = orders.create_order(
+                    customer, package, payment_method="card", actor=current_actor(), ip=request.remote_addr
+                )
+                return _send_to_bank(gateway, order, form)
+            except ValidationFailed as error:
+                db.session.rollback()
+                show_errors(form, error)
+            except ServiceError as error:
+                db.session.rollback()
+                form.form_errors.append(error.message)
+                preview = entitlements.preview_purchase(customer, package)
+    form.forget_card()
+    return render_template(
+        "portal/checkout.html", form=form, package=package, preview=preview, gateway=gateway, order=None,
+    )
+
+
+@bp.route("/orders/<number>/pay", methods=["GET", "POST"])
+@vip_required
+def pay_order(number: str):
+    """Try the card payment of an unpaid order again (after a decline or a 3-D failure)."""
+    order = _order_or_404(number)
+    gateway = NestPayGateway()
+    form = CheckoutForm()
+    if order.payment_status != "unpaid" or order.status != "pending" or order.payment_method != "card":
+        flash(_("This order is not waiting for a card payment."), "info")
+        return redirect(url_for("portal.order_detail", number=order.number))
+    if form.validate_on_submit() and gateway.is_available():
+        try:
+            return _send_to_bank(gateway, order, form)
+        except ValidationFailed as error:
+            db.session.rollback()
+            show_errors(form, error)
+        except ServiceError as error:
+            db.session.rollback()
+            form.form_errors.append(error.message)
+    form.forget_card()
+    return render_template(
+        "portal/checkout.html", form=form, package=None, preview=None, gateway=gateway, order=order,
+    )
+
+
+@bp.route("/payments/nestpay/<any(ok, fail):outcome>", methods=["GET", "POST"])
+@public
+@csrf.exempt
+def nestpay_callback(outcome: str):
+    """The bank's answer (okUrl / failUrl). Untrusted: it counts only after every check of the protocol.
+
+    It does not rely on the customer's session: a cross-site POST from the
+    bank does not carry a SameSite=Lax cookie. Processed once, then a 303 to the order page.
+    """
+    fields = request.form.to_dict() if request.method == "POST" else request.args.to_dict()
+    bank = audit.Actor("system", None, "nestpay", request.remote_addr)
+    order = orders.apply_card_callback(NestPayGateway(), fields, bank)
+    db.session.commit()
+    if order is None:
+        current_app.logger.warning("NestPay callback for an unknown order")
+        return redirect(url_for("portal.order_list"), code=303)
+    return redirect(url_for("portal.order_detail", number=order.number), code=303)
+
+
+@bp.route("/orders")
+@vip_required
+def order_list():
+    page = db.paginate(orders.customer_orders(current_customer()), page=request.args.get("page", 1, type=int),
+                       per_page=current_app.config["ITEMS_PER_PAGE"], error_out=False)
+    return render_template("portal/orders.html", page=page)
+
+
+@bp.route("/orders/<number>")
+@vip_required
+def order_detail(number: str):
+    order = _order_or_404(number)
+    return render_template("portal/order.html", order=order, gateway=NestPayGateway(), form=CheckoutForm())
+
+
+@bp.route("/orders/<number>/cancel", methods=["POST"])
+@vip_required
+def cancel_order(number: str):
+    """The customer gives up an unpaid order, so a new one can start (rule 7)."""
+    order = _order_or_404(number)
+    if CheckoutForm().validate_on_submit():
+        try:
+            orders.cancel_unpaid_order(order, current_actor())
+        except ServiceError as error:
+            db.session.rollback()
+            flash(error.message, "danger")
+        else:
+            db.session.commit()
+            flash(_("Order %(number)s is cancelled.", number=order.number), "success")
+    return redirect(url_for("portal.order_detail", number=order.number))

@@ -1,0 +1,196 @@
+"""Orders (domain.md §6): creating them, paying them by card, and activating what they sold.
+
+An order keeps the package as sold (`package_snapshot`) and stays Pending
+until an agent reviews it, even when a card payment already activated it.
+"""
+import secrets
+from collections.abc import Mapping
+from datetime import timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Customer, Order, Package, PaymentAttempt
+from . import ServiceError, audit, entitlements, settings
+from .clock import now
+
+NUMBER_DIGITS = 10
+
+
+def new_order_number() -> str:
+    """A random 10-digit number that never starts with 0 and does not reveal how many orders exist."""
+    while True:
+        number = str(secrets.randbelow(9 * 10 ** (NUMBER_DIGITS - 1)) + 10 ** (NUMBER_DIGITS - 1))
+        if db.session.scalar(select(Order.id).where(Order.number == number)) is None:
+            return number
+
+
+def create_order(
+    customer: Customer, package: Package, *, payment_method: str, actor: audit.Actor, ip: str | None = None,
+) -> Order:
+    """Start an order for the package if the rules allow it now (rules 1–4 and 7), awaiting payment.
+
+    A card order expires after `card_checkout_minutes` when unpaid, so an abandoned
+    checkout does not block the customer (rule 7).
+    """
+    customer = entitlements.lock_customer(customer.id)
+    preview = entitlements.preview_purchase(customer, package)
+    if not preview.allowed:
+        raise entitlements.PurchaseRefused(preview)
+    moment = now()
+    has_orders = db.session.scalar(select(Order.id).where(Order.customer_id == customer.id).limit(1)) is not None
+    order = Order(
+        number=new_order_number(), customer_id=customer.id, created_at=moment, customer_was_new=not has_orders,
+        kind=preview.kind, package_id=package.id, package_snapshot=package.snapshot(),
+        amount_minor=package.price_minor, currency=package.currency, payment_method=payment_method,
+        payment_status="unpaid", status="pending", ip=ip,
+        expires_at=moment + timedelta(minutes=settings.get("card_checkout_minutes"))
+        if payment_method == "card" else None,
+    )
+    db.session.add(order)
+    db.session.flush()
+    audit.record(actor, "order.create", order, number=order.number, package=package.name,
+                 method=payment_method, kind=preview.kind)
+    return order
+
+
+def start_card_payment(order: Order, gateway: str = "nestpay") -> PaymentAttempt:
+    """A new payment attempt for an unpaid order; its `oid` is what the bank sees and sends back."""
+    if order.payment_status != "unpaid" or order.status not in ("pending", "cancelled"):
+        raise ServiceError("not_payable", _("This order cannot be paid any more."))
+    if order.status == "cancelled":
+        raise ServiceError("not_payable", _("This order was cancelled; start a new one."))
+    moment = now()
+    if order.expires_at is not None and order.expires_at <= moment:
+        order.expires_at = moment + timedelta(minutes=settings.get("card_checkout_minutes"))
+    attempt = PaymentAttempt(
+        order=order, gateway=gateway, oid=f"{order.number}-{len(order.attempts) + 1}", state="pending",
+        amount_minor=order.amount_minor, currency=order.currency, created_at=moment, updated_at=moment,
+    )
+    db.session.add(attempt)
+    db.session.flush()
+    return attempt
+
+
+def apply_card_callback(gateway, fields: Mapping[str, str], actor: audit.Actor) -> Order | None:
+    """Process a bank callback once, whatever arrives how often (idempotent by the attempt's state).
+
+    Returns the order the callback names, or None when it names none of ours.
+    The attempt row is locked, so a POST and a GET arriving together are
+    processed one after the other and the second finds nothing to do.
+    """
+    oid = str(fields.get("oid") or fields.get("ReturnOid") or "")
+    attempt = db.session.scalars(
+        select(PaymentAttempt).where(PaymentAttempt.oid == oid).with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    awaiting = attempt is not None and attempt.state == "pending"
+    decision = gateway.decide(
+        fields,
+        oid=attempt.oid if awaiting else None,
+        amount_minor=attempt.amount_minor if awaiting else None,
+        currency=attempt.currency if awaiting else None,
+    )
+    if attempt is None:
+        audit.record(actor, "payment.callback_unknown", None, oid=oid[:64], reason=decision.reason)
+        return None
+    order = attempt.order
+    if not awaiting:
+        return order  # already decided: a replay changes nothing
+    if decision.reason == "bad_hash":
+        # Not from the bank: the attempt stays pending so the bank's real answer still counts.
+        audit.record(actor, "payment.callback_rejected", order, oid=oid, reason=decision.reason)
+        return order
+    _record_answer(attempt, decision)
+    if decision.approved:
+        attempt.state = "confirmed"
+        mark_paid(order, actor)
+    else:
+        attempt.state = "failed"
+        audit.record(actor, "payment.failed", order, oid=oid, reason=decision.reason)
+    return order
+
+
+def _record_answer(attempt: PaymentAttempt, decision) -> None:
+    fields = decision.attempt_fields
+    attempt.updated_at = now()
+    attempt.failure_code = decision.reason
+    attempt.message = decision.message
+    attempt.trans_id = fields.get("TransId")
+    attempt.auth_code = fields.get("AuthCode")
+    attempt.host_ref_num = fields.get("HostRefNum")
+    attempt.masked_pan = fields.get("MaskedPan")
+    attempt.md_status = fields.get("mdStatus")
+    attempt.proc_return_code = fields.get("ProcReturnCode")
+    attempt.raw = decision.raw_fields
+
+
+def mark_paid(order: Order, actor: audit.Actor) -> None:
+    """The money arrived: the order is Paid, and its package is activated when auto-activation is on.
+
+    A card order stays Pending for an agent's review either way. If the rules
+    refuse the activation now, the order keeps its payment and a note for the agent.
+    """
+    order.payment_status = "paid"
+    order.paid_at = now()
+    if order.status == "cancelled":
+        order.status = "pending"  # a late payment of an expired checkout reopens it for review
+    audit.record(actor, "order.paid", order, number=order.number, method=order.payment_method)
+    if order.payment_method != "card" or settings.get("auto_activate_card"):
+        activate_order(order, actor)
+
+
+def activate_order(order: Order, actor: audit.Actor) -> bool:
+    """Give the customer what the order sold (once). Returns False when the rules refuse it now."""
+    if order.grant_id is not None:
+        return True
+    customer = db.session.get(Customer, order.customer_id)
+    try:
+        grant = entitlements.activate_package(
+            customer, entitlements.Offer.sold(order.package_snapshot), source=f"order {order.number}",
+            actor=actor, for_order=order,
+        )
+    except entitlements.PurchaseRefused as refused:
+        note = _("Activation refused: %(reason)s", reason=refused.message)
+        order.notes = f"{order.notes}\n{note}" if order.notes else note
+        audit.record(actor, "order.activation_refused", order, reason=refused.code)
+        return False
+    order.grant_id = grant.id
+    return True
+
+
+def customer_order(customer: Customer, number: str) -> Order | None:
+    """The customer's own order by its number; another customer's order is None."""
+    return db.session.scalar(select(Order).where(Order.number == number, Order.customer_id == customer.id))
+
+
+def customer_orders(customer: Customer):
+    return select(Order).where(Order.customer_id == customer.id).order_by(Order.id.desc())
+
+
+def expire_card_checkouts() -> int:
+    """Cancel unpaid card checkouts past their time (cron); a late approved callback still reopens one."""
+    moment = now()
+    stale = db.session.scalars(select(Order).where(
+        Order.payment_method == "card", Order.payment_status == "unpaid", Order.status == "pending",
+        Order.expires_at <= moment,
+    ))
+    count = 0
+    for order in stale:
+        order.status = "cancelled"
+        audit.record(audit.Actor.system("expiry"), "order.expired", order, number=order.number)
+        count += 1
+    return count
+
+
+def cancel_unpaid_order(order: Order, actor: audit.Actor) -> None:
+    """A customer gives up an order that was never paid (nothing to revoke, nothing to refund).
+
+    Its payment attempts stay as they are: should the bank still approve one, the
+    payment is recorded and the order reopens for review (see mark_paid).
+    """
+    if order.payment_status != "unpaid" or order.status != "pending":
+        raise ServiceError("not_cancellable", _("Only an unpaid, pending order can be cancelled here."))
+    order.status = "cancelled"
+    audit.record(actor, "order.cancel_unpaid", order, number=order.number)
