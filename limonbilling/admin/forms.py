@@ -119,3 +119,32 @@ class CreditAdjustmentForm(FlaskForm):
         description=_l("A negative number takes credits away."),
     )
     reason = StringField(_l("Reason"), description=_l("Required; the customer's ledger shows it."))
+
+
+class PaymentSettingsForm(FlaskForm):
+    """Settings → Payment Systems (NestPay 3D_PAY). Secret fields start empty: blank keeps the stored value."""
+
+    nestpay_enabled = BooleanField(_l("Take card payments through NestPay 3D_PAY"))
+    nestpay_bank = SelectField(_l("Bank"))
+    nestpay_gate_url = StringField(_l("3-D gate address"))
+    nestpay_api_url = StringField(_l("API address"))
+    nestpay_client_id = StringField(_l("Client id (merchant id)"))
+    nestpay_store_key = PasswordField(_l("Store key"), description=_l("Leave empty to keep the stored key."))
+    nestpay_api_user = StringField(_l("API user"))
+    nestpay_api_password = PasswordField(_l("API password"), description=_l("Leave empty to keep the stored password."))
+    nestpay_store_type = SelectField(_l("Store type"), choices=[
+        SelectChoice("3d_pay", _l("3D_PAY: the card form is ours")),
+        SelectChoice("3d_pay_hosting", _l("3D_PAY_HOSTING: the bank's page asks for the card")),
+    ])
+    nestpay_hash_version = SelectField(_l("Hash version"), choices=[
+        SelectChoice("ver3", _l("ver3 (SHA-512, recommended)")), SelectChoice("ver1", _l("ver1 (old stores)")),
+    ])
+    nestpay_accept_half_3d = BooleanField(_l("Accept half 3-D Secure (mdStatus 2–4)"))
+    nestpay_test_mode = BooleanField(_l("Test mode"))
+    nestpay_api_body = SelectField(_l("API request body"), choices=[
+        SelectChoice("raw", _l("Raw XML (text/xml)")), SelectChoice("form", _l("Form field DATA=")),
+    ])
+    auto_activate_card = BooleanField(_l("Activate packages as soon as the card payment is approved"))
+    card_checkout_minutes = IntegerField(
+        _l("Unpaid card checkouts expire after (minutes)"), validators=[InputRequired(), NumberRange(min=5, max=1440)]
+    )

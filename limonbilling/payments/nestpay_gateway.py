@@ -88,3 +88,40 @@ def parse_card(number: str, expiry: str, cvv: str) -> nestpay.Card:
         raise ValidationFailed(errors)
     card_type = "mastercard" if digits[0] in "25" else "visa"
     return nestpay.Card(pan=digits, exp_month=int(month), exp_year=int(year[-2:]), cvv=cvv, card_type=card_type)
+
+
+def save_settings(values: Mapping, actor) -> list[str]:
+    """Settings → Payment Systems. Blank secrets keep the stored ones (they are never shown back).
+
+    Switching card payments on needs every address and credential; addresses must be http(s) URLs.
+    """
+    current = settings.get_all()
+    clean = {key: values[key] for key in values if key in settings.DEFAULTS and key.startswith("nestpay_")}
+    for key in settings.SECRET_KEYS:
+        if not clean.get(key):
+            clean[key] = current[key]
+    for key in ("nestpay_gate_url", "nestpay_api_url", "nestpay_client_id", "nestpay_api_user"):
+        clean[key] = (clean.get(key) or "").strip()
+    errors: dict[str, list[str]] = {}
+    for key in ("nestpay_gate_url", "nestpay_api_url"):
+        if clean[key] and not clean[key].startswith(("https://", "http://")):
+            errors[key] = [_("Enter an address starting with https://")]
+    if clean.get("nestpay_enabled"):
+        for key in REQUIRED_SETTINGS:
+            if not clean[key] and key not in errors:
+                errors[key] = [_("Needed to take card payments.")]
+    if clean.get("nestpay_bank") not in BANK_PRESETS:
+        errors["nestpay_bank"] = [_("Choose a bank from the list.")]
+    if clean.get("nestpay_store_type") not in ("3d_pay", "3d_pay_hosting"):
+        errors["nestpay_store_type"] = [_("Choose a store type from the list.")]
+    if clean.get("nestpay_hash_version") not in ("ver3", "ver1"):
+        errors["nestpay_hash_version"] = [_("Choose a hash version from the list.")]
+    if clean.get("nestpay_api_body") not in ("raw", "form"):
+        errors["nestpay_api_body"] = [_("Choose how the API request is sent.")]
+    extra = {key: values[key] for key in ("auto_activate_card", "card_checkout_minutes") if key in values}
+    minutes = extra.get("card_checkout_minutes", current["card_checkout_minutes"])
+    if not isinstance(minutes, int) or not 5 <= minutes <= 1440:
+        errors["card_checkout_minutes"] = [_("Enter a number of minutes from 5 to 1440.")]
+    if errors:
+        raise ValidationFailed(errors)
+    return settings.update({**clean, **extra}, actor)

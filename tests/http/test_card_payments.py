@@ -3,6 +3,8 @@
 A requests.Session plays the browser: checkout, the bank's 3-D page, its
 post-back to okUrl/failUrl, and the 303 to the order page.
 """
+import logging
+
 import pytest
 import requests
 
@@ -80,7 +82,8 @@ def _state(ids):
     return result
 
 
-def test_approved_card_payment_activates_the_package(shop):
+def test_approved_card_payment_activates_the_package(shop, caplog):
+    caplog.set_level(logging.DEBUG)
     server, ids = shop
     browser = _signed_in(server.url, ids["email"])
     bank_form = _to_the_bank(browser, server.url, ids["package"])
@@ -92,6 +95,35 @@ def test_approved_card_payment_activates_the_package(shop):
     credits, paid, status, activated, number = _state(ids)
     assert (credits, paid, status, activated) == (10, "paid", "pending", True)
     assert f"/orders/{number}" in order_page.url
+    assert TEST_CARD not in caplog.text  # the card number is in no log line
+    attempt = db.session.scalars(db.select(PaymentAttempt)).one()
+    assert attempt.masked_pan == "435508***4358" and TEST_CARD not in str(attempt.raw)
+    db.session.close()
+
+
+@pytest.mark.parametrize("store_type, hash_version", [("3d_pay_hosting", "ver3"), ("3d_pay", "ver1")])
+def test_hosting_store_type_and_old_hash_version(shop, store_type, hash_version):
+    settings.update({"nestpay_store_type": store_type, "nestpay_hash_version": hash_version},
+                    audit.Actor.system("test"))
+    db.session.commit()
+    db.session.close()
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    page = browser.get(f"{server.url}/checkout/{ids['package']}")
+    form = form_with_field(page, "csrf_token")
+    if store_type == "3d_pay_hosting":
+        assert "card_number" not in page.text and "Continue to the bank" in page.text
+        data = form["fields"]
+    else:
+        data = {**form["fields"], "card_number": TEST_CARD, "card_expiry": "12/30", "card_cvv": "000"}
+    bank_form = form_with_field(browser.post(page.url, data=data), "hash")
+    three_d = browser.post(bank_form["action"], data=bank_form["fields"])
+    choice = forms_of(three_d)[0]
+    post_back = browser.post(choice["action"], data={**choice["fields"], "outcome": "approve", "pan": TEST_CARD})
+    callback = form_with_field(post_back, "HASH")
+    assert ("HASHPARAMS" in callback["fields"]) == (hash_version == "ver1")
+    browser.post(callback["action"], data=callback["fields"])
+    assert _state(ids)[:4] == (10, "paid", "pending", True)
 
 
 @pytest.mark.parametrize(("outcome", "message"), [
