@@ -188,6 +188,11 @@ def _v3_candidates(fields: Mapping[str, str | None]) -> Iterator[Mapping[str, st
         yield _php_names(fields)
 
 
+def hash_v1_callback(hash_params_value: str, store_key: str) -> str:
+    """ver1 callback hash: base64(SHA-1(HASHPARAMSVAL + store key))."""
+    return _b64(hashlib.sha1((hash_params_value + store_key).encode("utf-8")).digest())
+
+
 def verify_callback(fields: Mapping[str, str | None], store_key: str) -> bool:
     """Check a callback's `HASH`: ver1 when `HASHPARAMS` is present, otherwise ver3 over all received fields."""
     received = fields.get("HASH")
@@ -198,7 +203,7 @@ def verify_callback(fields: Mapping[str, str | None], store_key: str) -> bool:
         params_value = "".join(fields.get(name) or "" for name in names)
         if not _same(fields.get("HASHPARAMSVAL") or "", params_value):
             return False
-        return _same(received, _b64(hashlib.sha1((params_value + store_key).encode("utf-8")).digest()))
+        return _same(received, hash_v1_callback(params_value, store_key))
     return any(_same(received, hash_v3(candidate, store_key)) for candidate in _v3_candidates(fields))
 
 
@@ -350,7 +355,7 @@ def build_payment_form(
 
 # --- the callback -----------------------------------------------------------------------------------------------
 
-def _luhn_valid(digits: str) -> bool:
+def luhn_valid(digits: str) -> bool:
     total = 0
     for position, char in enumerate(reversed(digits)):
         digit = int(char)
@@ -360,10 +365,10 @@ def _luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _looks_like_pan(value: str) -> bool:
+def looks_like_pan(value: str) -> bool:
     """13 to 19 digits (spaces and dashes ignored) that pass the Luhn check."""
     digits = re.sub(r"[ -]", "", value)
-    return bool(re.fullmatch(r"[0-9]{13,19}", digits)) and _luhn_valid(digits)
+    return bool(re.fullmatch(r"[0-9]{13,19}", digits)) and luhn_valid(digits)
 
 
 def safe_raw_fields(fields: Mapping[str, str | None]) -> dict[str, str]:
@@ -371,7 +376,7 @@ def safe_raw_fields(fields: Mapping[str, str | None]) -> dict[str, str]:
     return {
         name: value or ""
         for name, value in fields.items()
-        if name.lower() not in _CARD_FIELD_NAMES and not _looks_like_pan(value or "")
+        if name.lower() not in _CARD_FIELD_NAMES and not looks_like_pan(value or "")
     }
 
 

@@ -77,7 +77,7 @@ def parse_card(number: str, expiry: str, cvv: str) -> nestpay.Card:
     """The card as the customer typed it; errors name the field, never the value (nothing to leak)."""
     digits = "".join(ch for ch in (number or "") if ch.isdigit())
     errors: dict[str, list[str]] = {}
-    if not 12 <= len(digits) <= 19 or not nestpay._luhn_valid(digits):
+    if not 12 <= len(digits) <= 19 or not nestpay.luhn_valid(digits):
         errors["card_number"] = [_("Check the card number.")]
     month, _sep, year = (expiry or "").replace(" ", "").partition("/")
     if not (month.isdigit() and year.isdigit() and 1 <= int(month) <= 12 and len(year) in (2, 4)):

@@ -168,7 +168,7 @@ def _result_fields(fields: dict[str, str], outcome: str, store_key: str) -> dict
     """Every posted field back (less the card), the bank's result fields, and a correct HASH."""
     pan = fields.get("pan", "")
     md_status, response, code, message = OUTCOMES[outcome]
-    if outcome == "approve" and not nestpay._looks_like_pan(pan):
+    if outcome == "approve" and not nestpay.looks_like_pan(pan):
         md_status, response, code, message = "1", "Declined", "14", "Geçersiz kart numarası (invalid card number)"
     approved = response == "Approved"
     result = {name: value for name, value in fields.items() if name.lower() not in ("pan", "cv2", "hash")}
@@ -191,7 +191,7 @@ def _result_fields(fields: dict[str, str], outcome: str, store_key: str) -> dict
         names = ["clientid", "oid", "AuthCode", "ProcReturnCode", "Response", "mdStatus", "rnd"]
         result["HASHPARAMS"] = ":".join(names) + ":"
         result["HASHPARAMSVAL"] = "".join(result.get(name, "") for name in names)
-        result["HASH"] = nestpay._b64(nestpay.hashlib.sha1((result["HASHPARAMSVAL"] + store_key).encode()).digest())
+        result["HASH"] = nestpay.hash_v1_callback(result["HASHPARAMSVAL"], store_key)
     return result
 
 

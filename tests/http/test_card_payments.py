@@ -234,3 +234,9 @@ def test_simulator_api_void_credit_and_status(simulator):
     assert not client.void("B-1").succeeded
     wrong_password = nestpay.MerchantConfig(**{**config.__dict__, "api_password": "nope"})
     assert nestpay.NestPayApiClient(wrong_password, timeout=5).order_status("B-1").response == "Error"
+
+
+def test_the_simulator_refuses_production(monkeypatch):
+    monkeypatch.setenv("LIMONBILLING_CONFIG", "production")
+    with pytest.raises(RuntimeError, match="development and tests only"):
+        create_simulator()
