@@ -110,3 +110,11 @@ def make_app(database_url, clock):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def gateway(app):
+    """NestPay configured with the published test merchant (its addresses lead nowhere)."""
+    from .payment_support import configure_gateway
+
+    return configure_gateway()

@@ -444,3 +444,47 @@ def entitlement(customer: Customer) -> Entitlement:
         renewable_from=expiry - renewal_window() if expiry else None,
         departments=access,
     )
+
+
+# --- revoking what an order granted ---------------------------------------------------------------
+
+@dataclass
+class Revocation:
+    credits_taken_back: int = 0
+    credits_already_used: int = 0
+    period_removed: bool = False
+
+
+def revoke_grant(grant: Grant, actor: audit.Actor, reason: str) -> Revocation:
+    """Take back what one purchase gave (a cancelled, refunded or fraudulent order).
+
+    Credits are taken back as far as they remain, never below zero; the rest
+    was already used and is recorded in the ledger, not silently dropped. A
+    subscription period is removed. Departments follow (rule 5).
+    """
+    customer = lock_customer(grant.customer_id)
+    result = Revocation()
+    if grant.ended_at is not None and grant.end_reason == "revoked":
+        return result
+    moment = now()
+    if grant.package_type == "credit":
+        granted = grant.snapshot["credits"]
+        if grant.ended_at is None and customer.package_type == "credit":
+            result.credits_taken_back = min(granted, customer.credits)
+            result.credits_already_used = granted - result.credits_taken_back
+            if result.credits_taken_back:
+                ledger.post(customer, "reversal", -result.credits_taken_back, grant_id=grant.id, reason=reason)
+            if result.credits_already_used:
+                ledger.note(customer, "reversal", _(
+                    "%(used)d of the %(granted)d credits were already used and cannot be taken back.",
+                    used=result.credits_already_used, granted=granted), grant_id=grant.id)
+    elif grant.period is not None and grant.period.effective_end > grant.period.starts_at:
+        grant.period.cut_at = grant.period.starts_at
+        result.period_removed = True
+        ledger.note(customer, "reversal", reason, grant_id=grant.id)
+    grant.ended_at, grant.end_reason = moment, "revoked"
+    db.session.flush()
+    sync_departments(customer)
+    audit.record(actor, "entitlement.revoke", customer, grant=grant.id, taken_back=result.credits_taken_back,
+                 already_used=result.credits_already_used, period_removed=result.period_removed)
+    return result

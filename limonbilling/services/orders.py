@@ -194,3 +194,76 @@ def cancel_unpaid_order(order: Order, actor: audit.Actor) -> None:
         raise ServiceError("not_cancellable", _("Only an unpaid, pending order can be cancelled here."))
     order.status = "cancelled"
     audit.record(actor, "order.cancel_unpaid", order, number=order.number)
+
+
+# --- agent actions (WHMCS): each one transaction, audited ------------------------------------------
+
+def _revoke(order: Order, actor: audit.Actor, reason: str) -> None:
+    if order.grant is not None:
+        entitlements.revoke_grant(order.grant, actor, reason)
+
+
+def accept_order(order: Order, actor: audit.Actor) -> None:
+    """Accept: activate what the order sold if it is not active yet, and mark the order Active.
+
+    A bank-transfer or manual order is paid by accepting it; an unpaid card order cannot be accepted.
+    """
+    if order.status != "pending":
+        raise ServiceError("not_pending", _("Only a pending order can be accepted."))
+    if order.payment_status == "unpaid":
+        if order.payment_method == "card":
+            raise ServiceError("unpaid", _("The card payment has not arrived; the order cannot be accepted."))
+        order.payment_status = "paid"
+        order.paid_at = now()
+    if not activate_order(order, actor):
+        raise ServiceError("activation_refused", order.notes.splitlines()[-1])
+    order.status = "active"
+    audit.record(actor, "order.accept", order, number=order.number)
+
+
+def cancel_order(order: Order, actor: audit.Actor) -> None:
+    """Cancel: revoke what the order granted; the money stays where it is (see refund_order)."""
+    if order.status == "cancelled":
+        raise ServiceError("already_cancelled", _("This order is already cancelled."))
+    _revoke(order, actor, _("Order %(number)s cancelled.", number=order.number))
+    order.status = "cancelled"
+    audit.record(actor, "order.cancel", order, number=order.number)
+
+
+def set_fraud(order: Order, actor: audit.Actor) -> None:
+    """Set as Fraud: revoke what the order granted and keep it aside."""
+    if order.status == "fraud":
+        raise ServiceError("already_fraud", _("This order is already marked as fraud."))
+    _revoke(order, actor, _("Order %(number)s marked as fraud.", number=order.number))
+    order.status = "fraud"
+    audit.record(actor, "order.fraud", order, number=order.number)
+
+
+def back_to_pending(order: Order, actor: audit.Actor) -> None:
+    """Back to Pending, from Fraud or Cancelled. What was revoked stays revoked until the order is accepted."""
+    if order.status not in ("fraud", "cancelled"):
+        raise ServiceError("not_reopenable", _("Only a cancelled or fraud order can go back to pending."))
+    order.status = "pending"
+    if order.grant is not None and order.grant.end_reason == "revoked":
+        order.grant_id = None  # accepting activates it again, as a new grant
+    audit.record(actor, "order.pending", order, number=order.number)
+
+
+def delete_order(order: Order, actor: audit.Actor) -> None:
+    """Delete: irreversible; the audit log keeps that it happened and what the order was."""
+    if order.grant is not None and order.grant.ended_at is None:
+        raise ServiceError("still_active", _("Cancel the order first: what it granted is still active."))
+    audit.record(actor, "order.delete", order, number=order.number, customer_id=order.customer_id,
+                 package=order.package_name, amount_minor=order.amount_minor, currency=order.currency,
+                 status=order.status, payment_status=order.payment_status)
+    db.session.delete(order)
+
+
+def bulk_set_status(orders: list[Order], status: str, actor: audit.Actor) -> int:
+    """Bulk actions change the status only: no gateway and no entitlement command runs (WHMCS)."""
+    if status not in ("pending", "active", "fraud", "cancelled"):
+        raise ValueError(status)
+    for order in orders:
+        order.status = status
+    audit.record(actor, "order.bulk_status", None, status=status, numbers=[o.number for o in orders])
+    return len(orders)

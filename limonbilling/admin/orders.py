@@ -1,0 +1,152 @@
+"""Billing → Orders: the list agents review, the order detail, and the WHMCS actions."""
+import csv
+import io
+from datetime import datetime, time, timedelta
+
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, or_, select
+
+from ..auth import current_actor
+from ..extensions import db
+from ..models import ORDER_STATUSES, Customer, LedgerEntry, Order
+from ..services import ServiceError, orders
+from .billing import billing_view
+from .forms import ToggleForm
+
+ACTIONS = {
+    "accept": (orders.accept_order, _l("Order %(number)s is accepted.")),
+    "cancel": (orders.cancel_order, _l("Order %(number)s is cancelled.")),
+    "fraud": (orders.set_fraud, _l("Order %(number)s is marked as fraud.")),
+    "pending": (orders.back_to_pending, _l("Order %(number)s is pending again.")),
+}
+
+
+def _filtered(args) -> tuple:
+    """The order select for the list's filters: status, search (number, customer), date range."""
+    statement = select(Order).join(Customer, Customer.id == Order.customer_id)
+    status = args.get("status", "")
+    if status in ORDER_STATUSES:
+        statement = statement.where(Order.status == status)
+    query = args.get("q", "").strip()
+    if query:
+        if query.isdigit() and len(query) == 10:
+            statement = statement.where(Order.number == query)
+        else:
+            pattern = f"%{query.lower()}%"
+            statement = statement.where(or_(
+                func.lower(Customer.email).like(pattern),
+                func.lower(Customer.first_name + " " + Customer.last_name).like(pattern),
+                func.lower(Customer.company_name).like(pattern),
+            ))
+    for name, bound in (("from", "start"), ("to", "end")):
+        raw = args.get(name, "")
+        try:
+            day = datetime.strptime(raw, "%Y-%m-%d").date() if raw else None
+        except ValueError:
+            day = None
+        if day is not None:
+            if bound == "start":
+                statement = statement.where(Order.created_at >= datetime.combine(day, time.min))
+            else:
+                statement = statement.where(Order.created_at < datetime.combine(day + timedelta(days=1), time.min))
+    filters = {k: args.get(k, "") for k in ("status", "q", "from", "to") if args.get(k)}
+    return statement.order_by(Order.id.desc()), filters
+
+
+@billing_view("/billing/orders")
+def order_list():
+    statement, filters = _filtered(request.args)
+    page = db.paginate(statement, page=request.args.get("page", 1, type=int),
+                       per_page=current_app.config["ITEMS_PER_PAGE"], error_out=False)
+    pending = db.session.scalar(select(func.count()).where(Order.status == "pending"))
+    return render_template("admin/orders.html", page=page, filters=filters, pending=pending,
+                           statuses=ORDER_STATUSES, form=ToggleForm())
+
+
+@billing_view("/billing/orders.csv")
+def order_export():
+    """The filtered list as CSV (UTF-8 with BOM so spreadsheet programs read Turkish letters)."""
+    statement, _filters = _filtered(request.args)
+    buffer = io.StringIO()
+    buffer.write("\ufeff")
+    writer = csv.writer(buffer)
+    writer.writerow(["number", "created_at", "customer", "email", "package", "kind", "amount", "currency",
+                     "payment_method", "payment_status", "status"])
+    for order in db.session.scalars(statement):
+        writer.writerow([order.number, order.created_at.isoformat(sep=" ", timespec="seconds"),
+                         order.customer.display_name, order.customer.email, order.package_name, order.kind,
+                         f"{order.amount_minor // 100}.{order.amount_minor % 100:02d}", order.currency,
+                         order.payment_method, order.payment_status, order.status])
+    return Response(buffer.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=orders.csv"})
+
+
+def _order_or_404(number: str) -> Order:
+    order = db.session.scalar(select(Order).where(Order.number == number))
+    if order is None:
+        abort(404)
+    return order
+
+
+@billing_view("/billing/orders/<number>")
+def order_detail(number: str):
+    order = _order_or_404(number)
+    entries = []
+    if order.grant_id is not None:
+        entries = list(db.session.scalars(
+            select(LedgerEntry).where(LedgerEntry.grant_id == order.grant_id).order_by(LedgerEntry.id)
+        ))
+    return render_template("admin/order_detail.html", order=order, entries=entries, form=ToggleForm())
+
+
+@billing_view("/billing/orders/<number>/<any(accept, cancel, fraud, pending):action>", methods=["POST"])
+def order_action(number: str, action: str):
+    order = _order_or_404(number)
+    if ToggleForm().validate_on_submit():
+        handler, message = ACTIONS[action]
+        try:
+            handler(order, current_actor())
+        except ServiceError as error:
+            db.session.rollback()
+            flash(error.message, "danger")
+        else:
+            db.session.commit()
+            flash(message % {"number": number}, "success")
+    return redirect(url_for("admin.order_detail", number=number))
+
+
+@billing_view("/billing/orders/<number>/delete", methods=["GET", "POST"])
+def order_delete(number: str):
+    """Delete needs an explicit confirmation step: it cannot be undone."""
+    order = _order_or_404(number)
+    form = ToggleForm()
+    if form.validate_on_submit() and request.form.get("confirm") == number:
+        try:
+            orders.delete_order(order, current_actor())
+        except ServiceError as error:
+            db.session.rollback()
+            flash(error.message, "danger")
+            return redirect(url_for("admin.order_detail", number=number))
+        db.session.commit()
+        flash(_("Order %(number)s is deleted. The audit log keeps the record.", number=number), "success")
+        return redirect(url_for("admin.order_list"))
+    if request.method == "POST":
+        flash(_("Type the order number to confirm the deletion."), "warning")
+    return render_template("admin/order_delete.html", order=order, form=form)
+
+
+@billing_view("/billing/orders/bulk", methods=["POST"])
+def order_bulk():
+    """Bulk status change: only the status moves, no payment or entitlement command runs."""
+    status = request.form.get("status", "")
+    numbers = request.form.getlist("numbers")
+    if ToggleForm().validate_on_submit() and status in ORDER_STATUSES and numbers:
+        selected = list(db.session.scalars(select(Order).where(Order.number.in_(numbers))))
+        count = orders.bulk_set_status(selected, status, current_actor())
+        db.session.commit()
+        flash(_("%(count)d orders set to %(status)s.", count=count, status=status), "success")
+    else:
+        flash(_("Choose orders and a status."), "warning")
+    return redirect(url_for("admin.order_list", status=request.form.get("back_status") or None))

@@ -1,0 +1,40 @@
+"""Shared by the order tests: the gateway set up for the published test merchant, and bank answers."""
+
+from limonbilling.extensions import db
+from limonbilling.payments import nestpay
+from limonbilling.payments.nestpay_gateway import NestPayGateway
+from limonbilling.sandbox import TEST_MERCHANT
+from limonbilling.services import audit, orders, settings
+
+AGENT = audit.Actor("agent", None, "agent@example.com")
+BANK = audit.Actor("system", None, "nestpay")
+
+
+def configure_gateway() -> NestPayGateway:
+    settings.update({
+        "nestpay_enabled": True, "nestpay_gate_url": "http://127.0.0.1:9/fim/est3Dgate",
+        "nestpay_api_url": "http://127.0.0.1:9/fim/api", "nestpay_client_id": TEST_MERCHANT["client_id"],
+        "nestpay_store_key": TEST_MERCHANT["store_key"], "nestpay_api_user": "u", "nestpay_api_password": "p",
+    }, AGENT)
+    return NestPayGateway()
+
+
+def bank_answer(attempt, *, approved=True, **changes) -> dict:
+    """The callback the bank would send for the attempt, signed with the store key."""
+    fields = {
+        "clientid": TEST_MERCHANT["client_id"], "oid": attempt.oid, "ReturnOid": attempt.oid,
+        "amount": nestpay.format_amount(attempt.amount_minor), "currency": nestpay.CURRENCY_CODES[attempt.currency],
+        "mdStatus": "1", "Response": "Approved" if approved else "Declined",
+        "ProcReturnCode": "00" if approved else "05", "ErrMsg": "" if approved else "Do not honour",
+        "MaskedPan": "435508***4358", "TransId": "T1", "AuthCode": "123456", "HostRefNum": "H1",
+        "hashAlgorithm": "ver3", "rnd": "r", **changes,
+    }
+    fields["HASH"] = nestpay.hash_v3(fields, TEST_MERCHANT["store_key"])
+    return fields
+
+
+def card_order(customer, package):
+    order = orders.create_order(customer, package, payment_method="card", actor=AGENT, ip="127.0.0.1")
+    attempt = orders.start_card_payment(order)
+    db.session.commit()
+    return order, attempt

@@ -1,0 +1,156 @@
+"""Orders at the service level: numbers, rule 7, card callbacks, and the agent actions with their effects."""
+import pytest
+
+from limonbilling.extensions import db
+from limonbilling.models import AuditEntry, LedgerEntry, Order
+from limonbilling.services import ServiceError, audit, entitlements, ledger, orders, settings
+from limonbilling.services.entitlements import PurchaseRefused, charge_usage
+
+from ..factories import make_customer, make_department, make_package
+from ..payment_support import AGENT, BANK, bank_answer, card_order
+
+
+@pytest.fixture
+def support(app):
+    return make_department("Support", credit_per_request=3)
+
+
+def test_order_numbers_are_random_ten_digits(app):
+    numbers = {orders.new_order_number() for _ in range(200)}
+    assert len(numbers) == 200
+    assert all(len(n) == 10 and n.isdigit() and n[0] != "0" for n in numbers)
+
+
+def test_one_open_order_at_a_time(gateway, support, clock):
+    customer = make_customer()
+    package = make_package("credit", [support])
+    first, _attempt = card_order(customer, package)
+    assert first.customer_was_new and first.kind == "new" and first.status == "pending"
+    preview = entitlements.preview_purchase(customer, package)
+    assert preview.reason_code == "open_order" and first.number in preview.reason
+    with pytest.raises(PurchaseRefused):
+        orders.create_order(customer, package, payment_method="card", actor=AGENT)
+    db.session.rollback()
+    clock.advance(minutes=31)  # an abandoned card checkout stops blocking
+    second = orders.create_order(customer, package, payment_method="card", actor=AGENT)
+    assert not second.customer_was_new
+    assert orders.expire_card_checkouts() == 1
+    db.session.commit()
+    assert db.session.get(Order, first.id).status == "cancelled"
+
+
+def test_approved_callback_pays_and_activates_once(gateway, support):
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("credit", [support], credits=10))
+    fields = bank_answer(attempt)
+    assert orders.apply_card_callback(gateway, fields, BANK) is order
+    db.session.commit()
+    assert (order.payment_status, order.status, customer.credits, attempt.state) == ("paid", "pending", 10, "confirmed")
+    assert (attempt.trans_id, attempt.masked_pan) == ("T1", "435508***4358")
+    orders.apply_card_callback(gateway, fields, BANK)  # replay
+    db.session.commit()
+    assert customer.credits == 10 and ledger.ledger_sum(customer.id) == 10
+
+
+def test_card_payment_waits_for_accept_when_auto_activation_is_off(gateway, support):
+    settings.update({"auto_activate_card": False}, AGENT)
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("credit", [support], credits=10))
+    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+    assert (order.payment_status, order.activated, customer.credits) == ("paid", False, 0)
+    orders.accept_order(order, AGENT)
+    db.session.commit()
+    assert (order.status, order.activated, customer.credits) == ("active", True, 10)
+
+
+def test_declined_callback_keeps_the_order_unpaid_with_the_banks_message(gateway, support):
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("credit", [support]))
+    orders.apply_card_callback(gateway, bank_answer(attempt, approved=False), BANK)
+    db.session.commit()
+    assert (order.payment_status, attempt.state, attempt.message) == ("unpaid", "failed", "Do not honour")
+
+
+def test_a_forged_callback_leaves_the_attempt_waiting(gateway, support):
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("credit", [support]))
+    forged = {**bank_answer(attempt), "amount": "0.01"}
+    orders.apply_card_callback(gateway, forged, BANK)
+    db.session.commit()
+    assert attempt.state == "pending" and order.payment_status == "unpaid"
+    assert db.session.scalar(db.select(AuditEntry).where(AuditEntry.action == "payment.callback_rejected"))
+    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)  # the real answer still counts
+    db.session.commit()
+    assert order.payment_status == "paid"
+
+
+def test_late_approval_of_a_cancelled_checkout_reopens_it(gateway, support):
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("credit", [support], credits=10))
+    orders.cancel_unpaid_order(order, audit.Actor.of(customer))
+    db.session.commit()
+    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+    assert (order.status, order.payment_status, customer.credits) == ("pending", "paid", 10)
+
+
+def test_cancel_takes_back_what_remains_and_records_the_rest(gateway, support):
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("credit", [support], credits=10))
+    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+    for n in range(3):
+        charge_usage(customer, support, "ticket", f"T{n}")  # 9 of 10 credits used
+    db.session.commit()
+    orders.cancel_order(order, AGENT)
+    db.session.commit()
+    assert (order.status, customer.credits) == ("cancelled", 0)
+    reversals = db.session.scalars(db.select(LedgerEntry).where(LedgerEntry.kind == "reversal")).all()
+    assert [entry.amount for entry in reversals] == [-1, 0]
+    assert "9 of the 10 credits were already used" in reversals[1].reason
+    assert ledger.ledger_sum(customer.id) == 0 and customer.departments == []
+
+
+def test_fraud_removes_a_subscription_period_and_back_to_pending_then_accept(gateway, support):
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("subscription", [support], days=30))
+    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+    assert entitlements.entitlement(customer).subscription_active
+    orders.set_fraud(order, AGENT)
+    db.session.commit()
+    assert order.status == "fraud" and not entitlements.entitlement(customer).subscription_active
+    with pytest.raises(entitlements.DepartmentNotEnabled):
+        charge_usage(customer, support, "ticket", "after-fraud")
+    db.session.rollback()
+    orders.back_to_pending(order, AGENT)
+    orders.accept_order(order, AGENT)
+    db.session.commit()
+    assert order.status == "active" and entitlements.entitlement(customer).subscription_active
+
+
+def test_delete_needs_the_grant_revoked_and_keeps_the_audit_record(gateway, support):
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("credit", [support]))
+    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+    with pytest.raises(ServiceError):
+        orders.delete_order(order, AGENT)
+    orders.cancel_order(order, AGENT)
+    number = order.number
+    orders.delete_order(order, AGENT)
+    db.session.commit()
+    assert db.session.scalar(db.select(Order).where(Order.number == number)) is None
+    record = db.session.scalar(db.select(AuditEntry).where(AuditEntry.action == "order.delete"))
+    assert record.details["number"] == number
+
+
+def test_bulk_changes_status_only(gateway, support):
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("credit", [support], credits=10))
+    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+    orders.bulk_set_status([order], "cancelled", AGENT)
+    db.session.commit()
+    assert order.status == "cancelled" and customer.credits == 10 and order.grant.ended_at is None
