@@ -43,6 +43,9 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     ITEMS_PER_PAGE = int(os.environ.get("ITEMS_PER_PAGE", "25"))
+    # Seconds to wait for the bank's XML API (connect, read); a timeout makes a refund "unknown".
+    NESTPAY_API_TIMEOUT = (float(os.environ.get("NESTPAY_CONNECT_TIMEOUT", "5")),
+                           float(os.environ.get("NESTPAY_READ_TIMEOUT", "30")))
 
 
 class DevelopmentConfig(Config):

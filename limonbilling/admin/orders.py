@@ -11,6 +11,7 @@ from sqlalchemy import func, or_, select
 from ..auth import current_actor
 from ..extensions import db
 from ..models import ORDER_STATUSES, Customer, LedgerEntry, Order
+from ..payments.nestpay_gateway import NestPayGateway
 from ..services import ServiceError, orders
 from .billing import billing_view
 from .forms import ToggleForm
@@ -150,3 +151,26 @@ def order_bulk():
     else:
         flash(_("Choose orders and a status."), "warning")
     return redirect(url_for("admin.order_list", status=request.form.get("back_status") or None))
+
+
+@billing_view("/billing/orders/<number>/refund", methods=["GET", "POST"])
+def order_refund(number: str):
+    """Cancel & Refund, after a confirmation page that says what the bank will be asked to do."""
+    order = _order_or_404(number)
+    form = ToggleForm()
+    if form.validate_on_submit():
+        try:
+            outcome = orders.refund_order(order, NestPayGateway(), current_actor())
+        except ServiceError as error:
+            db.session.rollback()
+            flash(error.message, "danger")
+        else:
+            db.session.commit()
+            if outcome == "refunded":
+                flash(_("Order %(number)s is refunded and cancelled.", number=number), "success")
+            else:
+                flash(_("The bank did not answer: the refund of %(number)s is unknown. Try again later; "
+                        "the bank's status is checked first, so nothing is refunded twice.", number=number),
+                      "warning")
+        return redirect(url_for("admin.order_detail", number=number))
+    return render_template("admin/order_refund.html", order=order, form=form, plan=orders.refund_plan(order))

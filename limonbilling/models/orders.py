@@ -98,5 +98,9 @@ class PaymentAttempt(db.Model):
     md_status: Mapped[str | None] = mapped_column(String(4))
     proc_return_code: Mapped[str | None] = mapped_column(String(8))
     raw: Mapped[dict | None] = mapped_column(JSON)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # None, "unknown" (the bank did not answer: ask its status before any retry) or "done"
+    refund_status: Mapped[str | None] = mapped_column(String(10))
+    refund_answer: Mapped[str | None] = mapped_column(Text)
 
     order: Mapped[Order] = relationship(back_populates="attempts")

@@ -1,6 +1,7 @@
 """NestPay as LimonBilling's card gateway: the protocol code of `nestpay.py` fed from Settings → Payment Systems."""
 from collections.abc import Mapping
 
+from flask import current_app
 from flask_babel import gettext as _
 
 from ..services import ValidationFailed, settings
@@ -61,7 +62,7 @@ class NestPayGateway(PaymentGateway):
         return nestpay.decide_callback(fields, config=self.config, pending=pending)
 
     def _client(self) -> nestpay.NestPayApiClient:
-        return nestpay.NestPayApiClient(self.config)
+        return nestpay.NestPayApiClient(self.config, timeout=current_app.config["NESTPAY_API_TIMEOUT"])
 
     def void(self, oid):
         return self._client().void(oid)

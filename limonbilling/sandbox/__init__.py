@@ -238,7 +238,7 @@ def _order_status(oid: str, payment: Payment | None):
     stat = "V" if payment.status == "V" else "S"
     return _api_answer(oid=oid, response="Approved", code="00", auth_code=payment.auth_code, extra={
         "TRANS_STAT": stat,
-        "CAPTURE_AMT": str(payment.amount_minor if stat == "S" else 0),
+        "CAPTURE_AMT": str(payment.amount_minor - payment.refunded_minor if stat == "S" else 0),
         "ORIG_TRANS_AMT": str(payment.amount_minor),
         "AUTH_CODE": payment.auth_code,
         "REFUNDED_AMT": str(payment.refunded_minor),

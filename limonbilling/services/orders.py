@@ -5,13 +5,16 @@ until an agent reviews it, even when a card payment already activated it.
 """
 import secrets
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Customer, Order, Package, PaymentAttempt
+from ..payments.nestpay import NestPayError
 from . import ServiceError, audit, entitlements, settings
 from .clock import now
 
@@ -105,6 +108,7 @@ def apply_card_callback(gateway, fields: Mapping[str, str], actor: audit.Actor) 
     _record_answer(attempt, decision)
     if decision.approved:
         attempt.state = "confirmed"
+        attempt.confirmed_at = now()
         mark_paid(order, actor)
     else:
         attempt.state = "failed"
@@ -267,3 +271,79 @@ def bulk_set_status(orders: list[Order], status: str, actor: audit.Actor) -> int
         order.status = status
     audit.record(actor, "order.bulk_status", None, status=status, numbers=[o.number for o in orders])
     return len(orders)
+
+
+# --- Cancel & Refund through the gateway ---------------------------------------------------------
+
+def _bank_day(moment: datetime) -> date:
+    """The bank's calendar day (Turkish banks settle at the end of the day in Istanbul time)."""
+    return moment.replace(tzinfo=UTC).astimezone(ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])).date()
+
+
+def refund_plan(order: Order) -> str | None:
+    """What a refund would do now: "void" for a payment of today, "credit" afterwards, None if nothing to refund."""
+    attempt = _refundable_attempt(order)
+    if attempt is None:
+        return None
+    return "void" if _bank_day(attempt.confirmed_at or attempt.updated_at) == _bank_day(now()) else "credit"
+
+
+def _refundable_attempt(order: Order) -> PaymentAttempt | None:
+    return next((a for a in order.attempts if a.state == "confirmed"), None)
+
+
+def _already_refunded(status) -> bool:
+    """An ORDERSTATUS answer that shows the sale voided or (partly) refunded."""
+    extra = status.extra
+    if extra.get("TRANS_STAT") in ("V", "CNCL"):
+        return True
+    captured, original = extra.get("CAPTURE_AMT", ""), extra.get("ORIG_TRANS_AMT", "")
+    return captured.isdigit() and original.isdigit() and int(captured) < int(original)
+
+
+def refund_order(order: Order, gateway, actor: audit.Actor) -> str:
+    """Cancel & Refund: give the money back through the bank, then revoke what the order granted.
+
+    Void on the payment's day, Credit afterwards; if the bank says the other one
+    applies (settled already / not settled yet), that one is used. A timeout or
+    an unreadable answer leaves the refund "unknown" (returned as such, to be
+    committed): the next try asks the bank for the order's status first, so
+    nothing is refunded twice. Returns "refunded" or "unknown".
+    """
+    attempt = _refundable_attempt(order)
+    if attempt is None or order.payment_status != "paid" or order.payment_method != "card":
+        raise ServiceError("nothing_to_refund", _("This order has no card payment to refund."))
+    try:
+        if attempt.refund_status == "unknown" and _already_refunded(gateway.status(attempt.oid)):
+            answer = None
+        else:
+            answer = _void_or_credit(gateway, attempt, refund_plan(order))
+    except NestPayError as error:
+        attempt.refund_status = "unknown"
+        attempt.refund_answer = str(error)
+        audit.record(actor, "order.refund_unknown", order, number=order.number, error=str(error))
+        return "unknown"
+    if answer is not None and not answer.succeeded:
+        raise ServiceError("refund_declined", _("The bank refused the refund: %(message)s",
+                                                message=answer.err_msg or answer.proc_return_code))
+    attempt.state = "refunded"
+    attempt.refund_status = "done"
+    attempt.refund_answer = answer.err_msg if answer else "found refunded by a status query"
+    attempt.updated_at = now()
+    order.payment_status = "refunded"
+    _revoke(order, actor, _("Order %(number)s refunded.", number=order.number))
+    order.status = "cancelled"
+    audit.record(actor, "order.refund", order, number=order.number, amount_minor=attempt.amount_minor)
+    return "refunded"
+
+
+def _void_or_credit(gateway, attempt: PaymentAttempt, plan: str):
+    if plan == "void":
+        answer = gateway.void(attempt.oid)
+        if not answer.succeeded:  # settled already: the bank wants a Credit
+            answer = gateway.refund(attempt.oid, attempt.amount_minor, attempt.currency)
+    else:
+        answer = gateway.refund(attempt.oid, attempt.amount_minor, attempt.currency)
+        if answer.proc_return_code == "99" and answer.extra.get("ERRORCODE") == "CORE-2508":
+            answer = gateway.void(attempt.oid)  # not settled yet: a Void cancels it
+    return answer

@@ -1,0 +1,135 @@
+"""Cancel & Refund against the NestPay simulator over HTTP: void, credit, and a bank that does not answer."""
+import http.server
+import threading
+import time
+
+import pytest
+import requests
+
+from limonbilling.extensions import db
+from limonbilling.payments import nestpay
+from limonbilling.payments.nestpay_gateway import NestPayGateway
+from limonbilling.sandbox import TEST_CARD, TEST_MERCHANT, create_simulator
+from limonbilling.services import ServiceError, orders, settings
+
+from ..factories import make_customer, make_department, make_package
+from ..payment_support import AGENT, BANK, card_order
+from .servers import LiveServer, form_with_field, forms_of
+
+
+@pytest.fixture
+def simulator():
+    with LiveServer(create_simulator()) as server:
+        yield server
+
+
+@pytest.fixture
+def paid(app, simulator):
+    """An order paid at the simulator: its gate took the card, its post-back went through our callback code."""
+    settings.update({
+        "nestpay_enabled": True, "nestpay_gate_url": f"{simulator.url}/fim/est3Dgate",
+        "nestpay_api_url": f"{simulator.url}/fim/api", "nestpay_client_id": TEST_MERCHANT["client_id"],
+        "nestpay_store_key": TEST_MERCHANT["store_key"], "nestpay_api_user": TEST_MERCHANT["api_user"],
+        "nestpay_api_password": TEST_MERCHANT["api_password"],
+    }, AGENT)
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("credit", [make_department("Support")], credits=10))
+    gateway = NestPayGateway()
+    url, fields = gateway.payment_form(
+        oid=attempt.oid, amount_minor=attempt.amount_minor, currency=attempt.currency, ok_url="http://127.0.0.1:9/ok",
+        fail_url="http://127.0.0.1:9/fail", lang="tr", card=nestpay.Card(TEST_CARD, 12, 30, "000", "visa"),
+        email=None, name=None,
+    )
+    browser = requests.Session()
+    choice = forms_of(browser.post(url, data=fields))[0]
+    callback = form_with_field(browser.post(choice["action"], data={**choice["fields"], "outcome": "approve"}), "HASH")
+    orders.apply_card_callback(gateway, callback["fields"], BANK)
+    db.session.commit()
+    assert order.payment_status == "paid" and customer.credits == 10
+    return order, customer
+
+
+def test_same_day_refund_is_a_void(paid, simulator):
+    order, customer = paid
+    assert orders.refund_plan(order) == "void"
+    assert orders.refund_order(order, NestPayGateway(), AGENT) == "refunded"
+    db.session.commit()
+    assert (order.payment_status, order.status, customer.credits) == ("refunded", "cancelled", 0)
+    status = NestPayGateway().status(order.attempts[0].oid)
+    assert status.extra["TRANS_STAT"] == "V"
+
+
+def test_later_refund_is_a_credit(paid, simulator, clock):
+    order, _customer = paid
+    requests.post(f"{simulator.url}/sandbox/settle")
+    clock.advance(days=1)
+    assert orders.refund_plan(order) == "credit"
+    assert orders.refund_order(order, NestPayGateway(), AGENT) == "refunded"
+    db.session.commit()
+    status = NestPayGateway().status(order.attempts[0].oid).extra
+    assert status["TRANS_STAT"] == "S" and status["CAPTURE_AMT"] == "0"
+
+
+def test_a_void_after_settlement_falls_back_to_a_credit(paid, simulator):
+    order, _customer = paid
+    requests.post(f"{simulator.url}/sandbox/settle")  # the bank closed its day, our calendar did not move
+    assert orders.refund_order(order, NestPayGateway(), AGENT) == "refunded"
+
+
+def test_a_refund_the_bank_refuses_changes_nothing(paid, simulator):
+    order, customer = paid
+    NestPayGateway().void(order.attempts[0].oid)  # voided behind our back: a second void and a credit fail
+    db.session.commit()
+    with pytest.raises(ServiceError) as refused:
+        orders.refund_order(order, NestPayGateway(), AGENT)
+    db.session.rollback()
+    assert refused.value.code == "refund_declined"
+    assert order.payment_status == "paid" and customer.credits == 10
+
+
+class _SlowBank(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        time.sleep(1.5)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *_args):
+        pass
+
+
+@pytest.fixture
+def slow_bank():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowBank)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/fim/api"
+    server.shutdown()
+
+
+def test_a_bank_timeout_leaves_the_refund_unknown_and_the_retry_asks_first(app, paid, simulator, slow_bank):
+    order, customer = paid
+    app.config["NESTPAY_API_TIMEOUT"] = (0.5, 0.5)
+    settings.update({"nestpay_api_url": slow_bank}, AGENT)
+    assert orders.refund_order(order, NestPayGateway(), AGENT) == "unknown"
+    db.session.commit()
+    attempt = order.attempts[0]
+    assert attempt.refund_status == "unknown" and order.payment_status == "paid" and customer.credits == 10
+
+    # Meanwhile the void did go through at the bank; the answer was lost.
+    settings.update({"nestpay_api_url": f"{simulator.url}/fim/api"}, AGENT)
+    assert NestPayGateway().void(attempt.oid).succeeded
+    assert orders.refund_order(order, NestPayGateway(), AGENT) == "refunded"
+    db.session.commit()
+    assert attempt.refund_answer == "found refunded by a status query"
+    assert (order.payment_status, customer.credits) == ("refunded", 0)
+
+
+def test_after_an_unknown_refund_that_did_not_happen_the_retry_refunds(app, paid, simulator, slow_bank):
+    order, _customer = paid
+    app.config["NESTPAY_API_TIMEOUT"] = (0.5, 0.5)
+    settings.update({"nestpay_api_url": slow_bank}, AGENT)
+    assert orders.refund_order(order, NestPayGateway(), AGENT) == "unknown"
+    db.session.commit()
+    settings.update({"nestpay_api_url": f"{simulator.url}/fim/api"}, AGENT)
+    assert orders.refund_order(order, NestPayGateway(), AGENT) == "refunded"
+    db.session.commit()
+    assert NestPayGateway().status(order.attempts[0].oid).extra["TRANS_STAT"] == "V"
