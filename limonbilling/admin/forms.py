@@ -148,3 +148,11 @@ class PaymentSettingsForm(FlaskForm):
     card_checkout_minutes = IntegerField(
         _l("Unpaid card checkouts expire after (minutes)"), validators=[InputRequired(), NumberRange(min=5, max=1440)]
     )
+
+
+class InvoiceSettingsForm(FlaskForm):
+    seller_address = TextAreaField(_l("Seller address"))
+    seller_tax_office = StringField(_l("Tax office"))
+    seller_tax_number = StringField(_l("Tax number"))
+    vat_rate_percent = IntegerField(_l("VAT rate (%)"), validators=[InputRequired(), NumberRange(min=0, max=100)])
+    vat_inclusive = BooleanField(_l("Package prices include VAT"))

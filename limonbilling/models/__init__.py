@@ -3,6 +3,7 @@ from .accounts import PERMISSIONS, Agent, Customer, CustomerDepartment, Customer
 from .catalog import CURRENCIES, PACKAGE_TYPES, Department, Package
 from .entitlements import LEDGER_KINDS, USAGE_KINDS, Grant, LedgerEntry, SubscriptionPeriod, Usage
 from .helpdesk import CONVERSATION_KINDS, CONVERSATION_STATUSES, Conversation, Message
+from .invoices import INVOICE_STATUSES, Invoice, InvoiceCounter
 from .orders import ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, PAYMENT_STATUSES, Order, PaymentAttempt
 from .settings import AuditEntry, Setting
 
@@ -29,6 +30,9 @@ __all__ = [
     "CustomerNote",
     "Department",
     "Grant",
+    "INVOICE_STATUSES",
+    "Invoice",
+    "InvoiceCounter",
     "LedgerEntry",
     "Package",
     "Setting",

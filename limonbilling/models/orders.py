@@ -37,7 +37,9 @@ class Order(db.Model):
     kind: Mapped[str] = mapped_column(String(10))
     package_id: Mapped[int | None] = mapped_column(ForeignKey("packages.id", ondelete="SET NULL"))
     package_snapshot: Mapped[dict] = mapped_column(JSON)
-    amount_minor: Mapped[int] = mapped_column(Integer)
+    amount_minor: Mapped[int] = mapped_column(Integer)  # what the customer pays, VAT included
+    vat_minor: Mapped[int] = mapped_column(Integer, default=0)
+    vat_rate_percent: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3))
     payment_method: Mapped[str] = mapped_column(String(16))
     payment_status: Mapped[str] = mapped_column(String(10), default="unpaid")
@@ -54,6 +56,7 @@ class Order(db.Model):
     attempts: Mapped[list["PaymentAttempt"]] = relationship(
         back_populates="order", cascade="all, delete-orphan", order_by="PaymentAttempt.id"
     )
+    invoice = relationship("Invoice", back_populates="order", uselist=False)
 
     @property
     def package_name(self) -> str:
@@ -85,7 +88,9 @@ class PaymentAttempt(db.Model):
     gateway: Mapped[str] = mapped_column(String(20))
     oid: Mapped[str] = mapped_column(String(64), unique=True)
     state: Mapped[str] = mapped_column(String(10), default="created")
-    amount_minor: Mapped[int] = mapped_column(Integer)
+    amount_minor: Mapped[int] = mapped_column(Integer)  # what the customer pays, VAT included
+    vat_minor: Mapped[int] = mapped_column(Integer, default=0)
+    vat_rate_percent: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)

@@ -157,3 +157,12 @@ def cancel_order(number: str):
             db.session.commit()
             flash(_("Order %(number)s is cancelled.", number=order.number), "success")
     return redirect(url_for("portal.order_detail", number=order.number))
+
+
+@bp.route("/orders/<number>/invoice")
+@vip_required
+def order_invoice(number: str):
+    order = _order_or_404(number)
+    if order.invoice is None:
+        abort(404)
+    return render_template("portal/invoice.html", invoice=order.invoice, order=order)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Customer, Order, Package, PaymentAttempt
 from ..payments.nestpay import NestPayError
-from . import ServiceError, audit, entitlements, settings
+from . import ServiceError, audit, entitlements, invoices, settings
 from .clock import now
 
 NUMBER_DIGITS = 10
@@ -43,15 +43,18 @@ def create_order(
         raise entitlements.PurchaseRefused(preview)
     moment = now()
     has_orders = db.session.scalar(select(Order.id).where(Order.customer_id == customer.id).limit(1)) is not None
+    vat_rate, vat, total = invoices.order_totals(package.price_minor)
     order = Order(
         number=new_order_number(), customer_id=customer.id, created_at=moment, customer_was_new=not has_orders,
         kind=preview.kind, package_id=package.id, package_snapshot=package.snapshot(),
-        amount_minor=package.price_minor, currency=package.currency, payment_method=payment_method,
+        amount_minor=total, vat_minor=vat, vat_rate_percent=vat_rate, currency=package.currency,
+        payment_method=payment_method,
         payment_status="unpaid", status="pending", ip=ip,
         expires_at=moment + timedelta(minutes=settings.get("card_checkout_minutes"))
         if payment_method == "card" else None,
     )
     db.session.add(order)
+    invoices.create_for_order(order)
     db.session.flush()
     audit.record(actor, "order.create", order, number=order.number, package=package.name,
                  method=payment_method, kind=preview.kind)
@@ -138,6 +141,7 @@ def mark_paid(order: Order, actor: audit.Actor) -> None:
     """
     order.payment_status = "paid"
     order.paid_at = now()
+    invoices.set_status(order, "paid")
     if order.status == "cancelled":
         order.status = "pending"  # a late payment of an expired checkout reopens it for review
     audit.record(actor, "order.paid", order, number=order.number, method=order.payment_method)
@@ -183,6 +187,7 @@ def expire_card_checkouts() -> int:
     count = 0
     for order in stale:
         order.status = "cancelled"
+        invoices.set_status(order, "cancelled")
         audit.record(audit.Actor.system("expiry"), "order.expired", order, number=order.number)
         count += 1
     return count
@@ -197,6 +202,7 @@ def cancel_unpaid_order(order: Order, actor: audit.Actor) -> None:
     if order.payment_status != "unpaid" or order.status != "pending":
         raise ServiceError("not_cancellable", _("Only an unpaid, pending order can be cancelled here."))
     order.status = "cancelled"
+    invoices.set_status(order, "cancelled")
     audit.record(actor, "order.cancel_unpaid", order, number=order.number)
 
 
@@ -219,6 +225,7 @@ def accept_order(order: Order, actor: audit.Actor) -> None:
             raise ServiceError("unpaid", _("The card payment has not arrived; the order cannot be accepted."))
         order.payment_status = "paid"
         order.paid_at = now()
+        invoices.set_status(order, "paid")
     if not activate_order(order, actor):
         raise ServiceError("activation_refused", order.notes.splitlines()[-1])
     order.status = "active"
@@ -231,6 +238,7 @@ def cancel_order(order: Order, actor: audit.Actor) -> None:
         raise ServiceError("already_cancelled", _("This order is already cancelled."))
     _revoke(order, actor, _("Order %(number)s cancelled.", number=order.number))
     order.status = "cancelled"
+    invoices.set_status(order, "cancelled")
     audit.record(actor, "order.cancel", order, number=order.number)
 
 
@@ -240,6 +248,7 @@ def set_fraud(order: Order, actor: audit.Actor) -> None:
         raise ServiceError("already_fraud", _("This order is already marked as fraud."))
     _revoke(order, actor, _("Order %(number)s marked as fraud.", number=order.number))
     order.status = "fraud"
+    invoices.set_status(order, "cancelled")
     audit.record(actor, "order.fraud", order, number=order.number)
 
 
@@ -248,6 +257,7 @@ def back_to_pending(order: Order, actor: audit.Actor) -> None:
     if order.status not in ("fraud", "cancelled"):
         raise ServiceError("not_reopenable", _("Only a cancelled or fraud order can go back to pending."))
     order.status = "pending"
+    invoices.set_status(order, "unpaid")
     if order.grant is not None and order.grant.end_reason == "revoked":
         order.grant_id = None  # accepting activates it again, as a new grant
     audit.record(actor, "order.pending", order, number=order.number)
@@ -259,7 +269,9 @@ def delete_order(order: Order, actor: audit.Actor) -> None:
         raise ServiceError("still_active", _("Cancel the order first: what it granted is still active."))
     audit.record(actor, "order.delete", order, number=order.number, customer_id=order.customer_id,
                  package=order.package_name, amount_minor=order.amount_minor, currency=order.currency,
-                 status=order.status, payment_status=order.payment_status)
+                 status=order.status, payment_status=order.payment_status,
+                 invoice=order.invoice.number if order.invoice else None)
+    invoices.detach_for_deletion(order)
     db.session.delete(order)
 
 
@@ -333,6 +345,7 @@ def refund_order(order: Order, gateway, actor: audit.Actor) -> str:
     order.payment_status = "refunded"
     _revoke(order, actor, _("Order %(number)s refunded.", number=order.number))
     order.status = "cancelled"
+    invoices.set_status(order, "refunded")
     audit.record(actor, "order.refund", order, number=order.number, amount_minor=attempt.amount_minor)
     return "refunded"
 

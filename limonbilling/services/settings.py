@@ -32,6 +32,12 @@ DEFAULTS: dict[str, Any] = {
     "nestpay_test_mode": True,
     "nestpay_api_body": "raw",
     "auto_activate_card": True,
+    # Invoices: seller details and VAT (domain.md §7)
+    "seller_address": "",
+    "seller_tax_office": "",
+    "seller_tax_number": "",
+    "vat_rate_percent": 20,
+    "vat_inclusive": True,
     "card_checkout_minutes": 30,
 }
 

@@ -1,8 +1,8 @@
-"""orders and payment attempts
+"""orders, payment attempts, invoices
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-22 23:33:35.575232
+Create Date: 2026-11-22 23:44:52.519428
 
 """
 from alembic import op
@@ -17,6 +17,11 @@ depends_on = None
 
 
 def upgrade():
+    op.create_table('invoice_counters',
+    sa.Column('year', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('last_number', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('year', name=op.f('pk_invoice_counters'))
+    )
     op.create_table('orders',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('number', sa.String(length=10), nullable=False),
@@ -27,6 +32,8 @@ def upgrade():
     sa.Column('package_id', sa.Integer(), nullable=True),
     sa.Column('package_snapshot', sa.JSON(), nullable=False),
     sa.Column('amount_minor', sa.Integer(), nullable=False),
+    sa.Column('vat_minor', sa.Integer(), nullable=False),
+    sa.Column('vat_rate_percent', sa.Integer(), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('payment_method', sa.String(length=16), nullable=False),
     sa.Column('payment_status', sa.String(length=10), nullable=False),
@@ -51,6 +58,36 @@ def upgrade():
         batch_op.create_index('ix_orders_customer_id_id', ['customer_id', 'id'], unique=False)
         batch_op.create_index('ix_orders_status_id', ['status', 'id'], unique=False)
 
+    op.create_table('invoices',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('order_id', sa.Integer(), nullable=True),
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('number', sa.String(length=20), nullable=True),
+    sa.Column('year', sa.Integer(), nullable=True),
+    sa.Column('sequence', sa.Integer(), nullable=True),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('issued_at', sa.DateTime(), nullable=True),
+    sa.Column('seller', sa.JSON(), nullable=False),
+    sa.Column('buyer', sa.JSON(), nullable=False),
+    sa.Column('lines', sa.JSON(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('vat_rate_percent', sa.Integer(), nullable=False),
+    sa.Column('vat_inclusive', sa.Boolean(), nullable=False),
+    sa.Column('net_minor', sa.Integer(), nullable=False),
+    sa.Column('vat_minor', sa.Integer(), nullable=False),
+    sa.Column('total_minor', sa.Integer(), nullable=False),
+    sa.CheckConstraint("status IN ('unpaid', 'paid', 'cancelled', 'refunded')", name=op.f('ck_invoices_status')),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_invoices_customer_id_customers'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_invoices_order_id_orders'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_invoices')),
+    sa.UniqueConstraint('number', name=op.f('uq_invoices_number')),
+    sa.UniqueConstraint('order_id', name=op.f('uq_invoices_order_id')),
+    sa.UniqueConstraint('year', 'sequence', name=op.f('uq_invoices_year_sequence'))
+    )
+    with op.batch_alter_table('invoices', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_invoices_customer_id'), ['customer_id'], unique=False)
+
     op.create_table('payment_attempts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('order_id', sa.Integer(), nullable=False),
@@ -58,6 +95,8 @@ def upgrade():
     sa.Column('oid', sa.String(length=64), nullable=False),
     sa.Column('state', sa.String(length=10), nullable=False),
     sa.Column('amount_minor', sa.Integer(), nullable=False),
+    sa.Column('vat_minor', sa.Integer(), nullable=False),
+    sa.Column('vat_rate_percent', sa.Integer(), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
@@ -88,9 +127,14 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_payment_attempts_order_id'))
 
     op.drop_table('payment_attempts')
+    with op.batch_alter_table('invoices', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_invoices_customer_id'))
+
+    op.drop_table('invoices')
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_index('ix_orders_status_id')
         batch_op.drop_index('ix_orders_customer_id_id')
         batch_op.drop_index('ix_orders_created_at_id')
 
     op.drop_table('orders')
+    op.drop_table('invoice_counters')

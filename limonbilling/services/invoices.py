@@ -1,0 +1,116 @@
+"""Invoices (domain.md §7): one per order, VAT from the settings, gap-free numbers per year.
+
+An invoice is made Unpaid with its order and gets its number when it is
+issued (paid). The number comes from a per-year counter row incremented with
+UPDATE … RETURNING inside the paying transaction: a rolled-back payment rolls
+its number back too, so numbers have no gaps even under concurrent issuing.
+"""
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ..extensions import db
+from ..models import Customer, Invoice, InvoiceCounter, Order
+from . import settings
+from .clock import now
+
+
+def vat_totals(amount_minor: int, rate_percent: int, inclusive: bool) -> tuple[int, int, int]:
+    """(net, VAT, total) in minor units; VAT rounded half up to the kuruş."""
+    rate = Decimal(rate_percent) / 100
+    if inclusive:
+        net = int((Decimal(amount_minor) / (1 + rate)).quantize(Decimal(1), ROUND_HALF_UP))
+        return net, amount_minor - net, amount_minor
+    vat = int((Decimal(amount_minor) * rate).quantize(Decimal(1), ROUND_HALF_UP))
+    return amount_minor, vat, amount_minor + vat
+
+
+def order_totals(price_minor: int) -> tuple[int, int, int]:
+    """(VAT rate, VAT, what the customer pays) for a price, with the VAT settings of now."""
+    rate = settings.get("vat_rate_percent")
+    _net, vat, total = vat_totals(price_minor, rate, settings.get("vat_inclusive"))
+    return rate, vat, total
+
+
+def _seller() -> dict:
+    values = settings.get_all()
+    return {
+        "name": values["company_name"], "address": values["seller_address"],
+        "tax_office": values["seller_tax_office"], "tax_number": values["seller_tax_number"],
+    }
+
+
+def _buyer(customer: Customer) -> dict:
+    buyer = {"account_type": customer.account_type, "name": customer.full_name, "email": customer.email,
+             "phone": customer.phone}
+    if customer.account_type == "corporate":
+        buyer.update(company_name=customer.company_name, tax_number=customer.tax_number,
+                     tax_office=customer.tax_office, address=customer.billing_address)
+    elif customer.national_id:
+        buyer["national_id"] = customer.national_id
+    return buyer
+
+
+def create_for_order(order: Order) -> Invoice:
+    """The order's invoice, Unpaid, with seller and buyer as they are now and the order's VAT."""
+    total, vat = order.amount_minor, order.vat_minor
+    net = total - vat
+    snapshot = order.package_snapshot
+    invoice = Invoice(
+        order=order, customer_id=order.customer_id, status="unpaid", created_at=now(),
+        seller=_seller(), buyer=_buyer(db.session.get(Customer, order.customer_id)),
+        lines=[{"description": snapshot["name"], "quantity": 1, "net_minor": net}],
+        currency=order.currency, vat_rate_percent=order.vat_rate_percent,
+        vat_inclusive=settings.get("vat_inclusive"),
+        net_minor=net, vat_minor=vat, total_minor=total,
+    )
+    db.session.add(invoice)
+    return invoice
+
+
+def _next_sequence(year: int) -> int:
+    insert = postgresql_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    db.session.execute(insert(InvoiceCounter).values(year=year, last_number=0).on_conflict_do_nothing())
+    return db.session.execute(
+        update(InvoiceCounter).where(InvoiceCounter.year == year)
+        .values(last_number=InvoiceCounter.last_number + 1).returning(InvoiceCounter.last_number)
+    ).scalar_one()
+
+
+def issue(invoice: Invoice) -> None:
+    """Give the invoice its number (once), e.g. 2026-000123, in the seller's calendar year."""
+    if invoice.number is not None:
+        return
+    moment = now()
+    local_zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+    year = moment.replace(tzinfo=ZoneInfo("UTC")).astimezone(local_zone).year
+    invoice.year, invoice.sequence = year, _next_sequence(year)
+    invoice.number = f"{year}-{invoice.sequence:06d}"
+    invoice.issued_at = moment
+
+
+def set_status(order: Order, status: str) -> None:
+    """Follow the order: paid issues the invoice; cancelled, refunded and unpaid just mark it."""
+    invoice = order.invoice
+    if invoice is None:
+        return
+    if status == "paid":
+        issue(invoice)
+    invoice.status = status
+
+
+def detach_for_deletion(order: Order) -> None:
+    """An issued invoice outlives its deleted order (cancelled), so numbering stays gap-free;
+    an invoice never issued goes with the order."""
+    invoice = order.invoice
+    if invoice is None:
+        return
+    if invoice.number is None:
+        db.session.delete(invoice)
+    else:
+        invoice.status = "cancelled"
+        invoice.order_id = None
