@@ -73,10 +73,12 @@ def create_app(config=None) -> Flask:
     enable_sqlite_pragmas(app)
 
     from .admin import bp as admin_bp
+    from .api import bp as api_bp
     from .portal import bp as portal_bp
 
     app.register_blueprint(admin_bp)
     app.register_blueprint(portal_bp)
+    app.register_blueprint(api_bp)
 
     from .cli import billing_cli
 
@@ -111,7 +113,11 @@ def _register_template_helpers(app: Flask) -> None:
 
 
 def _register_error_handlers(app: Flask) -> None:
+    from .api.errors import error_response
+
     def error_page(code: int, title: str, message: str):
+        if request.path.startswith("/api/"):
+            return error_response(code, {404: "not_found", 405: "method_not_allowed"}.get(code, "error"), message)
         area = "admin" if request.blueprint == "admin" else "portal"
         return render_template("error.html", area=area, code=code, title=title, message=message), code
 
@@ -122,6 +128,10 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(404)
     def not_found(_error):
         return error_page(404, _("Page not found"), _("The page or record you asked for does not exist."))
+
+    @app.errorhandler(405)
+    def method_not_allowed(_error):
+        return error_page(405, _("Not allowed here"), _("This address does not accept that kind of request."))
 
     @app.errorhandler(CSRFError)
     def csrf_failed(_error):

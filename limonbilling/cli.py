@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from .extensions import db
 from .models import Agent
-from .services import ValidationFailed, accounts, entitlements
+from .services import ValidationFailed, accounts, api_tokens, audit, entitlements
 from .services.demo import DEMO_PASSWORD, SIGN_INS, load_demo_data, use_simulator
 
 billing_cli = AppGroup("billing", help="LimonBilling administration.")
@@ -72,3 +72,17 @@ def use_simulator_command(base_url: str) -> None:
         click.echo(f"Card payments go to the NestPay simulator at {base_url} (test card 4355 0843 5508 4358).")
     else:
         click.echo("A card gateway is already configured; left as it is.")
+
+
+@billing_cli.command("create-token")
+@click.argument("name")
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(["read", "write"]),
+              help="Repeat for several; both when none is given.")
+def create_token(name: str, scopes: tuple[str, ...]) -> None:
+    """Create an API token and print it (only the token, on stdout: it is not shown again)."""
+    try:
+        _token, plain = api_tokens.create_token(name, list(scopes) or ["read", "write"], audit.Actor.system("cli"))
+    except ValidationFailed as error:
+        _fail_with(error)
+    db.session.commit()
+    click.echo(plain)

@@ -156,3 +156,12 @@ class InvoiceSettingsForm(FlaskForm):
     seller_tax_number = StringField(_l("Tax number"))
     vat_rate_percent = IntegerField(_l("VAT rate (%)"), validators=[InputRequired(), NumberRange(min=0, max=100)])
     vat_inclusive = BooleanField(_l("Package prices include VAT"))
+
+
+class ApiTokenForm(FlaskForm):
+    name = StringField(_l("Name"), description=_l("The system that uses it, e.g. “Help desk production”."))
+    scope_read = BooleanField(_l("read: departments, packages, customers, entitlements, ledgers"), default=True)
+    scope_write = BooleanField(_l("write: create customers, charge usage, adjust credits"), default=True)
+
+    def scopes(self) -> list[str]:
+        return [name for name, field in (("read", self.scope_read), ("write", self.scope_write)) if field.data]

@@ -1,5 +1,6 @@
 """All models, imported here so Alembic and `db.create_all()` see every table."""
 from .accounts import PERMISSIONS, Agent, Customer, CustomerDepartment, CustomerNote
+from .api import API_SCOPES, ApiToken
 from .catalog import CURRENCIES, PACKAGE_TYPES, Department, Package
 from .entitlements import LEDGER_KINDS, USAGE_KINDS, Grant, LedgerEntry, SubscriptionPeriod, Usage
 from .helpdesk import CONVERSATION_KINDS, CONVERSATION_STATUSES, Conversation, Message
@@ -8,6 +9,8 @@ from .orders import ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, PAYMENT_STATUS
 from .settings import AuditEntry, Setting
 
 __all__ = [
+    "API_SCOPES",
+    "ApiToken",
     "CONVERSATION_KINDS",
     "CONVERSATION_STATUSES",
     "Conversation",

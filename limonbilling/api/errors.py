@@ -1,0 +1,32 @@
+"""JSON errors with a stable code: {"error": {"code": ..., "message": ..., ...}}."""
+from flask import jsonify
+
+from ..services import ServiceError, ValidationFailed
+
+# The HTTP status of each refusal a service can raise; anything else a rule refuses is a 409.
+STATUS_BY_CODE = {
+    "validation_failed": 422,
+    "insufficient_credits": 402,
+    "department_not_enabled": 403,
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, **details):
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+def error_response(status: int, code: str, message: str, **details):
+    response = jsonify({"error": {"code": code, "message": message, **details}})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="limonbilling"'
+    return response
+
+
+def from_service_error(error: ServiceError):
+    if isinstance(error, ValidationFailed):
+        return error_response(422, error.code, error.message, fields=error.errors)
+    details = {key: value for key, value in error.details.items() if isinstance(value, (int, str))}
+    return error_response(STATUS_BY_CODE.get(error.code, 409), error.code, error.message, **details)

@@ -1,0 +1,200 @@
+"""The OpenAPI 3 description of /api/v1, kept as data beside the handlers (a test checks they match)."""
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict:
+    texts = {
+        400: "Malformed request", 401: "Missing, wrong or revoked token", 402: "Not enough credits",
+        403: "Token lacks the scope, or the department is not enabled", 404: "Unknown record, or module off",
+        409: "Refused by a rule", 422: "Invalid fields",
+    }
+    return {str(status): _json(_ref("Error"), texts[status]) for status in statuses}
+
+
+ID = {"name": "customer_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+NULLABLE_STRING = {"type": ["string", "null"]}
+
+SCHEMAS = {
+    "Error": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+                "have": {"type": "integer"}, "need": {"type": "integer"},
+            },
+        }},
+    },
+    "Department": {
+        "type": "object", "required": ["id", "name", "credit_per_request", "active"],
+        "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
+                       "credit_per_request": {"type": "integer", "minimum": 0}, "active": {"type": "boolean"}},
+    },
+    "Package": {
+        "type": "object", "required": ["id", "name", "type", "price", "currency", "credits", "days", "department_ids"],
+        "properties": {
+            "id": {"type": "integer"}, "name": {"type": "string"},
+            "type": {"type": "string", "enum": ["credit", "subscription"]},
+            "price": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$", "example": "150.00"},
+            "currency": {"type": "string", "enum": ["TRY", "USD", "EUR"]},
+            "credits": {"type": ["integer", "null"]}, "days": {"type": ["integer", "null"]},
+            "department_ids": {"type": "array", "items": {"type": "integer"}},
+        },
+    },
+    "Customer": {
+        "type": "object",
+        "required": ["id", "account_type", "first_name", "last_name", "email", "phone", "created_at"],
+        "properties": {
+            "id": {"type": "integer"}, "account_type": {"type": "string", "enum": ["individual", "corporate"]},
+            "first_name": {"type": "string"}, "last_name": {"type": "string"}, "email": {"type": "string"},
+            "phone": {"type": "string"}, "company_name": NULLABLE_STRING, "tax_number": NULLABLE_STRING,
+            "tax_office": NULLABLE_STRING, "billing_address": NULLABLE_STRING, "language": NULLABLE_STRING,
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "NewCustomer": {
+        "type": "object", "required": ["first_name", "last_name", "email", "phone"],
+        "properties": {
+            "account_type": {"type": "string", "enum": ["individual", "corporate"], "default": "individual"},
+            "first_name": {"type": "string"}, "last_name": {"type": "string"},
+            "email": {"type": "string", "format": "email"}, "phone": {"type": "string"},
+            "company_name": {"type": "string"}, "tax_number": {"type": "string"}, "tax_office": {"type": "string"},
+            "billing_address": {"type": "string"}, "language": {"type": "string", "enum": ["en", "tr"]},
+            "password": {"type": "string", "minLength": 8},
+        },
+    },
+    "Entitlement": {
+        "type": "object", "required": ["customer_id", "package_type", "credits", "subscription", "departments"],
+        "properties": {
+            "customer_id": {"type": "integer"},
+            "package_type": {"type": ["string", "null"], "enum": ["credit", "subscription", None]},
+            "credits": {"type": "integer", "minimum": 0},
+            "subscription": {"oneOf": [{"type": "null"}, {
+                "type": "object", "required": ["expires_at", "renewable_from"],
+                "properties": {"expires_at": {"type": "string", "format": "date-time"},
+                               "renewable_from": {"type": "string", "format": "date-time"}},
+            }]},
+            "departments": {"type": "array", "items": {
+                "type": "object", "required": ["id", "name", "source", "usable", "cost"],
+                "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
+                               "source": {"type": "string", "enum": ["manual", "package"]},
+                               "usable": {"type": "boolean"}, "cost": {"type": "integer", "minimum": 0}},
+            }},
+        },
+    },
+    "LedgerEntry": {
+        "type": "object", "required": ["id", "kind", "amount", "balance_after", "reason", "usage", "created_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "kind": {"type": "string", "enum": ["purchase", "usage", "forfeit", "reversal", "adjustment"]},
+            "amount": {"type": "integer"}, "balance_after": {"type": "integer", "minimum": 0},
+            "reason": NULLABLE_STRING, "created_at": {"type": "string", "format": "date-time"},
+            "usage": {"oneOf": [{"type": "null"}, {
+                "type": "object", "required": ["kind", "reference"],
+                "properties": {"kind": {"type": "string"}, "reference": {"type": "string"}},
+            }]},
+        },
+    },
+    "CreditAdjustment": {
+        "type": "object", "required": ["credits", "reason"],
+        "properties": {"credits": {"type": "integer", "description": "negative takes credits away"},
+                       "reason": {"type": "string", "minLength": 1}},
+    },
+    "UsageRequest": {
+        "type": "object", "required": ["customer_id", "department_id", "kind", "reference"],
+        "properties": {"customer_id": {"type": "integer"}, "department_id": {"type": "integer"},
+                       "kind": {"type": "string", "enum": ["ticket", "chat"]},
+                       "reference": {"type": "string", "minLength": 1, "maxLength": 120}},
+    },
+    "UsageResult": {
+        "type": "object", "required": ["charged", "credits", "covered_by", "usage_id", "repeated"],
+        "properties": {"charged": {"type": "integer", "minimum": 0}, "credits": {"type": "integer", "minimum": 0},
+                       "covered_by": {"type": "string", "enum": ["credits", "subscription", "manual"]},
+                       "usage_id": {"type": "integer"}, "repeated": {"type": "boolean"}},
+    },
+}
+
+
+def _array(name: str) -> dict:
+    return {"type": "array", "items": _ref(name)}
+
+
+def _body(name: str) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+PATHS = {
+    "/departments": {"get": {
+        "summary": "All departments with their cost per new ticket or chat", "x-scope": "read",
+        "responses": {"200": _json(_array("Department"), "Departments"), **_errors(401, 403)},
+    }},
+    "/packages": {"get": {
+        "summary": "Packages on sale", "x-scope": "read",
+        "responses": {"200": _json(_array("Package"), "Packages"), **_errors(401, 403, 404)},
+    }},
+    "/customers": {
+        "get": {
+            "summary": "Find customers by e-mail (exact, case-insensitive)", "x-scope": "read",
+            "parameters": [{"name": "email", "in": "query", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": _json(_array("Customer"), "Matching customers (0 or 1)"), **_errors(400, 401, 403)},
+        },
+        "post": {
+            "summary": "Register a customer (the portal's validation)", "x-scope": "write",
+            "requestBody": _body("NewCustomer"),
+            "responses": {"201": _json(_ref("Customer"), "Created"), **_errors(400, 401, 403, 422)},
+        },
+    },
+    "/customers/{customer_id}": {"get": {
+        "summary": "One customer", "x-scope": "read", "parameters": [ID],
+        "responses": {"200": _json(_ref("Customer"), "The customer"), **_errors(401, 403, 404)},
+    }},
+    "/customers/{customer_id}/entitlement": {"get": {
+        "summary": "What the customer holds now and which departments are usable", "x-scope": "read",
+        "parameters": [ID],
+        "responses": {"200": _json(_ref("Entitlement"), "The entitlement"), **_errors(401, 403, 404)},
+    }},
+    "/customers/{customer_id}/credit-adjustments": {"post": {
+        "summary": "Add or take away credits, with a reason", "x-scope": "write", "parameters": [ID],
+        "requestBody": _body("CreditAdjustment"),
+        "responses": {"201": _json(_ref("LedgerEntry"), "The ledger entry"),
+                      **_errors(400, 401, 402, 403, 404, 409, 422)},
+    }},
+    "/customers/{customer_id}/ledger": {"get": {
+        "summary": "The customer's credit ledger, newest first", "x-scope": "read",
+        "parameters": [ID,
+                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                       {"name": "before_id", "in": "query", "schema": {"type": "integer"}}],
+        "responses": {"200": _json(_array("LedgerEntry"), "Ledger entries"), **_errors(401, 403, 404)},
+    }},
+    "/usage": {"post": {
+        "summary": "Charge a new ticket or chat (idempotent by kind and reference)", "x-scope": "write",
+        "requestBody": _body("UsageRequest"),
+        "responses": {"201": _json(_ref("UsageResult"), "Charged"),
+                      "200": _json(_ref("UsageResult"), "Already charged before: the first result"),
+                      **_errors(400, 401, 402, 403, 404, 409, 422)},
+    }},
+}
+
+
+def document() -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "LimonBilling help-desk API", "version": "1.0.0",
+                 "description": "Entitlements and usage charging for an external help desk. "
+                                "Billing endpoints answer 404 while the Paid VIP Support System is off."},
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearerAuth": []}],
+        "paths": PATHS,
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "schemas": SCHEMAS,
+        },
+    }

@@ -1,0 +1,201 @@
+"""API handlers: read the JSON, call one service, commit once, answer JSON. Rules live in the services."""
+from functools import wraps
+
+from flask import g, jsonify, request
+from sqlalchemy import func, select
+
+from ..extensions import csrf, db
+from ..models import Customer, Department, LedgerEntry
+from ..services import ServiceError, audit, customers, entitlements, ledger, settings
+from ..services import api_tokens as tokens
+from ..services import packages as catalog
+from . import bp
+from .errors import ApiError, error_response, from_service_error
+from .openapi import document
+
+csrf.exempt(bp)
+
+
+def scope(needed: str, *, billing: bool = False):
+    """Declare what a handler needs: a token with the `read` or `write` scope, and for billing
+    handlers the Paid VIP Support System switched on (otherwise they do not exist: 404)."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            header = request.headers.get("Authorization", "")
+            kind, _, plain = header.partition(" ")
+            token = tokens.authenticate(plain.strip()) if kind.lower() == "bearer" else None
+            if token is None:
+                return error_response(401, "unauthorized", "A valid API token is required (Authorization: Bearer …).")
+            if needed not in token.scope_list:
+                return error_response(403, "insufficient_scope", f"This token lacks the '{needed}' scope.")
+            if billing and not settings.vip_support_enabled():
+                return error_response(404, "module_disabled", "The Paid VIP Support System is switched off.")
+            g.api_token = token
+            try:
+                response = view(*args, **kwargs)
+            except ApiError as error:
+                db.session.rollback()
+                return error_response(error.status, error.code, error.message, **error.details)
+            except ServiceError as error:
+                db.session.rollback()
+                return from_service_error(error)
+            db.session.commit()  # also keeps the token's last use
+            return response
+
+        wrapper.api_scope = needed
+        return wrapper
+
+    return decorate
+
+
+def _actor() -> audit.Actor:
+    return audit.Actor("api", g.api_token.id, f"api token {g.api_token.name}", request.remote_addr)
+
+
+def _body() -> dict:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_request", "Send a JSON object with Content-Type: application/json.")
+    return data
+
+
+def _get(model, record_id: int, name: str):
+    record = db.session.get(model, record_id)
+    if record is None:
+        raise ApiError(404, "not_found", f"No {name} with id {record_id}.")
+    return record
+
+
+def _time(moment) -> str | None:
+    return moment.isoformat(timespec="seconds") + "Z" if moment else None
+
+
+def _customer_json(customer: Customer) -> dict:
+    return {
+        "id": customer.id, "account_type": customer.account_type, "first_name": customer.first_name,
+        "last_name": customer.last_name, "email": customer.email, "phone": customer.phone,
+        "company_name": customer.company_name, "tax_number": customer.tax_number,
+        "tax_office": customer.tax_office, "billing_address": customer.billing_address,
+        "language": customer.language, "created_at": _time(customer.created_at),
+    }
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(document())
+
+
+@bp.get("/departments")
+@scope("read")
+def departments():
+    rows = db.session.scalars(select(Department).order_by(Department.name))
+    return jsonify([{"id": d.id, "name": d.name, "credit_per_request": d.credit_per_request, "active": d.active}
+                    for d in rows])
+
+
+@bp.get("/packages")
+@scope("read", billing=True)
+def packages():
+    return jsonify([{
+        "id": p.id, "name": p.name, "type": p.type, "price": catalog.format_price(p.price_minor),
+        "currency": p.currency, "credits": p.credits, "days": p.days, "department_ids": p.department_ids,
+    } for p in catalog.on_sale()])
+
+
+@bp.get("/customers")
+@scope("read")
+def find_customers():
+    email = request.args.get("email", "").strip().lower()
+    if not email:
+        raise ApiError(400, "bad_request", "Give ?email= to find a customer.")
+    found = db.session.scalars(select(Customer).where(func.lower(Customer.email) == email))
+    return jsonify([_customer_json(customer) for customer in found])
+
+
+@bp.post("/customers")
+@scope("write")
+def create_customer():
+    data = _body()
+    password = data.get("password")
+    if password is not None and not isinstance(password, str):
+        raise ApiError(422, "validation_failed", "Some fields are not valid.", fields={"password": ["Must be text."]})
+    details = {field: data.get(field) for field in customers.DETAIL_FIELDS}
+    customer = customers.register_customer(details, password, actor=_actor())
+    return jsonify(_customer_json(customer)), 201
+
+
+@bp.get("/customers/<int:customer_id>")
+@scope("read")
+def customer(customer_id: int):
+    return jsonify(_customer_json(_get(Customer, customer_id, "customer")))
+
+
+@bp.get("/customers/<int:customer_id>/entitlement")
+@scope("read", billing=True)
+def entitlement(customer_id: int):
+    held = entitlements.entitlement(_get(Customer, customer_id, "customer"))
+    return jsonify({
+        "customer_id": customer_id,
+        "package_type": held.package_type,
+        "credits": held.credits,
+        "subscription": {"expires_at": _time(held.expires_at), "renewable_from": _time(held.renewable_from)}
+        if held.expires_at else None,
+        "departments": [{"id": a.department.id, "name": a.department.name, "source": a.source,
+                         "usable": a.usable, "cost": a.cost} for a in held.departments],
+    })
+
+
+def _ledger_json(entry: LedgerEntry) -> dict:
+    return {
+        "id": entry.id, "kind": entry.kind, "amount": entry.amount, "balance_after": entry.balance_after,
+        "reason": entry.reason, "created_at": _time(entry.created_at),
+        "usage": {"kind": entry.usage.kind, "reference": entry.usage.reference} if entry.usage else None,
+    }
+
+
+@bp.post("/customers/<int:customer_id>/credit-adjustments")
+@scope("write", billing=True)
+def credit_adjustment(customer_id: int):
+    data = _body()
+    entry = ledger.adjust_credits(_get(Customer, customer_id, "customer"), data.get("credits"),
+                                  data.get("reason") if isinstance(data.get("reason"), str) else "", _actor())
+    return jsonify(_ledger_json(entry)), 201
+
+
+@bp.get("/customers/<int:customer_id>/ledger")
+@scope("read", billing=True)
+def customer_ledger(customer_id: int):
+    _get(Customer, customer_id, "customer")
+    limit = min(max(request.args.get("limit", 100, type=int), 1), 500)
+    statement = ledger.entries(customer_id).limit(limit)
+    before = request.args.get("before_id", type=int)
+    if before:
+        statement = statement.where(LedgerEntry.id < before)
+    return jsonify([_ledger_json(entry) for entry in db.session.scalars(statement)])
+
+
+@bp.post("/usage")
+@scope("write", billing=True)
+def usage():
+    """Charge a new ticket or chat once per (kind, reference): a repeat answers 200 with the first result."""
+    data = _body()
+    errors = {}
+    if data.get("kind") not in ("ticket", "chat"):
+        errors["kind"] = ["Use 'ticket' or 'chat'."]
+    reference = data.get("reference")
+    if not isinstance(reference, str) or not 1 <= len(reference.strip()) <= 120:
+        errors["reference"] = ["Give the help desk's id of the ticket or chat (1 to 120 characters)."]
+    for field in ("customer_id", "department_id"):
+        if not isinstance(data.get(field), int) or isinstance(data.get(field), bool):
+            errors[field] = ["Give the id as a whole number."]
+    if errors:
+        raise ApiError(422, "validation_failed", "Some fields are not valid.", fields=errors)
+    result = entitlements.charge_usage(
+        _get(Customer, data["customer_id"], "customer"), _get(Department, data["department_id"], "department"),
+        data["kind"], reference.strip(),
+    )
+    body = {"charged": result.charged, "credits": result.usage.credits_after, "covered_by": result.covered_by,
+            "usage_id": result.usage.id, "repeated": result.repeated}
+    return jsonify(body), 200 if result.repeated else 201

@@ -1,0 +1,32 @@
+"""Bearer tokens for the help-desk JSON API, stored hashed."""
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from ..services.clock import now
+
+API_SCOPES = ("read", "write")
+
+
+class ApiToken(db.Model):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 hex of the token
+    prefix: Mapped[str] = mapped_column(String(12))  # shown in lists to tell tokens apart
+    scopes: Mapped[str] = mapped_column(String(40), default="read write")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_by_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    created_by = relationship("Agent")
+
+    kind = "api"
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split()

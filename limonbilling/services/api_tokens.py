@@ -1,0 +1,62 @@
+"""API tokens: made by agents with `settings`, shown once, stored as a SHA-256 hash, revocable."""
+import hashlib
+import secrets
+from datetime import timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import API_SCOPES, ApiToken
+from . import ValidationFailed, audit
+from .clock import now
+
+PREFIX = "lb_"
+LAST_USED_PRECISION = timedelta(minutes=5)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(name: str, scopes: list[str], actor: audit.Actor) -> tuple[ApiToken, str]:
+    """A new token; the plain value is returned once and never stored."""
+    errors: dict[str, list[str]] = {}
+    name = (name or "").strip()
+    if not name:
+        errors["name"] = [_("Name the token after the system that uses it.")]
+    scopes = [scope for scope in API_SCOPES if scope in scopes]
+    if not scopes:
+        errors["scopes"] = [_("Choose at least one scope.")]
+    if errors:
+        raise ValidationFailed(errors)
+    plain = PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(name=name, token_hash=_digest(plain), prefix=plain[:10], scopes=" ".join(scopes),
+                     created_at=now(), created_by_agent_id=actor.id if actor.type == "agent" else None)
+    db.session.add(token)
+    db.session.flush()
+    audit.record(actor, "api_token.create", token, name=name, scopes=scopes)
+    return token, plain
+
+
+def authenticate(plain: str) -> ApiToken | None:
+    """The live token with this value, or None (unknown or revoked)."""
+    if not plain or not plain.startswith(PREFIX):
+        return None
+    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(plain)))
+    if token is None or token.revoked_at is not None:
+        return None
+    moment = now()
+    if token.last_used_at is None or moment - token.last_used_at > LAST_USED_PRECISION:
+        token.last_used_at = moment  # not on every request: the row would serialise concurrent calls
+    return token
+
+
+def revoke(token: ApiToken, actor: audit.Actor) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = now()
+        audit.record(actor, "api_token.revoke", token, name=token.name)
+
+
+def list_tokens() -> list[ApiToken]:
+    return list(db.session.scalars(select(ApiToken).order_by(ApiToken.revoked_at.is_not(None), ApiToken.id.desc())))

@@ -1,0 +1,215 @@
+"""The help-desk JSON API through the test client: shapes, errors, idempotency, the licence switch, OpenAPI."""
+import pytest
+
+from limonbilling.extensions import db
+from limonbilling.models import ApiToken, LedgerEntry, Usage
+from limonbilling.services import api_tokens, audit, settings
+
+from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
+
+SYSTEM = audit.Actor.system("test")
+
+
+def _token(*scopes: str) -> dict:
+    _record, plain = api_tokens.create_token("Help desk", list(scopes or ("read", "write")), SYSTEM)
+    db.session.commit()
+    return {"Authorization": f"Bearer {plain}"}
+
+
+@pytest.fixture
+def auth(app):
+    return _token()
+
+
+@pytest.fixture
+def world(app):
+    support = make_department("Support", credit_per_request=3)
+    servers = make_department("Servers", credit_per_request=5)
+    credits = make_package("credit", [support], credits=10, price="150.00", name="Ten")
+    monthly = make_package("subscription", [servers], days=30, price="500.00", name="Monthly")
+    customer = make_customer(email="ayse@example.com")
+    activate(customer, credits)
+    return {"support": support, "servers": servers, "credits": credits, "monthly": monthly, "customer": customer}
+
+
+def _charge(client, auth, customer, department, reference="HD-1", kind="ticket"):
+    return client.post("/api/v1/usage", headers=auth, json={
+        "customer_id": customer.id, "department_id": department.id, "kind": kind, "reference": reference})
+
+
+def test_departments_and_packages(client, auth, world):
+    departments = client.get("/api/v1/departments", headers=auth).json
+    assert {"id": world["support"].id, "name": "Support", "credit_per_request": 3, "active": True} in departments
+    packages = client.get("/api/v1/packages", headers=auth).json
+    assert {"id": world["credits"].id, "name": "Ten", "type": "credit", "price": "150.00", "currency": "TRY",
+            "credits": 10, "days": None, "department_ids": [world["support"].id]} in packages
+    assert any(p["type"] == "subscription" and p["days"] == 30 and p["credits"] is None for p in packages)
+
+
+def test_find_and_create_customers(client, auth, world):
+    found = client.get("/api/v1/customers?email=AYSE@example.com", headers=auth).json
+    assert [c["id"] for c in found] == [world["customer"].id]
+    assert client.get("/api/v1/customers?email=nobody@example.com", headers=auth).json == []
+    assert client.get("/api/v1/customers", headers=auth).status_code == 400
+
+    response = client.post("/api/v1/customers", headers=auth, json={
+        "account_type": "corporate", "first_name": "Mehmet", "last_name": "Öztürk", "email": "Mehmet@Example.com",
+        "phone": "0212 555 12 34", "company_name": "Öztürk A.Ş.", "tax_number": "4540536920",
+        "tax_office": "Kadıköy", "billing_address": "Moda", "language": "tr"})
+    assert response.status_code == 201
+    body = response.json
+    assert (body["email"], body["phone"], body["account_type"], body["company_name"]) == (
+        "mehmet@example.com", "+902125551234", "corporate", "Öztürk A.Ş.")
+    assert client.get(f"/api/v1/customers/{body['id']}", headers=auth).json["last_name"] == "Öztürk"
+
+    invalid = client.post("/api/v1/customers", headers=auth, json={
+        "account_type": "corporate", "first_name": "X", "last_name": "Y", "email": "ayse@example.com",
+        "phone": "12", "tax_number": "4540536921"})
+    assert invalid.status_code == 422
+    fields = invalid.json["error"]["fields"]
+    assert {"email", "phone", "tax_number", "company_name", "tax_office", "billing_address"} <= fields.keys()
+
+
+def test_entitlement_and_ledger(client, auth, world):
+    customer = world["customer"]
+    held = client.get(f"/api/v1/customers/{customer.id}/entitlement", headers=auth).json
+    assert held == {"customer_id": customer.id, "package_type": "credit", "credits": 10, "subscription": None,
+                    "departments": [{"id": world["support"].id, "name": "Support", "source": "package",
+                                     "usable": True, "cost": 3}]}
+    _charge(client, auth, customer, world["support"])
+    entries = client.get(f"/api/v1/customers/{customer.id}/ledger", headers=auth).json
+    assert [(e["kind"], e["amount"], e["balance_after"]) for e in entries] == [("usage", -3, 7), ("purchase", 10, 10)]
+    assert entries[0]["usage"] == {"kind": "ticket", "reference": "HD-1"}
+    older = client.get(f"/api/v1/customers/{customer.id}/ledger?before_id={entries[0]['id']}&limit=1",
+                       headers=auth).json
+    assert [e["kind"] for e in older] == ["purchase"]
+
+    subscriber = make_customer()
+    activate(subscriber, world["monthly"])
+    held = client.get(f"/api/v1/customers/{subscriber.id}/entitlement", headers=auth).json
+    assert held["package_type"] == "subscription" and held["subscription"]["expires_at"].endswith("Z")
+    assert held["departments"][0]["cost"] == 0 and held["departments"][0]["usable"]
+
+
+def test_usage_is_charged_once_per_reference(client, auth, world):
+    customer, support = world["customer"], world["support"]
+    first = _charge(client, auth, customer, support)
+    assert first.status_code == 201
+    assert first.json == {"charged": 3, "credits": 7, "covered_by": "credits",
+                          "usage_id": first.json["usage_id"], "repeated": False}
+    again = _charge(client, auth, customer, support)
+    assert again.status_code == 200 and again.json == {**first.json, "repeated": True}
+    db.session.refresh(customer)
+    assert customer.credits == 7
+    assert db.session.scalar(db.select(db.func.count(Usage.id))) == 1
+
+
+def test_usage_refusals(client, auth, world):
+    customer = world["customer"]
+    refused = _charge(client, auth, customer, world["servers"])
+    assert refused.status_code == 403 and refused.json["error"]["code"] == "department_not_enabled"
+    for n in range(3):
+        _charge(client, auth, customer, world["support"], reference=f"T{n}")
+    poor = _charge(client, auth, customer, world["support"], reference="T-last")
+    assert poor.status_code == 402
+    assert poor.json["error"] | {"message": ""} == {"code": "insufficient_credits", "message": "", "have": 1, "need": 3}
+    other = make_customer()
+    activate(other, world["credits"])
+    conflict = _charge(client, auth, other, world["support"], reference="T0")
+    assert conflict.status_code == 409 and conflict.json["error"]["code"] == "reference_conflict"
+    assert _charge(client, auth, customer, world["support"], kind="email").status_code == 422
+    missing = client.post("/api/v1/usage", headers=auth, json={"customer_id": 999999, "department_id": 1,
+                                                                "kind": "ticket", "reference": "X"})
+    assert missing.status_code == 404
+    malformed = client.post("/api/v1/usage", headers=auth, data="{not json", content_type="application/json")
+    assert malformed.status_code == 400 and malformed.json["error"]["code"] == "bad_request"
+
+
+def test_credit_adjustments(client, auth, world):
+    customer = world["customer"]
+    url = f"/api/v1/customers/{customer.id}/credit-adjustments"
+    response = client.post(url, headers=auth, json={"credits": 5, "reason": "Goodwill"})
+    assert response.status_code == 201 and response.json["balance_after"] == 15
+    assert client.post(url, headers=auth, json={"credits": 5, "reason": ""}).status_code == 422
+    assert client.post(url, headers=auth, json={"credits": -99, "reason": "Too much"}).status_code == 402
+    subscriber = make_customer()
+    activate(subscriber, world["monthly"])
+    refused = client.post(f"/api/v1/customers/{subscriber.id}/credit-adjustments", headers=auth,
+                          json={"credits": 5, "reason": "Gift"})
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "not_a_credit_customer"
+    entry = db.session.scalars(db.select(LedgerEntry).where(LedgerEntry.kind == "adjustment")).one()
+    assert entry.reason == "Goodwill"
+
+
+def test_tokens_missing_wrong_revoked_and_scopes(client, world):
+    assert client.get("/api/v1/departments").status_code == 401
+    wrong = client.get("/api/v1/departments", headers={"Authorization": "Bearer lb_wrong"})
+    assert wrong.status_code == 401 and wrong.headers["WWW-Authenticate"].startswith("Bearer")
+    reader = _token("read")
+    assert client.get("/api/v1/departments", headers=reader).status_code == 200
+    denied = _charge(client, reader, world["customer"], world["support"])
+    assert denied.status_code == 403 and denied.json["error"]["code"] == "insufficient_scope"
+    writer = _token("write")
+    assert client.get("/api/v1/departments", headers=writer).status_code == 403
+    token = db.session.scalars(db.select(ApiToken).order_by(ApiToken.id.desc())).first()
+    api_tokens.revoke(token, SYSTEM)
+    db.session.commit()
+    assert client.get("/api/v1/departments", headers=writer).status_code == 401
+
+
+def test_licence_switch_hides_billing_endpoints_and_loses_nothing(client, auth, world):
+    customer = world["customer"]
+    settings.update({"vip_support_enabled": False}, SYSTEM)
+    db.session.commit()
+    off = _charge(client, auth, customer, world["support"])
+    assert off.status_code == 404 and off.json["error"]["code"] == "module_disabled"
+    for path in ("/api/v1/packages", f"/api/v1/customers/{customer.id}/entitlement",
+                 f"/api/v1/customers/{customer.id}/ledger"):
+        assert client.get(path, headers=auth).status_code == 404, path
+    assert client.get("/api/v1/departments", headers=auth).status_code == 200
+    settings.update({"vip_support_enabled": True}, SYSTEM)
+    db.session.commit()
+    assert client.get(f"/api/v1/customers/{customer.id}/entitlement", headers=auth).json["credits"] == 10
+
+
+def test_unknown_routes_and_methods_answer_json(client, auth):
+    assert client.get("/api/v1/nothing-here", headers=auth).json["error"]["code"] == "not_found"
+    response = client.delete("/api/v1/departments", headers=auth)
+    assert response.status_code == 405 and response.json["error"]["code"] == "method_not_allowed"
+
+
+def test_every_route_is_in_the_openapi_document_and_back(app, client):
+    document = client.get("/api/v1/openapi.json").json
+    assert document["openapi"].startswith("3.")
+    documented = {(path, method.upper()) for path, item in document["paths"].items() for method in item}
+    served = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("api.") and rule.endpoint != "api.openapi":
+            path = rule.rule.removeprefix("/api/v1").replace("<int:customer_id>", "{customer_id}")
+            served |= {(path, method) for method in rule.methods - {"HEAD", "OPTIONS"}}
+            assert getattr(app.view_functions[rule.endpoint], "api_scope", None) in ("read", "write"), rule.endpoint
+    assert served == documented
+
+
+def test_token_pages_show_the_token_once(app, client):
+    sign_in(client, make_agent("settings"))
+    created = client.post("/admin/settings/api-tokens", data={"name": "Zendesk", "scope_read": "y"})
+    page = created.data.decode()
+    plain = page.split('id="new-token" readonly value="')[1].split('"')[0]
+    assert plain.startswith("lb_") and created.headers["Cache-Control"] == "no-store"
+    assert client.get("/api/v1/departments", headers={"Authorization": f"Bearer {plain}"}).status_code == 200
+    listing = client.get("/admin/settings/api-tokens").data.decode()
+    assert "Zendesk" in listing and plain not in listing and plain[:10] in listing
+    token = db.session.scalar(db.select(ApiToken))
+    assert token.token_hash != plain and plain not in token.token_hash
+    client.post(f"/admin/settings/api-tokens/{token.id}/revoke")
+    assert client.get("/api/v1/departments", headers={"Authorization": f"Bearer {plain}"}).status_code == 401
+    assert "Choose at least one scope" in client.post("/admin/settings/api-tokens", data={"name": "X"}).data.decode()
+
+
+def test_cli_create_token_prints_a_working_token(app, client):
+    result = app.test_cli_runner().invoke(args=["billing", "create-token", "Help desk", "--scope", "read"])
+    assert result.exit_code == 0
+    plain = result.output.strip()
+    assert plain.startswith("lb_") and "\n" not in plain
+    assert client.get("/api/v1/departments", headers={"Authorization": f"Bearer {plain}"}).status_code == 200
