@@ -165,3 +165,7 @@ class ApiTokenForm(FlaskForm):
 
     def scopes(self) -> list[str]:
         return [name for name, field in (("read", self.scope_read), ("write", self.scope_write)) if field.data]
+
+
+class ReplyForm(FlaskForm):
+    body = TextAreaField(_l("Reply"))

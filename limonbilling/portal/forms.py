@@ -1,6 +1,6 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, StringField
+from wtforms import BooleanField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import EqualTo, InputRequired
 
 from ..forms import CustomerDetailsForm
@@ -27,3 +27,13 @@ class CheckoutForm(FlaskForm):
         for name in ("card_number", "card_expiry", "card_cvv"):
             self[name].data = ""
             self[name].raw_data = []
+
+
+class NewConversationForm(FlaskForm):
+    department_id = SelectField(_l("Department"), coerce=int)
+    subject = StringField(_l("Subject"))
+    body = TextAreaField(_l("Message"))
+
+
+class MessageForm(FlaskForm):
+    body = TextAreaField(_l("Your message"))

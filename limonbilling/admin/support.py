@@ -1,0 +1,64 @@
+"""Tickets and chats for agents with `support`: lists by status, answering, closing."""
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from ..auth import current_actor, current_agent, requires
+from ..extensions import db
+from ..forms import show_errors
+from ..models import CONVERSATION_STATUSES, Conversation
+from ..services import ValidationFailed, helpdesk
+from . import bp
+from .forms import ReplyForm
+
+SECTIONS = {"tickets": "ticket", "chats": "chat"}
+TITLES = {"ticket": _l("Tickets"), "chat": _l("Chats")}
+
+
+def _conversation_or_404(section: str, conversation_id: int) -> Conversation:
+    conversation = db.session.get(Conversation, conversation_id)
+    if conversation is None or conversation.kind != SECTIONS[section]:
+        abort(404)
+    return conversation
+
+
+@bp.route("/<any(tickets, chats):section>")
+@requires("support")
+def support_list(section: str):
+    kind = SECTIONS[section]
+    status = request.args.get("status", "")
+    status = status if status in CONVERSATION_STATUSES else None
+    page = db.paginate(helpdesk.agent_conversations(kind, status), page=request.args.get("page", 1, type=int),
+                       per_page=current_app.config["ITEMS_PER_PAGE"], error_out=False)
+    return render_template("admin/conversations.html", page=page, section=section, status=status,
+                           statuses=CONVERSATION_STATUSES, title=TITLES[kind])
+
+
+@bp.route("/<any(tickets, chats):section>/<int:conversation_id>", methods=["GET", "POST"])
+@requires("support")
+def support_detail(section: str, conversation_id: int):
+    conversation = _conversation_or_404(section, conversation_id)
+    form = ReplyForm()
+    if form.validate_on_submit():
+        try:
+            helpdesk.reply(conversation, current_agent(), form.body.data)
+        except ValidationFailed as error:
+            db.session.rollback()
+            show_errors(form, error)
+        else:
+            db.session.commit()
+            flash(_("Your reply is sent."), "success")
+            return redirect(url_for("admin.support_detail", section=section, conversation_id=conversation_id))
+    return render_template("admin/conversation.html", conversation=conversation, form=form, section=section,
+                           title=TITLES[conversation.kind])
+
+
+@bp.route("/<any(tickets, chats):section>/<int:conversation_id>/close", methods=["POST"])
+@requires("support")
+def support_close(section: str, conversation_id: int):
+    conversation = _conversation_or_404(section, conversation_id)
+    if ReplyForm().validate_on_submit():
+        helpdesk.close(conversation, current_actor())
+        db.session.commit()
+        flash(_("Closed."), "success")
+    return redirect(url_for("admin.support_detail", section=section, conversation_id=conversation_id))
