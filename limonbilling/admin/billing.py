@@ -7,7 +7,7 @@ from ..auth import current_actor, requires, vip_required
 from ..extensions import db
 from ..forms import show_errors
 from ..models import Customer, Grant, Package
-from ..services import ServiceError, ValidationFailed, customers, departments, entitlements, ledger, packages
+from ..services import ServiceError, ValidationFailed, customers, departments, entitlements, ledger, orders, packages
 from . import bp
 from .forms import CreditAdjustmentForm, PackageForm, ToggleForm
 
@@ -145,9 +145,10 @@ def subscription_detail(customer_id: int):
     ledger_page = db.paginate(ledger.entries(customer.id), page=request.args.get("page", 1, type=int),
                               per_page=current_app.config["ITEMS_PER_PAGE"], error_out=False)
     grants = db.session.scalars(select(Grant).where(Grant.customer_id == customer.id).order_by(Grant.id.desc()))
+    customer_orders = db.session.scalars(orders.customer_orders(customer).limit(50))
     return render_template(
         "admin/subscription_detail.html", customer=customer, entitlement=entitlements.entitlement(customer),
-        grants=list(grants), ledger_page=ledger_page, form=form,
+        grants=list(grants), orders=list(customer_orders), ledger_page=ledger_page, form=form,
         periods=entitlements.subscription_periods(customer),
     )
 
