@@ -7,11 +7,14 @@ portal only customers. Every admin view declares what it needs with
 """
 from functools import wraps
 
-from flask import abort, request, session
+from flask import abort, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_user
 
 from .extensions import db, login_manager
+from .forms import SignInForm
 from .models import Agent, Customer
+from .safe_redirect import safe_next
 from .services import audit
 
 OWNER = "owner"
@@ -100,3 +103,16 @@ def vip_required(view):
 
     wrapper.vip_only = True
     return wrapper
+
+
+def sign_in_page(authenticate, template: str, home_endpoint: str):
+    """The sign-in page of an area (agents or customers): check the password, start a fresh
+    session, and go where the visitor was heading, if that is on this site."""
+    form = SignInForm()
+    if form.validate_on_submit():
+        user = authenticate(form.email.data, form.password.data)
+        if user is not None:
+            sign_in(user)
+            return redirect(safe_next(request.args.get("next"), url_for(home_endpoint)))
+        form.form_errors.append(_("The e-mail address or the password is wrong."))
+    return render_template(template, form=form)

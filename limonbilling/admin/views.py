@@ -3,11 +3,10 @@ from flask_babel import gettext as _
 from flask_login import logout_user
 from sqlalchemy import func, select
 
-from ..auth import OWNER, SIGNED_IN, current_actor, current_agent, public, requires, sign_in
+from ..auth import OWNER, SIGNED_IN, current_actor, current_agent, public, requires, sign_in_page
 from ..extensions import db
-from ..forms import CustomerDetailsForm, PasswordChangeForm, SignInForm, show_errors
+from ..forms import CustomerDetailsForm, PasswordChangeForm, show_errors
 from ..models import Agent, AuditEntry, Customer, Department
-from ..safe_redirect import safe_next
 from ..services import ServiceError, ValidationFailed, accounts, customers, departments, settings
 from . import bp
 from .forms import (
@@ -40,14 +39,7 @@ def _get_or_404(model, record_id: int):
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login():
-    form = SignInForm()
-    if form.validate_on_submit():
-        agent = accounts.authenticate_agent(form.email.data, form.password.data)
-        if agent is not None:
-            sign_in(agent)
-            return redirect(safe_next(request.args.get("next"), url_for("admin.dashboard")))
-        form.form_errors.append(_("The e-mail address or the password is wrong."))
-    return render_template("admin/login.html", form=form)
+    return sign_in_page(accounts.authenticate_agent, "admin/login.html", "admin.dashboard")
 
 
 @bp.route("/logout", methods=["POST"])

@@ -2,9 +2,9 @@ from flask import flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 
-from ..auth import current_actor, current_customer, public, sign_in
+from ..auth import current_actor, current_customer, public, sign_in, sign_in_page
 from ..extensions import db
-from ..forms import CustomerDetailsForm, PasswordChangeForm, SignInForm, show_errors
+from ..forms import CustomerDetailsForm, PasswordChangeForm, show_errors
 from ..safe_redirect import safe_next
 from ..services import ValidationFailed, accounts, customers
 from ..services.settings import LANGUAGES
@@ -21,14 +21,7 @@ def home():
 @bp.route("/login", methods=["GET", "POST"])
 @public
 def login():
-    form = SignInForm()
-    if form.validate_on_submit():
-        customer = accounts.authenticate_customer(form.email.data, form.password.data)
-        if customer is not None:
-            sign_in(customer)
-            return redirect(safe_next(request.args.get("next"), url_for("portal.home")))
-        form.form_errors.append(_("The e-mail address or the password is wrong."))
-    return render_template("portal/login.html", form=form)
+    return sign_in_page(accounts.authenticate_customer, "portal/login.html", "portal.home")
 
 
 @bp.route("/logout", methods=["POST"])

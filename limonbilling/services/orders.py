@@ -232,24 +232,26 @@ def accept_order(order: Order, actor: audit.Actor) -> None:
     audit.record(actor, "order.accept", order, number=order.number)
 
 
+def _revoke_and_set(order: Order, status: str, actor: audit.Actor, already: str, reason: str) -> None:
+    """Cancel and Set as Fraud: revoke what the order granted, then the status; the invoice is Cancelled."""
+    if order.status == status:
+        raise ServiceError(f"already_{status}", already)
+    _revoke(order, actor, reason)
+    order.status = status
+    invoices.set_status(order, "cancelled")
+    audit.record(actor, f"order.{status}", order, number=order.number)
+
+
 def cancel_order(order: Order, actor: audit.Actor) -> None:
     """Cancel: revoke what the order granted; the money stays where it is (see refund_order)."""
-    if order.status == "cancelled":
-        raise ServiceError("already_cancelled", _("This order is already cancelled."))
-    _revoke(order, actor, _("Order %(number)s cancelled.", number=order.number))
-    order.status = "cancelled"
-    invoices.set_status(order, "cancelled")
-    audit.record(actor, "order.cancel", order, number=order.number)
+    _revoke_and_set(order, "cancelled", actor, _("This order is already cancelled."),
+                    _("Order %(number)s cancelled.", number=order.number))
 
 
 def set_fraud(order: Order, actor: audit.Actor) -> None:
     """Set as Fraud: revoke what the order granted and keep it aside."""
-    if order.status == "fraud":
-        raise ServiceError("already_fraud", _("This order is already marked as fraud."))
-    _revoke(order, actor, _("Order %(number)s marked as fraud.", number=order.number))
-    order.status = "fraud"
-    invoices.set_status(order, "cancelled")
-    audit.record(actor, "order.fraud", order, number=order.number)
+    _revoke_and_set(order, "fraud", actor, _("This order is already marked as fraud."),
+                    _("Order %(number)s marked as fraud.", number=order.number))
 
 
 def back_to_pending(order: Order, actor: audit.Actor) -> None:
