@@ -11,6 +11,10 @@ from sqlalchemy import event
 from .extensions import db
 
 
+def _unicode_lower(value):
+    return value.lower() if isinstance(value, str) else value
+
+
 def enable_sqlite_pragmas(app: Flask) -> None:
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     if not uri.startswith("sqlite"):
@@ -22,6 +26,8 @@ def enable_sqlite_pragmas(app: Flask) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        # SQLite's lower() knows ASCII only; searches must match Ö, Ş, İ… as PostgreSQL does.
+        dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
