@@ -169,3 +169,10 @@ class ApiTokenForm(FlaskForm):
 
 class ReplyForm(FlaskForm):
     body = TextAreaField(_l("Reply"))
+
+
+class BankAccountForm(FlaskForm):
+    bank_name = StringField(_l("Bank"))
+    account_holder = StringField(_l("Account holder"))
+    iban = StringField(_l("IBAN"))
+    currency = SelectField(_l("Currency"), choices=[SelectChoice(c, c) for c in CURRENCIES], default="TRY")

@@ -5,7 +5,15 @@ from .catalog import CURRENCIES, PACKAGE_TYPES, Department, Package
 from .entitlements import LEDGER_KINDS, USAGE_KINDS, Grant, LedgerEntry, SubscriptionPeriod, Usage
 from .helpdesk import CONVERSATION_KINDS, CONVERSATION_STATUSES, Conversation, Message
 from .invoices import INVOICE_STATUSES, Invoice, InvoiceCounter
-from .orders import ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, PAYMENT_STATUSES, Order, PaymentAttempt
+from .orders import (
+    ORDER_KINDS,
+    ORDER_STATUSES,
+    PAYMENT_METHODS,
+    PAYMENT_STATUSES,
+    BankAccount,
+    Order,
+    PaymentAttempt,
+)
 from .settings import AuditEntry, Setting
 
 __all__ = [
@@ -28,6 +36,7 @@ __all__ = [
     "USAGE_KINDS",
     "Agent",
     "AuditEntry",
+    "BankAccount",
     "Customer",
     "CustomerDepartment",
     "CustomerNote",

@@ -49,6 +49,11 @@ class Order(db.Model):
     notes: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     paid_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Bank transfer: the customer's activation request (domain.md §6)
+    activation_requested_at: Mapped[datetime | None] = mapped_column(DateTime)
+    contact_email: Mapped[str | None] = mapped_column(String(254))
+    contact_phone: Mapped[str | None] = mapped_column(String(20))
+    customer_note: Mapped[str | None] = mapped_column(Text)
 
     customer = relationship("Customer")
     package = relationship("Package")
@@ -109,3 +114,20 @@ class PaymentAttempt(db.Model):
     refund_answer: Mapped[str | None] = mapped_column(Text)
 
     order: Mapped[Order] = relationship(back_populates="attempts")
+
+
+class BankAccount(db.Model):
+    """An account customers can pay into by bank transfer (Settings → Payment Systems)."""
+
+    __tablename__ = "bank_accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bank_name: Mapped[str] = mapped_column(String(120))
+    account_holder: Mapped[str] = mapped_column(String(200))
+    iban: Mapped[str] = mapped_column(String(34), unique=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    @property
+    def iban_display(self) -> str:
+        return " ".join(self.iban[i:i + 4] for i in range(0, len(self.iban), 4))

@@ -13,9 +13,9 @@ from ..extensions import csrf, db
 from ..forms import show_errors
 from ..models import Order, Package
 from ..payments.nestpay_gateway import NestPayGateway, parse_card
-from ..services import ServiceError, ValidationFailed, audit, entitlements, orders
+from ..services import ServiceError, ValidationFailed, audit, bank_transfer, entitlements, orders
 from . import bp
-from .forms import CheckoutForm
+from .forms import ActivationRequestForm, CheckoutForm
 
 
 def _package_on_sale_or_404(package_id: int) -> Package:
@@ -80,7 +80,58 @@ def checkout(package_id: int):
     form.forget_card()
     return render_template(
         "portal/checkout.html", form=form, package=package, preview=preview, gateway=gateway, order=None,
+        transfer_accounts=bank_transfer.accounts_for(package.currency),
     )
+
+
+@bp.route("/checkout/<int:package_id>/transfer", methods=["POST"])
+@vip_required
+def checkout_transfer(package_id: int):
+    """Order now, pay by bank transfer: the order page shows the accounts and takes the activation request."""
+    package = _package_on_sale_or_404(package_id)
+    customer = current_customer()
+    form = CheckoutForm()
+    preview = entitlements.preview_purchase(customer, package)
+    if not form.validate_on_submit() or not bank_transfer.accounts_for(package.currency):
+        return redirect(url_for("portal.checkout", package_id=package_id))
+    if preview.forfeits_something and not form.accept_forfeit.data:
+        flash(_("Tick the box to confirm what you give up."), "warning")
+        return redirect(url_for("portal.checkout", package_id=package_id))
+    try:
+        order = orders.create_order(
+            customer, package, payment_method="bank_transfer", actor=current_actor(), ip=request.remote_addr
+        )
+    except ServiceError as error:
+        db.session.rollback()
+        flash(error.message, "danger")
+        return redirect(url_for("portal.checkout", package_id=package_id))
+    db.session.commit()
+    flash(_("Order %(number)s is placed. Make the transfer, then send us the activation request below.",
+            number=order.number), "success")
+    return redirect(url_for("portal.order_detail", number=order.number))
+
+
+@bp.route("/orders/<number>/activation-request", methods=["POST"])
+@vip_required
+def activation_request(number: str):
+    order = _order_or_404(number)
+    form = ActivationRequestForm()
+    if form.validate_on_submit():
+        try:
+            bank_transfer.request_activation(order, email=form.email.data, phone=form.phone.data,
+                                             note=form.note.data, actor=current_actor())
+        except ValidationFailed as error:
+            db.session.rollback()
+            show_errors(form, error)
+            return render_template("portal/order.html", order=order, gateway=NestPayGateway(), form=CheckoutForm(),
+                                   request_form=form, transfer_accounts=bank_transfer.accounts_for(order.currency)), 422
+        except ServiceError as error:
+            db.session.rollback()
+            flash(error.message, "danger")
+        else:
+            db.session.commit()
+            flash(_("Thank you. We activate your package as soon as we see the transfer."), "success")
+    return redirect(url_for("portal.order_detail", number=number))
 
 
 @bp.route("/orders/<number>/pay", methods=["GET", "POST"])
@@ -139,7 +190,10 @@ def order_list():
 @vip_required
 def order_detail(number: str):
     order = _order_or_404(number)
-    return render_template("portal/order.html", order=order, gateway=NestPayGateway(), form=CheckoutForm())
+    customer = current_customer()
+    request_form = ActivationRequestForm(data={"email": customer.email, "phone": customer.phone})
+    return render_template("portal/order.html", order=order, gateway=NestPayGateway(), form=CheckoutForm(),
+                           request_form=request_form, transfer_accounts=bank_transfer.accounts_for(order.currency))
 
 
 @bp.route("/orders/<number>/cancel", methods=["POST"])

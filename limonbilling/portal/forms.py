@@ -37,3 +37,9 @@ class NewConversationForm(FlaskForm):
 
 class MessageForm(FlaskForm):
     body = TextAreaField(_l("Your message"))
+
+
+class ActivationRequestForm(FlaskForm):
+    email = StringField(_l("E-mail"))
+    phone = StringField(_l("Phone"))
+    note = TextAreaField(_l("Note (optional)"), description=_l("e.g. the sender's name or the transfer date"))
