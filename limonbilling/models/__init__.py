@@ -1,8 +1,19 @@
 """All models, imported here so Alembic and `db.create_all()` see every table."""
 from .accounts import PERMISSIONS, Agent, Customer, CustomerDepartment, CustomerNote
 from .api import API_SCOPES, ApiToken
+from .balance import BALANCE_KINDS, AccountBalance, BalanceEntry
 from .catalog import CURRENCIES, PACKAGE_TYPES, Department, Package
-from .entitlements import LEDGER_KINDS, USAGE_KINDS, Grant, LedgerEntry, SubscriptionPeriod, Usage
+from .entitlements import (
+    CANCELLATION_STATES,
+    CANCELLATION_TIMINGS,
+    LEDGER_KINDS,
+    USAGE_KINDS,
+    CancellationRequest,
+    Grant,
+    LedgerEntry,
+    SubscriptionPeriod,
+    Usage,
+)
 from .helpdesk import CONVERSATION_KINDS, CONVERSATION_STATUSES, Conversation, Message
 from .invoices import INVOICE_STATUSES, Invoice, InvoiceCounter
 from .orders import (
@@ -12,11 +23,20 @@ from .orders import (
     PAYMENT_STATUSES,
     BankAccount,
     Order,
+    OrderStatus,
     PaymentAttempt,
+    PromoCode,
 )
 from .settings import AuditEntry, Setting
 
 __all__ = [
+    "BALANCE_KINDS",
+    "AccountBalance",
+    "BalanceEntry",
+    "CANCELLATION_STATES",
+    "CANCELLATION_TIMINGS",
+    "CancellationRequest",
+    "OrderStatus",
     "API_SCOPES",
     "ApiToken",
     "CONVERSATION_KINDS",
@@ -47,6 +67,7 @@ __all__ = [
     "InvoiceCounter",
     "LedgerEntry",
     "Package",
+    "PromoCode",
     "Setting",
     "SubscriptionPeriod",
     "Usage",

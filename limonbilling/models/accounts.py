@@ -81,6 +81,7 @@ class Customer(PasswordMixin, UserMixin, db.Model):
     language: Mapped[str | None] = mapped_column(String(5))
     package_type: Mapped[str | None] = mapped_column(String(12))
     credits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime)
     identity_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     identity_verified_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now, index=True)

@@ -118,3 +118,32 @@ class Usage(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
 
     department = relationship("Department")
+
+
+CANCELLATION_TIMINGS = ("now", "period_end")
+CANCELLATION_STATES = ("pending", "approved", "rejected")
+
+
+class CancellationRequest(db.Model):
+    """A subscriber asks to end the subscription now or at the end of the period (DT); an agent decides."""
+
+    __tablename__ = "cancellation_requests"
+    __table_args__ = (
+        CheckConstraint("timing IN ('now', 'period_end')", name="timing"),
+        CheckConstraint("state IN ('pending', 'approved', 'rejected')", name="state"),
+        Index("ix_cancellation_requests_state_id", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    timing: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime)  # when the approved end takes effect
+
+    customer = relationship("Customer")
+    decided_by = relationship("Agent")

@@ -37,6 +37,9 @@ class Order(db.Model):
     kind: Mapped[str] = mapped_column(String(10))
     package_id: Mapped[int | None] = mapped_column(ForeignKey("packages.id", ondelete="SET NULL"))
     package_snapshot: Mapped[dict] = mapped_column(JSON)
+    promo_code_id: Mapped[int | None] = mapped_column(ForeignKey("promo_codes.id", ondelete="SET NULL"))
+    promo_code: Mapped[str | None] = mapped_column(String(40))
+    discount_minor: Mapped[int] = mapped_column(Integer, default=0)
     amount_minor: Mapped[int] = mapped_column(Integer)  # what the customer pays, VAT included
     vat_minor: Mapped[int] = mapped_column(Integer, default=0)
     vat_rate_percent: Mapped[int] = mapped_column(Integer, default=0)
@@ -45,6 +48,12 @@ class Order(db.Model):
     payment_status: Mapped[str] = mapped_column(String(10), default="unpaid")
     status: Mapped[str] = mapped_column(String(10), default="pending")
     grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id", ondelete="SET NULL"))
+    # An agent's status of its own (Settings → Order Statuses); `status` then holds what it counts as.
+    custom_status_id: Mapped[int | None] = mapped_column(ForeignKey("order_statuses.id", ondelete="SET NULL"))
+    placed_by_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    price_overridden: Mapped[bool] = mapped_column(Boolean, default=False)
+    fraud_score: Mapped[int | None] = mapped_column(Integer)  # None: not checked (placed by an agent)
+    fraud_checks: Mapped[list] = mapped_column(JSON, default=list)  # [{"rule", "points", "detail"}]
     ip: Mapped[str | None] = mapped_column(String(45))
     notes: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -57,6 +66,8 @@ class Order(db.Model):
 
     customer = relationship("Customer")
     package = relationship("Package")
+    custom_status = relationship("OrderStatus")
+    placed_by = relationship("Agent")
     grant = relationship("Grant")
     attempts: Mapped[list["PaymentAttempt"]] = relationship(
         back_populates="order", cascade="all, delete-orphan", order_by="PaymentAttempt.id"
@@ -70,6 +81,10 @@ class Order(db.Model):
     @property
     def activated(self) -> bool:
         return self.grant_id is not None
+
+    @property
+    def list_price_minor(self) -> int:
+        return self.package_snapshot["price_minor"]
 
 
 ATTEMPT_STATES = ("created", "pending", "confirmed", "failed", "canceled", "refunded")
@@ -131,3 +146,39 @@ class BankAccount(db.Model):
     @property
     def iban_display(self) -> str:
         return " ".join(self.iban[i:i + 4] for i in range(0, len(self.iban), 4))
+
+
+class PromoCode(db.Model):
+    """A discount code (WHMCS): percent or fixed amount, valid dates, maximum uses, packages it applies to."""
+
+    __tablename__ = "promo_codes"
+    __table_args__ = (
+        CheckConstraint("kind IN ('percent', 'fixed')", name="kind"),
+        CheckConstraint("value > 0", name="value_positive"),
+        CheckConstraint("uses >= 0 AND (max_uses IS NULL OR uses <= max_uses)", name="uses_within_limit"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    value: Mapped[int] = mapped_column(Integer)  # percent (1–100) or minor units
+    currency: Mapped[str | None] = mapped_column(String(3))  # for fixed amounts
+    valid_from: Mapped[datetime | None] = mapped_column(DateTime)
+    valid_until: Mapped[datetime | None] = mapped_column(DateTime)
+    max_uses: Mapped[int | None] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    package_ids: Mapped[list] = mapped_column(JSON, default=list)  # empty: every package
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+
+class OrderStatus(db.Model):
+    """A status agents define (WHMCS custom order statuses), counted as pending, active or cancelled."""
+
+    __tablename__ = "order_statuses"
+    __table_args__ = (CheckConstraint("counts_as IN ('pending', 'active', 'cancelled')", name="counts_as"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    colour: Mapped[str] = mapped_column(String(7))  # #rrggbb
+    counts_as: Mapped[str] = mapped_column(String(10))

@@ -13,9 +13,9 @@ from ..extensions import csrf, db
 from ..forms import show_errors
 from ..models import Order, Package
 from ..payments.nestpay_gateway import NestPayGateway, parse_card
-from ..services import ServiceError, ValidationFailed, audit, bank_transfer, entitlements, orders
+from ..services import ServiceError, ValidationFailed, audit, balance, bank_transfer, entitlements, orders
 from . import bp
-from .forms import ActivationRequestForm, CheckoutForm
+from .forms import ActivationRequestForm, CheckoutForm, PromoCodeForm
 
 
 def _package_on_sale_or_404(package_id: int) -> Package:
@@ -52,23 +52,70 @@ def _send_to_bank(gateway: NestPayGateway, order: Order, form: CheckoutForm):
     return response
 
 
+def _checkout_page(package: Package, form: CheckoutForm, promo_code: str | None, status: int = 200):
+    """The checkout page: what the purchase does, the price with any promo code, and the ways to pay."""
+    customer = current_customer()
+    preview = entitlements.preview_purchase(customer, package)
+    promo_form = PromoCodeForm(data={"promo": promo_code or ""})
+    try:
+        price = orders.quote(package, promo_code)
+    except ServiceError as error:
+        promo_form.promo.errors = [error.message]
+        form.promo_code.data = ""
+        price = orders.quote(package)
+    else:
+        form.promo_code.data = price.promo.code if price.promo else ""
+    form.forget_card()
+    return render_template(
+        "portal/checkout.html", form=form, promo_form=promo_form, package=package, preview=preview,
+        price=price, refusal=orders.checkout_refusal(customer), gateway=NestPayGateway(), order=None,
+        transfer_accounts=bank_transfer.accounts_for(package.currency),
+        balance_minor=balance.amount(customer, package.currency),
+    ), status
+
+
+def _place_order(package: Package, form: CheckoutForm, payment_method: str) -> Order | None:
+    """Create the order from a confirmed checkout form, or put the reason on the form and return None."""
+    preview = entitlements.preview_purchase(current_customer(), package)
+    if preview.forfeits_something and not form.accept_forfeit.data:
+        form.accept_forfeit.errors = [_("Tick the box to confirm what you give up.")]
+        return None
+    try:
+        return orders.create_order(current_customer(), package, payment_method=payment_method,
+                                   actor=current_actor(), ip=request.remote_addr, promo_code=form.promo_code.data)
+    except ServiceError as error:
+        db.session.rollback()
+        form.form_errors.append(error.message)
+        return None
+
+
+def _after_placing(order: Order):
+    """Orders that did not go to the bank: held for review as fraud, or paid from the balance."""
+    db.session.commit()
+    if order.status == "fraud":
+        flash(_("Order %(number)s needs a review by our team before it can go ahead; we will contact you.",
+                number=order.number), "warning")
+    elif order.payment_method == "account_balance":
+        flash(_("Order %(number)s is paid from your account balance.", number=order.number), "success")
+    else:
+        flash(_("Order %(number)s is placed. Make the transfer, then send us the activation request below.",
+                number=order.number), "success")
+    return redirect(url_for("portal.order_detail", number=order.number))
+
+
 @bp.route("/checkout/<int:package_id>", methods=["GET", "POST"])
 @vip_required
 def checkout(package_id: int):
     """Show what the purchase will do and take the card; confirming creates the order and goes to the bank."""
     package = _package_on_sale_or_404(package_id)
-    customer = current_customer()
-    gateway = NestPayGateway()
-    preview = entitlements.preview_purchase(customer, package)
     form = CheckoutForm()
-    if form.validate_on_submit() and preview.allowed and gateway.is_available():
-        if preview.forfeits_something and not form.accept_forfeit.data:
-            form.accept_forfeit.errors = [_("Tick the box to confirm what you give up.")]
-        else:
+    gateway = NestPayGateway()
+    if form.validate_on_submit() and gateway.is_available():
+        order = _place_order(package, form, "card")
+        if order is not None and order.status == "fraud":
+            return _after_placing(order)
+        if order is not None:
             try:
-                order = orders.create_order(
-                    customer, package, payment_method="card", actor=current_actor(), ip=request.remote_addr
-                )
                 return _send_to_bank(gateway, order, form)
             except ValidationFailed as error:
                 db.session.rollback()
@@ -76,39 +123,26 @@ def checkout(package_id: int):
             except ServiceError as error:
                 db.session.rollback()
                 form.form_errors.append(error.message)
-                preview = entitlements.preview_purchase(customer, package)
-    form.forget_card()
-    return render_template(
-        "portal/checkout.html", form=form, package=package, preview=preview, gateway=gateway, order=None,
-        transfer_accounts=bank_transfer.accounts_for(package.currency),
-    )
+        return _checkout_page(package, form, form.promo_code.data, 422)
+    return _checkout_page(package, form, request.args.get("promo"))
 
 
-@bp.route("/checkout/<int:package_id>/transfer", methods=["POST"])
+@bp.route("/checkout/<int:package_id>/<any(transfer, balance):method>", methods=["POST"])
 @vip_required
-def checkout_transfer(package_id: int):
-    """Order now, pay by bank transfer: the order page shows the accounts and takes the activation request."""
+def checkout_other(package_id: int, method: str):
+    """Order now and pay by bank transfer (the order page then takes the activation request)
+    or from the account balance (paid at once)."""
     package = _package_on_sale_or_404(package_id)
-    customer = current_customer()
     form = CheckoutForm()
-    preview = entitlements.preview_purchase(customer, package)
-    if not form.validate_on_submit() or not bank_transfer.accounts_for(package.currency):
+    if not form.validate_on_submit():
         return redirect(url_for("portal.checkout", package_id=package_id))
-    if preview.forfeits_something and not form.accept_forfeit.data:
-        flash(_("Tick the box to confirm what you give up."), "warning")
-        return redirect(url_for("portal.checkout", package_id=package_id))
-    try:
-        order = orders.create_order(
-            customer, package, payment_method="bank_transfer", actor=current_actor(), ip=request.remote_addr
-        )
-    except ServiceError as error:
-        db.session.rollback()
-        flash(error.message, "danger")
-        return redirect(url_for("portal.checkout", package_id=package_id))
-    db.session.commit()
-    flash(_("Order %(number)s is placed. Make the transfer, then send us the activation request below.",
-            number=order.number), "success")
-    return redirect(url_for("portal.order_detail", number=order.number))
+    if method == "transfer" and not bank_transfer.accounts_for(package.currency):
+        form.form_errors.append(_("Bank transfer is not available for this currency."))
+        return _checkout_page(package, form, form.promo_code.data, 422)
+    order = _place_order(package, form, "bank_transfer" if method == "transfer" else "account_balance")
+    if order is None:
+        return _checkout_page(package, form, form.promo_code.data, 422)
+    return _after_placing(order)
 
 
 @bp.route("/orders/<number>/activation-request", methods=["POST"])

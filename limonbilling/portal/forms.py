@@ -1,6 +1,6 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import EqualTo, InputRequired
 
 from ..forms import CustomerDetailsForm
@@ -17,6 +17,7 @@ class RegistrationForm(CustomerDetailsForm):
 class CheckoutForm(FlaskForm):
     """Confirms a purchase; for store type 3d_pay it also carries the card, which goes to the bank form only."""
 
+    promo_code = HiddenField()
     accept_forfeit = BooleanField(_l("I understand what I lose by switching and want to continue."))
     card_number = StringField(_l("Card number"), render_kw={"autocomplete": "cc-number", "inputmode": "numeric"})
     card_expiry = StringField(_l("Expiry (MM/YY)"), render_kw={"autocomplete": "cc-exp", "placeholder": "MM/YY"})
@@ -27,6 +28,15 @@ class CheckoutForm(FlaskForm):
         for name in ("card_number", "card_expiry", "card_cvv"):
             self[name].data = ""
             self[name].raw_data = []
+
+
+class PromoCodeForm(FlaskForm):
+    """Applies a promo code on the checkout page (a GET that only recalculates the price)."""
+
+    class Meta:
+        csrf = False
+
+    promo = StringField(_l("Promo code"), render_kw={"autocomplete": "off"})
 
 
 class NewConversationForm(FlaskForm):

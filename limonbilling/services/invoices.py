@@ -9,11 +9,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ..extensions import db
+from ..extensions import db, insert_ignoring_conflict
 from ..models import Customer, Invoice, InvoiceCounter, Order
 from . import settings
 from .clock import now
@@ -59,11 +58,10 @@ def create_for_order(order: Order) -> Invoice:
     """The order's invoice, Unpaid, with seller and buyer as they are now and the order's VAT."""
     total, vat = order.amount_minor, order.vat_minor
     net = total - vat
-    snapshot = order.package_snapshot
     invoice = Invoice(
         order=order, customer_id=order.customer_id, status="unpaid", created_at=now(),
         seller=_seller(), buyer=_buyer(db.session.get(Customer, order.customer_id)),
-        lines=[{"description": snapshot["name"], "quantity": 1, "net_minor": net}],
+        lines=_lines(order, net),
         currency=order.currency, vat_rate_percent=order.vat_rate_percent,
         vat_inclusive=settings.get("vat_inclusive"),
         net_minor=net, vat_minor=vat, total_minor=total,
@@ -72,9 +70,22 @@ def create_for_order(order: Order) -> Invoice:
     return invoice
 
 
+def _lines(order: Order, net: int) -> list[dict]:
+    """The package at its net price, and a promo code's discount as a negative line of its own."""
+    name = order.package_snapshot["name"]
+    if not order.discount_minor:
+        return [{"description": name, "quantity": 1, "net_minor": net}]
+    price = order.amount_minor - order.vat_minor + order.discount_minor if not settings.get("vat_inclusive") else (
+        order.amount_minor + order.discount_minor)
+    price_net, _vat, _total = vat_totals(price, order.vat_rate_percent, settings.get("vat_inclusive"))
+    return [
+        {"description": name, "quantity": 1, "net_minor": price_net},
+        {"description": f"{_('Promo code')} {order.promo_code}", "quantity": 1, "net_minor": net - price_net},
+    ]
+
+
 def _next_sequence(year: int) -> int:
-    insert = postgresql_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-    db.session.execute(insert(InvoiceCounter).values(year=year, last_number=0).on_conflict_do_nothing())
+    insert_ignoring_conflict(InvoiceCounter, year=year, last_number=0)
     return db.session.execute(
         update(InvoiceCounter).where(InvoiceCounter.year == year)
         .values(last_number=InvoiceCounter.last_number + 1).returning(InvoiceCounter.last_number)

@@ -5,6 +5,7 @@ until an agent reviews it, even when a card payment already activated it.
 """
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,9 +14,9 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Customer, Order, Package, PaymentAttempt
+from ..models import Agent, Customer, Order, OrderStatus, Package, PaymentAttempt, PromoCode
 from ..payments.nestpay import NestPayError
-from . import ServiceError, audit, entitlements, invoices, settings
+from . import ServiceError, audit, balance, entitlements, fraud, invoices, promo_codes, settings
 from .clock import now
 
 NUMBER_DIGITS = 10
@@ -29,36 +30,117 @@ def new_order_number() -> str:
             return number
 
 
+AGENT_PAYMENT_METHODS = ("manual", "bank_transfer", "account_balance")
+
+
+def checkout_refusal(customer: Customer) -> str | None:
+    """Why the customer may not check out at all now (DT: identity verification), or None."""
+    if (settings.get("require_identity_verification") and customer.account_type == "individual"
+            and not customer.identity_verified):
+        return _("Your identity must be verified by our team before you can buy a package. "
+                 "Please contact support.")
+    return None
+
+
+@dataclass
+class Quote:
+    """What an order of the package costs: price, promo discount, VAT (inside the total) and total."""
+
+    price_minor: int
+    discount_minor: int
+    vat_rate_percent: int
+    vat_minor: int
+    total_minor: int
+    currency: str
+    promo: PromoCode | None
+
+
+def quote(package: Package, promo_code: str | None = None, price_minor: int | None = None) -> Quote:
+    """The price of the package now, with the promo code's discount (a bad code raises ServiceError)."""
+    price = package.price_minor if price_minor is None else price_minor
+    promo, discount = None, 0
+    if promo_code and promo_code.strip():
+        promo, discount = promo_codes.check(promo_code, package, price)
+    vat_rate, vat, total = invoices.order_totals(price - discount)
+    return Quote(price, discount, vat_rate, vat, total, package.currency, promo)
+
+
 def create_order(
     customer: Customer, package: Package, *, payment_method: str, actor: audit.Actor, ip: str | None = None,
+    promo_code: str | None = None, placed_by: Agent | None = None, price_override_minor: int | None = None,
+    create_invoice: bool = True,
 ) -> Order:
-    """Start an order for the package if the rules allow it now (rules 1–4 and 7), awaiting payment.
+    """Start an order for the package if the rules allow it now (rules 1–4 and 7).
 
-    A card order expires after `card_checkout_minutes` when unpaid, so an abandoned
-    checkout does not block the customer (rule 7).
+    A customer's order is fraud-checked: at the threshold it goes to Fraud and
+    nothing happens to it. A card order awaits payment and expires after
+    `card_checkout_minutes` so an abandoned checkout does not block (rule 7).
+    Paying from the account balance pays it at once. An order an agent places
+    (`placed_by`, with an optional price override) is not fraud-checked; a
+    manual or balance one is paid, activated and Active at once, a bank-transfer
+    one waits for Accept.
     """
+    if placed_by is None:
+        refusal = checkout_refusal(customer)
+        if refusal:
+            raise ServiceError("identity_not_verified", refusal)
+    elif payment_method not in AGENT_PAYMENT_METHODS:
+        raise ServiceError("payment_method", _("An agent places orders paid manually, by bank transfer or "
+                                               "from the account balance."))
     customer = entitlements.lock_customer(customer.id)
     preview = entitlements.preview_purchase(customer, package)
     if not preview.allowed:
         raise entitlements.PurchaseRefused(preview)
     moment = now()
     has_orders = db.session.scalar(select(Order.id).where(Order.customer_id == customer.id).limit(1)) is not None
-    vat_rate, vat, total = invoices.order_totals(package.price_minor)
+    price = quote(package, promo_code, price_override_minor)
+    if price.promo is not None:
+        promo_codes.take_use(price.promo)
     order = Order(
         number=new_order_number(), customer_id=customer.id, created_at=moment, customer_was_new=not has_orders,
         kind=preview.kind, package_id=package.id, package_snapshot=package.snapshot(),
-        amount_minor=total, vat_minor=vat, vat_rate_percent=vat_rate, currency=package.currency,
-        payment_method=payment_method,
-        payment_status="unpaid", status="pending", ip=ip,
+        promo_code_id=price.promo.id if price.promo else None, promo_code=price.promo.code if price.promo else None,
+        discount_minor=price.discount_minor, amount_minor=price.total_minor, vat_minor=price.vat_minor,
+        vat_rate_percent=price.vat_rate_percent,
+        currency=package.currency, payment_method=payment_method, payment_status="unpaid", status="pending",
+        ip=ip, placed_by_agent_id=placed_by.id if placed_by else None,
+        price_overridden=price_override_minor is not None and price_override_minor != package.price_minor,
         expires_at=moment + timedelta(minutes=settings.get("card_checkout_minutes"))
         if payment_method == "card" else None,
     )
     db.session.add(order)
-    invoices.create_for_order(order)
+    if create_invoice:
+        invoices.create_for_order(order)
     db.session.flush()
     audit.record(actor, "order.create", order, number=order.number, package=package.name,
-                 method=payment_method, kind=preview.kind)
+                 method=payment_method, kind=preview.kind, agent=placed_by.email if placed_by else None)
+    if placed_by is None and fraud.is_fraud(order, customer):
+        _set_status(order, "fraud")
+        invoices.set_status(order, "cancelled")
+        promo_codes.give_back_use(order)
+        audit.record(actor, "order.fraud_check", order, number=order.number, score=order.fraud_score)
+        return order
+    if payment_method == "account_balance":
+        _pay_from_balance(order, actor)
+    elif payment_method == "manual":
+        mark_paid(order, actor)
+    if placed_by is not None and order.payment_status == "paid" and order.activated:
+        _set_status(order, "active")
     return order
+
+
+def _pay_from_balance(order: Order, actor: audit.Actor) -> None:
+    """Take the total from the customer's balance in the order's currency, then the order is paid."""
+    if order.amount_minor:
+        balance.move(order.customer_id, order.currency, -order.amount_minor, "payment", order=order,
+                     reason=_("Order %(number)s", number=order.number))
+    mark_paid(order, actor)
+
+
+def _set_status(order: Order, status: str) -> None:
+    """A core status change; it replaces any custom status an agent set."""
+    order.status = status
+    order.custom_status_id = None
 
 
 def start_card_payment(order: Order, gateway: str = "nestpay") -> PaymentAttempt:
@@ -143,7 +225,12 @@ def mark_paid(order: Order, actor: audit.Actor) -> None:
     order.paid_at = now()
     invoices.set_status(order, "paid")
     if order.status == "cancelled":
-        order.status = "pending"  # a late payment of an expired checkout reopens it for review
+        _set_status(order, "pending")  # a late payment of an expired checkout reopens it for review
+        if order.promo_code_id is not None:
+            try:
+                promo_codes.take_use_again(order)
+            except ServiceError:
+                pass  # the money arrived: the order keeps its discount even if the code is used up now
     audit.record(actor, "order.paid", order, number=order.number, method=order.payment_method)
     if order.payment_method != "card" or settings.get("auto_activate_card"):
         activate_order(order, actor)
@@ -186,8 +273,9 @@ def expire_card_checkouts() -> int:
     ))
     count = 0
     for order in stale:
-        order.status = "cancelled"
+        _set_status(order, "cancelled")
         invoices.set_status(order, "cancelled")
+        promo_codes.give_back_use(order)
         audit.record(audit.Actor.system("expiry"), "order.expired", order, number=order.number)
         count += 1
     return count
@@ -201,8 +289,9 @@ def cancel_unpaid_order(order: Order, actor: audit.Actor) -> None:
     """
     if order.payment_status != "unpaid" or order.status != "pending":
         raise ServiceError("not_cancellable", _("Only an unpaid, pending order can be cancelled here."))
-    order.status = "cancelled"
+    _set_status(order, "cancelled")
     invoices.set_status(order, "cancelled")
+    promo_codes.give_back_use(order)
     audit.record(actor, "order.cancel_unpaid", order, number=order.number)
 
 
@@ -228,7 +317,7 @@ def accept_order(order: Order, actor: audit.Actor) -> None:
         invoices.set_status(order, "paid")
     if not activate_order(order, actor):
         raise ServiceError("activation_refused", order.notes.splitlines()[-1])
-    order.status = "active"
+    _set_status(order, "active")
     audit.record(actor, "order.accept", order, number=order.number)
 
 
@@ -237,7 +326,9 @@ def _revoke_and_set(order: Order, status: str, actor: audit.Actor, already: str,
     if order.status == status:
         raise ServiceError(f"already_{status}", already)
     _revoke(order, actor, reason)
-    order.status = status
+    if order.status not in ("cancelled", "fraud"):
+        promo_codes.give_back_use(order)
+    _set_status(order, status)
     invoices.set_status(order, "cancelled")
     audit.record(actor, f"order.{status}", order, number=order.number)
 
@@ -258,7 +349,9 @@ def back_to_pending(order: Order, actor: audit.Actor) -> None:
     """Back to Pending, from Fraud or Cancelled. What was revoked stays revoked until the order is accepted."""
     if order.status not in ("fraud", "cancelled"):
         raise ServiceError("not_reopenable", _("Only a cancelled or fraud order can go back to pending."))
-    order.status = "pending"
+    if order.payment_status == "unpaid" and order.promo_code_id is not None:
+        promo_codes.take_use_again(order)
+    _set_status(order, "pending")
     invoices.set_status(order, "unpaid")
     if order.grant is not None and order.grant.end_reason == "revoked":
         order.grant_id = None  # accepting activates it again, as a new grant
@@ -278,12 +371,22 @@ def delete_order(order: Order, actor: audit.Actor) -> None:
 
 
 def bulk_set_status(orders: list[Order], status: str, actor: audit.Actor) -> int:
-    """Bulk actions change the status only: no gateway and no entitlement command runs (WHMCS)."""
-    if status not in ("pending", "active", "fraud", "cancelled"):
-        raise ValueError(status)
+    """Bulk actions change the status only: no gateway and no entitlement command runs (WHMCS).
+
+    `status` is a core status or "custom:<id>" for an agent's own status.
+    """
+    custom = None
+    if status.startswith("custom:") and status[7:].isdigit():
+        custom = db.session.get(OrderStatus, int(status[7:]))
+    if custom is None and status not in ("pending", "active", "fraud", "cancelled"):
+        raise ServiceError("unknown_status", _("Choose a status from the list."))
     for order in orders:
-        order.status = status
-    audit.record(actor, "order.bulk_status", None, status=status, numbers=[o.number for o in orders])
+        if custom is None:
+            _set_status(order, status)
+        else:
+            order.status, order.custom_status_id = custom.counts_as, custom.id
+    audit.record(actor, "order.bulk_status", None, status=custom.name if custom else status,
+                 numbers=[o.number for o in orders])
     return len(orders)
 
 
@@ -346,7 +449,7 @@ def refund_order(order: Order, gateway, actor: audit.Actor) -> str:
     attempt.updated_at = now()
     order.payment_status = "refunded"
     _revoke(order, actor, _("Order %(number)s refunded.", number=order.number))
-    order.status = "cancelled"
+    _set_status(order, "cancelled")
     invoices.set_status(order, "refunded")
     audit.record(actor, "order.refund", order, number=order.number, amount_minor=attempt.amount_minor)
     return "refunded"
@@ -362,3 +465,20 @@ def _void_or_credit(gateway, attempt: PaymentAttempt, plan: str):
         if answer.proc_return_code == "99" and answer.extra.get("ERRORCODE") == "CORE-2508":
             answer = gateway.void(attempt.oid)  # not settled yet: a Void cancels it
     return answer
+
+
+def refund_to_balance(order: Order, actor: audit.Actor) -> None:
+    """Cancel & Refund to the customer's account balance: no bank involved, the money stays with us."""
+    if order.payment_status != "paid" or order.amount_minor == 0:
+        raise ServiceError("nothing_to_refund", _("This order has no payment to refund."))
+    if any(attempt.refund_status == "unknown" for attempt in order.attempts):
+        raise ServiceError("refund_unknown", _("A bank refund of this order is unresolved; retry it first."))
+    balance.move(order.customer_id, order.currency, order.amount_minor, "refund", order=order,
+                 agent_id=actor.id if actor.type == "agent" else None,
+                 reason=_("Refund of order %(number)s", number=order.number))
+    order.payment_status = "refunded"
+    _revoke(order, actor, _("Order %(number)s refunded.", number=order.number))
+    _set_status(order, "cancelled")
+    invoices.set_status(order, "refunded")
+    audit.record(actor, "order.refund", order, number=order.number, amount_minor=order.amount_minor,
+                 to="balance")

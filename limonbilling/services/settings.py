@@ -39,6 +39,19 @@ DEFAULTS: dict[str, Any] = {
     "vat_rate_percent": 20,
     "vat_inclusive": True,
     "card_checkout_minutes": 30,
+    # Checkout (DT): individual customers must be identity-verified by an agent first
+    "require_identity_verification": False,
+    # Fraud check (WHMCS): each rule's points; at or above the threshold an order goes to Fraud
+    "fraud_check_enabled": True,
+    "fraud_threshold": 60,
+    "fraud_failed_cards_points": 40,
+    "fraud_failed_cards_limit": 3,
+    "fraud_many_orders_points": 30,
+    "fraud_many_orders_limit": 3,
+    "fraud_many_orders_minutes": 60,
+    "fraud_unverified_email_points": 10,
+    "fraud_price_points": 30,
+    "fraud_price_factor": 5,
 }
 
 SECRET_KEYS = frozenset({"nestpay_store_key", "nestpay_api_password"})

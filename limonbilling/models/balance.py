@@ -1,0 +1,45 @@
+"""The customer's account balance: money (not support credits), per currency, with its own ledger."""
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from ..services.clock import now
+
+BALANCE_KINDS = ("refund", "adjustment", "payment")
+
+
+class AccountBalance(db.Model):
+    """What the customer holds in one currency; always the sum of its entries, never negative."""
+
+    __tablename__ = "account_balances"
+    __table_args__ = (CheckConstraint("amount_minor >= 0", name="not_negative"),)
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3), primary_key=True)
+    amount_minor: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class BalanceEntry(db.Model):
+    """One movement of the account balance: a refund, an agent's adjustment, a payment of an order."""
+
+    __tablename__ = "balance_entries"
+    __table_args__ = (
+        CheckConstraint("kind IN ('refund', 'adjustment', 'payment')", name="kind"),
+        CheckConstraint("amount_minor <> 0", name="not_zero"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    kind: Mapped[str] = mapped_column(String(12))
+    amount_minor: Mapped[int] = mapped_column(Integer)
+    balance_after_minor: Mapped[int] = mapped_column(Integer)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"), index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+    order = relationship("Order")
+    agent = relationship("Agent")
