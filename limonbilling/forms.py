@@ -54,3 +54,23 @@ def show_errors(form: FlaskForm, error: ValidationFailed) -> None:
         if isinstance(target, tuple):
             target = form[field].errors = list(target)
         target.extend(messages)
+
+
+def run_service(form: FlaskForm, action, *args, **kwargs) -> tuple[bool, object]:
+    """Run a service call for a submitted form: commit and return (True, result), or roll back,
+    put the refusal on the form (field errors next to their fields) and return (False, None)."""
+    from .extensions import db
+    from .services import ServiceError
+
+    try:
+        result = action(*args, **kwargs)
+    except ValidationFailed as error:
+        db.session.rollback()
+        show_errors(form, error)
+    except ServiceError as error:
+        db.session.rollback()
+        form.form_errors.append(error.message)
+    else:
+        db.session.commit()
+        return True, result
+    return False, None

@@ -3,13 +3,25 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from .. import format_money
 from ..auth import current_actor, requires, vip_required
 from ..extensions import db
-from ..forms import show_errors
+from ..forms import run_service, show_errors
 from ..models import Customer, Grant, Package
-from ..services import ServiceError, ValidationFailed, customers, departments, entitlements, ledger, orders, packages
+from ..services import (
+    ServiceError,
+    ValidationFailed,
+    balance,
+    cancellations,
+    customers,
+    departments,
+    entitlements,
+    ledger,
+    orders,
+    packages,
+)
 from . import bp
-from .forms import CreditAdjustmentForm, PackageForm, ToggleForm
+from .forms import BalanceAdjustmentForm, CreditAdjustmentForm, PackageForm, ToggleForm
 
 
 def billing_view(*rules: str, **options):
@@ -123,7 +135,7 @@ def subscription_list():
 
 
 @billing_view("/billing/subscriptions/<int:customer_id>", methods=["GET", "POST"])
-def subscription_detail(customer_id: int):
+def subscription_detail(customer_id: int, balance_form: BalanceAdjustmentForm | None = None):
     customer = db.session.get(Customer, customer_id)
     if customer is None:
         abort(404)
@@ -149,6 +161,24 @@ def subscription_detail(customer_id: int):
     return render_template(
         "admin/subscription_detail.html", customer=customer, entitlement=entitlements.entitlement(customer),
         grants=list(grants), orders=list(customer_orders), ledger_page=ledger_page, form=form,
-        periods=entitlements.subscription_periods(customer),
+        periods=entitlements.subscription_periods(customer), balance_form=balance_form or BalanceAdjustmentForm(),
+        balances=balance.amounts(customer),
+        balance_entries=list(db.session.scalars(balance.entries(customer.id).limit(20))),
+        cancellation=cancellations.pending_request(customer),
     )
+
+
+@billing_view("/billing/subscriptions/<int:customer_id>/balance", methods=["POST"])
+def balance_adjust(customer_id: int):
+    """An agent adds money to (or takes it from) the customer's account balance, with a reason."""
+    customer = db.session.get(Customer, customer_id) or abort(404)
+    form = BalanceAdjustmentForm()
+    if form.validate_on_submit():
+        ok, entry = run_service(form, balance.adjust, customer, form.amount.data, form.currency.data,
+                                form.reason.data, current_actor())
+        if ok:
+            flash(_("The account balance is now %(amount)s.",
+                    amount=format_money(entry.balance_after_minor, entry.currency)), "success")
+            return redirect(url_for("admin.subscription_detail", customer_id=customer.id))
+    return subscription_detail(customer_id, balance_form=form), 422
 

@@ -2,6 +2,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    DateField,
     EmailField,
     IntegerField,
     PasswordField,
@@ -176,3 +177,87 @@ class BankAccountForm(FlaskForm):
     account_holder = StringField(_l("Account holder"))
     iban = StringField(_l("IBAN"))
     currency = SelectField(_l("Currency"), choices=[SelectChoice(c, c) for c in CURRENCIES], default="TRY")
+
+
+class PromoCodeForm(FlaskForm):
+    code = StringField(_l("Code"), description=_l("Letters, digits, - and _; customers type it at checkout."))
+    kind = RadioField(_l("Discount"), choices=[SelectChoice("percent", _l("Percent")),
+                                               SelectChoice("fixed", _l("Fixed amount"))],
+                      default="percent")
+    value = StringField(_l("Value"), description=_l("Percent (1–99) or an amount like 50.00."))
+    currency = SelectField(_l("Currency of a fixed amount"), choices=[SelectChoice(c, c) for c in CURRENCIES],
+                           default="TRY")
+    valid_from = DateField(_l("Valid from"), validators=[Optional()])
+    valid_until = DateField(_l("Valid until"), validators=[Optional()])
+    max_uses = IntegerField(_l("Maximum uses"), validators=[Optional()],
+                            description=_l("Empty: no limit. Each paid order counts once."))
+    package_ids = SelectMultipleField(_l("Packages"), coerce=int, option_widget=CheckboxInput(),
+                                      widget=ListWidget(prefix_label=False),
+                                      description=_l("None ticked: every package."))
+
+
+class OrderStatusForm(FlaskForm):
+    name = StringField(_l("Name"))
+    colour = StringField(_l("Colour"), default="#6c757d", render_kw={"type": "color"})
+    counts_as = SelectField(_l("Counted as"), choices=[
+        SelectChoice("pending", _l("Pending")), SelectChoice("active", _l("Active")),
+        SelectChoice("cancelled", _l("Cancelled")),
+    ])
+
+
+class OrderSettingsForm(FlaskForm):
+    """Settings → Orders: checkout rules and the fraud check's points."""
+
+    require_identity_verification = BooleanField(
+        _l("Individual customers must be identity-verified by an agent before they can check out"))
+    fraud_check_enabled = BooleanField(_l("Run the fraud check on every new customer order"))
+    fraud_threshold = IntegerField(_l("Fraud score threshold"), validators=[InputRequired(), NumberRange(1, 1000)],
+                                   description=_l("An order scoring this much or more goes straight to Fraud."))
+    fraud_failed_cards_points = IntegerField(_l("Points for failed card payments"),
+                                             validators=[InputRequired(), NumberRange(0, 1000)])
+    fraud_failed_cards_limit = IntegerField(_l("… when at least this many failed in the last hour"),
+                                            validators=[InputRequired(), NumberRange(1, 100)])
+    fraud_many_orders_points = IntegerField(_l("Points for many orders"),
+                                            validators=[InputRequired(), NumberRange(0, 1000)])
+    fraud_many_orders_limit = IntegerField(_l("… when at least this many orders"),
+                                           validators=[InputRequired(), NumberRange(2, 100)])
+    fraud_many_orders_minutes = IntegerField(_l("… within minutes"),
+                                             validators=[InputRequired(), NumberRange(1, 10080)])
+    fraud_unverified_email_points = IntegerField(_l("Points for an unverified e-mail address"),
+                                                 validators=[InputRequired(), NumberRange(0, 1000)])
+    fraud_price_points = IntegerField(_l("Points for a price far above the customer's usual"),
+                                      validators=[InputRequired(), NumberRange(0, 1000)])
+    fraud_price_factor = IntegerField(_l("… when more than this many times the usual order"),
+                                      validators=[InputRequired(), NumberRange(2, 100)])
+
+
+class PlaceOrderForm(FlaskForm):
+    """An agent orders a package for a customer."""
+
+    package_id = SelectField(_l("Package"), coerce=int)
+    payment_method = SelectField(_l("Payment method"), choices=[
+        SelectChoice("manual", _l("Manual: paid outside, activate now")),
+        SelectChoice("bank_transfer", _l("Bank transfer: wait for the money, then Accept")),
+        SelectChoice("account_balance", _l("Account balance: pay from the customer's balance now")),
+    ])
+    promo_code = StringField(_l("Promo code"), validators=[Optional()])
+    price_override = StringField(_l("Price override"), validators=[Optional()],
+                                 description=_l("Empty: the package price. 0 makes it free."))
+    create_invoice = BooleanField(_l("Create an invoice"), default=True)
+
+
+class BalanceAdjustmentForm(FlaskForm):
+    amount = StringField(_l("Amount"), description=_l("e.g. 250.00 to add, -250.00 to take away."))
+    currency = SelectField(_l("Currency"), choices=[SelectChoice(c, c) for c in CURRENCIES], default="TRY")
+    reason = StringField(_l("Reason"), description=_l("Required; the customer sees it."))
+
+
+class DecisionForm(FlaskForm):
+    note = TextAreaField(_l("Note to the customer"), validators=[Optional()])
+
+
+class RefundForm(FlaskForm):
+    to = RadioField(_l("Refund to"), choices=[
+        SelectChoice("bank", _l("The card, through the bank")),
+        SelectChoice("balance", _l("The customer's account balance")),
+    ], default="bank", validators=[InputRequired()])

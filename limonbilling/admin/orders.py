@@ -7,14 +7,18 @@ from flask import Response, abort, current_app, flash, redirect, render_template
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
+from wtforms.fields.choices import SelectChoice
 
-from ..auth import current_actor
+from .. import format_money
+from ..auth import current_actor, current_agent
 from ..extensions import db
-from ..models import ORDER_STATUSES, Customer, LedgerEntry, Order
+from ..forms import run_service
+from ..models import ORDER_STATUSES, Customer, LedgerEntry, Order, Package
+from ..pagination import keyset_page
 from ..payments.nestpay_gateway import NestPayGateway
-from ..services import ServiceError, orders
+from ..services import ServiceError, balance, entitlements, order_statuses, orders, packages
 from .billing import billing_view
-from .forms import ToggleForm
+from .forms import PlaceOrderForm, RefundForm, ToggleForm
 
 ACTIONS = {
     "accept": (orders.accept_order, _l("Order %(number)s is accepted.")),
@@ -25,11 +29,14 @@ ACTIONS = {
 
 
 def _filtered(args) -> tuple:
-    """The order select for the list's filters: status, search (number, customer), date range."""
+    """The order select for the list's filters: status (built-in or custom), search (number, customer),
+    date range. Unordered: the list pages by id, the export sorts it."""
     statement = select(Order).join(Customer, Customer.id == Order.customer_id)
     status = args.get("status", "")
     if status in ORDER_STATUSES:
         statement = statement.where(Order.status == status)
+    elif status.startswith("custom:") and status[7:].isdigit():
+        statement = statement.where(Order.custom_status_id == int(status[7:]))
     query = args.get("q", "").strip()
     if query:
         if query.isdigit() and len(query) == 10:
@@ -53,17 +60,17 @@ def _filtered(args) -> tuple:
             else:
                 statement = statement.where(Order.created_at < datetime.combine(day + timedelta(days=1), time.min))
     filters = {k: args.get(k, "") for k in ("status", "q", "from", "to") if args.get(k)}
-    return statement.order_by(Order.id.desc()), filters
+    return statement, filters
 
 
 @billing_view("/billing/orders")
 def order_list():
     statement, filters = _filtered(request.args)
-    page = db.paginate(statement, page=request.args.get("page", 1, type=int),
-                       per_page=current_app.config["ITEMS_PER_PAGE"], error_out=False)
+    page = keyset_page(statement, Order.id, before=request.args.get("before", type=int),
+                       after=request.args.get("after", type=int), per_page=current_app.config["ITEMS_PER_PAGE"])
     pending = db.session.scalar(select(func.count()).where(Order.status == "pending"))
     return render_template("admin/orders.html", page=page, filters=filters, pending=pending,
-                           statuses=ORDER_STATUSES, form=ToggleForm())
+                           statuses=ORDER_STATUSES, custom_statuses=order_statuses.all_statuses(), form=ToggleForm())
 
 
 @billing_view("/billing/orders.csv")
@@ -75,7 +82,7 @@ def order_export():
     writer = csv.writer(buffer)
     writer.writerow(["number", "created_at", "customer", "email", "package", "kind", "amount", "currency",
                      "payment_method", "payment_status", "status"])
-    for order in db.session.scalars(statement):
+    for order in db.session.scalars(statement.order_by(Order.id.desc())):
         writer.writerow([order.number, order.created_at.isoformat(sep=" ", timespec="seconds"),
                          order.customer.display_name, order.customer.email, order.package_name, order.kind,
                          f"{order.amount_minor // 100}.{order.amount_minor % 100:02d}", order.currency,
@@ -141,13 +148,17 @@ def order_delete(number: str):
 @billing_view("/billing/orders/bulk", methods=["POST"])
 def order_bulk():
     """Bulk status change: only the status moves, no payment or entitlement command runs."""
-    status = request.form.get("status", "")
     numbers = request.form.getlist("numbers")
-    if ToggleForm().validate_on_submit() and status in ORDER_STATUSES and numbers:
+    form = ToggleForm()
+    if form.validate_on_submit() and numbers:
         selected = list(db.session.scalars(select(Order).where(Order.number.in_(numbers))))
-        count = orders.bulk_set_status(selected, status, current_actor())
-        db.session.commit()
-        flash(_("%(count)d orders set to %(status)s.", count=count, status=status), "success")
+        status = request.form.get("status", "")
+        ok, count = run_service(form, orders.bulk_set_status, selected, status, current_actor())
+        if ok:
+            label = selected[0].custom_status.name if selected and selected[0].custom_status else status
+            flash(_("%(count)d orders set to %(status)s.", count=count, status=label), "success")
+        else:
+            flash(form.form_errors[-1], "warning")
     else:
         flash(_("Choose orders and a status."), "warning")
     return redirect(url_for("admin.order_list", status=request.form.get("back_status") or None))
@@ -155,22 +166,71 @@ def order_bulk():
 
 @billing_view("/billing/orders/<number>/refund", methods=["GET", "POST"])
 def order_refund(number: str):
-    """Cancel & Refund, after a confirmation page that says what the bank will be asked to do."""
+    """Cancel & Refund, after a confirmation page that says what will happen: the money goes back to the
+    card (Void or Credit at the bank) or to the customer's account balance, as the agent chooses."""
     order = _order_or_404(number)
-    form = ToggleForm()
+    form = RefundForm()
+    plan = orders.refund_plan(order) if order.payment_method == "card" else None
+    if not plan:
+        form.to.choices = [choice for choice in form.to.choices if choice.value == "balance"]
+        form.to.data = form.to.data if request.method == "POST" else "balance"
     if form.validate_on_submit():
-        try:
-            outcome = orders.refund_order(order, NestPayGateway(), current_actor())
-        except ServiceError as error:
-            db.session.rollback()
-            flash(error.message, "danger")
+        if form.to.data == "balance":
+            ok, outcome = run_service(form, lambda: orders.refund_to_balance(order, current_actor()) or "refunded")
         else:
-            db.session.commit()
-            if outcome == "refunded":
-                flash(_("Order %(number)s is refunded and cancelled.", number=number), "success")
-            else:
-                flash(_("The bank did not answer: the refund of %(number)s is unknown. Try again later; "
-                        "the bank's status is checked first, so nothing is refunded twice.", number=number),
-                      "warning")
+            ok, outcome = run_service(form, orders.refund_order, order, NestPayGateway(), current_actor())
+        if not ok:
+            flash(form.form_errors[-1], "danger")
+        elif outcome == "refunded":
+            flash(_("Order %(number)s is refunded and cancelled.", number=number), "success")
+        else:
+            flash(_("The bank did not answer: the refund of %(number)s is unknown. Try again later; "
+                    "the bank's status is checked first, so nothing is refunded twice.", number=number),
+                  "warning")
         return redirect(url_for("admin.order_detail", number=number))
-    return render_template("admin/order_refund.html", order=order, form=form, plan=orders.refund_plan(order))
+    return render_template("admin/order_refund.html", order=order, form=form, plan=plan,
+                           refundable=order.payment_status == "paid" and order.amount_minor > 0)
+
+
+@billing_view("/billing/customers/<int:customer_id>/orders/new", methods=["GET", "POST"])
+def order_place(customer_id: int):
+    """An agent places an order for a customer: package, payment method, promo code, price override."""
+    customer = db.session.get(Customer, customer_id) or abort(404)
+    form = PlaceOrderForm()
+    form.package_id.choices = [SelectChoice(p.id, f"{p.name} · {format_money(p.price_minor, p.currency)}")
+                               for p in packages.list_packages()]
+    if form.validate_on_submit():
+        package = db.session.get(Package, form.package_id.data)
+        try:
+            override = _price_override(form.price_override.data)
+        except ValueError as error:
+            form.price_override.errors = [str(error)]
+        else:
+            agent = current_agent()
+            ok, order = run_service(
+                form, orders.create_order, customer, package, payment_method=form.payment_method.data,
+                actor=current_actor(), ip=request.remote_addr, promo_code=form.promo_code.data, placed_by=agent,
+                price_override_minor=override, create_invoice=form.create_invoice.data,
+            )
+            if ok:
+                flash(_("Order %(number)s is placed.", number=order.number), "success")
+                return redirect(url_for("admin.order_detail", number=order.number))
+    return render_template("admin/order_place.html", form=form, customer=customer,
+                           balances=balance.amounts(customer), preview=_previews(customer),
+                           package_labels={choice.value: choice.label for choice in form.package_id.choices})
+
+
+def _price_override(text: str | None) -> int | None:
+    """'' → None (the package price), '0' → free, otherwise a price like the package form's."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if text.replace(",", ".").strip("0.") == "":
+        return 0
+    return packages.parse_price(text)
+
+
+def _previews(customer: Customer) -> dict:
+    """What buying each package would do for this customer now (allowed or why not)."""
+    return {package.id: entitlements.preview_purchase(customer, package, allow_off_sale=True)
+            for package in packages.list_packages()}

@@ -1,10 +1,13 @@
 """The customer's package pages (only while the Paid VIP Support System is on)."""
-from flask import render_template
+from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 
-from ..auth import current_customer, vip_required
-from ..services import entitlements
+from ..auth import current_actor, current_customer, vip_required
+from ..forms import run_service
+from ..services import balance, cancellations, entitlements
 from ..services import packages as catalog
 from . import bp
+from .forms import CancellationRequestForm
 
 
 @bp.route("/packages")
@@ -18,4 +21,22 @@ def packages():
         entitlement=entitlements.entitlement(customer),
         credit_offers=[offer for offer in offers if offer[0].type == "credit"],
         subscription_offers=[offer for offer in offers if offer[0].type == "subscription"],
+        balances=balance.amounts(customer),
     )
+
+
+@bp.route("/subscription/cancel", methods=["GET", "POST"])
+@vip_required
+def subscription_cancel():
+    """A subscriber asks to end the subscription now or at the end of the period; an agent decides."""
+    customer = current_customer()
+    form = CancellationRequestForm()
+    if form.validate_on_submit():
+        ok, _request = run_service(form, cancellations.request_cancellation, customer, timing=form.timing.data,
+                                   reason=form.reason.data, actor=current_actor())
+        if ok:
+            flash(_("Your request is sent. We will answer it soon."), "success")
+            return redirect(url_for("portal.subscription_cancel"))
+    return render_template("portal/subscription_cancel.html", form=form,
+                           pending=cancellations.pending_request(customer),
+                           period_end=cancellations.current_period_end(customer))

@@ -1,6 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, PasswordField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import EqualTo, InputRequired
 
 from ..forms import CustomerDetailsForm
@@ -53,3 +54,10 @@ class ActivationRequestForm(FlaskForm):
     email = StringField(_l("E-mail"))
     phone = StringField(_l("Phone"))
     note = TextAreaField(_l("Note (optional)"), description=_l("e.g. the sender's name or the transfer date"))
+
+
+class CancellationRequestForm(FlaskForm):
+    timing = RadioField(_l("End my subscription"), choices=[
+        SelectChoice("period_end", _l("at the end of the current period")), SelectChoice("now", _l("now")),
+    ], default="period_end")
+    reason = TextAreaField(_l("Why do you want to cancel?"))

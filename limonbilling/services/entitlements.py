@@ -488,3 +488,25 @@ def revoke_grant(grant: Grant, actor: audit.Actor, reason: str) -> Revocation:
     audit.record(actor, "entitlement.revoke", customer, grant=grant.id, taken_back=result.credits_taken_back,
                  already_used=result.credits_already_used, period_removed=result.period_removed)
     return result
+
+
+def end_subscription(customer: Customer, at: datetime, actor: audit.Actor, reason: str) -> int:
+    """End the customer's subscription time at `at` (an approved cancellation request).
+
+    Periods that start at or after `at` (renewals bought ahead) are removed, the
+    one running at `at` is cut there; the ledger notes it and departments follow
+    (rule 5) once `at` has passed. Returns how many periods changed.
+    """
+    customer = lock_customer(customer.id)
+    changed = 0
+    for period in subscription_periods(customer):
+        if period.effective_end <= at:
+            continue
+        period.cut_at = max(period.starts_at, at)
+        changed += 1
+    if changed:
+        ledger.note(customer, "forfeit", reason)
+        db.session.flush()
+        sync_departments(customer, actor)
+        audit.record(actor, "entitlement.end_subscription", customer, at=at.isoformat(), periods=changed)
+    return changed

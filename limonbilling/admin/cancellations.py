@@ -1,0 +1,39 @@
+"""Billing → Cancellation Requests: agents approve or reject subscribers' requests to end (DT)."""
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from ..auth import current_actor
+from ..extensions import db
+from ..forms import run_service
+from ..models import CANCELLATION_STATES, CancellationRequest
+from ..services import cancellations
+from .billing import billing_view
+from .forms import DecisionForm
+
+
+@billing_view("/billing/cancellations")
+def cancellation_list():
+    state = request.args.get("state", "pending")
+    page = db.paginate(cancellations.requests(state if state in CANCELLATION_STATES else None),
+                       page=request.args.get("page", 1, type=int),
+                       per_page=current_app.config["ITEMS_PER_PAGE"], error_out=False)
+    periods = {r.id: cancellations.current_period_end(r.customer) for r in page.items if r.state == "pending"}
+    return render_template("admin/cancellations.html", page=page, state=state, form=DecisionForm(),
+                           period_ends=periods)
+
+
+@billing_view("/billing/cancellations/<int:request_id>/<any(approve, reject):decision>", methods=["POST"])
+def cancellation_decide(request_id: int, decision: str):
+    cancellation = db.session.get(CancellationRequest, request_id) or abort(404)
+    form = DecisionForm()
+    if form.validate_on_submit():
+        action = cancellations.approve if decision == "approve" else cancellations.reject
+        ok, _result = run_service(form, action, cancellation, current_actor(), form.note.data)
+        if ok and decision == "approve":
+            flash(_("The subscription of %(name)s ends on %(date)s.", name=cancellation.customer.display_name,
+                    date=cancellation.ends_at.date().isoformat()), "success")
+        elif ok:
+            flash(_("The request of %(name)s is rejected.", name=cancellation.customer.display_name), "success")
+        else:
+            flash(" ".join(form.form_errors + form.note.errors), "danger")
+    return redirect(url_for("admin.cancellation_list"))

@@ -1,0 +1,54 @@
+"""Settings → Orders (checkout rules, the fraud check) and Settings → Order Statuses (agents with `settings`)."""
+from flask import abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+
+from ..auth import current_actor, requires
+from ..extensions import db
+from ..forms import run_service
+from ..models import OrderStatus
+from ..services import order_statuses, settings
+from . import bp
+from .forms import OrderSettingsForm, OrderStatusForm, ToggleForm
+
+
+@bp.route("/settings/orders", methods=["GET", "POST"])
+@requires("settings")
+def settings_orders():
+    form = OrderSettingsForm(data=settings.get_all())
+    if form.validate_on_submit():
+        settings.update({name: form[name].data for name in form.data if name != "csrf_token"}, current_actor())
+        db.session.commit()
+        flash(_("Order settings are saved. They apply to new orders."), "success")
+        return redirect(url_for("admin.settings_orders"))
+    return render_template("admin/settings_orders.html", form=form)
+
+
+@bp.route("/settings/order-statuses", methods=["GET", "POST"])
+@bp.route("/settings/order-statuses/<int:status_id>", methods=["GET", "POST"])
+@requires("settings")
+def order_status_list(status_id: int | None = None):
+    status = None
+    if status_id is not None:
+        status = db.session.get(OrderStatus, status_id) or abort(404)
+    form = OrderStatusForm(obj=status)
+    if form.validate_on_submit():
+        ok, saved = run_service(form, order_statuses.save, status, name=form.name.data, colour=form.colour.data,
+                                counts_as=form.counts_as.data, actor=current_actor())
+        if ok:
+            flash(_("Status %(name)s is saved.", name=saved.name), "success")
+            return redirect(url_for("admin.order_status_list"))
+    return render_template("admin/order_statuses.html", form=form, editing=status,
+                           statuses=order_statuses.all_statuses(), delete_form=ToggleForm())
+
+
+@bp.route("/settings/order-statuses/<int:status_id>/delete", methods=["POST"])
+@requires("settings")
+def order_status_delete(status_id: int):
+    status = db.session.get(OrderStatus, status_id) or abort(404)
+    form = ToggleForm()
+    if form.validate_on_submit():
+        name = status.name
+        ok, _result = run_service(form, order_statuses.delete, status, current_actor())
+        flash(_("Status %(name)s is deleted.", name=name) if ok else form.form_errors[-1],
+              "success" if ok else "danger")
+    return redirect(url_for("admin.order_status_list"))

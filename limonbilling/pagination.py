@@ -1,0 +1,34 @@
+"""Keyset pagination for lists that grow to millions of rows (orders): no COUNT, no OFFSET.
+
+A page is the `per_page` rows just below (`before`) or just above (`after`)
+an id, read newest first through an index that ends in the id, so each page
+costs the same whether the table holds a thousand rows or a million.
+"""
+from dataclasses import dataclass
+
+from sqlalchemy import Select
+
+from .extensions import db
+
+
+@dataclass
+class KeysetPage:
+    items: list
+    newer: int | None  # pass as `after` for the previous (newer) page
+    older: int | None  # pass as `before` for the next (older) page
+
+
+def keyset_page(statement: Select, id_column, *, before: int | None, after: int | None, per_page: int) -> KeysetPage:
+    if after is not None:
+        rows = list(db.session.scalars(
+            statement.where(id_column > after).order_by(id_column.asc()).limit(per_page + 1)))
+        more_newer = len(rows) > per_page
+        items = list(reversed(rows[:per_page]))
+        return KeysetPage(items, newer=items[0].id if more_newer and items else None,
+                          older=items[-1].id if items else None)
+    if before is not None:
+        statement = statement.where(id_column < before)
+    rows = list(db.session.scalars(statement.order_by(id_column.desc()).limit(per_page + 1)))
+    items = rows[:per_page]
+    return KeysetPage(items, newer=items[0].id if before is not None and items else None,
+                      older=items[-1].id if len(rows) > per_page else None)

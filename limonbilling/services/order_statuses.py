@@ -1,0 +1,52 @@
+"""Custom order statuses (WHMCS): a name and colour agents choose, counted as pending, active or cancelled."""
+import re
+
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import Order, OrderStatus
+from . import ServiceError, ValidationFailed, audit
+
+COUNTS_AS = ("pending", "active", "cancelled")
+COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def all_statuses() -> list[OrderStatus]:
+    return list(db.session.scalars(select(OrderStatus).order_by(OrderStatus.name)))
+
+
+def save(status: OrderStatus | None, *, name: str, colour: str, counts_as: str, actor: audit.Actor) -> OrderStatus:
+    """Create (status None) or change a custom status; orders already in it follow what it counts as."""
+    errors: dict[str, list[str]] = {}
+    name = (name or "").strip()
+    if not name or len(name) > 40:
+        errors["name"] = [_("Enter a name of at most 40 characters.")]
+    elif db.session.scalar(select(OrderStatus.id).where(
+            func.lower(OrderStatus.name) == name.lower(), OrderStatus.id != (status.id if status else None))):
+        errors["name"] = [_("A status with this name exists already.")]
+    elif name.lower() in ("pending", "active", "fraud", "cancelled"):
+        errors["name"] = [_("This is the name of a built-in status.")]
+    if not COLOUR.match(colour or ""):
+        errors["colour"] = [_("Choose a colour like #1a7f37.")]
+    if counts_as not in COUNTS_AS:
+        errors["counts_as"] = [_("Choose pending, active or cancelled.")]
+    if errors:
+        raise ValidationFailed(errors)
+    if status is None:
+        status = OrderStatus()
+        db.session.add(status)
+    status.name, status.colour, status.counts_as = name, colour.lower(), counts_as
+    db.session.flush()
+    db.session.execute(db.update(Order).where(Order.custom_status_id == status.id).values(status=counts_as))
+    audit.record(actor, "order_status.save", status, name=name, counts_as=counts_as)
+    return status
+
+
+def delete(status: OrderStatus, actor: audit.Actor) -> None:
+    in_use = db.session.scalar(select(func.count(Order.id)).where(Order.custom_status_id == status.id))
+    if in_use:
+        raise ServiceError("in_use", _("%(count)d orders have this status; move them to another first.",
+                                       count=in_use))
+    audit.record(actor, "order_status.delete", status, name=status.name)
+    db.session.delete(status)
