@@ -202,7 +202,7 @@ def order_place(customer_id: int):
     if form.validate_on_submit():
         package = db.session.get(Package, form.package_id.data)
         try:
-            override = _price_override(form.price_override.data)
+            override = packages.parse_price_override(form.price_override.data)
         except ValueError as error:
             form.price_override.errors = [str(error)]
         else:
@@ -218,16 +218,6 @@ def order_place(customer_id: int):
     return render_template("admin/order_place.html", form=form, customer=customer,
                            balances=balance.amounts(customer), preview=_previews(customer),
                            package_labels={choice.value: choice.label for choice in form.package_id.choices})
-
-
-def _price_override(text: str | None) -> int | None:
-    """'' → None (the package price), '0' → free, otherwise a price like the package form's."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    if text.replace(",", ".").strip("0.") == "":
-        return 0
-    return packages.parse_price(text)
 
 
 def _previews(customer: Customer) -> dict:

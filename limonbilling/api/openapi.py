@@ -19,6 +19,7 @@ def _errors(*statuses: int) -> dict:
 
 
 ID = {"name": "customer_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+NUMBER = {"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}
 NULLABLE_STRING = {"type": ["string", "null"]}
 
 SCHEMAS = {
@@ -120,6 +121,44 @@ SCHEMAS = {
                        "covered_by": {"type": "string", "enum": ["credits", "subscription", "manual"]},
                        "usage_id": {"type": "integer"}, "repeated": {"type": "boolean"}},
     },
+    "NewOrder": {
+        "type": "object", "required": ["customer_id", "package_id", "payment_method"],
+        "properties": {
+            "customer_id": {"type": "integer"}, "package_id": {"type": "integer"},
+            "payment_method": {"type": "string", "enum": ["manual", "bank_transfer"],
+                               "description": "manual: paid and activated at once; bank_transfer: waits for accept"},
+            "promo_code": {"type": ["string", "null"]},
+            "price_override": {"type": ["string", "null"], "pattern": r"^[0-9]+([.,][0-9]{1,2})?$",
+                               "description": "the price of this order instead of the package's; 0 makes it free"},
+        },
+    },
+    "Order": {
+        "type": "object",
+        "required": ["id", "number", "customer_id", "package_id", "package_name", "kind", "status", "custom_status",
+                     "payment_status", "payment_method", "amount", "currency", "discount", "promo_code",
+                     "invoice_number", "created_at"],
+        "properties": {
+            "id": {"type": "integer"}, "number": {"type": "string", "pattern": "^[1-9][0-9]{9}$"},
+            "customer_id": {"type": "integer"}, "package_id": {"type": ["integer", "null"]},
+            "package_name": {"type": "string"},
+            "kind": {"type": "string", "enum": ["new", "top-up", "renewal", "switch"]},
+            "status": {"type": "string", "enum": ["pending", "active", "fraud", "cancelled"]},
+            "custom_status": NULLABLE_STRING,
+            "payment_status": {"type": "string", "enum": ["unpaid", "paid", "refunded"]},
+            "payment_method": {"type": "string", "enum": ["card", "bank_transfer", "account_balance", "manual"]},
+            "amount": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$"},
+            "currency": {"type": "string", "enum": ["TRY", "USD", "EUR"]},
+            "discount": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$"},
+            "promo_code": NULLABLE_STRING, "invoice_number": NULLABLE_STRING,
+            "created_at": {"type": "string", "format": "date-time"},
+            "refund": {"type": "string", "enum": ["refunded", "unknown"]},
+        },
+    },
+    "RefundRequest": {
+        "type": "object",
+        "properties": {"to": {"type": "string", "enum": ["bank", "balance"],
+                              "description": "default: bank for card orders, balance otherwise"}},
+    },
 }
 
 
@@ -180,6 +219,32 @@ PATHS = {
         "responses": {"201": _json(_ref("UsageResult"), "Charged"),
                       "200": _json(_ref("UsageResult"), "Already charged before: the first result"),
                       **_errors(400, 401, 402, 403, 404, 409, 422)},
+    }},
+    "/orders": {"post": {
+        "summary": "Place an order for a customer (the rules of the portal apply)", "x-scope": "write",
+        "requestBody": _body("NewOrder"),
+        "responses": {"201": _json(_ref("Order"), "Created"), **_errors(400, 401, 403, 404, 409, 422)},
+    }},
+    "/orders/{number}": {"get": {
+        "summary": "One order by its number", "x-scope": "read", "parameters": [NUMBER],
+        "responses": {"200": _json(_ref("Order"), "The order"), **_errors(401, 403, 404)},
+    }},
+    **{f"/orders/{{number}}/{action}": {"post": {
+        "summary": summary, "x-scope": "write", "parameters": [NUMBER],
+        "responses": {"200": _json(_ref("Order"), "The order after the action"), **_errors(401, 403, 404, 409)},
+    }} for action, summary in (
+        ("accept", "Accept: activate if not active yet, status active (a bank-transfer order is paid by it)"),
+        ("cancel", "Cancel: take back what the order granted, as far as it remains"),
+        ("fraud", "Set as fraud: take back what the order granted"),
+        ("pending", "Back to pending, from fraud or cancelled"),
+    )},
+    "/orders/{number}/refund": {"post": {
+        "summary": "Cancel & refund, to the card through the bank or to the account balance", "x-scope": "write",
+        "parameters": [NUMBER],
+        "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("RefundRequest")}}},
+        "responses": {"200": _json(_ref("Order"), "Refunded and cancelled"),
+                      "202": _json(_ref("Order"), "The bank did not answer: refund unknown, retry later"),
+                      **_errors(401, 403, 404, 409, 422)},
     }},
 }
 

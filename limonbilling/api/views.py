@@ -5,8 +5,9 @@ from flask import g, jsonify, request
 from sqlalchemy import func, select
 
 from ..extensions import csrf, db
-from ..models import Customer, Department, LedgerEntry
-from ..services import ServiceError, audit, customers, entitlements, ledger, settings
+from ..models import Customer, Department, LedgerEntry, Order, Package
+from ..payments.nestpay_gateway import NestPayGateway
+from ..services import ServiceError, audit, customers, entitlements, ledger, orders, settings
 from ..services import api_tokens as tokens
 from ..services import packages as catalog
 from . import bp
@@ -199,3 +200,91 @@ def usage():
     body = {"charged": result.charged, "credits": result.usage.credits_after, "covered_by": result.covered_by,
             "usage_id": result.usage.id, "repeated": result.repeated}
     return jsonify(body), 200 if result.repeated else 201
+
+
+def _order_json(order: Order) -> dict:
+    return {
+        "id": order.id, "number": order.number, "customer_id": order.customer_id, "package_id": order.package_id,
+        "package_name": order.package_name, "kind": order.kind, "status": order.status,
+        "custom_status": order.custom_status.name if order.custom_status else None,
+        "payment_status": order.payment_status, "payment_method": order.payment_method,
+        "amount": catalog.format_price(order.amount_minor), "currency": order.currency,
+        "discount": catalog.format_price(order.discount_minor), "promo_code": order.promo_code,
+        "invoice_number": order.invoice.number if order.invoice else None, "created_at": _time(order.created_at),
+    }
+
+
+def _order(number: str) -> Order:
+    order = db.session.scalar(select(Order).where(Order.number == number))
+    if order is None:
+        raise ApiError(404, "not_found", f"No order with number {number}.")
+    return order
+
+
+@bp.post("/orders")
+@scope("write", billing=True)
+def create_order():
+    """Place an order for a customer: manual (paid and activated at once) or bank transfer (waits for accept)."""
+    data = _body()
+    errors = {}
+    for field in ("customer_id", "package_id"):
+        if not isinstance(data.get(field), int) or isinstance(data.get(field), bool):
+            errors[field] = ["Give the id as a whole number."]
+    if data.get("payment_method") not in ("manual", "bank_transfer"):
+        errors["payment_method"] = ["Use 'manual' or 'bank_transfer'."]
+    for field in ("promo_code", "price_override"):
+        if data.get(field) is not None and not isinstance(data.get(field), str):
+            errors[field] = ["Give it as text, e.g. \"150.00\"." if field == "price_override" else "Must be text."]
+    override = None
+    if "price_override" not in errors:
+        try:
+            override = catalog.parse_price_override(data.get("price_override"))
+        except ValueError as error:
+            errors["price_override"] = [str(error)]
+    if errors:
+        raise ApiError(422, "validation_failed", "Some fields are not valid.", fields=errors)
+    order = orders.create_order(
+        _get(Customer, data["customer_id"], "customer"), _get(Package, data["package_id"], "package"),
+        payment_method=data["payment_method"], actor=_actor(), ip=request.remote_addr,
+        promo_code=data.get("promo_code"), price_override_minor=override,
+    )
+    return jsonify(_order_json(order)), 201
+
+
+@bp.get("/orders/<number>")
+@scope("read", billing=True)
+def get_order(number: str):
+    return jsonify(_order_json(_order(number)))
+
+
+ORDER_ACTIONS = {
+    "accept": orders.accept_order, "cancel": orders.cancel_order, "fraud": orders.set_fraud,
+    "pending": orders.back_to_pending,
+}
+
+
+@bp.post("/orders/<number>/<any(accept, cancel, fraud, pending):action>")
+@scope("write", billing=True)
+def order_action(number: str, action: str):
+    order = _order(number)
+    ORDER_ACTIONS[action](order, _actor())
+    return jsonify(_order_json(order))
+
+
+@bp.post("/orders/<number>/refund")
+@scope("write", billing=True)
+def refund_order(number: str):
+    """Cancel & Refund: to the card through the bank ("bank", card orders) or to the account balance.
+
+    A bank that does not answer leaves the refund unknown: 202, and a later call asks the bank first."""
+    order = _order(number)
+    data = request.get_json(silent=True) or {}
+    to = data.get("to", "bank" if order.payment_method == "card" else "balance") if isinstance(data, dict) else None
+    if to not in ("bank", "balance"):
+        raise ApiError(422, "validation_failed", "Some fields are not valid.",
+                       fields={"to": ["Use 'bank' or 'balance'."]})
+    if to == "balance":
+        orders.refund_to_balance(order, _actor())
+        return jsonify({**_order_json(order), "refund": "refunded"})
+    outcome = orders.refund_order(order, NestPayGateway(), _actor())
+    return jsonify({**_order_json(order), "refund": outcome}), 200 if outcome == "refunded" else 202

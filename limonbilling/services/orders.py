@@ -72,15 +72,17 @@ def create_order(
 ) -> Order:
     """Start an order for the package if the rules allow it now (rules 1–4 and 7).
 
-    A customer's order is fraud-checked: at the threshold it goes to Fraud and
-    nothing happens to it. A card order awaits payment and expires after
+    A customer's own order (the actor is the customer) must pass the identity
+    rule and is fraud-checked: at the threshold it goes to Fraud and nothing
+    happens to it. A card order awaits payment and expires after
     `card_checkout_minutes` so an abandoned checkout does not block (rule 7).
-    Paying from the account balance pays it at once. An order an agent places
-    (`placed_by`, with an optional price override) is not fraud-checked; a
-    manual or balance one is paid, activated and Active at once, a bank-transfer
-    one waits for Accept.
+    Paying from the account balance pays it at once. An order placed for the
+    customer by an agent (`placed_by`) or the API is not fraud-checked and may
+    override the price; a manual or balance one is paid, activated and Active
+    at once, a bank-transfer one waits for Accept.
     """
-    if placed_by is None:
+    by_customer = actor.type == "customer"
+    if by_customer:
         refusal = checkout_refusal(customer)
         if refusal:
             raise ServiceError("identity_not_verified", refusal)
@@ -114,7 +116,7 @@ def create_order(
     db.session.flush()
     audit.record(actor, "order.create", order, number=order.number, package=package.name,
                  method=payment_method, kind=preview.kind, agent=placed_by.email if placed_by else None)
-    if placed_by is None and fraud.is_fraud(order, customer):
+    if by_customer and fraud.is_fraud(order, customer):
         _set_status(order, "fraud")
         invoices.set_status(order, "cancelled")
         promo_codes.give_back_use(order)
@@ -124,7 +126,7 @@ def create_order(
         _pay_from_balance(order, actor)
     elif payment_method == "manual":
         mark_paid(order, actor)
-    if placed_by is not None and order.payment_status == "paid" and order.activated:
+    if not by_customer and order.payment_status == "paid" and order.activated:
         _set_status(order, "active")
     return order
 

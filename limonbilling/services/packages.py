@@ -25,6 +25,16 @@ def parse_price(text) -> int:
     return int(value * 100)
 
 
+def parse_price_override(text) -> int | None:
+    """An agent's price for one order: empty keeps the package price (None), 0 makes it free."""
+    raw = str(text if text is not None else "").strip()
+    if not raw:
+        return None
+    if raw.replace(",", ".").strip("0.") == "" and raw[0].isdigit():
+        return 0
+    return parse_price(raw)
+
+
 def format_price(minor: int) -> str:
     """Minor units as the plain decimal string the API and the bank use: 15000 → '150.00'."""
     return f"{minor // 100}.{minor % 100:02d}"
