@@ -33,8 +33,12 @@ def bank_answer(attempt, *, approved=True, **changes) -> dict:
     return fields
 
 
+def as_customer(customer) -> audit.Actor:
+    return audit.Actor.of(customer, "127.0.0.1")
+
+
 def card_order(customer, package):
-    order = orders.create_order(customer, package, payment_method="card", actor=AGENT, ip="127.0.0.1")
+    order = orders.create_order(customer, package, payment_method="card", actor=as_customer(customer), ip="127.0.0.1")
     attempt = orders.start_card_payment(order)
     db.session.commit()
     return order, attempt

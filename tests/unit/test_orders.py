@@ -7,7 +7,7 @@ from limonbilling.services import ServiceError, audit, entitlements, ledger, ord
 from limonbilling.services.entitlements import PurchaseRefused, charge_usage
 
 from ..factories import make_customer, make_department, make_package
-from ..payment_support import AGENT, BANK, bank_answer, card_order
+from ..payment_support import AGENT, BANK, as_customer, bank_answer, card_order
 
 
 @pytest.fixture
@@ -29,10 +29,10 @@ def test_one_open_order_at_a_time(gateway, support, clock):
     preview = entitlements.preview_purchase(customer, package)
     assert preview.reason_code == "open_order" and first.number in preview.reason
     with pytest.raises(PurchaseRefused):
-        orders.create_order(customer, package, payment_method="card", actor=AGENT)
+        orders.create_order(customer, package, payment_method="card", actor=as_customer(customer))
     db.session.rollback()
     clock.advance(minutes=31)  # an abandoned card checkout stops blocking
-    second = orders.create_order(customer, package, payment_method="card", actor=AGENT)
+    second = orders.create_order(customer, package, payment_method="card", actor=as_customer(customer))
     assert not second.customer_was_new
     assert orders.expire_card_checkouts() == 1
     db.session.commit()
