@@ -219,3 +219,67 @@ def test_cli_create_token_prints_a_working_token(app, client):
     plain = result.output.strip()
     assert plain.startswith("lb_") and "\n" not in plain
     assert client.get("/api/v1/departments", headers={"Authorization": f"Bearer {plain}"}).status_code == 200
+
+
+def test_orders_manual_is_active_at_once_and_bank_transfer_waits_for_accept(client, auth, world):
+    customer = world["customer"]
+    body = {"customer_id": customer.id, "package_id": world["credits"].id, "payment_method": "manual",
+            "price_override": "100,00"}
+    created = client.post("/api/v1/orders", headers=auth, json=body)
+    assert created.status_code == 201, created.json
+    order = created.json
+    assert re.fullmatch(r"[1-9]\d{9}", order["number"])
+    assert (order["status"], order["payment_status"], order["kind"], order["amount"], order["currency"]) == (
+        "active", "paid", "top-up", "100.00", "TRY")
+    assert client.get(f"/api/v1/customers/{customer.id}/entitlement", headers=auth).json["credits"] == 20
+    assert client.get(f"/api/v1/orders/{order['number']}", headers=auth).json == order
+
+    switch = client.post("/api/v1/orders", headers=auth, json={
+        "customer_id": customer.id, "package_id": world["monthly"].id, "payment_method": "bank_transfer"})
+    number = switch.json["number"]
+    assert (switch.json["status"], switch.json["payment_status"], switch.json["kind"]) == (
+        "pending", "unpaid", "switch")
+    second = client.post("/api/v1/orders", headers=auth, json={**body, "price_override": None})
+    assert second.status_code == 409 and second.json["error"]["code"] == "open_order"  # rule 7
+    accepted = client.post(f"/api/v1/orders/{number}/accept", headers=auth)
+    assert (accepted.json["status"], accepted.json["payment_status"]) == ("active", "paid")
+    assert client.get(f"/api/v1/customers/{customer.id}/entitlement", headers=auth).json["package_type"] == \
+        "subscription"
+    again = client.post(f"/api/v1/orders/{number}/accept", headers=auth)
+    assert again.status_code == 409 and again.json["error"]["code"] == "not_pending"
+
+
+def test_order_actions_and_refund_to_balance(client, auth, world):
+    customer = world["customer"]
+    number = client.post("/api/v1/orders", headers=auth, json={
+        "customer_id": customer.id, "package_id": world["credits"].id, "payment_method": "manual"}).json["number"]
+    assert client.post(f"/api/v1/orders/{number}/fraud", headers=auth).json["status"] == "fraud"
+    assert client.get(f"/api/v1/customers/{customer.id}/entitlement", headers=auth).json["credits"] == 10
+    assert client.post(f"/api/v1/orders/{number}/pending", headers=auth).json["status"] == "pending"
+    assert client.post(f"/api/v1/orders/{number}/accept", headers=auth).json["status"] == "active"
+    refunded = client.post(f"/api/v1/orders/{number}/refund", headers=auth)
+    assert refunded.status_code == 200
+    assert (refunded.json["status"], refunded.json["payment_status"], refunded.json["refund"]) == (
+        "cancelled", "refunded", "refunded")
+    db.session.expire_all()
+    from limonbilling.services import balance
+
+    assert balance.amount(customer, "TRY") == 15000
+    assert client.post(f"/api/v1/orders/{number}/cancel", headers=auth).status_code == 409
+    assert client.get("/api/v1/orders/0000000000", headers=auth).status_code == 404
+
+
+def test_order_requests_are_validated(client, auth, world):
+    bad = client.post("/api/v1/orders", headers=auth, json={
+        "customer_id": "1", "package_id": world["credits"].id, "payment_method": "card", "price_override": "-5"})
+    assert bad.status_code == 422
+    assert set(bad.json["error"]["fields"]) == {"customer_id", "payment_method", "price_override"}
+    unknown = client.post("/api/v1/orders", headers=auth, json={
+        "customer_id": 999999, "package_id": world["credits"].id, "payment_method": "manual"})
+    assert unknown.status_code == 404
+    promo = client.post("/api/v1/orders", headers=auth, json={
+        "customer_id": world["customer"].id, "package_id": world["credits"].id, "payment_method": "manual",
+        "promo_code": "NOPE"})
+    assert promo.status_code == 409 and promo.json["error"]["code"] == "promo_unknown"
+    read_only = _token("read")
+    assert client.post("/api/v1/orders", headers=read_only, json={}).status_code == 403
