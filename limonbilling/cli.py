@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from .extensions import db
 from .models import Agent
-from .services import ValidationFailed, accounts, api_tokens, audit, entitlements
+from .services import ValidationFailed, accounts, api_tokens, audit, entitlements, orders
 from .services.demo import DEMO_PASSWORD, SIGN_INS, load_demo_data, use_simulator
 
 billing_cli = AppGroup("billing", help="LimonBilling administration.")
@@ -57,10 +57,12 @@ def demo(if_empty: bool) -> None:
 
 @billing_cli.command("expire")
 def expire() -> None:
-    """Switch off the package departments of ended subscriptions (run daily from cron)."""
+    """Switch off the package departments of ended subscriptions and cancel card checkouts left unpaid
+    past their time (run from cron, e.g. every 10 minutes)."""
     changed = entitlements.expire_entitlements()
+    abandoned = orders.expire_card_checkouts()
     db.session.commit()
-    click.echo(f"{changed} customer(s) updated.")
+    click.echo(f"{changed} customer(s) updated, {abandoned} unpaid card checkout(s) cancelled.")
 
 
 @billing_cli.command("use-simulator")

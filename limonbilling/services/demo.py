@@ -3,7 +3,8 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Agent, Customer, Department, Package
-from . import accounts, audit, customers, departments, packages, settings
+from . import accounts, audit, customers, departments, packages, promo_codes, settings
+from .clock import now
 
 DEMO_PASSWORD = "demo-pass-1"
 OWNER_EMAIL = "owner@example.com"
@@ -41,6 +42,9 @@ PACKAGES = (
 )
 
 
+DEMO_PROMO_CODE = "WELCOME10"
+
+
 def load_demo_data() -> list[str]:
     """Create what is missing of the demo set; returns a line for each record created."""
     actor = audit.Actor.system("demo")
@@ -63,8 +67,12 @@ def load_demo_data() -> list[str]:
             created.append(f"package {values['name']}")
     for values in CUSTOMERS:
         if db.session.scalar(select(Customer).where(Customer.email == values["email"])) is None:
-            customers.register_customer(values, DEMO_PASSWORD, actor=actor)
+            customer = customers.register_customer(values, DEMO_PASSWORD, actor=actor)
+            customer.email_verified_at = now()
             created.append(f"customer {values['email']}")
+    if promo_codes.find(DEMO_PROMO_CODE) is None:
+        promo_codes.create({"code": DEMO_PROMO_CODE, "kind": "percent", "value": "10", "max_uses": 100}, actor)
+        created.append(f"promo code {DEMO_PROMO_CODE} (10% off)")
     return created
 
 

@@ -1,0 +1,44 @@
+"""The `flask billing …` commands a newcomer and cron use: owner, demo data, expiry."""
+from limonbilling.extensions import db
+from limonbilling.models import Agent, Customer, Order, Package, PromoCode
+from limonbilling.services import accounts
+
+from ..factories import make_customer, make_package
+from ..payment_support import card_order
+
+
+def test_create_owner_reads_the_password_and_refuses_bad_input(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["billing", "create-owner", "boss@example.com", "--password-stdin"],
+                           input="long-pass-1\n")
+    assert result.exit_code == 0 and "Owner boss@example.com created." in result.output
+    owner = db.session.scalar(db.select(Agent))
+    assert owner.is_owner and accounts.authenticate_agent("boss@example.com", "long-pass-1") == owner
+    refused = runner.invoke(args=["billing", "create-owner", "not-an-email", "--password-stdin"], input="short\n")
+    assert refused.exit_code != 0 and "email" in refused.output
+    assert db.session.scalar(db.select(db.func.count(Agent.id))) == 1
+
+
+def test_demo_loads_once_and_prints_the_sign_ins(app):
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["billing", "demo", "--if-empty"])
+    assert first.exit_code == 0 and "created customer ayse@example.com" in first.output
+    assert "owner@example.com" in first.output and "demo-pass-1" in first.output
+    counts = [db.session.scalar(db.select(db.func.count(m.id))) for m in (Agent, Customer, Package, PromoCode)]
+    assert all(counts)
+    again = runner.invoke(args=["billing", "demo", "--if-empty"])
+    assert again.exit_code == 0 and "created" not in again.output
+    repeat = runner.invoke(args=["billing", "demo"])  # idempotent even without --if-empty
+    assert "created" not in repeat.output
+    assert [db.session.scalar(db.select(db.func.count(m.id))) for m in (Agent, Customer, Package, PromoCode)] == counts
+    assert accounts.authenticate_customer("ayse@example.com", "demo-pass-1") is not None
+
+
+def test_expire_cancels_abandoned_card_checkouts(app, gateway, clock):
+    order, _attempt = card_order(make_customer(), make_package("credit"))
+    runner = app.test_cli_runner()
+    assert "0 unpaid card checkout(s) cancelled" in runner.invoke(args=["billing", "expire"]).output
+    clock.advance(minutes=31)
+    assert "1 unpaid card checkout(s) cancelled" in runner.invoke(args=["billing", "expire"]).output
+    db.session.expire_all()
+    assert db.session.get(Order, order.id).status == "cancelled"
