@@ -13,7 +13,7 @@ from .. import format_money
 from ..auth import current_actor, current_agent
 from ..extensions import db
 from ..forms import run_service
-from ..models import ORDER_STATUSES, Customer, LedgerEntry, Order, Package
+from ..models import ORDER_STATUSES, BalanceEntry, Customer, LedgerEntry, Order, Package
 from ..pagination import keyset_page
 from ..payments.nestpay_gateway import NestPayGateway
 from ..services import ServiceError, balance, entitlements, order_statuses, orders, packages
@@ -106,7 +106,10 @@ def order_detail(number: str):
         entries = list(db.session.scalars(
             select(LedgerEntry).where(LedgerEntry.grant_id == order.grant_id).order_by(LedgerEntry.id)
         ))
-    return render_template("admin/order_detail.html", order=order, entries=entries, form=ToggleForm())
+    balance_entries = list(db.session.scalars(
+        select(BalanceEntry).where(BalanceEntry.order_id == order.id).order_by(BalanceEntry.id)))
+    return render_template("admin/order_detail.html", order=order, entries=entries, form=ToggleForm(),
+                           balance_entries=balance_entries)
 
 
 @billing_view("/billing/orders/<number>/<any(accept, cancel, fraud, pending):action>", methods=["POST"])
