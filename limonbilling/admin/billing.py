@@ -1,4 +1,6 @@
 """Billing → Billing Packages and Paid Subscriptions (agents with `billing`, only while the module is on)."""
+from functools import partial
+
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -6,11 +8,10 @@ from sqlalchemy import select
 from .. import format_money
 from ..auth import current_actor, requires, vip_required
 from ..extensions import db
-from ..forms import run_service, show_errors
+from ..forms import run_service
 from ..models import Customer, Grant, Package
 from ..services import (
     ServiceError,
-    ValidationFailed,
     balance,
     cancellations,
     customers,
@@ -62,20 +63,9 @@ def package_edit(package_id: int | None = None):
         form.price.data = packages.format_price(package.price_minor)
         form.department_ids.data = package.department_ids
     if form.validate_on_submit():
-        try:
-            if package is None:
-                package = packages.create_package(form.values(), current_actor())
-            else:
-                packages.update_package(package, form.values(), current_actor())
-        except ValidationFailed as error:
-            db.session.rollback()
-            show_errors(form, error)
-        except ServiceError as error:
-            db.session.rollback()
-            form.form_errors.append(error.message)
-        else:
-            db.session.commit()
-            flash(_("Package %(name)s is saved.", name=package.name), "success")
+        save = packages.create_package if package is None else partial(packages.update_package, package)
+        if run_service(form, save, form.values(), current_actor())[0]:
+            flash(_("Package %(name)s is saved.", name=form.name.data.strip()), "success")
             return redirect(url_for("admin.package_list"))
     return render_template("admin/package_form.html", form=form, package=package)
 
@@ -141,16 +131,9 @@ def subscription_detail(customer_id: int, balance_form: BalanceAdjustmentForm | 
         abort(404)
     form = CreditAdjustmentForm()
     if form.validate_on_submit():
-        try:
-            entry = ledger.adjust_credits(customer, form.credits.data, form.reason.data, current_actor())
-        except ValidationFailed as error:
-            db.session.rollback()
-            show_errors(form, error)
-        except ServiceError as error:
-            db.session.rollback()
-            form.form_errors.append(error.message)
-        else:
-            db.session.commit()
+        ok, entry = run_service(form, ledger.adjust_credits, customer, form.credits.data, form.reason.data,
+                                current_actor())
+        if ok:
             flash(_("Credits adjusted by %(credits)d; the balance is now %(balance)d.",
                     credits=entry.amount, balance=entry.balance_after), "success")
             return redirect(url_for("admin.subscription_detail", customer_id=customer.id))

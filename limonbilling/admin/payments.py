@@ -4,7 +4,7 @@ from flask_babel import gettext as _
 
 from ..auth import current_actor, requires
 from ..extensions import db
-from ..forms import show_errors
+from ..forms import run_service
 from ..models import BankAccount
 from ..payments.nestpay_gateway import BANK_PRESETS, NestPayGateway, preset_urls, save_settings
 from ..services import ValidationFailed, bank_transfer, settings
@@ -25,14 +25,8 @@ def settings_payments():
             flash(_("The addresses of %(bank)s are filled in; check them and save.",
                     bank=BANK_PRESETS[form.nestpay_bank.data][0]), "info")
         else:
-            try:
-                save_settings({field.name: field.data for field in form if field.name != "csrf_token"},
-                              current_actor())
-            except ValidationFailed as error:
-                db.session.rollback()
-                show_errors(form, error)
-            else:
-                db.session.commit()
+            values = {field.name: field.data for field in form if field.name != "csrf_token"}
+            if run_service(form, save_settings, values, current_actor())[0]:
                 flash(_("Payment settings are saved."), "success")
                 return redirect(url_for("admin.settings_payments"))
     return render_template(

@@ -5,9 +5,9 @@ from flask_babel import lazy_gettext as _l
 
 from ..auth import current_actor, current_agent, requires
 from ..extensions import db
-from ..forms import show_errors
+from ..forms import run_service
 from ..models import CONVERSATION_STATUSES, Conversation
-from ..services import ValidationFailed, helpdesk
+from ..services import helpdesk
 from . import bp
 from .forms import ReplyForm
 
@@ -40,13 +40,7 @@ def support_detail(section: str, conversation_id: int):
     conversation = _conversation_or_404(section, conversation_id)
     form = ReplyForm()
     if form.validate_on_submit():
-        try:
-            helpdesk.reply(conversation, current_agent(), form.body.data)
-        except ValidationFailed as error:
-            db.session.rollback()
-            show_errors(form, error)
-        else:
-            db.session.commit()
+        if run_service(form, helpdesk.reply, conversation, current_agent(), form.body.data)[0]:
             flash(_("Your reply is sent."), "success")
             return redirect(url_for("admin.support_detail", section=section, conversation_id=conversation_id))
     return render_template("admin/conversation.html", conversation=conversation, form=form, section=section,

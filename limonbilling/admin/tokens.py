@@ -4,9 +4,8 @@ from flask_babel import gettext as _
 
 from ..auth import current_actor, requires
 from ..extensions import db
-from ..forms import show_errors
+from ..forms import run_service
 from ..models import ApiToken
-from ..services import ValidationFailed
 from ..services import api_tokens as tokens
 from . import bp
 from .forms import ApiTokenForm, ToggleForm
@@ -19,13 +18,9 @@ def api_tokens():
     form = ApiTokenForm()
     new_token = None
     if form.validate_on_submit():
-        try:
-            token, new_token = tokens.create_token(form.name.data, form.scopes(), current_actor())
-        except ValidationFailed as error:
-            db.session.rollback()
-            show_errors(form, error)
-        else:
-            db.session.commit()
+        ok, created = run_service(form, tokens.create_token, form.name.data, form.scopes(), current_actor())
+        if ok:
+            _token, new_token = created
             form = ApiTokenForm(formdata=None)
     response = render_template("admin/api_tokens.html", form=form, new_token=new_token,
                                tokens=tokens.list_tokens(), revoke_form=ToggleForm())

@@ -1,3 +1,5 @@
+from functools import partial
+
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import logout_user
@@ -5,9 +7,9 @@ from sqlalchemy import func, select
 
 from ..auth import OWNER, SIGNED_IN, current_actor, current_agent, public, requires, sign_in_page
 from ..extensions import db
-from ..forms import CustomerDetailsForm, PasswordChangeForm, show_errors
+from ..forms import CustomerDetailsForm, PasswordChangeForm, run_service
 from ..models import Agent, AuditEntry, Customer, Department
-from ..services import ServiceError, ValidationFailed, accounts, customers, departments, settings
+from ..services import ValidationFailed, accounts, customers, departments, settings
 from . import bp
 from .forms import (
     AgentCreateForm,
@@ -66,15 +68,8 @@ def dashboard():
 def profile():
     form = PasswordChangeForm()
     if form.validate_on_submit():
-        try:
-            accounts.change_password(
-                current_agent(), form.current_password.data, form.new_password.data, current_actor()
-            )
-        except ValidationFailed as error:
-            db.session.rollback()
-            show_errors(form, error)
-        else:
-            db.session.commit()
+        if run_service(form, accounts.change_password, current_agent(), form.current_password.data,
+                       form.new_password.data, current_actor())[0]:
             flash(_("Your password is changed."), "success")
             return redirect(url_for("admin.profile"))
     return render_template("admin/profile.html", form=form)
@@ -99,16 +94,9 @@ def department_edit(department_id: int | None = None):
             "name": form.name.data, "active": form.active.data,
             "credit_per_request": form.credit_per_request.data, "actor": current_actor(),
         }
-        try:
-            if department is None:
-                departments.create_department(**values)
-            else:
-                departments.update_department(department, **values)
-        except ValidationFailed as error:
-            db.session.rollback()
-            show_errors(form, error)
-        else:
-            db.session.commit()
+        save = departments.create_department if department is None else partial(departments.update_department,
+                                                                                 department)
+        if run_service(form, save, **values)[0]:
             flash(_("Department %(name)s is saved.", name=form.name.data.strip()), "success")
             return redirect(url_for("admin.department_list"))
     return render_template("admin/department_form.html", form=form, department=department)
@@ -129,13 +117,9 @@ def customer_list():
 def customer_new():
     form = CustomerDetailsForm()
     if form.validate_on_submit():
-        try:
-            customer = customers.register_customer(form.details(), password=None, actor=current_actor())
-        except ValidationFailed as error:
-            db.session.rollback()
-            show_errors(form, error)
-        else:
-            db.session.commit()
+        ok, customer = run_service(form, customers.register_customer, form.details(), password=None,
+                                   actor=current_actor())
+        if ok:
             flash(_("Customer %(name)s is created.", name=customer.display_name), "success")
             return redirect(url_for("admin.customer_detail", customer_id=customer.id))
     return render_template("admin/customer_form.html", form=form, customer=None)
@@ -160,13 +144,7 @@ def customer_edit(customer_id: int):
     customer = _get_or_404(Customer, customer_id)
     form = CustomerDetailsForm(obj=customer)
     if form.validate_on_submit():
-        try:
-            customers.update_customer(customer, form.details(), current_actor())
-        except ValidationFailed as error:
-            db.session.rollback()
-            show_errors(form, error)
-        else:
-            db.session.commit()
+        if run_service(form, customers.update_customer, customer, form.details(), current_actor())[0]:
             flash(_("The customer's details are saved."), "success")
             return redirect(url_for("admin.customer_detail", customer_id=customer.id))
     return render_template("admin/customer_form.html", form=form, customer=customer)
@@ -225,20 +203,15 @@ def settings_general():
     current = settings.get_all()
     form = GeneralSettingsForm(data={**current, "notification_email_cc": ", ".join(current["notification_email_cc"])})
     if form.validate_on_submit():
-        try:
-            settings.update_general(
-                company_name=form.company_name.data,
-                notification_email=form.notification_email.data,
-                notification_email_cc=form.notification_email_cc.data,
-                default_language=form.default_language.data,
-                renewal_window_days=form.renewal_window_days.data,
-                actor=current_actor(),
-            )
-        except ValidationFailed as error:
-            db.session.rollback()
-            show_errors(form, error)
-        else:
-            db.session.commit()
+        if run_service(
+            form, settings.update_general,
+            company_name=form.company_name.data,
+            notification_email=form.notification_email.data,
+            notification_email_cc=form.notification_email_cc.data,
+            default_language=form.default_language.data,
+            renewal_window_days=form.renewal_window_days.data,
+            actor=current_actor(),
+        )[0]:
             flash(_("The settings are saved."), "success")
             return redirect(url_for("admin.settings_general"))
     return render_template("admin/settings_general.html", form=form)
@@ -276,16 +249,11 @@ def agent_new():
     if form.validate_on_submit():
         if form.is_owner.data and not current_agent().is_owner:
             abort(403)
-        try:
-            agent = accounts.create_agent(
-                name=form.name.data, email=form.email.data, password=form.password.data,
-                permissions=form.selected_permissions(), is_owner=form.is_owner.data, actor=current_actor(),
-            )
-        except ValidationFailed as error:
-            db.session.rollback()
-            show_errors(form, error)
-        else:
-            db.session.commit()
+        ok, agent = run_service(
+            form, accounts.create_agent, name=form.name.data, email=form.email.data, password=form.password.data,
+            permissions=form.selected_permissions(), is_owner=form.is_owner.data, actor=current_actor(),
+        )
+        if ok:
             flash(_("Agent %(name)s is created.", name=agent.name), "success")
             return redirect(url_for("admin.agent_list"))
     return render_template("admin/agent_form.html", form=form, agent=None)
@@ -299,16 +267,8 @@ def agent_edit(agent_id: int):
     if form.validate_on_submit():
         if (form.is_owner.data or agent.is_owner) and not current_agent().is_owner:
             abort(403)
-        try:
-            accounts.update_agent(
-                agent, permissions=form.selected_permissions(), is_owner=form.is_owner.data,
-                active=form.active.data, actor=current_actor(),
-            )
-        except ServiceError as error:
-            db.session.rollback()
-            form.form_errors.append(error.message)
-        else:
-            db.session.commit()
+        if run_service(form, accounts.update_agent, agent, permissions=form.selected_permissions(),
+                       is_owner=form.is_owner.data, active=form.active.data, actor=current_actor())[0]:
             flash(_("Agent %(name)s is saved.", name=agent.name), "success")
             return redirect(url_for("admin.agent_list"))
     return render_template("admin/agent_form.html", form=form, agent=agent)

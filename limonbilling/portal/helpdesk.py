@@ -5,7 +5,7 @@ from flask_babel import lazy_gettext as _l
 
 from ..auth import current_actor, current_customer
 from ..extensions import db
-from ..forms import show_errors
+from ..forms import run_service, show_errors
 from ..models import Conversation, Department
 from ..services import ServiceError, ValidationFailed, helpdesk, packages
 from . import bp
@@ -66,13 +66,7 @@ def conversation_detail(section: str, conversation_id: int):
     conversation = _own_conversation(SECTIONS[section], conversation_id)
     form = MessageForm()
     if form.validate_on_submit():
-        try:
-            helpdesk.reply(conversation, current_customer(), form.body.data)
-        except ValidationFailed as error:
-            db.session.rollback()
-            show_errors(form, error)
-        else:
-            db.session.commit()
+        if run_service(form, helpdesk.reply, conversation, current_customer(), form.body.data)[0]:
             flash(_("Your message is sent."), "success")
             return redirect(url_for("portal.conversation_detail", section=section, conversation_id=conversation_id))
     return render_template("portal/conversation.html", conversation=conversation, form=form, section=section,

@@ -4,9 +4,9 @@ from flask_login import current_user, logout_user
 
 from ..auth import current_actor, current_customer, public, sign_in, sign_in_page
 from ..extensions import db
-from ..forms import CustomerDetailsForm, PasswordChangeForm, show_errors
+from ..forms import CustomerDetailsForm, PasswordChangeForm, run_service
 from ..safe_redirect import safe_next
-from ..services import ValidationFailed, accounts, customers
+from ..services import accounts, customers
 from ..services.settings import LANGUAGES
 from . import bp
 from .forms import RegistrationForm
@@ -38,13 +38,8 @@ def register():
     if request.method == "GET" and not form.language.data:
         form.language.data = session.get("language", "")
     if form.validate_on_submit():
-        try:
-            customer = customers.register_customer(form.details(), form.password.data)
-        except ValidationFailed as error:
-            db.session.rollback()
-            show_errors(form, error)
-        else:
-            db.session.commit()
+        ok, customer = run_service(form, customers.register_customer, form.details(), form.password.data)
+        if ok:
             sign_in(customer)
             flash(_("Welcome! Your account is ready."), "success")
             return redirect(url_for("portal.home"))
@@ -56,13 +51,7 @@ def profile():
     customer = current_customer()
     form = CustomerDetailsForm(obj=customer)
     if form.validate_on_submit():
-        try:
-            customers.update_customer(customer, form.details(), current_actor())
-        except ValidationFailed as error:
-            db.session.rollback()
-            show_errors(form, error)
-        else:
-            db.session.commit()
+        if run_service(form, customers.update_customer, customer, form.details(), current_actor())[0]:
             flash(_("Your details are saved."), "success")
             return redirect(url_for("portal.profile"))
     return render_template("portal/profile.html", form=form, password_form=PasswordChangeForm(prefix="pw"))
@@ -73,15 +62,8 @@ def change_password():
     customer = current_customer()
     password_form = PasswordChangeForm(prefix="pw")
     if password_form.validate_on_submit():
-        try:
-            accounts.change_password(
-                customer, password_form.current_password.data, password_form.new_password.data, current_actor()
-            )
-        except ValidationFailed as error:
-            db.session.rollback()
-            show_errors(password_form, error)
-        else:
-            db.session.commit()
+        if run_service(password_form, accounts.change_password, customer, password_form.current_password.data,
+                       password_form.new_password.data, current_actor())[0]:
             flash(_("Your password is changed."), "success")
             return redirect(url_for("portal.profile"))
     form = CustomerDetailsForm(obj=customer, formdata=None)
