@@ -1,0 +1,178 @@
+"""The order features of issue 8 through the test client: promo codes, balance, statuses, placing orders,
+refunds to balance, cancellation requests, and the checkout that uses them."""
+import pytest
+
+from limonbilling.extensions import db
+from limonbilling.models import CancellationRequest, Order, OrderStatus, PromoCode
+from limonbilling.services import audit, balance, bank_transfer, entitlements, orders
+
+from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
+
+ACTOR = audit.Actor.system("test")
+
+
+@pytest.fixture
+def support(app):
+    return make_department("Support", credit_per_request=1)
+
+
+@pytest.fixture
+def agent_client(app):
+    client = app.test_client()
+    sign_in(client, make_agent("billing", "settings", "customers"))
+    return client
+
+
+@pytest.fixture
+def shopper(app, support):
+    bank_transfer.add_account(bank_name="Ziraat", account_holder="Limon A.Ş.", iban="TR330006100519786457841326",
+                              currency="TRY", actor=ACTOR)
+    customer = make_customer()
+    client = app.test_client()
+    sign_in(client, customer)
+    return client, customer, make_package("credit", [support], credits=10, price="200.00")
+
+
+def test_promo_code_page_creates_refuses_and_disables(agent_client, support):
+    page = agent_client.post("/admin/billing/promo-codes", data={"code": "x y", "kind": "percent", "value": "150",
+                                                                 "currency": "TRY"}).data.decode()
+    assert "Use letters, digits" in page and "A percentage from 1 to 99." in page
+    assert db.session.scalar(db.select(PromoCode)) is None
+    page = agent_client.post("/admin/billing/promo-codes", data={
+        "code": "spring", "kind": "fixed", "value": "25.50", "currency": "TRY", "max_uses": "3"},
+        follow_redirects=True).data.decode()
+    assert "Promo code SPRING is created." in page and "0 / 3" in page
+    code = db.session.scalar(db.select(PromoCode))
+    assert (code.kind, code.value, code.currency) == ("fixed", 2550, "TRY")
+    agent_client.post(f"/admin/billing/promo-codes/{code.id}/active", data={})
+    db.session.expire_all()
+    assert not db.session.get(PromoCode, code.id).active
+
+
+def test_checkout_applies_a_promo_code_and_orders_with_it(shopper):
+    client, customer, package = shopper
+    from limonbilling.services import promo_codes
+
+    promo_codes.create({"code": "TEN", "kind": "percent", "value": "10"}, ACTOR)
+    db.session.commit()
+    assert "This promo code does not exist." in client.get(f"/checkout/{package.id}?promo=nope").data.decode()
+    page = client.get(f"/checkout/{package.id}?promo=ten").data.decode()
+    assert 'data-testid="total">TRY180.00' in page and 'name="promo_code" type="hidden" value="TEN"' in page
+    client.post(f"/checkout/{package.id}/transfer", data={"promo_code": "TEN"})
+    order = db.session.scalar(db.select(Order))
+    assert (order.promo_code, order.discount_minor, order.amount_minor) == ("TEN", 2000, 18000)
+    assert db.session.scalar(db.select(PromoCode)).uses == 1
+
+
+def test_checkout_pays_from_the_balance_only_when_it_covers_the_total(shopper):
+    client, customer, package = shopper
+    balance.move(customer.id, "TRY", 19999, "adjustment", reason="gift")
+    db.session.commit()
+    assert "from my balance" not in client.get(f"/checkout/{package.id}").data.decode()
+    refused = client.post(f"/checkout/{package.id}/balance", data={})
+    assert refused.status_code == 422 and "does not cover" in refused.data.decode()
+    balance.move(customer.id, "TRY", 1, "adjustment", reason="gift")
+    db.session.commit()
+    assert "Pay TRY200.00 from my balance" in client.get(f"/checkout/{package.id}").data.decode()
+    page = client.post(f"/checkout/{package.id}/balance", data={}, follow_redirects=True).data.decode()
+    assert "is paid from your account balance" in page
+    order = db.session.scalar(db.select(Order))
+    assert (order.payment_method, order.payment_status, order.activated) == ("account_balance", "paid", True)
+    db.session.expire_all()
+    assert balance.amount(customer, "TRY") == 0 and customer.credits == 10
+
+
+def test_identity_rule_set_on_the_settings_page_stops_checkout(agent_client, shopper):
+    client, customer, package = shopper
+    data = {"require_identity_verification": "y", "fraud_check_enabled": "y", "fraud_threshold": "60",
+            "fraud_failed_cards_points": "40", "fraud_failed_cards_limit": "3", "fraud_many_orders_points": "30",
+            "fraud_many_orders_limit": "3", "fraud_many_orders_minutes": "60", "fraud_unverified_email_points": "10",
+            "fraud_price_points": "30", "fraud_price_factor": "5"}
+    assert "are saved" in agent_client.post("/admin/settings/orders", data=data,
+                                            follow_redirects=True).data.decode()
+    assert "identity must be verified" in client.get(f"/checkout/{package.id}").data.decode()
+    refused = client.post(f"/checkout/{package.id}/transfer", data={})
+    assert "identity must be verified" in refused.data.decode()
+    assert db.session.scalar(db.select(Order)) is None
+
+
+def test_custom_statuses_on_the_pages(agent_client, shopper):
+    _client, customer, package = shopper
+    agent_client.post("/admin/settings/order-statuses", data={"name": "Documents", "colour": "#1a7f37",
+                                                              "counts_as": "pending"})
+    status = db.session.scalar(db.select(OrderStatus))
+    page = agent_client.post("/admin/settings/order-statuses", data={"name": "documents", "colour": "#000000",
+                                                                     "counts_as": "pending"}).data.decode()
+    assert "exists already" in page
+    order = orders.create_order(customer, package, payment_method="bank_transfer", actor=audit.Actor.of(customer))
+    db.session.commit()
+    agent_client.post("/admin/billing/orders/bulk", data={"numbers": [order.number], "status": f"custom:{status.id}"})
+    db.session.expire_all()
+    assert db.session.get(Order, order.id).custom_status_id == status.id
+    assert order.number in agent_client.get(f"/admin/billing/orders?status=custom:{status.id}").data.decode()
+    page = agent_client.post(f"/admin/settings/order-statuses/{status.id}/delete", data={},
+                             follow_redirects=True).data.decode()
+    assert "1 orders have this status" in page and db.session.get(OrderStatus, status.id) is not None
+
+
+def test_agent_places_orders_and_refunds_one_to_the_balance(agent_client, support):
+    customer = make_customer()
+    package = make_package("credit", [support], credits=10, price="150.00")
+    url = f"/admin/billing/customers/{customer.id}/orders/new"
+    page = agent_client.post(url, data={"package_id": package.id, "payment_method": "manual",
+                                        "price_override": "abc"}).data.decode()
+    assert "Enter a price like 150.00." in page and db.session.scalar(db.select(Order)) is None
+    agent_client.post(url, data={"package_id": package.id, "payment_method": "manual", "price_override": "120",
+                                 "create_invoice": "y"})
+    order = db.session.scalar(db.select(Order))
+    assert (order.status, order.payment_status, order.amount_minor, order.price_overridden) == (
+        "active", "paid", 12000, True)
+    page = agent_client.get(f"/admin/billing/orders/{order.number}/refund").data.decode()
+    assert "account balance" in page and 'value="bank"' not in page  # no card payment to send back
+    agent_client.post(f"/admin/billing/orders/{order.number}/refund", data={"to": "balance"})
+    db.session.expire_all()
+    order = db.session.get(Order, order.id)
+    assert (order.status, order.payment_status) == ("cancelled", "refunded")
+    assert balance.amount(customer, "TRY") == 12000 and order.customer.credits == 0
+    page = agent_client.get(f"/admin/billing/subscriptions/{customer.id}").data.decode()
+    assert "TRY120.00" in page and "Refund of order" in page
+
+
+def test_cancellation_request_from_the_portal_to_the_agent(app, agent_client, support, clock):
+    customer = make_customer()
+    activate(customer, make_package("subscription", [support], days=30))
+    client = app.test_client()
+    sign_in(client, customer)
+    page = client.post("/subscription/cancel", data={"timing": "now", "reason": ""}).data.decode()
+    assert "Tell us why" in page
+    page = client.post("/subscription/cancel", data={"timing": "now", "reason": "Closing the company"},
+                       follow_redirects=True).data.decode()
+    assert "We will answer soon" in page
+    request = db.session.scalar(db.select(CancellationRequest))
+    assert "Closing the company" in agent_client.get("/admin/billing/cancellations").data.decode()
+    page = agent_client.post(f"/admin/billing/cancellations/{request.id}/reject", data={"note": ""},
+                             follow_redirects=True).data.decode()
+    assert "Tell the customer why" in page
+    agent_client.post(f"/admin/billing/cancellations/{request.id}/approve", data={"note": "Done"})
+    db.session.expire_all()
+    assert db.session.get(CancellationRequest, request.id).state == "approved"
+    assert not entitlements.entitlement(customer).subscription_active
+
+
+def test_order_list_pages_by_keyset(app, agent_client, support):
+    app.config["ITEMS_PER_PAGE"] = 2
+    package = make_package("credit", [support])
+    placed = [orders.create_order(make_customer(), package, payment_method="manual", actor=ACTOR).number
+              for _ in range(5)]
+    db.session.commit()
+    seen, url = [], "/admin/billing/orders"
+    for _ in range(3):
+        page = agent_client.get(url).data.decode()
+        seen += [number for number in reversed(placed) if number in page and number not in seen]
+        older = [part.split('"')[0] for part in page.split('href="/admin/billing/orders?before=')[1:]]
+        if not older:
+            break
+        url = f"/admin/billing/orders?before={older[0]}"
+    assert seen == list(reversed(placed))
+    newer = agent_client.get(url).data.decode().split('href="/admin/billing/orders?after=')[1].split('"')[0]
+    assert placed[2] in agent_client.get(f"/admin/billing/orders?after={newer}").data.decode()
