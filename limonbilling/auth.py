@@ -40,11 +40,15 @@ def sign_in(user: Agent | Customer, remember: bool = False) -> None:
 
 
 def current_agent() -> Agent | None:
-    return current_user if isinstance(current_user._get_current_object(), Agent) else None
+    """The signed-in agent itself (not the proxy: services record it in the audit log), or None."""
+    user = current_user._get_current_object()
+    return user if isinstance(user, Agent) else None
 
 
 def current_customer() -> Customer | None:
-    return current_user if isinstance(current_user._get_current_object(), Customer) else None
+    """The signed-in customer itself (not the proxy), or None."""
+    user = current_user._get_current_object()
+    return user if isinstance(user, Customer) else None
 
 
 def client_ip() -> str | None:
