@@ -12,7 +12,12 @@ from .extensions import db
 
 
 def _unicode_lower(value):
-    return value.lower() if isinstance(value, str) else value
+    return fold_case(value) if isinstance(value, str) else value
+
+
+def fold_case(text: str) -> str:
+    """Lower case as PostgreSQL does it: Python turns İ into i + a combining dot (U+0307), PostgreSQL into i."""
+    return text.lower().replace("\u0307", "")
 
 
 def enable_sqlite_pragmas(app: Flask) -> None:

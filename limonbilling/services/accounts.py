@@ -65,6 +65,8 @@ def create_agent(
     errors: dict[str, list[str]] = {}
     if not (name or "").strip():
         errors["name"] = [_("This field is required.")]
+    elif len(name.strip()) > 120:
+        errors["name"] = [_("At most %(n)d characters.", n=120)]
     try:
         email = normalize_email(email or "")
     except ValueError:

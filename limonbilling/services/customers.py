@@ -13,6 +13,7 @@ from stdnum.tr import tckimlik, vkn
 
 from ..extensions import db
 from ..models import Customer, CustomerDepartment, CustomerNote, Department
+from ..sqlite import fold_case
 from . import ValidationFailed, accounts, audit
 from .accounts import normalize_email
 from .clock import now
@@ -161,7 +162,7 @@ def search(query: str | None = None):
     """A select of customers matching name, company, e-mail or phone, newest first."""
     statement = select(Customer).order_by(Customer.id.desc())
     if query:
-        pattern = f"%{query.strip().lower()}%"
+        pattern = f"%{fold_case(query.strip())}%"
         statement = statement.where(or_(
             func.lower(Customer.first_name + " " + Customer.last_name).like(pattern),
             func.lower(Customer.company_name).like(pattern),

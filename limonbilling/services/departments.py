@@ -6,6 +6,7 @@ from ..extensions import db
 from ..models import Department
 from . import ValidationFailed, audit
 
+MAX_CREDIT_PER_REQUEST = 1_000_000  # far below the integer column's limit
 
 def _validate(name: str, credit_per_request, department: Department | None) -> tuple[str, int]:
     errors: dict[str, list[str]] = {}
@@ -22,10 +23,11 @@ def _validate(name: str, credit_per_request, department: Department | None) -> t
             errors["name"] = [_("A department with this name already exists.")]
     try:
         cost = int(credit_per_request)
-        if cost < 0 or str(credit_per_request).strip() not in (str(cost), f"+{cost}"):
+        if not 0 <= cost <= MAX_CREDIT_PER_REQUEST or str(credit_per_request).strip() not in (str(cost), f"+{cost}"):
             raise ValueError
     except (TypeError, ValueError):
-        errors["credit_per_request"] = [_("Enter a whole number of credits, 0 or more.")]
+        errors["credit_per_request"] = [_("Enter a whole number of credits from 0 to %(max)d.",
+                                          max=MAX_CREDIT_PER_REQUEST)]
         cost = 0
     if errors:
         raise ValidationFailed(errors)

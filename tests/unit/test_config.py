@@ -4,6 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+import config
+from limonbilling import create_app
+
 ROOT = Path(__file__).resolve().parents[2]
 SHOW = "from limonbilling import create_app; a = create_app(); print(a.config['SECRET_KEY']); " \
        "print(a.config['SQLALCHEMY_DATABASE_URI'])"
@@ -37,3 +42,56 @@ def test_production_refuses_a_missing_or_short_secret_key(tmp_path):
                      DATABASE_URL="postgresql+psycopg://billing@db.example/limon")
     assert started.returncode == 0, started.stderr
     assert started.stdout.split() == [good, "postgresql+psycopg://billing@db.example/limon"]
+
+
+def test_development_uses_a_given_secret_key_and_database_url(tmp_path):
+    started = _start(tmp_path, LIMONBILLING_CONFIG="development", SECRET_KEY="from-the-environment",
+                     DATABASE_URL=f"sqlite:///{tmp_path / 'elsewhere' / 'billing.db'}")
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.split() == ["from-the-environment", f"sqlite:///{tmp_path / 'elsewhere' / 'billing.db'}"]
+    assert not (tmp_path / "instance" / "secret_key").exists()
+    assert (tmp_path / "elsewhere").is_dir()  # create_app makes the SQLite file's folder
+
+
+# In-process checks of the prepare() hooks and of create_app's choice of class. config.py reads the
+# environment once, at import, so these patch the module's INSTANCE_DIR instead of the environment.
+
+@pytest.fixture
+def instance_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "instance"
+    monkeypatch.setattr(config, "INSTANCE_DIR", folder)
+    return folder
+
+
+def test_development_prepare_makes_the_key_once(instance_dir):
+    first, second = {"SECRET_KEY": None}, {"SECRET_KEY": ""}
+    config.DevelopmentConfig.prepare(first)
+    config.DevelopmentConfig.prepare(second)
+    assert len(first["SECRET_KEY"]) == 64 and first["SECRET_KEY"] == second["SECRET_KEY"]
+    assert (instance_dir / "secret_key").read_text() == first["SECRET_KEY"]
+    given = {"SECRET_KEY": "chosen-by-the-admin"}
+    config.DevelopmentConfig.prepare(given)
+    assert given["SECRET_KEY"] == "chosen-by-the-admin"
+
+
+def test_production_prepare_needs_32_characters():
+    for key in (None, "", "k" * 31):
+        with pytest.raises(RuntimeError, match="SECRET_KEY must be set"):
+            config.ProductionConfig.prepare({"SECRET_KEY": key})
+    config.ProductionConfig.prepare({"SECRET_KEY": "k" * 32})
+
+
+def test_create_app_takes_the_class_from_limonbilling_config(instance_dir, monkeypatch, tmp_path):
+    database = f"sqlite:///{tmp_path / 'db' / 'app.db'}"
+    monkeypatch.setenv("LIMONBILLING_CONFIG", "production")
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app({"SECRET_KEY": "too-short", "SQLALCHEMY_DATABASE_URI": database})
+    app = create_app({"SECRET_KEY": "p" * 32, "SQLALCHEMY_DATABASE_URI": database})
+    assert app.config["SESSION_COOKIE_SECURE"] and not app.debug and app.config["WTF_CSRF_ENABLED"]
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == database and (tmp_path / "db").is_dir()
+
+    monkeypatch.setenv("LIMONBILLING_CONFIG", "development")
+    first = create_app({"SECRET_KEY": None, "SQLALCHEMY_DATABASE_URI": database})
+    second = create_app({"SECRET_KEY": None, "SQLALCHEMY_DATABASE_URI": database})
+    assert first.debug and first.config["SECRET_KEY"] == second.config["SECRET_KEY"]
+    assert (instance_dir / "secret_key").read_text() == first.config["SECRET_KEY"]
