@@ -12,12 +12,17 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 ## Start the app with demo data on SQLite (instance/limonbilling.db) at http://127.0.0.1:5000,
-## with the NestPay simulator on :5001 as the card gateway
+## with the NestPay simulator on :5001 as the card gateway and a debugging SMTP server on :8025
+## that prints every e-mail (the outbox worker delivers them; Settings → Notifications lists them)
 run: $(STAMP)
 	$(FLASK) db upgrade
 	$(FLASK) billing demo --if-empty
 	$(FLASK) billing use-simulator http://127.0.0.1:5001
-	$(PY) -m limonbilling.sandbox --port 5001 & trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
+	$(FLASK) billing use-debug-smtp 127.0.0.1:8025
+	$(PY) -m limonbilling.sandbox --port 5001 & SIMULATOR=$$!; \
+	  $(PY) -m aiosmtpd --nosetuid --listen 127.0.0.1:8025 & MAIL=$$!; \
+	  $(FLASK) billing outbox run & WORKER=$$!; \
+	  trap 'kill $$SIMULATOR $$MAIL $$WORKER 2>/dev/null' EXIT INT TERM; \
 	  $(FLASK) run --host 127.0.0.1 --port 5000
 
 ## Run the linter and the whole test suite (SQLite and PostgreSQL)

@@ -43,6 +43,18 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     ITEMS_PER_PAGE = int(os.environ.get("ITEMS_PER_PAGE", "25"))
+    # The address customers reach the app at, for links in e-mails (https://billing.example.com).
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL")
+    # Deliver queued e-mails and SMS from a background thread right after each commit; the
+    # `billing outbox run` worker delivers them too (and retries), so this only cuts the latency.
+    OUTBOX_SEND_AFTER_COMMIT = _env_bool("OUTBOX_SEND_AFTER_COMMIT", True)
+    # How long a sender may hold a message before another sender may take it (a killed worker).
+    OUTBOX_CLAIM_SECONDS = int(os.environ.get("OUTBOX_CLAIM_SECONDS", "300"))
+    SMTP_TIMEOUT = float(os.environ.get("SMTP_TIMEOUT", "20"))
+    SMS_TIMEOUT = (float(os.environ.get("SMS_CONNECT_TIMEOUT", "5")), float(os.environ.get("SMS_READ_TIMEOUT", "15")))
+    # Lifetimes of the signed links sent by e-mail, in seconds.
+    EMAIL_VERIFICATION_MAX_AGE = int(os.environ.get("EMAIL_VERIFICATION_MAX_AGE", str(3 * 24 * 3600)))
+    PASSWORD_RESET_MAX_AGE = int(os.environ.get("PASSWORD_RESET_MAX_AGE", "3600"))
     # Seconds to wait for the bank's XML API (connect, read); a timeout makes a refund "unknown".
     NESTPAY_API_TIMEOUT = (float(os.environ.get("NESTPAY_CONNECT_TIMEOUT", "5")),
                            float(os.environ.get("NESTPAY_READ_TIMEOUT", "30")))
@@ -62,6 +74,7 @@ class TestingConfig(Config):
     SECRET_KEY = "testing-secret-key-not-for-production"
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     WTF_CSRF_ENABLED = False
+    OUTBOX_SEND_AFTER_COMMIT = False  # tests deliver explicitly, or switch it on to test it
 
 
 class ProductionConfig(Config):

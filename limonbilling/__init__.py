@@ -80,6 +80,9 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(portal_bp)
     app.register_blueprint(api_bp)
 
+    from .services import outbox
+
+    outbox.init_app(app)
     from .cli import billing_cli
 
     app.cli.add_command(billing_cli)

@@ -7,15 +7,15 @@ portal only customers. Every admin view declares what it needs with
 """
 from functools import wraps
 
-from flask import abort, redirect, render_template, request, session, url_for
+from flask import abort, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user
 
 from .extensions import db, login_manager
-from .forms import SignInForm
+from .forms import ForgotPasswordForm, ResetPasswordForm, SignInForm, run_service
 from .models import Agent, Customer
 from .safe_redirect import safe_next
-from .services import audit
+from .services import ServiceError, accounts, audit
 
 OWNER = "owner"
 SIGNED_IN = "signed-in"  # any active agent, no permission needed
@@ -120,3 +120,32 @@ def sign_in_page(authenticate, template: str, home_endpoint: str):
             return redirect(safe_next(request.args.get("next"), url_for(home_endpoint)))
         form.form_errors.append(_("The e-mail address or the password is wrong."))
     return render_template(template, form=form)
+
+
+def forgot_password_page(kind: str, area: str):
+    """Ask for a reset link. The answer is the same whether or not the address has an account."""
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        accounts.request_password_reset(kind, form.email.data)
+        db.session.commit()
+        flash(_("If %(email)s has an account, a link to choose a new password is on its way. "
+                "Check your inbox (and the spam folder).", email=form.email.data), "info")
+        return redirect(url_for(f"{area}.login"))
+    return render_template("password_forgot.html", form=form, area=area)
+
+
+def reset_password_page(token: str, area: str):
+    """Choose a new password from a signed link; the link then stops working (see accounts)."""
+    try:
+        user = accounts.user_for_reset(token)
+    except ServiceError as error:
+        flash(error.message, "danger")
+        return redirect(url_for(f"{area}.forgot_password"))
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        ok, user = run_service(form, accounts.reset_password, token, form.password.data)
+        if ok:
+            sign_in(user)
+            flash(_("Your new password is set and you are signed in."), "success")
+            return redirect(url_for(f"{area}.home" if area == "portal" else "admin.dashboard"))
+    return render_template("password_reset.html", form=form, area=area, user=user)

@@ -1,5 +1,7 @@
 """`flask --app wsgi billing …` commands."""
+import signal
 import sys
+import time
 
 import click
 from flask.cli import AppGroup
@@ -7,8 +9,8 @@ from sqlalchemy import select
 
 from .extensions import db
 from .models import Agent
-from .services import ValidationFailed, accounts, api_tokens, audit, entitlements, orders
-from .services.demo import DEMO_PASSWORD, SIGN_INS, load_demo_data, use_simulator
+from .services import ValidationFailed, accounts, api_tokens, audit, entitlements, notifications, orders, outbox
+from .services.demo import DEMO_PASSWORD, SIGN_INS, load_demo_data, use_debug_smtp, use_simulator
 
 billing_cli = AppGroup("billing", help="LimonBilling administration.")
 
@@ -74,6 +76,61 @@ def use_simulator_command(base_url: str) -> None:
         click.echo(f"Card payments go to the NestPay simulator at {base_url} (test card 4355 0843 5508 4358).")
     else:
         click.echo("A card gateway is already configured; left as it is.")
+
+
+@billing_cli.command("use-debug-smtp")
+@click.argument("address", default="127.0.0.1:8025")
+def use_debug_smtp_command(address: str) -> None:
+    """Send e-mail to a local debugging SMTP server that prints it (development; only if none is set up)."""
+    host, _sep, port = address.rpartition(":")
+    if use_debug_smtp(host, int(port)):
+        db.session.commit()
+        click.echo(f"E-mails go to the debugging SMTP server at {address}; Settings → Notifications lists them.")
+    else:
+        click.echo("An SMTP server is already configured; left as it is.")
+
+
+@billing_cli.command("remind")
+def remind() -> None:
+    """Queue the time-based reminders: subscriptions ending (30, 7, 1 days before) and ended.
+    Idempotent: run it from cron, e.g. hourly; a second run the same day queues nothing new."""
+    queued = notifications.queue_reminders()
+    db.session.commit()
+    click.echo(f"{queued} reminder(s) queued.")
+
+
+outbox_cli = AppGroup("outbox", help="Deliver the queued e-mails and SMS.")
+billing_cli.add_command(outbox_cli)
+
+
+def _report(report: outbox.SendReport) -> str:
+    return f"{report.sent} sent, {report.retrying} to retry later, {report.failed} failed for good."
+
+
+@outbox_cli.command("send-due")
+def outbox_send_due() -> None:
+    """Deliver what is due now, once (for cron)."""
+    click.echo(_report(outbox.send_due()))
+
+
+@outbox_cli.command("run")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds to wait when nothing is due.")
+def outbox_run(interval: float) -> None:
+    """The worker: deliver due messages in a loop until stopped (SIGTERM or Ctrl-C finish the current one)."""
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_args: stopping.append(True))
+    click.echo(f"Outbox worker started; checking every {interval:g} s.")
+    try:
+        while not stopping:
+            report = outbox.send_due()
+            db.session.remove()
+            if report.handled:
+                click.echo(_report(report))
+            else:
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    click.echo("Outbox worker stopped.")
 
 
 @billing_cli.command("create-token")

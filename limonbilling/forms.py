@@ -7,7 +7,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired
+from wtforms.validators import EqualTo, InputRequired
 
 from .services import ValidationFailed
 
@@ -40,6 +40,21 @@ class CustomerDetailsForm(FlaskForm):
 class SignInForm(FlaskForm):
     email = EmailField(_l("E-mail"), validators=[InputRequired()])
     password = PasswordField(_l("Password"), validators=[InputRequired()])
+
+
+class ButtonForm(FlaskForm):
+    """A form that is only a button: it carries the CSRF token."""
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[InputRequired()])
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField(_l("New password"), validators=[InputRequired()],
+                             description=_l("At least 8 characters, with a digit or a symbol."))
+    confirm = PasswordField(_l("New password again"), validators=[InputRequired(), EqualTo(
+        "password", message=_l("The two passwords are not the same."))])
 
 
 class PasswordChangeForm(FlaskForm):

@@ -244,6 +244,9 @@ class PlaceOrderForm(FlaskForm):
     price_override = StringField(_l("Price override"), validators=[Optional()],
                                  description=_l("Empty: the package price. 0 makes it free."))
     create_invoice = BooleanField(_l("Create an invoice"), default=True)
+    send_confirmation = BooleanField(_l("Send the order confirmation e-mail"), default=True)
+    send_invoice = BooleanField(_l("Send the invoice by e-mail"), default=False,
+                                description=_l("Needs \"Create an invoice\"."))
 
 
 class BalanceAdjustmentForm(FlaskForm):
@@ -261,3 +264,43 @@ class RefundForm(FlaskForm):
         SelectChoice("bank", _l("The card, through the bank")),
         SelectChoice("balance", _l("The customer's account balance")),
     ], default="bank", validators=[InputRequired()])
+
+
+class NotificationSettingsForm(FlaskForm):
+    """Settings → Notifications: the SMTP server, the SMS provider, retries, the low-credit warning."""
+
+    smtp_host = StringField(_l("SMTP server"),
+                            description=_l("e.g. smtp.example.com; empty: e-mails wait in the outbox."))
+    smtp_port = IntegerField(_l("Port"), validators=[InputRequired(), NumberRange(min=1, max=65535)])
+    smtp_security = SelectField(_l("Connection security"), choices=[
+        SelectChoice("starttls", _l("STARTTLS (port 587)")), SelectChoice("ssl", _l("SSL/TLS (port 465)")),
+        SelectChoice("none", _l("None (local servers only)")),
+    ])
+    smtp_username = StringField(_l("User name"), description=_l("Empty when the server needs no sign-in."))
+    smtp_password = PasswordField(_l("Password"))
+    smtp_from_address = EmailField(_l("Sender address"))
+    smtp_from_name = StringField(_l("Sender name"), description=_l("Empty: the company name."))
+    notification_max_attempts = IntegerField(
+        _l("Attempts before a message is marked failed"), validators=[InputRequired(), NumberRange(min=1, max=50)])
+    low_credit_threshold = IntegerField(
+        _l("Warn customers when their credits fall below"), validators=[InputRequired(), NumberRange(min=0)],
+        description=_l("0 sends no warning. A customer's own threshold (Paid subscriptions) wins."))
+    sms_enabled = BooleanField(_l("Send SMS"))
+    sms_url = StringField(_l("SMS provider address"))
+    sms_method = SelectField(_l("Request method"), choices=[SelectChoice("POST", "POST"), SelectChoice("GET", "GET")])
+    sms_parameters = TextAreaField(
+        _l("Parameters"), description=_l("One name=value per line; {phone}, {phone_digits} and {message} are "
+                                         "filled in, e.g. to={phone_digits}"))
+    sms_username = StringField(_l("SMS user name"), description=_l("Sent as HTTP Basic authentication."))
+    sms_password = PasswordField(_l("SMS password"))
+    sms_agent_phone = StringField(_l("Agents' phone for SMS alerts"),
+                                  description=_l("Gets purchases and activation requests; empty: none."))
+
+
+class TestSendForm(FlaskForm):
+    recipient = StringField(_l("Send a test to"), validators=[InputRequired()])
+
+
+class LowCreditThresholdForm(FlaskForm):
+    low_credit_threshold = IntegerField(_l("Warn when credits fall below"), validators=[Optional(), NumberRange(min=0)],
+                                        description=_l("Empty: the global setting."))

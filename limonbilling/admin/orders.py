@@ -214,6 +214,8 @@ def order_place(customer_id: int):
                 form, orders.create_order, customer, package, payment_method=form.payment_method.data,
                 actor=current_actor(), ip=request.remote_addr, promo_code=form.promo_code.data, placed_by=agent,
                 price_override_minor=override, create_invoice=form.create_invoice.data,
+                send_confirmation=form.send_confirmation.data,
+                send_invoice=form.send_invoice.data and form.create_invoice.data,
             )
             if ok:
                 flash(_("Order %(number)s is placed.", number=order.number), "success")

@@ -5,7 +5,17 @@ from flask_babel import gettext as _
 from flask_login import logout_user
 from sqlalchemy import func, select
 
-from ..auth import OWNER, SIGNED_IN, current_actor, current_agent, public, requires, sign_in_page
+from ..auth import (
+    OWNER,
+    SIGNED_IN,
+    current_actor,
+    current_agent,
+    forgot_password_page,
+    public,
+    requires,
+    reset_password_page,
+    sign_in_page,
+)
 from ..extensions import db
 from ..forms import CustomerDetailsForm, PasswordChangeForm, run_service
 from ..models import Agent, AuditEntry, Customer, Department
@@ -42,6 +52,18 @@ def _get_or_404(model, record_id: int):
 @public
 def login():
     return sign_in_page(accounts.authenticate_agent, "admin/login.html", "admin.dashboard")
+
+
+@bp.route("/forgot-password", methods=["GET", "POST"])
+@public
+def forgot_password():
+    return forgot_password_page("agent", "admin")
+
+
+@bp.route("/reset-password/<token>", methods=["GET", "POST"])
+@public
+def reset_password(token: str):
+    return reset_password_page(token, "admin")
 
 
 @bp.route("/logout", methods=["POST"])

@@ -130,6 +130,10 @@ SCHEMAS = {
             "promo_code": {"type": ["string", "null"]},
             "price_override": {"type": ["string", "null"], "pattern": r"^[0-9]+([.,][0-9]{1,2})?$",
                                "description": "the price of this order instead of the package's; 0 makes it free"},
+            "send_confirmation": {"type": "boolean", "default": False,
+                                  "description": "e-mail the order confirmation to the customer"},
+            "send_invoice": {"type": "boolean", "default": False,
+                             "description": "e-mail the invoice to the customer"},
         },
     },
     "Order": {

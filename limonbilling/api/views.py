@@ -232,6 +232,9 @@ def create_order():
             errors[field] = ["Give the id as a whole number."]
     if data.get("payment_method") not in ("manual", "bank_transfer"):
         errors["payment_method"] = ["Use 'manual' or 'bank_transfer'."]
+    for field in ("send_confirmation", "send_invoice"):
+        if not isinstance(data.get(field, False), bool):
+            errors[field] = ["Use true or false."]
     for field in ("promo_code", "price_override"):
         if data.get(field) is not None and not isinstance(data.get(field), str):
             errors[field] = ["Give it as text, e.g. \"150.00\"." if field == "price_override" else "Must be text."]
@@ -247,6 +250,7 @@ def create_order():
         _get(Customer, data["customer_id"], "customer"), _get(Package, data["package_id"], "package"),
         payment_method=data["payment_method"], actor=_actor(), ip=request.remote_addr,
         promo_code=data.get("promo_code"), price_override_minor=override,
+        send_confirmation=data.get("send_confirmation", False), send_invoice=data.get("send_invoice", False),
     )
     return jsonify(_order_json(order)), 201
 

@@ -16,6 +16,7 @@ from .entitlements import (
 )
 from .helpdesk import CONVERSATION_KINDS, CONVERSATION_STATUSES, Conversation, Message
 from .invoices import INVOICE_STATUSES, Invoice, InvoiceCounter
+from .notifications import NOTIFICATION_CHANNELS, NOTIFICATION_STATES, Notification
 from .orders import (
     ORDER_KINDS,
     ORDER_STATUSES,
@@ -66,6 +67,9 @@ __all__ = [
     "Invoice",
     "InvoiceCounter",
     "LedgerEntry",
+    "NOTIFICATION_CHANNELS",
+    "NOTIFICATION_STATES",
+    "Notification",
     "Package",
     "PromoCode",
     "Setting",

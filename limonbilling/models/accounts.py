@@ -53,6 +53,11 @@ class Agent(PasswordMixin, UserMixin, db.Model):
         return self.is_owner or bool(getattr(self, f"can_{permission}"))
 
     @property
+    def first_name(self) -> str:
+        """The first word of the name, to greet the agent in e-mails."""
+        return self.name.split()[0] if self.name.strip() else self.name
+
+    @property
     def permissions(self) -> list[str]:
         return [p for p in PERMISSIONS if self.can(p)]
 
@@ -82,6 +87,8 @@ class Customer(PasswordMixin, UserMixin, db.Model):
     package_type: Mapped[str | None] = mapped_column(String(12))
     credits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Warn by e-mail when credits fall below this; None uses the global setting.
+    low_credit_threshold: Mapped[int | None] = mapped_column(Integer)
     identity_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     identity_verified_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now, index=True)

@@ -98,8 +98,8 @@ def save_settings(values: Mapping, actor) -> list[str]:
     """
     current = settings.get_all()
     clean = {key: values[key] for key in values if key in settings.DEFAULTS and key.startswith("nestpay_")}
-    for key in settings.SECRET_KEYS:
-        if not clean.get(key):
+    for key in settings.SECRET_KEYS & clean.keys():
+        if not clean[key]:
             clean[key] = current[key]
     for key in ("nestpay_gate_url", "nestpay_api_url", "nestpay_client_id", "nestpay_api_user"):
         clean[key] = (clean.get(key) or "").strip()

@@ -2,11 +2,19 @@ from flask import flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 
-from ..auth import current_actor, current_customer, public, sign_in, sign_in_page
+from ..auth import (
+    current_actor,
+    current_customer,
+    forgot_password_page,
+    public,
+    reset_password_page,
+    sign_in,
+    sign_in_page,
+)
 from ..extensions import db
-from ..forms import CustomerDetailsForm, PasswordChangeForm, run_service
+from ..forms import ButtonForm, CustomerDetailsForm, PasswordChangeForm, run_service
 from ..safe_redirect import safe_next
-from ..services import accounts, customers
+from ..services import ServiceError, accounts, customers, notifications
 from ..services.settings import LANGUAGES
 from . import bp
 from .forms import RegistrationForm
@@ -31,6 +39,42 @@ def logout():
     return redirect(url_for("portal.login"))
 
 
+@bp.route("/forgot-password", methods=["GET", "POST"])
+@public
+def forgot_password():
+    return forgot_password_page("customer", "portal")
+
+
+@bp.route("/reset-password/<token>", methods=["GET", "POST"])
+@public
+def reset_password(token: str):
+    return reset_password_page(token, "portal")
+
+
+@bp.route("/verify-email/<token>")
+@public
+def verify_email(token: str):
+    """The link of the welcome / confirmation e-mail; it works signed in or not."""
+    try:
+        accounts.verify_email(token)
+    except ServiceError as error:
+        flash(error.message, "danger")
+    else:
+        db.session.commit()
+        flash(_("Thank you: your e-mail address is confirmed."), "success")
+    return redirect(url_for("portal.profile" if current_customer() else "portal.login"))
+
+
+@bp.route("/profile/verify-email", methods=["POST"])
+def resend_verification():
+    customer = current_customer()
+    if customer.email_verified_at is None and ButtonForm().validate_on_submit():
+        notifications.email_verification(customer)
+        db.session.commit()
+        flash(_("A new confirmation link is on its way to %(email)s.", email=customer.email), "info")
+    return redirect(url_for("portal.profile"))
+
+
 @bp.route("/register", methods=["GET", "POST"])
 @public
 def register():
@@ -41,7 +85,8 @@ def register():
         ok, customer = run_service(form, customers.register_customer, form.details(), form.password.data)
         if ok:
             sign_in(customer)
-            flash(_("Welcome! Your account is ready."), "success")
+            flash(_("Welcome! Your account is ready. We sent a link to %(email)s to confirm the address.",
+                    email=customer.email), "success")
             return redirect(url_for("portal.home"))
     return render_template("portal/register.html", form=form)
 
@@ -54,7 +99,8 @@ def profile():
         if run_service(form, customers.update_customer, customer, form.details(), current_actor())[0]:
             flash(_("Your details are saved."), "success")
             return redirect(url_for("portal.profile"))
-    return render_template("portal/profile.html", form=form, password_form=PasswordChangeForm(prefix="pw"))
+    return render_template("portal/profile.html", form=form, password_form=PasswordChangeForm(prefix="pw"),
+                           action_form=ButtonForm())
 
 
 @bp.route("/profile/password", methods=["POST"])
@@ -67,7 +113,8 @@ def change_password():
             flash(_("Your password is changed."), "success")
             return redirect(url_for("portal.profile"))
     form = CustomerDetailsForm(obj=customer, formdata=None)
-    return render_template("portal/profile.html", form=form, password_form=password_form), 422
+    return render_template("portal/profile.html", form=form, password_form=password_form,
+                           action_form=ButtonForm()), 422
 
 
 @bp.route("/language/<code>", methods=["POST"])

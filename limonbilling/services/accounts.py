@@ -1,11 +1,17 @@
-"""Sign-in and agent accounts."""
+"""Sign-in, agent accounts, and the signed links that confirm an e-mail address or reset a password."""
+import hashlib
+from datetime import UTC
+
 from email_validator import validate_email
+from flask import current_app
 from flask_babel import gettext as _
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import PERMISSIONS, Agent, Customer
 from . import ServiceError, ValidationFailed, audit
+from .clock import now
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -57,6 +63,96 @@ def change_password(user: Agent | Customer, current: str, new: str, actor: audit
         raise ValidationFailed(errors)
     user.set_password(new)
     audit.record(actor, f"{user.kind}.password", user)
+
+
+# --- signed links ---------------------------------------------------------------------------------
+# A link carries the account and a fingerprint of what it is about: the e-mail address for a
+# confirmation (a link for an old address confirms nothing), the password hash for a reset (the
+# link works once: the new password changes the hash). Both expire (config *_MAX_AGE).
+
+class _ClockSigner(TimestampSigner):
+    """Signs and checks ages by the app's clock, so tests can let a link expire."""
+
+    def get_timestamp(self) -> int:
+        return int(now().replace(tzinfo=UTC).timestamp())
+
+
+def _serializer(purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt=f"limonbilling.{purpose}", signer=_ClockSigner)
+
+
+def _fingerprint(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:20]
+
+
+def email_verification_token(customer: Customer) -> str:
+    return _serializer("verify-email").dumps({"id": customer.id, "f": _fingerprint(customer.email)})
+
+
+def verify_email(token: str) -> Customer:
+    """Confirm the address the link was sent to. Raises ServiceError for a bad, expired or outdated link."""
+    data = _load(token, "verify-email", current_app.config["EMAIL_VERIFICATION_MAX_AGE"])
+    customer = db.session.get(Customer, data.get("id"))
+    if customer is None or data.get("f") != _fingerprint(customer.email):
+        raise ServiceError("link_invalid", _("This link is not valid any more; ask for a new one from your profile."))
+    if customer.email_verified_at is None:
+        customer.email_verified_at = now()
+        audit.record(audit.Actor.of(customer), "customer.email_verified", customer, email=customer.email)
+    return customer
+
+
+def password_reset_token(user: Agent | Customer, welcome: bool = False) -> str:
+    """A reset link; in a welcome mail (`welcome`) it lives as long as a confirmation link."""
+    return _serializer("reset-password").dumps(
+        {"k": user.kind, "id": user.id, "f": _fingerprint(user.password_hash), "w": welcome})
+
+
+def user_for_reset(token: str) -> Agent | Customer:
+    """The account a reset link belongs to, while the link is valid and unused."""
+    config = current_app.config
+    longest = max(config["PASSWORD_RESET_MAX_AGE"], config["EMAIL_VERIFICATION_MAX_AGE"])
+    data, signed_at = _load(token, "reset-password", longest, with_timestamp=True)
+    max_age = config["EMAIL_VERIFICATION_MAX_AGE"] if data.get("w") else config["PASSWORD_RESET_MAX_AGE"]
+    if (now() - signed_at.replace(tzinfo=None)).total_seconds() > max_age:
+        raise ServiceError("link_expired", _("This link has expired; ask for a new one."))
+    model = {"agent": Agent, "customer": Customer}.get(data.get("k"))
+    user = db.session.get(model, data.get("id")) if model is not None else None
+    if user is None or data.get("f") != _fingerprint(user.password_hash) or not getattr(user, "active", True):
+        raise ServiceError("link_invalid", _("This link has been used or is not valid; ask for a new one."))
+    return user
+
+
+def reset_password(token: str, new: str) -> Agent | Customer:
+    user = user_for_reset(token)
+    problem = password_problem(new)
+    if problem:
+        raise ValidationFailed({"password": [problem]})
+    user.set_password(new)
+    if user.kind == "customer" and user.email_verified_at is None:
+        user.email_verified_at = now()  # the link reached the inbox: the address is the customer's
+    audit.record(audit.Actor.of(user), f"{user.kind}.password_reset", user)
+    return user
+
+
+def request_password_reset(kind: str, email: str) -> None:
+    """Mail a reset link if the account exists; the page says the same either way (no account probing)."""
+    from . import notifications
+
+    user = _by_email({"agent": Agent, "customer": Customer}[kind], email)
+    if user is not None and getattr(user, "active", True):
+        notifications.password_reset(user)
+
+
+def _load(token: str, purpose: str, max_age: int, with_timestamp: bool = False):
+    try:
+        data, signed_at = _serializer(purpose).loads(token, max_age=max_age, return_timestamp=True)
+    except SignatureExpired as error:
+        raise ServiceError("link_expired", _("This link has expired; ask for a new one.")) from error
+    except BadSignature as error:
+        raise ServiceError("link_invalid", _("This link is not valid; check that it was copied whole.")) from error
+    if not isinstance(data, dict):
+        raise ServiceError("link_invalid", _("This link is not valid; check that it was copied whole."))
+    return (data, signed_at) if with_timestamp else data
 
 
 def create_agent(

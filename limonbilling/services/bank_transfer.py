@@ -10,7 +10,7 @@ from stdnum import iban as iban_number
 
 from ..extensions import db
 from ..models import CURRENCIES, BankAccount, Order
-from . import ServiceError, ValidationFailed, audit
+from . import ServiceError, ValidationFailed, audit, notifications
 from .accounts import normalize_email
 from .clock import now
 from .customers import normalize_phone
@@ -75,3 +75,4 @@ def request_activation(order: Order, *, email: str, phone: str, note: str, actor
     order.contact_email, order.contact_phone = email, phone
     order.customer_note = (note or "").strip() or None
     audit.record(actor, "order.activation_request", order, number=order.number)
+    notifications.activation_requested(order)

@@ -14,7 +14,7 @@ from stdnum.tr import tckimlik, vkn
 from ..extensions import db
 from ..models import Customer, CustomerDepartment, CustomerNote, Department
 from ..sqlite import fold_case
-from . import ValidationFailed, accounts, audit
+from . import ValidationFailed, accounts, audit, notifications
 from .accounts import normalize_email
 from .clock import now
 from .settings import LANGUAGES
@@ -142,6 +142,7 @@ def register_customer(
     db.session.add(customer)
     db.session.flush()
     audit.record(actor or audit.Actor.of(customer), "customer.register", customer)
+    notifications.welcome(customer, set_password=password is None)
     return customer
 
 
@@ -155,6 +156,9 @@ def update_customer(customer: Customer, data: dict[str, Any], actor: audit.Actor
         setattr(customer, field, clean[field])
     if changed:
         audit.record(actor, "customer.update", customer, fields=changed)
+    if "email" in changed:
+        customer.email_verified_at = None  # the new address is confirmed by the link sent to it
+        notifications.email_verification(customer)
     return changed
 
 

@@ -98,3 +98,18 @@ def use_simulator(base_url: str) -> bool:
         "nestpay_test_mode": True,
     }, audit.Actor.system("demo"))
     return True
+
+
+def use_debug_smtp(host: str, port: int) -> bool:
+    """Send e-mail to a local debugging SMTP server that prints each mail (`make run` starts one).
+
+    Only when no SMTP server is configured yet; agents and the demo's E-mail address get the mails too.
+    """
+    if settings.get("smtp_host"):
+        return False
+    settings.update({
+        "smtp_host": host, "smtp_port": port, "smtp_security": "none",
+        "smtp_from_address": "billing@example.com",
+        "notification_email": settings.get("notification_email") or "support@example.com",
+    }, audit.Actor.system("demo"))
+    return True

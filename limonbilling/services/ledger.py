@@ -10,7 +10,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..models import Customer, LedgerEntry
-from . import ServiceError, ValidationFailed, audit
+from . import ServiceError, ValidationFailed, audit, notifications
 
 customers_table = Customer.__table__
 
@@ -44,6 +44,8 @@ def post(customer: Customer, kind: str, amount: int, **cause) -> LedgerEntry:
     entry = LedgerEntry(customer_id=customer.id, kind=kind, amount=amount, balance_after=balance, **cause)
     db.session.add(entry)
     db.session.flush()
+    if kind in ("usage", "adjustment") and amount < 0:
+        notifications.credits_dropped(customer, entry)
     return entry
 
 

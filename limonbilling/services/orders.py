@@ -16,7 +16,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Agent, Customer, Order, OrderStatus, Package, PaymentAttempt, PromoCode
 from ..payments.nestpay import NestPayError
-from . import ServiceError, audit, balance, entitlements, fraud, invoices, promo_codes, settings
+from . import ServiceError, audit, balance, entitlements, fraud, invoices, notifications, promo_codes, settings
 from .clock import now
 
 NUMBER_DIGITS = 10
@@ -68,7 +68,7 @@ def quote(package: Package, promo_code: str | None = None, price_minor: int | No
 def create_order(
     customer: Customer, package: Package, *, payment_method: str, actor: audit.Actor, ip: str | None = None,
     promo_code: str | None = None, placed_by: Agent | None = None, price_override_minor: int | None = None,
-    create_invoice: bool = True,
+    create_invoice: bool = True, send_confirmation: bool = False, send_invoice: bool = False,
 ) -> Order:
     """Start an order for the package if the rules allow it now (rules 1–4 and 7).
 
@@ -79,7 +79,9 @@ def create_order(
     Paying from the account balance pays it at once. An order placed for the
     customer by an agent (`placed_by`) or the API is not fraud-checked and may
     override the price; a manual or balance one is paid, activated and Active
-    at once, a bank-transfer one waits for Accept.
+    at once, a bank-transfer one waits for Accept. The agent's options
+    `send_confirmation` and `send_invoice` mail the order confirmation and the
+    invoice to the customer.
     """
     by_customer = actor.type == "customer"
     if by_customer:
@@ -128,6 +130,10 @@ def create_order(
         mark_paid(order, actor)
     if not by_customer and order.payment_status == "paid" and order.activated:
         _set_status(order, "active")
+    if send_confirmation:
+        notifications.order_confirmation(order)
+    if send_invoice:
+        notifications.invoice_issued(order)
     return order
 
 
@@ -254,6 +260,7 @@ def activate_order(order: Order, actor: audit.Actor) -> bool:
         audit.record(actor, "order.activation_refused", order, reason=refused.code)
         return False
     order.grant_id = grant.id
+    notifications.purchase_activated(order, grant)
     return True
 
 
@@ -317,10 +324,13 @@ def accept_order(order: Order, actor: audit.Actor) -> None:
         order.payment_status = "paid"
         order.paid_at = now()
         invoices.set_status(order, "paid")
+    was_active = order.grant_id is not None
     if not activate_order(order, actor):
         raise ServiceError("activation_refused", order.notes.splitlines()[-1])
     _set_status(order, "active")
     audit.record(actor, "order.accept", order, number=order.number)
+    if was_active:  # otherwise the activation mail just queued says it all
+        notifications.order_accepted(order)
 
 
 def _revoke_and_set(order: Order, status: str, actor: audit.Actor, already: str, reason: str) -> None:
@@ -339,6 +349,7 @@ def cancel_order(order: Order, actor: audit.Actor) -> None:
     """Cancel: revoke what the order granted; the money stays where it is (see refund_order)."""
     _revoke_and_set(order, "cancelled", actor, _("This order is already cancelled."),
                     _("Order %(number)s cancelled.", number=order.number))
+    notifications.order_cancelled(order)
 
 
 def set_fraud(order: Order, actor: audit.Actor) -> None:
@@ -454,6 +465,7 @@ def refund_order(order: Order, gateway, actor: audit.Actor) -> str:
     _set_status(order, "cancelled")
     invoices.set_status(order, "refunded")
     audit.record(actor, "order.refund", order, number=order.number, amount_minor=attempt.amount_minor)
+    notifications.order_refunded(order, to_balance=False)
     return "refunded"
 
 
@@ -484,3 +496,4 @@ def refund_to_balance(order: Order, actor: audit.Actor) -> None:
     invoices.set_status(order, "refunded")
     audit.record(actor, "order.refund", order, number=order.number, amount_minor=order.amount_minor,
                  to="balance")
+    notifications.order_refunded(order, to_balance=True)

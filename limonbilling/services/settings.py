@@ -52,9 +52,26 @@ DEFAULTS: dict[str, Any] = {
     "fraud_unverified_email_points": 10,
     "fraud_price_points": 30,
     "fraud_price_factor": 5,
+    # Notifications (domain.md §9): e-mail by SMTP, SMS by an HTTP provider; passwords are write-only.
+    "smtp_host": "",
+    "smtp_port": 587,
+    "smtp_security": "starttls",  # starttls, ssl, none
+    "smtp_username": "",
+    "smtp_password": "",
+    "smtp_from_address": "",
+    "smtp_from_name": "",
+    "notification_max_attempts": 8,
+    "low_credit_threshold": 5,
+    "sms_enabled": False,
+    "sms_url": "",
+    "sms_method": "POST",
+    "sms_parameters": "to={phone}\nmessage={message}",
+    "sms_username": "",
+    "sms_password": "",
+    "sms_agent_phone": "",
 }
 
-SECRET_KEYS = frozenset({"nestpay_store_key", "nestpay_api_password"})
+SECRET_KEYS = frozenset({"nestpay_store_key", "nestpay_api_password", "smtp_password", "sms_password"})
 
 
 def get(key: str) -> Any:

@@ -1,0 +1,293 @@
+"""Who is told what, and when (domain.md §9): each event queues its e-mails and SMS in the outbox.
+
+A message is a row written in the caller's transaction, so a rolled-back
+purchase sends nothing and a committed one never loses its mail (the outbox
+sender delivers it, see services/outbox.py). Each row's key is the event and
+the recipient: the same event queued twice is one message.
+
+Customers are written to in their own language; agents at the addresses of
+Settings → General ("E-mail", with "E-mail CC" as CC) in the default language,
+and by SMS at the agents' phone of Settings → Notifications.
+"""
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from math import ceil
+
+from flask import current_app, render_template
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import or_, select
+
+from ..extensions import db, insert_ignoring_conflict
+from ..links import external_url
+from ..models import Agent, Customer, Grant, LedgerEntry, Notification, Order, SubscriptionPeriod
+from . import settings
+from .clock import now
+
+# The reminders before a subscription ends, in days; each goes once, the nearest one that applies.
+ENDING_REMINDER_DAYS = (1, 7, 30)
+# A subscription that ended longer ago than this gets no "ended" mail (e.g. on the first run of `remind`).
+ENDED_NOTICE_WITHIN = timedelta(days=7)
+
+
+def _customer_language(customer: Customer) -> str:
+    return customer.language or settings.get("default_language")
+
+
+def _already_queued(event_key: str, channel: str, recipient: str) -> bool:
+    return db.session.scalar(select(Notification.id).where(
+        Notification.event_key == event_key, Notification.channel == channel, Notification.recipient == recipient,
+    )) is not None
+
+
+def _queue(event: str, event_key: str, *, channel: str, recipient: str, language: str, template: str,
+           context: dict, subject: Callable[[], str] | None = None, cc: list[str] | None = None,
+           customer_id: int | None = None, order: Order | None = None, sensitive: bool = False) -> bool:
+    """Render the message in the recipient's language and add it to the outbox unless it is there already.
+
+    Returns whether it was added (a concurrent transaction adding the same key first still wins quietly)."""
+    if not recipient or _already_queued(event_key, channel, recipient):
+        return False
+    with force_locale(language):
+        if channel == "email":
+            title = subject()
+            body_text = render_template(f"emails/{template}.txt", subject=title, **context)
+            body_html = render_template(f"emails/{template}.html", subject=title, **context)
+        else:
+            title, body_html = "", None
+            body_text = render_template(f"sms/{template}.txt", **context).strip()
+    insert_ignoring_conflict(
+        Notification, event=event, event_key=event_key, channel=channel, recipient=recipient, cc=cc or [],
+        language=language, subject=title[:255], body_text=body_text, body_html=body_html, sensitive=sensitive,
+        customer_id=customer_id, order_number=order.number if order is not None else None, state="pending",
+        attempts=0, next_attempt_at=now(), created_at=now(),
+    )
+    db.session.info["outbox_queued"] = True
+    return True
+
+
+def _to_customer(customer: Customer, event: str, event_key: str, template: str, subject: Callable[[], str],
+                 order: Order | None = None, sensitive: bool = False, **context) -> bool:
+    return _queue(event, event_key, channel="email", recipient=customer.email, language=_customer_language(customer),
+           template=template, subject=subject, customer_id=customer.id, order=order, sensitive=sensitive,
+           context={"customer": customer, "order": order, **context})
+
+
+def _to_agents(event: str, event_key: str, template: str, subject: Callable[[], str], customer: Customer,
+               order: Order | None = None, **context) -> None:
+    """One mail to Settings → General "E-mail", with "E-mail CC" as CC (the CC list alone if no E-mail)."""
+    addresses = [settings.get("notification_email"), *settings.get("notification_email_cc")]
+    addresses = [address for address in addresses if address]
+    if not addresses:
+        return
+    _queue(event, event_key, channel="email", recipient=addresses[0], cc=addresses[1:],
+           language=settings.get("default_language"), template=template, subject=subject,
+           customer_id=customer.id, order=order, context={"customer": customer, "order": order, **context})
+
+
+def _sms(event: str, event_key: str, phone: str | None, language: str, template: str, customer: Customer,
+         order: Order | None = None, **context) -> None:
+    """An SMS, only when SMS is switched on in Settings → Notifications."""
+    from ..transports import sms_configured
+
+    if phone and sms_configured():
+        _queue(event, event_key, channel="sms", recipient=phone, language=language, template=template,
+               customer_id=customer.id, order=order, context={"customer": customer, "order": order, **context})
+
+
+def _order_links(order: Order) -> dict:
+    return {
+        "order_url": external_url("portal.order_detail", number=order.number),
+        "invoice_url": external_url("portal.order_invoice", number=order.number) if order.invoice else None,
+        "admin_order_url": external_url("admin.order_detail", number=order.number),
+    }
+
+
+# --- order events ---------------------------------------------------------------------------------
+
+def purchase_activated(order: Order, grant: Grant) -> None:
+    """A purchase is activated: the customer (e-mail and SMS), and the agents, with what it gave."""
+    from .entitlements import subscription_expiry
+
+    customer = db.session.get(Customer, order.customer_id)
+    details = {
+        "grant": grant, "package": order.package_snapshot,
+        "credits_now": customer.credits, "expiry": subscription_expiry(customer)
+        if grant.package_type == "subscription" else None, **_order_links(order),
+    }
+    key = f"order:{order.number}:activated:{grant.id}"
+    _to_customer(customer, "purchase_activated", key, "purchase_activated",
+                 lambda: _("Your %(package)s package is active", package=order.package_name), order, **details)
+    _to_agents("purchase_activated", key, "purchase_activated_agents",
+               lambda: _("Purchase: %(package)s for %(customer)s (order %(number)s)", package=order.package_name,
+                         customer=customer.display_name, number=order.number), customer, order, **details)
+    _sms("purchase_activated", key, customer.phone, _customer_language(customer), "purchase_activated",
+         customer, order, **details)
+
+
+def activation_requested(order: Order) -> None:
+    """A customer says a bank transfer is made: the agents check the account and accept the order."""
+    customer = db.session.get(Customer, order.customer_id)
+    key = f"order:{order.number}:activation_request"
+    links = _order_links(order)
+    _to_agents("activation_requested", key, "activation_requested",
+               lambda: _("Activation request: order %(number)s by %(customer)s", number=order.number,
+                         customer=customer.display_name), customer, order, **links)
+    _sms("activation_requested", key, settings.get("sms_agent_phone"), settings.get("default_language"),
+         "activation_requested", customer, order, **links)
+
+
+def order_accepted(order: Order) -> None:
+    customer = db.session.get(Customer, order.customer_id)
+    _to_customer(customer, "order_accepted", f"order:{order.number}:accepted:{now().isoformat()}", "order_accepted",
+                 lambda: _("Order %(number)s is accepted", number=order.number), order, **_order_links(order))
+
+
+def order_cancelled(order: Order) -> None:
+    customer = db.session.get(Customer, order.customer_id)
+    _to_customer(customer, "order_cancelled", f"order:{order.number}:cancelled:{now().isoformat()}",
+                 "order_cancelled", lambda: _("Order %(number)s is cancelled", number=order.number), order,
+                 **_order_links(order))
+
+
+def order_refunded(order: Order, to_balance: bool) -> None:
+    customer = db.session.get(Customer, order.customer_id)
+    _to_customer(customer, "order_refunded", f"order:{order.number}:refunded", "order_refunded",
+                 lambda: _("Order %(number)s is refunded", number=order.number), order, to_balance=to_balance,
+                 **_order_links(order))
+
+
+def order_confirmation(order: Order) -> None:
+    """An agent placed the order for the customer and ticked "Send order confirmation"."""
+    customer = db.session.get(Customer, order.customer_id)
+    _to_customer(customer, "order_confirmation", f"order:{order.number}:confirmation", "order_confirmation",
+                 lambda: _("Order confirmation %(number)s", number=order.number), order, **_order_links(order))
+
+
+def invoice_issued(order: Order) -> None:
+    """An agent placed the order for the customer and ticked "Send invoice e-mail"."""
+    if order.invoice is None:
+        return
+    customer = db.session.get(Customer, order.customer_id)
+    _to_customer(customer, "invoice_issued", f"order:{order.number}:invoice", "invoice_issued",
+                 lambda: _("Invoice for order %(number)s", number=order.number), order, invoice=order.invoice,
+                 **_order_links(order))
+
+
+# --- accounts -------------------------------------------------------------------------------------
+
+def welcome(customer: Customer, set_password: bool = False) -> None:
+    """On registration: welcome, with the link that confirms the e-mail address.
+
+    An account an agent or the API opened has a password nobody knows: the
+    mail then also carries a link to choose one.
+    """
+    from .accounts import email_verification_token, password_reset_token
+
+    set_password_url = None
+    if set_password:
+        set_password_url = external_url("portal.reset_password", token=password_reset_token(customer, welcome=True))
+    _to_customer(customer, "welcome", f"customer:{customer.id}:welcome", "welcome",
+                 lambda: _("Welcome to %(company)s", company=settings.get("company_name")), sensitive=True,
+                 verify_url=external_url("portal.verify_email", token=email_verification_token(customer)),
+                 verify_days=current_app.config["EMAIL_VERIFICATION_MAX_AGE"] // 86400,
+                 set_password_url=set_password_url)
+
+
+def email_verification(customer: Customer) -> None:
+    """A new confirmation link (the customer asked again, or changed the address)."""
+    from .accounts import email_verification_token
+
+    _to_customer(customer, "email_verification", f"customer:{customer.id}:verify:{now().isoformat()}",
+                 "email_verification", lambda: _("Confirm your e-mail address"), sensitive=True,
+                 verify_url=external_url("portal.verify_email", token=email_verification_token(customer)),
+                 verify_days=current_app.config["EMAIL_VERIFICATION_MAX_AGE"] // 86400)
+
+
+def password_reset(user: Agent | Customer) -> None:
+    """A signed link to choose a new password; it expires and works once (see accounts)."""
+    from .accounts import password_reset_token
+
+    endpoint = "portal.reset_password" if user.kind == "customer" else "admin.reset_password"
+    language = user.language or settings.get("default_language")
+    _queue("password_reset", f"{user.kind}:{user.id}:reset:{now().isoformat()}", channel="email",
+           recipient=user.email, language=language, template="password_reset",
+           subject=lambda: _("Choose a new password"), sensitive=True,
+           customer_id=user.id if user.kind == "customer" else None,
+           context={"user": user, "reset_url": external_url(endpoint, token=password_reset_token(user)),
+                    "minutes": current_app.config["PASSWORD_RESET_MAX_AGE"] // 60})
+
+
+# --- credits and subscriptions --------------------------------------------------------------------
+
+def low_credit_threshold(customer: Customer) -> int:
+    """The customer's own threshold, else the global one (Settings → Notifications); 0 means no warning."""
+    if customer.low_credit_threshold is not None:
+        return customer.low_credit_threshold
+    return settings.get("low_credit_threshold")
+
+
+def credits_dropped(customer: Customer, entry: LedgerEntry) -> None:
+    """Credits running low: warn once per crossing, when this movement took the balance below the threshold."""
+    threshold = low_credit_threshold(customer)
+    before = entry.balance_after - entry.amount
+    if before >= threshold > entry.balance_after:
+        _to_customer(customer, "credits_low", f"customer:{customer.id}:credits_low:{entry.id}", "credits_low",
+                     lambda: _("You have %(count)d credits left", count=entry.balance_after),
+                     credits=entry.balance_after, packages_url=external_url("portal.packages"))
+
+
+def queue_reminders() -> int:
+    """`billing remind` (cron, idempotent): subscriptions ending and ended. Returns how many were queued.
+
+    Inside the renewal window a subscriber hears at 30, 7 and 1 days before the
+    end, each once: the nearest reminder that applies is queued under a key
+    naming the end date and the day, so a renewal (a new end) starts over and
+    a second run the same day queues nothing.
+    """
+    from .entitlements import subscription_expiry
+
+    moment = now()
+    queued = 0
+    window_days = settings.get("renewal_window_days")
+    subscribers = db.session.scalars(select(Customer).where(Customer.package_type == "subscription"))
+    for customer in subscribers:
+        expiry = subscription_expiry(customer)
+        if expiry is None or expiry <= moment:
+            continue
+        days_left = ceil((expiry - moment) / timedelta(days=1))
+        reminder = next((days for days in ENDING_REMINDER_DAYS if days_left <= days <= window_days), None)
+        if reminder is not None:
+            queued += _subscription_ending(customer, expiry, reminder, days_left)
+    for period in _periods_ended_since(moment - ENDED_NOTICE_WITHIN, moment):
+        customer = db.session.get(Customer, period.customer_id)
+        if subscription_expiry(customer) == period.effective_end:
+            key = f"customer:{customer.id}:ended:{_stamp(period.effective_end)}"
+            queued += _to_customer(customer, "subscription_ended", key, "subscription_ended",
+                                   lambda: _("Your subscription has ended"), expiry=period.effective_end,
+                                   packages_url=external_url("portal.packages"))
+    return queued
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y%m%dT%H%M%S")
+
+
+def _subscription_ending(customer: Customer, expiry: datetime, reminder: int, days_left: int) -> bool:
+    return _to_customer(customer, "subscription_ending", f"customer:{customer.id}:ending:{_stamp(expiry)}:{reminder}",
+                 "subscription_ending", lambda: _("Your subscription ends in %(days)d days", days=days_left)
+                 if days_left > 1 else _("Your subscription ends tomorrow"),
+                 expiry=expiry, days_left=days_left, packages_url=external_url("portal.packages"))
+
+
+def _periods_ended_since(start: datetime, end: datetime) -> list[SubscriptionPeriod]:
+    """Periods that ran out (not forfeited by a switch, not revoked with their order) between start and end."""
+    rows = db.session.scalars(
+        select(SubscriptionPeriod).join(Grant).where(
+            SubscriptionPeriod.ends_at > start,
+            SubscriptionPeriod.starts_at < end,
+            or_(Grant.end_reason.is_(None), Grant.end_reason.notin_(("forfeit", "revoked"))),
+        )
+    )
+    return [period for period in rows if start < period.effective_end <= end
+            and period.effective_end > period.starts_at]

@@ -1,0 +1,207 @@
+"""The outbox sender: it claims due messages, delivers them, and retries failures with growing delays.
+
+Several senders may run at once (the `billing outbox run` worker, each web
+process right after a commit, a cron `send-due`). A sender first claims rows
+in a short transaction of its own — `SELECT … FOR UPDATE SKIP LOCKED` on
+PostgreSQL, and on SQLite a conditional UPDATE inside the database's single
+write lock — marking them `sending` with its token, so no two senders hold
+the same row. Results are written back only while the claim is still the
+sender's. A claim runs out after OUTBOX_CLAIM_SECONDS, so the rows of a
+killed sender are delivered by another one.
+"""
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import Flask, current_app, has_app_context
+from flask_babel import gettext as _
+from sqlalchemy import and_, event, or_, select, update
+from sqlalchemy.orm import Session
+
+from ..extensions import db
+from ..models import Notification
+from ..transports import DeliveryError, SmtpConnection, build_email, send_sms, sms_configured, smtp_configured
+from . import ServiceError, audit, settings
+from .clock import now
+
+BATCH_SIZE = 20
+FIRST_RETRY = timedelta(minutes=1)
+LONGEST_RETRY = timedelta(hours=6)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """1, 2, 4, 8 … minutes after the 1st, 2nd, 3rd, 4th … failed attempt, at most 6 hours."""
+    return min(FIRST_RETRY * 2 ** (attempts - 1), LONGEST_RETRY)
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.retrying + self.failed
+
+
+def ready_channels(values: dict) -> list[str]:
+    """E-mail waits in the outbox until SMTP is configured; SMS rows exist only while SMS is on."""
+    return [channel for channel, ready in (("email", smtp_configured(values)), ("sms", sms_configured(values)))
+            if ready]
+
+
+def _claimable(moment: datetime, channels: list[str]):
+    return and_(Notification.channel.in_(channels), or_(
+        and_(Notification.state == "pending", Notification.next_attempt_at <= moment),
+        and_(Notification.state == "sending", Notification.claimed_until < moment),
+    ))
+
+
+def claim(limit: int, channels: list[str]) -> list[Notification]:
+    """Take up to `limit` due rows for this sender and commit the claim at once."""
+    if not channels:
+        return []
+    moment, token = now(), secrets.token_hex(16)
+    due_ids = list(db.session.scalars(
+        select(Notification.id).where(_claimable(moment, channels))
+        .order_by(Notification.next_attempt_at, Notification.id).limit(limit)
+        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises
+    ))
+    if due_ids:
+        db.session.execute(
+            update(Notification).where(Notification.id.in_(due_ids), _claimable(moment, channels))
+            .values(state="sending", claim_token=token,
+                    claimed_until=moment + timedelta(seconds=current_app.config["OUTBOX_CLAIM_SECONDS"])),
+            execution_options={"synchronize_session": False},
+        )
+    db.session.commit()
+    if not due_ids:
+        return []
+    return list(db.session.scalars(
+        select(Notification).where(Notification.claim_token == token).order_by(Notification.id)
+        .execution_options(populate_existing=True)
+    ))
+
+
+def _finish(notification: Notification, **values) -> None:
+    db.session.execute(
+        update(Notification).where(Notification.id == notification.id,
+                                   Notification.claim_token == notification.claim_token)
+        .values(claim_token=None, claimed_until=None, attempts=Notification.attempts + 1, **values),
+        execution_options={"synchronize_session": False},
+    )
+    db.session.commit()
+
+
+def deliver(notification: Notification, values: dict, connection: SmtpConnection, report: SendReport) -> None:
+    """Send one claimed row and record the outcome: sent, to be retried later, or failed for good."""
+    try:
+        if notification.channel == "email":
+            connection.send(build_email(
+                values, to=notification.recipient, cc=list(notification.cc or []), subject=notification.subject,
+                text=notification.body_text, html=notification.body_html,
+                message_id=f"limonbilling-notification-{notification.id}",
+            ))
+        else:
+            send_sms(values, notification.recipient, notification.body_text)
+    except DeliveryError as error:
+        attempts = notification.attempts + 1
+        if attempts >= values["notification_max_attempts"]:
+            report.failed += 1
+            _finish(notification, state="failed", last_error=str(error)[:2000])
+            current_app.logger.warning("outbox: notification %s failed for good: %s", notification.id, error)
+        else:
+            report.retrying += 1
+            _finish(notification, state="pending", last_error=str(error)[:2000],
+                    next_attempt_at=now() + retry_delay(attempts))
+        return
+    report.sent += 1
+    _finish(notification, state="sent", sent_at=now(), last_error=None)
+
+
+def send_due() -> SendReport:
+    """Deliver everything due now, batch by batch (the worker's loop body, cron's `send-due`)."""
+    report = SendReport()
+    values = settings.get_all()
+    db.session.commit()  # end the read transaction: claims run in transactions of their own
+    channels = ready_channels(values)
+    with SmtpConnection(values) as connection:
+        while batch := claim(BATCH_SIZE, channels):
+            for notification in batch:
+                deliver(notification, values, connection, report)
+    return report
+
+
+def retry(notification: Notification, actor: audit.Actor) -> None:
+    """An agent sends a failed message again: it gets a fresh set of attempts, starting now."""
+    if notification.state != "failed":
+        raise ServiceError("not_failed", _("Only a failed message can be sent again."))
+    notification.state = "pending"
+    notification.attempts = 0
+    notification.next_attempt_at = now()
+    audit.record(actor, "notification.retry", notification, recipient=notification.recipient,
+                 event=notification.event)
+    db.session.info["outbox_queued"] = True
+
+
+def waiting_for_smtp() -> int:
+    """How many e-mails wait because no SMTP server is configured (shown on the Notifications page)."""
+    if smtp_configured():
+        return 0
+    return db.session.scalar(select(db.func.count(Notification.id)).where(
+        Notification.channel == "email", Notification.state == "pending")) or 0
+
+
+# --- right after commit -----------------------------------------------------------------------------
+
+class AfterCommitSender:
+    """One background thread per process that delivers as soon as a commit queued messages.
+
+    The request never waits for the mail server and never fails because of it;
+    anything this thread cannot deliver stays in the outbox for the worker.
+    """
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def wake(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="outbox-after-commit", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self.app.app_context():
+                try:
+                    send_due()
+                except Exception:  # the worker retries whatever is left; this thread must live on
+                    self.app.logger.exception("outbox: delivery after commit failed; the worker will retry")
+                finally:
+                    db.session.remove()
+
+
+def init_app(app: Flask) -> None:
+    if app.config["OUTBOX_SEND_AFTER_COMMIT"]:
+        app.extensions["outbox_sender"] = AfterCommitSender(app)
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_sender(session: Session) -> None:
+    if session.info.pop("outbox_queued", False) and has_app_context():
+        sender = current_app.extensions.get("outbox_sender")
+        if sender is not None:
+            sender.wake()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_queued(session: Session) -> None:
+    session.info.pop("outbox_queued", None)
