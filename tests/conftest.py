@@ -118,3 +118,25 @@ def gateway(app):
     from .payment_support import configure_gateway
 
     return configure_gateway()
+
+
+@pytest.fixture
+def smtp_server(app):
+    """A real SMTP server on loopback, set up in Settings → Notifications."""
+    from .mail import SmtpServer
+
+    server = SmtpServer().start()
+    server.configure()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sms_provider(app):
+    """A real HTTP SMS provider on loopback, switched on in Settings → Notifications."""
+    from .mail import SmsProvider
+
+    provider = SmsProvider().start()
+    provider.configure()
+    yield provider
+    provider.stop()
