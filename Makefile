@@ -4,7 +4,7 @@ PY    := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app wsgi
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint clean
+.PHONY: run test lint clean translations
 
 $(STAMP): requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -29,6 +29,14 @@ run: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+
+## Collect the texts to translate into the catalogues (limonbilling/translations/*/LC_MESSAGES/messages.po),
+## then compile them; translate the new empty entries in the .po files and run it again
+translations: $(STAMP)
+	$(VENV)/bin/pybabel -q extract -F babel.cfg -k _l -o messages.pot .
+	$(VENV)/bin/pybabel -q update -i messages.pot -d limonbilling/translations --no-fuzzy-matching --width 100
+	rm messages.pot
+	$(VENV)/bin/pybabel -q compile -d limonbilling/translations
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -54,7 +54,7 @@ class ResetPasswordForm(FlaskForm):
     password = PasswordField(_l("New password"), validators=[InputRequired()],
                              description=_l("At least 8 characters, with a digit or a symbol."))
     confirm = PasswordField(_l("New password again"), validators=[InputRequired(), EqualTo(
-        "password", message=_l("The two passwords are not the same."))])
+        "password", message=_l("The two passwords differ."))])
 
 
 class PasswordChangeForm(FlaskForm):

@@ -44,8 +44,15 @@ class SmtpServer:
         self.port = free_port()
         self.delay = delay  # seconds each DATA takes, to widen races between senders
         self.received: list[Received] = []
+        self.refuse: set[str] = set()  # recipients answered with 550
         self._lock = threading.Lock()
         self._controller: Controller | None = None
+
+    async def handle_RCPT(self, _server, _session, envelope, address, _options):  # noqa: N802
+        if address in self.refuse:
+            return "550 5.1.1 Mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, _server, _session, envelope):  # noqa: N802 (aiosmtpd's hook name)
         if self.delay:

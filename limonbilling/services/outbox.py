@@ -59,8 +59,23 @@ def _claimable(moment: datetime, channels: list[str]):
     ))
 
 
-def claim(limit: int, channels: list[str]) -> list[Notification]:
-    """Take up to `limit` due rows for this sender and commit the claim at once."""
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed row, copied out so that no transaction stays open while the mail server is talked to."""
+
+    id: int
+    claim_token: str
+    channel: str
+    recipient: str
+    cc: tuple[str, ...]
+    subject: str
+    body_text: str
+    body_html: str | None
+    attempts: int
+
+
+def claim(limit: int, channels: list[str]) -> list[Claimed]:
+    """Take up to `limit` due rows for this sender; the claim is committed before anything is sent."""
     if not channels:
         return []
     moment, token = now(), secrets.token_hex(16)
@@ -69,6 +84,7 @@ def claim(limit: int, channels: list[str]) -> list[Notification]:
         .order_by(Notification.next_attempt_at, Notification.id).limit(limit)
         .with_for_update(skip_locked=True)  # PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises
     ))
+    claimed = []
     if due_ids:
         db.session.execute(
             update(Notification).where(Notification.id.in_(due_ids), _claimable(moment, channels))
@@ -76,49 +92,51 @@ def claim(limit: int, channels: list[str]) -> list[Notification]:
                     claimed_until=moment + timedelta(seconds=current_app.config["OUTBOX_CLAIM_SECONDS"])),
             execution_options={"synchronize_session": False},
         )
+        claimed = [
+            Claimed(row.id, token, row.channel, row.recipient, tuple(row.cc or ()), row.subject, row.body_text,
+                    row.body_html, row.attempts)
+            for row in db.session.scalars(
+                select(Notification).where(Notification.claim_token == token).order_by(Notification.id)
+                .execution_options(populate_existing=True))
+        ]
     db.session.commit()
-    if not due_ids:
-        return []
-    return list(db.session.scalars(
-        select(Notification).where(Notification.claim_token == token).order_by(Notification.id)
-        .execution_options(populate_existing=True)
-    ))
+    return claimed
 
 
-def _finish(notification: Notification, **values) -> None:
+def _finish(message: Claimed, **values) -> None:
+    """Record the outcome in a short transaction, only while the claim is still this sender's."""
     db.session.execute(
-        update(Notification).where(Notification.id == notification.id,
-                                   Notification.claim_token == notification.claim_token)
-        .values(claim_token=None, claimed_until=None, attempts=Notification.attempts + 1, **values),
+        update(Notification).where(Notification.id == message.id, Notification.claim_token == message.claim_token)
+        .values(claim_token=None, claimed_until=None, attempts=message.attempts + 1, **values),
         execution_options={"synchronize_session": False},
     )
     db.session.commit()
 
 
-def deliver(notification: Notification, values: dict, connection: SmtpConnection, report: SendReport) -> None:
-    """Send one claimed row and record the outcome: sent, to be retried later, or failed for good."""
+def deliver(message: Claimed, values: dict, connection: SmtpConnection, report: SendReport) -> None:
+    """Send one claimed message and record the outcome: sent, to be retried later, or failed for good."""
     try:
-        if notification.channel == "email":
+        if message.channel == "email":
             connection.send(build_email(
-                values, to=notification.recipient, cc=list(notification.cc or []), subject=notification.subject,
-                text=notification.body_text, html=notification.body_html,
-                message_id=f"limonbilling-notification-{notification.id}",
+                values, to=message.recipient, cc=list(message.cc), subject=message.subject,
+                text=message.body_text, html=message.body_html,
+                message_id=f"limonbilling-notification-{message.id}",
             ))
         else:
-            send_sms(values, notification.recipient, notification.body_text)
+            send_sms(values, message.recipient, message.body_text)
     except DeliveryError as error:
-        attempts = notification.attempts + 1
+        attempts = message.attempts + 1
         if attempts >= values["notification_max_attempts"]:
             report.failed += 1
-            _finish(notification, state="failed", last_error=str(error)[:2000])
-            current_app.logger.warning("outbox: notification %s failed for good: %s", notification.id, error)
+            _finish(message, state="failed", last_error=str(error)[:2000])
+            current_app.logger.warning("outbox: notification %s failed for good: %s", message.id, error)
         else:
             report.retrying += 1
-            _finish(notification, state="pending", last_error=str(error)[:2000],
+            _finish(message, state="pending", last_error=str(error)[:2000],
                     next_attempt_at=now() + retry_delay(attempts))
         return
     report.sent += 1
-    _finish(notification, state="sent", sent_at=now(), last_error=None)
+    _finish(message, state="sent", sent_at=now(), last_error=None)
 
 
 def send_due() -> SendReport:
@@ -129,8 +147,8 @@ def send_due() -> SendReport:
     channels = ready_channels(values)
     with SmtpConnection(values) as connection:
         while batch := claim(BATCH_SIZE, channels):
-            for notification in batch:
-                deliver(notification, values, connection, report)
+            for message in batch:
+                deliver(message, values, connection, report)
     return report
 
 

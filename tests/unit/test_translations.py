@@ -1,0 +1,37 @@
+"""The Turkish catalogue: compiled from its source, and covering every e-mail and SMS text."""
+from io import BytesIO
+from pathlib import Path
+
+from babel.messages.extract import extract_from_dir
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+ROOT = Path(__file__).resolve().parents[2]
+TRANSLATIONS = ROOT / "limonbilling" / "translations"
+
+
+def catalogue(language: str):
+    with (TRANSLATIONS / language / "LC_MESSAGES" / "messages.po").open("rb") as source:
+        return read_po(source, locale=language)
+
+
+def test_each_compiled_catalogue_matches_its_source():
+    for source in TRANSLATIONS.glob("*/LC_MESSAGES/messages.po"):
+        compiled = BytesIO()
+        with source.open("rb") as po:
+            write_mo(compiled, read_po(po))
+        assert source.with_suffix(".mo").read_bytes() == compiled.getvalue(), f"run `make translations` ({source})"
+
+
+def test_every_e_mail_and_sms_text_is_in_turkish():
+    turkish = catalogue("tr")
+    texts = set()
+    for folder in ("templates/emails", "templates/sms"):
+        for _file, _line, message, _comments, _context in extract_from_dir(
+                ROOT / folder, method_map=[("**.html", "jinja2"), ("**.txt", "jinja2")]):
+            texts.add(message)
+    for _file, _line, message, _comments, _context in extract_from_dir(
+            ROOT / "limonbilling" / "services", method_map=[("notifications.py", "python")]):
+        texts.add(message)
+    untranslated = sorted(text for text in texts if not (turkish.get(text) and turkish.get(text).string))
+    assert len(texts) > 60 and untranslated == []
