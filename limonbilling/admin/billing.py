@@ -20,9 +20,10 @@ from ..services import (
     ledger,
     orders,
     packages,
+    settings,
 )
 from . import bp
-from .forms import BalanceAdjustmentForm, CreditAdjustmentForm, PackageForm, ToggleForm
+from .forms import BalanceAdjustmentForm, CreditAdjustmentForm, LowCreditThresholdForm, PackageForm, ToggleForm
 
 
 def billing_view(*rules: str, **options):
@@ -125,7 +126,8 @@ def subscription_list():
 
 
 @billing_view("/billing/subscriptions/<int:customer_id>", methods=["GET", "POST"])
-def subscription_detail(customer_id: int, balance_form: BalanceAdjustmentForm | None = None):
+def subscription_detail(customer_id: int, balance_form: BalanceAdjustmentForm | None = None,
+                        threshold_form: LowCreditThresholdForm | None = None):
     customer = db.session.get(Customer, customer_id)
     if customer is None:
         abort(404)
@@ -148,7 +150,23 @@ def subscription_detail(customer_id: int, balance_form: BalanceAdjustmentForm | 
         balances=balance.amounts(customer),
         balance_entries=list(db.session.scalars(balance.entries(customer.id).limit(20))),
         cancellation=cancellations.pending_request(customer),
+        threshold_form=threshold_form or LowCreditThresholdForm(
+            formdata=None, low_credit_threshold=customer.low_credit_threshold),
+        global_threshold=settings.get("low_credit_threshold"),
     )
+
+
+@billing_view("/billing/subscriptions/<int:customer_id>/low-credit-threshold", methods=["POST"])
+def low_credit_threshold(customer_id: int):
+    """When this customer is warned that credits run low (empty: the global setting)."""
+    customer = db.session.get(Customer, customer_id) or abort(404)
+    form = LowCreditThresholdForm()
+    if form.validate_on_submit():
+        if run_service(form, customers.set_low_credit_threshold, customer, form.low_credit_threshold.data,
+                       current_actor())[0]:
+            flash(_("The low-credit warning threshold is saved."), "success")
+            return redirect(url_for("admin.subscription_detail", customer_id=customer.id))
+    return subscription_detail(customer_id, threshold_form=form), 422
 
 
 @billing_view("/billing/subscriptions/<int:customer_id>/balance", methods=["POST"])

@@ -13,7 +13,7 @@ from .. import format_money
 from ..auth import current_actor, current_agent
 from ..extensions import db
 from ..forms import run_service
-from ..models import ORDER_STATUSES, BalanceEntry, Customer, LedgerEntry, Order, Package
+from ..models import ORDER_STATUSES, BalanceEntry, Customer, LedgerEntry, Notification, Order, Package
 from ..pagination import keyset_page
 from ..payments.nestpay_gateway import NestPayGateway
 from ..services import ServiceError, balance, entitlements, order_statuses, orders, packages
@@ -108,8 +108,10 @@ def order_detail(number: str):
         ))
     balance_entries = list(db.session.scalars(
         select(BalanceEntry).where(BalanceEntry.order_id == order.id).order_by(BalanceEntry.id)))
+    messages = list(db.session.scalars(
+        select(Notification).where(Notification.order_number == order.number).order_by(Notification.id)))
     return render_template("admin/order_detail.html", order=order, entries=entries, form=ToggleForm(),
-                           balance_entries=balance_entries)
+                           balance_entries=balance_entries, messages=messages)
 
 
 @billing_view("/billing/orders/<number>/<any(accept, cancel, fraud, pending):action>", methods=["POST"])

@@ -162,6 +162,15 @@ def update_customer(customer: Customer, data: dict[str, Any], actor: audit.Actor
     return changed
 
 
+def set_low_credit_threshold(customer: Customer, threshold: int | None, actor: audit.Actor) -> None:
+    """The customer's own "credits running low" threshold; None follows the global setting, 0 sends none."""
+    if threshold is not None and not 0 <= threshold <= 1_000_000:
+        raise ValidationFailed({"low_credit_threshold": [_("Enter a whole number from 0 to 1,000,000.")]})
+    if customer.low_credit_threshold != threshold:
+        customer.low_credit_threshold = threshold
+        audit.record(actor, "customer.low_credit_threshold", customer, threshold=threshold)
+
+
 def search(query: str | None = None):
     """A select of customers matching name, company, e-mail or phone, newest first."""
     statement = select(Customer).order_by(Customer.id.desc())
