@@ -5,6 +5,7 @@ no purchase and no mail; senders racing (threads, processes, the web process
 right after commit) deliver each mail once; reminders run day by day go once.
 """
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -245,3 +246,24 @@ def test_the_reminder_command_on_simulated_days_sends_each_reminder_once(app, sm
     subjects = [mail.subject for mail in smtp_server.to(customer.email)][1:]  # after the welcome
     assert subjects == ["Aboneliğinizin bitmesine 30 gün kaldı", "Aboneliğinizin bitmesine 7 gün kaldı",
                         "Aboneliğiniz yarın bitiyor", "Aboneliğiniz sona erdi"]
+
+
+def test_the_worker_delivers_until_it_is_stopped(app, database_url, smtp_server):
+    environment = {**os.environ, "LIMONBILLING_CONFIG": "testing", "TEST_DATABASE_URL": database_url}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "billing", "outbox", "run", "--interval", "0.2"],
+        cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        make_customer(email="first@example.com")
+        deadline = time.monotonic() + 30
+        while not smtp_server.to("first@example.com") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        make_customer(email="second@example.com")  # queued while the worker idles
+        while not smtp_server.to("second@example.com") and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output, errors = worker.communicate(timeout=30)
+    assert worker.returncode == 0, errors
+    assert len(smtp_server.received) == 2
+    assert "Outbox worker stopped." in output
