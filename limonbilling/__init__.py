@@ -1,5 +1,6 @@
 """LimonBilling: the paid VIP support billing module of a help desk."""
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from config import CONFIGS, INSTANCE_DIR
 from .extensions import babel, csrf, db, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
+CODE_AGAINST_DIGITS = re.compile(r"\b([A-Z]{3})(?=\d)")
 
 
 def select_locale() -> str:
@@ -92,8 +94,12 @@ def create_app(config=None) -> Flask:
 
 
 def format_money(minor: int, currency: str) -> str:
-    """Integer minor units shown in the page's locale: ₺1.250,00 in Turkish, TRY 1,250.00 in English."""
-    return format_currency(Decimal(minor) / 100, currency)
+    """Integer minor units shown in the page's locale: ₺1.250,00 in Turkish, TRY 1,250.00 in English.
+
+    Babel writes a currency code against the digits (TRY1,250.00); CLDR's
+    spacing rule puts a (non-breaking) space between a code and a number.
+    """
+    return CODE_AGAINST_DIGITS.sub("\\1\xa0", format_currency(Decimal(minor) / 100, currency))
 
 
 def _register_template_helpers(app: Flask) -> None:

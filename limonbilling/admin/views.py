@@ -1,6 +1,8 @@
+from datetime import date
 from functools import partial
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_login import logout_user
 from sqlalchemy import func, select
@@ -19,7 +21,7 @@ from ..auth import (
 from ..extensions import db
 from ..forms import CustomerDetailsForm, PasswordChangeForm, run_service
 from ..models import Agent, AuditEntry, Customer, Department
-from ..services import ValidationFailed, accounts, customers, departments, settings
+from ..services import ValidationFailed, accounts, customers, departments, reports, settings
 from . import bp
 from .forms import (
     AgentCreateForm,
@@ -82,7 +84,32 @@ def dashboard():
         "departments": db.session.scalar(select(func.count(Department.id)).where(Department.active)),
         "agents": db.session.scalar(select(func.count(Agent.id)).where(Agent.active)),
     }
-    return render_template("admin/dashboard.html", counts=counts, vip_enabled=settings.vip_support_enabled())
+    agent = current_agent()
+    billing = None
+    if settings.vip_support_enabled() and agent.can("billing"):
+        billing = {
+            "months": reports.last_months(12), "revenue": reports.revenue_by_month(12),
+            "statuses": reports.orders_by_status(), "credits": reports.credits_by_department(12),
+            "ending": reports.subscriptions_ending(30), "pending": reports.pending_orders(),
+        }
+        billing["charts"] = _dashboard_charts(billing)
+    return render_template("admin/dashboard.html", counts=counts, vip_enabled=settings.vip_support_enabled(),
+                           billing=billing)
+
+
+def _dashboard_charts(billing: dict) -> dict:
+    """What static/js/dashboard.js draws; the page shows the same numbers in tables."""
+    status_labels = {"pending": _("Pending"), "active": _("Active"), "fraud": _("Fraud"), "cancelled": _("Cancelled")}
+    return {
+        "months": [format_date(date(int(month[:4]), int(month[5:]), 1), "MMM yyyy") for month in billing["months"]],
+        "revenue": [{"label": currency, "data": [amount / 100 for amount in by_month.values()]}
+                    for currency, by_month in billing["revenue"].items()],
+        "statuses": {"labels": [status_labels[status] for status in billing["statuses"]],
+                     "data": list(billing["statuses"].values())},
+        "credits": {"labels": [row.department for row in billing["credits"]],
+                    "sold": [row.sold for row in billing["credits"]], "used": [row.used for row in billing["credits"]],
+                    "sold_label": _("Credits sold"), "used_label": _("Credits used")},
+    }
 
 
 @bp.route("/profile", methods=["GET", "POST"])

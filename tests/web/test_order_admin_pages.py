@@ -57,7 +57,7 @@ def test_checkout_applies_a_promo_code_and_orders_with_it(shopper):
     db.session.commit()
     assert "This promo code does not exist." in client.get(f"/checkout/{package.id}?promo=nope").data.decode()
     page = client.get(f"/checkout/{package.id}?promo=ten").data.decode()
-    assert 'data-testid="total">TRY180.00' in page and 'name="promo_code" type="hidden" value="TEN"' in page
+    assert 'data-testid="total">TRY\xa0180.00' in page and 'name="promo_code" type="hidden" value="TEN"' in page
     client.post(f"/checkout/{package.id}/transfer", data={"promo_code": "TEN"})
     order = db.session.scalar(db.select(Order))
     assert (order.promo_code, order.discount_minor, order.amount_minor) == ("TEN", 2000, 18000)
@@ -73,7 +73,7 @@ def test_checkout_pays_from_the_balance_only_when_it_covers_the_total(shopper):
     assert refused.status_code == 422 and "does not cover" in refused.data.decode()
     balance.move(customer.id, "TRY", 1, "adjustment", reason="gift")
     db.session.commit()
-    assert "Pay TRY200.00 from my balance" in client.get(f"/checkout/{package.id}").data.decode()
+    assert "Pay TRY\xa0200.00 from my balance" in client.get(f"/checkout/{package.id}").data.decode()
     page = client.post(f"/checkout/{package.id}/balance", data={}, follow_redirects=True).data.decode()
     assert "is paid from your account balance" in page
     order = db.session.scalar(db.select(Order))
@@ -135,7 +135,7 @@ def test_agent_places_orders_and_refunds_one_to_the_balance(agent_client, suppor
     assert (order.status, order.payment_status) == ("cancelled", "refunded")
     assert balance.amount(customer, "TRY") == 12000 and order.customer.credits == 0
     page = agent_client.get(f"/admin/billing/subscriptions/{customer.id}").data.decode()
-    assert "TRY120.00" in page and "Refund of order" in page
+    assert "TRY\xa0120.00" in page and "Refund of order" in page
 
 
 def test_cancellation_request_from_the_portal_to_the_agent(app, agent_client, support, clock):

@@ -1,0 +1,103 @@
+"""The figures on the agents' dashboard: revenue, orders, credits sold and used, subscriptions ending.
+
+Each figure is one grouped query, so the dashboard costs the same few
+queries whatever the number of orders.
+"""
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import Customer, Department, Grant, Order, SubscriptionPeriod, Usage
+from .clock import now
+
+
+def _month(column):
+    """'YYYY-MM' of a timestamp column, in the session's SQL dialect."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.to_char(column, "YYYY-MM")
+    return func.strftime("%Y-%m", column)
+
+
+def last_months(count: int, moment: datetime | None = None) -> list[str]:
+    """The `count` months up to and including this one, oldest first, as 'YYYY-MM'."""
+    year, month = (moment or now()).year, (moment or now()).month
+    months = []
+    for _ in range(count):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return list(reversed(months))
+
+
+def revenue_by_month(months: int = 12) -> dict[str, dict[str, int]]:
+    """Money kept from paid orders (refunded ones excluded) by currency and month: {currency: {month: minor}}."""
+    labels = last_months(months)
+    month = _month(Order.paid_at)
+    rows = db.session.execute(
+        select(Order.currency, month, func.sum(Order.amount_minor))
+        .where(Order.payment_status == "paid", month >= labels[0])
+        .group_by(Order.currency, month)
+    )
+    revenue: dict[str, dict[str, int]] = {}
+    for currency, paid_month, amount in rows:
+        revenue.setdefault(currency, dict.fromkeys(labels, 0))[paid_month] = int(amount)
+    return revenue
+
+
+def orders_by_status() -> dict[str, int]:
+    counts = dict(db.session.execute(select(Order.status, func.count(Order.id)).group_by(Order.status)).all())
+    return {status: counts.get(status, 0) for status in ("pending", "active", "fraud", "cancelled")}
+
+
+@dataclass
+class DepartmentCredits:
+    department: str
+    sold: int
+    used: int
+
+
+def credits_by_department(months: int = 12) -> list[DepartmentCredits]:
+    """Credits sold in credit packages that cover each department, and credits spent there, over `months`.
+
+    A package that covers several departments counts its credits under each of them.
+    """
+    since = now() - timedelta(days=31 * months)
+    names = dict(db.session.execute(select(Department.id, Department.name)).all())
+    sold = dict.fromkeys(names, 0)
+    for snapshot in db.session.scalars(select(Grant.snapshot).where(
+            Grant.package_type == "credit", Grant.created_at >= since, Grant.end_reason.is_distinct_from("revoked"))):
+        for department_id in snapshot["department_ids"]:
+            if department_id in sold:
+                sold[department_id] += snapshot["credits"]
+    used = dict(db.session.execute(
+        select(Usage.department_id, func.sum(Usage.cost))
+        .where(Usage.covered_by == "credits", Usage.created_at >= since).group_by(Usage.department_id)
+    ).all())
+    return [DepartmentCredits(names[department_id], sold[department_id], int(used.get(department_id) or 0))
+            for department_id in sorted(names, key=names.get) if sold[department_id] or used.get(department_id)]
+
+
+@dataclass
+class EndingSubscription:
+    customer: Customer
+    ends_at: datetime
+
+
+def subscriptions_ending(days: int = 30) -> list[EndingSubscription]:
+    """Subscribers whose last period ends in the next `days` days (a renewal bought ahead moves them out)."""
+    moment = now()
+    last_end = (select(SubscriptionPeriod.customer_id, func.max(func.coalesce(
+        SubscriptionPeriod.cut_at, SubscriptionPeriod.ends_at)).label("ends_at"))
+        .group_by(SubscriptionPeriod.customer_id).subquery())
+    rows = db.session.execute(
+        select(Customer, last_end.c.ends_at).join(last_end, last_end.c.customer_id == Customer.id)
+        .where(last_end.c.ends_at > moment, last_end.c.ends_at <= moment + timedelta(days=days),
+               Customer.package_type == "subscription")
+        .order_by(last_end.c.ends_at)
+    )
+    return [EndingSubscription(customer, ends_at) for customer, ends_at in rows]
+
+
+def pending_orders() -> int:
+    return db.session.scalar(select(func.count(Order.id)).where(Order.status == "pending")) or 0

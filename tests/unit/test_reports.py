@@ -1,0 +1,76 @@
+"""The dashboard's figures (services/reports.py) and the dashboard page that shows them."""
+from limonbilling.extensions import db
+from limonbilling.models import Department
+from limonbilling.services import entitlements, orders, reports
+
+from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
+from ..payment_support import AGENT
+
+
+def manual_order(customer, package):
+    order = orders.create_order(customer, package, payment_method="manual", actor=AGENT)
+    db.session.commit()
+    return order
+
+
+def test_revenue_by_month_keeps_currencies_apart_and_leaves_refunds_out(app, clock):
+    lira, euro = make_package("credit", price="100.00"), make_package("credit", price="40.00", currency="EUR")
+    manual_order(make_customer(), lira)
+    clock.advance(days=31)  # the next month
+    manual_order(make_customer(), lira)
+    manual_order(make_customer(), euro)
+    refunded = manual_order(make_customer(), lira)
+    orders.refund_to_balance(refunded, AGENT)
+    db.session.commit()
+    months = reports.last_months(12)
+    revenue = reports.revenue_by_month(12)
+    assert months[-2:] == ["2026-03", "2026-04"] and len(months) == 12
+    assert revenue["TRY"]["2026-03"] == 10000 and revenue["TRY"]["2026-04"] == 10000
+    assert revenue["EUR"]["2026-04"] == 4000 and sum(revenue["EUR"].values()) == 4000
+
+
+def test_orders_by_status_and_pending(app):
+    package = make_package("credit")
+    manual_order(make_customer(), package)
+    orders.create_order(make_customer(), package, payment_method="bank_transfer", actor=AGENT)
+    db.session.commit()
+    assert reports.orders_by_status() == {"pending": 1, "active": 1, "fraud": 0, "cancelled": 0}
+    assert reports.pending_orders() == 1
+
+
+def test_credits_sold_and_used_by_department(app):
+    web, mail = make_department("Web", credit_per_request=3), make_department("Mail", credit_per_request=1)
+    customer = make_customer()
+    activate(customer, make_package("credit", [web, mail], credits=20))
+    entitlements.charge_usage(customer, db.session.get(Department, web.id), "ticket", "T-1")
+    entitlements.charge_usage(customer, db.session.get(Department, mail.id), "chat", "C-1")
+    db.session.commit()
+    rows = {row.department: (row.sold, row.used) for row in reports.credits_by_department()}
+    assert rows == {"Web": (20, 3), "Mail": (20, 1)}
+
+
+def test_subscriptions_ending_in_the_next_30_days(app, clock):
+    soon, later, renewed = make_customer(first_name="Soon"), make_customer(first_name="Later"), make_customer()
+    activate(soon, make_package("subscription", days=10))
+    activate(later, make_package("subscription", days=40))
+    monthly = make_package("subscription", days=20)
+    activate(renewed, monthly)
+    activate(renewed, monthly)  # renewed ahead: ends in 40 days
+    ending = reports.subscriptions_ending(30)
+    assert [(row.customer.first_name, (row.ends_at - clock.now()).days) for row in ending] == [("Soon", 10)]
+
+
+def test_the_dashboard_shows_the_figures_to_billing_agents_only(app, client):
+    manual_order(make_customer(), make_package("credit", price="1250.00"))
+    orders.create_order(make_customer(), make_package("credit"), payment_method="bank_transfer", actor=AGENT)
+    db.session.commit()
+    sign_in(client, make_agent("billing"))
+    page = client.get("/admin/").get_data(as_text=True)
+    assert 'id="pending-orders">1<' in page
+    assert "TRY\xa01,250.00" in page  # the revenue table, money in English
+    assert 'id="dashboard-data"' in page and "chart.umd.min.js" in page
+
+    other = app.test_client()
+    sign_in(other, make_agent("support"))
+    page = other.get("/admin/").get_data(as_text=True)
+    assert "Revenue by month" not in page and "dashboard-data" not in page
