@@ -1,10 +1,12 @@
 """The customer's package pages (only while the Paid VIP Support System is on)."""
-from flask import flash, redirect, render_template, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from ..auth import current_actor, current_customer, vip_required
 from ..forms import run_service
-from ..services import balance, cancellations, entitlements
+from ..models import LedgerEntry
+from ..pagination import keyset_page
+from ..services import balance, cancellations, entitlements, ledger
 from ..services import packages as catalog
 from . import bp
 from .forms import CancellationRequestForm
@@ -23,6 +25,18 @@ def packages():
         subscription_offers=[offer for offer in offers if offer[0].type == "subscription"],
         balances=balance.amounts(customer),
     )
+
+
+@bp.route("/usage")
+@vip_required
+def usage():
+    """My usage: every movement of the credit balance, with the ticket, chat or order it came from."""
+    customer = current_customer()
+    page = keyset_page(ledger.entries(customer.id).order_by(None), LedgerEntry.id,
+                       before=request.args.get("before", type=int), after=request.args.get("after", type=int),
+                       per_page=current_app.config["ITEMS_PER_PAGE"])
+    return render_template("portal/usage.html", page=page, causes=ledger.causes(page.items),
+                           entitlement=entitlements.entitlement(customer))
 
 
 @bp.route("/subscription/cancel", methods=["GET", "POST"])

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
-from ..models import Customer, LedgerEntry
+from ..models import Conversation, Customer, LedgerEntry, Order
 from . import ServiceError, ValidationFailed, audit, notifications
 
 customers_table = Customer.__table__
@@ -67,6 +67,22 @@ def ledger_sum(customer_id: int) -> int:
 def entries(customer_id: int):
     """A select of the customer's ledger, newest first."""
     return select(LedgerEntry).where(LedgerEntry.customer_id == customer_id).order_by(LedgerEntry.id.desc())
+
+
+def causes(entries: list[LedgerEntry]) -> dict[int, Conversation | Order]:
+    """What each entry came from, for the customer's usage page: the ticket or chat it paid for, or the order."""
+    usage_ids = {entry.usage_id for entry in entries if entry.usage_id is not None}
+    grant_ids = {entry.grant_id for entry in entries if entry.grant_id is not None}
+    conversations = {conversation.usage_id: conversation for conversation in db.session.scalars(
+        select(Conversation).where(Conversation.usage_id.in_(usage_ids)))} if usage_ids else {}
+    orders = {order.grant_id: order for order in db.session.scalars(
+        select(Order).where(Order.grant_id.in_(grant_ids)))} if grant_ids else {}
+    found = {}
+    for entry in entries:
+        cause = conversations.get(entry.usage_id) or orders.get(entry.grant_id)
+        if cause is not None:
+            found[entry.id] = cause
+    return found
 
 
 def adjust_credits(customer: Customer, credits: int, reason: str, actor: audit.Actor) -> LedgerEntry:

@@ -62,6 +62,9 @@ def test_credits_by_card_a_ticket_then_a_subscription_and_the_agent_accepts(shop
     page.fill("#body", "Merhaba, web sitem açılmıyor.")
     page.locator("form button.btn-primary").click()
     page.wait_for_url(re.compile(r"/tickets/\d+$"))
+    page.goto(f"{shop.url}/usage")
+    assert "Ticket: Sunucum yanıt vermiyor" in page.content() and "-2" in page.content()
+    screenshot(page, "portal-usage")
     page.goto(f"{shop.url}/packages")
     assert "You have 8 credits." in page.content()  # 10 bought, 2 for the ticket
 
