@@ -82,8 +82,10 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(portal_bp)
     app.register_blueprint(api_bp)
 
+    from . import security
     from .services import outbox
 
+    security.init_app(app)
     outbox.init_app(app)
     from .cli import billing_cli
 

@@ -1,8 +1,9 @@
 """Notifications: the outbox (every e-mail and SMS, its state and last error, retry) and its settings."""
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
+from .. import security
 from ..auth import current_actor, current_agent, requires
 from ..extensions import db
 from ..forms import ButtonForm, run_service
@@ -45,6 +46,21 @@ def notification_list():
 def notification_detail(notification_id: int):
     notification = db.session.get(Notification, notification_id) or abort(404)
     return render_template("admin/notification_detail.html", notification=notification, retry_form=ButtonForm())
+
+
+@bp.route("/notifications/<int:notification_id>/preview")
+@requires("settings")
+def notification_preview(notification_id: int):
+    """The mail's HTML alone, framed by the detail page: its inline styles are allowed here, scripts never."""
+    notification = db.session.get(Notification, notification_id) or abort(404)
+    if notification.sensitive or not notification.body_html:
+        abort(404)
+    response = make_response(notification.body_html)
+    response.headers["Content-Security-Policy"] = security.policy(
+        **{"default-src": "'none'", "style-src": "'unsafe-inline'", "img-src": "data:", "frame-ancestors": "'self'",
+           "script-src": "'none'", "form-action": "'none'"}) + "; sandbox"
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
 
 
 @bp.route("/notifications/<int:notification_id>/retry", methods=["POST"])

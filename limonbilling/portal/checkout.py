@@ -8,6 +8,7 @@ from flask import abort, current_app, flash, make_response, redirect, render_tem
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
+from .. import security
 from ..auth import current_actor, current_customer, public, vip_required
 from ..extensions import csrf, db
 from ..forms import show_errors
@@ -49,6 +50,7 @@ def _send_to_bank(gateway: NestPayGateway, order: Order, form: CheckoutForm):
     db.session.commit()
     response = make_response(render_template("portal/to_bank.html", action=action, fields=fields, order=order))
     response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Security-Policy"] = security.policy(form_action_to=action)
     return response
 
 

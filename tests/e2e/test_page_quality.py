@@ -27,6 +27,8 @@ AGENT_PAGES = ["/admin/", "/admin/billing/orders", "/admin/billing/packages", "/
 def check(page, url: str, width: int) -> list[str]:
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(f"script error: {error}"))
+    page.on("console", lambda message: errors.append(f"console: {message.text}")
+            if message.type == "error" else None)
     response = page.goto(url)
     problems = [f"HTTP {response.status}"] if response.status != 200 else []
     overflow = page.evaluate("() => document.documentElement.scrollWidth") - width
