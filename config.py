@@ -43,6 +43,8 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     ITEMS_PER_PAGE = int(os.environ.get("ITEMS_PER_PAGE", "25"))
+    # How many proxies (nginx, a load balancer) stand in front; their X-Forwarded-* headers are trusted.
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
     # The address customers reach the app at, for links in e-mails (https://billing.example.com).
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL")
     # Deliver queued e-mails and SMS from a background thread right after each commit; the

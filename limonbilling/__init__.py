@@ -9,6 +9,7 @@ from flask_babel import format_currency, format_date, format_datetime, get_local
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import CONFIGS, INSTANCE_DIR
 
@@ -58,6 +59,10 @@ def create_app(config=None) -> Flask:
             parents=True, exist_ok=True
         )
 
+    if app.config["TRUSTED_PROXIES"]:
+        # Behind N proxies (nginx, a load balancer): trust their X-Forwarded-For/-Proto/-Host, no more.
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
@@ -76,8 +81,10 @@ def create_app(config=None) -> Flask:
 
     from .admin import bp as admin_bp
     from .api import bp as api_bp
+    from .health import bp as health_bp
     from .portal import bp as portal_bp
 
+    app.register_blueprint(health_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(portal_bp)
     app.register_blueprint(api_bp)
