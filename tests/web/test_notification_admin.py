@@ -264,3 +264,16 @@ def test_an_activation_request_tells_the_agents_by_mail_with_cc_and_by_sms(clien
     assert number in agents[0].subject and "Gönderen: Ayşe" in agents[0].text()
     assert [request["to"] for request in sms_provider.requests] == ["905551112233"]
     assert number in sms_provider.requests[0]["message"]
+
+
+def test_an_agent_sets_a_customers_own_low_credit_threshold(admin):
+    customer = make_customer()
+    url = f"/admin/billing/subscriptions/{customer.id}/low-credit-threshold"
+    response = admin.post(url, data={"low_credit_threshold": "12"}, follow_redirects=True)
+    assert "The low-credit warning threshold is saved." in page_of(response)
+    assert db.session.get(Customer, customer.id).low_credit_threshold == 12
+    refused = admin.post(url, data={"low_credit_threshold": "-1"})
+    assert refused.status_code == 422 and db.session.get(Customer, customer.id).low_credit_threshold == 12
+    admin.post(url, data={"low_credit_threshold": ""})
+    assert db.session.get(Customer, customer.id).low_credit_threshold is None
+    assert "Empty: the global setting (5)." in page_of(admin.get(f"/admin/billing/subscriptions/{customer.id}"))
