@@ -4,7 +4,7 @@ PY    := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app wsgi
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint clean translations
+.PHONY: run test bench lint clean translations
 
 $(STAMP): requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -29,6 +29,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+
+## Benchmarks (not part of the tests): charge API under load, bank callbacks, big lists, memory; see bench/README.md
+bench: $(STAMP)
+	$(PY) -m bench
 
 ## Collect the texts to translate into the catalogues (limonbilling/translations/*/LC_MESSAGES/messages.po),
 ## then compile them; translate the new empty entries in the .po files and run it again
