@@ -45,6 +45,12 @@ class Config:
     ITEMS_PER_PAGE = int(os.environ.get("ITEMS_PER_PAGE", "25"))
     # How many proxies (nginx, a load balancer) stand in front; their X-Forwarded-* headers are trusted.
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
+    # Failed sign-ins allowed per account and per client IP (and password-reset requests per IP);
+    # several app servers share the counts through a common storage such as redis://host:6379.
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+    SIGN_IN_LIMIT_PER_ACCOUNT = os.environ.get("SIGN_IN_LIMIT_PER_ACCOUNT", "10 per 15 minutes")
+    SIGN_IN_LIMIT_PER_IP = os.environ.get("SIGN_IN_LIMIT_PER_IP", "50 per 15 minutes")
     # The address customers reach the app at, for links in e-mails (https://billing.example.com).
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL")
     # Deliver queued e-mails and SMS from a background thread right after each commit; the

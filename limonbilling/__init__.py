@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import CONFIGS, INSTANCE_DIR
 
-from .extensions import babel, csrf, db, login_manager, migrate
+from .extensions import babel, csrf, db, limiter, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE_AGAINST_DIGITS = re.compile(r"\b([A-Z]{3})(?=\d)")
@@ -69,6 +69,7 @@ def create_app(config=None) -> Flask:
     login_manager.blueprint_login_views = {"admin": "admin.login", "portal": "portal.login"}
     login_manager.login_message = None
     csrf.init_app(app)
+    limiter.init_app(app)
     babel.init_app(
         app,
         locale_selector=select_locale,
@@ -150,6 +151,12 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(405)
     def method_not_allowed(_error):
         return error_page(405, _("Not allowed here"), _("This address does not accept that kind of request."))
+
+    @app.errorhandler(429)
+    def too_many(_error):
+        return error_page(429, _("Too many attempts"),
+                          _("Too many failed attempts from here or for this account. Wait a few minutes and try "
+                            "again, or ask for a new password."))
 
     @app.errorhandler(CSRFError)
     def csrf_failed(_error):

@@ -7,11 +7,11 @@ portal only customers. Every admin view declares what it needs with
 """
 from functools import wraps
 
-from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user
 
-from .extensions import db, login_manager
+from .extensions import db, limiter, login_manager
 from .forms import ForgotPasswordForm, ResetPasswordForm, SignInForm, run_service
 from .models import Agent, Customer
 from .safe_redirect import safe_next
@@ -107,6 +107,24 @@ def vip_required(view):
 
     wrapper.vip_only = True
     return wrapper
+
+
+def _counts(response) -> bool:
+    """Every reset request counts (each may send a mail); of sign-ins only the failed ones (a working one redirects)."""
+    return request.endpoint.endswith("forgot_password") or response.status_code != 302
+
+
+def _submitted_account() -> str:
+    return "account:" + (request.form.get("email") or "").strip().lower()
+
+
+def throttled(view):
+    """Throttle failed sign-ins (and reset requests) per account and per client IP (Flask-Limiter)."""
+    per_ip = limiter.limit(lambda: current_app.config["SIGN_IN_LIMIT_PER_IP"], methods=["POST"],
+                           deduct_when=_counts, scope="sign-in-ip")
+    per_account = limiter.limit(lambda: current_app.config["SIGN_IN_LIMIT_PER_ACCOUNT"], methods=["POST"],
+                                deduct_when=_counts, key_func=_submitted_account, scope="sign-in-account")
+    return per_ip(per_account(view))
 
 
 def sign_in_page(authenticate, template: str, home_endpoint: str):

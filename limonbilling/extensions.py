@@ -1,5 +1,7 @@
 """Extensions are created here once and bound to the app in create_app()."""
 from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -25,6 +27,8 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
+# Storage from RATELIMIT_STORAGE_URI: memory:// for one process, redis://… shared by several app servers.
+limiter = Limiter(key_func=get_remote_address)
 
 
 def insert_ignoring_conflict(model, **values) -> None:

@@ -17,6 +17,7 @@ from ..auth import (
     requires,
     reset_password_page,
     sign_in_page,
+    throttled,
 )
 from ..extensions import db
 from ..forms import CustomerDetailsForm, PasswordChangeForm, run_service
@@ -52,12 +53,14 @@ def _get_or_404(model, record_id: int):
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
+@throttled
 def login():
     return sign_in_page(accounts.authenticate_agent, "admin/login.html", "admin.dashboard")
 
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
 @public
+@throttled
 def forgot_password():
     return forgot_password_page("agent", "admin")
 

@@ -10,6 +10,7 @@ from ..auth import (
     reset_password_page,
     sign_in,
     sign_in_page,
+    throttled,
 )
 from ..extensions import db
 from ..forms import ButtonForm, CustomerDetailsForm, PasswordChangeForm, run_service
@@ -28,6 +29,7 @@ def home():
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
+@throttled
 def login():
     return sign_in_page(accounts.authenticate_customer, "portal/login.html", "portal.home")
 
@@ -41,6 +43,7 @@ def logout():
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
 @public
+@throttled
 def forgot_password():
     return forgot_password_page("customer", "portal")
 
