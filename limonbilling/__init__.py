@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from config import CONFIGS, INSTANCE_DIR
 
@@ -17,6 +18,15 @@ from .extensions import babel, csrf, db, limiter, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE_AGAINST_DIGITS = re.compile(r"\b([A-Z]{3})(?=\d)")
+MAX_RECORD_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL
+
+
+class RecordIdConverter(IntegerConverter):
+    """`<int:…>` in every route is a database id: a larger number is simply not found (404), never a 500."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_RECORD_ID)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def select_locale() -> str:
@@ -44,6 +54,7 @@ def create_app(config=None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
+    app.url_map.converters["int"] = RecordIdConverter
     overrides = {}
     if isinstance(config, dict):
         overrides = config
@@ -136,9 +147,15 @@ def _register_error_handlers(app: Flask) -> None:
 
     def error_page(code: int, title: str, message: str):
         if request.path.startswith("/api/"):
-            return error_response(code, {404: "not_found", 405: "method_not_allowed"}.get(code, "error"), message)
+            codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 429: "too_many_requests"}
+            return error_response(code, codes.get(code, "error"), message)
         area = "admin" if request.blueprint == "admin" else "portal"
         return render_template("error.html", area=area, code=code, title=title, message=message), code
+
+    @app.errorhandler(400)
+    def bad_request(_error):
+        return error_page(400, _("Bad request"), _("The request could not be understood. Check what you sent "
+                                                   "and try again."))
 
     @app.errorhandler(403)
     def forbidden(_error):

@@ -6,7 +6,7 @@ site only, except the hop to the bank's 3-D gate, whose page widens
 """
 from urllib.parse import urlsplit
 
-from flask import Flask
+from flask import Flask, abort, request
 
 BASE_POLICY = {
     "default-src": "'self'",
@@ -32,8 +32,27 @@ def policy(form_action_to: str | None = None, **overrides: str) -> str:
     return "; ".join(f"{name} {value}" for name, value in directives.items())
 
 
+def _holds_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
 def init_app(app: Flask) -> None:
     default = policy()
+
+    @app.before_request
+    def refuse_nul_characters():
+        """No text of ours holds a NUL character (PostgreSQL cannot store one): refuse it at the door (400)."""
+        values = [*request.args.values(), *(request.view_args or {}).values()]
+        if request.method not in ("GET", "HEAD"):
+            values += [*request.form.values(), request.get_json(silent=True)]
+        if any(_holds_nul(value) for value in values):
+            abort(400)
 
     @app.after_request
     def set_security_headers(response):

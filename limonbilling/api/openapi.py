@@ -10,6 +10,8 @@ def _json(schema: dict, description: str) -> dict:
 
 
 def _errors(*statuses: int) -> dict:
+    """The error answers of an operation; every one may answer 400 to a request it cannot read."""
+    statuses = sorted({400, *statuses})
     texts = {
         400: "Malformed request", 401: "Missing, wrong or revoked token", 402: "Not enough credits",
         403: "Token lacks the scope, or the department is not enabled", 404: "Unknown record, or module off",
@@ -18,7 +20,8 @@ def _errors(*statuses: int) -> dict:
     return {str(status): _json(_ref("Error"), texts[status]) for status in statuses}
 
 
-ID = {"name": "customer_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+RECORD_ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+ID = {"name": "customer_id", "in": "path", "required": True, "schema": RECORD_ID}
 NUMBER = {"name": "number", "in": "path", "required": True, "schema": {"type": "string"}}
 NULLABLE_STRING = {"type": ["string", "null"]}
 
@@ -111,7 +114,7 @@ SCHEMAS = {
     },
     "UsageRequest": {
         "type": "object", "required": ["customer_id", "department_id", "kind", "reference"],
-        "properties": {"customer_id": {"type": "integer"}, "department_id": {"type": "integer"},
+        "properties": {"customer_id": RECORD_ID, "department_id": RECORD_ID,
                        "kind": {"type": "string", "enum": ["ticket", "chat"]},
                        "reference": {"type": "string", "minLength": 1, "maxLength": 120}},
     },
@@ -124,7 +127,7 @@ SCHEMAS = {
     "NewOrder": {
         "type": "object", "required": ["customer_id", "package_id", "payment_method"],
         "properties": {
-            "customer_id": {"type": "integer"}, "package_id": {"type": "integer"},
+            "customer_id": RECORD_ID, "package_id": RECORD_ID,
             "payment_method": {"type": "string", "enum": ["manual", "bank_transfer"],
                                "description": "manual: paid and activated at once; bank_transfer: waits for accept"},
             "promo_code": {"type": ["string", "null"]},
@@ -186,7 +189,8 @@ PATHS = {
     "/customers": {
         "get": {
             "summary": "Find customers by e-mail (exact, case-insensitive)", "x-scope": "read",
-            "parameters": [{"name": "email", "in": "query", "required": True, "schema": {"type": "string"}}],
+            "parameters": [{"name": "email", "in": "query", "required": True,
+                            "schema": {"type": "string", "minLength": 1, "pattern": "\\S"}}],
             "responses": {"200": _json(_array("Customer"), "Matching customers (0 or 1)"), **_errors(400, 401, 403)},
         },
         "post": {

@@ -4,6 +4,7 @@ from functools import wraps
 from flask import g, jsonify, request
 from sqlalchemy import func, select
 
+from .. import MAX_RECORD_ID
 from ..extensions import csrf, db
 from ..models import Customer, Department, LedgerEntry, Order, Package
 from ..payments.nestpay_gateway import NestPayGateway
@@ -63,7 +64,7 @@ def _body() -> dict:
 
 
 def _get(model, record_id: int, name: str):
-    record = db.session.get(model, record_id)
+    record = db.session.get(model, record_id) if 0 < record_id <= MAX_RECORD_ID else None
     if record is None:
         raise ApiError(404, "not_found", f"No {name} with id {record_id}.")
     return record

@@ -62,3 +62,11 @@ def test_the_mail_preview_allows_inline_styles_but_no_script_and_only_in_our_fra
     assert policy["style-src"] == "'unsafe-inline'" and policy["script-src"] == "'none'"
     assert policy["frame-ancestors"] == "'self'" and response.headers["X-Frame-Options"] == "SAMEORIGIN"
     assert response.headers["Content-Security-Policy"].endswith("; sandbox")
+
+
+def test_nul_characters_are_refused_at_the_door(app, client):
+    """PostgreSQL cannot store a NUL character: any field holding one is a 400, never a 500."""
+    assert client.post("/login", data={"email": "a\x00@example.com", "password": "x"}).status_code == 400
+    assert client.get("/admin/login?next=%00").status_code == 400
+    assert client.post("/api/v1/usage", json={"reference": "a\x00"}).status_code == 400
+    assert client.post("/api/v1/usage", json={"reference": "a\x00"}).json["error"]["code"] == "bad_request"
