@@ -1,0 +1,127 @@
+"""Failing parts leave no money or mail lost or doubled: the database failing mid-activation, the bank
+answering garbage, a half-delivered batch when the mail server dies."""
+import http.server
+import threading
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
+
+from limonbilling.extensions import db
+from limonbilling.models import Grant, LedgerEntry, Notification, Order, PaymentAttempt
+from limonbilling.payments.nestpay_gateway import NestPayGateway
+from limonbilling.services import orders, outbox, settings
+
+from ..factories import make_customer, make_package
+from ..payment_support import AGENT, bank_answer, card_order, configure_gateway
+from .test_refunds import paid, simulator  # noqa: F401  (fixtures)
+
+
+class DatabaseFails:
+    """Make the database fail on the first statement that writes to `table` (the connection's error)."""
+
+    def __init__(self, table: str):
+        self.table, self.engine, self.failures = table, db.engine, 0
+
+    def _fail(self, _conn, _cursor, statement, _parameters, _context, _many):
+        if statement.lstrip().upper().startswith("INSERT INTO") and f" {self.table} " in f"{statement} ".replace(
+                '"', " ").replace("(", " "):
+            self.failures += 1
+            raise OperationalError(statement, {}, Exception("server closed the connection unexpectedly"))
+
+    def __enter__(self):
+        event.listen(self.engine, "before_cursor_execute", self._fail)
+        return self
+
+    def __exit__(self, *_exc):
+        event.remove(self.engine, "before_cursor_execute", self._fail)
+
+
+def count(model, **where) -> int:
+    statement = select(func.count()).select_from(model)
+    for name, value in where.items():
+        statement = statement.where(getattr(model, name) == value)
+    return db.session.scalar(statement)
+
+
+@pytest.mark.parametrize("table", ["ledger_entries", "grants", "notifications", "audit_log"])
+def test_the_database_failing_mid_activation_leaves_nothing_half_done(app, client, table):
+    settings.update({"notification_email": "billing@limon.example"}, AGENT)
+    configure_gateway()
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("credit", credits=10))
+    callback = bank_answer(attempt)
+    mails_before = count(Notification)
+
+    with DatabaseFails(table) as failing:
+        with pytest.raises(OperationalError):
+            client.post("/payments/nestpay/ok", data=callback)
+    assert failing.failures == 1
+    db.session.rollback()
+    db.session.expire_all()
+    assert (order.payment_status, order.grant_id, customer.credits) == ("unpaid", None, 0)
+    assert db.session.get(PaymentAttempt, attempt.id).state != "confirmed"
+    assert count(LedgerEntry, customer_id=customer.id) == 0 and count(Grant, customer_id=customer.id) == 0
+    assert count(Notification) == mails_before
+
+    # The bank (or the customer's browser) sends the same answer again: now it counts, once.
+    for _ in range(2):
+        assert client.post("/payments/nestpay/ok", data=callback).status_code == 303
+    db.session.expire_all()
+    assert (order.payment_status, customer.credits) == ("paid", 10)
+    assert count(LedgerEntry, customer_id=customer.id) == 1
+    assert count(Notification, event="purchase_activated") == 2  # the customer and the team, once each
+
+
+class _GarbageBank(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b"<html><body>502 Bad Gateway</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args):
+        pass
+
+
+@pytest.fixture
+def garbage_bank():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _GarbageBank)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/fim/api"
+    server.shutdown()
+
+
+def test_a_bank_answering_garbage_leaves_the_refund_unknown_and_money_in_place(app, paid, simulator,  # noqa: F811
+                                                                               garbage_bank):
+    order, customer = paid
+    settings.update({"nestpay_api_url": garbage_bank}, AGENT)
+    assert orders.refund_order(order, NestPayGateway(), AGENT) == "unknown"
+    db.session.commit()
+    assert order.attempts[0].refund_status == "unknown"
+    assert (order.payment_status, order.status, customer.credits) == ("paid", "pending", 10)
+    settings.update({"nestpay_api_url": f"{simulator.url}/fim/api"}, AGENT)
+    assert orders.refund_order(order, NestPayGateway(), AGENT) == "refunded"  # asks the status first, then voids
+    db.session.commit()
+    assert (order.payment_status, customer.credits) == ("refunded", 0)
+    assert count(Order, payment_status="refunded") == 1
+
+
+def test_the_mail_server_dying_mid_batch_sends_nothing_twice(app, smtp_server, clock):
+    for _ in range(6):
+        make_customer()  # six welcome mails
+    values = settings.get_all()
+    report = outbox.SendReport()
+    with outbox.SmtpConnection(values) as connection:
+        for message in outbox.claim(3, ["email"]):  # a sender delivers half of what is due…
+            outbox.deliver(message, values, connection, report)
+    smtp_server.stop()  # …and the server is gone before the rest
+    later = outbox.send_due()
+    assert (report.sent, later.sent, later.retrying) == (3, 0, 3)
+    smtp_server.start()
+    clock.advance(minutes=1)
+    assert outbox.send_due().sent == 3
+    assert len(smtp_server.received) == 6 and len({mail.message["Message-ID"] for mail in smtp_server.received}) == 6
