@@ -95,3 +95,23 @@ def test_create_app_takes_the_class_from_limonbilling_config(instance_dir, monke
     second = create_app({"SECRET_KEY": None, "SQLALCHEMY_DATABASE_URI": database})
     assert first.debug and first.config["SECRET_KEY"] == second.config["SECRET_KEY"]
     assert (instance_dir / "secret_key").read_text() == first.config["SECRET_KEY"]
+
+
+def test_production_session_cookies_are_secure_httponly_and_lax(instance_dir, monkeypatch, tmp_path):
+    from limonbilling.extensions import db
+
+    from ..factories import PASSWORD, make_customer
+
+    monkeypatch.setenv("LIMONBILLING_CONFIG", "production")
+    app = create_app({"SECRET_KEY": "p" * 32, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'prod.db'}",
+                      "WTF_CSRF_ENABLED": False, "OUTBOX_SEND_AFTER_COMMIT": False})
+    with app.app_context():
+        db.create_all()
+        email = make_customer().email
+        response = app.test_client().post("/login", data={"email": email, "password": PASSWORD},
+                                          base_url="https://billing.example.com")
+        cookie = response.headers["Set-Cookie"]
+        db.session.remove()
+        db.engine.dispose()
+    assert response.status_code == 302
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
