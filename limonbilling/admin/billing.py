@@ -9,7 +9,8 @@ from .. import format_money
 from ..auth import current_actor, requires, vip_required
 from ..extensions import db
 from ..forms import run_service
-from ..models import Customer, Grant, Package
+from ..models import Customer, Grant, LedgerEntry, Package
+from ..pagination import keyset_page
 from ..services import (
     ServiceError,
     balance,
@@ -119,8 +120,8 @@ def subscription_list():
     statement = customers.search(query).where(Customer.package_type.is_not(None))
     if package_type in ("credit", "subscription"):
         statement = statement.where(Customer.package_type == package_type)
-    page = db.paginate(statement, page=request.args.get("page", 1, type=int),
-                       per_page=current_app.config["ITEMS_PER_PAGE"], error_out=False)
+    page = keyset_page(statement.order_by(None), Customer.id, before=request.args.get("before", type=int),
+                       after=request.args.get("after", type=int), per_page=current_app.config["ITEMS_PER_PAGE"])
     rows = [(customer, entitlements.entitlement(customer)) for customer in page.items]
     return render_template("admin/subscriptions.html", page=page, rows=rows, package_type=package_type, query=query)
 
@@ -139,8 +140,9 @@ def subscription_detail(customer_id: int, balance_form: BalanceAdjustmentForm | 
             flash(_("Credits adjusted by %(credits)d; the balance is now %(balance)d.",
                     credits=entry.amount, balance=entry.balance_after), "success")
             return redirect(url_for("admin.subscription_detail", customer_id=customer.id))
-    ledger_page = db.paginate(ledger.entries(customer.id), page=request.args.get("page", 1, type=int),
-                              per_page=current_app.config["ITEMS_PER_PAGE"], error_out=False)
+    ledger_page = keyset_page(ledger.entries(customer.id).order_by(None), LedgerEntry.id,
+                              before=request.args.get("before", type=int), after=request.args.get("after", type=int),
+                              per_page=current_app.config["ITEMS_PER_PAGE"])
     grants = db.session.scalars(select(Grant).where(Grant.customer_id == customer.id).order_by(Grant.id.desc()))
     customer_orders = db.session.scalars(orders.customer_orders(customer).limit(50))
     return render_template(

@@ -22,6 +22,7 @@ from ..auth import (
 from ..extensions import db
 from ..forms import CustomerDetailsForm, PasswordChangeForm, run_service
 from ..models import Agent, AuditEntry, Customer, Department
+from ..pagination import keyset_page
 from ..services import ValidationFailed, accounts, customers, departments, reports, settings
 from . import bp
 from .forms import (
@@ -35,11 +36,10 @@ from .forms import (
 )
 
 
-def _page(statement):
-    return db.paginate(
-        statement, page=request.args.get("page", 1, type=int), per_page=current_app.config["ITEMS_PER_PAGE"],
-        error_out=False,
-    )
+def _page(statement, id_column):
+    """A page of a list that can grow without end, by keyset (no COUNT, no OFFSET): see pagination.py."""
+    return keyset_page(statement.order_by(None), id_column, before=request.args.get("before", type=int),
+                       after=request.args.get("after", type=int), per_page=current_app.config["ITEMS_PER_PAGE"])
 
 
 def _get_or_404(model, record_id: int):
@@ -160,7 +160,7 @@ def department_edit(department_id: int | None = None):
 @requires("customers")
 def customer_list():
     query = request.args.get("q", "").strip()
-    page = _page(customers.search(query))
+    page = _page(customers.search(query), Customer.id)
     return render_template("admin/customers.html", page=page, query=query)
 
 
@@ -333,4 +333,4 @@ def audit_log():
     action = request.args.get("action", "").strip()
     if action:
         statement = statement.where(AuditEntry.action.startswith(action))
-    return render_template("admin/audit.html", page=_page(statement), action=action)
+    return render_template("admin/audit.html", page=_page(statement, AuditEntry.id), action=action)

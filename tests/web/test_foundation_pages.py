@@ -264,7 +264,7 @@ def test_customer_list_searches_name_email_and_phone(cards):
                          ("0532 765 43 21", "deniz@example.org"), ("+905554443322", "berk@example.com")):
         page = cards.get("/admin/customers", query_string={"q": query}).data.decode()
         other = {"berk@example.com", "deniz@example.org"} - {found}
-        assert found in page and other.pop() not in page and "1 customers" in page, query
+        assert found in page and other.pop() not in page, query
     page = cards.get("/admin/customers?q=nobody").data.decode()
     assert "No customer matches “nobody”" in page
 
@@ -279,12 +279,15 @@ def test_customer_list_pages_newest_first(app, cards):
     app.config["ITEMS_PER_PAGE"] = 2
     for n in range(1, 6):
         make_customer(email=f"c{n}@example.com")
-    pages = [cards.get(f"/admin/customers?page={n}").data.decode() for n in (1, 2, 3)]
+    pages, url = [], "/admin/customers"
+    while url:  # follow the "Older" links to the end
+        pages.append(cards.get(url).data.decode())
+        older = re.search(r'href="(/admin/customers\?before=\d+[^"]*)"', pages[-1])
+        url = older.group(1).replace("&amp;", "&") if older else None
     shown = [sorted(re.findall(r"<td>(c\d@example\.com)</td>", page)) for page in pages]
     assert shown == [["c4@example.com", "c5@example.com"], ["c2@example.com", "c3@example.com"], ["c1@example.com"]]
-    assert "5 customers" in pages[0] and 'href="/admin/customers?page=2"' in pages[0]
     searched = cards.get("/admin/customers?q=example.com").data.decode()
-    assert "/admin/customers?page=2&amp;q=example.com" in searched
+    assert re.search(r"/admin/customers\?before=\d+&amp;q=example.com", searched)
 
 
 def test_customer_card_departments_notes_and_identity(cards, clock):
