@@ -15,6 +15,7 @@ from werkzeug.routing import IntegerConverter
 from config import CONFIGS, INSTANCE_DIR
 
 from .extensions import babel, csrf, db, limiter, login_manager, migrate
+from .labels import label
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE_AGAINST_DIGITS = re.compile(r"\b([A-Z]{3})(?=\d)")
@@ -129,6 +130,7 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["datetime"] = lambda value, fmt="medium": format_datetime(value, fmt) if value else ""
     app.jinja_env.filters["date"] = lambda value, fmt="medium": format_date(value, fmt) if value else ""
     app.jinja_env.filters["money"] = format_money
+    app.jinja_env.filters["label"] = label
 
     @app.context_processor
     def inject_globals():

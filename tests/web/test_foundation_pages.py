@@ -202,7 +202,7 @@ def test_profile_changes_phone_and_becomes_corporate(client):
                          tax_number="4540536920", tax_office="Şişli", billing_address="Halaskargazi Cad. 1",
                          language="tr")
     response = client.post("/profile", data=corporate, follow_redirects=True)
-    assert "Your details are saved." in response.data.decode()
+    assert "Bilgileriniz kaydedildi." in response.data.decode()  # now in the chosen language
     saved = fresh(Customer, customer.id)
     assert (saved.account_type, saved.phone, saved.company_name, saved.tax_number, saved.tax_office,
             saved.language) == ("corporate", "+442079460958", "Limon Ltd", "4540536920", "Şişli", "tr")
@@ -379,7 +379,7 @@ GENERAL = {"company_name": "Limon Destek", "notification_email": "Billing@Exampl
 def test_general_settings_are_saved(client, admin):
     response = admin.post("/admin/settings/general", data=GENERAL, follow_redirects=True)
     page = response.data.decode()
-    assert "The settings are saved." in page and "Limon Destek" in page
+    assert "Ayarlar kaydedildi." in page and "Limon Destek" in page  # the new default language: Turkish
     assert 'value="a@example.com, b@example.com, c@example.com"' in page
     assert (settings.get("company_name"), settings.get("notification_email"), settings.get("notification_email_cc"),
             settings.get("default_language"), settings.get("renewal_window_days")) == (

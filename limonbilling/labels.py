@@ -1,0 +1,33 @@
+"""How stored values (order kinds, statuses, payment methods, ledger kinds …) are named to people.
+
+One place, so every page says the same word in the reader's language:
+`{{ order.payment_method | label("payment_method") }}`.
+"""
+from flask_babel import lazy_gettext as _l
+
+LABELS = {
+    "order_kind": {"new": _l("New"), "top-up": _l("Top-up"), "renewal": _l("Renewal"), "switch": _l("Switch")},
+    "order_status": {"pending": _l("Pending"), "active": _l("Active"), "fraud": _l("Fraud"),
+                     "cancelled": _l("Cancelled")},
+    # What customers see of their own order's status: an order kept aside for fraud is "under review".
+    "customer_order_status": {"pending": _l("Pending"), "active": _l("Active"), "fraud": _l("Under review"),
+                              "cancelled": _l("Cancelled")},
+    "payment_method": {"card": _l("Card"), "bank_transfer": _l("Bank transfer"),
+                       "account_balance": _l("Account balance"), "manual": _l("Manual")},
+    "payment_status": {"unpaid": _l("Unpaid"), "paid": _l("Paid"), "refunded": _l("Refunded")},
+    "invoice_status": {"unpaid": _l("Unpaid"), "paid": _l("Paid"), "cancelled": _l("Cancelled"),
+                       "refunded": _l("Refunded")},
+    "attempt_state": {"created": _l("started"), "pending": _l("sent to the bank"), "confirmed": _l("approved"),
+                      "failed": _l("failed"), "canceled": _l("cancelled"), "refunded": _l("refunded")},
+    "ledger_kind": {"purchase": _l("Purchase"), "usage": _l("Used"), "forfeit": _l("Forfeited"),
+                    "reversal": _l("Taken back"), "adjustment": _l("Adjustment")},
+    "balance_kind": {"refund": _l("Refund"), "adjustment": _l("Adjustment"), "payment": _l("Payment")},
+    "covered_by": {"credits": _l("credits"), "subscription": _l("subscription"), "manual": _l("included")},
+    "usage_kind": {"ticket": _l("Ticket"), "chat": _l("Chat")},
+    "actor_type": {"agent": _l("agent"), "customer": _l("customer"), "system": _l("system"), "api": _l("API")},
+}
+
+
+def label(value: str | None, group: str) -> str:
+    """The name of a stored value; an unknown value shows as it is rather than breaking the page."""
+    return LABELS[group].get(value, value or "")

@@ -1,0 +1,63 @@
+"""The same journey in Turkish: the language chosen on the first page sticks, texts come from the
+Turkish catalogue, money is written the Turkish way (₺150,00)."""
+import re
+
+from flask_babel import force_locale
+from flask_babel import gettext as translate
+
+from ..factories import PASSWORD
+from .conftest import screenshot
+from .test_journeys import CARD
+
+
+def turkish(shop, text: str, **values) -> str:
+    with shop.app.test_request_context(), force_locale("tr"):
+        return translate(text, **values)
+
+
+def test_a_turkish_customer_buys_credits_and_an_agent_accepts_in_turkish(shop, new_page):
+    page = new_page(width=390, height=844)
+    page.goto(f"{shop.url}/register")
+    page.locator(".navbar-toggler").click()  # on a phone the language switch is in the menu
+    page.locator("button[lang=tr]").first.click()
+    page.wait_for_url(f"{shop.url}/register")
+    assert page.locator("html").get_attribute("lang") == "tr"
+    heading = turkish(shop, "Create an account")
+    assert heading != "Create an account" and heading in page.content()
+    page.fill("#first_name", "Gökçe")
+    page.fill("#last_name", "Şahin")
+    page.fill("#email", "gokce@example.com")
+    page.fill("#phone", "0532 123 45 67")
+    page.fill("#password", PASSWORD)
+    page.fill("#password_again", PASSWORD)
+    page.locator("form button.btn-primary").click()
+    page.wait_for_url(f"{shop.url}/")
+
+    page.goto(f"{shop.url}/packages")
+    assert "₺150,00" in page.content()
+    screenshot(page, "tr-portal-packages-phone")
+    page.get_by_role("link", name=re.compile("10 Kredi$")).click()
+    page.fill("#card_number", CARD)
+    page.fill("#card_expiry", "12/30")
+    page.fill("#card_cvv", "000")
+    page.locator("form:has(#card_number) button.btn-primary").click()
+    page.get_by_role("button", name="Approve").click()  # the simulator's page is the bank's, in English
+    page.wait_for_url(re.compile(r"/orders/\d{10}$"))
+    number = page.url.rsplit("/", 1)[1]
+    assert turkish(shop, "Paid") in page.content()
+    screenshot(page, "tr-portal-order-paid")
+    page.goto(f"{shop.url}/packages")
+    assert turkish(shop, "You have %(n)d credits.", n=10) in page.content()
+
+    agent = new_page()
+    agent.goto(f"{shop.url}/admin/login")
+    agent.locator("button[lang=tr]").first.click()
+    agent.fill("#email", shop.agent_email)
+    agent.fill("#password", PASSWORD)
+    agent.locator("form button.btn-dark").click()
+    agent.wait_for_url(f"{shop.url}/admin/")
+    assert turkish(shop, "Pending orders") in agent.content()
+    agent.goto(f"{shop.url}/admin/billing/orders/{number}")
+    agent.get_by_role("button", name=turkish(shop, "Accept"), exact=True).click()
+    assert turkish(shop, "Order %(number)s is accepted.", number=number) in agent.locator(".alert-success").inner_text()
+    screenshot(agent, "tr-admin-order-accepted")
