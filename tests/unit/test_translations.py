@@ -35,3 +35,15 @@ def test_every_e_mail_and_sms_text_is_in_turkish():
         texts.add(message)
     untranslated = sorted(text for text in texts if not (turkish.get(text) and turkish.get(text).string))
     assert len(texts) > 60 and untranslated == []
+
+
+def test_the_turkish_catalogue_is_complete_and_keeps_every_placeholder():
+    import re
+
+    placeholders = re.compile(r"%\([a-z_]+\)[sd]|%[sd]|\{[a-z_]+\}|%%")
+    turkish = catalogue("tr")
+    entries = [message for message in turkish if message.id]
+    assert len(entries) > 900
+    assert [message.id for message in entries if not message.string] == []  # run `make translations`, translate
+    assert [message.id for message in entries
+            if sorted(placeholders.findall(str(message.id))) != sorted(placeholders.findall(str(message.string)))] == []
