@@ -47,3 +47,16 @@ def test_the_turkish_catalogue_is_complete_and_keeps_every_placeholder():
     assert [message.id for message in entries if not message.string] == []  # run `make translations`, translate
     assert [message.id for message in entries
             if sorted(placeholders.findall(str(message.id))) != sorted(placeholders.findall(str(message.string)))] == []
+
+
+def test_every_text_in_the_code_is_in_the_catalogue():
+    """A new text that `make translations` has not collected yet would show in English on a Turkish page."""
+    texts = set()
+    for folder, method_map in (("limonbilling", [("**.py", "python")]),
+                               ("templates", [("**.html", "jinja2"), ("**.txt", "jinja2")])):
+        for _file, _line, message, _comments, _context in extract_from_dir(
+                ROOT / folder, method_map=method_map, keywords={"_": None, "_l": None, "gettext": None,
+                                                                 "lazy_gettext": None, "ngettext": (1, 2)}):
+            texts.add(message if isinstance(message, str) else message[0])
+    known = {message.id if isinstance(message.id, str) else message.id[0] for message in catalogue("tr")}
+    assert sorted(texts - known) == []
