@@ -1,8 +1,9 @@
 """Keyset pagination for lists that grow to millions of rows (orders): no COUNT, no OFFSET.
 
 A page is the `per_page` rows just below (`before`) or just above (`after`)
-an id, read newest first through an index that ends in the id, so each page
-costs the same whether the table holds a thousand rows or a million.
+an id, read through an index that ends in the id, so each page costs the same
+whether the table holds a thousand rows or a million. Lists show newest first,
+or oldest first when asked; "newer" always means higher ids.
 """
 from dataclasses import dataclass
 
@@ -18,7 +19,10 @@ class KeysetPage:
     older: int | None  # pass as `before` for the next (older) page
 
 
-def keyset_page(statement: Select, id_column, *, before: int | None, after: int | None, per_page: int) -> KeysetPage:
+def keyset_page(statement: Select, id_column, *, before: int | None, after: int | None, per_page: int,
+                oldest_first: bool = False) -> KeysetPage:
+    if oldest_first:
+        return _oldest_first(statement, id_column, before=before, after=after, per_page=per_page)
     if after is not None:
         rows = list(db.session.scalars(
             statement.where(id_column > after).order_by(id_column.asc()).limit(per_page + 1)))
@@ -32,3 +36,18 @@ def keyset_page(statement: Select, id_column, *, before: int | None, after: int 
     items = rows[:per_page]
     return KeysetPage(items, newer=items[0].id if before is not None and items else None,
                       older=items[-1].id if len(rows) > per_page else None)
+
+
+def _oldest_first(statement: Select, id_column, *, before: int | None, after: int | None, per_page: int) -> KeysetPage:
+    if before is not None:
+        rows = list(db.session.scalars(
+            statement.where(id_column < before).order_by(id_column.desc()).limit(per_page + 1)))
+        items = list(reversed(rows[:per_page]))
+        return KeysetPage(items, newer=items[-1].id if items else None,
+                          older=items[0].id if len(rows) > per_page and items else None)
+    if after is not None:
+        statement = statement.where(id_column > after)
+    rows = list(db.session.scalars(statement.order_by(id_column.asc()).limit(per_page + 1)))
+    items = rows[:per_page]
+    return KeysetPage(items, newer=items[-1].id if len(rows) > per_page else None,
+                      older=items[0].id if after is not None and items else None)

@@ -59,7 +59,7 @@ def _filtered(args) -> tuple:
                 statement = statement.where(Order.created_at >= datetime.combine(day, time.min))
             else:
                 statement = statement.where(Order.created_at < datetime.combine(day + timedelta(days=1), time.min))
-    filters = {k: args.get(k, "") for k in ("status", "q", "from", "to") if args.get(k)}
+    filters = {k: args.get(k, "") for k in ("status", "q", "from", "to", "sort") if args.get(k)}
     return statement, filters
 
 
@@ -67,7 +67,8 @@ def _filtered(args) -> tuple:
 def order_list():
     statement, filters = _filtered(request.args)
     page = keyset_page(statement, Order.id, before=request.args.get("before", type=int),
-                       after=request.args.get("after", type=int), per_page=current_app.config["ITEMS_PER_PAGE"])
+                       after=request.args.get("after", type=int), per_page=current_app.config["ITEMS_PER_PAGE"],
+                       oldest_first=filters.get("sort") == "oldest")
     pending = db.session.scalar(select(func.count()).where(Order.status == "pending"))
     return render_template("admin/orders.html", page=page, filters=filters, pending=pending,
                            statuses=ORDER_STATUSES, custom_statuses=order_statuses.all_statuses(), form=ToggleForm())

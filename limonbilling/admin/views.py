@@ -39,7 +39,8 @@ from .forms import (
 def _page(statement, id_column):
     """A page of a list that can grow without end, by keyset (no COUNT, no OFFSET): see pagination.py."""
     return keyset_page(statement.order_by(None), id_column, before=request.args.get("before", type=int),
-                       after=request.args.get("after", type=int), per_page=current_app.config["ITEMS_PER_PAGE"])
+                       after=request.args.get("after", type=int), per_page=current_app.config["ITEMS_PER_PAGE"],
+                       oldest_first=request.args.get("sort") == "oldest")
 
 
 def _get_or_404(model, record_id: int):
@@ -161,7 +162,7 @@ def department_edit(department_id: int | None = None):
 def customer_list():
     query = request.args.get("q", "").strip()
     page = _page(customers.search(query), Customer.id)
-    return render_template("admin/customers.html", page=page, query=query)
+    return render_template("admin/customers.html", page=page, query=query, sort=request.args.get("sort", ""))
 
 
 @bp.route("/customers/new", methods=["GET", "POST"])

@@ -176,3 +176,35 @@ def test_order_list_pages_by_keyset(app, agent_client, support):
     assert seen == list(reversed(placed))
     newer = agent_client.get(url).data.decode().split('href="/admin/billing/orders?after=')[1].split('"')[0]
     assert placed[2] in agent_client.get(f"/admin/billing/orders?after={newer}").data.decode()
+
+
+def test_order_and_customer_lists_sort_oldest_first_across_pages(app, client):
+    import re
+
+    from ..factories import make_agent, make_customer, sign_in
+
+    app.config["ITEMS_PER_PAGE"] = 2
+    made = [make_customer(email=f"s{n}@example.com") for n in range(5)]
+    sign_in(client, make_agent("customers"))
+    seen, url = [], "/admin/customers?sort=oldest"
+    while url:
+        page = client.get(url).get_data(as_text=True)
+        seen += re.findall(r"<td>(s\d@example\.com)</td>", page)
+        newer = re.search(r'href="(/admin/customers\?after=\d+[^"]*)"', page)
+        url = newer.group(1).replace("&amp;", "&") if newer else None
+        assert url is None or "sort=oldest" in url
+    assert seen == [customer.email for customer in made]
+
+    from limonbilling.services import orders as order_service
+
+    from ..factories import make_package
+    from ..payment_support import AGENT
+
+    placed = [order_service.create_order(customer, make_package("credit"), payment_method="manual", actor=AGENT).number
+              for customer in made[:3]]
+    db.session.commit()
+    sign_in(client, make_agent("billing"))
+    oldest = client.get("/admin/billing/orders?sort=oldest").get_data(as_text=True)
+    assert [number for number in re.findall(r">(\d{10})</a>", oldest)] == placed[:2]
+    newest = client.get("/admin/billing/orders").get_data(as_text=True)
+    assert [number for number in re.findall(r">(\d{10})</a>", newest)] == placed[:0:-1]
