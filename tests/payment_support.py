@@ -42,3 +42,12 @@ def card_order(customer, package):
     attempt = orders.start_card_payment(order)
     db.session.commit()
     return order, attempt
+
+
+def paid_by_card(customer, package):
+    """An order of the package paid by an approved (signed) bank callback, committed."""
+    gateway = configure_gateway()
+    order, attempt = card_order(customer, package)
+    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+    return order

@@ -16,7 +16,7 @@ from limonbilling.services import (
 )
 
 from ..factories import activate, make_customer, make_department, make_package
-from ..payment_support import AGENT, bank_answer, card_order, configure_gateway
+from ..payment_support import AGENT, paid_by_card
 
 
 def queued(**filters) -> list[Notification]:
@@ -33,18 +33,12 @@ def agents_mailbox(app):
     db.session.commit()
 
 
-def paid_card_order(customer, package):
-    gateway = configure_gateway()
-    order, attempt = card_order(customer, package)
-    orders.apply_card_callback(gateway, bank_answer(attempt), AGENT)
-    db.session.commit()
-    return order
 
 
 def test_a_purchase_queues_the_customer_and_the_agents_with_cc(app, agents_mailbox):
     customer = make_customer(language="tr")
     package = make_package("credit", credits=10, name="Altın Paket")
-    order = paid_card_order(customer, package)
+    order = paid_by_card(customer, package)
 
     rows = queued(event="purchase_activated")
     assert [(row.recipient, row.cc, row.language) for row in rows] == [
@@ -61,7 +55,7 @@ def test_a_purchase_queues_the_customer_and_the_agents_with_cc(app, agents_mailb
 
 def test_the_same_event_twice_is_one_message(app, agents_mailbox):
     customer = make_customer()
-    order = paid_card_order(customer, make_package("credit"))
+    order = paid_by_card(customer, make_package("credit"))
     grant = order.grant
     count = len(queued())
     notifications.purchase_activated(order, grant)  # e.g. a replayed callback reaching the event again
@@ -99,7 +93,7 @@ def test_sms_goes_to_the_customer_when_sms_is_on(app, sms_provider):
 def test_order_events_for_the_customer(app):
     customer = make_customer()
     package = make_package("credit")
-    order = paid_card_order(customer, package)
+    order = paid_by_card(customer, package)
     orders.accept_order(order, AGENT)
     db.session.commit()
     assert len(queued(event="order_accepted")) == 1
