@@ -155,13 +155,13 @@ def forgot_password_page(kind: str, area: str):
 def reset_password_page(token: str, area: str):
     """Choose a new password from a signed link; the link then stops working (see accounts)."""
     try:
-        user = accounts.user_for_reset(token)
+        user = accounts.user_for_reset(token, "customer" if area == "portal" else "agent")
     except ServiceError as error:
         flash(error.message, "danger")
         return redirect(url_for(f"{area}.forgot_password"))
     form = ResetPasswordForm()
     if form.validate_on_submit():
-        ok, user = run_service(form, accounts.reset_password, token, form.password.data)
+        ok, user = run_service(form, accounts.reset_password, token, form.password.data, user.kind)
         if ok:
             sign_in(user)
             flash(_("Your new password is set and you are signed in."), "success")

@@ -107,23 +107,27 @@ def password_reset_token(user: Agent | Customer, welcome: bool = False) -> str:
         {"k": user.kind, "id": user.id, "f": _fingerprint(user.password_hash), "w": welcome})
 
 
-def user_for_reset(token: str) -> Agent | Customer:
-    """The account a reset link belongs to, while the link is valid and unused."""
+def user_for_reset(token: str, kind: str) -> Agent | Customer:
+    """The account a reset link belongs to, while the link is valid and unused.
+
+    `kind` is the area the link is opened in ("customer" or "agent"): a customer's link does not work
+    on the agents' page, nor an agent's on the portal.
+    """
     config = current_app.config
     longest = max(config["PASSWORD_RESET_MAX_AGE"], config["EMAIL_VERIFICATION_MAX_AGE"])
     data, signed_at = _load(token, "reset-password", longest, with_timestamp=True)
     max_age = config["EMAIL_VERIFICATION_MAX_AGE"] if data.get("w") else config["PASSWORD_RESET_MAX_AGE"]
     if (now() - signed_at.replace(tzinfo=None)).total_seconds() > max_age:
         raise ServiceError("link_expired", _("This link has expired; ask for a new one."))
-    model = {"agent": Agent, "customer": Customer}.get(data.get("k"))
+    model = {"agent": Agent, "customer": Customer}.get(data.get("k")) if data.get("k") == kind else None
     user = db.session.get(model, data.get("id")) if model is not None else None
     if user is None or data.get("f") != _fingerprint(user.password_hash) or not getattr(user, "active", True):
         raise ServiceError("link_invalid", _("This link has been used or is not valid; ask for a new one."))
     return user
 
 
-def reset_password(token: str, new: str) -> Agent | Customer:
-    user = user_for_reset(token)
+def reset_password(token: str, new: str, kind: str) -> Agent | Customer:
+    user = user_for_reset(token, kind)
     problem = password_problem(new)
     if problem:
         raise ValidationFailed({"password": [problem]})

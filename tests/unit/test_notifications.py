@@ -234,19 +234,21 @@ def test_confirmation_links_expire_and_do_not_confirm_a_new_address(app, clock):
 def test_a_reset_link_works_once_and_expires(app, clock):
     customer = make_customer()
     token = accounts.password_reset_token(customer)
-    assert accounts.user_for_reset(token) is customer
-    accounts.reset_password(token, "brand-new-pass-2")
+    assert accounts.user_for_reset(token, "customer") is customer
+    accounts.reset_password(token, "brand-new-pass-2", "customer")
     db.session.commit()
     assert customer.check_password("brand-new-pass-2")
     with pytest.raises(ServiceError):
-        accounts.user_for_reset(token)  # the password changed: the link is used
+        accounts.user_for_reset(token, "customer")  # the password changed: the link is used
     late = accounts.password_reset_token(customer)
     clock.advance(seconds=app.config["PASSWORD_RESET_MAX_AGE"] + 1)
     with pytest.raises(ServiceError) as expired:
-        accounts.user_for_reset(late)
+        accounts.user_for_reset(late, "customer")
     assert expired.value.code == "link_expired"
     with pytest.raises(ServiceError):
-        accounts.user_for_reset(late[:-2] + "xx")
+        accounts.user_for_reset(late[:-2] + "xx", "customer")
+    with pytest.raises(ServiceError):
+        accounts.user_for_reset(accounts.password_reset_token(customer), "agent")  # a customer's link, agents' page
 
 
 def test_an_account_opened_by_an_agent_gets_a_set_password_link_that_lasts(app, clock):
@@ -258,7 +260,7 @@ def test_an_account_opened_by_an_agent_gets_a_set_password_link_that_lasts(app, 
     welcome = queued(event="welcome", customer_id=customer.id)[0]
     token = welcome.body_text.split("/reset-password/")[1].split()[0]
     clock.advance(days=2)  # longer than a reset link lives, shorter than a welcome link
-    assert accounts.user_for_reset(token) is customer
+    assert accounts.user_for_reset(token, "customer") is customer
 
 
 def test_unknown_addresses_queue_no_reset_mail(app):
