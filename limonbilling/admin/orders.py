@@ -7,6 +7,7 @@ from flask import Response, abort, current_app, flash, redirect, render_template
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import contains_eager
 from wtforms.fields.choices import SelectChoice
 
 from .. import format_money
@@ -31,7 +32,8 @@ ACTIONS = {
 def _filtered(args) -> tuple:
     """The order select for the list's filters: status (built-in or custom), search (number, customer),
     date range. Unordered: the list pages by id, the export sorts it."""
-    statement = select(Order).join(Customer, Customer.id == Order.customer_id)
+    statement = (select(Order).join(Customer, Customer.id == Order.customer_id)
+                 .options(contains_eager(Order.customer)))  # one query for the page, not one per row
     status = args.get("status", "")
     if status in ORDER_STATUSES:
         statement = statement.where(Order.status == status)

@@ -1,0 +1,1 @@
+"""Benchmarks of LimonBilling (not tests): `python -m bench` or `python bench/run.py`; see bench/README.md."""

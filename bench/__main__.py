@@ -1,0 +1,4 @@
+"""`python -m bench` runs bench/run.py."""
+from bench.run import main
+
+main()
