@@ -6,7 +6,7 @@ import time
 
 from sqlalchemy import create_engine, func, insert, select
 
-from .common import CpuMeter, percentile
+from .common import CpuMeter, credit_desk, percentile
 from .usage import customer_row
 
 PACKAGE_CREDITS = 100
@@ -16,10 +16,10 @@ def seed(app, orders_wanted: int) -> list[dict]:
     """The gateway set up with the published test merchant; `orders_wanted` customers, each with one card order
     awaiting the bank (a customer may have one open order at a time, rule 7)."""
     from limonbilling.extensions import db
-    from limonbilling.models import Customer, Department
+    from limonbilling.models import Customer
     from limonbilling.payments import nestpay
     from limonbilling.sandbox import TEST_MERCHANT
-    from limonbilling.services import audit, orders, packages, settings
+    from limonbilling.services import audit, orders, settings
 
     actor = audit.Actor.system("bench")
     with app.app_context():
@@ -28,14 +28,7 @@ def seed(app, orders_wanted: int) -> list[dict]:
             "nestpay_api_url": "http://127.0.0.1:9/fim/api", "nestpay_client_id": TEST_MERCHANT["client_id"],
             "nestpay_store_key": TEST_MERCHANT["store_key"], "nestpay_api_user": "u", "nestpay_api_password": "p",
         }, actor)
-        department = Department(name="Bench card desk", credit_per_request=1, active=True)
-        db.session.add(department)
-        db.session.flush()
-        package = packages.create_package({
-            "name": "Bench card credits", "type": "credit", "price": "150.00", "currency": "TRY",
-            "credits": PACKAGE_CREDITS, "days": None, "department_ids": [department.id], "on_sale": True,
-        }, actor)
-        db.session.commit()
+        _department, package = credit_desk("Bench card desk", 1, PACKAGE_CREDITS, actor)
         first = (db.session.scalar(select(func.max(Customer.id))) or 0) + 1
         db.session.execute(insert(Customer), [customer_row(f"card{n}") for n in range(orders_wanted)])
         db.session.commit()

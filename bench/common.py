@@ -133,27 +133,30 @@ class CpuMeter:
 
 # --- databases --------------------------------------------------------------------------------
 
-def durable_postgres(bin_dir):
+def durable_postgres(bin_dir, unsafe: bool = False):
     """tests/postgres.py's throw-away server, but durable as in production (fsync, synchronous_commit
     and full_page_writes on; the tests switch them off), unless `unsafe`."""
     from tests.postgres import PostgresServer
 
-    class Server(PostgresServer):
-        unsafe = False
+    return PostgresServer(bin_dir, durable=not unsafe, extra_options="-c shared_buffers=256MB")
 
-        def start(self) -> None:
-            if self.as_root:
-                shutil.chown(self.base, "postgres", "postgres")
-            self.base.chmod(0o700)
-            self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                      "--locale=C.UTF-8", "--no-sync")
-            options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c max_connections=300 " \
-                      "-c shared_buffers=256MB"
-            if self.unsafe:
-                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.base / "log"), "-w", "start")
 
-    return Server(bin_dir)
+def credit_desk(name: str, cost: int, credits: int, actor):
+    """A department that costs `cost` credits per request and a credit package of `credits` over it
+    (inside an app context; committed)."""
+    from limonbilling.extensions import db
+    from limonbilling.models import Department
+    from limonbilling.services import packages
+
+    department = Department(name=name, credit_per_request=cost, active=True)
+    db.session.add(department)
+    db.session.flush()
+    package = packages.create_package({
+        "name": f"{name} credits", "type": "credit", "price": "150.00", "currency": "TRY", "credits": credits,
+        "days": None, "department_ids": [department.id], "on_sale": True,
+    }, actor)
+    db.session.commit()
+    return department, package
 
 
 class Databases:
@@ -168,8 +171,7 @@ class Databases:
             bin_dir = find_bin_dir()
             if bin_dir is None:
                 raise SystemExit("PostgreSQL server binaries not found (PG_BIN, /usr/lib/postgresql/*/bin)")
-            self.pg = durable_postgres(bin_dir)
-            self.pg.unsafe = unsafe_postgres
+            self.pg = durable_postgres(bin_dir, unsafe=unsafe_postgres)
             self.pg.start()
             import psycopg
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import create_engine, func, insert, select
 
-from .common import Phase, ms, percentile, profile_request, run_load
+from .common import Phase, credit_desk, ms, percentile, profile_request, run_load
 
 START_CREDITS = 10_000_000
 COST = 1
@@ -17,19 +17,12 @@ def seed(app, customers: int) -> dict:
     """A department costing COST credits, a credit package of START_CREDITS, `customers` customers holding it,
     and an API token (read, write)."""
     from limonbilling.extensions import db
-    from limonbilling.models import Customer, Department
-    from limonbilling.services import api_tokens, audit, entitlements, packages
+    from limonbilling.models import Customer
+    from limonbilling.services import api_tokens, audit, entitlements
 
     actor = audit.Actor.system("bench")
     with app.app_context():
-        department = Department(name="Bench help desk", credit_per_request=COST, active=True)
-        db.session.add(department)
-        db.session.flush()
-        package = packages.create_package({
-            "name": "Bench credits", "type": "credit", "price": "150.00", "currency": "TRY",
-            "credits": START_CREDITS, "days": None, "department_ids": [department.id], "on_sale": True,
-        }, actor)
-        db.session.commit()
+        department, package = credit_desk("Bench help desk", COST, START_CREDITS, actor)
         first = (db.session.scalar(select(func.max(Customer.id))) or 0) + 1
         db.session.execute(insert(Customer), [customer_row(f"usage{n}") for n in range(customers + 1)])
         db.session.commit()

@@ -30,8 +30,12 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self, bin_dir: Path):
+    def __init__(self, bin_dir: Path, durable: bool = False, extra_options: str = ""):
+        """`durable` keeps fsync and synchronous commits on, as in production (the benchmarks);
+        the tests switch them off for speed."""
         self.bin_dir = bin_dir
+        self.durable = durable
+        self.extra_options = extra_options
         self.port = _free_port()
         self.base = Path(tempfile.mkdtemp(prefix="limonbilling-pg-"))
         self.data = self.base / "data"
@@ -49,10 +53,11 @@ class PostgresServer:
         self.base.chmod(0o700)
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8",
                   "--locale=C.UTF-8", "--no-sync")
-        options = (
-            f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-        )
+        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        if self.extra_options:
+            options += " " + self.extra_options
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.base / "log"), "-w", "start")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
