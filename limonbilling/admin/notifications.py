@@ -9,6 +9,7 @@ from ..extensions import db
 from ..forms import ButtonForm, run_service
 from ..models import NOTIFICATION_CHANNELS, NOTIFICATION_STATES, Notification
 from ..pagination import keyset_page
+from ..search import contains
 from ..services import ServiceError, outbox, settings
 from ..transports import DeliveryError, save_settings, send_test_email, send_test_sms, sms_configured, smtp_configured
 from . import bp
@@ -25,7 +26,7 @@ def _filtered(args):
         statement = statement.where(Notification.event == args["event"])
     query = args.get("q", "").strip().lower()
     if query:
-        statement = statement.where(or_(Notification.recipient.contains(query), Notification.order_number == query))
+        statement = statement.where(or_(contains(Notification.recipient, query), Notification.order_number == query))
     return statement
 
 

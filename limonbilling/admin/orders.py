@@ -17,7 +17,9 @@ from ..forms import run_service
 from ..models import ORDER_STATUSES, BalanceEntry, Customer, LedgerEntry, Notification, Order, Package
 from ..pagination import keyset_page
 from ..payments.nestpay_gateway import NestPayGateway
+from ..search import contains
 from ..services import ServiceError, balance, entitlements, order_statuses, orders, packages
+from ..sqlite import fold_case
 from .billing import billing_view
 from .forms import PlaceOrderForm, RefundForm, ToggleForm
 
@@ -44,11 +46,11 @@ def _filtered(args) -> tuple:
         if query.isdigit() and len(query) == 10:
             statement = statement.where(Order.number == query)
         else:
-            pattern = f"%{query.lower()}%"
+            text = fold_case(query)
             statement = statement.where(or_(
-                func.lower(Customer.email).like(pattern),
-                func.lower(Customer.first_name + " " + Customer.last_name).like(pattern),
-                func.lower(Customer.company_name).like(pattern),
+                contains(func.lower(Customer.email), text),
+                contains(func.lower(Customer.first_name + " " + Customer.last_name), text),
+                contains(func.lower(Customer.company_name), text),
             ))
     for name, bound in (("from", "start"), ("to", "end")):
         raw = args.get(name, "")

@@ -13,6 +13,7 @@ from stdnum.tr import tckimlik, vkn
 
 from ..extensions import db
 from ..models import Customer, CustomerDepartment, CustomerNote, Department
+from ..search import contains
 from ..sqlite import fold_case
 from . import ValidationFailed, accounts, audit, notifications
 from .accounts import normalize_email
@@ -175,12 +176,12 @@ def search(query: str | None = None):
     """A select of customers matching name, company, e-mail or phone, newest first."""
     statement = select(Customer).order_by(Customer.id.desc())
     if query:
-        pattern = f"%{fold_case(query.strip())}%"
+        text = fold_case(query.strip())
         statement = statement.where(or_(
-            func.lower(Customer.first_name + " " + Customer.last_name).like(pattern),
-            func.lower(Customer.company_name).like(pattern),
-            func.lower(Customer.email).like(pattern),
-            Customer.phone.like(pattern.replace(" ", "")),
+            contains(func.lower(Customer.first_name + " " + Customer.last_name), text),
+            contains(func.lower(Customer.company_name), text),
+            contains(func.lower(Customer.email), text),
+            contains(Customer.phone, text.replace(" ", "")),
         ))
     return statement
 
