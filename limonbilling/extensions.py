@@ -31,10 +31,18 @@ babel = Babel()
 limiter = Limiter(key_func=get_remote_address)
 
 
-def insert_ignoring_conflict(model, **values) -> None:
-    """INSERT … ON CONFLICT DO NOTHING in the session's dialect: make sure a counter row exists."""
+def insert_ignoring_conflict(model, returning=None, **values):
+    """INSERT … ON CONFLICT DO NOTHING in the session's dialect, e.g. to make sure a counter row exists.
+
+    With `returning` (a column), the new row's value of it, or None when a row with
+    the same unique key exists (or a concurrent transaction inserted one and committed).
+    """
     from sqlalchemy.dialects.postgresql import insert as postgresql_insert
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     insert = postgresql_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    db.session.execute(insert(model).values(**values).on_conflict_do_nothing())
+    statement = insert(model.__table__).values(**values).on_conflict_do_nothing()
+    if returning is None:
+        db.session.execute(statement)
+        return None
+    return db.session.execute(statement.returning(returning)).scalar()

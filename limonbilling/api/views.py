@@ -30,7 +30,7 @@ def scope(needed: str, *, billing: bool = False):
             token = tokens.authenticate(plain.strip()) if kind.lower() == "bearer" else None
             if token is None:
                 return error_response(401, "unauthorized", "A valid API token is required (Authorization: Bearer …).")
-            if needed not in token.scope_list:
+            if needed not in token.scopes:
                 return error_response(403, "insufficient_scope", f"This token lacks the '{needed}' scope.")
             if billing and not settings.vip_support_enabled():
                 return error_response(404, "module_disabled", "The Paid VIP Support System is switched off.")
@@ -194,12 +194,15 @@ def usage():
             errors[field] = ["Give the id as a whole number."]
     if errors:
         raise ApiError(422, "validation_failed", "Some fields are not valid.", fields=errors)
-    result = entitlements.charge_usage(
-        _get(Customer, data["customer_id"], "customer"), _get(Department, data["department_id"], "department"),
-        data["kind"], reference.strip(),
-    )
-    body = {"charged": result.charged, "credits": result.usage.credits_after, "covered_by": result.covered_by,
-            "usage_id": result.usage.id, "repeated": result.repeated}
+    for field, name in (("customer_id", "customer"), ("department_id", "department")):
+        if not 0 < data[field] <= MAX_RECORD_ID:
+            raise ApiError(404, "not_found", f"No {name} with id {data[field]}.")
+    try:
+        result = entitlements.charge_usage(data["customer_id"], data["department_id"], data["kind"], reference.strip())
+    except entitlements.NotFound as missing:
+        raise ApiError(404, "not_found", str(missing)) from None
+    body = {"charged": result.charged, "credits": result.credits, "covered_by": result.covered_by,
+            "usage_id": result.usage_id, "repeated": result.repeated}
     return jsonify(body), 200 if result.repeated else 201
 
 

@@ -10,10 +10,9 @@ from datetime import datetime, timedelta
 
 from flask_babel import format_date
 from flask_babel import gettext as _
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import or_, select, update
 
-from ..extensions import db
+from ..extensions import db, insert_ignoring_conflict
 from ..models import Customer, CustomerDepartment, Department, Grant, Order, Package, SubscriptionPeriod, Usage
 from . import ServiceError, audit, ledger, settings
 from .clock import now
@@ -115,14 +114,6 @@ def subscription_expiry(customer: Customer) -> datetime | None:
 
 def renewal_window() -> timedelta:
     return timedelta(days=settings.get("renewal_window_days"))
-
-
-def _covering_period(customer: Customer, department_id: int, moment: datetime) -> SubscriptionPeriod | None:
-    """Rule 3: each period covers its own package's departments, only during the period."""
-    for period in subscription_periods(customer):
-        if period.covers(moment) and department_id in period.grant.department_ids:
-            return period
-    return None
 
 
 def _credit_covered_department_ids(customer: Customer) -> set[int]:
@@ -326,81 +317,133 @@ def _forfeit_old_type(customer: Customer, grant: Grant, moment: datetime) -> Non
 
 # --- rule 6: charging ---------------------------------------------------------------------------
 
-@dataclass
+@dataclass(frozen=True)
 class ChargeResult:
-    usage: Usage
+    usage_id: int
+    charged: int
+    credits: int  # the customer's credits right after this charge
+    covered_by: str  # credits, subscription, manual
     repeated: bool  # True when this (kind, reference) was charged before: nothing charged again
-
-    @property
-    def charged(self) -> int:
-        return self.usage.cost
-
-    @property
-    def covered_by(self) -> str:
-        return self.usage.covered_by
 
 
 class DepartmentNotEnabled(ServiceError):
-    def __init__(self, department: Department):
+    def __init__(self, department_id: int, name: str):
         super().__init__(
             "department_not_enabled",
-            _("%(department)s is not enabled for your account. Buy a package that covers it.",
-              department=department.name),
-            department_id=department.id,
+            _("%(department)s is not enabled for your account. Buy a package that covers it.", department=name),
+            department_id=department_id,
         )
 
 
-def _coverage(customer: Customer, department: Department) -> tuple[str, int]:
-    """How a new request in the department is paid for: (covered_by, cost), or DepartmentNotEnabled."""
-    row = next((r for r in customer.departments if r.department_id == department.id), None)
-    if row is None or not department.active:
-        raise DepartmentNotEnabled(department)
-    if row.source == "manual":
+def _covered_department_ids(customer_id: int, package_type: str | None, moment: datetime) -> set[int]:
+    """Rules 2 and 3: the departments the customer's package type covers at `moment`.
+
+    Credits cover the departments of every credit package bought since the last
+    switch; each subscription period covers its own package's departments,
+    only during the period.
+    """
+    if package_type == "credit":
+        snapshots = select(Grant.snapshot).where(
+            Grant.customer_id == customer_id, Grant.package_type == "credit", Grant.ended_at.is_(None))
+    elif package_type == "subscription":
+        periods = SubscriptionPeriod.__table__.c
+        snapshots = select(Grant.snapshot).join(SubscriptionPeriod).where(
+            periods.customer_id == customer_id, periods.starts_at <= moment, periods.ends_at > moment,
+            or_(periods.cut_at.is_(None), periods.cut_at > moment))
+    else:
+        return set()
+    return {department_id for snapshot in db.session.scalars(snapshots) for department_id in snapshot["department_ids"]}
+
+
+def _paid_by(source: str | None, department, package_type: str | None, covered: set[int]) -> tuple[str, int]:
+    """How a new request in `department` is paid for: (covered_by, cost), or DepartmentNotEnabled.
+
+    `source` is how the department is switched on for the customer (manual, package
+    or None); `covered` what the package type covers now (`_covered_department_ids`).
+    """
+    if source is None or not department.active:
+        raise DepartmentNotEnabled(department.id, department.name)
+    if source == "manual":
         return "manual", 0
-    if customer.package_type == "subscription" and _covering_period(customer, department.id, now()):
-        return "subscription", 0
-    if customer.package_type == "credit" and department.id in _credit_covered_department_ids(customer):
-        return "credits", department.credit_per_request
-    raise DepartmentNotEnabled(department)
+    if department.id in covered:
+        return ("subscription", 0) if package_type == "subscription" else ("credits", department.credit_per_request)
+    raise DepartmentNotEnabled(department.id, department.name)
 
 
-def charge_usage(customer: Customer, department: Department, kind: str, reference: str) -> ChargeResult:
+class NotFound(LookupError):
+    """The customer or the department named for a charge does not exist."""
+
+    def __init__(self, what: str, record_id: int):
+        super().__init__(f"No {what} with id {record_id}.")
+        self.what, self.record_id = what, record_id
+
+
+def charge_usage(customer_id: int, department_id: int, kind: str, reference: str) -> ChargeResult:
     """Rule 6: charge a new ticket or chat once; replies and messages never come here.
 
     The same (kind, reference) again returns the first result and charges
     nothing (a unique constraint decides, even between concurrent requests).
     A subscription or a manual department makes it free; the use is still
     recorded. Not enough credits raises InsufficientCredits.
+
+    This is what every help-desk request runs, so it reads what it needs in two
+    queries and writes plain rows: the usage (INSERT … ON CONFLICT DO NOTHING),
+    then for a cost the balance and its ledger row (`ledger.post_usage`).
     """
     if kind not in ("ticket", "chat"):
         raise ValueError(kind)
-    existing = _usage_by_reference(kind, reference)
-    if existing is not None:
-        return _repeat(existing, customer)
-    covered_by, cost = _coverage(customer, department)
-    usage = Usage(customer_id=customer.id, department_id=department.id, kind=kind, reference=reference,
-                  cost=cost, covered_by=covered_by, credits_after=customer.credits, created_at=now())
-    try:
-        with db.session.begin_nested():
-            db.session.add(usage)
-            db.session.flush()
-    except IntegrityError:
+    db.session.flush()  # pending ORM changes (e.g. a new conversation) reach the database first
+    facts = _charge_facts(customer_id, department_id, kind, reference)
+    if facts.usage_id is not None:
+        return _repeat(facts, customer_id)
+    moment = now()
+    covered = _covered_department_ids(customer_id, facts.package_type, moment) if facts.source == "package" else set()
+    covered_by, cost = _paid_by(facts.source, facts, facts.package_type, covered)
+    usage_id = insert_ignoring_conflict(
+        Usage, returning=Usage.id, customer_id=customer_id, department_id=department_id, kind=kind,
+        reference=reference, cost=cost, covered_by=covered_by, credits_after=facts.credits, created_at=moment,
+    )
+    if usage_id is None:
         # A concurrent request recorded the same reference first: answer with its result.
-        return _repeat(_usage_by_reference(kind, reference), customer)
+        return _repeat(_charge_facts(customer_id, department_id, kind, reference), customer_id)
+    credits = facts.credits
     if cost:
-        entry = ledger.post(customer, "usage", -cost, usage_id=usage.id)
-        usage.credits_after = entry.balance_after
-    return ChargeResult(usage=usage, repeated=False)
+        credits = ledger.post_usage(customer_id, cost, usage_id, facts.low_credit_threshold)
+        db.session.execute(update(Usage.__table__).where(Usage.__table__.c.id == usage_id).values(
+            credits_after=credits))
+    return ChargeResult(usage_id=usage_id, charged=cost, credits=credits, covered_by=covered_by, repeated=False)
 
 
-def _usage_by_reference(kind: str, reference: str) -> Usage | None:
-    return db.session.scalar(select(Usage).where(Usage.kind == kind, Usage.reference == reference))
+def _charge_facts(customer_id: int, department_id: int, kind: str, reference: str):
+    """One row with what a charge decides on: the customer's type, credits and low-credit threshold, the
+    department and how it is switched on for the customer, and a usage already recorded for the reference."""
+    customers, departments = Customer.__table__.c, Department.__table__
+    switched_on, usages = CustomerDepartment.__table__, Usage.__table__
+    row = db.session.execute(
+        select(
+            customers.package_type, customers.credits, customers.low_credit_threshold,
+            departments.c.id, departments.c.name, departments.c.active, departments.c.credit_per_request,
+            switched_on.c.source, usages.c.id.label("usage_id"), usages.c.customer_id.label("usage_customer_id"),
+            usages.c.cost.label("usage_cost"), usages.c.covered_by.label("usage_covered_by"),
+            usages.c.credits_after.label("usage_credits_after"),
+        )
+        .select_from(Customer.__table__.join(departments, departments.c.id == department_id)
+                     .outerjoin(switched_on, (switched_on.c.customer_id == customers.id)
+                                & (switched_on.c.department_id == departments.c.id))
+                     .outerjoin(usages, (usages.c.kind == kind) & (usages.c.reference == reference)))
+        .where(customers.id == customer_id)
+    ).first()
+    if row is None:
+        exists = db.session.scalar(select(customers.id).where(customers.id == customer_id))
+        raise NotFound("department", department_id) if exists else NotFound("customer", customer_id)
+    return row
 
 
-def _repeat(usage: Usage, customer: Customer) -> ChargeResult:
-    if usage.customer_id != customer.id:
+def _repeat(facts, customer_id: int) -> ChargeResult:
+    if facts.usage_customer_id != customer_id:
         raise ServiceError("reference_conflict", _("This reference was already used for another customer."))
-    return ChargeResult(usage=usage, repeated=True)
+    return ChargeResult(usage_id=facts.usage_id, charged=facts.usage_cost, credits=facts.usage_credits_after,
+                        covered_by=facts.usage_covered_by, repeated=True)
 
 
 # --- what the customer holds, for pages and the API ----------------------------------------------
@@ -429,10 +472,11 @@ class Entitlement:
 def entitlement(customer: Customer) -> Entitlement:
     """What the customer holds now: type, credits or expiry, and each enabled department's usability."""
     expiry = subscription_expiry(customer) if customer.package_type == "subscription" else None
+    covered = _covered_department_ids(customer.id, customer.package_type, now())
     access = []
     for row in sorted(customer.departments, key=lambda r: r.department.name):
         try:
-            covered_by, cost = _coverage(customer, row.department)
+            _covered_by, cost = _paid_by(row.source, row.department, customer.package_type, covered)
         except DepartmentNotEnabled:
             access.append(DepartmentAccess(row.department, row.source, usable=False, cost=0))
         else:

@@ -42,10 +42,10 @@ def open_conversation(
     db.session.add(conversation)
     db.session.flush()
     if settings.vip_support_enabled():
-        result = entitlements.charge_usage(customer, department, kind, f"limonbilling-{kind}-{conversation.id}")
-        conversation.usage_id = result.usage.id
+        result = entitlements.charge_usage(customer.id, department.id, kind, f"limonbilling-{kind}-{conversation.id}")
+        conversation.usage_id = result.usage_id
     elif not department.active:
-        raise entitlements.DepartmentNotEnabled(department)
+        raise entitlements.DepartmentNotEnabled(department.id, department.name)
     audit.record(audit.Actor.of(customer), f"{kind}.open", conversation, department=department.name)
     return conversation
 

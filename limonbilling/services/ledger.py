@@ -5,14 +5,16 @@ conditional UPDATE in the same transaction as the ledger row, so two
 concurrent requests can neither overdraw it nor lose an update (domain.md §7).
 """
 from flask_babel import gettext as _
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..models import Conversation, Customer, LedgerEntry, Order
 from . import ServiceError, ValidationFailed, audit, notifications
+from .clock import now
 
 customers_table = Customer.__table__
+ledger_table = LedgerEntry.__table__
 
 
 class InsufficientCredits(ServiceError):
@@ -25,6 +27,25 @@ class InsufficientCredits(ServiceError):
         )
 
 
+def _move(customer_id: int, amount: int) -> int:
+    """The balance change itself: one conditional UPDATE, never below zero. Returns the balance after.
+
+    A copy of the customer already loaded in the session gets the new balance too.
+    """
+    statement = update(customers_table).where(customers_table.c.id == customer_id)
+    if amount < 0:
+        statement = statement.where(customers_table.c.credits >= -amount)
+    statement = statement.values(credits=customers_table.c.credits + amount).returning(customers_table.c.credits)
+    balance = db.session.execute(statement).scalar()
+    if balance is None:
+        have = db.session.scalar(select(customers_table.c.credits).where(customers_table.c.id == customer_id))
+        raise InsufficientCredits(have=have, need=-amount)
+    loaded = db.session.identity_map.get(db.session.identity_key(Customer, customer_id))
+    if loaded is not None:
+        set_committed_value(loaded, "credits", balance)
+    return balance
+
+
 def post(customer: Customer, kind: str, amount: int, **cause) -> LedgerEntry:
     """Move `amount` credits (negative takes away) and write the ledger row; never below zero.
 
@@ -32,21 +53,26 @@ def post(customer: Customer, kind: str, amount: int, **cause) -> LedgerEntry:
     when a negative amount is more than the balance at this instant.
     """
     db.session.flush()  # pending ORM changes (e.g. the package type) reach the row first
-    statement = update(customers_table).where(customers_table.c.id == customer.id)
-    if amount < 0:
-        statement = statement.where(customers_table.c.credits >= -amount)
-    statement = statement.values(credits=customers_table.c.credits + amount).returning(customers_table.c.credits)
-    balance = db.session.execute(statement).scalar()
-    if balance is None:
-        have = db.session.scalar(select(customers_table.c.credits).where(customers_table.c.id == customer.id))
-        raise InsufficientCredits(have=have, need=-amount)
-    set_committed_value(customer, "credits", balance)
+    balance = _move(customer.id, amount)
     entry = LedgerEntry(customer_id=customer.id, kind=kind, amount=amount, balance_after=balance, **cause)
     db.session.add(entry)
     db.session.flush()
-    if kind in ("usage", "adjustment") and amount < 0:
+    if kind == "adjustment" and amount < 0:
         notifications.credits_dropped(customer, entry)
     return entry
+
+
+def post_usage(customer_id: int, cost: int, usage_id: int, own_low_credit_threshold: int | None) -> int:
+    """`post` for a charged ticket or chat, the help desk's hot path: the same conditional UPDATE and
+    ledger row, written as two plain statements without loading the customer. Returns the balance after."""
+    balance = _move(customer_id, -cost)
+    entry_id = db.session.execute(insert(ledger_table).values(
+        customer_id=customer_id, kind="usage", amount=-cost, balance_after=balance, usage_id=usage_id,
+        created_at=now(),
+    ).returning(ledger_table.c.id)).scalar_one()
+    if notifications.runs_low(own_low_credit_threshold, balance + cost, balance):
+        notifications.credits_dropped(db.session.get(Customer, customer_id), db.session.get(LedgerEntry, entry_id))
+    return balance
 
 
 def note(customer: Customer, kind: str, reason: str, **cause) -> LedgerEntry:

@@ -220,18 +220,19 @@ def password_reset(user: Agent | Customer) -> None:
 
 # --- credits and subscriptions --------------------------------------------------------------------
 
-def low_credit_threshold(customer: Customer) -> int:
+def low_credit_threshold(own: int | None) -> int:
     """The customer's own threshold, else the global one (Settings → Notifications); 0 means no warning."""
-    if customer.low_credit_threshold is not None:
-        return customer.low_credit_threshold
-    return settings.get("low_credit_threshold")
+    return own if own is not None else settings.get("low_credit_threshold")
+
+
+def runs_low(own_threshold: int | None, before: int, after: int) -> bool:
+    """Whether a movement from `before` to `after` credits crosses below the customer's threshold."""
+    return before >= low_credit_threshold(own_threshold) > after
 
 
 def credits_dropped(customer: Customer, entry: LedgerEntry) -> None:
     """Credits running low: warn once per crossing, when this movement took the balance below the threshold."""
-    threshold = low_credit_threshold(customer)
-    before = entry.balance_after - entry.amount
-    if before >= threshold > entry.balance_after:
+    if runs_low(customer.low_credit_threshold, entry.balance_after - entry.amount, entry.balance_after):
         _to_customer(customer, "credits_low", f"customer:{customer.id}:credits_low:{entry.id}", "credits_low",
                      lambda: _("You have %(count)d credits left", count=entry.balance_after),
                      credits=entry.balance_after, packages_url=external_url("portal.packages"))

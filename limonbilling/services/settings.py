@@ -1,8 +1,16 @@
-"""Typed settings with defaults, stored as JSON values in the `settings` table."""
+"""Typed settings with defaults, stored as JSON values in the `settings` table.
+
+They are read once per transaction (one query for all of them) and kept in the
+session until it commits or rolls back, so a request that looks at several
+settings, or at the same one in several places, pays for one small query.
+"""
+import copy
 import json
 from typing import Any
 
 from flask_babel import gettext as _
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from ..extensions import db
 from ..models import Setting
@@ -74,18 +82,31 @@ DEFAULTS: dict[str, Any] = {
 SECRET_KEYS = frozenset({"nestpay_store_key", "nestpay_api_password", "smtp_password", "sms_password"})
 
 
+_STORED = "limonbilling.settings"  # key in Session.info: {key: JSON text} of this transaction
+
+
+def _stored() -> dict[str, str]:
+    stored = db.session.info.get(_STORED)
+    if stored is None:
+        stored = dict(db.session.execute(select(Setting.key, Setting.value)).all())
+        db.session.info[_STORED] = stored
+    return stored
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_stored(session: Session, _transaction) -> None:
+    session.info.pop(_STORED, None)  # also after a savepoint, which may have rolled back an update
+
+
 def get(key: str) -> Any:
     if key not in DEFAULTS:
         raise KeyError(key)
-    row = db.session.get(Setting, key)
-    return json.loads(row.value) if row is not None else DEFAULTS[key]
+    value = _stored().get(key)
+    return json.loads(value) if value is not None else copy.deepcopy(DEFAULTS[key])
 
 
 def get_all() -> dict[str, Any]:
-    values = dict(DEFAULTS)
-    for row in db.session.scalars(db.select(Setting).where(Setting.key.in_(DEFAULTS))):
-        values[row.key] = json.loads(row.value)
-    return values
+    return {key: get(key) for key in DEFAULTS}
 
 
 def update(values: dict[str, Any], actor: audit.Actor) -> list[str]:
@@ -99,6 +120,7 @@ def update(values: dict[str, Any], actor: audit.Actor) -> list[str]:
         row = db.session.get(Setting, key) or Setting(key=key)
         row.value = json.dumps(value)
         db.session.add(row)
+        _stored()[key] = row.value
         changed.append(key)
     if changed:
         audit.record(actor, "settings.update", keys=changed)

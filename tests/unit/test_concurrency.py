@@ -7,7 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from limonbilling.extensions import db
-from limonbilling.models import Customer, Department, LedgerEntry, Package, Usage
+from limonbilling.models import Customer, LedgerEntry, Package, Usage
 from limonbilling.services import audit, entitlements, ledger
 from limonbilling.services.ledger import InsufficientCredits
 
@@ -41,7 +41,7 @@ def _run_concurrently(app, jobs):
 def _charge(customer_id, department_id, reference):
     def job():
         customer = db.session.get(Customer, customer_id)
-        result = entitlements.charge_usage(customer, db.session.get(Department, department_id), "ticket", reference)
+        result = entitlements.charge_usage(customer.id, department_id, "ticket", reference)
         return "repeated" if result.repeated else result.charged
 
     return job

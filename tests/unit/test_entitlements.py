@@ -113,13 +113,13 @@ def test_each_period_covers_its_own_packages_departments(clock, support, servers
     activate(customer, make_package("subscription", [servers], days=30))
     # Servers is switched on at activation but usable only when its period starts.
     with pytest.raises(DepartmentNotEnabled):
-        charge_usage(customer, servers, "ticket", "early")
+        charge_usage(customer.id, servers.id, "ticket", "early")
     db.session.rollback()
-    assert charge_usage(customer, support, "ticket", "s1").covered_by == "subscription"
+    assert charge_usage(customer.id, support.id, "ticket", "s1").covered_by == "subscription"
     clock.advance(days=11)
-    assert charge_usage(customer, servers, "ticket", "s2").covered_by == "subscription"
+    assert charge_usage(customer.id, servers.id, "ticket", "s2").covered_by == "subscription"
     with pytest.raises(DepartmentNotEnabled):
-        charge_usage(customer, support, "ticket", "s3")
+        charge_usage(customer.id, support.id, "ticket", "s3")
 
 
 # --- rule 4: switching forfeits ----------------------------------------------------------------
@@ -127,7 +127,7 @@ def test_each_period_covers_its_own_packages_departments(clock, support, servers
 def test_switch_credits_to_subscription_forfeits_credits(clock, support, servers):
     customer = make_customer()
     activate(customer, make_package("credit", [support], credits=10))
-    charge_usage(customer, support, "ticket", "t1")
+    charge_usage(customer.id, support.id, "ticket", "t1")
     db.session.commit()
     subscription = make_package("subscription", [servers], days=30)
     preview = preview_purchase(customer, subscription)
@@ -159,7 +159,7 @@ def test_switch_subscription_to_credits_forfeits_the_rest(clock, support, server
     note = db.session.scalars(db.select(LedgerEntry).where(LedgerEntry.kind == "forfeit")).one()
     assert note.amount == 0 and "forfeited" in note.reason
     with pytest.raises(DepartmentNotEnabled):
-        charge_usage(customer, support, "ticket", "after-switch")
+        charge_usage(customer.id, support.id, "ticket", "after-switch")
     db.session.rollback()
     assert department_sources(customer) == {"Servers": "package"}
     assert_ledger_consistent(customer)
@@ -182,7 +182,7 @@ def test_manual_departments_are_free_and_never_touched(support, servers):
     customers.set_department(customer, servers, True, audit.Actor.system("t"))
     activate(customer, make_package("credit", [support, servers], credits=4))
     assert department_sources(customer) == {"Support": "package", "Servers": "manual"}
-    result = charge_usage(customer, servers, "ticket", "manual-1")
+    result = charge_usage(customer.id, servers.id, "ticket", "manual-1")
     assert (result.charged, result.covered_by) == (0, "manual")
 
 
@@ -201,12 +201,12 @@ def test_expired_subscription_departments_go_off(clock, support):
 def test_charge_per_new_request_once_per_reference(support):
     customer = make_customer()
     activate(customer, make_package("credit", [support], credits=10))
-    first = charge_usage(customer, support, "ticket", "T-1")
+    first = charge_usage(customer.id, support.id, "ticket", "T-1")
     db.session.commit()
-    again = charge_usage(customer, support, "ticket", "T-1")
-    assert (first.charged, first.repeated, again.repeated, again.usage.id) == (3, False, True, first.usage.id)
+    again = charge_usage(customer.id, support.id, "ticket", "T-1")
+    assert (first.charged, first.repeated, again.repeated, again.usage_id) == (3, False, True, first.usage_id)
     assert customer.credits == 7
-    chat = charge_usage(customer, support, "chat", "T-1")  # another kind is another request
+    chat = charge_usage(customer.id, support.id, "chat", "T-1")  # another kind is another request
     assert chat.charged == 3 and customer.credits == 4
     assert_ledger_consistent(customer)
 
@@ -215,7 +215,7 @@ def test_not_enough_credits_is_refused_with_the_numbers(support):
     customer = make_customer()
     activate(customer, make_package("credit", [support], credits=2))
     with pytest.raises(InsufficientCredits) as refused:
-        charge_usage(customer, support, "ticket", "T-2")
+        charge_usage(customer.id, support.id, "ticket", "T-2")
     assert (refused.value.details["have"], refused.value.details["need"]) == (2, 3)
     assert "you have 2" in refused.value.message and "needs 3" in refused.value.message
     db.session.rollback()
@@ -227,15 +227,15 @@ def test_department_not_enabled(support, servers):
     customer = make_customer()
     activate(customer, make_package("credit", [support], credits=10))
     with pytest.raises(DepartmentNotEnabled):
-        charge_usage(customer, servers, "ticket", "T-3")
+        charge_usage(customer.id, servers.id, "ticket", "T-3")
 
 
 def test_subscription_use_is_free_but_recorded(support):
     customer = make_customer()
     activate(customer, make_package("subscription", [support], days=30))
-    result = charge_usage(customer, support, "chat", "C-1")
+    result = charge_usage(customer.id, support.id, "chat", "C-1")
     assert (result.charged, result.covered_by) == (0, "subscription")
-    assert db.session.get(Usage, result.usage.id) is not None
+    assert db.session.get(Usage, result.usage_id) is not None
 
 
 def test_reference_of_another_customer_conflicts(support):
@@ -243,10 +243,10 @@ def test_reference_of_another_customer_conflicts(support):
     one, other = make_customer(), make_customer()
     activate(one, package)
     activate(other, package)
-    charge_usage(one, support, "ticket", "shared")
+    charge_usage(one.id, support.id, "ticket", "shared")
     db.session.commit()
     with pytest.raises(ServiceError) as conflict:
-        charge_usage(other, support, "ticket", "shared")
+        charge_usage(other.id, support.id, "ticket", "shared")
     assert conflict.value.code == "reference_conflict"
 
 
@@ -264,7 +264,7 @@ def test_editing_a_package_after_sale_changes_nothing_sold(support, servers):
     assert grant.snapshot["name"] != "Renamed" and grant.snapshot["credits"] == 10
     assert grant.snapshot["price_minor"] == 10000 and grant.snapshot["department_ids"] == [support.id]
     assert customer.credits == 10
-    assert charge_usage(customer, support, "ticket", "still-covered").charged == 3
+    assert charge_usage(customer.id, support.id, "ticket", "still-covered").charged == 3
     assert packages.archive_or_delete(package, audit.Actor.system("t")) == "archived"
 
 

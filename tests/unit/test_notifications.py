@@ -3,7 +3,7 @@ import pytest
 from sqlalchemy import select
 
 from limonbilling.extensions import db
-from limonbilling.models import Department, Notification
+from limonbilling.models import Notification
 from limonbilling.services import (
     ServiceError,
     accounts,
@@ -135,7 +135,7 @@ def test_credits_running_low_warns_once_per_crossing(app):
     activate(customer, make_package("credit", [department], credits=10))
 
     def charge(n):
-        entitlements.charge_usage(customer, db.session.get(Department, department.id), "ticket", f"T-{n}")
+        entitlements.charge_usage(customer.id, department.id, "ticket", f"T-{n}")
         db.session.commit()
 
     for n in range(3):  # 10 → 8 → 6 → 4: below 5 once
@@ -157,9 +157,9 @@ def test_a_customer_threshold_wins_and_zero_switches_it_off(app):
     db.session.commit()
     activate(customer, make_package("credit", [department], credits=2))
     for n in range(2):
-        entitlements.charge_usage(customer, db.session.get(Department, department.id), "chat", f"C-{n}")
+        entitlements.charge_usage(customer.id, department.id, "chat", f"C-{n}")
     db.session.commit()
-    assert notifications.low_credit_threshold(customer) == 0
+    assert notifications.low_credit_threshold(customer.low_credit_threshold) == 0
     assert queued(event="credits_low") == []
 
 

@@ -180,7 +180,7 @@ def test_refund_to_balance_takes_back_what_remains_and_credits_the_money(support
     package = make_package("credit", [support], credits=10, price="150.00")
     order = place(customer, package)
     orders.accept_order(order, AGENT)
-    entitlements.charge_usage(customer, support, "ticket", "T-1")
+    entitlements.charge_usage(customer.id, support.id, "ticket", "T-1")
     db.session.commit()
     orders.refund_to_balance(order, AGENT)
     db.session.commit()

@@ -101,7 +101,7 @@ def test_cancel_takes_back_what_remains_and_records_the_rest(gateway, support):
     orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
     for n in range(3):
-        charge_usage(customer, support, "ticket", f"T{n}")  # 9 of 10 credits used
+        charge_usage(customer.id, support.id, "ticket", f"T{n}")  # 9 of 10 credits used
     db.session.commit()
     orders.cancel_order(order, AGENT)
     db.session.commit()
@@ -122,7 +122,7 @@ def test_fraud_removes_a_subscription_period_and_back_to_pending_then_accept(gat
     db.session.commit()
     assert order.status == "fraud" and not entitlements.entitlement(customer).subscription_active
     with pytest.raises(entitlements.DepartmentNotEnabled):
-        charge_usage(customer, support, "ticket", "after-fraud")
+        charge_usage(customer.id, support.id, "ticket", "after-fraud")
     db.session.rollback()
     orders.back_to_pending(order, AGENT)
     orders.accept_order(order, AGENT)
