@@ -75,6 +75,9 @@ def create_app(config=None) -> Flask:
         # Behind N proxies (nginx, a load balancer): trust their X-Forwarded-For/-Proto/-Host, no more.
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    from .sqlite import configure_sqlite
+
+    configure_sqlite(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
