@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from ..extensions import db
 from ..models import API_SCOPES, ApiToken
@@ -49,6 +49,11 @@ class Caller:
     scopes: tuple[str, ...]
 
 
+_tokens = ApiToken.__table__.c
+_LIVE_TOKEN = select(_tokens.id, _tokens.name, _tokens.scopes, _tokens.last_used_at).where(
+    _tokens.token_hash == bindparam("token_hash"), _tokens.revoked_at.is_(None))
+
+
 def authenticate(plain: str) -> Caller | None:
     """The live token with this value, or None (unknown or revoked).
 
@@ -56,16 +61,13 @@ def authenticate(plain: str) -> Caller | None:
     """
     if not plain or not plain.startswith(PREFIX):
         return None
-    found = db.session.execute(
-        select(ApiToken.id, ApiToken.name, ApiToken.scopes, ApiToken.last_used_at)
-        .where(ApiToken.token_hash == _digest(plain), ApiToken.revoked_at.is_(None))
-    ).first()
+    found = db.session.execute(_LIVE_TOKEN, {"token_hash": _digest(plain)}).first()
     if found is None:
         return None
     moment = now()
     if found.last_used_at is None or moment - found.last_used_at > LAST_USED_PRECISION:
         # Not on every request: the row would serialise concurrent calls.
-        db.session.execute(update(ApiToken).where(ApiToken.id == found.id).values(last_used_at=moment))
+        db.session.execute(update(ApiToken.__table__).where(_tokens.id == found.id).values(last_used_at=moment))
     return Caller(found.id, found.name, tuple(found.scopes.split()))
 
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import format_date
 from flask_babel import gettext as _
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from ..extensions import db, insert_ignoring_conflict
 from ..models import Customer, CustomerDepartment, Department, Grant, Order, Package, SubscriptionPeriod, Usage
@@ -335,6 +335,20 @@ class DepartmentNotEnabled(ServiceError):
         )
 
 
+def _statements_of_coverage():
+    grants, periods = Grant.__table__.c, SubscriptionPeriod.__table__.c
+    customer_id, moment = bindparam("customer_id"), bindparam("moment")
+    credit = select(grants.snapshot).where(
+        grants.customer_id == customer_id, grants.package_type == "credit", grants.ended_at.is_(None))
+    subscription = select(grants.snapshot).join_from(Grant.__table__, SubscriptionPeriod.__table__).where(
+        periods.customer_id == customer_id, periods.starts_at <= moment, periods.ends_at > moment,
+        or_(periods.cut_at.is_(None), periods.cut_at > moment))
+    return {"credit": credit, "subscription": subscription}
+
+
+_COVERAGE = _statements_of_coverage()  # built once: every charge runs one of them
+
+
 def _covered_department_ids(customer_id: int, package_type: str | None, moment: datetime) -> set[int]:
     """Rules 2 and 3: the departments the customer's package type covers at `moment`.
 
@@ -342,17 +356,10 @@ def _covered_department_ids(customer_id: int, package_type: str | None, moment: 
     switch; each subscription period covers its own package's departments,
     only during the period.
     """
-    if package_type == "credit":
-        snapshots = select(Grant.snapshot).where(
-            Grant.customer_id == customer_id, Grant.package_type == "credit", Grant.ended_at.is_(None))
-    elif package_type == "subscription":
-        periods = SubscriptionPeriod.__table__.c
-        snapshots = select(Grant.snapshot).join(SubscriptionPeriod).where(
-            periods.customer_id == customer_id, periods.starts_at <= moment, periods.ends_at > moment,
-            or_(periods.cut_at.is_(None), periods.cut_at > moment))
-    else:
+    if package_type not in _COVERAGE:
         return set()
-    return {department_id for snapshot in db.session.scalars(snapshots) for department_id in snapshot["department_ids"]}
+    snapshots = db.session.scalars(_COVERAGE[package_type], {"customer_id": customer_id, "moment": moment})
+    return {department_id for snapshot in snapshots for department_id in snapshot["department_ids"]}
 
 
 def _paid_by(source: str | None, department, package_type: str | None, covered: set[int]) -> tuple[str, int]:
@@ -376,6 +383,10 @@ class NotFound(LookupError):
     def __init__(self, what: str, record_id: int):
         super().__init__(f"No {what} with id {record_id}.")
         self.what, self.record_id = what, record_id
+
+
+_SET_CREDITS_AFTER = update(Usage.__table__).where(Usage.__table__.c.id == bindparam("usage_id")).values(
+    credits_after=bindparam("credits"))
 
 
 def charge_usage(customer_id: int, department_id: int, kind: str, reference: str) -> ChargeResult:
@@ -409,17 +420,14 @@ def charge_usage(customer_id: int, department_id: int, kind: str, reference: str
     credits = facts.credits
     if cost:
         credits = ledger.post_usage(customer_id, cost, usage_id, facts.low_credit_threshold)
-        db.session.execute(update(Usage.__table__).where(Usage.__table__.c.id == usage_id).values(
-            credits_after=credits))
+        db.session.execute(_SET_CREDITS_AFTER, {"usage_id": usage_id, "credits": credits})
     return ChargeResult(usage_id=usage_id, charged=cost, credits=credits, covered_by=covered_by, repeated=False)
 
 
-def _charge_facts(customer_id: int, department_id: int, kind: str, reference: str):
-    """One row with what a charge decides on: the customer's type, credits and low-credit threshold, the
-    department and how it is switched on for the customer, and a usage already recorded for the reference."""
+def _statement_of_charge_facts():
     customers, departments = Customer.__table__.c, Department.__table__
     switched_on, usages = CustomerDepartment.__table__, Usage.__table__
-    row = db.session.execute(
+    return (
         select(
             customers.package_type, customers.credits, customers.low_credit_threshold,
             departments.c.id, departments.c.name, departments.c.active, departments.c.credit_per_request,
@@ -427,14 +435,26 @@ def _charge_facts(customer_id: int, department_id: int, kind: str, reference: st
             usages.c.cost.label("usage_cost"), usages.c.covered_by.label("usage_covered_by"),
             usages.c.credits_after.label("usage_credits_after"),
         )
-        .select_from(Customer.__table__.join(departments, departments.c.id == department_id)
+        .select_from(Customer.__table__.join(departments, departments.c.id == bindparam("department_id"))
                      .outerjoin(switched_on, (switched_on.c.customer_id == customers.id)
                                 & (switched_on.c.department_id == departments.c.id))
-                     .outerjoin(usages, (usages.c.kind == kind) & (usages.c.reference == reference)))
-        .where(customers.id == customer_id)
-    ).first()
+                     .outerjoin(usages, (usages.c.kind == bindparam("kind"))
+                                & (usages.c.reference == bindparam("reference"))))
+        .where(customers.id == bindparam("customer_id"))
+    )
+
+
+_CHARGE_FACTS = _statement_of_charge_facts()
+
+
+def _charge_facts(customer_id: int, department_id: int, kind: str, reference: str):
+    """One row with what a charge decides on: the customer's type, credits and low-credit threshold, the
+    department and how it is switched on for the customer, and a usage already recorded for the reference."""
+    row = db.session.execute(_CHARGE_FACTS, {
+        "customer_id": customer_id, "department_id": department_id, "kind": kind, "reference": reference,
+    }).first()
     if row is None:
-        exists = db.session.scalar(select(customers.id).where(customers.id == customer_id))
+        exists = db.session.scalar(select(Customer.id).where(Customer.id == customer_id))
         raise NotFound("department", department_id) if exists else NotFound("customer", customer_id)
     return row
 

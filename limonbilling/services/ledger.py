@@ -5,7 +5,7 @@ conditional UPDATE in the same transaction as the ledger row, so two
 concurrent requests can neither overdraw it nor lose an update (domain.md §7).
 """
 from flask_babel import gettext as _
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
@@ -27,16 +27,18 @@ class InsufficientCredits(ServiceError):
         )
 
 
+_GIVE = (update(customers_table).where(customers_table.c.id == bindparam("customer_id"))
+         .values(credits=customers_table.c.credits + bindparam("amount")).returning(customers_table.c.credits))
+_TAKE = _GIVE.where(customers_table.c.credits >= -bindparam("amount"))
+
+
 def _move(customer_id: int, amount: int) -> int:
     """The balance change itself: one conditional UPDATE, never below zero. Returns the balance after.
 
     A copy of the customer already loaded in the session gets the new balance too.
     """
-    statement = update(customers_table).where(customers_table.c.id == customer_id)
-    if amount < 0:
-        statement = statement.where(customers_table.c.credits >= -amount)
-    statement = statement.values(credits=customers_table.c.credits + amount).returning(customers_table.c.credits)
-    balance = db.session.execute(statement).scalar()
+    statement = _TAKE if amount < 0 else _GIVE
+    balance = db.session.execute(statement, {"customer_id": customer_id, "amount": amount}).scalar()
     if balance is None:
         have = db.session.scalar(select(customers_table.c.credits).where(customers_table.c.id == customer_id))
         raise InsufficientCredits(have=have, need=-amount)
@@ -62,14 +64,17 @@ def post(customer: Customer, kind: str, amount: int, **cause) -> LedgerEntry:
     return entry
 
 
+_INSERT_ENTRY = insert(ledger_table).returning(ledger_table.c.id)
+
+
 def post_usage(customer_id: int, cost: int, usage_id: int, own_low_credit_threshold: int | None) -> int:
     """`post` for a charged ticket or chat, the help desk's hot path: the same conditional UPDATE and
     ledger row, written as two plain statements without loading the customer. Returns the balance after."""
     balance = _move(customer_id, -cost)
-    entry_id = db.session.execute(insert(ledger_table).values(
-        customer_id=customer_id, kind="usage", amount=-cost, balance_after=balance, usage_id=usage_id,
-        created_at=now(),
-    ).returning(ledger_table.c.id)).scalar_one()
+    entry_id = db.session.execute(_INSERT_ENTRY, {
+        "customer_id": customer_id, "kind": "usage", "amount": -cost, "balance_after": balance,
+        "usage_id": usage_id, "created_at": now(),
+    }).scalar_one()
     if notifications.runs_low(own_low_credit_threshold, balance + cost, balance):
         notifications.credits_dropped(db.session.get(Customer, customer_id), db.session.get(LedgerEntry, entry_id))
     return balance
