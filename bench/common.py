@@ -310,60 +310,95 @@ class Phase:
         return self.ok / self.seconds if self.seconds else 0.0
 
 
-def run_load(name: str, clients: int, seconds: float, warmup: float, make_request, expect: int) -> Phase:
-    """`clients` threads, each with its own requests.Session, calling `make_request(session, thread, n)`
-    back to back: `warmup` seconds unrecorded, then `seconds` recorded. `make_request` returns the
-    response; a response with status `expect` counts, its latency is kept."""
+def run_load(name: str, clients: int, seconds: float, warmup: float, make_request, expect: int,
+             processes: int = 1, state=None) -> Phase:
+    """`clients` client threads spread over `processes` forked processes (so one Python process's GIL does
+    not cap the rate a fast endpoint can reach), each with its own requests.Session, calling
+    `make_request(session, client, n)` back to back: `warmup` seconds unrecorded, then `seconds` recorded.
+    A response with status `expect` counts, its latency is kept. `state` (with `clear()`, `snapshot()` and
+    `merge(snapshot)`) is what `make_request` records; each process starts it empty and it is merged back here."""
+    import multiprocessing
+
+    processes = max(1, min(processes, clients))
+    began = time.monotonic() + 0.5  # time for every process to start its threads
+    times = {"record_from": began + warmup, "stop_at": began + warmup + seconds}
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    shares = [list(range(clients))[p::processes] for p in range(processes)]
+    children = [context.Process(target=_load_process, args=(share, times, make_request, expect, state, results))
+                for share in shares]
+    for child in children:
+        child.start()
+    time.sleep(max(0.0, times["record_from"] - time.monotonic()))
+    phase = Phase(name, clients)
+    with CpuMeter() as meter:
+        found = [results.get(timeout=seconds + warmup + 120) for _ in children]
+    for child in children:
+        child.join()
+    for latencies, statuses, errors, cpu_seconds, snapshot in found:
+        phase.latencies.extend(latencies)
+        phase.errors += errors
+        for status, count in statuses.items():
+            phase.statuses[status] = phase.statuses.get(status, 0) + count
+        phase.client_cores += cpu_seconds / seconds
+        if state is not None:
+            state.merge(snapshot)
+    phase.seconds = seconds
+    phase.machine_busy = meter.machine_busy
+    return phase
+
+
+def _load_process(share: list[int], times: dict, make_request, expect: int, state, results) -> None:
+    """One load process: a thread per client in `share`; reports what it measured and its own CPU seconds
+    while recording."""
     import requests
 
-    phase = Phase(name, clients)
+    if state is not None:
+        state.clear()  # the fork copied what the parent had already merged
     lock = threading.Lock()
-    start_gate = threading.Barrier(clients + 1)
-    times = {}
+    latencies, statuses, errors = [], {}, [0]
 
     def client(index: int):
         session = requests.Session()
-        latencies, statuses, errors, n = [], {}, 0, 0
-        start_gate.wait()
+        mine, seen, failed, n = [], {}, 0, 0
         record_from, stop_at = times["record_from"], times["stop_at"]
         while True:
-            began = time.perf_counter()
+            began = time.monotonic()
             if began >= stop_at:
                 break
             try:
-                response = make_request(session, index, n)
-                status = response.status_code
+                status = make_request(session, index, n).status_code
             except requests.RequestException:
-                errors += 1
+                failed += 1
                 status = None
-            took = time.perf_counter() - began
+            took = time.monotonic() - began
             n += 1
             if began >= record_from:
                 if status is not None:
-                    statuses[status] = statuses.get(status, 0) + 1
+                    seen[status] = seen.get(status, 0) + 1
                 if status == expect:
-                    latencies.append(took)
+                    mine.append(took)
         session.close()
         with lock:
-            phase.latencies.extend(latencies)
-            phase.errors += errors
-            for status, count in statuses.items():
-                phase.statuses[status] = phase.statuses.get(status, 0) + count
+            latencies.extend(mine)
+            errors[0] += failed
+            for status, count in seen.items():
+                statuses[status] = statuses.get(status, 0) + count
 
-    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    threads = [threading.Thread(target=client, args=(index,), daemon=True) for index in share]
     for thread in threads:
         thread.start()
-    now = time.perf_counter()
-    times["record_from"] = now + warmup
-    times["stop_at"] = now + warmup + seconds
-    start_gate.wait()
-    time.sleep(warmup)
-    with CpuMeter() as meter:
-        for thread in threads:
-            thread.join()
-    phase.seconds = seconds
-    phase.machine_busy, phase.client_cores = meter.machine_busy, meter.client_cores
-    return phase
+    time.sleep(max(0.0, times["record_from"] - time.monotonic()))
+    cpu_from = _cpu_seconds()
+    for thread in threads:
+        thread.join()
+    results.put((latencies, statuses, errors[0], _cpu_seconds() - cpu_from,
+                 state.snapshot() if state is not None else None))
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 # --- where the time goes inside one request ---------------------------------------------------

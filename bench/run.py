@@ -42,6 +42,8 @@ def options(argv=None):
     parser.add_argument("--customers", type=int, default=200, help="customers the API clients charge")
     parser.add_argument("--callbacks", type=int, help="card orders paid by bank callbacks (default 400, quick 100)")
     parser.add_argument("--callback-clients", type=int, default=16)
+    parser.add_argument("--client-processes", type=int, default=os.cpu_count() or 1,
+                        help="processes the API clients are spread over (default: one per CPU)")
     parser.add_argument("--max-rows", type=int,
                         help="largest list size (default: PostgreSQL 10^6, SQLite 10^5; quick: 10^5)")
     parser.add_argument("--page-requests", type=int, default=30, help="timed requests per page and size")
@@ -78,7 +80,7 @@ def bench_api(args, dbs, db_name: str, out: dict) -> None:
         if "usage" in args.only:
             log(f"{db_name}: charging at {args.clients} clients, {args.seconds:g} s each (+{args.warmup:g} s warm-up)")
             phases, charges = usage.load(server, seeded, args.client_counts, args.seconds, args.warmup,
-                                         tag=f"{db_name}-{int(time.time())}")
+                                         tag=f"{db_name}-{int(time.time())}", processes=args.client_processes)
             out["usage"] += usage.rows(db_name, phases)
             out["targets"] += [(f"{db_name}: {name}", ok, value) for name, ok, value in usage.targets(phases)]
             balance = usage.check_balances(url, seeded, charges)

@@ -50,9 +50,20 @@ class Charges:
 
     def __init__(self):
         self.lock = threading.Lock()
+        self.clear()
+
+    def clear(self) -> None:
         self.charged: dict[int, int] = {}
         self.created: dict[int, int] = {}
         self.unexpected: dict[int, int] = {}
+
+    def snapshot(self) -> tuple[dict, dict, dict]:
+        return self.charged, self.created, self.unexpected
+
+    def merge(self, snapshot: tuple[dict, dict, dict]) -> None:
+        for mine, theirs in zip((self.charged, self.created, self.unexpected), snapshot, strict=True):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value
 
     def add(self, customer_id: int, response) -> None:
         with self.lock:
@@ -65,7 +76,7 @@ class Charges:
 
 
 def load(server, seeded: dict, clients_list: list[int], seconds: float, warmup: float,
-         tag: str) -> tuple[list, Charges]:
+         tag: str, processes: int) -> tuple[list, Charges]:
     customers = seeded["customer_ids"]
     headers = {"Authorization": f"Bearer {seeded['token']}"}
     charges = Charges()
@@ -87,8 +98,8 @@ def load(server, seeded: dict, clients_list: list[int], seconds: float, warmup: 
             charges.add(customer_id, response)
             return response
 
-        noop = run_load("GET /healthz", clients, seconds, warmup, healthz, 200)
-        usage = run_load("POST /api/v1/usage", clients, seconds, warmup, charge, 201)
+        noop = run_load("GET /healthz", clients, seconds, warmup, healthz, 200, processes)
+        usage = run_load("POST /api/v1/usage", clients, seconds, warmup, charge, 201, processes, charges)
         phases.append((noop, usage))
     return phases, charges
 
