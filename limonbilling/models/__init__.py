@@ -1,5 +1,5 @@
 """All models, imported here so Alembic and `db.create_all()` see every table."""
-from .accounts import PERMISSIONS, Agent, Customer, CustomerDepartment, CustomerNote
+from .accounts import CUSTOMER_SEARCH_SQL, PERMISSIONS, Agent, Customer, CustomerDepartment, CustomerNote
 from .api import API_SCOPES, ApiToken
 from .balance import BALANCE_KINDS, AccountBalance, BalanceEntry
 from .catalog import CURRENCIES, PACKAGE_TYPES, Department, Package
@@ -61,6 +61,7 @@ __all__ = [
     "Customer",
     "CustomerDepartment",
     "CustomerNote",
+    "CUSTOMER_SEARCH_SQL",
     "Department",
     "Grant",
     "INVOICE_STATUSES",

@@ -8,11 +8,11 @@ from typing import Any
 
 import phonenumbers
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, literal_column, or_, select
 from stdnum.tr import tckimlik, vkn
 
 from ..extensions import db
-from ..models import Customer, CustomerDepartment, CustomerNote, Department
+from ..models import CUSTOMER_SEARCH_SQL, Customer, CustomerDepartment, CustomerNote, Department
 from ..search import contains
 from ..sqlite import fold_case
 from . import ValidationFailed, accounts, audit, notifications
@@ -175,15 +175,25 @@ def set_low_credit_threshold(customer: Customer, threshold: int | None, actor: a
 def search(query: str | None = None):
     """A select of customers matching name, company, e-mail or phone, newest first."""
     statement = select(Customer).order_by(Customer.id.desc())
-    if query:
-        text = fold_case(query.strip())
-        statement = statement.where(or_(
-            contains(func.lower(Customer.first_name + " " + Customer.last_name), text),
-            contains(func.lower(Customer.company_name), text),
-            contains(func.lower(Customer.email), text),
-            contains(Customer.phone, text.replace(" ", "")),
-        ))
+    if query and query.strip():
+        statement = statement.where(matching(query))
     return statement
+
+
+def matching(query: str):
+    """The condition "name, company, e-mail or phone contains the query", case-folded as PostgreSQL does.
+
+    On PostgreSQL each of these expressions has a trigram index (models/accounts.py
+    `CUSTOMER_SEARCH_SQL`), so a search stays fast at millions of customers.
+    """
+    text = fold_case(query.strip())
+    searched = {key: literal_column(sql) for key, sql in CUSTOMER_SEARCH_SQL.items()}
+    return or_(
+        contains(searched["name"], text),
+        contains(searched["company"], text),
+        contains(searched["email"], text),
+        contains(searched["phone"], text.replace(" ", "")),
+    )
 
 
 def department_state(customer: Customer) -> list[tuple[Department, CustomerDepartment | None]]:
