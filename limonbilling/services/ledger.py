@@ -4,6 +4,7 @@ The balance column on the customer is a cache of the ledger, changed by one
 conditional UPDATE in the same transaction as the ledger row, so two
 concurrent requests can neither overdraw it nor lose an update (domain.md §7).
 """
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm.attributes import set_committed_value
@@ -15,6 +16,7 @@ from .clock import now
 
 customers_table = Customer.__table__
 ledger_table = LedgerEntry.__table__
+MAX_BALANCE = 2**31 - 1  # the balance is a 32-bit integer column
 
 
 class InsufficientCredits(ServiceError):
@@ -27,19 +29,33 @@ class InsufficientCredits(ServiceError):
         )
 
 
-_GIVE = (update(customers_table).where(customers_table.c.id == bindparam("customer_id"))
+class BalanceLimit(ServiceError):
+    def __init__(self):
+        super().__init__("balance_limit", _("This would take the balance above %(max)s credits, the most an account "
+                                            "can hold.", max=format_decimal(MAX_BALANCE)))
+
+
+_MOVE = (update(customers_table).where(customers_table.c.id == bindparam("customer_id"))
          .values(credits=customers_table.c.credits + bindparam("amount")).returning(customers_table.c.credits))
-_TAKE = _GIVE.where(customers_table.c.credits >= -bindparam("amount"))
+_TAKE = _MOVE.where(customers_table.c.credits >= bindparam("at_least"))
+_GIVE = _MOVE.where(customers_table.c.credits <= bindparam("at_most"))  # never past the column's limit
 
 
 def _move(customer_id: int, amount: int) -> int:
-    """The balance change itself: one conditional UPDATE, never below zero. Returns the balance after.
-
-    A copy of the customer already loaded in the session gets the new balance too.
+    """The balance change itself: one conditional UPDATE, never below zero nor above MAX_BALANCE.
+    Returns the balance after; a copy of the customer already loaded in the session gets it too.
     """
-    statement = _TAKE if amount < 0 else _GIVE
-    balance = db.session.execute(statement, {"customer_id": customer_id, "amount": amount}).scalar()
+    if abs(amount) > MAX_BALANCE:
+        balance = None
+    elif amount < 0:
+        balance = db.session.execute(
+            _TAKE, {"customer_id": customer_id, "amount": amount, "at_least": -amount}).scalar()
+    else:
+        balance = db.session.execute(
+            _GIVE, {"customer_id": customer_id, "amount": amount, "at_most": MAX_BALANCE - amount}).scalar()
     if balance is None:
+        if amount > 0:
+            raise BalanceLimit()
         have = db.session.scalar(select(customers_table.c.credits).where(customers_table.c.id == customer_id))
         raise InsufficientCredits(have=have, need=-amount)
     loaded = db.session.identity_map.get(db.session.identity_key(Customer, customer_id))
@@ -52,7 +68,8 @@ def post(customer: Customer, kind: str, amount: int, **cause) -> LedgerEntry:
     """Move `amount` credits (negative takes away) and write the ledger row; never below zero.
 
     `cause` names why: grant, usage, agent_id, reason. Raises InsufficientCredits
-    when a negative amount is more than the balance at this instant.
+    when a negative amount is more than the balance at this instant, BalanceLimit
+    when the balance would pass MAX_BALANCE.
     """
     db.session.flush()  # pending ORM changes (e.g. the package type) reach the row first
     balance = _move(customer.id, amount)

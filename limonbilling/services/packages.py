@@ -1,6 +1,7 @@
 """Billing → Billing Packages (domain.md §4): create, edit, reorder, sell, archive."""
 from decimal import Decimal, InvalidOperation
 
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
@@ -40,9 +41,12 @@ def format_price(minor: int) -> str:
     return f"{minor // 100}.{minor % 100:02d}"
 
 
-def _positive_int(text) -> int:
+MAX_AMOUNT = {"credits": 1_000_000_000, "days": 36_500}  # far below the balance's limit; 100 years
+
+
+def _positive_int(text, most: int) -> int:
     value = int(str(text).strip())
-    if value <= 0:
+    if not 0 < value <= most:
         raise ValueError
     return value
 
@@ -72,9 +76,10 @@ def _validate(values: dict, package: Package | None) -> dict:
     amount_field = "credits" if clean["type"] == "credit" else "days"
     if clean["type"] in PACKAGE_TYPES:
         try:
-            clean[amount_field] = _positive_int(values.get(amount_field))
+            clean[amount_field] = _positive_int(values.get(amount_field), MAX_AMOUNT[amount_field])
         except (TypeError, ValueError):
-            errors[amount_field] = [_("Enter a whole number greater than 0.")]
+            errors[amount_field] = [_("Enter a whole number from 1 to %(max)s.",
+                                      max=format_decimal(MAX_AMOUNT[amount_field]))]
     department_ids = [int(i) for i in values.get("department_ids") or []]
     departments = list(db.session.scalars(select(Department).where(Department.id.in_(department_ids))))
     if not departments or len(departments) != len(set(department_ids)):

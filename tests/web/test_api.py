@@ -4,8 +4,8 @@ import re
 import pytest
 
 from limonbilling.extensions import db
-from limonbilling.models import ApiToken, LedgerEntry, Usage
-from limonbilling.services import api_tokens, audit, settings
+from limonbilling.models import ApiToken, Customer, LedgerEntry, Usage
+from limonbilling.services import api_tokens, audit, ledger, settings
 
 from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
 
@@ -141,6 +141,20 @@ def test_credit_adjustments(client, auth, world):
     assert refused.status_code == 409 and refused.json["error"]["code"] == "not_a_credit_customer"
     entry = db.session.scalars(db.select(LedgerEntry).where(LedgerEntry.kind == "adjustment")).one()
     assert entry.reason == "Goodwill"
+
+
+def test_no_adjustment_takes_the_balance_past_what_an_account_holds(client, auth, world):
+    """The balance is a 32-bit integer: past 2,147,483,647 the answer is a refusal, never a database error."""
+    customer = world["customer"]
+    url = f"/api/v1/customers/{customer.id}/credit-adjustments"
+    filled = client.post(url, headers=auth, json={"credits": ledger.MAX_BALANCE - 10, "reason": "Fill"})
+    assert filled.status_code == 201 and filled.json["balance_after"] == ledger.MAX_BALANCE
+    for credits in (1, 2**31, 2**40):
+        refused = client.post(url, headers=auth, json={"credits": credits, "reason": "More"})
+        assert refused.status_code == 409 and refused.json["error"]["code"] == "balance_limit", refused.json
+    assert client.post(url, headers=auth, json={"credits": -(2**40), "reason": "Less"}).status_code == 402
+    db.session.expire_all()
+    assert db.session.get(Customer, customer.id).credits == ledger.MAX_BALANCE == ledger.ledger_sum(customer.id)
 
 
 def test_tokens_missing_wrong_revoked_and_scopes(client, world):

@@ -72,8 +72,10 @@ def test_create_credit_and_subscription_packages(billing_client):
     ("price", "0", "more than 0"),
     ("price", "10.555", "at most 2 decimals"),
     ("price", "abc", "price like 150.00"),
-    ("credits", "0", "greater than 0"),
-    ("credits", "2.5", "greater than 0"),
+    ("credits", "0", "from 1 to 1,000,000,000"),
+    ("credits", "2.5", "from 1 to 1,000,000,000"),
+    ("credits", "1000000001", "from 1 to 1,000,000,000"),
+    ("credits", "99999999999999", "from 1 to 1,000,000,000"),
     ("name", "", "required"),
     ("department_ids", [], "at least one department"),
 ])
@@ -89,7 +91,11 @@ def test_subscription_needs_days(billing_client):
     department = make_department("Support")
     response = billing_client.post("/admin/billing/packages/new", data=_package_form(
         department, type="subscription", credits="10", days=""))
-    assert "greater than 0" in response.data.decode()
+    assert "from 1 to 36,500" in response.data.decode()
+    response = billing_client.post("/admin/billing/packages/new", data=_package_form(
+        department, type="subscription", credits="", days="36501"))
+    assert "from 1 to 36,500" in response.data.decode()
+    assert db.session.scalar(db.select(db.func.count(Package.id))) == 0
 
 
 def test_edit_sale_reorder_archive_and_delete(billing_client):
