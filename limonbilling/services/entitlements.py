@@ -230,6 +230,10 @@ def preview_purchase(
         if kind == "switch" and expiry is not None and expiry > moment:
             preview.forfeit_subscription_until = expiry
         preview.new_credits = (customer.credits if kind == "top-up" else 0) + package.credits
+        if preview.new_credits > ledger.MAX_BALANCE:
+            preview.allowed = False
+            preview.reason_code = "balance_limit"
+            preview.reason = ledger.BalanceLimit().message
         return preview
 
     if kind == "switch":

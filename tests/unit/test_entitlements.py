@@ -59,6 +59,23 @@ def test_credit_top_ups_add_up_any_time(support, servers):
     assert_ledger_consistent(customer)
 
 
+def test_a_top_up_past_the_most_an_account_holds_is_refused_and_changes_nothing(support):
+    customer = make_customer()
+    activate(customer, make_package("credit", [support], credits=1_000_000_000))
+    ledger.post(customer, "adjustment", ledger.MAX_BALANCE - 1_000_000_005, reason="Nearly full")
+    db.session.commit()
+    top_up = make_package("credit", [support], credits=10)
+    preview = preview_purchase(customer, top_up)
+    assert (preview.allowed, preview.reason_code) == (False, "balance_limit")
+    with pytest.raises(PurchaseRefused):
+        activate(customer, top_up)
+    db.session.rollback()
+    assert customer.credits == ledger.MAX_BALANCE - 5
+    assert_ledger_consistent(customer)
+    with pytest.raises(ledger.BalanceLimit):
+        ledger.post(customer, "adjustment", 6, reason="One too many")
+
+
 # --- rule 3: subscriptions renew only near the end ----------------------------------------------
 
 def test_subscription_renewal_window_edges(app, clock, support):
