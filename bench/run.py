@@ -182,7 +182,8 @@ def main(argv=None) -> None:
                              note="PostgreSQL: " + ("fsync/synchronous_commit off (--pg-unsafe)" if args.pg_unsafe
                                                     else "durable defaults (fsync, synchronous_commit on)")
                              + f"; gunicorn gthread, {args.workers} workers × 4 threads"
-                             + "; SQLite: WAL, BEGIN IMMEDIATE per transaction"))
+                             + "; SQLite: WAL, BEGIN IMMEDIATE per transaction, writers queued by a lock file"
+                             + f"; API clients spread over {args.client_processes} processes"))
         for db_name in names:
             if args.only & {"usage", "callbacks"}:
                 bench_api(args, dbs, db_name, out)
