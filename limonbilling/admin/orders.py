@@ -6,7 +6,7 @@ from datetime import datetime, time, timedelta
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import contains_eager
 from wtforms.fields.choices import SelectChoice
 
@@ -17,9 +17,11 @@ from ..forms import run_service
 from ..models import ORDER_STATUSES, BalanceEntry, Customer, LedgerEntry, Notification, Order, Package
 from ..pagination import keyset_page
 from ..payments.nestpay_gateway import NestPayGateway
-from ..services import ServiceError, balance, customers, entitlements, order_statuses, orders, packages
+from ..services import ServiceError, balance, customers, entitlements, order_statuses, orders, packages, reports
 from .billing import billing_view
 from .forms import PlaceOrderForm, RefundForm, ToggleForm
+
+PENDING_BADGE_MOST = 999  # the list's pending badge counts this far, then says "999+"
 
 ACTIONS = {
     "accept": (orders.accept_order, _l("Order %(number)s is accepted.")),
@@ -67,8 +69,9 @@ def order_list():
     page = keyset_page(statement, Order.id, before=request.args.get("before", type=int),
                        after=request.args.get("after", type=int), per_page=current_app.config["ITEMS_PER_PAGE"],
                        oldest_first=filters.get("sort") == "oldest")
-    pending = db.session.scalar(select(func.count()).where(Order.status == "pending"))
+    pending = reports.pending_orders(at_most=PENDING_BADGE_MOST + 1)
     return render_template("admin/orders.html", page=page, filters=filters, pending=pending,
+                           pending_most=PENDING_BADGE_MOST,
                            statuses=ORDER_STATUSES, custom_statuses=order_statuses.all_statuses(), form=ToggleForm())
 
 

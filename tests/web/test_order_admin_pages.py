@@ -208,3 +208,17 @@ def test_order_and_customer_lists_sort_oldest_first_across_pages(app, client):
     assert [number for number in re.findall(r">(\d{10})</a>", oldest)] == placed[:2]
     newest = client.get("/admin/billing/orders").get_data(as_text=True)
     assert [number for number in re.findall(r">(\d{10})</a>", newest)] == placed[:0:-1]
+
+
+def test_the_pending_badge_counts_up_to_its_limit_then_says_plus(app, agent_client, support, monkeypatch):
+    from limonbilling.admin import orders as order_pages
+
+    monkeypatch.setattr(order_pages, "PENDING_BADGE_MOST", 2)
+    package = make_package("credit", [support])
+    badge = '<span class="badge text-bg-warning">'
+    for count, shown in ((2, "2"), (3, "2+")):
+        while db.session.scalar(db.select(db.func.count(Order.id)).where(Order.status == "pending")) < count:
+            orders.create_order(make_customer(), package, payment_method="bank_transfer", actor=ACTOR)
+            db.session.commit()
+        page = agent_client.get("/admin/billing/orders").data.decode()
+        assert f"{badge}{shown}</span>" in page
