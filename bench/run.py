@@ -197,7 +197,7 @@ def main(argv=None) -> None:
                              usage.HEADERS, out["usage"],
                              note=f"{args.seconds:g} s recorded per row after {args.warmup:g} s warm-up; req/s counts "
                                   "201 (charges) or 200 (no-op) answers. client cores: CPU the load-generating "
-                                  "process used (1.00 = one core), on the same machine as the server."))
+                                  "processes used together (1.00 = one core), on the same machine as the server."))
         printed.append(table("1b. Exact balance after the load", ["db", "customers", "charges answered 201",
                                                                   "credits charged", "exact", "other answers"],
                              out["balance"],
