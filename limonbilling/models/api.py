@@ -26,7 +26,3 @@ class ApiToken(db.Model):
     created_by = relationship("Agent")
 
     kind = "api"
-
-    @property
-    def scope_list(self) -> list[str]:
-        return self.scopes.split()
