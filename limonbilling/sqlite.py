@@ -42,13 +42,16 @@ class WriterQueue:
 
     def __init__(self, lock_path: str):
         self.lock_path = lock_path
+        self._file = None
         self._start_over()
         WriterQueue._all.add(self)
 
     def _start_over(self) -> None:
         """A forked process must not inherit the parent's turn or share its open lock file."""
         self._turn = threading.Lock()
-        self._file = None
+        if self._file is not None:
+            os.close(self._file)  # the parent's copy; this process opens its own on its first turn
+            self._file = None
 
     def acquire(self) -> None:
         if not self._turn.acquire(timeout=WAIT_SECONDS):
@@ -129,9 +132,9 @@ def configure_sqlite(app: Flask) -> None:
     if not uri.startswith("sqlite:///") or uri == "sqlite:///:memory:":
         return
     path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    queue = app.extensions["sqlite_writer_queue"] = WriterQueue(path + ".lock")
     options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
-    options["connect_args"] = {**options.get("connect_args", {}),
-                               "factory": _queued_connection_class(WriterQueue(path + ".lock"))}
+    options["connect_args"] = {**options.get("connect_args", {}), "factory": _queued_connection_class(queue)}
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 

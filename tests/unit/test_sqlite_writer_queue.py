@@ -3,6 +3,7 @@ as the previous one commits, rolls back or closes, in this process and in others
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import text
@@ -102,3 +103,35 @@ def test_writers_in_several_processes_and_threads_never_overlap(tmp_path):
     with app.app_context(), db.engine.connect() as reader:
         assert reader.execute(text("SELECT n FROM counter")).scalar() == 6 * 200
     assert (tmp_path / "q.db.lock").exists()  # the turn was taken through the queue's lock file
+
+
+def test_a_forked_child_takes_its_own_turn_while_the_parent_holds_one(tmp_path):
+    """A child forked while a thread of the parent holds the turn inherits neither that turn nor the lock file:
+    it waits for the parent to give the turn back, then writes. (SQLite itself forbids forking inside an open
+    transaction, so the parent holds only the turn here.)"""
+    import os
+
+    app = _app(tmp_path / "q.db")
+    queue = app.extensions["sqlite_writer_queue"]
+    with app.app_context():
+        queue.acquire()
+        child = os.fork()
+        if child == 0:  # the child: a fresh pool on the same file, as a forked worker would make
+            status = 1
+            try:
+                db.engine.dispose(close=False)
+                with db.engine.begin() as connection:
+                    connection.execute(text("UPDATE counter SET n = n + 10"))
+                status = 0
+            finally:
+                os._exit(status)
+        try:
+            for _ in range(20):  # a second: the child is still waiting for the parent's turn
+                assert os.waitpid(child, os.WNOHANG) == (0, 0), "the child wrote while the parent held the turn"
+                time.sleep(0.05)
+        finally:
+            queue.release()
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        with db.engine.connect() as reader:
+            assert reader.execute(text("SELECT n FROM counter")).scalar() == 10
