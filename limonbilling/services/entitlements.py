@@ -116,13 +116,36 @@ def renewal_window() -> timedelta:
     return timedelta(days=settings.get("renewal_window_days"))
 
 
-def _credit_covered_department_ids(customer: Customer) -> set[int]:
-    return {department_id for grant in active_credit_grants(customer) for department_id in grant.department_ids}
+def _statements_of_coverage():
+    grants, periods = Grant.__table__.c, SubscriptionPeriod.__table__.c
+    customer_id, moment = bindparam("customer_id"), bindparam("moment")
+    credit = select(grants.snapshot).where(
+        grants.customer_id == customer_id, grants.package_type == "credit", grants.ended_at.is_(None))
+    subscription = select(grants.snapshot).join_from(Grant.__table__, SubscriptionPeriod.__table__).where(
+        periods.customer_id == customer_id, periods.starts_at <= moment, periods.ends_at > moment,
+        or_(periods.cut_at.is_(None), periods.cut_at > moment))
+    return {"credit": credit, "subscription": subscription}
+
+
+_COVERAGE = _statements_of_coverage()  # built once: every charge runs one of them
+
+
+def _covered_department_ids(customer_id: int, package_type: str | None, moment: datetime) -> set[int]:
+    """Rules 2 and 3: the departments the customer's package type covers at `moment`.
+
+    Credits cover the departments of every credit package bought since the last
+    switch; each subscription period covers its own package's departments,
+    only during the period (in SQL what `SubscriptionPeriod.covers` says in Python).
+    """
+    if package_type not in _COVERAGE:
+        return set()
+    snapshots = db.session.scalars(_COVERAGE[package_type], {"customer_id": customer_id, "moment": moment})
+    return {department_id for snapshot in snapshots for department_id in snapshot["department_ids"]}
 
 
 def _entitled_department_ids(customer: Customer, moment: datetime) -> set[int]:
     """Departments some entitlement covers now or later (a renewal already bought)."""
-    ids = _credit_covered_department_ids(customer) if customer.package_type == "credit" else set()
+    ids = _covered_department_ids(customer.id, "credit", moment) if customer.package_type == "credit" else set()
     for period in subscription_periods(customer):
         if period.effective_end > moment:
             ids.update(period.grant.department_ids)
@@ -136,6 +159,7 @@ def sync_departments(customer: Customer, actor: audit.Actor | None = None) -> No
 
     Departments an agent switched on (`manual`) are never touched.
     """
+    db.session.flush()  # the grants and periods just changed are what the coverage query reads
     entitled = _entitled_department_ids(customer, now())
     rows = {row.department_id: row for row in customer.departments}
     switched_on, switched_off = [], []
@@ -337,33 +361,6 @@ class DepartmentNotEnabled(ServiceError):
             _("%(department)s is not enabled for your account. Buy a package that covers it.", department=name),
             department_id=department_id,
         )
-
-
-def _statements_of_coverage():
-    grants, periods = Grant.__table__.c, SubscriptionPeriod.__table__.c
-    customer_id, moment = bindparam("customer_id"), bindparam("moment")
-    credit = select(grants.snapshot).where(
-        grants.customer_id == customer_id, grants.package_type == "credit", grants.ended_at.is_(None))
-    subscription = select(grants.snapshot).join_from(Grant.__table__, SubscriptionPeriod.__table__).where(
-        periods.customer_id == customer_id, periods.starts_at <= moment, periods.ends_at > moment,
-        or_(periods.cut_at.is_(None), periods.cut_at > moment))
-    return {"credit": credit, "subscription": subscription}
-
-
-_COVERAGE = _statements_of_coverage()  # built once: every charge runs one of them
-
-
-def _covered_department_ids(customer_id: int, package_type: str | None, moment: datetime) -> set[int]:
-    """Rules 2 and 3: the departments the customer's package type covers at `moment`.
-
-    Credits cover the departments of every credit package bought since the last
-    switch; each subscription period covers its own package's departments,
-    only during the period.
-    """
-    if package_type not in _COVERAGE:
-        return set()
-    snapshots = db.session.scalars(_COVERAGE[package_type], {"customer_id": customer_id, "moment": moment})
-    return {department_id for snapshot in snapshots for department_id in snapshot["department_ids"]}
 
 
 def _paid_by(source: str | None, department, package_type: str | None, covered: set[int]) -> tuple[str, int]:

@@ -139,6 +139,36 @@ def test_each_period_covers_its_own_packages_departments(clock, support, servers
         charge_usage(customer.id, support.id, "ticket", "s3")
 
 
+def test_a_period_covers_from_its_first_instant_to_just_before_its_end_and_a_cut_ends_it(clock, support):
+    """Rule 3 at the edges of [starts_at, end): a renewal bought ahead covers from the old end on, and a
+    subscription ended early (an approved cancellation) covers nothing from that instant."""
+    customer = make_customer()
+    package = make_package("subscription", [support], days=30)
+    activate(customer, package)
+    end = entitlements.subscription_expiry(customer)
+    clock.advance(days=30, seconds=-1)
+    assert charge_usage(customer.id, support.id, "ticket", "last-second").covered_by == "subscription"
+    clock.advance(seconds=1)
+    with pytest.raises(DepartmentNotEnabled):
+        charge_usage(customer.id, support.id, "ticket", "at-the-end")
+    db.session.rollback()
+
+    renewed = make_customer()
+    clock.advance(days=-30)  # back to the start: buy, then renew inside the window
+    activate(renewed, package)
+    clock.advance(days=25)
+    activate(renewed, package)
+    clock.advance(days=5)  # exactly the first period's end, the renewal's first instant
+    assert clock.now() == end
+    assert charge_usage(renewed.id, support.id, "ticket", "renewal-start").covered_by == "subscription"
+    entitlements.end_subscription(renewed, clock.now() + timedelta(minutes=1), audit.Actor.system("t"), "Cancelled")
+    db.session.commit()
+    assert charge_usage(renewed.id, support.id, "ticket", "before-the-cut").covered_by == "subscription"
+    clock.advance(minutes=1)
+    with pytest.raises(DepartmentNotEnabled):
+        charge_usage(renewed.id, support.id, "ticket", "at-the-cut")
+
+
 # --- rule 4: switching forfeits ----------------------------------------------------------------
 
 def test_switch_credits_to_subscription_forfeits_credits(clock, support, servers):
