@@ -6,6 +6,7 @@ from ..auth import current_actor
 from ..extensions import db
 from ..forms import run_service
 from ..models import CANCELLATION_STATES, CancellationRequest
+from ..pagination import page_number
 from ..services import cancellations
 from .billing import billing_view
 from .forms import DecisionForm
@@ -15,7 +16,7 @@ from .forms import DecisionForm
 def cancellation_list():
     state = request.args.get("state", "pending")
     page = db.paginate(cancellations.requests(state if state in CANCELLATION_STATES else None),
-                       page=request.args.get("page", 1, type=int),
+                       page=page_number(request.args),
                        per_page=current_app.config["ITEMS_PER_PAGE"], error_out=False)
     periods = {r.id: cancellations.current_period_end(r.customer) for r in page.items if r.state == "pending"}
     return render_template("admin/cancellations.html", page=page, state=state, form=DecisionForm(),

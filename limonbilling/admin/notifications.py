@@ -34,7 +34,8 @@ def _filtered(args):
 @requires("settings")
 def notification_list():
     page = keyset_page(_filtered(request.args), Notification.id, before=request.args.get("before", type=int),
-                       after=request.args.get("after", type=int), per_page=request.args.get("per_page", 50, type=int))
+                       after=request.args.get("after", type=int),
+                       per_page=min(max(request.args.get("per_page", 50, type=int), 1), 200))
     events = list(db.session.scalars(select(Notification.event).distinct().order_by(Notification.event)))
     filters = {key: request.args.get(key, "") for key in ("state", "channel", "event", "q")}
     return render_template("admin/notifications.html", page=page, events=events, filters=filters,

@@ -7,6 +7,7 @@ from ..auth import current_actor, current_agent, requires
 from ..extensions import db
 from ..forms import run_service
 from ..models import CONVERSATION_STATUSES, Conversation
+from ..pagination import page_number
 from ..services import helpdesk
 from . import bp
 from .forms import ReplyForm
@@ -28,7 +29,7 @@ def support_list(section: str):
     kind = SECTIONS[section]
     status = request.args.get("status", "")
     status = status if status in CONVERSATION_STATUSES else None
-    page = db.paginate(helpdesk.agent_conversations(kind, status), page=request.args.get("page", 1, type=int),
+    page = db.paginate(helpdesk.agent_conversations(kind, status), page=page_number(request.args),
                        per_page=current_app.config["ITEMS_PER_PAGE"], error_out=False)
     return render_template("admin/conversations.html", page=page, section=section, status=status,
                            statuses=CONVERSATION_STATUSES, title=TITLES[kind])

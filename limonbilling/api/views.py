@@ -4,7 +4,7 @@ from functools import wraps
 from flask import g, jsonify, request
 from sqlalchemy import func, select
 
-from .. import MAX_RECORD_ID
+from .. import MAX_RECORD_ID, pagination
 from ..extensions import csrf, db
 from ..models import Customer, Department, LedgerEntry, Order, Package
 from ..payments.nestpay_gateway import NestPayGateway
@@ -174,7 +174,7 @@ def customer_ledger(customer_id: int):
     statement = ledger.entries(customer_id).limit(limit)
     before = request.args.get("before_id", type=int)
     if before:
-        statement = statement.where(LedgerEntry.id < before)
+        statement = statement.where(pagination.below(LedgerEntry.id, before))
     return jsonify([_ledger_json(entry) for entry in db.session.scalars(statement)])
 
 

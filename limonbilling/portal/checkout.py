@@ -13,6 +13,7 @@ from ..auth import current_actor, current_customer, public, vip_required
 from ..extensions import csrf, db
 from ..forms import show_errors
 from ..models import Order, Package
+from ..pagination import page_number
 from ..payments.nestpay_gateway import NestPayGateway, parse_card
 from ..services import ServiceError, ValidationFailed, audit, balance, bank_transfer, entitlements, orders
 from . import bp
@@ -217,7 +218,7 @@ def nestpay_callback(outcome: str):
 @bp.route("/orders")
 @vip_required
 def order_list():
-    page = db.paginate(orders.customer_orders(current_customer()), page=request.args.get("page", 1, type=int),
+    page = db.paginate(orders.customer_orders(current_customer()), page=page_number(request.args),
                        per_page=current_app.config["ITEMS_PER_PAGE"], error_out=False)
     return render_template("portal/orders.html", page=page)
 

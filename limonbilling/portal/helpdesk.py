@@ -7,6 +7,7 @@ from ..auth import current_actor, current_customer
 from ..extensions import db
 from ..forms import run_service, show_errors
 from ..models import Conversation, Department
+from ..pagination import page_number
 from ..services import ServiceError, ValidationFailed, helpdesk, packages
 from . import bp
 from .forms import MessageForm, NewConversationForm
@@ -29,7 +30,7 @@ def _own_conversation(kind: str, conversation_id: int) -> Conversation:
 def conversation_list(section: str):
     kind = SECTIONS[section]
     page = db.paginate(helpdesk.customer_conversations(current_customer(), kind),
-                       page=request.args.get("page", 1, type=int),
+                       page=page_number(request.args),
                        per_page=current_app.config["ITEMS_PER_PAGE"], error_out=False)
     return render_template("portal/conversations.html", page=page, section=section, kind=kind, words=WORDS[kind])
 

@@ -54,3 +54,33 @@ def test_ids_beyond_a_database_integer_are_not_found_not_errors(app, client):
     sign_in(client, make_agent(is_owner=True))
     assert client.get(f"/admin/billing/subscriptions/{huge}").status_code == 404
     assert client.get(f"/tickets/{huge}").status_code in (302, 404)
+
+
+def test_page_cursors_beyond_a_database_integer_read_as_the_ends_of_the_list(app, client):
+    """`before`/`after`, the API's `before_id`, `page` and `per_page` are numbers a visitor can type: past the
+    ends of what the database counts they mean "everything" or "nothing", never a database error
+    (schemathesis found the 500 on PostgreSQL)."""
+    from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
+
+    _token, plain = api_tokens.create_token("cursors", ["read"], audit.Actor.system("test"))
+    customer = make_customer()
+    activate(customer, make_package("credit", [make_department("Support")], credits=10))
+    headers = {"Authorization": f"Bearer {plain}"}
+    ledger_url = f"/api/v1/customers/{customer.id}/ledger"
+    assert len(client.get(f"{ledger_url}?before_id={2**31}", headers=headers).json) == 1
+    assert client.get(f"{ledger_url}?before_id={-(2**40)}", headers=headers).json == []
+    sign_in(client, make_agent(is_owner=True))
+    for cursor, sees_the_customer in ((f"before={2**31}", True), (f"before={-(2**40)}", False),
+                                      (f"after={-(2**40)}", True), (f"after={2**31}", False),
+                                      (f"after={2**31}&sort=oldest", False), (f"before={2**63}&sort=oldest", True)):
+        page = client.get(f"/admin/customers?{cursor}")
+        assert page.status_code == 200, cursor
+        assert (customer.email in page.data.decode()) is sees_the_customer, cursor
+    for per_page in (-5, 0, 2**70):
+        assert client.get(f"/admin/notifications?per_page={per_page}").status_code == 200
+    for path in ("/admin/cancellations", "/admin/tickets", "/admin/chats"):
+        for page in (-3, 2**70):
+            assert client.get(f"{path}?page={page}").status_code in (200, 404), (path, page)
+    sign_in(client, customer)
+    for path in ("/orders", "/tickets", "/chats"):
+        assert client.get(f"{path}?page={2**70}").status_code in (200, 404), path
