@@ -40,6 +40,9 @@ ATTEMPT_FIELDS = (
     "ErrMsg", "mdErrorMsg", "ErrorCode",
 )
 
+# What the decision reads to call a payment made; a ver1 callback must sign every one of them.
+V1_SIGNED_DECISION_FIELDS = frozenset({"clientid", "oid", "Response", "ProcReturnCode", "mdStatus"})
+
 _V3_EXCLUDED = frozenset({"hash", "encoding", "countdown", "nationalidno"})
 _CARD_FIELD_NAMES = frozenset({"pan", "cv2", "ecom_payment_card_expdate_month", "ecom_payment_card_expdate_year"})
 _AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
@@ -193,18 +196,31 @@ def hash_v1_callback(hash_params_value: str, store_key: str) -> str:
     return _b64(hashlib.sha1((hash_params_value + store_key).encode("utf-8")).digest())
 
 
+def v1_hash_matches(fields: Mapping[str, str | None], store_key: str) -> bool:
+    """The ver1 check alone: the fields `HASHPARAMS` names concatenate to `HASHPARAMSVAL`, whose hash is `HASH`.
+
+    It proves only that those named fields are the bank's: see `verify_callback` for which must be named.
+    """
+    names = (fields.get("HASHPARAMS") or "").split(":")
+    params_value = "".join(fields.get(name) or "" for name in names)
+    if not _same(fields.get("HASHPARAMSVAL") or "", params_value):
+        return False
+    return _same(fields.get("HASH") or "", hash_v1_callback(params_value, store_key))
+
+
 def verify_callback(fields: Mapping[str, str | None], store_key: str) -> bool:
-    """Check a callback's `HASH`: ver1 when `HASHPARAMS` is present, otherwise ver3 over all received fields."""
-    received = fields.get("HASH")
-    if not received:
+    """Check a callback's `HASH`: ver1 when `HASHPARAMS` is present, otherwise ver3 over all received fields.
+
+    A ver1 callback counts only when its `HASHPARAMS` names every field the decision reads
+    (`V1_SIGNED_DECISION_FIELDS`): the ver1 *request* hash, which the customer's browser carries, verifies over
+    `clientid:oid:amount:okUrl:failUrl:islemtipi:taksit:rnd:` and would leave the outcome unsigned.
+    """
+    if not fields.get("HASH"):
         return False
     if callback_hash_version(fields) == "ver1":
-        names = (fields.get("HASHPARAMS") or "").split(":")
-        params_value = "".join(fields.get(name) or "" for name in names)
-        if not _same(fields.get("HASHPARAMSVAL") or "", params_value):
-            return False
-        return _same(received, hash_v1_callback(params_value, store_key))
-    return any(_same(received, hash_v3(candidate, store_key)) for candidate in _v3_candidates(fields))
+        named = set((fields.get("HASHPARAMS") or "").split(":"))
+        return V1_SIGNED_DECISION_FIELDS <= named and v1_hash_matches(fields, store_key)
+    return any(_same(fields["HASH"], hash_v3(candidate, store_key)) for candidate in _v3_candidates(fields))
 
 
 # --- merchant configuration and the payment form ----------------------------------------------------------------

@@ -31,6 +31,7 @@ from limonbilling.payments.nestpay import (
     luhn_valid,
     safe_raw_fields,
     strnatcasecmp,
+    v1_hash_matches,
     verify_callback,
 )
 
@@ -144,25 +145,64 @@ V1_CALLBACK = {
 }
 
 
+def v1_signed(fields: dict[str, str], names: str, store_key: str = "123456") -> dict[str, str]:
+    """A ver1 callback as the bank signs it: the values of `names` concatenated, then SHA-1 with the key."""
+    value = "".join(fields.get(name, "") for name in names.split(":"))
+    return fields | {"HASHPARAMS": names, "HASHPARAMSVAL": value, "HASH": b64_sha1(value + store_key)}
+
+
+# The bank's list for a 3-D success (nestpay-3d-pay.md, "Hash version 1").
+V1_BANK_NAMES = "clientid:oid:AuthCode:ProcReturnCode:Response:mdStatus:cavv:eci:md:rnd:"
+
+
 def test_ver1_callback_worked_example():
     assert b64_sha1(V1_CALLBACK["HASHPARAMSVAL"] + "123456") == V1_CALLBACK["HASH"]
     assert hash_v1_callback(V1_CALLBACK["HASHPARAMSVAL"], "123456") == V1_CALLBACK["HASH"]
-    assert verify_callback(V1_CALLBACK, "123456") is True
-    assert verify_callback(V1_CALLBACK, "654321") is False
+    assert v1_hash_matches(V1_CALLBACK, "123456") is True
+    assert v1_hash_matches(V1_CALLBACK, "654321") is False
 
 
 def test_ver1_callback_rejects_fields_that_differ_from_hashparamsval():
     # HASH still matches HASHPARAMSVAL, but the named fields no longer concatenate to it.
-    assert verify_callback(V1_CALLBACK | {"Response": "Declined"}, "123456") is False
-    assert verify_callback(V1_CALLBACK | {"HASHPARAMSVAL": "990000000000001129189941142132165400Declinedasdf"},
+    assert v1_hash_matches(V1_CALLBACK | {"Response": "Declined"}, "123456") is False
+    assert v1_hash_matches(V1_CALLBACK | {"HASHPARAMSVAL": "990000000000001129189941142132165400Declinedasdf"},
                            "123456") is False
-    assert verify_callback(V1_CALLBACK | {"HASH": "DVJssbkrhIzqZXVTwGobciDZI+A="}, "123456") is False
-    assert verify_callback({k: v for k, v in V1_CALLBACK.items() if k != "HASH"}, "123456") is False
+    assert v1_hash_matches(V1_CALLBACK | {"HASH": "DVJssbkrhIzqZXVTwGobciDZI+A="}, "123456") is False
+    assert v1_hash_matches({k: v for k, v in V1_CALLBACK.items() if k != "HASH"}, "123456") is False
 
 
 def test_ver1_callback_missing_named_field_counts_as_empty():
     fields = {"a": "x", "HASHPARAMS": "a:missing:", "HASHPARAMSVAL": "x", "HASH": b64_sha1("xkey")}
-    assert verify_callback(fields, "key") is True
+    assert v1_hash_matches(fields, "key") is True
+
+
+def test_ver1_callback_counts_only_when_it_signs_every_field_the_decision_reads():
+    fields = V1_CALLBACK | {"md": "m", "cavv": "c", "eci": "05"}
+    assert verify_callback(v1_signed(fields, V1_BANK_NAMES), "123456") is True
+    # The page's own example leaves mdStatus unsigned: its hash matches, but it proves nothing about 3-D.
+    assert verify_callback(V1_CALLBACK, "123456") is False
+    for name in ("clientid", "oid", "Response", "ProcReturnCode", "mdStatus"):
+        names = V1_BANK_NAMES.replace(f"{name}:", "")
+        assert verify_callback(v1_signed(fields, names), "123456") is False, name
+
+
+def test_forged_ver1_callback_from_the_request_hash_is_bad_hash():
+    """Defect 1 of issue 14: the ver1 request hash the browser carries to the bank, replayed as a callback
+    over the request fields, with an unsigned Approved outcome. It must never count as paid."""
+    config = make_config(hash_version="ver1", store_type="3d_pay_hosting")
+    _url, form = build_payment_form(config, oid="4829103744-1", amount_minor=12500, currency="TRY",
+                                    ok_url="https://shop.example/ok", fail_url="https://shop.example/fail", lang="tr")
+    names = "clientid:oid:amount:okUrl:failUrl:islemtipi:taksit:rnd:"
+    forged = {name: value for name, value in form.items() if name != "hash"} | {
+        "HASHPARAMS": names,
+        "HASHPARAMSVAL": "".join(form.get(name, "") for name in names.split(":")),
+        "HASH": form["hash"],
+        "Response": "Approved", "ProcReturnCode": "00", "mdStatus": "1",
+    }
+    assert v1_hash_matches(forged, "123456")  # the request hash does verify over the request fields
+    pending = PendingPayment(oid="4829103744-1", amount_minor=12500, currency="TRY")
+    decision = decide_callback(forged, config=config, pending=pending)
+    assert (decision.approved, decision.reason) == (False, "bad_hash")
 
 
 # --- the real ver3 callback -------------------------------------------------------------------------------------
@@ -495,10 +535,11 @@ def test_bad_hash_comes_first():
 
 
 def test_ver1_callback_refused_on_a_ver3_store():
-    assert verify_callback(V1_CALLBACK, "123456") is True
+    callback = v1_signed(V1_CALLBACK, V1_BANK_NAMES)
+    assert verify_callback(callback, "123456") is True
     pending = PendingPayment(oid="1291899411421", amount_minor=1250, currency="TRY")
-    assert decide(V1_CALLBACK, pending, client_id="990000000000001").reason == "bad_hash"
-    ver1 = decide(V1_CALLBACK, pending, client_id="990000000000001", hash_version="ver1")
+    assert decide(callback, pending, client_id="990000000000001").reason == "bad_hash"
+    ver1 = decide(callback, pending, client_id="990000000000001", hash_version="ver1")
     assert (ver1.approved, ver1.reason) == (True, None)
     assert decide(load_example(), hash_version="ver1").reason == "bad_hash"
 
