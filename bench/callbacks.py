@@ -19,7 +19,7 @@ def seed(app, orders_wanted: int) -> list[dict]:
     from limonbilling.models import Customer
     from limonbilling.payments import nestpay
     from limonbilling.sandbox import TEST_MERCHANT
-    from limonbilling.services import audit, orders, settings
+    from limonbilling.services import audit, card_payments, orders, settings
 
     actor = audit.Actor.system("bench")
     with app.app_context():
@@ -36,7 +36,7 @@ def seed(app, orders_wanted: int) -> list[dict]:
         for customer in db.session.scalars(select(Customer).where(Customer.id >= first).order_by(Customer.id)).all():
             order = orders.create_order(customer, package, payment_method="card",
                                         actor=audit.Actor.of(customer, "127.0.0.1"), ip=None)
-            attempt = orders.start_card_payment(order)
+            attempt = card_payments.start_card_payment(order)
             made.append({"customer_id": customer.id, "number": order.number, "oid": attempt.oid,
                          "amount_minor": attempt.amount_minor, "currency": attempt.currency, "status": order.status})
             if len(made) % 100 == 0:
@@ -99,15 +99,17 @@ def post_all(server, items: list[dict], clients: int) -> dict:
 
 def check(url: str, items: list[dict]) -> list[str]:
     """Every order paid and activated once: one grant from this order, one purchase in the ledger, the credits."""
-    from limonbilling.models import Customer, Grant, LedgerEntry, Order, PaymentAttempt
+    from limonbilling.models import Customer, Grant, LedgerEntry, Order, Payment
 
     engine = create_engine(url)
     wrong = []
     ids = [item["customer_id"] for item in items]
     with engine.connect() as conn:
+        granted = select(func.count(Grant.id)).where(Grant.order_id == Order.id).scalar_subquery()
         orders = {row.number: row for row in conn.execute(
-            select(Order.number, Order.payment_status, Order.grant_id, Order.status).where(Order.customer_id.in_(ids)))}
-        attempts = dict(conn.execute(select(PaymentAttempt.oid, PaymentAttempt.state).join(Order).where(
+            select(Order.number, Order.payment_status, granted.label("grants"), Order.status)
+            .where(Order.customer_id.in_(ids)))}
+        attempts = dict(conn.execute(select(Payment.oid, Payment.state).join(Order).where(
             Order.customer_id.in_(ids))).all())
         grants = dict(conn.execute(select(Grant.customer_id, func.count()).where(Grant.customer_id.in_(ids))
                                    .group_by(Grant.customer_id)).all())
@@ -117,7 +119,7 @@ def check(url: str, items: list[dict]) -> list[str]:
     engine.dispose()
     for item in items:
         order = orders.get(item["number"])
-        if order is None or order.payment_status != "paid" or order.grant_id is None:
+        if order is None or order.payment_status != "paid" or order.grants != 1:
             wrong.append(f"order {item['number']}: not paid and activated ({order})")
         if attempts.get(item["oid"]) != "confirmed":
             wrong.append(f"attempt {item['oid']}: {attempts.get(item['oid'])}")

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from .extensions import db
 from .models import Agent
-from .services import ValidationFailed, accounts, api_tokens, audit, entitlements, notifications, orders, outbox
+from .payments.nestpay_gateway import NestPayGateway
+from .services import ValidationFailed, accounts, api_tokens, audit, card_payments, entitlements, notifications, outbox
 from .services.demo import DEMO_PASSWORD, SIGN_INS, load_demo_data, use_debug_smtp, use_simulator
 
 billing_cli = AppGroup("billing", help="LimonBilling administration.")
@@ -60,11 +61,41 @@ def demo(if_empty: bool) -> None:
 @billing_cli.command("expire")
 def expire() -> None:
     """Switch off the package departments of ended subscriptions and cancel card checkouts left unpaid
-    past their time (run from cron, e.g. every 10 minutes)."""
+    past their time, after asking the bank about their attempts (run from cron, e.g. every 10 minutes)."""
     changed = entitlements.expire_entitlements()
-    abandoned = orders.expire_card_checkouts()
     db.session.commit()
+    gateway, actor = NestPayGateway(), audit.Actor.system("expiry")
+    abandoned = 0
+    for order_id in card_payments.stale_checkouts():
+        abandoned += card_payments.expire_checkout(order_id, gateway, actor)
+        db.session.commit()
     click.echo(f"{changed} customer(s) updated, {abandoned} unpaid card checkout(s) cancelled.")
+
+
+def reconcile_with_bank(older_than: int) -> list[str]:
+    """Ask the bank about every card attempt with no final answer older than `older_than` minutes and every
+    card refund in flight, each in its own transaction; one line per item settled or still unknown."""
+    gateway, actor = NestPayGateway(), audit.Actor.system("reconcile")
+    lines = []
+    for payment_id in card_payments.unanswered_attempts(older_than):
+        lines.append(card_payments.ask_bank_about_attempt(payment_id, gateway, actor))
+        db.session.commit()
+    for order_id in card_payments.orders_with_refunds_in_flight():
+        lines.append(card_payments.ask_bank_about_refunds(order_id, gateway, actor))
+        db.session.commit()
+    return lines
+
+
+@billing_cli.command("reconcile")
+@click.option("--older-than", "older_than", default=15, show_default=True, type=click.IntRange(0, 10080),
+              help="Minutes since an attempt was sent to the bank.")
+def reconcile(older_than: int) -> None:
+    """Settle card attempts whose callback never came and refunds whose outcome is unknown, by asking the bank
+    (ORDERSTATUS) and applying its answer as a callback would (cron, or the outbox worker does it)."""
+    lines = reconcile_with_bank(older_than)
+    for line in lines:
+        click.echo(line)
+    click.echo(f"{len(lines)} item(s) checked with the bank.")
 
 
 @billing_cli.command("use-simulator")
@@ -113,15 +144,35 @@ def outbox_send_due() -> None:
     click.echo(_report(outbox.send_due()))
 
 
+RECONCILE_EVERY_SECONDS = 300  # the worker asks the bank about unanswered attempts and refunds this often
+
+
+def _reconcile_safely() -> list[str]:
+    """The worker's reconciliation: a failure is reported and the mail keeps going out."""
+    try:
+        return reconcile_with_bank(15)
+    except Exception as error:  # noqa: BLE001 - the worker must survive anything the bank or a row does
+        db.session.rollback()
+        return [f"reconciliation failed: {error!r}"]
+    finally:
+        db.session.remove()
+
+
 @outbox_cli.command("run")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds to wait when nothing is due.")
 def outbox_run(interval: float) -> None:
-    """The worker: deliver due messages in a loop until stopped (SIGTERM or Ctrl-C finish the current one)."""
+    """The worker: deliver due messages in a loop until stopped (SIGTERM or Ctrl-C finish the current one);
+    every few minutes it also reconciles card payments with the bank (`billing reconcile`)."""
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_args: stopping.append(True))
     click.echo(f"Outbox worker started; checking every {interval:g} s.")
+    last_reconcile = 0.0
     try:
         while not stopping:
+            if time.monotonic() - last_reconcile >= RECONCILE_EVERY_SECONDS:
+                last_reconcile = time.monotonic()
+                for line in _reconcile_safely():
+                    click.echo(line)
             report = outbox.send_due()
             db.session.remove()
             if report.handled:

@@ -13,12 +13,17 @@ LABELS = {
     "customer_order_status": {"pending": _l("Pending"), "active": _l("Active"), "fraud": _l("Under review"),
                               "cancelled": _l("Cancelled")},
     "payment_method": {"card": _l("Card"), "bank_transfer": _l("Bank transfer"),
-                       "account_balance": _l("Account balance"), "manual": _l("Manual")},
-    "payment_status": {"unpaid": _l("Unpaid"), "paid": _l("Paid"), "refunded": _l("Refunded")},
-    "invoice_status": {"unpaid": _l("Unpaid"), "paid": _l("Paid"), "cancelled": _l("Cancelled"),
+                       "account_balance": _l("Account balance"), "manual": _l("Manual"),
+                       "free": _l("Given without payment")},
+    "payment_status": {"unpaid": _l("Unpaid"), "paid": _l("Paid"), "partly_refunded": _l("Partly refunded"),
                        "refunded": _l("Refunded")},
-    "attempt_state": {"created": _l("started"), "pending": _l("sent to the bank"), "confirmed": _l("approved"),
-                      "failed": _l("failed"), "canceled": _l("cancelled"), "refunded": _l("refunded")},
+    "invoice_status": {"unpaid": _l("Unpaid"), "paid": _l("Paid"), "partly_refunded": _l("Partly refunded"),
+                       "cancelled": _l("Cancelled"), "refunded": _l("Refunded")},
+    "payment_state": {"pending": _l("sent to the bank"), "confirmed": _l("received"), "failed": _l("failed"),
+                      "canceled": _l("cancelled"), "refunded": _l("refunded")},
+    "refund_state": {"created": _l("recorded"), "unknown": _l("unknown: the bank did not answer"),
+                     "done": _l("done"), "failed": _l("refused by the bank")},
+    "refund_destination": {"card": _l("to the card"), "balance": _l("to the account balance")},
     "ledger_kind": {"purchase": _l("Purchase"), "usage": _l("Used"), "forfeit": _l("Forfeited"),
                     "reversal": _l("Taken back"), "adjustment": _l("Adjustment")},
     "balance_kind": {"refund": _l("Refund"), "adjustment": _l("Adjustment"), "payment": _l("Payment")},
@@ -31,3 +36,14 @@ LABELS = {
 def label(value: str | None, group: str) -> str:
     """The name of a stored value; an unknown value shows as it is rather than breaking the page."""
     return LABELS[group].get(value, value or "")
+
+
+def customer_invoice_status(invoice) -> str:
+    """The invoice's status as its customer reads it. An order under review (Fraud) may still go ahead, so its
+    invoice is "On hold" to the customer, never "Cancelled"; agents see the stored status."""
+    from .models.lifecycle import InvoiceState, OrderState
+
+    order = invoice.order
+    if order is not None and order.status == OrderState.FRAUD and invoice.status == InvoiceState.CANCELLED:
+        return str(_l("On hold"))
+    return label(invoice.status, "invoice_status")

@@ -1,10 +1,11 @@
 """Shared by the order tests: the gateway set up for the published test merchant, and bank answers."""
 
 from limonbilling.extensions import db
+from limonbilling.models import RefundDestination
 from limonbilling.payments import nestpay
 from limonbilling.payments.nestpay_gateway import NestPayGateway
 from limonbilling.sandbox import TEST_MERCHANT
-from limonbilling.services import audit, orders, settings
+from limonbilling.services import audit, card_payments, orders, refunds, settings
 
 AGENT = audit.Actor("agent", None, "agent@example.com")
 BANK = audit.Actor("system", None, "nestpay")
@@ -39,7 +40,7 @@ def as_customer(customer) -> audit.Actor:
 
 def card_order(customer, package):
     order = orders.create_order(customer, package, payment_method="card", actor=as_customer(customer), ip="127.0.0.1")
-    attempt = orders.start_card_payment(order)
+    attempt = card_payments.start_card_payment(order)
     db.session.commit()
     return order, attempt
 
@@ -48,6 +49,17 @@ def paid_by_card(customer, package):
     """An order of the package paid by an approved (signed) bank callback, committed."""
     gateway = configure_gateway()
     order, attempt = card_order(customer, package)
-    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
     return order
+
+
+def refund_to_card(order, gateway, actor=AGENT, amount_minor=None) -> str:
+    """Cancel & Refund to the card as the order page does it: recorded and committed, then sent to the bank."""
+    refunds.start(order, to=RefundDestination.CARD, actor=actor, amount_minor=amount_minor)
+    db.session.commit()
+    return refunds.send(order, gateway, actor)
+
+
+def refund_to_balance(order, actor=AGENT, amount_minor=None):
+    return refunds.start(order, to=RefundDestination.BALANCE, actor=actor, amount_minor=amount_minor)

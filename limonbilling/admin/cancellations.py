@@ -5,9 +5,11 @@ from flask_babel import gettext as _
 from ..auth import current_actor
 from ..extensions import db
 from ..forms import run_service
-from ..models import CANCELLATION_STATES, CancellationRequest
+from ..models import CANCELLATION_STATES, CancellationRequest, RefundDestination
 from ..pagination import page_number
-from ..services import cancellations
+from ..payments.nestpay_gateway import NestPayGateway
+from ..services import cancellations, refunds
+from ..services.clock import now
 from .billing import billing_view
 from .forms import DecisionForm
 
@@ -19,8 +21,9 @@ def cancellation_list():
                        page=page_number(request.args),
                        per_page=current_app.config["ITEMS_PER_PAGE"], error_out=False)
     periods = {r.id: cancellations.current_period_end(r.customer) for r in page.items if r.state == "pending"}
+    ahead = {r.id: cancellations.renewals_ahead(r.customer, now()) for r in page.items if r.state == "pending"}
     return render_template("admin/cancellations.html", page=page, state=state, form=DecisionForm(),
-                           period_ends=periods)
+                           period_ends=periods, renewals=ahead)
 
 
 @billing_view("/billing/cancellations/<int:request_id>/<any(approve, reject):decision>", methods=["POST"])
@@ -28,9 +31,18 @@ def cancellation_decide(request_id: int, decision: str):
     cancellation = db.session.get(CancellationRequest, request_id) or abort(404)
     form = DecisionForm()
     if form.validate_on_submit():
-        action = cancellations.approve if decision == "approve" else cancellations.reject
-        ok, _result = run_service(form, action, cancellation, current_actor(), form.note.data)
+        if decision == "approve":
+            destination = {"balance": RefundDestination.BALANCE, "bank": RefundDestination.CARD}.get(
+                form.refund_renewals.data)
+            ok, to_card = run_service(form, cancellations.approve, cancellation, current_actor(), form.note.data,
+                                      refund_renewals=destination)
+        else:
+            ok, to_card = run_service(form, cancellations.reject, cancellation, current_actor(), form.note.data)
+        for order in to_card or []:  # recorded and committed: now the bank is asked
+            refunds.send(order, NestPayGateway(), current_actor())
+            db.session.commit()
         if ok and decision == "approve":
+            cancellation = db.session.get(CancellationRequest, request_id)
             flash(_("The subscription of %(name)s ends on %(date)s.", name=cancellation.customer.display_name,
                     date=cancellation.ends_at.date().isoformat()), "success")
         elif ok:

@@ -13,7 +13,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, NumberRange, Optional
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..forms import LANGUAGE_CHOICES
@@ -213,16 +213,24 @@ class OrderSettingsForm(FlaskForm):
     fraud_check_enabled = BooleanField(_l("Run the fraud check on every new customer order"))
     fraud_threshold = IntegerField(_l("Fraud score threshold"), validators=[InputRequired(), NumberRange(1, 1000)],
                                    description=_l("An order scoring this much or more goes straight to Fraud."))
-    fraud_failed_cards_points = IntegerField(_l("Points for failed card payments"),
+    fraud_failed_cards_points = IntegerField(_l("Points for the customer's failed card payments"),
                                              validators=[InputRequired(), NumberRange(0, 1000)])
     fraud_failed_cards_limit = IntegerField(_l("… when at least this many failed in the last hour"),
                                             validators=[InputRequired(), NumberRange(1, 100)])
-    fraud_many_orders_points = IntegerField(_l("Points for many orders"),
+    fraud_many_orders_points = IntegerField(_l("Points for many orders by the customer"),
                                             validators=[InputRequired(), NumberRange(0, 1000)])
     fraud_many_orders_limit = IntegerField(_l("… when at least this many orders"),
                                            validators=[InputRequired(), NumberRange(2, 100)])
     fraud_many_orders_minutes = IntegerField(_l("… within minutes"),
                                              validators=[InputRequired(), NumberRange(1, 10080)])
+    fraud_ip_failed_customers_points = IntegerField(
+        _l("Points for an IP address where other customers' cards were refused"),
+        validators=[InputRequired(), NumberRange(0, 1000)],
+        description=_l("Offices and mobile carriers share addresses: on a customer's first order these points "
+                       "alone never reach the threshold."))
+    fraud_ip_failed_customers_limit = IntegerField(
+        _l("… when at least this many other customers had cards refused from it in the last hour"),
+        validators=[InputRequired(), NumberRange(1, 100)])
     fraud_unverified_email_points = IntegerField(_l("Points for an unverified e-mail address"),
                                                  validators=[InputRequired(), NumberRange(0, 1000)])
     fraud_price_points = IntegerField(_l("Points for a price far above the customer's usual"),
@@ -257,6 +265,11 @@ class BalanceAdjustmentForm(FlaskForm):
 
 class DecisionForm(FlaskForm):
     note = TextAreaField(_l("Note to the customer"), validators=[Optional()])
+    refund_renewals = RadioField(_l("Renewals the customer already paid for"), choices=[
+        SelectChoice("", _l("Keep them: the subscription ends when they run out")),
+        SelectChoice("balance", _l("Refund them to the account balance")),
+        SelectChoice("bank", _l("Refund them to the card")),
+    ], default="", validators=[Optional()])
 
 
 class RefundForm(FlaskForm):
@@ -264,6 +277,19 @@ class RefundForm(FlaskForm):
         SelectChoice("bank", _l("The card, through the bank")),
         SelectChoice("balance", _l("The customer's account balance")),
     ], default="bank", validators=[InputRequired()])
+    amount = StringField(_l("Amount"), validators=[Length(max=20)],
+                         description=_l("Empty: all that can be refunded, and the order is cancelled. "
+                                        "Less: a partial refund; the order stays as it is."))
+
+
+class AcceptForm(FlaskForm):
+    """Accept, with what it needs when the money has not arrived through the system."""
+
+    received_on = DateField(_l("Transfer received on"), validators=[Optional()],
+                            description=_l("Empty: today."))
+    free_reason = StringField(_l("Give it without payment, because"), validators=[Optional(), Length(max=500)],
+                              description=_l("Only for an order whose card payment did not arrive; the reason "
+                                             "is kept with the order."))
 
 
 class NotificationSettingsForm(FlaskForm):

@@ -14,17 +14,36 @@ from .. import format_money
 from ..auth import current_actor, current_agent
 from ..extensions import db
 from ..forms import run_service
-from ..models import ORDER_STATUSES, BalanceEntry, Customer, LedgerEntry, Notification, Order, Package
+from ..models import (
+    ORDER_STATUSES,
+    BalanceEntry,
+    Customer,
+    LedgerEntry,
+    Notification,
+    Order,
+    Package,
+    RefundDestination,
+)
 from ..pagination import keyset_page
 from ..payments.nestpay_gateway import NestPayGateway
-from ..services import ServiceError, balance, customers, entitlements, order_statuses, orders, packages, reports
+from ..services import (
+    ServiceError,
+    balance,
+    card_payments,
+    customers,
+    entitlements,
+    order_statuses,
+    orders,
+    packages,
+    refunds,
+    reports,
+)
 from .billing import billing_view
-from .forms import PlaceOrderForm, RefundForm, ToggleForm
+from .forms import AcceptForm, PlaceOrderForm, RefundForm, ToggleForm
 
 PENDING_BADGE_MOST = 999  # the list's pending badge counts this far, then says "999+"
 
 ACTIONS = {
-    "accept": (orders.accept_order, _l("Order %(number)s is accepted.")),
     "cancel": (orders.cancel_order, _l("Order %(number)s is cancelled.")),
     "fraud": (orders.set_fraud, _l("Order %(number)s is marked as fraud.")),
     "pending": (orders.back_to_pending, _l("Order %(number)s is pending again.")),
@@ -103,20 +122,37 @@ def _order_or_404(number: str) -> Order:
 @billing_view("/billing/orders/<number>")
 def order_detail(number: str):
     order = _order_or_404(number)
-    entries = []
-    if order.grant_id is not None:
-        entries = list(db.session.scalars(
-            select(LedgerEntry).where(LedgerEntry.grant_id == order.grant_id).order_by(LedgerEntry.id)
-        ))
+    grant_ids = [grant.id for grant in order.grants]
+    entries = list(db.session.scalars(
+        select(LedgerEntry).where(LedgerEntry.grant_id.in_(grant_ids)).order_by(LedgerEntry.id))) if grant_ids else []
     balance_entries = list(db.session.scalars(
         select(BalanceEntry).where(BalanceEntry.order_id == order.id).order_by(BalanceEntry.id)))
     messages = list(db.session.scalars(
         select(Notification).where(Notification.order_number == order.number).order_by(Notification.id)))
     return render_template("admin/order_detail.html", order=order, entries=entries, form=ToggleForm(),
-                           balance_entries=balance_entries, messages=messages)
+                           accept_form=AcceptForm(), balance_entries=balance_entries, messages=messages,
+                           card_plan=refunds.card_plan(order))
 
 
-@billing_view("/billing/orders/<number>/<any(accept, cancel, fraud, pending):action>", methods=["POST"])
+@billing_view("/billing/orders/<number>/accept", methods=["POST"])
+def order_accept(number: str):
+    """Accept: with the day a bank transfer arrived, or an explicit reason to give a card order free."""
+    order = _order_or_404(number)
+    form = AcceptForm()
+    if form.validate_on_submit():
+        ok, _order = run_service(form, orders.accept_order, order, current_actor(), received_on=form.received_on.data,
+                                 free_reason=form.free_reason.data or None)
+        if ok:
+            flash(_("Order %(number)s is accepted.", number=number), "success")
+        else:
+            flash(form.form_errors[-1], "danger")
+    else:
+        flash(_("Check the date: %(error)s", error=" ".join(form.received_on.errors + form.free_reason.errors)),
+              "danger")
+    return redirect(url_for("admin.order_detail", number=number))
+
+
+@billing_view("/billing/orders/<number>/<any(cancel, fraud, pending):action>", methods=["POST"])
 def order_action(number: str, action: str):
     order = _order_or_404(number)
     if ToggleForm().validate_on_submit():
@@ -129,6 +165,18 @@ def order_action(number: str, action: str):
         else:
             db.session.commit()
             flash(message % {"number": number}, "success")
+    return redirect(url_for("admin.order_detail", number=number))
+
+
+@billing_view("/billing/orders/<number>/ask-bank", methods=["POST"])
+def order_ask_bank(number: str):
+    """Ask the bank about the order's attempts without a final answer and its refunds in flight."""
+    order = _order_or_404(number)
+    if ToggleForm().validate_on_submit():
+        lines = card_payments.ask_bank(order, NestPayGateway(), current_actor())
+        db.session.commit()
+        for line in lines or [_("Nothing is waiting for the bank.")]:
+            flash(line, "info")
     return redirect(url_for("admin.order_detail", number=number))
 
 
@@ -160,10 +208,14 @@ def order_bulk():
     if form.validate_on_submit() and numbers:
         selected = list(db.session.scalars(select(Order).where(Order.number.in_(numbers))))
         status = request.form.get("status", "")
-        ok, count = run_service(form, orders.bulk_set_status, selected, status, current_actor())
+        ok, result = run_service(form, orders.bulk_set_status, selected, status, current_actor())
         if ok:
+            count, skipped = result
             label = selected[0].custom_status.name if selected and selected[0].custom_status else status
             flash(_("%(count)d orders set to %(status)s.", count=count, status=label), "success")
+            if skipped:
+                flash(_("Left as they were (the status does not fit them; use the order's own actions): "
+                        "%(numbers)s", numbers=", ".join(skipped)), "warning")
         else:
             flash(form.form_errors[-1], "warning")
     else:
@@ -174,29 +226,48 @@ def order_bulk():
 @billing_view("/billing/orders/<number>/refund", methods=["GET", "POST"])
 def order_refund(number: str):
     """Cancel & Refund, after a confirmation page that says what will happen: the money goes back to the
-    card (Void or Credit at the bank) or to the customer's account balance, as the agent chooses."""
+    card (Void or Credit at the bank) or to the customer's account balance, all of it (the order is then
+    cancelled) or a part."""
     order = _order_or_404(number)
     form = RefundForm()
-    plan = orders.refund_plan(order) if order.payment_method == "card" else None
+    plan = refunds.card_plan(order)
     if not plan:
         form.to.choices = [choice for choice in form.to.choices if choice.value == "balance"]
         form.to.data = form.to.data if request.method == "POST" else "balance"
     if form.validate_on_submit():
-        if form.to.data == "balance":
-            ok, outcome = run_service(form, lambda: orders.refund_to_balance(order, current_actor()) or "refunded")
+        try:
+            amount = packages.parse_price(form.amount.data) if (form.amount.data or "").strip() else None
+        except ValueError as error:
+            form.amount.errors = [str(error)]
         else:
-            ok, outcome = run_service(form, orders.refund_order, order, NestPayGateway(), current_actor())
-        if not ok:
-            flash(form.form_errors[-1], "danger")
-        elif outcome == "refunded":
-            flash(_("Order %(number)s is refunded and cancelled.", number=number), "success")
-        else:
-            flash(_("The bank did not answer: the refund of %(number)s is unknown. Try again later; "
-                    "the bank's status is checked first, so nothing is refunded twice.", number=number),
-                  "warning")
-        return redirect(url_for("admin.order_detail", number=number))
+            outcome = _refund(order, form, amount)
+            if outcome is not None:
+                flash(_REFUND_OUTCOMES[outcome] % {"number": number}, "success" if outcome == "refunded" else "warning")
+                return redirect(url_for("admin.order_detail", number=number))
     return render_template("admin/order_refund.html", order=order, form=form, plan=plan,
-                           refundable=order.payment_status == "paid" and order.amount_minor > 0)
+                           refundable=order.refundable_minor > 0)
+
+
+_REFUND_OUTCOMES = {
+    "refunded": _l("The refund of order %(number)s is made."),
+    "unknown": _l("The bank did not answer: the refund of %(number)s is unknown. Ask the bank later from this page; "
+                  "its status is checked first, so nothing is refunded twice."),
+    "failed": _l("The bank refused the refund of order %(number)s; the order page says why. The money stays "
+                 "with us."),
+}
+
+
+def _refund(order: Order, form: RefundForm, amount: int | None) -> str | None:
+    """Record the refund and commit; a card refund then goes to the bank and its answer is committed too."""
+    to = RefundDestination.BALANCE if form.to.data == "balance" else RefundDestination.CARD
+    ok, _rows = run_service(form, refunds.start, order, to=to, actor=current_actor(), amount_minor=amount)
+    if not ok:
+        return None
+    if to == RefundDestination.BALANCE:
+        return "refunded"
+    outcome = refunds.send(order, NestPayGateway(), current_actor())
+    db.session.commit()
+    return outcome
 
 
 @billing_view("/billing/customers/<int:customer_id>/orders/new", methods=["GET", "POST"])

@@ -151,20 +151,66 @@ SCHEMAS = {
             "kind": {"type": "string", "enum": ["new", "top-up", "renewal", "switch"]},
             "status": {"type": "string", "enum": ["pending", "active", "fraud", "cancelled"]},
             "custom_status": NULLABLE_STRING,
-            "payment_status": {"type": "string", "enum": ["unpaid", "paid", "refunded"]},
+            "payment_status": {"type": "string", "enum": ["unpaid", "paid", "partly_refunded", "refunded"],
+                               "description": "derived from the payments and refunds"},
             "payment_method": {"type": "string", "enum": ["card", "bank_transfer", "account_balance", "manual"]},
             "amount": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$"},
             "currency": {"type": "string", "enum": ["TRY", "USD", "EUR"]},
             "discount": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$"},
             "promo_code": NULLABLE_STRING, "invoice_number": NULLABLE_STRING,
             "created_at": {"type": "string", "format": "date-time"},
-            "refund": {"type": "string", "enum": ["refunded", "unknown"]},
+            "invoice": {"type": ["object", "null"], "required": ["number", "status"], "properties": {
+                "number": NULLABLE_STRING,
+                "status": {"type": "string", "enum": ["unpaid", "paid", "partly_refunded", "refunded", "cancelled"]},
+            }},
+            "payments": {"type": "array", "items": _ref("Payment")},
+            "refunds": {"type": "array", "items": _ref("Refund")},
+            "refund": {"type": "string", "enum": ["refunded", "unknown"],
+                       "description": "only in the answer of a refund request"},
+        },
+    },
+    "Payment": {
+        "type": "object",
+        "required": ["reference", "method", "state", "amount", "refunded", "created_at"],
+        "properties": {
+            "reference": {"type": "string", "description": "the bank's order id for a card attempt"},
+            "method": {"type": "string", "enum": ["card", "bank_transfer", "account_balance", "manual", "free"]},
+            "state": {"type": "string", "enum": ["pending", "confirmed", "failed", "canceled", "refunded"]},
+            "amount": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$"},
+            "refunded": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$"},
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "Refund": {
+        "type": "object",
+        "required": ["id", "payment_reference", "to", "state", "amount", "automatic", "created_at"],
+        "properties": {
+            "id": {"type": "integer"}, "payment_reference": {"type": "string"},
+            "to": {"type": "string", "enum": ["bank", "balance"]},
+            "state": {"type": "string", "enum": ["created", "unknown", "done", "failed"]},
+            "amount": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$"},
+            "automatic": {"type": "boolean", "description": "money the bank took that we did not accept"},
+            "created_at": {"type": "string", "format": "date-time"},
         },
     },
     "RefundRequest": {
         "type": "object",
-        "properties": {"to": {"type": "string", "enum": ["bank", "balance"],
-                              "description": "default: bank for card orders, balance otherwise"}},
+        "properties": {
+            "to": {"type": "string", "enum": ["bank", "balance"],
+                   "description": "default: bank for card orders, balance otherwise"},
+            "amount": {"type": "string", "pattern": r"^[0-9]+([.,][0-9]{1,2})?$",
+                       "description": "a partial refund; without it, all that can be refunded, and the order is "
+                                      "cancelled"},
+        },
+    },
+    "AcceptRequest": {
+        "type": "object",
+        "properties": {
+            "received_on": {"type": "string", "format": "date",
+                            "description": "the day a bank transfer arrived (default: today)"},
+            "free_reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": "\\S",
+                            "description": "give a card order whose payment never came, with this reason"},
+        },
     },
 }
 
@@ -237,22 +283,30 @@ PATHS = {
         "summary": "One order by its number", "x-scope": "read", "parameters": [NUMBER],
         "responses": {"200": _json(_ref("Order"), "The order"), **_errors(401, 403, 404)},
     }},
+    "/orders/{number}/accept": {"post": {
+        "summary": "Accept: paid and active. A card order needs its payment (409 payment_required) or a "
+                   "free_reason; a bank-transfer order is paid by it", "x-scope": "write", "parameters": [NUMBER],
+        "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("AcceptRequest")}}},
+        "responses": {"200": _json(_ref("Order"), "The order after the action"),
+                      **_errors(400, 401, 403, 404, 409, 422)},
+    }},
     **{f"/orders/{{number}}/{action}": {"post": {
         "summary": summary, "x-scope": "write", "parameters": [NUMBER],
         "responses": {"200": _json(_ref("Order"), "The order after the action"), **_errors(401, 403, 404, 409)},
     }} for action, summary in (
-        ("accept", "Accept: activate if not active yet, status active (a bank-transfer order is paid by it)"),
         ("cancel", "Cancel: take back what the order granted, as far as it remains"),
         ("fraud", "Set as fraud: take back what the order granted"),
         ("pending", "Back to pending, from fraud or cancelled"),
     )},
     "/orders/{number}/refund": {"post": {
-        "summary": "Cancel & refund, to the card through the bank or to the account balance", "x-scope": "write",
+        "summary": "Cancel & refund (all) or a partial refund (amount), to the card through the bank or to the "
+                   "account balance", "x-scope": "write",
         "parameters": [NUMBER],
         "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("RefundRequest")}}},
-        "responses": {"200": _json(_ref("Order"), "Refunded and cancelled"),
-                      "202": _json(_ref("Order"), "The bank did not answer: refund unknown, retry later"),
-                      **_errors(401, 403, 404, 409, 422)},
+        "responses": {"200": _json(_ref("Order"), "Refunded (and cancelled when all was refunded)"),
+                      "202": _json(_ref("Order"), "The bank did not answer: the refund is unknown; it is settled "
+                                                  "by asking the bank (billing reconcile), never sent twice"),
+                      **_errors(400, 401, 403, 404, 409, 422)},
     }},
 }
 

@@ -1,4 +1,5 @@
 """API handlers: read the JSON, call one service, commit once, answer JSON. Rules live in the services."""
+from datetime import date
 from functools import wraps
 
 from flask import g, jsonify, request
@@ -6,9 +7,9 @@ from sqlalchemy import func, select
 
 from .. import MAX_RECORD_ID, pagination
 from ..extensions import csrf, db
-from ..models import Customer, Department, LedgerEntry, Order, Package
+from ..models import Customer, Department, LedgerEntry, Order, Package, RefundDestination
 from ..payments.nestpay_gateway import NestPayGateway
-from ..services import ServiceError, audit, customers, entitlements, ledger, orders, settings
+from ..services import ServiceError, audit, customers, entitlements, ledger, orders, refunds, settings
 from ..services import api_tokens as tokens
 from ..services import packages as catalog
 from . import bp
@@ -207,6 +208,7 @@ def usage():
 
 
 def _order_json(order: Order) -> dict:
+    invoice = order.invoice
     return {
         "id": order.id, "number": order.number, "customer_id": order.customer_id, "package_id": order.package_id,
         "package_name": order.package_name, "kind": order.kind, "status": order.status,
@@ -214,7 +216,19 @@ def _order_json(order: Order) -> dict:
         "payment_status": order.payment_status, "payment_method": order.payment_method,
         "amount": catalog.format_price(order.amount_minor), "currency": order.currency,
         "discount": catalog.format_price(order.discount_minor), "promo_code": order.promo_code,
-        "invoice_number": order.invoice.number if order.invoice else None, "created_at": _time(order.created_at),
+        "invoice_number": invoice.number if invoice else None, "created_at": _time(order.created_at),
+        "invoice": {"number": invoice.number, "status": invoice.status} if invoice else None,
+        "payments": [{
+            "reference": payment.oid or f"P{payment.id}", "method": payment.method, "state": payment.state,
+            "amount": catalog.format_price(payment.amount_minor),
+            "refunded": catalog.format_price(payment.refunded_minor), "created_at": _time(payment.created_at),
+        } for payment in order.payments],
+        "refunds": [{
+            "id": refund.id, "payment_reference": refund.payment.oid or f"P{refund.payment_id}",
+            "to": "bank" if refund.destination == RefundDestination.CARD else "balance", "state": refund.state,
+            "amount": catalog.format_price(refund.amount_minor), "automatic": refund.automatic,
+            "created_at": _time(refund.created_at),
+        } for refund in order.refunds],
     }
 
 
@@ -265,34 +279,75 @@ def get_order(number: str):
     return jsonify(_order_json(_order(number)))
 
 
-ORDER_ACTIONS = {
-    "accept": orders.accept_order, "cancel": orders.cancel_order, "fraud": orders.set_fraud,
-    "pending": orders.back_to_pending,
-}
+ORDER_ACTIONS = {"cancel": orders.cancel_order, "fraud": orders.set_fraud, "pending": orders.back_to_pending}
 
 
-@bp.post("/orders/<number>/<any(accept, cancel, fraud, pending):action>")
+@bp.post("/orders/<number>/accept")
+@scope("write", billing=True)
+def accept_order(number: str):
+    """Accept. Optional JSON: `received_on` (YYYY-MM-DD, the day a bank transfer arrived) and `free_reason`
+    (give an order whose card payment never came, explicitly, with the reason). A card order with no payment
+    and no `free_reason` answers 409 `payment_required`."""
+    order = _order(number)
+    data = request.get_json(silent=True) if request.content_length else {}
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_request", "Send a JSON object with Content-Type: application/json, or no body.")
+    errors, received_on = {}, None
+    if data.get("received_on") is not None:
+        try:
+            received_on = date.fromisoformat(str(data["received_on"]))
+        except ValueError:
+            errors["received_on"] = ["Give the day as YYYY-MM-DD."]
+    reason = data.get("free_reason")
+    if reason is not None and (not isinstance(reason, str) or not reason.strip() or len(reason) > 500):
+        errors["free_reason"] = ["Give the reason as text of 1 to 500 characters."]
+    if errors:
+        raise ApiError(422, "validation_failed", "Some fields are not valid.", fields=errors)
+    order = orders.accept_order(order, _actor(), received_on=received_on, free_reason=reason)
+    return jsonify(_order_json(order))
+
+
+@bp.post("/orders/<number>/<any(cancel, fraud, pending):action>")
 @scope("write", billing=True)
 def order_action(number: str, action: str):
-    order = _order(number)
-    ORDER_ACTIONS[action](order, _actor())
+    order = ORDER_ACTIONS[action](_order(number), _actor())
     return jsonify(_order_json(order))
 
 
 @bp.post("/orders/<number>/refund")
 @scope("write", billing=True)
 def refund_order(number: str):
-    """Cancel & Refund: to the card through the bank ("bank", card orders) or to the account balance.
+    """Refund to the card through the bank ("bank", card orders) or to the account balance: all that can be
+    refunded (the order is then cancelled) or an `amount` ("25.00", a partial refund).
 
-    A bank that does not answer leaves the refund unknown: 202, and a later call asks the bank first."""
+    A bank that does not answer leaves the refund unknown: 202, and a later call or `billing reconcile` asks
+    the bank first."""
     order = _order(number)
     data = request.get_json(silent=True) or {}
-    to = data.get("to", "bank" if order.payment_method == "card" else "balance") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_request", "Send a JSON object with Content-Type: application/json.")
+    errors, amount = {}, None
+    to = data.get("to", "bank" if order.payment_method == "card" else "balance")
     if to not in ("bank", "balance"):
-        raise ApiError(422, "validation_failed", "Some fields are not valid.",
-                       fields={"to": ["Use 'bank' or 'balance'."]})
-    if to == "balance":
-        orders.refund_to_balance(order, _actor())
-        return jsonify({**_order_json(order), "refund": "refunded"})
-    outcome = orders.refund_order(order, NestPayGateway(), _actor())
+        errors["to"] = ["Use 'bank' or 'balance'."]
+    if data.get("amount") is not None:
+        try:
+            amount = catalog.parse_price(data["amount"]) if isinstance(data["amount"], str) else None
+        except ValueError as error:
+            errors["amount"] = [str(error)]
+        else:
+            if amount is None:
+                errors["amount"] = ["Give the amount as text, e.g. \"25.00\"."]
+    if errors:
+        raise ApiError(422, "validation_failed", "Some fields are not valid.", fields=errors)
+    destination = RefundDestination.BALANCE if to == "balance" else RefundDestination.CARD
+    refunds.start(order, to=destination, actor=_actor(), amount_minor=amount)
+    db.session.commit()  # recorded before the bank is asked: a crash or timeout cannot refund twice
+    outcome = "refunded"
+    if destination == RefundDestination.CARD:
+        outcome = refunds.send(order, NestPayGateway(), _actor())
+    order = _order(number)
+    if outcome == "failed":
+        answer = next((r.answer for r in reversed(order.refunds) if r.troubled), "")
+        return error_response(409, "refund_declined", f"The bank refused the refund: {answer}")
     return jsonify({**_order_json(order), "refund": outcome}), 200 if outcome == "refunded" else 202

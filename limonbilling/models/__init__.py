@@ -16,18 +16,18 @@ from .entitlements import (
 )
 from .helpdesk import CONVERSATION_KINDS, CONVERSATION_STATUSES, Conversation, Message
 from .invoices import INVOICE_STATUSES, Invoice, InvoiceCounter
-from .notifications import NOTIFICATION_CHANNELS, NOTIFICATION_STATES, Notification
-from .orders import (
-    ORDER_KINDS,
-    ORDER_STATUSES,
-    PAYMENT_METHODS,
-    PAYMENT_STATUSES,
-    BankAccount,
-    Order,
-    OrderStatus,
-    PaymentAttempt,
-    PromoCode,
+from .lifecycle import (
+    InvoiceState,
+    MoneyState,
+    MoveRefused,
+    OrderState,
+    PaymentMethod,
+    PaymentState,
+    RefundDestination,
+    RefundState,
 )
+from .notifications import NOTIFICATION_CHANNELS, NOTIFICATION_STATES, Notification
+from .orders import ORDER_KINDS, ORDER_STATUSES, BankAccount, Order, OrderStatus, Payment, PromoCode, Refund
 from .settings import AuditEntry, Setting
 
 __all__ = [
@@ -47,9 +47,16 @@ __all__ = [
     "ORDER_KINDS",
     "ORDER_STATUSES",
     "Order",
-    "PAYMENT_METHODS",
-    "PAYMENT_STATUSES",
-    "PaymentAttempt",
+    "InvoiceState",
+    "MoneyState",
+    "MoveRefused",
+    "OrderState",
+    "Payment",
+    "PaymentMethod",
+    "PaymentState",
+    "Refund",
+    "RefundDestination",
+    "RefundState",
     "CURRENCIES",
     "LEDGER_KINDS",
     "PACKAGE_TYPES",

@@ -27,8 +27,11 @@ class Grant(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime)
     end_reason: Mapped[str | None] = mapped_column(String(20))  # forfeit, revoked
+    # The order that sold it; an order may give several over time (accepted, revoked, paid and accepted again).
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"), index=True)
 
     period: Mapped["SubscriptionPeriod | None"] = relationship(back_populates="grant", uselist=False)
+    order = relationship("Order", back_populates="grants")
 
     __table_args__ = (Index("ix_grants_customer_active", "customer_id", "ended_at"),)
 

@@ -6,8 +6,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from ..services.clock import now
+from .lifecycle import InvoiceState
 
-INVOICE_STATUSES = ("unpaid", "paid", "cancelled", "refunded")
+INVOICE_STATUSES = tuple(InvoiceState)
 
 
 class InvoiceCounter(db.Model):
@@ -22,7 +23,7 @@ class InvoiceCounter(db.Model):
 class Invoice(db.Model):
     __tablename__ = "invoices"
     __table_args__ = (
-        CheckConstraint("status IN ('unpaid', 'paid', 'cancelled', 'refunded')", name="status"),
+        CheckConstraint("status IN (" + ", ".join(f"'{state}'" for state in InvoiceState) + ")", name="status"),
         UniqueConstraint("year", "sequence"),
     )
 
@@ -32,7 +33,7 @@ class Invoice(db.Model):
     number: Mapped[str | None] = mapped_column(String(20), unique=True)
     year: Mapped[int | None] = mapped_column(Integer)
     sequence: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(10), default="unpaid")
+    status: Mapped[str] = mapped_column(String(16), default=InvoiceState.UNPAID)  # follows the order's money
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     issued_at: Mapped[datetime | None] = mapped_column(DateTime)
     seller: Mapped[dict] = mapped_column(JSON)

@@ -1,28 +1,59 @@
-"""Orders (WHMCS habits, domain.md §6) and their payment attempts (a state machine per attempt, as in pretix)."""
-from datetime import datetime
+"""Orders (WHMCS habits, domain.md §6), their payments and refunds (rows with a state machine each, as in
+pretix), with the states and moves of `lifecycle.py`."""
+from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from ..services.clock import now
+from .lifecycle import (
+    ORDER_MOVES,
+    REFUNDS_HOLDING_MONEY,
+    REFUNDS_IN_FLIGHT,
+    MoneyState,
+    OrderState,
+    PaymentMethod,
+    PaymentState,
+    RefundDestination,
+    RefundState,
+    may_move,
+    money_state,
+)
 
-ORDER_STATUSES = ("pending", "active", "fraud", "cancelled")
-PAYMENT_STATUSES = ("unpaid", "paid", "refunded")
-PAYMENT_METHODS = ("card", "bank_transfer", "account_balance", "manual")
+ORDER_STATUSES = tuple(OrderState)
 ORDER_KINDS = ("new", "top-up", "renewal", "switch")
 
 
+def _in(column: str, values) -> str:
+    return f"{column} IN (" + ", ".join(f"'{value}'" for value in values) + ")"
+
+
 class Order(db.Model):
-    """One purchase of one package. `number` is the public, random 10-digit order number."""
+    """One purchase of one package. `number` is the public, random 10-digit order number.
+
+    `payment_status` is derived from the payments and refunds (services/orders.py `settle`) in the same
+    transaction that changes them; the predicates below are what pages and services ask.
+    """
 
     __tablename__ = "orders"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'active', 'fraud', 'cancelled')", name="status"),
-        CheckConstraint("payment_status IN ('unpaid', 'paid', 'refunded')", name="payment_status"),
-        CheckConstraint(
-            "payment_method IN ('card', 'bank_transfer', 'account_balance', 'manual')", name="payment_method"
-        ),
+        CheckConstraint(_in("status", OrderState), name="status"),
+        CheckConstraint(_in("payment_status", MoneyState), name="payment_status"),
+        CheckConstraint(_in("payment_method", ("card", "bank_transfer", "account_balance", "manual")),
+                        name="payment_method"),
         CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
         Index("ix_orders_status_id", "status", "id"),
         Index("ix_orders_customer_id_id", "customer_id", "id"),
@@ -39,15 +70,16 @@ class Order(db.Model):
     package_snapshot: Mapped[dict] = mapped_column(JSON)
     promo_code_id: Mapped[int | None] = mapped_column(ForeignKey("promo_codes.id", ondelete="SET NULL"))
     promo_code: Mapped[str | None] = mapped_column(String(40))
+    # The promo code's use is held by this order (given back only when it ends without any payment).
+    promo_use_held: Mapped[bool] = mapped_column(Boolean, default=False)
     discount_minor: Mapped[int] = mapped_column(Integer, default=0)
     amount_minor: Mapped[int] = mapped_column(Integer)  # what the customer pays, VAT included
     vat_minor: Mapped[int] = mapped_column(Integer, default=0)
     vat_rate_percent: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3))
     payment_method: Mapped[str] = mapped_column(String(16))
-    payment_status: Mapped[str] = mapped_column(String(10), default="unpaid")
-    status: Mapped[str] = mapped_column(String(10), default="pending")
-    grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id", ondelete="SET NULL"))
+    payment_status: Mapped[str] = mapped_column(String(16), default=MoneyState.UNPAID)
+    status: Mapped[str] = mapped_column(String(10), default=OrderState.PENDING)
     # An agent's status of its own (Settings → Order Statuses); `status` then holds what it counts as.
     custom_status_id: Mapped[int | None] = mapped_column(ForeignKey("order_statuses.id", ondelete="SET NULL"))
     placed_by_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
@@ -55,9 +87,11 @@ class Order(db.Model):
     fraud_score: Mapped[int | None] = mapped_column(Integer)  # None: not checked (placed by an agent)
     fraud_checks: Mapped[list] = mapped_column(JSON, default=list)  # [{"rule", "points", "detail"}]
     ip: Mapped[str | None] = mapped_column(String(45))
-    notes: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[str | None] = mapped_column(Text)  # internal: agents only
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     paid_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Money the bank took that could not be returned by itself: agents must act (see the order page).
+    attention: Mapped[str | None] = mapped_column(Text)
     # Bank transfer: the customer's activation request (domain.md §6)
     activation_requested_at: Mapped[datetime | None] = mapped_column(DateTime)
     contact_email: Mapped[str | None] = mapped_column(String(254))
@@ -68,9 +102,12 @@ class Order(db.Model):
     package = relationship("Package")
     custom_status = relationship("OrderStatus")
     placed_by = relationship("Agent")
-    grant = relationship("Grant")
-    attempts: Mapped[list["PaymentAttempt"]] = relationship(
-        back_populates="order", cascade="all, delete-orphan", order_by="PaymentAttempt.id"
+    grants = relationship("Grant", back_populates="order", order_by="Grant.id", passive_deletes=True)
+    payments: Mapped[list["Payment"]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="Payment.id"
+    )
+    refunds: Mapped[list["Refund"]] = relationship(
+        back_populates="order", cascade="all, delete-orphan", order_by="Refund.id"
     )
     invoice = relationship("Invoice", back_populates="order", uselist=False)
 
@@ -79,41 +116,164 @@ class Order(db.Model):
         return self.package_snapshot["name"]
 
     @property
-    def activated(self) -> bool:
-        return self.grant_id is not None
-
-    @property
     def list_price_minor(self) -> int:
         return self.package_snapshot["price_minor"]
 
+    # --- what the order gave -------------------------------------------------------------------------
 
-ATTEMPT_STATES = ("created", "pending", "confirmed", "failed", "canceled", "refunded")
+    @property
+    def live_grant(self):
+        """What the order gave and still stands (a grant ended by a later switch still counts as given)."""
+        return next((grant for grant in reversed(self.grants) if grant.end_reason != "revoked"), None)
+
+    @property
+    def activated(self) -> bool:
+        return self.live_grant is not None
+
+    # --- money ---------------------------------------------------------------------------------------
+
+    @property
+    def confirmed_payments(self) -> list["Payment"]:
+        return [p for p in self.payments if p.state in (PaymentState.CONFIRMED, PaymentState.REFUNDED)]
+
+    @property
+    def card_attempts(self) -> list["Payment"]:
+        return [p for p in self.payments if p.method == PaymentMethod.CARD]
+
+    @property
+    def captured_minor(self) -> int:
+        return sum(p.amount_minor for p in self.confirmed_payments)
+
+    @property
+    def refunded_minor(self) -> int:
+        return sum(r.amount_minor for r in self.refunds if r.state == RefundState.DONE)
+
+    @property
+    def returning_minor(self) -> int:
+        """Refunded, or on its way back (a refund the bank has not answered yet is not ours to spend)."""
+        return sum(r.amount_minor for r in self.refunds if r.state in REFUNDS_HOLDING_MONEY)
+
+    @property
+    def refundable_minor(self) -> int:
+        return self.captured_minor - self.returning_minor
+
+    @property
+    def money(self) -> MoneyState:
+        """Where the money stands by what the bank (or the balance) has confirmed: a refund still in flight is
+        neither spendable again (`refundable_minor`) nor counted as returned."""
+        confirmed = self.confirmed_payments
+        free_grant = any(p.method == PaymentMethod.FREE for p in confirmed)
+        return money_state(self.captured_minor, self.refunded_minor, self.amount_minor,
+                           has_payment=bool(confirmed), free_grant=free_grant)
+
+    @property
+    def holds_money(self) -> bool:
+        """Paid, or partly refunded with the rest held: what the order gives may stand."""
+        return self.money in (MoneyState.PAID, MoneyState.PARTLY_REFUNDED)
+
+    @property
+    def refund_in_flight(self) -> bool:
+        return any(r.state in REFUNDS_IN_FLIGHT for r in self.refunds)
+
+    @property
+    def awaiting_payment(self) -> bool:
+        """A pending card order with no money (never paid, or all of it returned): a bank approval now is
+        taken, any other is returned."""
+        return (self.status == OrderState.PENDING and self.payment_method == PaymentMethod.CARD
+                and self.money in (MoneyState.UNPAID, MoneyState.REFUNDED) and not self.refund_in_flight)
+
+    @property
+    def pending_attempts(self) -> list["Payment"]:
+        return [p for p in self.card_attempts if p.state == PaymentState.PENDING]
+
+    @property
+    def under_review(self) -> bool:
+        """Set aside as fraud: customers see it as under review."""
+        return self.status == OrderState.FRAUD
+
+    @property
+    def awaiting_transfer(self) -> bool:
+        """A bank-transfer order waiting for the customer's money."""
+        return (self.status == OrderState.PENDING and self.payment_method == PaymentMethod.BANK_TRANSFER
+                and not self.holds_money)
+
+    @property
+    def awaits_review(self) -> bool:
+        """Paid and waiting for an agent's Accept."""
+        return self.status == OrderState.PENDING and self.holds_money
+
+    @property
+    def customer_may_cancel(self) -> bool:
+        """A customer gives up their own order only while we hold no money for it."""
+        return self.status == OrderState.PENDING and not self.holds_money and not self.refund_in_flight
+
+    # --- what agents may do now ----------------------------------------------------------------------
+
+    def may_become(self, state: OrderState) -> bool:
+        return may_move(ORDER_MOVES, self.status, state)
+
+    @property
+    def can_accept(self) -> bool:
+        """Pending, and paid, or payable by the agent's confirmation (bank transfer, manual)."""
+        return self.may_become(OrderState.ACTIVE) and not self.refund_in_flight and (
+            self.holds_money or self.payment_method != PaymentMethod.CARD)
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.may_become(OrderState.CANCELLED)
+
+    @property
+    def can_set_fraud(self) -> bool:
+        return self.may_become(OrderState.FRAUD)
+
+    @property
+    def can_back_to_pending(self) -> bool:
+        return self.may_become(OrderState.PENDING)
+
+    @property
+    def can_refund(self) -> bool:
+        return self.refundable_minor > 0
+
+    @property
+    def can_delete(self) -> bool:
+        """Nothing given still stands, no money is held and nothing is on its way at the bank."""
+        return (self.live_grant is None or self.live_grant.ended_at is not None) and self.refundable_minor == 0 \
+            and not self.refund_in_flight and not self.pending_attempts
+
+    @property
+    def can_ask_bank(self) -> bool:
+        return bool(self.pending_attempts) or self.refund_in_flight
 
 
-class PaymentAttempt(db.Model):
-    """One try to pay an order at a gateway, with the bank's answer (never card data beyond the masked PAN).
+class Payment(db.Model):
+    """Money that arrived for an order, or a card attempt to get it, with the bank's answer (never card data
+    beyond the masked PAN). States and moves: lifecycle.PAYMENT_MOVES."""
 
-    created → pending (sent to the bank) → confirmed | failed | canceled; confirmed → refunded.
-    """
-
-    __tablename__ = "payment_attempts"
+    __tablename__ = "payments"
     __table_args__ = (
-        CheckConstraint(
-            "state IN ('created', 'pending', 'confirmed', 'failed', 'canceled', 'refunded')", name="state"
-        ),
+        CheckConstraint(_in("state", PaymentState), name="state"),
+        CheckConstraint(_in("method", PaymentMethod), name="method"),
+        CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+        CheckConstraint("(method = 'card') = (oid IS NOT NULL)", name="card_has_oid"),
+        Index("ix_payments_state_created_at", "state", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
-    gateway: Mapped[str] = mapped_column(String(20))
-    oid: Mapped[str] = mapped_column(String(64), unique=True)
-    state: Mapped[str] = mapped_column(String(10), default="created")
-    amount_minor: Mapped[int] = mapped_column(Integer)  # what the customer pays, VAT included
+    method: Mapped[str] = mapped_column(String(16))
+    gateway: Mapped[str | None] = mapped_column(String(20))
+    oid: Mapped[str | None] = mapped_column(String(64), unique=True)  # what the bank sees (card)
+    state: Mapped[str] = mapped_column(String(10))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)  # what the customer pays, VAT included
     vat_minor: Mapped[int] = mapped_column(Integer, default=0)
     vat_rate_percent: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    received_on: Mapped[date | None] = mapped_column(Date)  # bank transfer: the day the money arrived
+    reason: Mapped[str | None] = mapped_column(Text)  # manual payment or free grant: the agent's words
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
     failure_code: Mapped[str | None] = mapped_column(String(40))
     message: Mapped[str | None] = mapped_column(Text)
     trans_id: Mapped[str | None] = mapped_column(String(64))
@@ -123,12 +283,84 @@ class PaymentAttempt(db.Model):
     md_status: Mapped[str | None] = mapped_column(String(4))
     proc_return_code: Mapped[str | None] = mapped_column(String(8))
     raw: Mapped[dict | None] = mapped_column(JSON)
-    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
-    # None, "unknown" (the bank did not answer: ask its status before any retry) or "done"
-    refund_status: Mapped[str | None] = mapped_column(String(10))
-    refund_answer: Mapped[str | None] = mapped_column(Text)
 
-    order: Mapped[Order] = relationship(back_populates="attempts")
+    order: Mapped[Order] = relationship(back_populates="payments")
+    agent = relationship("Agent")
+    refunds: Mapped[list["Refund"]] = relationship(back_populates="payment", order_by="Refund.id")
+
+    @property
+    def awaiting_bank(self) -> bool:
+        return self.state == PaymentState.PENDING
+
+    @property
+    def failed(self) -> bool:
+        return self.state == PaymentState.FAILED
+
+    @property
+    def returned(self) -> bool:
+        """All of it went back."""
+        return self.state == PaymentState.REFUNDED
+
+    @property
+    def refunded_minor(self) -> int:
+        return sum(r.amount_minor for r in self.refunds if r.state == RefundState.DONE)
+
+    @property
+    def refundable_minor(self) -> int:
+        if self.state != PaymentState.CONFIRMED:
+            return 0
+        return self.amount_minor - sum(r.amount_minor for r in self.refunds if r.state in REFUNDS_HOLDING_MONEY)
+
+
+class Refund(db.Model):
+    """Money going back: to the card through the bank (Void on the payment's day, Credit after) or to the
+    customer's account balance. Partial refunds are rows too; history is never overwritten.
+    States and moves: lifecycle.REFUND_MOVES."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint(_in("state", RefundState), name="state"),
+        CheckConstraint(_in("destination", RefundDestination), name="destination"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        Index("ix_refunds_state_created_at", "state", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), index=True)
+    destination: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(10), default=RefundState.CREATED)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    operation: Mapped[str | None] = mapped_column(String(8))  # the bank's Void or Credit, once sent
+    automatic: Mapped[bool] = mapped_column(Boolean, default=False)  # money we did not accept, sent back by itself
+    # All the order's money, as an agent asked (Cancel & Refund): when done, the order is cancelled and revoked.
+    closes_order: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime)
+    answer: Mapped[str | None] = mapped_column(Text)  # the bank's words, or what we found out
+    proc_return_code: Mapped[str | None] = mapped_column(String(8))
+    trans_id: Mapped[str | None] = mapped_column(String(64))
+
+    order: Mapped[Order] = relationship(back_populates="refunds")
+    payment: Mapped[Payment] = relationship(back_populates="refunds")
+    agent = relationship("Agent")
+
+    @property
+    def in_flight(self) -> bool:
+        return self.state in REFUNDS_IN_FLIGHT
+
+    @property
+    def done(self) -> bool:
+        return self.state == RefundState.DONE
+
+    @property
+    def troubled(self) -> bool:
+        """The bank refused it, or its outcome is unknown."""
+        return self.state in (RefundState.UNKNOWN, RefundState.FAILED)
 
 
 class BankAccount(db.Model):

@@ -418,6 +418,9 @@ class CallbackDecision:
     message: str
     attempt_fields: dict[str, str]
     raw_fields: dict[str, str]
+    # The bank's signed word that it took the money for this order of this merchant, whether or not we accept
+    # it (half 3-D refused, amount not ours): money taken and not accepted must be returned.
+    money_taken: bool = False
 
 
 _MESSAGES: dict[str, str] = {
@@ -473,14 +476,17 @@ def decide_callback(
     attempt = {name: raw[name] for name in ATTEMPT_FIELDS if raw.get(name)}
     reason = _failed_check(fields, config, pending)
     if reason is None:
-        return CallbackDecision(True, None, "Payment approved.", attempt, raw)
+        return CallbackDecision(True, None, "Payment approved.", attempt, raw, money_taken=True)
+    taken = reason in ("amount_mismatch", "currency_mismatch", "md_status") and (
+        fields.get("Response") == "Approved" and fields.get("ProcReturnCode") == "00"
+        and fields.get("clientid") == config.client_id)
     # The bank's own words only for the bank's refusals: before that, the text is not known to come from the bank.
     bank_message = ""
     if reason == "md_status":
         bank_message = raw.get("ErrMsg") or raw.get("mdErrorMsg") or ""
     elif reason == "declined":
         bank_message = raw.get("ErrMsg") or ""
-    return CallbackDecision(False, reason, bank_message or _MESSAGES[reason], attempt, raw)
+    return CallbackDecision(False, reason, bank_message or _MESSAGES[reason], attempt, raw, money_taken=taken)
 
 
 # --- the XML API (void, refund, status) -------------------------------------------------------------------------

@@ -35,7 +35,9 @@ def usage():
     page = keyset_page(ledger.entries(customer.id).order_by(None), LedgerEntry.id,
                        before=request.args.get("before", type=int), after=request.args.get("after", type=int),
                        per_page=current_app.config["ITEMS_PER_PAGE"])
-    return render_template("portal/usage.html", page=page, causes=ledger.causes(page.items),
+    causes = ledger.causes(page.items)
+    return render_template("portal/usage.html", page=page, causes=causes,
+                           descriptions=ledger.customer_descriptions(page.items, causes),
                            entitlement=entitlements.entitlement(customer))
 
 
@@ -53,4 +55,5 @@ def subscription_cancel():
             return redirect(url_for("portal.subscription_cancel"))
     return render_template("portal/subscription_cancel.html", form=form,
                            pending=cancellations.pending_request(customer),
+                           latest=cancellations.latest_request(customer),
                            period_end=cancellations.current_period_end(customer))

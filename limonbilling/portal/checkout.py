@@ -15,7 +15,17 @@ from ..forms import show_errors
 from ..models import Order, Package
 from ..pagination import page_number
 from ..payments.nestpay_gateway import NestPayGateway, parse_card
-from ..services import ServiceError, ValidationFailed, audit, balance, bank_transfer, entitlements, orders
+from ..services import (
+    ServiceError,
+    ValidationFailed,
+    audit,
+    balance,
+    bank_transfer,
+    card_payments,
+    entitlements,
+    orders,
+    refunds,
+)
 from . import bp
 from .forms import ActivationRequestForm, CheckoutForm, PromoCodeForm
 
@@ -39,7 +49,7 @@ def _send_to_bank(gateway: NestPayGateway, order: Order, form: CheckoutForm):
     card = None
     if gateway.store_type == "3d_pay":
         card = parse_card(form.card_number.data, form.card_expiry.data, form.card_cvv.data)
-    attempt = orders.start_card_payment(order)
+    attempt = card_payments.start_card_payment(order)
     customer = current_customer()
     action, fields = gateway.payment_form(
         oid=attempt.oid, amount_minor=attempt.amount_minor, currency=attempt.currency,
@@ -95,7 +105,7 @@ def _place_order(package: Package, form: CheckoutForm, payment_method: str) -> O
 def _after_placing(order: Order):
     """Orders that did not go to the bank: held for review as fraud, or paid from the balance."""
     db.session.commit()
-    if order.status == "fraud":
+    if order.under_review:
         flash(_("Order %(number)s needs a review by our team before it can go ahead; we will contact you.",
                 number=order.number), "warning")
     elif order.payment_method == "account_balance":
@@ -115,7 +125,7 @@ def checkout(package_id: int):
     gateway = NestPayGateway()
     if form.validate_on_submit() and gateway.is_available():
         order = _place_order(package, form, "card")
-        if order is not None and order.status == "fraud":
+        if order is not None and order.under_review:
             return _after_placing(order)
         if order is not None:
             try:
@@ -178,7 +188,7 @@ def pay_order(number: str):
     order = _order_or_404(number)
     gateway = NestPayGateway()
     form = CheckoutForm()
-    if order.payment_status != "unpaid" or order.status != "pending" or order.payment_method != "card":
+    if not order.awaiting_payment:
         flash(_("This order is not waiting for a card payment."), "info")
         return redirect(url_for("portal.order_detail", number=order.number))
     if form.validate_on_submit() and gateway.is_available():
@@ -207,8 +217,12 @@ def nestpay_callback(outcome: str):
     """
     fields = request.form.to_dict() if request.method == "POST" else request.args.to_dict()
     bank = audit.Actor("system", None, "nestpay", request.remote_addr)
-    order = orders.apply_card_callback(NestPayGateway(), fields, bank)
+    gateway = NestPayGateway()
+    order = card_payments.apply_card_callback(gateway, fields, bank)
     db.session.commit()
+    if order is not None and order.refund_in_flight:  # money we did not accept goes back to the card now
+        refunds.send(order, gateway, bank)
+        db.session.commit()
     if order is None:
         current_app.logger.warning("NestPay callback for an unknown order")
         return redirect(url_for("portal.order_list"), code=303)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from stdnum import iban as iban_number
 
 from ..extensions import db
-from ..models import CURRENCIES, BankAccount, Order
+from ..models import CURRENCIES, BankAccount, Order, OrderState, PaymentMethod
 from . import ServiceError, ValidationFailed, audit, notifications
 from .accounts import normalize_email
 from .clock import now
@@ -56,7 +56,7 @@ def all_accounts() -> list[BankAccount]:
 
 def request_activation(order: Order, *, email: str, phone: str, note: str, actor: audit.Actor) -> None:
     """The customer says the transfer is made; the order waits, Pending and Unpaid, for an agent."""
-    if order.payment_method != "bank_transfer" or order.payment_status != "unpaid" or order.status != "pending":
+    if order.payment_method != PaymentMethod.BANK_TRANSFER or order.holds_money or order.status != OrderState.PENDING:
         raise ServiceError("not_awaiting_transfer", _("This order is not waiting for a bank transfer."))
     errors: dict[str, list[str]] = {}
     try:

@@ -1,14 +1,17 @@
 """Subscription cancellation requests (DT): the subscriber asks, an agent approves or rejects.
 
-"now" ends the subscription at approval; "period_end" ends it when the
-current period runs out, removing any renewal bought ahead.
+"now" ends the running period at approval; "period_end" lets it run out.
+Renewals the customer already paid for are kept unless the agent refunds them
+(to the card or the account balance, through refunds.py), which takes them
+away (domain.md §6a). The agents are told of a request, the customer of the
+decision and its note.
 """
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import CANCELLATION_TIMINGS, CancellationRequest, Customer
-from . import ServiceError, ValidationFailed, audit, entitlements
+from ..models import CANCELLATION_TIMINGS, CancellationRequest, Customer, Order, RefundDestination
+from . import ServiceError, ValidationFailed, audit, entitlements, notifications, refunds
 from .clock import now
 
 
@@ -42,33 +45,81 @@ def request_cancellation(customer: Customer, *, timing: str, reason: str, actor:
     db.session.add(request)
     db.session.flush()
     audit.record(actor, "cancellation.request", request, timing=timing)
+    notifications.cancellation_requested(request)
     return request
 
 
-def _decide(request: CancellationRequest, state: str, note: str, actor: audit.Actor) -> None:
+def _decide(request: CancellationRequest, state: str, note: str, actor: audit.Actor) -> CancellationRequest:
+    """Lock the request and record the decision once (a second click, or another agent, is refused)."""
+    request = db.session.execute(select(CancellationRequest).where(CancellationRequest.id == request.id)
+                                 .with_for_update().execution_options(populate_existing=True)).scalar_one()
     if request.state != "pending":
         raise ServiceError("already_decided", _("This request has been answered already."))
     request.state, request.decided_at = state, now()
     request.decided_by_id = actor.id if actor.type == "agent" else None
     request.decision_note = (note or "").strip() or None
+    return request
 
 
-def approve(request: CancellationRequest, actor: audit.Actor, note: str = "") -> None:
-    """End the subscription now or at the end of the running period, as the customer asked."""
-    customer = db.session.get(Customer, request.customer_id)
-    end = now() if request.timing == "now" else current_period_end(customer)
-    _decide(request, "approved", note, actor)
-    if end is not None:
-        entitlements.end_subscription(customer, end, actor, _("Subscription cancelled on request."))
-    request.ends_at = end or now()
-    audit.record(actor, "cancellation.approve", request, ends_at=request.ends_at.isoformat())
+def renewals_ahead(customer: Customer, after) -> list[tuple]:
+    """Subscription periods bought ahead, starting after `after` (not running yet), with the order that sold
+    each (None when no order did): paid time a cancellation keeps unless the agent refunds it."""
+    rows = []
+    for period in entitlements.subscription_periods(customer):
+        if period.starts_at > after:
+            order = db.session.get(Order, period.grant.order_id) if period.grant.order_id else None
+            rows.append((period, order))
+    return rows
+
+
+def approve(request: CancellationRequest, actor: audit.Actor, note: str = "",
+            refund_renewals: RefundDestination | None = None) -> list[Order]:
+    """End the subscription now (the running period is cut) or let the running period run out, as the
+    customer asked.
+
+    Renewals bought ahead stay, and the subscription ends when they run out,
+    unless `refund_renewals` says where their money goes back: then each
+    renewal's order is refunded in full (which takes its period away). Returns
+    the orders refunded to the card: the caller commits, then sends them to the bank (refunds.send).
+    Orders are locked before the customer, as every order action does.
+    """
+    request = _decide(request, "approved", note, actor)
+    customer_id, timing, request_id = request.customer_id, request.timing, request.id
+    moment = now()
+    ahead = renewals_ahead(db.session.get(Customer, customer_id), moment)
+    refunded = []
+    if refund_renewals is not None:
+        for _period, order in sorted(ahead, key=lambda row: row[1].id if row[1] else 0):
+            if order is not None and order.refundable_minor > 0:
+                refunds.start(order, to=refund_renewals, actor=actor)
+                refunded.append(order.id)
+    customer = db.session.get(Customer, customer_id)
+    request = db.session.get(CancellationRequest, request_id)
+    if timing == "now":
+        entitlements.end_subscription(customer, moment, actor, _("Subscription cancelled on request."))
+    end = moment if timing == "now" else current_period_end(customer) or moment
+    kept = [period for period, order in renewals_ahead(customer, moment)
+            if order is None or order.id not in refunded]
+    request.ends_at = max([end, *(period.effective_end for period in kept)])
+    audit.record(actor, "cancellation.approve", request, ends_at=request.ends_at.isoformat(),
+                 renewals_kept=len(kept), renewals_refunded=len(refunded))
+    notifications.cancellation_decided(request)
+    orders = [db.session.get(Order, order_id) for order_id in refunded]
+    return orders if refund_renewals == RefundDestination.CARD else []
 
 
 def reject(request: CancellationRequest, actor: audit.Actor, note: str) -> None:
     if not (note or "").strip():
         raise ValidationFailed({"note": [_("Tell the customer why the request is rejected.")]})
-    _decide(request, "rejected", note, actor)
+    request = _decide(request, "rejected", note, actor)
     audit.record(actor, "cancellation.reject", request)
+    notifications.cancellation_decided(request)
+
+
+def latest_request(customer: Customer) -> CancellationRequest | None:
+    """The customer's most recent request, to show its state and the agent's note on their page."""
+    return db.session.scalar(select(CancellationRequest).where(CancellationRequest.customer_id == customer.id)
+                             .order_by(CancellationRequest.id.desc()).limit(1))
 
 
 def requests(state: str | None = "pending"):

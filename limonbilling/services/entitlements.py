@@ -202,7 +202,7 @@ def open_order(customer: Customer, exclude: Order | None = None) -> Order | None
     An unpaid card checkout stops counting once it expires (it is abandoned).
     """
     statement = select(Order).where(
-        Order.customer_id == customer.id, Order.status == "pending", Order.payment_status == "unpaid",
+        Order.customer_id == customer.id, Order.status == "pending", Order.payment_status.in_(("unpaid", "refunded")),
         (Order.expires_at.is_(None)) | (Order.expires_at > now()),
     )
     if exclude is not None:
@@ -556,18 +556,19 @@ def revoke_grant(grant: Grant, actor: audit.Actor, reason: str) -> Revocation:
 
 
 def end_subscription(customer: Customer, at: datetime, actor: audit.Actor, reason: str) -> int:
-    """End the customer's subscription time at `at` (an approved cancellation request).
+    """End the subscription period running at `at` there (an approved cancellation request).
 
-    Periods that start at or after `at` (renewals bought ahead) are removed, the
-    one running at `at` is cut there; the ledger notes it and departments follow
-    (rule 5) once `at` has passed. Returns how many periods changed.
+    Renewals bought ahead (periods that start after `at`) are paid time and stay:
+    only a refund of their order takes them away (domain.md §6a). The ledger
+    notes the cut and departments follow (rule 5) once `at` has passed. Returns
+    how many periods changed.
     """
     customer = lock_customer(customer.id)
     changed = 0
     for period in subscription_periods(customer):
-        if period.effective_end <= at:
+        if not period.starts_at <= at < period.effective_end:
             continue
-        period.cut_at = max(period.starts_at, at)
+        period.cut_at = at
         changed += 1
     if changed:
         ledger.note(customer, "forfeit", reason)

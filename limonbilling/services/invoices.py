@@ -104,18 +104,9 @@ def issue(invoice: Invoice) -> None:
     invoice.issued_at = moment
 
 
-def set_status(order: Order, status: str) -> None:
-    """Follow the order: paid issues the invoice; cancelled, refunded and unpaid just mark it."""
-    invoice = order.invoice
-    if invoice is None:
-        return
-    if status == "paid":
-        issue(invoice)
-    invoice.status = status
-
-
 def detach_for_deletion(order: Order) -> None:
-    """An issued invoice outlives its deleted order (cancelled), so numbering stays gap-free;
+    """An issued invoice outlives its deleted order (as it stands: cancelled or refunded, as only an order that
+    holds no money can be deleted), so numbering stays gap-free;
     an invoice never issued goes with the order."""
     invoice = order.invoice
     if invoice is None:
@@ -123,5 +114,4 @@ def detach_for_deletion(order: Order) -> None:
     if invoice.number is None:
         db.session.delete(invoice)
     else:
-        invoice.status = "cancelled"
         invoice.order_id = None

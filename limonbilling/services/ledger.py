@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
-from ..models import Conversation, Customer, LedgerEntry, Order
+from ..models import Conversation, Customer, Grant, LedgerEntry, Order, OrderState
 from . import ServiceError, ValidationFailed, audit, notifications
 from .clock import now
 
@@ -123,14 +123,46 @@ def causes(entries: list[LedgerEntry]) -> dict[int, Conversation | Order]:
     grant_ids = {entry.grant_id for entry in entries if entry.grant_id is not None}
     conversations = {conversation.usage_id: conversation for conversation in db.session.scalars(
         select(Conversation).where(Conversation.usage_id.in_(usage_ids)))} if usage_ids else {}
-    orders = {order.grant_id: order for order in db.session.scalars(
-        select(Order).where(Order.grant_id.in_(grant_ids)))} if grant_ids else {}
+    orders = {grant_id: order for grant_id, order in db.session.execute(
+        select(Grant.id, Order).join(Order, Order.id == Grant.order_id).where(Grant.id.in_(grant_ids)))
+    } if grant_ids else {}
     found = {}
     for entry in entries:
         cause = conversations.get(entry.usage_id) or orders.get(entry.grant_id)
         if cause is not None:
             found[entry.id] = cause
     return found
+
+
+def customer_descriptions(entries: list[LedgerEntry], causes: dict[int, Conversation | Order]) -> dict[int, str]:
+    """What the customer's usage page says of each entry besides its ticket, chat or order link.
+
+    An agent writes an adjustment's reason for the customer to read, and the
+    forfeit notes are written for them too. A reversal's reason is written by
+    whoever revoked the order (e.g. an agent setting it as fraud) and is not
+    for the customer: the page says in the customer's words what happened,
+    from the entry and its order, whatever that reason says (issue 14, defect 10).
+    """
+    described = {}
+    for entry in entries:
+        cause = causes.get(entry.id)
+        if entry.kind == "reversal":
+            described[entry.id] = _reversal_for_customer(entry, cause if isinstance(cause, Order) else None)
+        elif cause is None and entry.reason:
+            described[entry.id] = entry.reason
+    return described
+
+
+def _reversal_for_customer(entry: LedgerEntry, order: Order | None) -> str:
+    if entry.amount == 0:
+        if entry.grant is not None and entry.grant.package_type == "credit":
+            return _("Credits of this order that were already used are not taken back.")
+        return _("The subscription time of this order is removed.")
+    if order is not None and order.status == OrderState.FRAUD:
+        return _("Held while our team reviews the order.")
+    if order is not None and order.status == OrderState.CANCELLED:
+        return _("The order is cancelled.")
+    return _("The credits of this order are taken back.")
 
 
 def adjust_credits(customer: Customer, credits: int, reason: str, actor: audit.Actor) -> LedgerEntry:

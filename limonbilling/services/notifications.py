@@ -20,7 +20,16 @@ from sqlalchemy import or_, select
 
 from ..extensions import db, insert_ignoring_conflict
 from ..links import external_url
-from ..models import Agent, Customer, Grant, LedgerEntry, Notification, Order, SubscriptionPeriod
+from ..models import (
+    Agent,
+    CancellationRequest,
+    Customer,
+    Grant,
+    LedgerEntry,
+    Notification,
+    Order,
+    SubscriptionPeriod,
+)
 from . import settings
 from .clock import now
 
@@ -172,6 +181,65 @@ def invoice_issued(order: Order) -> None:
     _to_customer(customer, "invoice_issued", f"order:{order.number}:invoice", "invoice_issued",
                  lambda: _("Invoice for order %(number)s", number=order.number), order, invoice=order.invoice,
                  **_order_links(order))
+
+
+# --- for the team: orders that need a person (domain.md §6a) ----------------------------------------
+
+def order_set_to_fraud(order: Order) -> None:
+    """The order went to Fraud (by the fraud check or by an agent): the team sees its score and the rules that
+    fired, and reviews it. Each move to Fraud is its own event (an order may come back from Fraud and go again)."""
+    customer = db.session.get(Customer, order.customer_id)
+    _to_agents("order_set_to_fraud", f"order:{order.number}:fraud:{_stamp(now())}", "order_set_to_fraud",
+               lambda: _("Order %(number)s by %(customer)s is set as fraud", number=order.number,
+                         customer=customer.display_name), customer, order,
+               threshold=settings.get("fraud_threshold"), checks=list(order.fraud_checks or []),
+               **_order_links(order))
+
+
+def paid_order_awaiting_review(order: Order) -> None:
+    """A card order is paid and stays Pending until an agent reviews it (domain.md §6): once per confirmed
+    payment, so a replayed bank callback mails once and a new payment after a refund mails again."""
+    customer = db.session.get(Customer, order.customer_id)
+    db.session.flush()  # a payment recorded in this transaction gets its id, the event's key
+    confirmed = order.confirmed_payments
+    reference = confirmed[-1].id if confirmed else _stamp(now())
+    _to_agents("paid_order_awaiting_review", f"order:{order.number}:awaiting_review:{reference}",
+               "paid_order_awaiting_review",
+               lambda: _("Paid, waiting for your review: order %(number)s by %(customer)s", number=order.number,
+                         customer=customer.display_name), customer, order,
+               checks=list(order.fraud_checks or []), **_order_links(order))
+
+
+def money_needs_attention(order: Order, detail: str, key: str) -> None:
+    """Money the bank took for the order could not be returned by itself (e.g. the bank refused the Void or
+    the Credit): the team must act. `key` names the problem (e.g. the refund's id), so each one mails once."""
+    customer = db.session.get(Customer, order.customer_id)
+    _to_agents("money_needs_attention", f"order:{order.number}:attention:{key}", "money_needs_attention",
+               lambda: _("Action needed: money for order %(number)s could not be returned", number=order.number),
+               customer, order, detail=detail, **_order_links(order))
+
+
+def cancellation_requested(request: CancellationRequest) -> None:
+    """A subscriber asks to end the subscription: the team decides on the requests page."""
+    from .cancellations import current_period_end
+
+    customer = db.session.get(Customer, request.customer_id)
+    _to_agents("cancellation_requested", f"cancellation:{request.id}:requested", "cancellation_requested",
+               lambda: _("Cancellation request from %(customer)s", customer=customer.display_name), customer,
+               request=request, period_end=current_period_end(customer),
+               requests_url=external_url("admin.cancellation_list"))
+
+
+def cancellation_decided(request: CancellationRequest) -> None:
+    """The customer hears the decision on their cancellation request, when the subscription ends, and the
+    agent's note."""
+    customer = db.session.get(Customer, request.customer_id)
+    approved = request.state == "approved"
+    _to_customer(customer, "cancellation_decided", f"cancellation:{request.id}:decided", "cancellation_decided",
+                 lambda: _("Your cancellation request is approved") if approved
+                 else _("Your cancellation request is not approved"),
+                 request=request, approved=approved, ended=approved and request.ends_at is not None
+                 and request.ends_at <= now(), subscription_url=external_url("portal.subscription_cancel"))
 
 
 # --- accounts -------------------------------------------------------------------------------------

@@ -1,23 +1,46 @@
-"""Orders (domain.md §6): creating them, paying them by card, and activating what they sold.
+"""Orders (domain.md §6, §6a): creating them, activating what they sold, and the agents' actions.
 
 An order keeps the package as sold (`package_snapshot`) and stays Pending
 until an agent reviews it, even when a card payment already activated it.
+Every action locks the order, checks its move (models/lifecycle.py), acts and
+settles the money status and invoice, in the caller's one transaction. Card
+payments are in card_payments.py, refunds in refunds.py.
 """
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Agent, Customer, Order, OrderStatus, Package, PaymentAttempt, PromoCode
-from ..payments.nestpay import NestPayError
-from . import ServiceError, audit, balance, entitlements, fraud, invoices, notifications, promo_codes, settings
+from ..models import (
+    ORDER_STATUSES,
+    Agent,
+    Customer,
+    MoneyState,
+    Order,
+    OrderState,
+    OrderStatus,
+    Package,
+    PaymentMethod,
+    PromoCode,
+)
+from . import (
+    ServiceError,
+    audit,
+    balance,
+    entitlements,
+    fraud,
+    invoices,
+    notifications,
+    payments,
+    promo_codes,
+    refunds,
+    settings,
+)
 from .clock import now
+from .lifecycle import lock_order, move_order, refusal, settle
 
 NUMBER_DIGITS = 10
 
@@ -78,10 +101,10 @@ def create_order(
     `card_checkout_minutes` so an abandoned checkout does not block (rule 7).
     Paying from the account balance pays it at once. An order placed for the
     customer by an agent (`placed_by`) or the API is not fraud-checked and may
-    override the price; a manual or balance one is paid, activated and Active
-    at once, a bank-transfer one waits for Accept. The agent's options
-    `send_confirmation` and `send_invoice` mail the order confirmation and the
-    invoice to the customer.
+    override the price; a manual one (money received outside the system) or a
+    balance one is paid, activated and
+    Active at once, a bank-transfer one waits for Accept. The agent's options
+    `send_confirmation` and `send_invoice` mail the order confirmation and the invoice to the customer.
     """
     by_customer = actor.type == "customer"
     if by_customer:
@@ -104,13 +127,14 @@ def create_order(
         number=new_order_number(), customer_id=customer.id, created_at=moment, customer_was_new=not has_orders,
         kind=preview.kind, package_id=package.id, package_snapshot=package.snapshot(),
         promo_code_id=price.promo.id if price.promo else None, promo_code=price.promo.code if price.promo else None,
+        promo_use_held=price.promo is not None,
         discount_minor=price.discount_minor, amount_minor=price.total_minor, vat_minor=price.vat_minor,
         vat_rate_percent=price.vat_rate_percent,
-        currency=package.currency, payment_method=payment_method, payment_status="unpaid", status="pending",
-        ip=ip, placed_by_agent_id=placed_by.id if placed_by else None,
+        currency=package.currency, payment_method=payment_method, payment_status=MoneyState.UNPAID,
+        status=OrderState.PENDING, ip=ip, placed_by_agent_id=placed_by.id if placed_by else None,
         price_overridden=price_override_minor is not None and price_override_minor != package.price_minor,
         expires_at=moment + timedelta(minutes=settings.get("card_checkout_minutes"))
-        if payment_method == "card" else None,
+        if payment_method == PaymentMethod.CARD else None,
     )
     db.session.add(order)
     if create_invoice:
@@ -119,17 +143,21 @@ def create_order(
     audit.record(actor, "order.create", order, number=order.number, package=package.name,
                  method=payment_method, kind=preview.kind, agent=placed_by.email if placed_by else None)
     if by_customer and fraud.is_fraud(order, customer):
-        _set_status(order, "fraud")
-        invoices.set_status(order, "cancelled")
-        promo_codes.give_back_use(order)
+        move_order(order, OrderState.FRAUD)
+        promo_codes.release_use(order)
+        settle(order)
         audit.record(actor, "order.fraud_check", order, number=order.number, score=order.fraud_score)
+        notifications.order_set_to_fraud(order)
         return order
-    if payment_method == "account_balance":
-        _pay_from_balance(order, actor)
-    elif payment_method == "manual":
-        mark_paid(order, actor)
-    if not by_customer and order.payment_status == "paid" and order.activated:
-        _set_status(order, "active")
+    if payment_method == PaymentMethod.ACCOUNT_BALANCE:
+        payments.take_from_balance(order, order.amount_minor, actor)
+        payment_confirmed(order, actor)
+    elif payment_method == PaymentMethod.MANUAL:
+        payments.record(order, PaymentMethod.MANUAL, order.amount_minor, actor)
+        payment_confirmed(order, actor)
+    if not by_customer and order.holds_money and order.activated:
+        move_order(order, OrderState.ACTIVE)
+    settle(order)
     if send_confirmation:
         notifications.order_confirmation(order)
     if send_invoice:
@@ -137,117 +165,27 @@ def create_order(
     return order
 
 
-def _pay_from_balance(order: Order, actor: audit.Actor) -> None:
-    """Take the total from the customer's balance in the order's currency, then the order is paid."""
-    if order.amount_minor:
-        balance.move(order.customer_id, order.currency, -order.amount_minor, "payment", order=order,
-                     reason=_("Order %(number)s", number=order.number))
-    mark_paid(order, actor)
-
-
-def _set_status(order: Order, status: str) -> None:
-    """A core status change; it replaces any custom status an agent set."""
-    order.status = status
-    order.custom_status_id = None
-
-
-def start_card_payment(order: Order, gateway: str = "nestpay") -> PaymentAttempt:
-    """A new payment attempt for an unpaid order; its `oid` is what the bank sees and sends back."""
-    if order.payment_status != "unpaid" or order.status not in ("pending", "cancelled"):
-        raise ServiceError("not_payable", _("This order cannot be paid any more."))
-    if order.status == "cancelled":
-        raise ServiceError("not_payable", _("This order was cancelled; start a new one."))
-    moment = now()
-    if order.expires_at is not None and order.expires_at <= moment:
-        order.expires_at = moment + timedelta(minutes=settings.get("card_checkout_minutes"))
-    attempt = PaymentAttempt(
-        order=order, gateway=gateway, oid=f"{order.number}-{len(order.attempts) + 1}", state="pending",
-        amount_minor=order.amount_minor, currency=order.currency, created_at=moment, updated_at=moment,
-    )
-    db.session.add(attempt)
-    db.session.flush()
-    return attempt
-
-
-def apply_card_callback(gateway, fields: Mapping[str, str], actor: audit.Actor) -> Order | None:
-    """Process a bank callback once, whatever arrives how often (idempotent by the attempt's state).
-
-    Returns the order the callback names, or None when it names none of ours.
-    The attempt row is locked, so a POST and a GET arriving together are
-    processed one after the other and the second finds nothing to do.
-    """
-    oid = str(fields.get("oid") or fields.get("ReturnOid") or "")
-    attempt = db.session.scalars(
-        select(PaymentAttempt).where(PaymentAttempt.oid == oid).with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
-    awaiting = attempt is not None and attempt.state == "pending"
-    decision = gateway.decide(
-        fields,
-        oid=attempt.oid if awaiting else None,
-        amount_minor=attempt.amount_minor if awaiting else None,
-        currency=attempt.currency if awaiting else None,
-    )
-    if attempt is None:
-        audit.record(actor, "payment.callback_unknown", None, oid=oid[:64], reason=decision.reason)
-        return None
-    order = attempt.order
-    if not awaiting:
-        return order  # already decided: a replay changes nothing
-    if decision.reason == "bad_hash":
-        # Not from the bank: the attempt stays pending so the bank's real answer still counts.
-        audit.record(actor, "payment.callback_rejected", order, oid=oid, reason=decision.reason)
-        return order
-    _record_answer(attempt, decision)
-    if decision.approved:
-        attempt.state = "confirmed"
-        attempt.confirmed_at = now()
-        mark_paid(order, actor)
-    else:
-        attempt.state = "failed"
-        audit.record(actor, "payment.failed", order, oid=oid, reason=decision.reason)
-    return order
-
-
-def _record_answer(attempt: PaymentAttempt, decision) -> None:
-    fields = decision.attempt_fields
-    attempt.updated_at = now()
-    attempt.failure_code = decision.reason
-    attempt.message = decision.message
-    attempt.trans_id = fields.get("TransId")
-    attempt.auth_code = fields.get("AuthCode")
-    attempt.host_ref_num = fields.get("HostRefNum")
-    attempt.masked_pan = fields.get("MaskedPan")
-    attempt.md_status = fields.get("mdStatus")
-    attempt.proc_return_code = fields.get("ProcReturnCode")
-    attempt.raw = decision.raw_fields
-
-
-def mark_paid(order: Order, actor: audit.Actor) -> None:
-    """The money arrived: the order is Paid, and its package is activated when auto-activation is on.
-
-    A card order stays Pending for an agent's review either way. If the rules
-    refuse the activation now, the order keeps its payment and a note for the agent.
-    """
-    order.payment_status = "paid"
-    order.paid_at = now()
-    invoices.set_status(order, "paid")
-    if order.status == "cancelled":
-        _set_status(order, "pending")  # a late payment of an expired checkout reopens it for review
-        if order.promo_code_id is not None:
-            try:
-                promo_codes.take_use_again(order)
-            except ServiceError:
-                pass  # the money arrived: the order keeps its discount even if the code is used up now
+def payment_confirmed(order: Order, actor: audit.Actor) -> None:
+    """Money arrived for the (locked) order: settle it, and activate the package when auto-activation is on
+    (always for other methods than card). A card order stays Pending for an agent's review either way; if the
+    rules refuse the activation now, the order keeps its payment and a note for the agent."""
+    settle(order)
     audit.record(actor, "order.paid", order, number=order.number, method=order.payment_method)
-    if order.payment_method != "card" or settings.get("auto_activate_card"):
+    if order.payment_method != PaymentMethod.CARD or settings.get("auto_activate_card"):
         activate_order(order, actor)
+    if order.payment_method == PaymentMethod.CARD and order.status == OrderState.PENDING and not order.activated:
+        notifications.paid_order_awaiting_review(order)  # when activated, the purchase mail tells the agents
 
 
 def activate_order(order: Order, actor: audit.Actor) -> bool:
-    """Give the customer what the order sold (once). Returns False when the rules refuse it now."""
-    if order.grant_id is not None:
+    """Give the customer what the paid order sold, once. Returns False when the rules refuse it now.
+
+    No package is activated without a payment or an agent's free grant (domain.md §6a).
+    """
+    if order.activated:
         return True
+    if not order.holds_money:
+        raise ServiceError("payment_required", _("This order has no payment; it cannot be activated."))
     customer = db.session.get(Customer, order.customer_id)
     try:
         grant = entitlements.activate_package(
@@ -259,7 +197,9 @@ def activate_order(order: Order, actor: audit.Actor) -> bool:
         order.notes = f"{order.notes}\n{note}" if order.notes else note
         audit.record(actor, "order.activation_refused", order, reason=refused.code)
         return False
-    order.grant_id = grant.id
+    grant.order_id = order.id
+    db.session.flush()
+    db.session.expire(order, ["grants"])
     notifications.purchase_activated(order, grant)
     return True
 
@@ -273,108 +213,123 @@ def customer_orders(customer: Customer):
     return select(Order).where(Order.customer_id == customer.id).order_by(Order.id.desc())
 
 
-def expire_card_checkouts() -> int:
-    """Cancel unpaid card checkouts past their time (cron); a late approved callback still reopens one."""
-    moment = now()
-    stale = db.session.scalars(select(Order).where(
-        Order.payment_method == "card", Order.payment_status == "unpaid", Order.status == "pending",
-        Order.expires_at <= moment,
-    ))
-    count = 0
-    for order in stale:
-        _set_status(order, "cancelled")
-        invoices.set_status(order, "cancelled")
-        promo_codes.give_back_use(order)
-        audit.record(audit.Actor.system("expiry"), "order.expired", order, number=order.number)
-        count += 1
-    return count
-
-
 def cancel_unpaid_order(order: Order, actor: audit.Actor) -> None:
     """A customer gives up an order that was never paid (nothing to revoke, nothing to refund).
 
-    Its payment attempts stay as they are: should the bank still approve one, the
-    payment is recorded and the order reopens for review (see mark_paid).
+    Should the bank still approve one of its attempts, that money is returned by itself (card_payments).
     """
-    if order.payment_status != "unpaid" or order.status != "pending":
+    order = lock_order(order)
+    if not order.customer_may_cancel:
         raise ServiceError("not_cancellable", _("Only an unpaid, pending order can be cancelled here."))
-    _set_status(order, "cancelled")
-    invoices.set_status(order, "cancelled")
-    promo_codes.give_back_use(order)
+    move_order(order, OrderState.CANCELLED)
+    promo_codes.release_use(order)
+    settle(order)
     audit.record(actor, "order.cancel_unpaid", order, number=order.number)
 
 
-# --- agent actions (WHMCS): each one transaction, audited ------------------------------------------
+# --- agent actions (WHMCS): each locks the order, checks its move, acts; one transaction, audited ----------
 
 def _revoke(order: Order, actor: audit.Actor, reason: str) -> None:
-    if order.grant is not None:
-        entitlements.revoke_grant(order.grant, actor, reason)
+    for grant in order.grants:
+        if grant.end_reason != "revoked":
+            entitlements.revoke_grant(grant, actor, reason)
 
 
-def accept_order(order: Order, actor: audit.Actor) -> None:
-    """Accept: activate what the order sold if it is not active yet, and mark the order Active.
+def accept_order(order: Order, actor: audit.Actor, *, received_on: date | None = None,
+                 free_reason: str | None = None) -> Order:
+    """Accept: the order is paid, what it sold is active, and it is Active.
 
-    A bank-transfer or manual order is paid by accepting it; an unpaid card order cannot be accepted.
+    A card order needs a confirmed card payment (`payment_required`), or an
+    agent's explicit free grant with its reason. For a bank transfer Accept is
+    the agent's confirmation that the money arrived (`received_on`, today by
+    default); for a manual order, that it was received outside the system; an
+    account-balance order takes the balance again. Back to Pending after a
+    refund therefore needs a new payment before it can be accepted again.
     """
-    if order.status != "pending":
-        raise ServiceError("not_pending", _("Only a pending order can be accepted."))
-    if order.payment_status == "unpaid":
-        if order.payment_method == "card":
-            raise ServiceError("unpaid", _("The card payment has not arrived; the order cannot be accepted."))
-        order.payment_status = "paid"
-        order.paid_at = now()
-        invoices.set_status(order, "paid")
-    was_active = order.grant_id is not None
+    order = lock_order(order)
+    if not order.may_become(OrderState.ACTIVE):
+        raise refusal(order, OrderState.ACTIVE)
+    if order.refund_in_flight:
+        raise ServiceError("refund_in_flight", _("A refund of this order is waiting for the bank's answer; "
+                                                 "ask the bank before accepting it."))
+    if not order.holds_money:
+        _take_payment_on_accept(order, actor, received_on, free_reason)
+    was_active = order.activated
     if not activate_order(order, actor):
         raise ServiceError("activation_refused", order.notes.splitlines()[-1])
-    _set_status(order, "active")
+    move_order(order, OrderState.ACTIVE)
+    order.attention = None  # an agent looked at it and kept the money
+    settle(order)
     audit.record(actor, "order.accept", order, number=order.number)
     if was_active:  # otherwise the activation mail just queued says it all
         notifications.order_accepted(order)
+    return order
 
 
-def _revoke_and_set(order: Order, status: str, actor: audit.Actor, already: str, reason: str) -> None:
-    """Cancel and Set as Fraud: revoke what the order granted, then the status; the invoice is Cancelled."""
-    if order.status == status:
-        raise ServiceError(f"already_{status}", already)
+def _take_payment_on_accept(order: Order, actor: audit.Actor, received_on: date | None,
+                            free_reason: str | None) -> None:
+    if free_reason is not None and free_reason.strip():
+        payments.record(order, PaymentMethod.FREE, 0, actor, reason=free_reason.strip())
+    elif order.payment_method == PaymentMethod.CARD:
+        raise ServiceError("payment_required", _(
+            "The card payment has not arrived; the order cannot be accepted. Ask the bank, or give it free "
+            "with a reason."))
+    elif order.payment_method == PaymentMethod.BANK_TRANSFER:
+        payments.record(order, PaymentMethod.BANK_TRANSFER, order.amount_minor - order.refundable_minor, actor,
+                        received_on=received_on or local_today())
+    elif order.payment_method == PaymentMethod.ACCOUNT_BALANCE:
+        try:
+            payments.take_from_balance(order, order.amount_minor - order.refundable_minor, actor)
+        except balance.InsufficientBalance:
+            raise ServiceError("insufficient_balance", _(
+                "The customer's account balance does not cover this order.")) from None
+    else:
+        payments.record(order, PaymentMethod.MANUAL, order.amount_minor - order.refundable_minor, actor)
+    settle(order)
+
+
+def _set_aside(order: Order, target: OrderState, actor: audit.Actor, reason: str) -> Order:
+    """Cancel and Set as Fraud: revoke what the order gave, then the status; the invoice follows (Cancelled
+    while the money is neither paid nor refunded). The money stays where it is (see refunds)."""
+    order = lock_order(order)
+    move_order(order, target)
     _revoke(order, actor, reason)
-    if order.status not in ("cancelled", "fraud"):
-        promo_codes.give_back_use(order)
-    _set_status(order, status)
-    invoices.set_status(order, "cancelled")
-    audit.record(actor, f"order.{status}", order, number=order.number)
+    promo_codes.release_use(order)
+    settle(order)
+    audit.record(actor, f"order.{target}", order, number=order.number)
+    return order
 
 
-def cancel_order(order: Order, actor: audit.Actor) -> None:
-    """Cancel: revoke what the order granted; the money stays where it is (see refund_order)."""
-    _revoke_and_set(order, "cancelled", actor, _("This order is already cancelled."),
-                    _("Order %(number)s cancelled.", number=order.number))
+def cancel_order(order: Order, actor: audit.Actor) -> Order:
+    order = _set_aside(order, OrderState.CANCELLED, actor, _("Order %(number)s cancelled.", number=order.number))
     notifications.order_cancelled(order)
+    return order
 
 
-def set_fraud(order: Order, actor: audit.Actor) -> None:
-    """Set as Fraud: revoke what the order granted and keep it aside."""
-    _revoke_and_set(order, "fraud", actor, _("This order is already marked as fraud."),
-                    _("Order %(number)s marked as fraud.", number=order.number))
+def set_fraud(order: Order, actor: audit.Actor) -> Order:
+    order = _set_aside(order, OrderState.FRAUD, actor, _("Order %(number)s is under review.", number=order.number))
+    notifications.order_set_to_fraud(order)
+    return order
 
 
-def back_to_pending(order: Order, actor: audit.Actor) -> None:
-    """Back to Pending, from Fraud or Cancelled. What was revoked stays revoked until the order is accepted."""
-    if order.status not in ("fraud", "cancelled"):
-        raise ServiceError("not_reopenable", _("Only a cancelled or fraud order can go back to pending."))
-    if order.payment_status == "unpaid" and order.promo_code_id is not None:
-        promo_codes.take_use_again(order)
-    _set_status(order, "pending")
-    invoices.set_status(order, "unpaid")
-    if order.grant is not None and order.grant.end_reason == "revoked":
-        order.grant_id = None  # accepting activates it again, as a new grant
+def back_to_pending(order: Order, actor: audit.Actor) -> Order:
+    """Back to Pending, from Fraud or Cancelled. What was revoked stays revoked until the order is accepted,
+    which needs the money to be held (a refunded order needs a new payment)."""
+    order = lock_order(order)
+    move_order(order, OrderState.PENDING)
+    promo_codes.hold_use(order)
+    settle(order)
     audit.record(actor, "order.pending", order, number=order.number)
+    return order
 
 
 def delete_order(order: Order, actor: audit.Actor) -> None:
-    """Delete: irreversible; the audit log keeps that it happened and what the order was."""
-    if order.grant is not None and order.grant.ended_at is None:
-        raise ServiceError("still_active", _("Cancel the order first: what it granted is still active."))
+    """Delete: irreversible; the audit log keeps that it happened and what the order was. Refused while it
+    gives something, holds money or waits for the bank."""
+    order = lock_order(order)
+    if not order.can_delete:
+        raise ServiceError("still_active", _("Cancel the order and refund its money first: it still gives "
+                                             "something, holds money or waits for the bank."))
     audit.record(actor, "order.delete", order, number=order.number, customer_id=order.customer_id,
                  package=order.package_name, amount_minor=order.amount_minor, currency=order.currency,
                  status=order.status, payment_status=order.payment_status,
@@ -383,117 +338,36 @@ def delete_order(order: Order, actor: audit.Actor) -> None:
     db.session.delete(order)
 
 
-def bulk_set_status(orders: list[Order], status: str, actor: audit.Actor) -> int:
+def bulk_set_status(orders: list[Order], status: str, actor: audit.Actor) -> tuple[int, list[str]]:
     """Bulk actions change the status only: no gateway and no entitlement command runs (WHMCS).
 
-    `status` is a core status or "custom:<id>" for an agent's own status.
+    `status` is a core status or "custom:<id>" for an agent's own status. Each order is locked and moved by
+    the table; an order the move does not fit (or that would be Active without its money and its package) is
+    left as it is and its number returned.
     """
     custom = None
-    if status.startswith("custom:") and status[7:].isdigit():
+    if status.startswith("custom:") and status[7:].isdigit() and len(status) < 20:
         custom = db.session.get(OrderStatus, int(status[7:]))
-    if custom is None and status not in ("pending", "active", "fraud", "cancelled"):
+    if custom is None and status not in ORDER_STATUSES:
         raise ServiceError("unknown_status", _("Choose a status from the list."))
-    for order in orders:
-        if custom is None:
-            _set_status(order, status)
-        else:
-            order.status, order.custom_status_id = custom.counts_as, custom.id
-    audit.record(actor, "order.bulk_status", None, status=custom.name if custom else status,
-                 numbers=[o.number for o in orders])
-    return len(orders)
+    target = OrderState(custom.counts_as if custom else status)
+    changed, skipped = [], []
+    for order_id, number in sorted((o.id, o.number) for o in orders):  # one lock order for all: no deadlock
+        order = lock_order(order_id)
+        if target is OrderState.ACTIVE and not (order.holds_money and order.activated):
+            skipped.append(number)
+            continue
+        try:
+            move_order(order, target, custom_status_id=custom.id if custom else None)
+        except ServiceError:
+            skipped.append(number)
+            continue
+        settle(order)
+        changed.append(number)
+    audit.record(actor, "order.bulk_status", None, status=custom.name if custom else status, numbers=changed,
+                 skipped=skipped)
+    return len(changed), skipped
 
 
-# --- Cancel & Refund through the gateway ---------------------------------------------------------
-
-def _bank_day(moment: datetime) -> date:
-    """The bank's calendar day (Turkish banks settle at the end of the day in Istanbul time)."""
-    return moment.replace(tzinfo=UTC).astimezone(ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])).date()
-
-
-def refund_plan(order: Order) -> str | None:
-    """What a refund would do now: "void" for a payment of today, "credit" afterwards, None if nothing to refund."""
-    attempt = _refundable_attempt(order)
-    if attempt is None:
-        return None
-    return "void" if _bank_day(attempt.confirmed_at or attempt.updated_at) == _bank_day(now()) else "credit"
-
-
-def _refundable_attempt(order: Order) -> PaymentAttempt | None:
-    return next((a for a in order.attempts if a.state == "confirmed"), None)
-
-
-def _already_refunded(status) -> bool:
-    """An ORDERSTATUS answer that shows the sale voided or (partly) refunded."""
-    extra = status.extra
-    if extra.get("TRANS_STAT") in ("V", "CNCL"):
-        return True
-    captured, original = extra.get("CAPTURE_AMT", ""), extra.get("ORIG_TRANS_AMT", "")
-    return captured.isdigit() and original.isdigit() and int(captured) < int(original)
-
-
-def refund_order(order: Order, gateway, actor: audit.Actor) -> str:
-    """Cancel & Refund: give the money back through the bank, then revoke what the order granted.
-
-    Void on the payment's day, Credit afterwards; if the bank says the other one
-    applies (settled already / not settled yet), that one is used. A timeout or
-    an unreadable answer leaves the refund "unknown" (returned as such, to be
-    committed): the next try asks the bank for the order's status first, so
-    nothing is refunded twice. Returns "refunded" or "unknown".
-    """
-    attempt = _refundable_attempt(order)
-    if attempt is None or order.payment_status != "paid" or order.payment_method != "card":
-        raise ServiceError("nothing_to_refund", _("This order has no card payment to refund."))
-    try:
-        if attempt.refund_status == "unknown" and _already_refunded(gateway.status(attempt.oid)):
-            answer = None
-        else:
-            answer = _void_or_credit(gateway, attempt, refund_plan(order))
-    except NestPayError as error:
-        attempt.refund_status = "unknown"
-        attempt.refund_answer = str(error)
-        audit.record(actor, "order.refund_unknown", order, number=order.number, error=str(error))
-        return "unknown"
-    if answer is not None and not answer.succeeded:
-        raise ServiceError("refund_declined", _("The bank refused the refund: %(message)s",
-                                                message=answer.err_msg or answer.proc_return_code))
-    attempt.state = "refunded"
-    attempt.refund_status = "done"
-    attempt.refund_answer = answer.err_msg if answer else "found refunded by a status query"
-    attempt.updated_at = now()
-    order.payment_status = "refunded"
-    _revoke(order, actor, _("Order %(number)s refunded.", number=order.number))
-    _set_status(order, "cancelled")
-    invoices.set_status(order, "refunded")
-    audit.record(actor, "order.refund", order, number=order.number, amount_minor=attempt.amount_minor)
-    notifications.order_refunded(order, to_balance=False)
-    return "refunded"
-
-
-def _void_or_credit(gateway, attempt: PaymentAttempt, plan: str):
-    if plan == "void":
-        answer = gateway.void(attempt.oid)
-        if not answer.succeeded:  # settled already: the bank wants a Credit
-            answer = gateway.refund(attempt.oid, attempt.amount_minor, attempt.currency)
-    else:
-        answer = gateway.refund(attempt.oid, attempt.amount_minor, attempt.currency)
-        if answer.proc_return_code == "99" and answer.extra.get("ERRORCODE") == "CORE-2508":
-            answer = gateway.void(attempt.oid)  # not settled yet: a Void cancels it
-    return answer
-
-
-def refund_to_balance(order: Order, actor: audit.Actor) -> None:
-    """Cancel & Refund to the customer's account balance: no bank involved, the money stays with us."""
-    if order.payment_status != "paid" or order.amount_minor == 0:
-        raise ServiceError("nothing_to_refund", _("This order has no payment to refund."))
-    if any(attempt.refund_status == "unknown" for attempt in order.attempts):
-        raise ServiceError("refund_unknown", _("A bank refund of this order is unresolved; retry it first."))
-    balance.move(order.customer_id, order.currency, order.amount_minor, "refund", order=order,
-                 agent_id=actor.id if actor.type == "agent" else None,
-                 reason=_("Refund of order %(number)s", number=order.number))
-    order.payment_status = "refunded"
-    _revoke(order, actor, _("Order %(number)s refunded.", number=order.number))
-    _set_status(order, "cancelled")
-    invoices.set_status(order, "refunded")
-    audit.record(actor, "order.refund", order, number=order.number, amount_minor=order.amount_minor,
-                 to="balance")
-    notifications.order_refunded(order, to_balance=True)
+def local_today() -> date:
+    return refunds.bank_day(now())

@@ -1,8 +1,9 @@
 """Promo codes (domain.md §6): checked at checkout with clear messages, their uses counted under a limit.
 
 A code's use is taken with a conditional UPDATE when the order is placed, so
-concurrent checkouts can never go over `max_uses`; an order given up before
-payment gives its use back, a paid order keeps it (counted once per paid order).
+concurrent checkouts can never go over `max_uses`. The order holds the use
+(`promo_use_held`); only an order that ends without any payment gives it back
+(domain.md §6a), and an order that ever received money keeps it.
 """
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -66,18 +67,24 @@ def take_use(promo: PromoCode) -> None:
     db.session.expire(promo, ["uses"])
 
 
-def take_use_again(order: Order) -> None:
-    """An unpaid order reopened (Back to Pending) counts its code again, if a use is left."""
+def hold_use(order: Order) -> None:
+    """An order reopened (Back to Pending) holds its code's use again, if one is left. The order is locked."""
+    if order.promo_code_id is None or order.promo_use_held:
+        return
     promo = db.session.get(PromoCode, order.promo_code_id)
     if promo is not None:
         take_use(promo)
+    order.promo_use_held = True
 
 
-def give_back_use(order: Order) -> None:
-    """An order given up before payment returns its use of the code."""
-    if order.promo_code_id is not None and order.payment_status == "unpaid":
-        db.session.execute(update(PromoCode).where(PromoCode.id == order.promo_code_id, PromoCode.uses > 0)
-                           .values(uses=PromoCode.uses - 1).execution_options(synchronize_session=False))
+def release_use(order: Order) -> None:
+    """An order that ends (cancelled, fraud, expired) without any payment gives its use back, once: the flag
+    changes under the order's lock, so parallel cancels give back one use."""
+    if order.promo_code_id is None or not order.promo_use_held or order.confirmed_payments:
+        return
+    db.session.execute(update(PromoCode).where(PromoCode.id == order.promo_code_id, PromoCode.uses > 0)
+                       .values(uses=PromoCode.uses - 1).execution_options(synchronize_session=False))
+    order.promo_use_held = False
 
 
 def create(values: dict, actor: audit.Actor) -> PromoCode:

@@ -49,7 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "card_checkout_minutes": 30,
     # Checkout (DT): individual customers must be identity-verified by an agent first
     "require_identity_verification": False,
-    # Fraud check (WHMCS): each rule's points; at or above the threshold an order goes to Fraud
+    # Fraud check (WHMCS): each rule's points; at or above the threshold an order goes to Fraud (services/fraud.py)
     "fraud_check_enabled": True,
     "fraud_threshold": 60,
     "fraud_failed_cards_points": 40,
@@ -57,6 +57,9 @@ DEFAULTS: dict[str, Any] = {
     "fraud_many_orders_points": 30,
     "fraud_many_orders_limit": 3,
     "fraud_many_orders_minutes": 60,
+    # An IP address counts only when this many other customers had cards refused from it in the last hour
+    "fraud_ip_failed_customers_points": 30,
+    "fraud_ip_failed_customers_limit": 3,
     "fraud_unverified_email_points": 10,
     "fraud_price_points": 30,
     "fraud_price_factor": 5,

@@ -8,13 +8,13 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
 from limonbilling.extensions import db
-from limonbilling.models import Grant, LedgerEntry, Notification, Order, PaymentAttempt
+from limonbilling.models import Grant, LedgerEntry, Notification, Order, Payment
 from limonbilling.payments.nestpay_gateway import NestPayGateway
-from limonbilling.services import orders, outbox, settings
+from limonbilling.services import card_payments, outbox, settings
 
 from ..factories import make_customer, make_package
-from ..payment_support import AGENT, bank_answer, card_order, configure_gateway
-from .test_refunds import paid, simulator  # noqa: F401  (fixtures)
+from ..payment_support import AGENT, bank_answer, card_order, configure_gateway, refund_to_card
+from .test_refunds import paid  # noqa: F401  (a fixture)
 
 
 class DatabaseFails:
@@ -59,8 +59,8 @@ def test_the_database_failing_mid_activation_leaves_nothing_half_done(app, clien
     assert failing.failures == 1
     db.session.rollback()
     db.session.expire_all()
-    assert (order.payment_status, order.grant_id, customer.credits) == ("unpaid", None, 0)
-    assert db.session.get(PaymentAttempt, attempt.id).state != "confirmed"
+    assert (order.payment_status, order.activated, customer.credits) == ("unpaid", False, 0)
+    assert db.session.get(Payment, attempt.id).state != "confirmed"
     assert count(LedgerEntry, customer_id=customer.id) == 0 and count(Grant, customer_id=customer.id) == 0
     assert count(Notification) == mails_before
 
@@ -99,13 +99,13 @@ def test_a_bank_answering_garbage_leaves_the_refund_unknown_and_money_in_place(a
                                                                                garbage_bank):
     order, customer = paid
     settings.update({"nestpay_api_url": garbage_bank}, AGENT)
-    assert orders.refund_order(order, NestPayGateway(), AGENT) == "unknown"
+    assert refund_to_card(order, NestPayGateway(), AGENT) == "unknown"
     db.session.commit()
-    assert order.attempts[0].refund_status == "unknown"
+    assert [refund.state for refund in order.refunds] == ["unknown"]
     assert (order.payment_status, order.status, customer.credits) == ("paid", "pending", 10)
     settings.update({"nestpay_api_url": f"{simulator.url}/fim/api"}, AGENT)
-    assert orders.refund_order(order, NestPayGateway(), AGENT) == "refunded"  # asks the status first, then voids
-    db.session.commit()
+    assert card_payments.ask_bank(order, NestPayGateway(), AGENT) == [f"order {order.number}: refund refunded"]
+    db.session.commit()  # the status said "not refunded", so the void was sent
     assert (order.payment_status, customer.credits) == ("refunded", 0)
     assert count(Order, payment_status="refunded") == 1
 

@@ -9,18 +9,12 @@ import requests
 from limonbilling.extensions import db
 from limonbilling.payments import nestpay
 from limonbilling.payments.nestpay_gateway import NestPayGateway
-from limonbilling.sandbox import TEST_CARD, TEST_MERCHANT, create_simulator
-from limonbilling.services import ServiceError, orders, settings
+from limonbilling.sandbox import TEST_CARD, TEST_MERCHANT
+from limonbilling.services import ServiceError, card_payments, refunds, settings
 
 from ..factories import make_customer, make_department, make_package
-from ..payment_support import AGENT, BANK, card_order
-from .servers import LiveServer, form_with_field, forms_of
-
-
-@pytest.fixture
-def simulator():
-    with LiveServer(create_simulator()) as server:
-        yield server
+from ..payment_support import AGENT, BANK, card_order, refund_to_card
+from .servers import form_with_field, forms_of
 
 
 @pytest.fixture
@@ -43,7 +37,7 @@ def paid(app, simulator):
     browser = requests.Session()
     choice = forms_of(browser.post(url, data=fields))[0]
     callback = form_with_field(browser.post(choice["action"], data={**choice["fields"], "outcome": "approve"}), "HASH")
-    orders.apply_card_callback(gateway, callback["fields"], BANK)
+    card_payments.apply_card_callback(gateway, callback["fields"], BANK)
     db.session.commit()
     assert order.payment_status == "paid" and customer.credits == 10
     return order, customer
@@ -51,11 +45,11 @@ def paid(app, simulator):
 
 def test_same_day_refund_is_a_void(paid, simulator):
     order, customer = paid
-    assert orders.refund_plan(order) == "void"
-    assert orders.refund_order(order, NestPayGateway(), AGENT) == "refunded"
+    assert refunds.card_plan(order) == "void"
+    assert refund_to_card(order, NestPayGateway(), AGENT) == "refunded"
     db.session.commit()
     assert (order.payment_status, order.status, customer.credits) == ("refunded", "cancelled", 0)
-    status = NestPayGateway().status(order.attempts[0].oid)
+    status = NestPayGateway().status(order.payments[0].oid)
     assert status.extra["TRANS_STAT"] == "V"
 
 
@@ -63,28 +57,28 @@ def test_later_refund_is_a_credit(paid, simulator, clock):
     order, _customer = paid
     requests.post(f"{simulator.url}/sandbox/settle")
     clock.advance(days=1)
-    assert orders.refund_plan(order) == "credit"
-    assert orders.refund_order(order, NestPayGateway(), AGENT) == "refunded"
+    assert refunds.card_plan(order) == "credit"
+    assert refund_to_card(order, NestPayGateway(), AGENT) == "refunded"
     db.session.commit()
-    status = NestPayGateway().status(order.attempts[0].oid).extra
+    status = NestPayGateway().status(order.payments[0].oid).extra
     assert status["TRANS_STAT"] == "S" and status["CAPTURE_AMT"] == "0"
 
 
 def test_a_void_after_settlement_falls_back_to_a_credit(paid, simulator):
     order, _customer = paid
     requests.post(f"{simulator.url}/sandbox/settle")  # the bank closed its day, our calendar did not move
-    assert orders.refund_order(order, NestPayGateway(), AGENT) == "refunded"
+    assert refund_to_card(order, NestPayGateway(), AGENT) == "refunded"
 
 
 def test_a_refund_the_bank_refuses_changes_nothing(paid, simulator):
     order, customer = paid
-    NestPayGateway().void(order.attempts[0].oid)  # voided behind our back: a second void and a credit fail
+    NestPayGateway().void(order.payments[0].oid)  # voided behind our back: a second void and a credit fail
     db.session.commit()
-    with pytest.raises(ServiceError) as refused:
-        orders.refund_order(order, NestPayGateway(), AGENT)
-    db.session.rollback()
-    assert refused.value.code == "refund_declined"
-    assert order.payment_status == "paid" and customer.credits == 10
+    assert refund_to_card(order, NestPayGateway(), AGENT) == "failed"
+    db.session.commit()
+    [refund] = order.refunds
+    assert refund.state == "failed" and refund.answer
+    assert order.payment_status == "paid" and customer.credits == 10 and order.refundable_minor == order.amount_minor
 
 
 class _SlowBank(http.server.BaseHTTPRequestHandler):
@@ -109,27 +103,33 @@ def test_a_bank_timeout_leaves_the_refund_unknown_and_the_retry_asks_first(app, 
     order, customer = paid
     app.config["NESTPAY_API_TIMEOUT"] = (0.5, 0.5)
     settings.update({"nestpay_api_url": slow_bank}, AGENT)
-    assert orders.refund_order(order, NestPayGateway(), AGENT) == "unknown"
+    assert refund_to_card(order, NestPayGateway(), AGENT) == "unknown"
     db.session.commit()
-    attempt = order.attempts[0]
-    assert attempt.refund_status == "unknown" and order.payment_status == "paid" and customer.credits == 10
+    attempt = order.payments[0]
+    [refund] = order.refunds
+    assert refund.state == "unknown" and order.payment_status == "paid" and customer.credits == 10
+    with pytest.raises(ServiceError) as refused:  # no second refund while the first one's fate is unknown
+        refund_to_card(order, NestPayGateway(), AGENT)
+    db.session.rollback()
+    assert refused.value.code == "refund_in_flight"
 
     # Meanwhile the void did go through at the bank; the answer was lost.
     settings.update({"nestpay_api_url": f"{simulator.url}/fim/api"}, AGENT)
     assert NestPayGateway().void(attempt.oid).succeeded
-    assert orders.refund_order(order, NestPayGateway(), AGENT) == "refunded"
+    assert card_payments.ask_bank(order, NestPayGateway(), AGENT) == [f"order {order.number}: refund refunded"]
     db.session.commit()
-    assert attempt.refund_answer == "found refunded by a status query"
-    assert (order.payment_status, customer.credits) == ("refunded", 0)
+    assert refund.state == "done" and refund.answer == "Found refunded when the bank was asked."
+    assert (order.payment_status, order.status, customer.credits) == ("refunded", "cancelled", 0)
 
 
 def test_after_an_unknown_refund_that_did_not_happen_the_retry_refunds(app, paid, simulator, slow_bank):
     order, _customer = paid
     app.config["NESTPAY_API_TIMEOUT"] = (0.5, 0.5)
     settings.update({"nestpay_api_url": slow_bank}, AGENT)
-    assert orders.refund_order(order, NestPayGateway(), AGENT) == "unknown"
+    assert refund_to_card(order, NestPayGateway(), AGENT) == "unknown"
     db.session.commit()
     settings.update({"nestpay_api_url": f"{simulator.url}/fim/api"}, AGENT)
-    assert orders.refund_order(order, NestPayGateway(), AGENT) == "refunded"
+    assert card_payments.ask_bank(order, NestPayGateway(), AGENT) == [f"order {order.number}: refund refunded"]
     db.session.commit()
-    assert NestPayGateway().status(order.attempts[0].oid).extra["TRANS_STAT"] == "V"
+    assert NestPayGateway().status(order.payments[0].oid).extra["TRANS_STAT"] == "V"
+    assert [(r.state, r.operation) for r in order.refunds] == [("done", "void")]

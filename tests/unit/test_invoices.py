@@ -6,10 +6,10 @@ import pytest
 
 from limonbilling.extensions import db
 from limonbilling.models import Invoice, Order
-from limonbilling.services import invoices, orders, settings
+from limonbilling.services import card_payments, invoices, orders, settings
 
 from ..factories import make_corporate_customer, make_customer, make_department, make_package
-from ..payment_support import AGENT, BANK, bank_answer, card_order
+from ..payment_support import AGENT, BANK, as_customer, bank_answer, card_order, refund_to_balance
 
 
 @pytest.mark.parametrize(("amount", "rate", "inclusive", "expected"), [
@@ -39,24 +39,29 @@ def test_invoice_follows_the_order(gateway):
     assert (invoice.status, invoice.number) == ("unpaid", None)
     assert invoice.buyer["company_name"] == "Öztürk Yazılım A.Ş." and invoice.buyer["tax_number"] == "4540536920"
     assert invoice.seller["address"] == "Moda, İstanbul"
-    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
     assert invoice.status == "paid" and invoice.number == "2026-000001"
     orders.cancel_order(order, AGENT)
     assert invoice.status == "cancelled"
     orders.back_to_pending(order, AGENT)
-    assert invoice.status == "unpaid" and invoice.number == "2026-000001"  # a number is never taken back
+    assert invoice.status == "paid" and invoice.number == "2026-000001"  # the money is still held
     orders.set_fraud(order, AGENT)
+    assert invoice.status == "cancelled"
+    refund_to_balance(order)
+    assert invoice.status == "refunded"
     number = order.number
     orders.delete_order(order, AGENT)
     db.session.commit()
     kept = db.session.scalar(db.select(Invoice))
-    assert (kept.number, kept.status, kept.order_id) == ("2026-000001", "cancelled", None)
+    assert (kept.number, kept.status, kept.order_id) == ("2026-000001", "refunded", None)
     assert db.session.scalar(db.select(Order).where(Order.number == number)) is None
 
 
 def test_an_unissued_invoice_goes_with_its_deleted_order(gateway):
-    order, _attempt = card_order(make_customer(), make_package("credit", [make_department()]))
+    customer = make_customer()
+    order = orders.create_order(customer, make_package("credit", [make_department()]), payment_method="card",
+                                actor=as_customer(customer))
     orders.cancel_unpaid_order(order, AGENT)
     orders.delete_order(order, AGENT)
     db.session.commit()
@@ -68,12 +73,12 @@ def test_numbers_restart_each_year_and_have_no_gaps(gateway, clock):
     issued = []
     for _ in range(3):
         order, attempt = card_order(make_customer(), make_package("credit", [department]))
-        orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+        card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
         db.session.commit()
         issued.append(order.invoice.number)
     clock.set(clock.now().replace(year=2027, month=1, day=1))
     order, attempt = card_order(make_customer(), make_package("credit", [department]))
-    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
     assert issued == ["2026-000001", "2026-000002", "2026-000003"] and order.invoice.number == "2027-000001"
 
@@ -92,7 +97,7 @@ def test_concurrent_issuing_is_gap_free(app, gateway):
             barrier.wait()
             try:
                 order = db.session.get(Order, order_id)
-                invoices.set_status(order, "paid")
+                invoices.issue(order.invoice)
                 if fail:
                     raise RuntimeError("the paying transaction fails after taking a number")
                 db.session.commit()
@@ -112,7 +117,7 @@ def test_invoice_pages(app, gateway):
 
     customer = make_customer(first_name="Çağrı")
     order, attempt = card_order(customer, make_package("credit", [make_department()], name="Gümüş Paket"))
-    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
     owner = app.test_client()
     sign_in(owner, customer)

@@ -3,7 +3,10 @@
 The test databases are made with `db.create_all()` for speed; this proves a
 real install (`flask db upgrade`, as `make run` does) ends up the same.
 """
+from datetime import datetime
+
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
@@ -39,4 +42,68 @@ def test_upgrade_matches_the_models_and_downgrade_undoes_it(empty_database):
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
         upgrade()
         assert _differences() == []
+        db.engine.dispose()
+
+
+def _insert(connection, table_name: str, **values) -> int:
+    """A row with the given values; other required columns get a plain value of their type."""
+    table = sa.Table(table_name, sa.MetaData(), autoload_with=connection)
+    row = dict(values)
+    for column in table.columns:
+        if column.name in row or column.nullable or column.primary_key:
+            continue
+        python_type = column.type.python_type
+        row[column.name] = {bool: False, int: 0, str: "x", datetime: datetime(2026, 1, 5, 10)}.get(
+            python_type, {} if python_type is dict else [])
+    return connection.execute(table.insert().values(**row).returning(table.c.id)).scalar_one()
+
+
+def test_upgrade_to_0009_turns_attempts_and_refunds_into_rows(empty_database):
+    """Nothing is lost on the way: card attempts, refunds made (to the card, to the balance, unknown), orders
+    paid another way, and the link from each grant to its order."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database})
+    with app.app_context():
+        upgrade(revision="0008")
+        with db.engine.begin() as conn:
+            customer = _insert(conn, "customers", email="a@example.com", account_type="individual")
+            grant = _insert(conn, "grants", customer_id=customer, source="order 1000000002", snapshot={},
+                            package_type="credit", kind="new")
+
+            def order(number, method, payment_status, status="pending", grant_id=None):
+                return _insert(conn, "orders", number=number, customer_id=customer, payment_method=method,
+                               payment_status=payment_status, status=status, amount_minor=10000, currency="TRY",
+                               grant_id=grant_id, package_snapshot={}, fraud_checks=[], kind="new")
+
+            def attempt(order_id, oid, state, refund_status=None):
+                _insert(conn, "payment_attempts", order_id=order_id, gateway="nestpay", oid=oid, state=state,
+                        amount_minor=10000, currency="TRY", refund_status=refund_status)
+
+            card_refunded = order("1000000001", "card", "refunded", "cancelled")
+            attempt(card_refunded, "1000000001-1", "failed")
+            attempt(card_refunded, "1000000001-2", "refunded")
+            card_unknown = order("1000000002", "card", "paid", grant_id=grant)
+            attempt(card_unknown, "1000000002-1", "confirmed", refund_status="unknown")
+            card_to_balance = order("1000000003", "card", "refunded", "cancelled")
+            attempt(card_to_balance, "1000000003-1", "confirmed")
+            order("1000000004", "bank_transfer", "paid", "active")
+            order("1000000005", "bank_transfer", "unpaid")
+        upgrade()
+        with db.engine.connect() as conn:
+            payments = conn.execute(sa.text("SELECT o.number, p.method, p.oid, p.state FROM payments p "
+                                            "JOIN orders o ON o.id = p.order_id ORDER BY p.id")).all()
+            refunds = conn.execute(sa.text("SELECT o.number, p.oid, r.destination, r.state, r.amount_minor "
+                                           "FROM refunds r JOIN orders o ON o.id = r.order_id "
+                                           "JOIN payments p ON p.id = r.payment_id ORDER BY o.number")).all()
+            grant_order = conn.execute(sa.text("SELECT order_id FROM grants")).scalar_one()
+        assert payments == [
+            ("1000000001", "card", "1000000001-1", "failed"), ("1000000001", "card", "1000000001-2", "refunded"),
+            ("1000000002", "card", "1000000002-1", "confirmed"), ("1000000003", "card", "1000000003-1", "refunded"),
+            ("1000000004", "bank_transfer", None, "confirmed"),
+        ]
+        assert refunds == [
+            ("1000000001", "1000000001-2", "card", "done", 10000),
+            ("1000000002", "1000000002-1", "card", "unknown", 10000),
+            ("1000000003", "1000000003-1", "balance", "done", 10000),
+        ]
+        assert grant_order == card_unknown
         db.engine.dispose()

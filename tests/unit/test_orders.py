@@ -3,11 +3,11 @@ import pytest
 
 from limonbilling.extensions import db
 from limonbilling.models import AuditEntry, LedgerEntry, Order
-from limonbilling.services import ServiceError, audit, entitlements, ledger, orders, settings
+from limonbilling.services import ServiceError, audit, card_payments, entitlements, ledger, orders, settings
 from limonbilling.services.entitlements import PurchaseRefused, charge_usage
 
 from ..factories import make_customer, make_department, make_package
-from ..payment_support import AGENT, BANK, as_customer, bank_answer, card_order
+from ..payment_support import AGENT, BANK, as_customer, bank_answer, card_order, refund_to_balance
 
 
 @pytest.fixture
@@ -24,7 +24,8 @@ def test_order_numbers_are_random_ten_digits(app):
 def test_one_open_order_at_a_time(gateway, support, clock):
     customer = make_customer()
     package = make_package("credit", [support])
-    first, _attempt = card_order(customer, package)
+    first = orders.create_order(customer, package, payment_method="card", actor=as_customer(customer))
+    db.session.commit()
     assert first.customer_was_new and first.kind == "new" and first.status == "pending"
     preview = entitlements.preview_purchase(customer, package)
     assert preview.reason_code == "open_order" and first.number in preview.reason
@@ -34,7 +35,9 @@ def test_one_open_order_at_a_time(gateway, support, clock):
     clock.advance(minutes=31)  # an abandoned card checkout stops blocking
     second = orders.create_order(customer, package, payment_method="card", actor=as_customer(customer))
     assert not second.customer_was_new
-    assert orders.expire_card_checkouts() == 1
+    db.session.commit()
+    assert card_payments.stale_checkouts() == [first.id]  # never sent to the bank: nothing to ask
+    assert card_payments.expire_checkout(first.id, gateway, AGENT) is True
     db.session.commit()
     assert db.session.get(Order, first.id).status == "cancelled"
 
@@ -43,11 +46,11 @@ def test_approved_callback_pays_and_activates_once(gateway, support):
     customer = make_customer()
     order, attempt = card_order(customer, make_package("credit", [support], credits=10))
     fields = bank_answer(attempt)
-    assert orders.apply_card_callback(gateway, fields, BANK) is order
+    assert card_payments.apply_card_callback(gateway, fields, BANK) is order
     db.session.commit()
     assert (order.payment_status, order.status, customer.credits, attempt.state) == ("paid", "pending", 10, "confirmed")
     assert (attempt.trans_id, attempt.masked_pan) == ("T1", "435508***4358")
-    orders.apply_card_callback(gateway, fields, BANK)  # replay
+    card_payments.apply_card_callback(gateway, fields, BANK)  # replay
     db.session.commit()
     assert customer.credits == 10 and ledger.ledger_sum(customer.id) == 10
 
@@ -56,7 +59,7 @@ def test_card_payment_waits_for_accept_when_auto_activation_is_off(gateway, supp
     settings.update({"auto_activate_card": False}, AGENT)
     customer = make_customer()
     order, attempt = card_order(customer, make_package("credit", [support], credits=10))
-    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
     assert (order.payment_status, order.activated, customer.credits) == ("paid", False, 0)
     orders.accept_order(order, AGENT)
@@ -67,7 +70,7 @@ def test_card_payment_waits_for_accept_when_auto_activation_is_off(gateway, supp
 def test_declined_callback_keeps_the_order_unpaid_with_the_banks_message(gateway, support):
     customer = make_customer()
     order, attempt = card_order(customer, make_package("credit", [support]))
-    orders.apply_card_callback(gateway, bank_answer(attempt, approved=False), BANK)
+    card_payments.apply_card_callback(gateway, bank_answer(attempt, approved=False), BANK)
     db.session.commit()
     assert (order.payment_status, attempt.state, attempt.message) == ("unpaid", "failed", "Do not honour")
 
@@ -76,29 +79,34 @@ def test_a_forged_callback_leaves_the_attempt_waiting(gateway, support):
     customer = make_customer()
     order, attempt = card_order(customer, make_package("credit", [support]))
     forged = {**bank_answer(attempt), "amount": "0.01"}
-    orders.apply_card_callback(gateway, forged, BANK)
+    card_payments.apply_card_callback(gateway, forged, BANK)
     db.session.commit()
     assert attempt.state == "pending" and order.payment_status == "unpaid"
     assert db.session.scalar(db.select(AuditEntry).where(AuditEntry.action == "payment.callback_rejected"))
-    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)  # the real answer still counts
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)  # the real answer still counts
     db.session.commit()
     assert order.payment_status == "paid"
 
 
-def test_late_approval_of_a_cancelled_checkout_reopens_it(gateway, support):
+def test_late_approval_of_a_cancelled_checkout_is_returned_not_activated(gateway, support):
+    """Issue 14, defect 7: an approval arriving after the order was cancelled used to reopen and activate it;
+    the money now goes back by itself (here the bank is out of reach, so the refund waits, recorded)."""
     customer = make_customer()
     order, attempt = card_order(customer, make_package("credit", [support], credits=10))
     orders.cancel_unpaid_order(order, audit.Actor.of(customer))
     db.session.commit()
-    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
-    assert (order.status, order.payment_status, customer.credits) == ("pending", "paid", 10)
+    assert (order.status, order.activated, customer.credits, attempt.state) == ("cancelled", False, 0, "confirmed")
+    [refund] = order.refunds
+    assert (refund.automatic, refund.state, refund.amount_minor) == (True, "created", attempt.amount_minor)
+    assert order.refundable_minor == 0 and order.refund_in_flight and not order.awaiting_payment
 
 
 def test_cancel_takes_back_what_remains_and_records_the_rest(gateway, support):
     customer = make_customer()
     order, attempt = card_order(customer, make_package("credit", [support], credits=10))
-    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
     for n in range(3):
         charge_usage(customer.id, support.id, "ticket", f"T{n}")  # 9 of 10 credits used
@@ -115,7 +123,7 @@ def test_cancel_takes_back_what_remains_and_records_the_rest(gateway, support):
 def test_fraud_removes_a_subscription_period_and_back_to_pending_then_accept(gateway, support):
     customer = make_customer()
     order, attempt = card_order(customer, make_package("subscription", [support], days=30))
-    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
     assert entitlements.entitlement(customer).subscription_active
     orders.set_fraud(order, AGENT)
@@ -133,11 +141,14 @@ def test_fraud_removes_a_subscription_period_and_back_to_pending_then_accept(gat
 def test_delete_needs_the_grant_revoked_and_keeps_the_audit_record(gateway, support):
     customer = make_customer()
     order, attempt = card_order(customer, make_package("credit", [support]))
-    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
     with pytest.raises(ServiceError):
         orders.delete_order(order, AGENT)
     orders.cancel_order(order, AGENT)
+    with pytest.raises(ServiceError):  # the money is still ours: refund it first
+        orders.delete_order(order, AGENT)
+    refund_to_balance(order)
     number = order.number
     orders.delete_order(order, AGENT)
     db.session.commit()
@@ -149,8 +160,8 @@ def test_delete_needs_the_grant_revoked_and_keeps_the_audit_record(gateway, supp
 def test_bulk_changes_status_only(gateway, support):
     customer = make_customer()
     order, attempt = card_order(customer, make_package("credit", [support], credits=10))
-    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
     orders.bulk_set_status([order], "cancelled", AGENT)
     db.session.commit()
-    assert order.status == "cancelled" and customer.credits == 10 and order.grant.ended_at is None
+    assert order.status == "cancelled" and customer.credits == 10 and order.live_grant.ended_at is None

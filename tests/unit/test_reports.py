@@ -3,7 +3,7 @@ from limonbilling.extensions import db
 from limonbilling.services import entitlements, orders, reports
 
 from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
-from ..payment_support import AGENT
+from ..payment_support import AGENT, refund_to_balance
 
 
 def manual_order(customer, package):
@@ -19,7 +19,7 @@ def test_revenue_by_month_keeps_currencies_apart_and_leaves_refunds_out(app, clo
     manual_order(make_customer(), lira)
     manual_order(make_customer(), euro)
     refunded = manual_order(make_customer(), lira)
-    orders.refund_to_balance(refunded, AGENT)
+    refund_to_balance(refunded, AGENT)
     db.session.commit()
     months = reports.last_months(12)
     revenue = reports.revenue_by_month(12)

@@ -260,7 +260,7 @@ def test_orders_manual_is_active_at_once_and_bank_transfer_waits_for_accept(clie
     assert client.get(f"/api/v1/customers/{customer.id}/entitlement", headers=auth).json["package_type"] == \
         "subscription"
     again = client.post(f"/api/v1/orders/{number}/accept", headers=auth)
-    assert again.status_code == 409 and again.json["error"]["code"] == "not_pending"
+    assert again.status_code == 409 and again.json["error"]["code"] == "already_active"
 
 
 def test_order_actions_and_refund_to_balance(client, auth, world):

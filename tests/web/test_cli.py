@@ -1,10 +1,10 @@
 """The `flask billing …` commands a newcomer and cron use: owner, demo data, expiry."""
 from limonbilling.extensions import db
 from limonbilling.models import Agent, Customer, Order, Package, PromoCode
-from limonbilling.services import accounts
+from limonbilling.services import accounts, orders
 
 from ..factories import make_customer, make_package
-from ..payment_support import card_order
+from ..payment_support import as_customer, card_order
 
 
 def test_create_owner_reads_the_password_and_refuses_bad_input(app):
@@ -34,11 +34,16 @@ def test_demo_loads_once_and_prints_the_sign_ins(app):
     assert accounts.authenticate_customer("ayse@example.com", "demo-pass-1") is not None
 
 
-def test_expire_cancels_abandoned_card_checkouts(app, gateway, clock):
-    order, _attempt = card_order(make_customer(), make_package("credit"))
+def test_expire_cancels_abandoned_card_checkouts_but_asks_the_bank_first(app, gateway, clock):
+    package = make_package("credit")
+    buyer = make_customer()
+    never_sent = orders.create_order(buyer, package, payment_method="card", actor=as_customer(buyer))
+    db.session.commit()
+    sent, _attempt = card_order(make_customer(), package)  # the bank (out of reach here) cannot tell about it
     runner = app.test_cli_runner()
     assert "0 unpaid card checkout(s) cancelled" in runner.invoke(args=["billing", "expire"]).output
     clock.advance(minutes=31)
     assert "1 unpaid card checkout(s) cancelled" in runner.invoke(args=["billing", "expire"]).output
     db.session.expire_all()
-    assert db.session.get(Order, order.id).status == "cancelled"
+    assert db.session.get(Order, never_sent.id).status == "cancelled"
+    assert db.session.get(Order, sent.id).status == "pending"  # the bank may have taken its money

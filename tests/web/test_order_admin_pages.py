@@ -87,7 +87,8 @@ def test_identity_rule_set_on_the_settings_page_stops_checkout(agent_client, sho
     data = {"require_identity_verification": "y", "fraud_check_enabled": "y", "fraud_threshold": "60",
             "fraud_failed_cards_points": "40", "fraud_failed_cards_limit": "3", "fraud_many_orders_points": "30",
             "fraud_many_orders_limit": "3", "fraud_many_orders_minutes": "60", "fraud_unverified_email_points": "10",
-            "fraud_price_points": "30", "fraud_price_factor": "5"}
+            "fraud_price_points": "30", "fraud_price_factor": "5", "fraud_ip_failed_customers_points": "30",
+            "fraud_ip_failed_customers_limit": "3"}
     assert "are saved" in agent_client.post("/admin/settings/orders", data=data,
                                             follow_redirects=True).data.decode()
     assert "identity must be verified" in client.get(f"/checkout/{package.id}").data.decode()

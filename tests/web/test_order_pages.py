@@ -3,7 +3,7 @@ import pytest
 
 from limonbilling.extensions import db
 from limonbilling.models import Order
-from limonbilling.services import orders
+from limonbilling.services import card_payments, orders
 
 from ..factories import make_agent, make_corporate_customer, make_customer, make_department, make_package, sign_in
 from ..payment_support import AGENT, BANK, bank_answer, card_order
@@ -20,7 +20,7 @@ def billing_client(app):
 def paid_order(gateway):
     customer = make_corporate_customer(first_name="Zeynep")
     order, attempt = card_order(customer, make_package("credit", [make_department("Support")], credits=10))
-    orders.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
     return order
 
@@ -60,6 +60,9 @@ def test_detail_shows_the_banks_answer_and_actions_work(billing_client, paid_ord
 def test_delete_asks_for_the_number(billing_client, paid_order):
     url = f"/admin/billing/orders/{paid_order.number}"
     billing_client.post(f"{url}/cancel")
+    refused = billing_client.post(f"{url}/delete", data={"confirm": paid_order.number}, follow_redirects=True)
+    assert "refund its money first" in refused.data.decode()  # the payment is still held
+    billing_client.post(f"{url}/refund", data={"to": "balance"})
     page = billing_client.post(f"{url}/delete", data={"confirm": "wrong"}).data.decode()
     assert "Type the order number" in page
     assert db.session.get(Order, paid_order.id) is not None

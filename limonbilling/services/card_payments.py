@@ -1,0 +1,237 @@
+"""Card payments through the bank (domain.md §6a): attempts, the bank's callback, reconciliation and expiry.
+
+Whatever tells us the bank's outcome — its signed callback, or its answer to
+ORDERSTATUS when the callback never came — goes through `_apply_outcome`,
+under the order's lock, so a replay, a late answer and a race all end the same:
+money taken for an order that awaits it is accepted; money taken that we do
+not accept (half 3-D refused, a second approved attempt, an order cancelled,
+set aside as fraud or expired meanwhile) is returned by itself (refunds.py).
+"""
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import or_, select
+
+from ..extensions import db
+from ..models import (
+    MoneyState,
+    Order,
+    OrderState,
+    Payment,
+    PaymentMethod,
+    PaymentState,
+    Refund,
+    RefundDestination,
+    RefundState,
+)
+from ..payments.nestpay import NestPayError
+from . import ServiceError, audit, orders, payments, promo_codes, refunds, settings
+from .clock import now
+from .lifecycle import lock_order, move_order, settle
+from .payments import move_payment
+
+# A refund recorded but not sent within this time was left by a process that stopped: ask the bank about it.
+STRANDED_REFUND_MINUTES = 2
+
+
+def start_card_payment(order: Order, gateway: str = "nestpay") -> Payment:
+    """A new card attempt for an order awaiting its money (a cancelled order can no longer be paid)."""
+    order = lock_order(order)
+    if order.status == OrderState.CANCELLED:
+        raise ServiceError("not_payable", _("This order was cancelled; start a new one."))
+    if not order.awaiting_payment:
+        raise ServiceError("not_payable", _("This order cannot be paid any more."))
+    moment = now()
+    if order.expires_at is not None and order.expires_at <= moment:
+        order.expires_at = moment + timedelta(minutes=settings.get("card_checkout_minutes"))
+    return payments.start_card_attempt(order, gateway)
+
+
+@dataclass
+class Outcome:
+    """What the bank says of one attempt: the money was taken (`taken`), and whether we accept it."""
+
+    taken: bool
+    accepted: bool
+    refusal: str = ""  # why taken money is not accepted, for the refund row and the audit log
+    answer: dict[str, str] = field(default_factory=dict)
+
+
+def apply_card_callback(gateway, fields: Mapping[str, str], actor: audit.Actor) -> Order | None:
+    """Process a bank callback once, whatever arrives how often; returns the order it names, or None.
+
+    The order is locked first, so a POST and a GET, a callback and a reconciliation, a callback and an agent's
+    action are processed one after the other; an attempt already decided is not decided again.
+    """
+    oid = str(fields.get("oid") or fields.get("ReturnOid") or "")[:64]
+    found = db.session.execute(select(Payment.id, Payment.order_id).where(Payment.oid == oid)).first()
+    if found is None:
+        decision = gateway.decide(fields, oid=None, amount_minor=None, currency=None)
+        audit.record(actor, "payment.callback_unknown", None, oid=oid, reason=decision.reason)
+        return None
+    order = lock_order(found.order_id)
+    payment = db.session.get(Payment, found.id)
+    decision = gateway.decide(fields, oid=payment.oid, amount_minor=payment.amount_minor, currency=payment.currency)
+    if decision.reason == "bad_hash":
+        # Not from the bank: the attempt stays as it is so the bank's real answer still counts.
+        audit.record(actor, "payment.callback_rejected", order, oid=oid, reason=decision.reason)
+        return order
+    if payment.state in (PaymentState.CONFIRMED, PaymentState.REFUNDED):
+        return order  # already decided: a replay changes nothing
+    if not decision.money_taken and payment.state != PaymentState.PENDING:
+        return order  # a refusal after the attempt was settled otherwise changes nothing
+    _record_answer(payment, decision)
+    refusal = {"md_status": _("half 3-D Secure, which this store does not accept"),
+               "amount_mismatch": _("the amount differs from the order's"),
+               "currency_mismatch": _("the currency differs from the order's")}.get(decision.reason or "", "")
+    _apply_outcome(order, payment, Outcome(decision.money_taken, decision.approved, refusal), actor)
+    return order
+
+
+def _record_answer(payment: Payment, decision) -> None:
+    fields = decision.attempt_fields
+    payment.updated_at = now()
+    payment.failure_code = decision.reason
+    payment.message = decision.message
+    payment.trans_id = fields.get("TransId")
+    payment.auth_code = fields.get("AuthCode")
+    payment.host_ref_num = fields.get("HostRefNum")
+    payment.masked_pan = fields.get("MaskedPan")
+    payment.md_status = fields.get("mdStatus")
+    payment.proc_return_code = fields.get("ProcReturnCode")
+    payment.raw = decision.raw_fields
+
+
+def _apply_outcome(order: Order, payment: Payment, outcome: Outcome, actor: audit.Actor) -> None:
+    """Take the money, return it, or record the failure; the order is locked."""
+    if not outcome.taken:
+        if payment.state == PaymentState.PENDING:
+            move_payment(payment, PaymentState.FAILED)
+            audit.record(actor, "payment.failed", order, oid=payment.oid, reason=payment.failure_code)
+        return
+    awaiting = order.awaiting_payment
+    move_payment(payment, PaymentState.CONFIRMED)
+    if outcome.accepted and awaiting:
+        orders.payment_confirmed(order, actor)
+        return
+    reason = outcome.refusal or _not_awaiting_reason(order)
+    refunds.start(order, to=RefundDestination.CARD, actor=actor, automatic=True, payment=payment,
+                  reason=_("Returned by itself: %(reason)s.", reason=reason))
+    payment.message = _("The bank took the payment, but it was not accepted (%(reason)s); it is being returned "
+                        "to the card.", reason=reason)
+    audit.record(actor, "payment.returned", order, oid=payment.oid, reason=reason)
+
+
+def _not_awaiting_reason(order: Order) -> str:
+    if order.status == OrderState.CANCELLED:
+        return _("the order was cancelled before the bank's approval arrived")
+    if order.status == OrderState.FRAUD:
+        return _("the order was set aside for review before the bank's approval arrived")
+    return _("the order was already paid")
+
+
+# --- asking the bank: reconciliation, "Ask the bank", expiry -------------------------------------------------
+
+def _outcome_from_status(payment: Payment, status) -> Outcome | None:
+    """An ORDERSTATUS answer as an outcome; None when it does not say (the attempt stays as it is)."""
+    extra = status.extra
+    stat = extra.get("TRANS_STAT", "")
+    answer = {"TRANS_STAT": stat, **{k: extra[k] for k in ("CAPTURE_AMT", "ORIG_TRANS_AMT", "AUTH_CODE")
+                                     if k in extra}}
+    if stat == "S":
+        original = extra.get("ORIG_TRANS_AMT", "")
+        accepted = original.isdigit() and int(original) == payment.amount_minor
+        return Outcome(True, accepted, "" if accepted else _("the amount differs from the order's"), answer)
+    if stat in ("D", "ERR", "V", "CNCL"):
+        return Outcome(False, False, answer=answer)
+    return None
+
+
+def ask_bank_about_attempt(payment_id: int, gateway, actor: audit.Actor) -> str:
+    """Ask the bank (ORDERSTATUS) about one card attempt with no final answer and apply what it says exactly as
+    its callback would. Returns a line for the log: the attempt, and what became of it."""
+    order_id = db.session.scalar(select(Payment.order_id).where(Payment.id == payment_id))
+    order = lock_order(order_id)
+    payment = db.session.get(Payment, payment_id)
+    if payment.state != PaymentState.PENDING:
+        return f"{payment.oid}: already {payment.state}"
+    if not gateway.is_available():
+        return f"{payment.oid}: unknown, card payments are not set up"
+    try:
+        status = gateway.status(payment.oid)
+    except NestPayError as error:
+        return f"{payment.oid}: unknown, the bank did not answer ({error})"
+    outcome = _outcome_from_status(payment, status)
+    if outcome is None:
+        return f"{payment.oid}: unknown, the bank's status says {status.extra.get('TRANS_STAT') or status.response}"
+    payment.raw = {**(payment.raw or {}), "ORDERSTATUS": outcome.answer}
+    payment.auth_code = payment.auth_code or outcome.answer.get("AUTH_CODE") or None
+    if not outcome.taken:
+        payment.failure_code = "bank_status"
+        payment.message = _("The bank has no completed payment for this attempt.")
+    _apply_outcome(order, payment, outcome, actor)
+    audit.record(actor, "payment.reconciled", order, oid=payment.oid, state=payment.state)
+    return f"{payment.oid}: {payment.state}" + (" (returned)" if payment.refunds else "")
+
+
+def unanswered_attempts(older_than_minutes: int) -> list[int]:
+    """Card attempts sent to the bank at least that long ago with no final answer."""
+    return list(db.session.scalars(select(Payment.id).where(
+        Payment.method == PaymentMethod.CARD, Payment.state == PaymentState.PENDING,
+        Payment.created_at <= now() - timedelta(minutes=older_than_minutes)).order_by(Payment.id)))
+
+
+def orders_with_refunds_in_flight() -> list[int]:
+    """Orders with a card refund whose outcome is unknown, or one recorded and never sent (stranded)."""
+    return list(db.session.scalars(select(Refund.order_id).where(
+        Refund.destination == RefundDestination.CARD,
+        or_(Refund.state == RefundState.UNKNOWN,
+            (Refund.state == RefundState.CREATED)
+            & (Refund.created_at <= now() - timedelta(minutes=STRANDED_REFUND_MINUTES)))
+    ).distinct().order_by(Refund.order_id)))
+
+
+def ask_bank_about_refunds(order_id: int, gateway, actor: audit.Actor) -> str:
+    """Settle the order's card refunds in flight: ask the bank's status first, send again only what it has not
+    made. Returns a line for the log."""
+    order = lock_order(order_id)
+    outcome = refunds.send(order, gateway, actor, ask_first=True)
+    return f"order {order.number}: refund {outcome}"
+
+
+def ask_bank(order: Order, gateway, actor: audit.Actor) -> list[str]:
+    """The order page's "Ask the bank": every attempt without a final answer and every refund in flight."""
+    order = lock_order(order)
+    lines = [ask_bank_about_attempt(p.id, gateway, actor) for p in order.pending_attempts]
+    if order.refund_in_flight:
+        lines.append(ask_bank_about_refunds(order.id, gateway, actor))
+    return lines
+
+
+def stale_checkouts() -> list[int]:
+    """Card orders still awaiting their money past their checkout time."""
+    return list(db.session.scalars(select(Order.id).where(
+        Order.payment_method == PaymentMethod.CARD, Order.status == OrderState.PENDING,
+        Order.payment_status.in_((MoneyState.UNPAID, MoneyState.REFUNDED)), Order.expires_at <= now()
+    ).order_by(Order.id)))
+
+
+def expire_checkout(order_id: int, gateway, actor: audit.Actor) -> bool:
+    """Cancel a card checkout left unpaid past its time (rule 7), after asking the bank about every attempt
+    without a final answer: an approval found is taken, and an attempt the bank cannot tell about keeps the
+    order waiting. Returns whether it was cancelled."""
+    order = lock_order(order_id)
+    if not order.awaiting_payment or order.expires_at is None or order.expires_at > now():
+        return False
+    for attempt in order.pending_attempts:
+        ask_bank_about_attempt(attempt.id, gateway, actor)
+    order = lock_order(order_id)
+    if not order.awaiting_payment or order.pending_attempts:
+        return False
+    move_order(order, OrderState.CANCELLED)
+    promo_codes.release_use(order)
+    settle(order)
+    audit.record(actor, "order.expired", order, number=order.number)
+    return True

@@ -1,0 +1,224 @@
+"""Refunds as rows (domain.md §6a): full or partial, to the card through the bank or to the account balance.
+
+A refund to the card is made in two steps, so that a crash or a timeout can
+never refund twice or lose track of money: `start` records it (state created,
+the amount no longer refundable) and the caller commits; `send` then locks the
+order, asks the bank (Void on the payment's bank day, Credit after) and records
+the answer. A refund whose answer is unknown is settled by asking the bank's
+status first (`card_payments.reconcile`), never by sending it again blindly.
+
+When an agent refunds all the order's money (Cancel & Refund), what the order
+gave is revoked and the order is Cancelled once the refund is made; a partial
+refund changes nothing else. Money we refused (half 3-D, a second approval, a late one) is refunded
+`automatic`ally and leaves the order as it is.
+"""
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from flask_babel import gettext as _
+
+from ..extensions import db
+from ..models import Order, OrderState, Payment, PaymentMethod, PaymentState, Refund, RefundDestination
+from ..models import RefundState as State
+from ..models.lifecycle import REFUND_MOVES, move
+from ..payments.nestpay import NestPayError
+from . import ServiceError, audit, balance, entitlements, notifications
+from .clock import now
+from .lifecycle import lock_order, move_order, settle
+from .payments import move_payment
+
+
+def bank_day(moment: datetime) -> date:
+    """The bank's calendar day (Turkish banks settle at the end of the day in Istanbul time)."""
+    return moment.replace(tzinfo=UTC).astimezone(ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])).date()
+
+
+def card_plan(order: Order) -> str | None:
+    """What a full refund to the card would ask the bank now: "void" for a payment of today, "credit"
+    afterwards; None when no card payment can be refunded."""
+    payment = next((p for p in order.confirmed_payments if p.method == PaymentMethod.CARD and p.refundable_minor), None)
+    if payment is None:
+        return None
+    return _operation(payment, payment.refundable_minor)
+
+
+def _operation(payment: Payment, amount_minor: int) -> str:
+    whole = amount_minor == payment.amount_minor and not any(r.state == State.DONE for r in payment.refunds)
+    return "void" if whole and bank_day(payment.confirmed_at) == bank_day(now()) else "credit"
+
+
+def _move(refund: Refund, target: State) -> None:
+    refund.state = move(REFUND_MOVES, "refund", refund.state, target)
+    refund.updated_at = now()
+
+
+def start(order: Order, *, to: RefundDestination, actor: audit.Actor, amount_minor: int | None = None,
+          automatic: bool = False, reason: str | None = None, payment: Payment | None = None) -> list[Refund]:
+    """Record a refund of `amount_minor` (all that is refundable when None) and return its rows.
+
+    To the balance it is done at once; to the card the rows wait for `send`, after the caller commits.
+    """
+    order = lock_order(order)
+    if payment is not None:
+        payment = db.session.get(Payment, payment.id)
+    if not automatic and any(r.in_flight and not r.automatic for r in order.refunds):
+        raise ServiceError("refund_in_flight", _("A refund of this order is still waiting for the bank's answer. "
+                                                 "Ask the bank first; nothing is refunded twice."))
+    sources = [payment] if payment is not None else [
+        p for p in reversed(order.confirmed_payments)
+        if p.refundable_minor and (to == RefundDestination.BALANCE or p.method == PaymentMethod.CARD)
+    ]
+    available = sum(p.refundable_minor for p in sources)
+    if available <= 0:
+        raise ServiceError("nothing_to_refund", _("This order has no card payment to refund.")
+                           if to == RefundDestination.CARD else _("This order has no payment to refund."))
+    amount_minor = available if amount_minor is None else amount_minor
+    if not 0 < amount_minor <= available:
+        raise ServiceError("refund_amount", _("Refund an amount from 0.01 to %(most)s.",
+                                              most=f"{available // 100}.{available % 100:02d}"))
+    closes_order = not automatic and amount_minor == order.refundable_minor
+    moment = now()
+    rows, left = [], amount_minor
+    for source in sources:
+        part = min(left, source.refundable_minor)
+        if part:
+            rows.append(Refund(
+                order=order, payment=source, destination=to, state=State.CREATED, amount_minor=part,
+                currency=order.currency, automatic=automatic, closes_order=closes_order, reason=reason,
+                created_at=moment, updated_at=moment,
+                agent_id=actor.id if actor.type == "agent" else None,
+            ))
+            left -= part
+    db.session.add_all(rows)
+    db.session.flush()
+    audit.record(actor, "order.refund_start", order, number=order.number, amount_minor=amount_minor, to=to,
+                 automatic=automatic)
+    if to == RefundDestination.BALANCE:
+        balance.move(order.customer_id, order.currency, amount_minor, "refund", order=order,
+                     agent_id=actor.id if actor.type == "agent" else None,
+                     reason=_("Refund of order %(number)s", number=order.number))
+        for row in rows:
+            _done(order, row, _("Added to the account balance."), actor)
+    settle(order)
+    return rows
+
+
+def send(order: Order, gateway, actor: audit.Actor, *, ask_first: bool = False) -> str:
+    """Ask the bank to make every card refund of the order still waiting (created; with `ask_first`, also
+    those whose outcome is unknown, after asking the bank's status). Locks the order.
+
+    Returns "refunded" when none is left waiting, "unknown" when the bank's answer is still missing,
+    "failed" when the bank refused one (its row says why; the money stays with us).
+    """
+    order = lock_order(order)
+    outcome = "refunded"
+    for refund in [r for r in order.refunds if r.destination == RefundDestination.CARD]:
+        if refund.state == State.CREATED or (ask_first and refund.state == State.UNKNOWN):
+            result = _execute(order, refund, gateway, actor, ask_first=ask_first)
+            if result != "refunded" and outcome != "failed":
+                outcome = result
+    settle(order)
+    return outcome
+
+
+def _execute(order: Order, refund: Refund, gateway, actor: audit.Actor, *, ask_first: bool) -> str:
+    payment = refund.payment
+    try:
+        if ask_first and _bank_shows_refund(gateway.status(payment.oid), payment, refund):
+            _done(order, refund, _("Found refunded when the bank was asked."), actor)
+            return "refunded"
+        operation = _operation(payment, refund.amount_minor)
+        answer = _ask_bank(gateway, payment, refund, operation)
+    except NestPayError as error:
+        if refund.state == State.CREATED:
+            _move(refund, State.UNKNOWN)
+        refund.answer = str(error)
+        audit.record(actor, "order.refund_unknown", order, number=order.number, refund=refund.id, error=str(error))
+        if refund.automatic:
+            _needs_attention(order, refund, _(
+                "The bank did not answer when %(amount)s of a payment we did not accept was sent back; it is asked "
+                "again every few minutes.", amount=_money(refund)))
+        return "unknown"
+    refund.proc_return_code, refund.trans_id = answer.proc_return_code, answer.trans_id or None
+    if answer.succeeded:
+        _done(order, refund, answer.err_msg or _("The bank made the refund."), actor)
+        return "refunded"
+    _move(refund, State.FAILED)
+    refund.answer = (_("The bank takes a partial refund only after its end of day; try again tomorrow.")
+                     if _not_settled(answer) else answer.err_msg or answer.proc_return_code)
+    audit.record(actor, "order.refund_failed", order, number=order.number, refund=refund.id, answer=refund.answer)
+    if refund.automatic:
+        _needs_attention(order, refund, _(
+            "The bank refused to return %(amount)s of a payment we did not accept: %(answer)s. Refund it from this "
+            "page or with the bank.", amount=_money(refund), answer=refund.answer))
+    return "failed"
+
+
+def _ask_bank(gateway, payment: Payment, refund: Refund, operation: str):
+    """Void or Credit; when the bank says the other one applies (settled already / not settled yet) and the
+    refund is of the whole payment, that one."""
+    refund.operation = operation
+    if operation == "void":
+        answer = gateway.void(payment.oid)
+        if not answer.succeeded:  # settled already: the bank wants a Credit
+            refund.operation = "credit"
+            answer = gateway.refund(payment.oid, refund.amount_minor, refund.currency)
+        return answer
+    answer = gateway.refund(payment.oid, refund.amount_minor, refund.currency)
+    if _not_settled(answer) and refund.amount_minor == payment.amount_minor and not payment.refunded_minor:
+        refund.operation = "void"
+        answer = gateway.void(payment.oid)
+    return answer
+
+
+def _not_settled(answer) -> bool:
+    return answer.proc_return_code == "99" and answer.extra.get("ERRORCODE") == "CORE-2508"
+
+
+def _bank_shows_refund(status, payment: Payment, refund: Refund) -> bool:
+    """Whether an ORDERSTATUS answer shows this refund made: the sale voided, or the bank's refunded total
+    (original minus what it still holds) covering our refunds done so far plus this one."""
+    extra = status.extra
+    if extra.get("TRANS_STAT") in ("V", "CNCL"):
+        return True
+    captured, original = extra.get("CAPTURE_AMT", ""), extra.get("ORIG_TRANS_AMT", "")
+    if not (captured.isdigit() and original.isdigit()):
+        return False
+    return int(original) - int(captured) >= payment.refunded_minor + refund.amount_minor
+
+
+def _done(order: Order, refund: Refund, answer: str, actor: audit.Actor) -> None:
+    _move(refund, State.DONE)
+    refund.done_at, refund.answer = refund.updated_at, answer
+    payment = refund.payment
+    db.session.flush()
+    if payment.refunded_minor >= payment.amount_minor:
+        move_payment(payment, PaymentState.REFUNDED)
+    audit.record(actor, "order.refund", order, number=order.number, amount_minor=refund.amount_minor,
+                 to=refund.destination, automatic=refund.automatic)
+    settle(order)
+    if refund.closes_order:
+        _cancel_refunded(order, actor)
+    if not any(r.automatic and r.in_flight for r in order.refunds):
+        order.attention = None  # money came back: what was flagged is settled
+    notifications.order_refunded(order, to_balance=refund.destination == RefundDestination.BALANCE)
+
+
+def _cancel_refunded(order: Order, actor: audit.Actor) -> None:
+    """Cancel & Refund made: what the order gave is revoked and the order is Cancelled."""
+    for grant in order.grants:
+        if grant.end_reason != "revoked":
+            entitlements.revoke_grant(grant, actor, _("Order %(number)s refunded.", number=order.number))
+    if order.status != OrderState.CANCELLED:
+        move_order(order, OrderState.CANCELLED)
+    settle(order)
+
+
+def _needs_attention(order: Order, refund: Refund, detail: str) -> None:
+    order.attention = detail
+    notifications.money_needs_attention(order, detail, key=f"refund:{refund.id}")
+
+
+def _money(refund: Refund) -> str:
+    return f"{refund.currency} {refund.amount_minor // 100}.{refund.amount_minor % 100:02d}"

@@ -1,0 +1,167 @@
+"""What the bank did, whatever reaches us, over real HTTP with the NestPay simulator (issue 14, defects 1, 5, 6, 7):
+a forged ver1 callback, half 3-D money returned by itself, a lost callback settled by `billing reconcile` and
+by expiry, a late approval on a Fraud order, and two approved attempts of one order."""
+import requests
+
+from limonbilling.extensions import db
+from limonbilling.models import Customer, Order, Payment
+from limonbilling.payments import nestpay
+from limonbilling.payments.nestpay_gateway import NestPayGateway
+from limonbilling.sandbox import TEST_MERCHANT
+from limonbilling.services import audit, orders, settings
+
+from .servers import form_with_field
+from .test_card_payments import _signed_in, _through_3d, _to_the_bank
+
+AGENT = audit.Actor("agent", None, "agent@example.com")
+
+
+def _order(ids) -> Order:
+    db.session.expire_all()
+    return db.session.scalars(db.select(Order).where(Order.customer_id == ids["customer"])).one()
+
+
+def _bank_status(oid: str) -> dict:
+    return NestPayGateway().status(oid).extra
+
+
+def test_a_forged_ver1_callback_from_the_request_hash_is_refused(shop):
+    """Defect 1: with ver1, the request hash the browser carries verifies over the request fields; posted back
+    with an unsigned Approved outcome it must not pay the order."""
+    settings.update({"nestpay_store_type": "3d_pay_hosting", "nestpay_hash_version": "ver1"}, AGENT)
+    db.session.commit()
+    db.session.close()
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    page = browser.get(f"{server.url}/checkout/{ids['package']}")
+    bank_form = form_with_field(browser.post(page.url, data=form_with_field(page, "csrf_token")["fields"]), "hash")
+    request_fields = bank_form["fields"]
+    names = "clientid:oid:amount:okUrl:failUrl:islemtipi:taksit:rnd:"
+    forged = {name: value for name, value in request_fields.items() if name != "hash"} | {
+        "HASHPARAMS": names, "HASHPARAMSVAL": "".join(request_fields.get(n, "") for n in names.split(":")),
+        "HASH": request_fields["hash"], "Response": "Approved", "ProcReturnCode": "00", "mdStatus": "1",
+    }
+    assert nestpay.v1_hash_matches(forged, TEST_MERCHANT["store_key"])  # the old check let it through
+    requests.post(request_fields["okUrl"], data=forged, allow_redirects=False)
+    order = _order(ids)
+    assert (order.payment_status, order.activated, order.payments[0].state) == ("unpaid", False, "pending")
+    db.session.close()
+
+
+def test_half_3d_money_is_voided_by_itself(shop):
+    """Defect 5: the store refuses half 3-D (the default); the bank took the money, so it goes back."""
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    callback = _through_3d(browser, _to_the_bank(browser, server.url, ids["package"]), "half_3d")
+    page = browser.post(callback["action"], data=callback["fields"])
+    assert "we could not accept it, so it went back to your card" in page.text and "Try again" in page.text
+    order = _order(ids)
+    [refund] = order.refunds
+    assert (refund.automatic, refund.state, refund.operation) == (True, "done", "void")
+    assert _bank_status(order.payments[0].oid)["TRANS_STAT"] == "V"
+    assert (order.status, order.payment_status, order.activated) == ("pending", "refunded", False)
+    db.session.close()
+
+
+def _approved_but_lost(shop, browser=None):
+    """The bank approves, but its callback never reaches us (the customer closed the tab)."""
+    server, ids = shop
+    browser = browser or _signed_in(server.url, ids["email"])
+    _through_3d(browser, _to_the_bank(browser, server.url, ids["package"]), "approve")  # the post-back is dropped
+    return ids
+
+
+def test_a_lost_callback_is_settled_by_billing_reconcile(shop, app, clock):
+    """Defect 6: nothing arrives; `billing reconcile` asks the bank and applies its answer as a callback would."""
+    ids = _approved_but_lost(shop)
+    runner = app.test_cli_runner()
+    early = runner.invoke(args=["billing", "reconcile"])
+    assert "0 item(s) checked" in early.output  # younger than 15 minutes: the callback may still come
+    clock.advance(minutes=15)
+    result = runner.invoke(args=["billing", "reconcile"])
+    number = _order(ids).number
+    assert f"{number}-1: confirmed" in result.output and "1 item(s) checked" in result.output
+    order = _order(ids)
+    customer = db.session.get(Customer, ids["customer"])
+    assert (order.payment_status, order.activated, customer.credits) == ("paid", True, 10)
+    again = runner.invoke(args=["billing", "reconcile"])
+    assert "0 item(s) checked" in again.output and db.session.get(Customer, ids["customer"]).credits == 10
+    db.session.close()
+
+
+def test_expiry_asks_the_bank_before_it_cancels(shop, app, clock):
+    """Defect 6: `billing expire` used to cancel an approved-but-unheard checkout after 30 minutes."""
+    ids = _approved_but_lost(shop)
+    clock.advance(minutes=31)
+    output = app.test_cli_runner().invoke(args=["billing", "expire"]).output
+    assert "0 unpaid card checkout(s) cancelled" in output
+    order = _order(ids)
+    assert (order.status, order.payment_status, order.activated) == ("pending", "paid", True)
+    db.session.close()
+
+
+def test_an_abandoned_checkout_the_bank_never_approved_is_cancelled_after_asking(shop, app, clock):
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    _to_the_bank(browser, server.url, ids["package"])  # never authenticated at the bank
+    clock.advance(minutes=31)
+    output = app.test_cli_runner().invoke(args=["billing", "expire"]).output
+    assert "1 unpaid card checkout(s) cancelled" in output
+    order = _order(ids)
+    assert (order.status, order.payments[0].state, order.payments[0].failure_code) == (
+        "cancelled", "failed", "bank_status")
+    db.session.close()
+
+
+def test_ask_the_bank_button_settles_a_lost_callback(shop, app):
+    from ..factories import make_agent, sign_in
+
+    ids = _approved_but_lost(shop)
+    agent_client = app.test_client()
+    sign_in(agent_client, make_agent("billing"))
+    number = _order(ids).number
+    page = agent_client.post(f"/admin/billing/orders/{number}/ask-bank", follow_redirects=True).data.decode()
+    assert f"{number}-1: confirmed" in page
+    assert _order(ids).payment_status == "paid"
+    db.session.close()
+
+
+def test_a_late_approval_on_a_fraud_order_is_voided(shop):
+    """Defect 7: an agent set the order to Fraud while the customer was at the bank; the approval is returned."""
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    bank_form = _to_the_bank(browser, server.url, ids["package"])
+    orders.set_fraud(_order(ids), AGENT)
+    db.session.commit()
+    db.session.close()
+    callback = _through_3d(browser, bank_form, "approve")
+    browser.post(callback["action"], data=callback["fields"])
+    order = _order(ids)
+    assert (order.status, order.activated, [(r.automatic, r.state) for r in order.refunds]) == (
+        "fraud", False, [(True, "done")])
+    assert _bank_status(order.payments[0].oid)["TRANS_STAT"] == "V"
+    assert db.session.get(Customer, ids["customer"]).credits == 0
+    db.session.close()
+
+
+def test_two_approved_attempts_of_one_order_the_second_is_voided(shop):
+    """Defect 7: the customer paid in two tabs; the order keeps one payment, the other goes back."""
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    first_form = _to_the_bank(browser, server.url, ids["package"])
+    number = _order(ids).number
+    db.session.close()
+    pay_page = browser.get(f"{server.url}/orders/{number}/pay")
+    form = form_with_field(pay_page, "csrf_token")
+    second_form = form_with_field(browser.post(pay_page.url, data={
+        **form["fields"], "card_number": "4355084355084358", "card_expiry": "12/30", "card_cvv": "000"}), "hash")
+    first = _through_3d(browser, first_form, "approve")
+    second = _through_3d(browser, second_form, "approve")
+    browser.post(first["action"], data=first["fields"])
+    browser.post(second["action"], data=second["fields"])
+    order = _order(ids)
+    payments = db.session.scalars(db.select(Payment).where(Payment.order_id == order.id).order_by(Payment.id)).all()
+    assert [p.state for p in payments] == ["confirmed", "refunded"]
+    assert _bank_status(payments[1].oid)["TRANS_STAT"] == "V" and _bank_status(payments[0].oid)["TRANS_STAT"] == "S"
+    assert (order.payment_status, db.session.get(Customer, ids["customer"]).credits) == ("paid", 10)
+    db.session.close()

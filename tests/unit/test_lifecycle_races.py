@@ -1,0 +1,800 @@
+"""Races on one order (domain.md §6a): every action fired by 8–16 callers at the same instant has one effect.
+
+Each caller is a thread with its own app context, session and database
+connection. Before a barrier it loads what it acts on, as a request does;
+after the barrier it acts, commits, or rolls back on a refusal. The tests
+count the effects (grants, ledger and balance entries, payments, refunds,
+audit entries, notifications, promo code uses) and check that every caller
+that lost got a ServiceError, never a database error.
+
+PostgreSQL only (`lock_order` is SELECT … FOR UPDATE there): SQLite
+serialises every writer and would hide the races. The callers run on a second
+app on the same database whose pool has a connection for each of them and
+whose lock waits end in an error after 20 s instead of a hung test.
+
+Two tests force the interleaving that used to deadlock (actions taking the
+same locks in opposite orders) by holding each caller after its first lock
+until the other holds its own: bulk changes lock orders by id, and a
+cancellation approval locks the renewal orders before the customer.
+"""
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from limonbilling.extensions import db
+from limonbilling.models import (
+    AccountBalance,
+    AuditEntry,
+    BalanceEntry,
+    Customer,
+    Grant,
+    Invoice,
+    LedgerEntry,
+    Notification,
+    Order,
+    Payment,
+    PromoCode,
+    RefundDestination,
+)
+from limonbilling.payments.nestpay_gateway import NestPayGateway
+from limonbilling.sandbox import TEST_MERCHANT, create_simulator
+from limonbilling.sandbox import Payment as BankPayment
+from limonbilling.services import (
+    ServiceError,
+    balance,
+    card_payments,
+    ledger,
+    orders,
+    promo_codes,
+    refunds,
+    settings,
+)
+from limonbilling.services import orders as order_service
+
+from ..factories import make_customer, make_department, make_package
+from ..http.servers import LiveServer
+from ..payment_support import AGENT, BANK, as_customer, bank_answer, card_order
+
+THREADS = 16
+HALF = THREADS // 2
+TEAM = "team@example.com"
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only(database_url):
+    if make_url(database_url).get_backend_name() != "postgresql":
+        pytest.skip("SQLite serialises writers and would hide these races; they run on PostgreSQL only")
+
+
+@pytest.fixture
+def worker(make_app):
+    """The app the callers run in: same database, a pool with a connection for every caller at once (the
+    default 5 + 10 would make the 16th wait), and lock waits that fail after 20 s rather than hang."""
+    other = make_app(SQLALCHEMY_ENGINE_OPTIONS={
+        "pool_pre_ping": True, "pool_size": THREADS + 4, "max_overflow": 0,
+        "connect_args": {"options": "-c lock_timeout=20000"},
+    })
+    yield other
+    with other.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def support(app):
+    settings.update({"notification_email": TEAM}, AGENT)  # the team's mails are queued too, and counted
+    db.session.commit()
+    return make_department("Support", credit_per_request=3)
+
+
+@pytest.fixture
+def bank(app):
+    """The NestPay simulator over HTTP, with the gateway settings pointing at it; yields its record of sales."""
+    with LiveServer(create_simulator()) as server:
+        settings.update({
+            "nestpay_enabled": True, "nestpay_gate_url": f"{server.url}/fim/est3Dgate",
+            "nestpay_api_url": f"{server.url}/fim/api", "nestpay_client_id": TEST_MERCHANT["client_id"],
+            "nestpay_store_key": TEST_MERCHANT["store_key"], "nestpay_api_user": TEST_MERCHANT["api_user"],
+            "nestpay_api_password": TEST_MERCHANT["api_password"],
+        }, AGENT)
+        db.session.commit()
+        yield server.server.app.extensions["nestpay_simulator"]
+
+
+# --- running callers at one instant --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str  # done, refused (a ServiceError), error (anything else: a database error, a crash)
+    value: object = None  # what the action returned, the refusal's code, or the error
+    name: str = ""
+
+
+def race(worker, jobs, timeout=60) -> list[Outcome]:
+    """Run every job in its own thread, app context and session. A job runs before the barrier (loading what
+    it acts on) and returns the action, which runs when every caller is ready; then commit, or rollback."""
+    db.session.commit()
+    db.session.close()
+    barrier = threading.Barrier(len(jobs), timeout=timeout)
+
+    def run(job):
+        name = getattr(job, "label", "")
+        with worker.app_context():
+            try:
+                try:
+                    action = job()
+                finally:
+                    barrier.wait()
+                result = action()
+                db.session.commit()
+                return Outcome("done", result, name)
+            except ServiceError as error:
+                db.session.rollback()
+                return Outcome("refused", error.code, name)
+            except Exception as error:  # anything else (a database error, a crash) is what we look for
+                db.session.rollback()
+                return Outcome("error", f"{type(error).__name__}: {error}".splitlines()[0], name)
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        outcomes = list(pool.map(run, jobs, timeout=timeout + 30))
+    db.session.expire_all()
+    return outcomes
+
+
+def labelled(job, label: str):
+    job.label = label
+    return job
+
+
+def on_order(order_id: int, act, label: str = ""):
+    """A caller that loads the order (as a view does) and then acts on it."""
+    def job():
+        order = db.session.get(Order, order_id)
+        return lambda: act(order)
+    return labelled(job, label)
+
+
+def call(act, label: str = ""):
+    """A caller that loads nothing first (a bank callback, a reconciliation by id)."""
+    return labelled(lambda: act, label)
+
+
+def no_errors(outcomes: list[Outcome]) -> None:
+    errors = [(o.name, o.value) for o in outcomes if o.kind == "error"]
+    assert not errors, f"callers failed with something other than a ServiceError: {errors}"
+
+
+def done(outcomes: list[Outcome], name: str | None = None) -> list[Outcome]:
+    return [o for o in outcomes if o.kind == "done" and (name is None or o.name == name)]
+
+
+def refusals(outcomes: list[Outcome]) -> Counter:
+    return Counter(o.value for o in outcomes if o.kind == "refused")
+
+
+def exactly_one(outcomes: list[Outcome], *codes: str) -> Outcome:
+    """One caller acted; every other one was refused with one of `codes`."""
+    no_errors(outcomes)
+    winners = done(outcomes)
+    assert len(winners) == 1, f"{len(winners)} callers acted: {outcomes}"
+    assert set(refusals(outcomes)) <= set(codes), refusals(outcomes)
+    return winners[0]
+
+
+# --- counting effects ---------------------------------------------------------------------------------
+
+def count(model, *conditions) -> int:
+    return db.session.scalar(select(func.count()).select_from(model).where(*conditions))
+
+
+def audits(action: str, order_id: int | None = None) -> int:
+    conditions = [AuditEntry.action == action]
+    if order_id is not None:
+        conditions += [AuditEntry.target_type == "orders", AuditEntry.target_id == str(order_id)]
+    return count(AuditEntry, *conditions)
+
+
+def mails(number: str, event: str, recipient: str | None = None) -> int:
+    conditions = [Notification.order_number == number, Notification.event == event]
+    if recipient is not None:
+        conditions.append(Notification.recipient == recipient)
+    return count(Notification, *conditions)
+
+
+def ledger_rows(customer_id: int, kind: str) -> list[int]:
+    return list(db.session.scalars(select(LedgerEntry.amount).where(
+        LedgerEntry.customer_id == customer_id, LedgerEntry.kind == kind).order_by(LedgerEntry.id)))
+
+
+def balance_of(customer_id: int) -> int:
+    return db.session.scalar(select(AccountBalance.amount_minor).where(
+        AccountBalance.customer_id == customer_id, AccountBalance.currency == "TRY")) or 0
+
+
+def credits_consistent(customer_id: int) -> int:
+    credits = db.session.get(Customer, customer_id).credits
+    assert credits == ledger.ledger_sum(customer_id)
+    return credits
+
+
+# --- the orders raced on ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Case:
+    order_id: int
+    number: str
+    customer_id: int
+    email: str
+    amount_minor: int
+    payment_id: int | None = None
+    oid: str | None = None
+
+
+def case_of(order: Order, customer: Customer, attempt: Payment | None = None) -> Case:
+    return Case(order.id, order.number, customer.id, customer.email, order.amount_minor,
+                attempt.id if attempt else None, attempt.oid if attempt else None)
+
+
+def unpaid_card_order(support) -> tuple[Case, dict]:
+    """A card checkout sent to the bank, and the bank's signed approval of it."""
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("credit", [support], credits=10))
+    return case_of(order, customer, attempt), bank_answer(attempt)
+
+
+def paid_card_order(gateway, support, *, auto_activate: bool = True) -> Case:
+    settings.update({"auto_activate_card": auto_activate}, AGENT)
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("credit", [support], credits=10))
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+    assert order.payment_status == "paid" and order.activated is auto_activate
+    return case_of(order, customer, attempt)
+
+
+def bank_transfer_order(support, **kwargs) -> Case:
+    customer = make_customer()
+    order = orders.create_order(customer, make_package("credit", [support], credits=10),
+                                payment_method="bank_transfer", actor=as_customer(customer), **kwargs)
+    db.session.commit()
+    return case_of(order, customer)
+
+
+def bank_holds(state, case: Case) -> None:
+    """The simulator has the approved sale of the attempt (as after its 3-D page)."""
+    state.payments[case.oid] = BankPayment(oid=case.oid, amount_minor=case.amount_minor, currency="949",
+                                           auth_code="123456", trans_id="T1", host_ref_num="H1")
+
+
+# --- 1, 2: Accept ---------------------------------------------------------------------------------------
+
+def test_1_sixteen_accepts_of_a_paid_card_order_grant_once(worker, gateway, support):
+    case = paid_card_order(gateway, support, auto_activate=False)
+    outcomes = race(worker, [on_order(case.order_id, lambda o: orders.accept_order(o, AGENT))] * THREADS)
+
+    exactly_one(outcomes, "already_active")
+    order = db.session.get(Order, case.order_id)
+    assert (order.status, order.payment_status, order.activated) == ("active", "paid", True)
+    assert count(Grant, Grant.order_id == case.order_id) == 1
+    assert ledger_rows(case.customer_id, "purchase") == [10] and credits_consistent(case.customer_id) == 10
+    assert count(Payment, Payment.order_id == case.order_id) == 1
+    assert audits("order.accept", case.order_id) == 1 and audits("entitlement.activate") == 1
+    assert mails(case.number, "purchase_activated", case.email) == 1
+    assert mails(case.number, "order_accepted") == 0  # the activation mail says it all
+
+
+def test_2_sixteen_accepts_of_an_unpaid_bank_transfer_record_one_payment(worker, support):
+    case = bank_transfer_order(support)
+    outcomes = race(worker, [on_order(case.order_id, lambda o: orders.accept_order(o, AGENT))] * THREADS)
+
+    exactly_one(outcomes, "already_active")
+    order = db.session.get(Order, case.order_id)
+    assert (order.status, order.payment_status, order.activated) == ("active", "paid", True)
+    [payment] = db.session.scalars(select(Payment).where(Payment.order_id == case.order_id)).all()
+    assert (payment.method, payment.state, payment.amount_minor) == ("bank_transfer", "confirmed", case.amount_minor)
+    assert count(Grant, Grant.order_id == case.order_id) == 1
+    assert ledger_rows(case.customer_id, "purchase") == [10] and credits_consistent(case.customer_id) == 10
+    assert audits("payment.record", case.order_id) == 1 and audits("order.accept", case.order_id) == 1
+    assert order.invoice.status == "paid" and order.invoice.number is not None
+    assert count(Invoice, Invoice.number.is_not(None)) == 1
+    assert mails(case.number, "purchase_activated", case.email) == 1
+
+
+def test_2_sixteen_accepts_of_a_reopened_balance_order_take_the_balance_once(worker, support):
+    """Back to Pending after a refund needs a new payment: for a balance order, Accept takes it again, once."""
+    customer = make_customer()
+    package = make_package("credit", [support], credits=10)
+    balance.move(customer.id, "TRY", 2 * package.price_minor, "adjustment", reason="top-up")
+    order = orders.create_order(customer, package, payment_method="account_balance", actor=as_customer(customer))
+    db.session.commit()
+    refunds.start(order, to=RefundDestination.BALANCE, actor=AGENT)
+    orders.back_to_pending(order, AGENT)
+    db.session.commit()
+    case = case_of(order, customer)
+    assert balance_of(case.customer_id) == 2 * case.amount_minor and not order.holds_money
+
+    outcomes = race(worker, [on_order(case.order_id, lambda o: orders.accept_order(o, AGENT))] * THREADS)
+
+    exactly_one(outcomes, "already_active")
+    order = db.session.get(Order, case.order_id)
+    assert (order.status, order.payment_status, order.activated) == ("active", "paid", True)
+    assert balance_of(case.customer_id) == case.amount_minor
+    assert [e.amount_minor for e in db.session.scalars(select(BalanceEntry).where(
+        BalanceEntry.customer_id == case.customer_id).order_by(BalanceEntry.id))] == [
+        2 * case.amount_minor, -case.amount_minor, case.amount_minor, -case.amount_minor]
+    assert [p.state for p in order.payments] == ["refunded", "confirmed"]
+    assert ledger_rows(case.customer_id, "purchase") == [10, 10] and ledger_rows(case.customer_id, "reversal") == [-10]
+    assert credits_consistent(case.customer_id) == 10 and count(Grant, Grant.order_id == case.order_id) == 2
+
+
+# --- 3, 4: refunds ------------------------------------------------------------------------------------
+
+def test_3_sixteen_refunds_to_the_balance_credit_it_once(worker, gateway, support):
+    case = paid_card_order(gateway, support)
+    outcomes = race(worker, [on_order(
+        case.order_id, lambda o: refunds.start(o, to=RefundDestination.BALANCE, actor=AGENT))] * THREADS)
+
+    exactly_one(outcomes, "nothing_to_refund", "refund_in_flight")
+    order = db.session.get(Order, case.order_id)
+    assert (order.status, order.payment_status, order.activated) == ("cancelled", "refunded", False)
+    assert balance_of(case.customer_id) == case.amount_minor
+    assert [e.amount_minor for e in db.session.scalars(
+        select(BalanceEntry).where(BalanceEntry.customer_id == case.customer_id))] == [case.amount_minor]
+    [refund] = order.refunds
+    assert (refund.destination, refund.state, refund.amount_minor) == ("balance", "done", case.amount_minor)
+    assert ledger_rows(case.customer_id, "reversal") == [-10] and credits_consistent(case.customer_id) == 0
+    assert audits("order.refund_start", case.order_id) == 1 and audits("order.refund", case.order_id) == 1
+    assert audits("entitlement.revoke") == 1
+    assert mails(case.number, "order_refunded", case.email) == 1
+
+
+def test_3_sixteen_partial_refunds_never_return_more_than_was_paid(worker, gateway, support):
+    case = paid_card_order(gateway, support)
+    part = case.amount_minor // 10
+    assert part * 10 == case.amount_minor
+    outcomes = race(worker, [on_order(case.order_id, lambda o: refunds.start(
+        o, to=RefundDestination.BALANCE, actor=AGENT, amount_minor=part))] * THREADS)
+
+    no_errors(outcomes)
+    assert len(done(outcomes)) == 10 and set(refusals(outcomes)) <= {"nothing_to_refund", "refund_amount"}
+    order = db.session.get(Order, case.order_id)
+    assert [r.amount_minor for r in order.refunds] == [part] * 10
+    assert balance_of(case.customer_id) == case.amount_minor == count(BalanceEntry) * part
+    assert (order.status, order.payment_status, order.activated) == ("cancelled", "refunded", False)
+    assert ledger_rows(case.customer_id, "reversal") == [-10] and credits_consistent(case.customer_id) == 0
+
+
+def test_3_cancel_and_refund_pressed_at_once_revoke_and_return_once(worker, gateway, support):
+    case = paid_card_order(gateway, support)
+    jobs = [on_order(case.order_id, lambda o: orders.cancel_order(o, AGENT), "cancel"),
+            on_order(case.order_id, lambda o: refunds.start(o, to=RefundDestination.BALANCE, actor=AGENT),
+                     "refund")] * HALF
+    outcomes = race(worker, jobs)
+
+    no_errors(outcomes)
+    assert len(done(outcomes, "refund")) == 1 and len(done(outcomes, "cancel")) <= 1
+    assert set(refusals(outcomes)) <= {"already_cancelled", "nothing_to_refund"}
+    order = db.session.get(Order, case.order_id)
+    assert (order.status, order.payment_status, order.activated) == ("cancelled", "refunded", False)
+    assert balance_of(case.customer_id) == case.amount_minor and count(BalanceEntry) == 1 and len(order.refunds) == 1
+    assert ledger_rows(case.customer_id, "reversal") == [-10] and credits_consistent(case.customer_id) == 0
+    assert audits("entitlement.revoke") == 1
+
+
+def test_4_refunds_to_the_card_and_to_the_balance_at_once_return_the_money_once(worker, bank, support):
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("credit", [support], credits=10))
+    case = case_of(order, customer, attempt)
+    bank_holds(bank, case)
+    gateway = NestPayGateway()
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+
+    def to_card(order):
+        refunds.start(order, to=RefundDestination.CARD, actor=AGENT)
+        db.session.commit()  # as the order page does: recorded first, then sent
+        return refunds.send(order, gateway, AGENT)
+
+    def to_balance(order):
+        refunds.start(order, to=RefundDestination.BALANCE, actor=AGENT)
+        return "refunded"
+
+    jobs = [on_order(case.order_id, to_card, "card"), on_order(case.order_id, to_balance, "balance")] * HALF
+    outcomes = race(worker, jobs)
+
+    winner = exactly_one(outcomes, "nothing_to_refund", "refund_in_flight")
+    assert winner.value == "refunded"
+    order = db.session.get(Order, case.order_id)
+    [refund] = order.refunds
+    assert (refund.destination, refund.state, refund.amount_minor) == (winner.name, "done", case.amount_minor)
+    sale = bank.payments[case.oid]
+    if winner.name == "card":
+        assert (sale.status, sale.refunded_minor) == ("V", 0) and refund.operation == "void"
+        assert balance_of(case.customer_id) == 0 and count(BalanceEntry) == 0
+    else:
+        assert (sale.status, sale.refunded_minor) == ("S", 0)
+        assert balance_of(case.customer_id) == case.amount_minor and count(BalanceEntry) == 1
+    assert (order.status, order.payment_status, order.activated) == ("cancelled", "refunded", False)
+    assert ledger_rows(case.customer_id, "reversal") == [-10] and credits_consistent(case.customer_id) == 0
+    assert audits("order.refund", case.order_id) == 1 and audits("order.refund_start", case.order_id) == 1
+
+
+# --- 5: Cancel, Set as Fraud, Back to Pending ---------------------------------------------------------------
+
+@pytest.mark.parametrize(("action", "state", "event"), [
+    (orders.cancel_order, "cancelled", "order_cancelled"),
+    (orders.set_fraud, "fraud", "order_set_to_fraud"),
+], ids=["cancel", "fraud"])
+def test_5_sixteen_cancels_or_frauds_revoke_once(worker, gateway, support, action, state, event):
+    case = paid_card_order(gateway, support)
+    outcomes = race(worker, [on_order(case.order_id, lambda o: action(o, AGENT))] * THREADS)
+
+    exactly_one(outcomes, f"already_{state}")
+    order = db.session.get(Order, case.order_id)
+    assert (order.status, order.payment_status, order.activated) == (state, "paid", False)
+    [grant] = order.grants
+    assert grant.end_reason == "revoked"
+    assert ledger_rows(case.customer_id, "reversal") == [-10] and credits_consistent(case.customer_id) == 0
+    assert audits(f"order.{state}", case.order_id) == 1 and audits("entitlement.revoke") == 1
+    assert mails(case.number, event) == 1
+
+
+@pytest.mark.parametrize("set_aside", [orders.cancel_order, orders.set_fraud], ids=["from_cancelled", "from_fraud"])
+def test_5_sixteen_back_to_pendings_move_once_and_hold_one_promo_use(worker, support, set_aside):
+    code_id = promo_codes.create({"code": "AGAIN", "kind": "percent", "value": "10", "max_uses": 5}, AGENT).id
+    db.session.commit()
+    case = bank_transfer_order(support, promo_code="AGAIN")
+    set_aside(db.session.get(Order, case.order_id), AGENT)  # unpaid: its use goes back
+    db.session.commit()
+    assert db.session.get(PromoCode, code_id).uses == 0
+
+    outcomes = race(worker, [on_order(case.order_id, lambda o: orders.back_to_pending(o, AGENT))] * THREADS)
+
+    exactly_one(outcomes, "already_pending")
+    order = db.session.get(Order, case.order_id)
+    assert (order.status, order.promo_use_held) == ("pending", True)
+    assert db.session.get(PromoCode, code_id).uses == 1
+    assert audits("order.pending", case.order_id) == 1
+    assert count(Grant, Grant.order_id == case.order_id) == 0  # no payment, nothing given
+
+
+# --- 6: Accept ∥ Cancel -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("round_", range(2))
+def test_6_accepts_and_cancels_at_once_end_consistent(worker, gateway, support, round_):
+    case = paid_card_order(gateway, support, auto_activate=False)
+    jobs = [on_order(case.order_id, lambda o: orders.accept_order(o, AGENT), "accept"),
+            on_order(case.order_id, lambda o: orders.cancel_order(o, AGENT), "cancel")] * HALF
+    outcomes = race(worker, jobs)
+
+    no_errors(outcomes)
+    accepted, cancelled = len(done(outcomes, "accept")), len(done(outcomes, "cancel"))
+    assert accepted <= 1 and cancelled == 1  # a cancel is always possible once, from pending or active
+    assert set(refusals(outcomes)) <= {"already_active", "already_cancelled", "not_allowed"}
+    order = db.session.get(Order, case.order_id)
+    grants = order.grants
+    assert len(grants) == accepted
+    if order.status == "active":
+        assert order.live_grant is not None and credits_consistent(case.customer_id) == 10
+    else:
+        assert order.status == "cancelled" and order.live_grant is None
+        assert all(grant.end_reason == "revoked" for grant in grants)
+        assert ledger_rows(case.customer_id, "reversal") == [-10] * accepted
+        assert credits_consistent(case.customer_id) == 0
+    assert audits("order.accept", case.order_id) == accepted and audits("order.cancelled", case.order_id) == 1
+    assert audits("entitlement.activate") == accepted and audits("entitlement.revoke") == accepted
+
+
+# --- 7, 8: the bank's callback ------------------------------------------------------------------------------
+
+def test_7_sixteen_copies_of_one_approved_callback_pay_once(worker, gateway, support):
+    case, approval = unpaid_card_order(support)
+    outcomes = race(worker, [call(lambda: card_payments.apply_card_callback(gateway, approval, BANK))] * THREADS)
+
+    no_errors(outcomes)
+    assert len(done(outcomes)) == THREADS  # a replay is not refused, it changes nothing
+    order = db.session.get(Order, case.order_id)
+    [payment] = order.payments
+    assert (payment.state, order.payment_status, order.status, order.activated) == (
+        "confirmed", "paid", "pending", True)
+    assert count(Grant, Grant.order_id == case.order_id) == 1 and order.refunds == []
+    assert ledger_rows(case.customer_id, "purchase") == [10] and credits_consistent(case.customer_id) == 10
+    assert audits("order.paid", case.order_id) == 1 and audits("entitlement.activate") == 1
+    assert mails(case.number, "purchase_activated", case.email) == 1
+    assert order.invoice.number is not None and count(Invoice, Invoice.number.is_not(None)) == 1
+
+
+def as_the_callback_view(gateway, fields):
+    """What the bank's callback view does: apply it, commit, then send back at once money we did not accept."""
+    def act():
+        order = card_payments.apply_card_callback(gateway, fields, BANK)
+        db.session.commit()
+        if order is not None and order.refund_in_flight:
+            return refunds.send(order, gateway, BANK)
+        return "applied"
+    return act
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_7_approval_and_set_fraud_at_once_never_leave_a_fraud_order_giving_or_keeping_unaccepted_money(
+        worker, bank, support, round_):
+    case, approval = unpaid_card_order(support)
+    bank_holds(bank, case)
+    gateway = NestPayGateway()
+    jobs = [call(as_the_callback_view(gateway, approval), "callback"),
+            on_order(case.order_id, lambda o: orders.set_fraud(o, AGENT), "fraud")] * HALF
+    outcomes = race(worker, jobs)
+
+    no_errors(outcomes)
+    assert len(done(outcomes, "callback")) == HALF and len(done(outcomes, "fraud")) == 1
+    assert set(refusals(outcomes)) <= {"already_fraud"}
+    order = db.session.get(Order, case.order_id)
+    [payment] = order.payments
+    assert (order.status, order.activated) == ("fraud", False)
+    assert credits_consistent(case.customer_id) == 0
+    sale = bank.payments[case.oid]
+    if audits("order.paid", case.order_id):  # the approval came first: paid, activated, then set aside
+        assert audits("order.paid", case.order_id) == 1 and order.refunds == []
+        assert (payment.state, order.payment_status, sale.status) == ("confirmed", "paid", "S")
+        [grant] = order.grants
+        assert grant.end_reason == "revoked" and ledger_rows(case.customer_id, "reversal") == [-10]
+    else:  # Fraud came first: the money was not accepted and went back by itself, once
+        assert order.grants == []
+        [refund] = order.refunds
+        assert (refund.automatic, refund.destination, refund.payment_id, refund.amount_minor) == (
+            True, "card", payment.id, case.amount_minor)
+        assert (refund.state, refund.operation, sale.status) == ("done", "void", "V")
+        assert (payment.state, order.payment_status) == ("refunded", "refunded")
+        assert audits("payment.returned", case.order_id) == 1 and audits("order.refund", case.order_id) == 1
+    assert audits("order.fraud", case.order_id) == 1
+
+
+def test_8_two_approved_attempts_at_once_take_one_and_return_the_other(worker, bank, support):
+    case, first = unpaid_card_order(support)
+    second_attempt = card_payments.start_card_payment(db.session.get(Order, case.order_id))
+    second = bank_answer(second_attempt)
+    other = Case(case.order_id, case.number, case.customer_id, case.email, case.amount_minor, second_attempt.id,
+                 second_attempt.oid)
+    db.session.commit()
+    bank_holds(bank, case)
+    bank_holds(bank, other)
+    gateway = NestPayGateway()
+    outcomes = race(worker, [call(as_the_callback_view(gateway, first)),
+                             call(as_the_callback_view(gateway, second))] * HALF)
+
+    no_errors(outcomes)
+    order = db.session.get(Order, case.order_id)
+    [refund] = order.refunds
+    assert (refund.automatic, refund.destination, refund.amount_minor) == (True, "card", case.amount_minor)
+    assert (refund.state, refund.operation) == ("done", "void")
+    kept = next(p for p in order.payments if p.id != refund.payment_id)
+    assert (kept.state, refund.payment.state, kept.refunds) == ("confirmed", "refunded", [])
+    assert (bank.payments[kept.oid].status, bank.payments[refund.payment.oid].status) == ("S", "V")
+    assert (order.payment_status, order.status, order.activated) == ("paid", "pending", True)
+    assert count(Grant, Grant.order_id == case.order_id) == 1
+    assert ledger_rows(case.customer_id, "purchase") == [10] and credits_consistent(case.customer_id) == 10
+    assert audits("order.paid", case.order_id) == 1 and audits("payment.returned", case.order_id) == 1
+    assert audits("order.refund", case.order_id) == 1
+    assert mails(case.number, "purchase_activated", case.email) == 1
+
+
+# --- 9: promo code uses -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("max_uses", [1, 2])
+def test_9_sixteen_cancels_of_an_unpaid_order_give_back_one_promo_use(worker, support, max_uses):
+    code_id = promo_codes.create({"code": "ONCE", "kind": "percent", "value": "10", "max_uses": max_uses},
+                                 AGENT).id
+    db.session.commit()
+    package = make_package("credit", [support], credits=10)
+    if max_uses == 2:  # another order holds the other use: a second give-back would show
+        other = make_customer()
+        orders.create_order(other, package, payment_method="bank_transfer", actor=as_customer(other),
+                            promo_code="ONCE")
+    customer = make_customer()
+    order = orders.create_order(customer, package, payment_method="card", actor=as_customer(customer),
+                                promo_code="ONCE")
+    db.session.commit()
+    case, customer_actor = case_of(order, customer), as_customer(customer)
+    assert db.session.get(PromoCode, code_id).uses == max_uses
+
+    jobs = [on_order(case.order_id, lambda o: orders.cancel_unpaid_order(o, customer_actor)),
+            on_order(case.order_id, lambda o: orders.cancel_order(o, AGENT))] * HALF
+    outcomes = race(worker, jobs)
+
+    exactly_one(outcomes, "not_cancellable", "already_cancelled")
+    order = db.session.get(Order, case.order_id)
+    assert (order.status, order.promo_use_held) == ("cancelled", False)
+    assert db.session.get(PromoCode, code_id).uses == max_uses - 1
+    assert audits("order.cancel_unpaid", case.order_id) + audits("order.cancelled", case.order_id) == 1
+
+
+# --- 10, 11: Delete and bulk status ---------------------------------------------------------------------------
+
+def test_10_sixteen_deletes_delete_once_and_the_others_are_told_it_is_gone(worker, support):
+    case = bank_transfer_order(support)
+    orders.cancel_order(db.session.get(Order, case.order_id), AGENT)
+    db.session.commit()
+    outcomes = race(worker, [on_order(case.order_id, lambda o: orders.delete_order(o, AGENT))] * THREADS)
+
+    exactly_one(outcomes, "not_found")
+    assert refusals(outcomes) == Counter({"not_found": THREADS - 1})
+    assert db.session.get(Order, case.order_id) is None
+    assert audits("order.delete", case.order_id) == 1
+    assert count(Invoice) == 0  # never issued: it went with the order
+
+
+def _bulk(order_ids, status, *, reverse=False, label=""):
+    def job():
+        selected = list(db.session.scalars(select(Order).where(Order.id.in_(order_ids)).order_by(Order.id)))
+        selected = selected[::-1] if reverse else selected
+        return lambda: orders.bulk_set_status(selected, status, AGENT)
+    return labelled(job, label)
+
+
+def test_11_ten_bulk_status_changes_move_each_order_once(worker, support):
+    cases = [bank_transfer_order(support) for _ in range(4)]
+    ids, numbers = [c.order_id for c in cases], {c.number for c in cases}
+    outcomes = race(worker, [_bulk(ids, "cancelled")] * 10)
+
+    no_errors(outcomes)
+    assert sorted(o.value[0] for o in outcomes) == [0] * 9 + [4]
+    entries = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "order.bulk_status")).all()
+    assert len(entries) == 10
+    changed = Counter(number for entry in entries for number in entry.details["numbers"])
+    assert changed == Counter(numbers)  # each order moved by exactly one caller
+    for entry in entries:
+        assert set(entry.details["numbers"]) | set(entry.details["skipped"]) == numbers
+    assert {db.session.get(Order, i).status for i in ids} == {"cancelled"}
+
+
+class Interleaving:
+    """Makes callers hold the first lock they take until every other caller holds its own (or 3 s passed): the
+    moment at which two actions that take the same two locks in opposite orders deadlock."""
+
+    def __init__(self, monkeypatch, parties: int = 2):
+        self.monkeypatch, self.local = monkeypatch, threading.local()
+        self.barrier = threading.Barrier(parties, timeout=3)
+
+    def pause_after(self, module, name: str, role: str | None = None) -> None:
+        real = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            result = real(*args, **kwargs)
+            if (role is None or getattr(self.local, "role", None) == role) and not getattr(self.local, "paused", 0):
+                self.local.paused = True
+                try:
+                    self.barrier.wait()
+                except threading.BrokenBarrierError:
+                    pass  # the other caller is waiting for a lock this one holds: go on
+            return result
+
+        self.monkeypatch.setattr(module, name, wrapper)
+
+    def as_role(self, job, role: str):
+        def prepare():
+            self.local.role = role
+            return job()
+        return labelled(prepare, role)
+
+
+def test_11_bulk_status_changes_over_the_same_orders_in_another_order_do_not_deadlock(worker, support, monkeypatch):
+    first, second = bank_transfer_order(support), bank_transfer_order(support)
+    Interleaving(monkeypatch).pause_after(order_service, "lock_order")
+    ids = [first.order_id, second.order_id]
+    outcomes = race(worker, [_bulk(ids, "cancelled", label="forward"),
+                             _bulk(ids, "cancelled", reverse=True, label="backward")])
+
+    no_errors(outcomes)
+    assert sorted(o.value[0] for o in outcomes) == [0, 2]
+
+
+def test_approving_a_cancellation_with_refunds_while_the_renewal_is_cancelled_does_not_deadlock(
+        worker, support, clock, monkeypatch):
+    from limonbilling.models import CancellationRequest
+    from limonbilling.services import cancellations, entitlements
+
+    customer = make_customer()
+    package = make_package("subscription", [support], days=30)
+    orders.create_order(customer, package, payment_method="manual", actor=AGENT)
+    clock.advance(days=10)
+    renewal = orders.create_order(customer, package, payment_method="manual", actor=AGENT)  # days 30–60
+    request_id = cancellations.request_cancellation(customer, timing="period_end", reason="Too expensive",
+                                                    actor=as_customer(customer)).id
+    db.session.commit()
+    assert renewal.kind == "renewal" and renewal.status == "active"
+    case = case_of(renewal, customer)
+
+    interleaving = Interleaving(monkeypatch)
+    interleaving.pause_after(entitlements, "lock_customer", role="approve")
+    interleaving.pause_after(order_service, "lock_order", role="cancel")
+
+    def approve():
+        request = db.session.get(CancellationRequest, request_id)
+        return lambda: cancellations.approve(request, AGENT, refund_renewals=RefundDestination.BALANCE)
+
+    outcomes = race(worker, [interleaving.as_role(approve, "approve"),
+                             interleaving.as_role(on_order(case.order_id, lambda o: orders.cancel_order(o, AGENT)),
+                                                  "cancel")])
+
+    no_errors(outcomes)
+    order = db.session.get(Order, case.order_id)
+    assert (order.status, order.activated) == ("cancelled", False) and audits("entitlement.revoke") == 1
+    # Approved first: the renewal is refunded. Cancelled first: its period is gone, so it is no renewal ahead
+    # any more and keeps its money for the agent to refund from the order page.
+    assert len(order.refunds) <= 1 and balance_of(case.customer_id) == sum(r.amount_minor for r in order.refunds)
+    assert order.payment_status == ("refunded" if order.refunds else "paid")
+
+
+# --- 12: reconciliation, and expiry, against the bank's callback --------------------------------------------
+
+@pytest.mark.parametrize("asker", ["attempt", "order_page"])
+def test_12_asking_the_bank_and_its_callback_at_once_pay_once(worker, bank, support, asker):
+    case, approval = unpaid_card_order(support)
+    bank_holds(bank, case)
+    gateway = NestPayGateway()
+    if asker == "attempt":  # the cron and the worker, by attempt
+        ask = call(lambda: card_payments.ask_bank_about_attempt(case.payment_id, gateway, BANK), "ask")
+    else:  # the order page's "Ask the bank"
+        ask = on_order(case.order_id, lambda o: card_payments.ask_bank(o, gateway, AGENT), "ask")
+    jobs = [ask, call(lambda: card_payments.apply_card_callback(gateway, approval, BANK), "callback")] * HALF
+    outcomes = race(worker, jobs)
+
+    no_errors(outcomes)
+    assert len(done(outcomes)) == THREADS
+    order = db.session.get(Order, case.order_id)
+    [payment] = order.payments
+    assert (payment.state, order.payment_status, order.status, order.activated) == (
+        "confirmed", "paid", "pending", True)
+    assert order.refunds == [] and count(Grant, Grant.order_id == case.order_id) == 1
+    assert ledger_rows(case.customer_id, "purchase") == [10] and credits_consistent(case.customer_id) == 10
+    assert audits("order.paid", case.order_id) == 1 and audits("payment.reconciled", case.order_id) <= 1
+    assert mails(case.number, "purchase_activated", case.email) == 1
+    assert (bank.payments[case.oid].status, bank.payments[case.oid].refunded_minor) == ("S", 0)
+
+
+def test_12_expiry_and_the_approval_at_once_never_cancel_a_paid_checkout(worker, bank, support, clock):
+    case, approval = unpaid_card_order(support)
+    bank_holds(bank, case)
+    gateway = NestPayGateway()
+    clock.advance(minutes=31)  # past the checkout time: the cron would expire it
+    jobs = [call(lambda: card_payments.expire_checkout(case.order_id, gateway, BANK), "expire"),
+            call(lambda: card_payments.apply_card_callback(gateway, approval, BANK), "callback")] * HALF
+    outcomes = race(worker, jobs)
+
+    no_errors(outcomes)
+    assert [o.value for o in done(outcomes, "expire")] == [False] * HALF
+    order = db.session.get(Order, case.order_id)
+    [payment] = order.payments
+    assert (payment.state, order.payment_status, order.status, order.activated) == (
+        "confirmed", "paid", "pending", True)
+    assert order.refunds == [] and count(Grant, Grant.order_id == case.order_id) == 1
+    assert credits_consistent(case.customer_id) == 10
+    assert audits("order.paid", case.order_id) == 1 and audits("order.expired", case.order_id) == 0
+
+
+def test_12_sixteen_expiries_of_a_checkout_the_bank_never_paid_cancel_once(worker, bank, support, clock):
+    code_id = promo_codes.create({"code": "LATE", "kind": "percent", "value": "10", "max_uses": 3}, AGENT).id
+    db.session.commit()
+    customer = make_customer()
+    order = orders.create_order(customer, make_package("credit", [support], credits=10), payment_method="card",
+                                actor=as_customer(customer), promo_code="LATE")
+    attempt = card_payments.start_card_payment(order)
+    db.session.commit()
+    case = case_of(order, customer, attempt)  # the bank has no sale for it: ORDERSTATUS says ERR
+    gateway = NestPayGateway()
+    clock.advance(minutes=31)
+    outcomes = race(worker, [call(lambda: card_payments.expire_checkout(case.order_id, gateway, BANK))] * THREADS)
+
+    no_errors(outcomes)
+    assert sorted(o.value for o in outcomes) == [False] * (THREADS - 1) + [True]
+    order = db.session.get(Order, case.order_id)
+    assert (order.status, order.payments[0].state, order.promo_use_held) == ("cancelled", "failed", False)
+    assert db.session.get(PromoCode, code_id).uses == 0
+    assert audits("order.expired", case.order_id) == 1 and audits("payment.failed", case.order_id) == 1
+    assert audits("payment.reconciled", case.order_id) == 1

@@ -1,0 +1,306 @@
+"""The order lifecycle of domain.md §6a at the service level: no activation without a payment, the invoice
+follows the money, partial refunds, promo uses, money we refuse goes back (issue 14's defects 3, 4, 7, 8, 9)."""
+from datetime import date, timedelta
+
+import pytest
+
+from limonbilling.extensions import db
+from limonbilling.models import LedgerEntry, Order, Payment, PromoCode, Refund, RefundDestination
+from limonbilling.models.lifecycle import ORDER_MOVES, OrderState, invoice_state
+from limonbilling.payments.nestpay_gateway import NestPayGateway
+from limonbilling.services import ServiceError, balance, cancellations, card_payments, entitlements, orders, settings
+from limonbilling.services import ledger as ledger_service
+
+from ..factories import make_customer, make_department, make_package
+from ..payment_support import (
+    AGENT,
+    BANK,
+    as_customer,
+    bank_answer,
+    card_order,
+    paid_by_card,
+    refund_to_balance,
+)
+
+
+def _credit_package(credits=10, price="100.00"):
+    return make_package("credit", [make_department()], credits=credits, price=price)
+
+
+# --- defect 3: a refunded order is never re-activated for free ------------------------------------------
+
+def test_a_refunded_card_order_back_to_pending_cannot_be_accepted_without_a_new_payment(gateway):
+    customer = make_customer()
+    order = paid_by_card(customer, _credit_package())
+    refund_to_balance(order)
+    db.session.commit()
+    assert (order.status, order.payment_status, customer.credits) == ("cancelled", "refunded", 0)
+    orders.back_to_pending(order, AGENT)
+    db.session.commit()
+    with pytest.raises(ServiceError) as refused:
+        orders.accept_order(order, AGENT)
+    db.session.rollback()
+    assert refused.value.code == "payment_required"
+    db.session.expire_all()
+    assert (order.status, order.activated, customer.credits) == ("pending", False, 0)
+    assert order.awaiting_payment  # the customer can pay again; a new approval activates it
+    attempt = card_payments.start_card_payment(order)
+    db.session.commit()
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+    assert (order.payment_status, customer.credits, len(order.confirmed_payments)) == ("paid", 10, 2)
+
+
+def test_an_agent_may_give_a_card_order_free_only_with_a_reason(gateway):
+    customer = make_customer()
+    order, _attempt = card_order(customer, _credit_package())
+    with pytest.raises(ServiceError) as refused:
+        orders.accept_order(order, AGENT, free_reason="   ")
+    db.session.rollback()
+    assert refused.value.code == "payment_required"
+    orders.accept_order(order, AGENT, free_reason="Goodwill after the outage of 3 March")
+    db.session.commit()
+    [free] = [p for p in order.payments if p.method == "free"]
+    assert (free.amount_minor, free.reason, free.state) == (0, "Goodwill after the outage of 3 March", "confirmed")
+    assert (order.status, order.payment_status, customer.credits) == ("active", "paid", 10)
+
+
+def test_accepting_a_bank_transfer_records_the_payment_with_its_day(gateway):
+    customer = make_customer()
+    order = orders.create_order(customer, _credit_package(), payment_method="bank_transfer", actor=AGENT)
+    orders.accept_order(order, AGENT, received_on=date(2026, 2, 27))
+    db.session.commit()
+    [payment] = order.payments
+    assert (payment.method, payment.amount_minor, payment.received_on) == ("bank_transfer", 10000, date(2026, 2, 27))
+    assert (order.invoice.status, order.invoice.number) == ("paid", "2026-000001")
+
+
+# --- defect 4: the invoice follows the money, and the order keeps its ledger history --------------------
+
+@pytest.mark.parametrize("aside", ["fraud", "cancel"])
+def test_fraud_or_cancel_then_back_to_pending_then_accept_leaves_a_paid_invoice(gateway, aside):
+    customer = make_customer()
+    order = paid_by_card(customer, _credit_package())
+    (orders.set_fraud if aside == "fraud" else orders.cancel_order)(order, AGENT)
+    db.session.commit()
+    assert order.invoice.status == "cancelled"
+    orders.back_to_pending(order, AGENT)
+    assert order.invoice.status == "paid"  # the money never left
+    orders.accept_order(order, AGENT)
+    db.session.commit()
+    assert (order.status, order.payment_status, order.invoice.status, customer.credits) == (
+        "active", "paid", "paid", 10)
+    grant_ids = [grant.id for grant in order.grants]
+    kinds = [e.kind for e in db.session.scalars(db.select(LedgerEntry).where(LedgerEntry.grant_id.in_(grant_ids)))]
+    assert kinds.count("purchase") == 2 and "reversal" in kinds  # bought, taken back, given again: all kept
+
+
+def test_the_invoice_is_always_what_the_payments_and_refunds_say(gateway):
+    order = paid_by_card(make_customer(), _credit_package(price="100.00"))
+    for step in (lambda: refund_to_balance(order, amount_minor=2500), lambda: refund_to_balance(order)):
+        step()
+        db.session.commit()
+        assert order.invoice.status == invoice_state(order.status, order.money)
+    assert order.invoice.status == "refunded"
+
+
+# --- partial refunds -------------------------------------------------------------------------------------
+
+def test_a_partial_refund_keeps_the_order_and_the_rest_stays_refundable(gateway):
+    customer = make_customer()
+    order = paid_by_card(customer, _credit_package(price="100.00"))
+    orders.accept_order(order, AGENT)
+    refund_to_balance(order, amount_minor=2500)
+    db.session.commit()
+    assert (order.status, order.payment_status, order.invoice.status) == ("active", "partly_refunded",
+                                                                          "partly_refunded")
+    assert (order.refunded_minor, order.refundable_minor, customer.credits) == (2500, 7500, 10)
+    assert balance.amount(customer, "TRY") == 2500
+    with pytest.raises(ServiceError) as too_much:
+        refund_to_balance(order, amount_minor=7501)  # one kuruş more than is left
+    db.session.rollback()
+    assert too_much.value.code == "refund_amount"
+    refund_to_balance(order, amount_minor=7500)
+    db.session.commit()
+    assert (order.status, order.payment_status, customer.credits, balance.amount(customer, "TRY")) == (
+        "cancelled", "refunded", 0, 10000)
+    with pytest.raises(ServiceError) as nothing:
+        refund_to_balance(order, amount_minor=1)
+    assert nothing.value.code == "nothing_to_refund"
+
+
+# --- defect 5 and 7: money the bank took that we do not accept goes back --------------------------------
+
+def test_half_3d_approval_refused_by_the_store_is_returned(gateway):
+    customer = make_customer()
+    order, attempt = card_order(customer, _credit_package())
+    card_payments.apply_card_callback(gateway, bank_answer(attempt, mdStatus="2"), BANK)
+    db.session.commit()
+    [refund] = order.refunds
+    assert (attempt.state, refund.automatic, refund.destination, refund.amount_minor) == (
+        "confirmed", True, "card", attempt.amount_minor)
+    assert "half 3-D" in refund.reason and not order.activated and customer.credits == 0
+
+
+def test_half_3d_is_taken_when_the_store_accepts_it(gateway):
+    settings.update({"nestpay_accept_half_3d": True}, AGENT)
+    customer = make_customer()
+    order, attempt = card_order(customer, _credit_package())
+    card_payments.apply_card_callback(NestPayGateway(), bank_answer(attempt, mdStatus="2"), BANK)
+    db.session.commit()
+    assert (order.refunds, order.payment_status, customer.credits) == ([], "paid", 10)
+
+
+@pytest.mark.parametrize("aside", ["fraud", "cancel"])
+def test_a_late_approval_for_an_order_set_aside_is_returned(gateway, aside):
+    customer = make_customer()
+    order, attempt = card_order(customer, _credit_package())
+    (orders.set_fraud if aside == "fraud" else orders.cancel_order)(order, AGENT)
+    db.session.commit()
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+    assert order.status == ("fraud" if aside == "fraud" else "cancelled")
+    assert (order.activated, customer.credits, [r.automatic for r in order.refunds]) == (False, 0, [True])
+
+
+def test_a_second_approved_attempt_is_returned_and_cancel_and_refund_returns_the_first(gateway):
+    customer = make_customer()
+    order, first = card_order(customer, _credit_package())
+    second = card_payments.start_card_payment(order)  # e.g. the customer paid in two tabs
+    db.session.commit()
+    card_payments.apply_card_callback(gateway, bank_answer(first), BANK)
+    card_payments.apply_card_callback(gateway, bank_answer(second), BANK)
+    db.session.commit()
+    assert [(r.payment_id, r.automatic) for r in order.refunds] == [(second.id, True)]
+    assert (order.captured_minor, order.refundable_minor, customer.credits) == (20000, 10000, 10)
+    refund_to_balance(order)
+    db.session.commit()
+    assert [(r.payment_id, r.destination) for r in order.refunds][1:] == [(first.id, "balance")]
+    assert order.refundable_minor == 0 and customer.credits == 0
+
+
+def test_a_replayed_approval_does_nothing_after_a_failed_one_was_decided(gateway):
+    order, attempt = card_order(make_customer(), _credit_package())
+    declined = bank_answer(attempt, approved=False)
+    card_payments.apply_card_callback(gateway, declined, BANK)
+    card_payments.apply_card_callback(gateway, declined, BANK)
+    db.session.commit()
+    assert (attempt.state, order.payment_status, order.refunds) == ("failed", "unpaid", [])
+
+
+# --- defect 8: a promo use comes back only when the order ends without any payment ----------------------
+
+def _single_use_code():
+    promo = PromoCode(code="ONCE", kind="percent", value=10, max_uses=1, uses=0, package_ids=[], active=True)
+    db.session.add(promo)
+    db.session.commit()
+    return promo
+
+
+def test_a_single_use_code_cannot_be_used_again_by_cancelling_and_paying_the_saved_form(gateway):
+    promo = _single_use_code()
+    customer = make_customer()
+    package = _credit_package()
+    order = orders.create_order(customer, package, payment_method="card", actor=as_customer(customer),
+                                promo_code="ONCE")
+    attempt = card_payments.start_card_payment(order)
+    db.session.commit()
+    orders.cancel_unpaid_order(order, as_customer(customer))
+    db.session.commit()
+    assert db.session.get(PromoCode, promo.id).uses == 0  # ended unpaid: the use comes back
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)  # the bank form saved earlier
+    db.session.commit()
+    db.session.expire_all()
+    assert (order.status, order.activated, customer.credits) == ("cancelled", False, 0)
+    assert [r.automatic for r in order.refunds] == [True]  # the discounted payment goes back
+    assert db.session.get(PromoCode, promo.id).uses == 0
+
+
+def test_a_paid_order_keeps_its_use_when_cancelled_and_back_to_pending_takes_it_again(gateway):
+    promo = _single_use_code()
+    customer = make_customer()
+    order = orders.create_order(customer, _credit_package(), payment_method="bank_transfer", actor=AGENT,
+                                promo_code="ONCE")
+    db.session.commit()
+    orders.cancel_order(order, AGENT)
+    db.session.commit()
+    with pytest.raises(ServiceError):  # a second cancel is refused and gives back nothing more
+        orders.cancel_order(order, AGENT)
+    db.session.rollback()
+    assert db.session.get(PromoCode, promo.id).uses == 0
+    orders.back_to_pending(order, AGENT)
+    orders.accept_order(order, AGENT)
+    orders.cancel_order(order, AGENT)
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(PromoCode, promo.id).uses == 1  # money arrived once: the use stays
+
+
+# --- the move table ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("start", list(OrderState))
+@pytest.mark.parametrize("action", ["accept", "cancel", "fraud", "pending"])
+def test_every_action_follows_the_move_table(gateway, start, action):
+    customer = make_customer()
+    order = orders.create_order(customer, _credit_package(), payment_method="bank_transfer", actor=AGENT)
+    order.status = start
+    db.session.commit()
+    target = {"accept": OrderState.ACTIVE, "cancel": OrderState.CANCELLED, "fraud": OrderState.FRAUD,
+              "pending": OrderState.PENDING}[action]
+    handler = {"accept": orders.accept_order, "cancel": orders.cancel_order, "fraud": orders.set_fraud,
+               "pending": orders.back_to_pending}[action]
+    if target in ORDER_MOVES[start]:
+        handler(order, AGENT)
+        db.session.commit()
+        assert db.session.get(Order, order.id).status == target
+    else:
+        with pytest.raises(ServiceError):
+            handler(order, AGENT)
+        db.session.rollback()
+        assert db.session.get(Order, order.id).status == start
+
+
+def test_bulk_status_never_makes_an_unpaid_order_active(gateway):
+    customer = make_customer()
+    unpaid, _attempt = card_order(customer, _credit_package())
+    changed, skipped = orders.bulk_set_status([unpaid], "active", AGENT)
+    db.session.commit()
+    assert (changed, skipped, unpaid.status) == (0, [unpaid.number], "pending")
+
+
+# --- defect 9: a cancellation at the end of the period keeps renewals already paid for ------------------
+
+def _subscriber_with_a_paid_renewal(clock):
+    customer = make_customer()
+    package = make_package("subscription", [make_department()], days=30, price="300.00")
+    first = orders.create_order(customer, package, payment_method="manual", actor=AGENT)
+    db.session.commit()
+    clock.advance(days=25)  # inside the renewal window
+    renewal = orders.create_order(customer, package, payment_method="manual", actor=AGENT)
+    db.session.commit()
+    request = cancellations.request_cancellation(customer, timing="period_end", reason="Moving on",
+                                                 actor=as_customer(customer))
+    db.session.commit()
+    return customer, first, renewal, request
+
+
+def test_an_end_of_period_cancellation_keeps_a_paid_renewal(gateway, clock):
+    customer, first, renewal, request = _subscriber_with_a_paid_renewal(clock)
+    cancellations.approve(request, AGENT, "Sorry to see you go")
+    db.session.commit()
+    assert request.ends_at == first.created_at + timedelta(days=60)  # the renewal's end, not the first one's
+    assert renewal.live_grant.period.effective_end == request.ends_at and renewal.status == "active"
+    clock.advance(days=20)  # past the first period: the renewal covers
+    assert entitlements.entitlement(customer).subscription_active
+
+
+def test_an_end_of_period_cancellation_may_refund_the_renewal_to_the_balance(gateway, clock):
+    customer, first, renewal, request = _subscriber_with_a_paid_renewal(clock)
+    cancellations.approve(request, AGENT, "Refunded the renewal", refund_renewals=RefundDestination.BALANCE)
+    db.session.commit()
+    assert request.ends_at == first.created_at + timedelta(days=30)
+    assert (renewal.status, renewal.payment_status, balance.amount(customer, "TRY")) == (
+        "cancelled", "refunded", 30000)
+    assert ledger_service.ledger_sum(customer.id) == 0
+    assert db.session.scalar(db.select(db.func.count(Refund.id))) == 1
+    assert db.session.scalar(db.select(db.func.count(Payment.id))) == 2
