@@ -159,11 +159,12 @@ def order_cancelled(order: Order) -> None:
                  **_order_links(order))
 
 
-def order_refunded(order: Order, to_balance: bool) -> None:
+def order_refunded(order: Order, refund) -> None:
+    """A refund is made (each one mails once: a partial refund and the rest later are two mails)."""
     customer = db.session.get(Customer, order.customer_id)
-    _to_customer(customer, "order_refunded", f"order:{order.number}:refunded", "order_refunded",
-                 lambda: _("Order %(number)s is refunded", number=order.number), order, to_balance=to_balance,
-                 **_order_links(order))
+    _to_customer(customer, "order_refunded", f"order:{order.number}:refund:{refund.id}", "order_refunded",
+                 lambda: _("Order %(number)s is refunded", number=order.number), order,
+                 to_balance=refund.destination == "balance", refund=refund, **_order_links(order))
 
 
 def order_confirmation(order: Order) -> None:

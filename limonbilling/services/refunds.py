@@ -202,7 +202,7 @@ def _done(order: Order, refund: Refund, answer: str, actor: audit.Actor) -> None
         _cancel_refunded(order, actor)
     if not any(r.automatic and r.in_flight for r in order.refunds):
         order.attention = None  # money came back: what was flagged is settled
-    notifications.order_refunded(order, to_balance=refund.destination == RefundDestination.BALANCE)
+    notifications.order_refunded(order, refund)
 
 
 def _cancel_refunded(order: Order, actor: audit.Actor) -> None:
