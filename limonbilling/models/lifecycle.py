@@ -30,7 +30,7 @@ class PaymentState(StrEnum):
     PENDING = "pending"      # a card attempt sent to the bank, no final answer yet
     CONFIRMED = "confirmed"  # the money is ours (partly refunded ones stay confirmed)
     FAILED = "failed"        # the bank refused, or said it has no such sale
-    CANCELED = "canceled"    # never reached the bank's money (voided by the bank before we heard of it)
+    CANCELED = "canceled"    # voided at the bank before we heard of it: no money is there
     REFUNDED = "refunded"    # all of it went back
 
 
@@ -71,12 +71,13 @@ ORDER_MOVES: dict[OrderState, frozenset[OrderState]] = {
     OrderState.CANCELLED: frozenset({OrderState.PENDING, OrderState.FRAUD}),
 }
 
-# A failed or canceled card attempt may still turn out confirmed: the bank's signed approval (or its status
-# answer) after we gave up on it means the money was taken, and it is then kept or returned, never ignored.
+# A failed card attempt may still turn out confirmed: the bank's signed approval (or its status answer) after
+# we gave up on it means the money was taken, and it is then kept or returned, never ignored. A canceled one
+# was voided at the bank: an approval arriving for it afterwards is old news, no money is there.
 PAYMENT_MOVES: dict[PaymentState, frozenset[PaymentState]] = {
     PaymentState.PENDING: frozenset({PaymentState.CONFIRMED, PaymentState.FAILED, PaymentState.CANCELED}),
     PaymentState.FAILED: frozenset({PaymentState.CONFIRMED}),
-    PaymentState.CANCELED: frozenset({PaymentState.CONFIRMED}),
+    PaymentState.CANCELED: frozenset(),
     PaymentState.CONFIRMED: frozenset({PaymentState.REFUNDED}),
     PaymentState.REFUNDED: frozenset(),
 }

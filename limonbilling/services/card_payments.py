@@ -57,6 +57,7 @@ class Outcome:
     accepted: bool
     refusal: str = ""  # why taken money is not accepted, for the refund row and the audit log
     answer: dict[str, str] = field(default_factory=dict)
+    voided: bool = False  # the bank says the sale was voided: nothing to take, and nothing to take later
 
 
 def apply_card_callback(gateway, fields: Mapping[str, str], actor: audit.Actor) -> Order | None:
@@ -78,8 +79,8 @@ def apply_card_callback(gateway, fields: Mapping[str, str], actor: audit.Actor) 
         # Not from the bank: the attempt stays as it is so the bank's real answer still counts.
         audit.record(actor, "payment.callback_rejected", order, oid=oid, reason=decision.reason)
         return order
-    if payment.state in (PaymentState.CONFIRMED, PaymentState.REFUNDED):
-        return order  # already decided: a replay changes nothing
+    if payment.state in (PaymentState.CONFIRMED, PaymentState.REFUNDED, PaymentState.CANCELED):
+        return order  # already decided (a voided sale has no money left to take): a replay changes nothing
     if not decision.money_taken and payment.state != PaymentState.PENDING:
         return order  # a refusal after the attempt was settled otherwise changes nothing
     _record_answer(payment, decision)
@@ -108,7 +109,7 @@ def _apply_outcome(order: Order, payment: Payment, outcome: Outcome, actor: audi
     """Take the money, return it, or record the failure; the order is locked."""
     if not outcome.taken:
         if payment.state == PaymentState.PENDING:
-            move_payment(payment, PaymentState.FAILED)
+            move_payment(payment, PaymentState.CANCELED if outcome.voided else PaymentState.FAILED)
             audit.record(actor, "payment.failed", order, oid=payment.oid, reason=payment.failure_code)
         return
     awaiting = order.awaiting_payment
@@ -144,7 +145,9 @@ def _outcome_from_status(payment: Payment, status) -> Outcome | None:
         original = extra.get("ORIG_TRANS_AMT", "")
         accepted = original.isdigit() and int(original) == payment.amount_minor
         return Outcome(True, accepted, "" if accepted else _("the amount differs from the order's"), answer)
-    if stat in ("D", "ERR", "V", "CNCL"):
+    if stat in ("V", "CNCL"):
+        return Outcome(False, False, answer=answer, voided=True)
+    if stat in ("D", "ERR"):
         return Outcome(False, False, answer=answer)
     return None
 

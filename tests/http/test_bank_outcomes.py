@@ -63,12 +63,31 @@ def test_half_3d_money_is_voided_by_itself(shop):
     db.session.close()
 
 
-def _approved_but_lost(shop, browser=None):
+def _approved_but_lost(shop, browser=None, keep=None):
     """The bank approves, but its callback never reaches us (the customer closed the tab)."""
     server, ids = shop
     browser = browser or _signed_in(server.url, ids["email"])
-    _through_3d(browser, _to_the_bank(browser, server.url, ids["package"]), "approve")  # the post-back is dropped
+    callback = _through_3d(browser, _to_the_bank(browser, server.url, ids["package"]), "approve")  # dropped
+    if keep is not None:
+        keep.append(callback)
     return ids
+
+
+def test_an_approval_for_a_sale_voided_at_the_bank_takes_nothing(shop, app, clock):
+    """The bank's status says the sale was voided (someone cancelled it at the bank): the attempt is cancelled,
+    and the original approval delivered afterwards must not activate anything."""
+    saved = []
+    ids = _approved_but_lost(shop, keep=saved)
+    oid = _order(ids).payments[0].oid
+    db.session.close()
+    assert NestPayGateway().void(oid).succeeded
+    clock.advance(minutes=15)
+    assert f"{oid}: canceled" in app.test_cli_runner().invoke(args=["billing", "reconcile"]).output
+    requests.post(saved[0]["action"], data=saved[0]["fields"], allow_redirects=False)
+    order = _order(ids)
+    assert (order.payments[0].state, order.payment_status, order.activated, order.refunds) == (
+        "canceled", "unpaid", False, [])
+    db.session.close()
 
 
 def test_a_lost_callback_is_settled_by_billing_reconcile(shop, app, clock):

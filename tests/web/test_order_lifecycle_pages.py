@@ -6,15 +6,8 @@ from limonbilling.extensions import db
 from limonbilling.models import Order
 from limonbilling.services import api_tokens, audit, balance, card_payments, orders
 
-from ..factories import make_agent, make_customer, make_department, make_package, sign_in
+from ..factories import make_customer, make_department, make_package
 from ..payment_support import BANK, bank_answer, card_order
-
-
-@pytest.fixture
-def billing_client(app):
-    client = app.test_client()
-    sign_in(client, make_agent("billing", "customers"))
-    return client
 
 
 @pytest.fixture

@@ -5,15 +5,8 @@ from limonbilling.extensions import db
 from limonbilling.models import Order
 from limonbilling.services import card_payments, orders
 
-from ..factories import make_agent, make_corporate_customer, make_customer, make_department, make_package, sign_in
+from ..factories import make_corporate_customer, make_customer, make_department, make_package
 from ..payment_support import AGENT, BANK, bank_answer, card_order
-
-
-@pytest.fixture
-def billing_client(app):
-    client = app.test_client()
-    sign_in(client, make_agent("billing", "customers"))
-    return client
 
 
 @pytest.fixture
