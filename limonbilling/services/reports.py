@@ -9,7 +9,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import Customer, Department, Grant, Order, SubscriptionPeriod, Usage
+from ..models import (
+    Customer,
+    Department,
+    Grant,
+    Order,
+    Payment,
+    PaymentState,
+    Refund,
+    RefundState,
+    SubscriptionPeriod,
+    Usage,
+)
 from .clock import now
 
 
@@ -31,13 +42,16 @@ def last_months(count: int, moment: datetime | None = None) -> list[str]:
 
 
 def revenue_by_month(months: int = 12) -> dict[str, dict[str, int]]:
-    """Money kept from paid orders (refunded ones excluded) by currency and month: {currency: {month: minor}}."""
+    """Money kept by currency and month of payment: every payment received, less what of it was refunded
+    (a partial refund leaves the rest), {currency: {month: minor}}."""
     labels = last_months(months)
-    month = _month(Order.paid_at)
+    month = _month(Payment.confirmed_at)
+    refunded = (select(func.coalesce(func.sum(Refund.amount_minor), 0))
+                .where(Refund.payment_id == Payment.id, Refund.state == RefundState.DONE).scalar_subquery())
     rows = db.session.execute(
-        select(Order.currency, month, func.sum(Order.amount_minor))
-        .where(Order.payment_status == "paid", month >= labels[0])
-        .group_by(Order.currency, month)
+        select(Payment.currency, month, func.sum(Payment.amount_minor - refunded))
+        .where(Payment.state.in_((PaymentState.CONFIRMED, PaymentState.REFUNDED)), month >= labels[0])
+        .group_by(Payment.currency, month)
     )
     revenue: dict[str, dict[str, int]] = {}
     for currency, paid_month, amount in rows:

@@ -12,7 +12,7 @@ def manual_order(customer, package):
     return order
 
 
-def test_revenue_by_month_keeps_currencies_apart_and_leaves_refunds_out(app, clock):
+def test_revenue_by_month_keeps_currencies_apart_and_leaves_what_was_refunded_out(app, clock):
     lira, euro = make_package("credit", price="100.00"), make_package("credit", price="40.00", currency="EUR")
     manual_order(make_customer(), lira)
     clock.advance(days=31)  # the next month
@@ -20,12 +20,14 @@ def test_revenue_by_month_keeps_currencies_apart_and_leaves_refunds_out(app, clo
     manual_order(make_customer(), euro)
     refunded = manual_order(make_customer(), lira)
     refund_to_balance(refunded, AGENT)
+    partly = manual_order(make_customer(), euro)
+    refund_to_balance(partly, AGENT, amount_minor=1)  # one cent back: the rest is kept
     db.session.commit()
     months = reports.last_months(12)
     revenue = reports.revenue_by_month(12)
     assert months[-2:] == ["2026-03", "2026-04"] and len(months) == 12
     assert revenue["TRY"]["2026-03"] == 10000 and revenue["TRY"]["2026-04"] == 10000
-    assert revenue["EUR"]["2026-04"] == 4000 and sum(revenue["EUR"].values()) == 4000
+    assert revenue["EUR"]["2026-04"] == 4000 + 3999 and sum(revenue["EUR"].values()) == 7999
 
 
 def test_orders_by_status_and_pending(app):
