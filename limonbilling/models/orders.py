@@ -1,6 +1,6 @@
 """Orders (WHMCS habits, domain.md §6), their payments and refunds (rows with a state machine each, as in
 pretix), with the states and moves of `lifecycle.py`."""
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import (
     JSON,
@@ -34,6 +34,8 @@ from .lifecycle import (
 )
 
 ORDER_STATUSES = tuple(OrderState)
+STATUS_FAILURE = "bank_status"  # a card attempt failed by the bank's status answer, not by its callback
+RECHECK_FAILED = timedelta(days=1)
 ORDER_KINDS = ("new", "top-up", "renewal", "switch")
 
 
@@ -236,9 +238,14 @@ class Order(db.Model):
 
     @property
     def can_delete(self) -> bool:
-        """Nothing given still stands, no money is held and nothing is on its way at the bank."""
+        """Nothing given still stands, no money is held and nothing is on its way at the bank (nor may still
+        come: a card attempt the bank had no sale for is asked about again for a day)."""
         return (self.live_grant is None or self.live_grant.ended_at is not None) and self.refundable_minor == 0 \
-            and not self.refund_in_flight and not self.pending_attempts
+            and not self.refund_in_flight and not self.pending_attempts and not self.rechecked_attempts
+
+    @property
+    def rechecked_attempts(self) -> list["Payment"]:
+        return [p for p in self.card_attempts if p.rechecked]
 
     @property
     def can_ask_bank(self) -> bool:
@@ -291,6 +298,13 @@ class Payment(db.Model):
     @property
     def awaiting_bank(self) -> bool:
         return self.state == PaymentState.PENDING
+
+    @property
+    def rechecked(self) -> bool:
+        """Failed because the bank had no sale for it when asked, recently enough that the customer may still
+        have paid on the bank's 3-D page since: reconciliation asks about it again."""
+        return (self.state == PaymentState.FAILED and self.failure_code == STATUS_FAILURE
+                and self.created_at > now() - RECHECK_FAILED)
 
     @property
     def failed(self) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from ..extensions import db
 from ..models import (
@@ -26,14 +26,12 @@ from ..models import (
     RefundDestination,
     RefundState,
 )
+from ..models.orders import RECHECK_FAILED, STATUS_FAILURE
 from ..payments.nestpay import NestPayError
 from . import ServiceError, audit, orders, payments, promo_codes, refunds, settings
 from .clock import now
 from .lifecycle import lock_order, move_order, settle
 from .payments import move_payment
-
-# A refund recorded but not sent within this time was left by a process that stopped: ask the bank about it.
-STRANDED_REFUND_MINUTES = 2
 
 
 def start_card_payment(order: Order, gateway: str = "nestpay") -> Payment:
@@ -158,7 +156,7 @@ def ask_bank_about_attempt(payment_id: int, gateway, actor: audit.Actor) -> str:
     order_id = db.session.scalar(select(Payment.order_id).where(Payment.id == payment_id))
     order = lock_order(order_id)
     payment = db.session.get(Payment, payment_id)
-    if payment.state != PaymentState.PENDING:
+    if payment.state != PaymentState.PENDING and not payment.rechecked:
         return f"{payment.oid}: already {payment.state}"
     if not gateway.is_available():
         return f"{payment.oid}: unknown, card payments are not set up"
@@ -172,27 +170,30 @@ def ask_bank_about_attempt(payment_id: int, gateway, actor: audit.Actor) -> str:
     payment.raw = {**(payment.raw or {}), "ORDERSTATUS": outcome.answer}
     payment.auth_code = payment.auth_code or outcome.answer.get("AUTH_CODE") or None
     if not outcome.taken:
-        payment.failure_code = "bank_status"
-        payment.message = _("The bank has no completed payment for this attempt.")
+        if not payment.rechecked:
+            payment.failure_code = STATUS_FAILURE
+            payment.message = _("The bank has no completed payment for this attempt.")
     _apply_outcome(order, payment, outcome, actor)
     audit.record(actor, "payment.reconciled", order, oid=payment.oid, state=payment.state)
     return f"{payment.oid}: {payment.state}" + (" (returned)" if payment.refunds else "")
 
 
 def unanswered_attempts(older_than_minutes: int) -> list[int]:
-    """Card attempts sent to the bank at least that long ago with no final answer."""
+    """Card attempts sent to the bank at least that long ago with no final answer, and those the bank had no
+    sale for when asked, for a day after (the customer may have paid on the 3-D page since, unheard)."""
+    moment = now()
+    rechecked = ((Payment.state == PaymentState.FAILED) & (Payment.failure_code == STATUS_FAILURE)
+                 & (Payment.created_at > moment - RECHECK_FAILED))
     return list(db.session.scalars(select(Payment.id).where(
-        Payment.method == PaymentMethod.CARD, Payment.state == PaymentState.PENDING,
-        Payment.created_at <= now() - timedelta(minutes=older_than_minutes)).order_by(Payment.id)))
+        Payment.method == PaymentMethod.CARD, (Payment.state == PaymentState.PENDING) | rechecked,
+        Payment.created_at <= moment - timedelta(minutes=older_than_minutes)).order_by(Payment.id)))
 
 
 def orders_with_refunds_in_flight() -> list[int]:
-    """Orders with a card refund whose outcome is unknown, or one recorded and never sent (stranded)."""
+    """Orders with a card refund whose outcome is unknown, or one recorded and not sent yet (whoever sends it
+    holds the order's lock, and reconciliation asks the bank's status first, so it is never sent twice)."""
     return list(db.session.scalars(select(Refund.order_id).where(
-        Refund.destination == RefundDestination.CARD,
-        or_(Refund.state == RefundState.UNKNOWN,
-            (Refund.state == RefundState.CREATED)
-            & (Refund.created_at <= now() - timedelta(minutes=STRANDED_REFUND_MINUTES)))
+        Refund.destination == RefundDestination.CARD, Refund.state.in_((RefundState.UNKNOWN, RefundState.CREATED))
     ).distinct().order_by(Refund.order_id)))
 
 

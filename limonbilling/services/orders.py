@@ -334,6 +334,7 @@ def delete_order(order: Order, actor: audit.Actor) -> None:
                  package=order.package_name, amount_minor=order.amount_minor, currency=order.currency,
                  status=order.status, payment_status=order.payment_status,
                  invoice=order.invoice.number if order.invoice else None)
+    promo_codes.release_use(order)
     invoices.detach_for_deletion(order)
     db.session.delete(order)
 
@@ -358,10 +359,16 @@ def bulk_set_status(orders: list[Order], status: str, actor: audit.Actor) -> tup
             skipped.append(number)
             continue
         try:
+            if target is OrderState.PENDING and order.status != OrderState.PENDING:
+                if not order.may_become(OrderState.PENDING):
+                    raise refusal(order, target)
+                promo_codes.hold_use(order)  # reopened: its code counts again, if a use is left
             move_order(order, target, custom_status_id=custom.id if custom else None)
         except ServiceError:
             skipped.append(number)
             continue
+        if target in (OrderState.CANCELLED, OrderState.FRAUD):
+            promo_codes.release_use(order)
         settle(order)
         changed.append(number)
     audit.record(actor, "order.bulk_status", None, status=custom.name if custom else status, numbers=changed,

@@ -184,3 +184,30 @@ def test_two_approved_attempts_of_one_order_the_second_is_voided(shop):
     assert _bank_status(payments[1].oid)["TRANS_STAT"] == "V" and _bank_status(payments[0].oid)["TRANS_STAT"] == "S"
     assert (order.payment_status, db.session.get(Customer, ids["customer"]).credits) == ("paid", 10)
     db.session.close()
+
+
+def test_money_paid_after_the_bank_said_no_sale_is_found_and_the_order_cannot_be_deleted_meanwhile(shop, app, clock):
+    """Found by the lifecycle state machine: an attempt the bank had no sale for when asked was failed for good,
+    so money the customer paid on the 3-D page after that, its post-back lost, was never found; and the order
+    could be deleted, so even the post-back was ignored."""
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    bank_form = _to_the_bank(browser, server.url, ids["package"])
+    clock.advance(minutes=15)
+    runner = app.test_cli_runner()
+    order = _order(ids)
+    oid = order.payments[0].oid
+    assert f"{oid}: failed" in runner.invoke(args=["billing", "reconcile"]).output  # no sale at the bank yet
+    orders.cancel_order(order, AGENT)
+    db.session.commit()
+    order = _order(ids)
+    assert not order.can_delete  # the bank may still take money for it
+    db.session.close()
+    _through_3d(browser, bank_form, "approve")  # the customer pays after all; the post-back is lost
+    result = runner.invoke(args=["billing", "reconcile"]).output
+    assert f"{oid}: confirmed (returned)" in result and f"order {order.number}: refund refunded" in result
+    order = _order(ids)
+    assert (order.status, order.activated, [(r.automatic, r.state) for r in order.refunds]) == (
+        "cancelled", False, [(True, "done")])
+    assert _bank_status(oid)["TRANS_STAT"] == "V"
+    db.session.close()

@@ -304,3 +304,34 @@ def test_an_end_of_period_cancellation_may_refund_the_renewal_to_the_balance(gat
     assert ledger_service.ledger_sum(customer.id) == 0
     assert db.session.scalar(db.select(db.func.count(Refund.id))) == 1
     assert db.session.scalar(db.select(db.func.count(Payment.id))) == 2
+
+
+def test_deleting_an_unpaid_order_gives_its_promo_use_back(gateway):
+    """Found by the lifecycle state machine: the use of a deleted, never paid order was lost for good."""
+    promo = _single_use_code()
+    customer = make_customer()
+    order = orders.create_order(customer, _credit_package(), payment_method="bank_transfer", actor=AGENT,
+                                promo_code="ONCE")
+    db.session.commit()
+    orders.delete_order(order, AGENT)
+    db.session.commit()
+    assert db.session.get(PromoCode, promo.id).uses == 0
+
+
+def test_bulk_back_to_pending_holds_the_promo_use_again(gateway):
+    """Found by the lifecycle state machine: bulk Pending reopened an order without its promo use, so two
+    orders could be paid with a code of one use."""
+    promo = _single_use_code()
+    order = orders.create_order(make_customer(), _credit_package(), payment_method="bank_transfer", actor=AGENT,
+                                promo_code="ONCE")
+    db.session.commit()
+    orders.cancel_order(order, AGENT)
+    db.session.commit()
+    assert db.session.get(PromoCode, promo.id).uses == 0
+    assert orders.bulk_set_status([order], "pending", AGENT) == (1, [])
+    db.session.commit()
+    assert order.promo_use_held and db.session.get(PromoCode, promo.id).uses == 1
+    with pytest.raises(ServiceError) as used_up:
+        orders.create_order(make_customer(), _credit_package(), payment_method="bank_transfer", actor=AGENT,
+                            promo_code="ONCE")
+    assert used_up.value.code == "promo_used_up"
