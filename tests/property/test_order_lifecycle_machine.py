@@ -4,12 +4,13 @@ as the bank over real HTTP.
 A few orders of two customers (card and bank transfer, some with a promo code of limited uses) go through
 card attempts the customer takes to the simulator's 3-D page (approve, decline, half 3-D), post-backs
 delivered, lost, delivered late or replayed, lost ones settled by asking the bank (ORDERSTATUS), the agents'
-buttons (accept, free accept, cancel, fraud, back to pending, delete, bulk status), refunds full and partial
-to the card and to the balance, checkout expiry, the reconciliation cron and the bank's end of day. A step
-the rules refuse (ServiceError) is rolled back. After every step, for every order: the money adds up, what
-the order gave stands only on money, the invoice and the money status follow the payments and refunds, the
-credit ledger and the account balance add up, promo code uses are counted once and within their limit, the
-bank and our books agree on every card payment, and money the bank took that was not accepted has a refund.
+buttons (accept, free accept, cancel, fraud, back to pending, delete, bulk status, Cancel & Refund), refunds
+full and partial to the card and to the balance, checkout expiry, the reconciliation cron and the bank's
+end of day. A step the rules refuse (ServiceError) is rolled back. After every step, for every order: the
+money adds up, what the order gave stands only on money, the invoice and the money status follow the
+payments and refunds, the credit ledger and the account balance add up, promo code uses are counted once and
+within their limit, the bank and our books agree on every card payment, and money the bank took that was not
+accepted has a refund.
 
 As in test_entitlement_machine.py the `app` fixture (one database, emptied before the test) serves every
 example; each example starts from new records (two customers, a promo code) with the clock back at START,
@@ -75,7 +76,7 @@ PROMO_USES = 2
 TAKEN = (PaymentState.CONFIRMED, PaymentState.REFUNDED)
 AT_THE_BANK = ["approve", "decline", "half_3d"]  # the simulator's 3-D page (half_3d: mdStatus 2, Approved)
 ACTIONS = ["accept", "accept_free", "accept_yesterday", "cancel", "fraud", "back_to_pending", "delete",
-           "customer_cancels"]
+           "customer_cancels", "cancel_and_refund_to_card", "cancel_and_refund_to_balance"]
 _codes = itertools.count(1)
 COVERED = [  # prefixes of what every run does at least once (keys of `seen`): the machine is not idling
     "bank approve", "bank decline", "bank half_3d", "callback lost", "replay", "late callback", "approval taken",
@@ -122,13 +123,14 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 db.session.commit()
                 self.order_ids: list[int] = []  # this example's orders, deleted ones included
                 self.deleted: dict[int, tuple[bool, bool]] = {}  # order id → (held a promo use, had a payment)
-                self.attempt_ids: list[int] = []  # this example's card attempts; rules name them by index
-                self.callbacks: dict[int, dict] = {}  # attempt → the bank's signed post-back
-                self.outcomes: dict[int, str] = {}  # attempt → what the customer chose on the 3-D page
-                self.delivered: set[int] = set()
-                self.gone_attempts: dict[int, tuple[str, int | None]] = {}  # of deleted orders: oid, what we held
-                self.accepted: set[int] = set()  # attempts whose money was taken for the order
-                self.returned: set[int] = set()  # attempts whose money was taken and must go back by itself
+                # Card attempts are named by their oid (SQLite gives a deleted row's id to the next one).
+                self.attempt_ids: list[str] = []  # this example's card attempts; rules name them by index
+                self.callbacks: dict[str, dict] = {}  # attempt → the bank's signed post-back
+                self.outcomes: dict[str, str] = {}  # attempt → what the customer chose on the 3-D page
+                self.delivered: set[str] = set()
+                self.gone_attempts: dict[str, int | None] = {}  # attempts of deleted orders → what we held
+                self.accepted: set[str] = set()  # attempts whose money was taken for the order
+                self.returned: set[str] = set()  # attempts whose money was taken and must go back by itself
 
             # --- helpers -----------------------------------------------------------------------------------
 
@@ -151,8 +153,11 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
             def _mine(self, ids) -> list[int]:
                 return [i for i in ids if i in self.order_ids and i not in self.deleted]
 
-            def _order_of(self, attempt: int) -> int | None:
-                return db.session.scalar(select(Payment.order_id).where(Payment.id == attempt))
+            def _payment(self, oid: str) -> Payment | None:
+                return db.session.scalar(select(Payment).where(Payment.oid == oid))
+
+            def _order_of(self, oid: str) -> int | None:
+                return db.session.scalar(select(Payment.order_id).where(Payment.oid == oid))
 
             def _through_the_bank(self, order_id, step, full_approval) -> None:
                 """Run a step that applies the bank's word (callback, ORDERSTATUS); note which attempts it confirmed,
@@ -163,19 +168,20 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                     step()
                     return
                 awaiting, status = order.awaiting_payment, order.status
-                before = {p.id: p.state for p in order.card_attempts}
+                before = {p.oid: p.state for p in order.card_attempts}
                 db.session.commit()
                 step()
                 db.session.expire_all()
                 order = self._order(order_id)
-                newly = sorted(p.id for p in order.card_attempts if p.state in TAKEN and before.get(p.id) not in TAKEN)
-                for payment_id in newly:
-                    if awaiting and full_approval(payment_id):
-                        self.accepted.add(payment_id)
+                newly = [p.oid for p in sorted(order.card_attempts, key=lambda p: p.id)
+                         if p.state in TAKEN and before.get(p.oid) not in TAKEN]  # in the order the app asks
+                for oid in newly:
+                    if awaiting and full_approval(oid):
+                        self.accepted.add(oid)
                         seen["approval taken"] += 1
                     else:
-                        self.returned.add(payment_id)
-                        seen[f"approval returned ({self.outcomes.get(payment_id, 'no trip')}), order {status}"
+                        self.returned.add(oid)
+                        seen[f"approval returned ({self.outcomes.get(oid, 'no trip')}), order {status}"
                              + (" awaiting" if awaiting else "")] += 1
                     awaiting = False
                 db.session.commit()
@@ -205,14 +211,14 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 attempt = self._attempt(card_payments.start_card_payment, order)
                 if attempt is None:
                     return
-                self.attempt_ids.append(attempt.id)
+                self.attempt_ids.append(attempt.oid)
                 seen["attempt started"] += 1
                 if outcome != "later":
-                    self._at_the_bank(attempt.id, outcome, deliver)
+                    self._at_the_bank(attempt.oid, outcome, deliver)
 
             def _at_the_bank(self, attempt, outcome, deliver) -> None:
                 """The customer fills in the simulator's 3-D page; its signed post-back is delivered, or lost."""
-                payment = db.session.get(Payment, attempt)
+                payment = self._payment(attempt)
                 if payment is None or attempt in self.outcomes or payment.created_at <= clock.now() - RECHECK_FAILED:
                     return  # one trip to the bank per attempt, while its 3-D page may still be open
                 url, fields = gateway.payment_form(
@@ -241,7 +247,7 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 self._through_the_bank(self._order_of(attempt), step, lambda p: self.outcomes.get(p) == "approve")
                 self.delivered.add(attempt)
 
-            def _nth_attempt(self, index) -> int:
+            def _nth_attempt(self, index) -> str:
                 return self.attempt_ids[index % len(self.attempt_ids)]
 
             # --- the customer and the bank -----------------------------------------------------------------
@@ -361,7 +367,8 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
 
                 def step():
                     if how == "about_the_attempt":
-                        line = self._attempt(card_payments.ask_bank_about_attempt, attempt, gateway, AGENT)
+                        line = self._attempt(card_payments.ask_bank_about_attempt, self._payment(attempt).id, gateway,
+                                             AGENT)
                         seen[f"asked the bank: {(line or 'refused').split(': ', 1)[-1]}"] += 1
                     else:
                         self._attempt(card_payments.ask_bank, self._order(order_id), gateway, AGENT)
@@ -392,7 +399,7 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 """The cron's reconcile (cli.reconcile_with_bank) over this example's orders: attempts without a
                 final answer (or failed by the bank's status lately), then refunds in flight."""
                 for payment_id in card_payments.unanswered_attempts(0):
-                    order_id = self._order_of(payment_id)
+                    order_id = db.session.scalar(select(Payment.order_id).where(Payment.id == payment_id))
                     if self._mine([order_id]):
                         self._through_the_bank(order_id, lambda p=payment_id: self._attempt(
                             card_payments.ask_bank_about_attempt, p, gateway, BANK), lambda _p: True)
@@ -411,7 +418,7 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 if found is None:
                     return
                 held, paid = found.promo_use_held, bool(found.confirmed_payments)
-                at_bank = {p.id: (p.oid, _ours_at_the_bank(p)) for p in found.card_attempts}
+                at_bank = {p.oid: _ours_at_the_bank(p) for p in found.card_attempts}
                 if action.startswith("accept"):
                     done = self._attempt(
                         orders.accept_order, found, AGENT, free_reason="goodwill" if action == "accept_free" else None,
@@ -420,6 +427,8 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                     done = self._attempt(orders.cancel_unpaid_order, found, as_customer(found.customer))
                 elif action == "delete":
                     done = self._attempt(_delete, found, AGENT)
+                elif action.startswith("cancel_and_refund"):
+                    done = self._refund(order, RefundDestination(action.rsplit("_", 1)[1]), None)
                 else:
                     done = self._attempt({"cancel": orders.cancel_order, "fraud": orders.set_fraud,
                                           "back_to_pending": orders.back_to_pending}[action], found, AGENT)
@@ -448,14 +457,18 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 order = refundable[which % len(refundable)]
                 found = self._order(order)
                 amount = {"all": None, "half": max(found.refundable_minor // 2, 1), "one_lira": 100}[part]
-                if self._attempt(refunds.start, found, to=to, actor=AGENT, amount_minor=amount) is None:
-                    return
+                if self._refund(order, to, amount):
+                    seen[f"refund {part}"] += 1
+
+            def _refund(self, order_id, to, amount) -> bool:
+                if self._attempt(refunds.start, self._order(order_id), to=to, actor=AGENT, amount_minor=amount) is None:
+                    return False
                 outcome = "done"
                 if to == RefundDestination.CARD:
-                    outcome = refunds.send(self._order(order), gateway, AGENT)
+                    outcome = refunds.send(self._order(order_id), gateway, AGENT)
                     db.session.commit()
                 seen[f"refund to {to}: {outcome}"] += 1
-                seen[f"refund {part}"] += 1
+                return True
 
             # --- what must hold after every step -----------------------------------------------------------
 
@@ -517,7 +530,7 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                             "discount without holding a use")
                 db.session.commit()
 
-            def _lost_post_back(self, attempt: int) -> bool:
+            def _lost_post_back(self, attempt: str) -> bool:
                 return attempt in self.callbacks and attempt not in self.delivered
 
             @invariant()
@@ -527,17 +540,17 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 attempts = {}
                 for order in self._live_orders():
                     for payment in order.card_attempts:
-                        attempts[payment.id] = (payment.oid, _ours_at_the_bank(payment), payment.rechecked,
-                                                f"attempt {payment.oid} ({payment.state}, order {order.status})")
-                        if payment.id in self.returned:
+                        attempts[payment.oid] = (_ours_at_the_bank(payment), payment.rechecked,
+                                                 f"attempt {payment.oid} ({payment.state}, order {order.status})")
+                        if payment.oid in self.returned:
                             assert any(r.automatic for r in payment.refunds), (
                                 f"attempt {payment.oid}: money the bank took and we did not accept has no refund")
-                        if payment.id in self.accepted:
+                        if payment.oid in self.accepted:
                             assert not any(r.automatic for r in payment.refunds), (
                                 f"attempt {payment.oid}: money accepted for the order was returned by itself")
-                for attempt, (oid, ours) in self.gone_attempts.items():
-                    attempts[attempt] = (oid, ours, False, f"attempt {oid} of a deleted order")
-                for attempt, (oid, ours, rechecked, where) in attempts.items():
+                for oid, ours in self.gone_attempts.items():
+                    attempts[oid] = (ours, False, f"attempt {oid} of a deleted order")
+                for oid, (ours, rechecked, where) in attempts.items():
                     at_bank = the_bank.payments.get(oid)
                     bank_holds = 0 if at_bank is None or at_bank.status == "V" else (
                         at_bank.amount_minor - at_bank.refunded_minor)
@@ -545,7 +558,7 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                         continue
                     # Only until the next reconciliation: the customer paid on the 3-D page after the bank, asked,
                     # knew of no sale, and the post-back was lost; such an attempt is asked about again for a day.
-                    assert ours == 0 and rechecked and self._lost_post_back(attempt), (
+                    assert ours == 0 and rechecked and self._lost_post_back(oid), (
                         f"{where}: the bank holds {bank_holds}, our books {ours}")
                     seen["money at the bank until the next reconciliation"] += 1
                 db.session.commit()
