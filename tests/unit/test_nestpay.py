@@ -2,7 +2,6 @@
 import base64
 import hashlib
 import json
-import os
 import socket
 import threading
 import xml.etree.ElementTree as ET
@@ -35,10 +34,8 @@ from limonbilling.payments.nestpay import (
     verify_callback,
 )
 
-EXAMPLE_PATH = Path(
-    os.environ.get("NESTPAY_EXAMPLE")
-    or Path(__file__).resolve().parents[3] / "shared" / "docs" / "nestpay-callback-example.json"
-)
+# A real ver3 callback (from shared/docs, copied here: the tests stand alone).
+EXAMPLE_PATH = Path(__file__).resolve().parents[1] / "data" / "nestpay-callback-example.json"
 TEST_CARD = "4355084355084358"
 API_PASSWORD = "ZIRAAT19-s3cret"
 
