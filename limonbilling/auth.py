@@ -23,11 +23,19 @@ SIGNED_IN = "signed-in"  # any active agent, no permission needed
 
 @login_manager.user_loader
 def load_user(user_id: str):
-    kind, _, raw_id = user_id.partition(":")
+    """The account of a session or remember cookie (`kind:id:version`), while that session is still valid.
+
+    A session ends when the account's session version moved on (see SignInMixin) or the
+    account was deactivated: Flask-Login itself checks `is_active` only when signing in.
+    """
+    kind, raw_id, version = (user_id.split(":") + ["", ""])[:3]
     model = {"agent": Agent, "customer": Customer}.get(kind)
     if model is None or not raw_id.isdigit():
         return None
-    return db.session.get(model, int(raw_id))
+    user = db.session.get(model, int(raw_id))
+    if user is None or not user.is_active or version != str(user.session_version):
+        return None
+    return user
 
 
 def sign_in(user: Agent | Customer, remember: bool = False) -> None:

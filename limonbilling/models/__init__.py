@@ -28,7 +28,7 @@ from .lifecycle import (
 )
 from .notifications import NOTIFICATION_CHANNELS, NOTIFICATION_STATES, Notification
 from .orders import ORDER_KINDS, ORDER_STATUSES, BankAccount, Order, OrderStatus, Payment, PromoCode, Refund
-from .settings import AuditEntry, Setting
+from .settings import AuditEntry, RateLimitCounter, Setting
 
 __all__ = [
     "BALANCE_KINDS",
@@ -80,6 +80,7 @@ __all__ = [
     "Notification",
     "Package",
     "PromoCode",
+    "RateLimitCounter",
     "Setting",
     "SubscriptionPeriod",
     "Usage",

@@ -4,6 +4,7 @@ from datetime import datetime
 from flask_login import UserMixin
 from sqlalchemy import (
     DDL,
+    JSON,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -25,8 +26,21 @@ from ..services.clock import now
 PERMISSIONS = ("billing", "customers", "settings", "support")
 
 
-class PasswordMixin:
+class SignInMixin:
+    """What signing in needs: the password, the session version and the second factor.
+
+    `session_version` is part of the Flask-Login id kept in the session and the
+    remember cookie; bumping it (deactivation, a new password or e-mail address,
+    "sign out everywhere") ends every session the account has.
+    """
+
     password_hash: Mapped[str] = mapped_column(String(255))
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Two-factor sign-in (TOTP): the secret while enrolling or enrolled, the time enrolment was
+    # confirmed, and the hashes of the one-time recovery codes not used yet.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    recovery_code_hashes: Mapped[list | None] = mapped_column(JSON)
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -34,8 +48,19 @@ class PasswordMixin:
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
 
+    def get_id(self) -> str:
+        return f"{self.kind}:{self.id}:{self.session_version}"
 
-class Agent(PasswordMixin, UserMixin, db.Model):
+    def end_sessions(self) -> None:
+        """Every session and remember cookie of the account stops working at its next request."""
+        self.session_version = (self.session_version or 0) + 1
+
+    @property
+    def two_factor_enabled(self) -> bool:
+        return self.totp_enabled_at is not None
+
+
+class Agent(SignInMixin, UserMixin, db.Model):
     __tablename__ = "agents"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -51,9 +76,6 @@ class Agent(PasswordMixin, UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
 
     kind = "agent"
-
-    def get_id(self) -> str:
-        return f"agent:{self.id}"
 
     @property
     def is_active(self) -> bool:
@@ -86,7 +108,7 @@ CUSTOMER_SEARCH_SQL = {
 }
 
 
-class Customer(PasswordMixin, UserMixin, db.Model):
+class Customer(SignInMixin, UserMixin, db.Model):
     __tablename__ = "customers"
     __table_args__ = (
         CheckConstraint("account_type IN ('individual', 'corporate')", name="account_type"),
@@ -128,9 +150,6 @@ class Customer(PasswordMixin, UserMixin, db.Model):
     )
 
     kind = "customer"
-
-    def get_id(self) -> str:
-        return f"customer:{self.id}"
 
     @property
     def full_name(self) -> str:

@@ -1,7 +1,7 @@
 """Settings (key/value, typed in services.settings) and the audit log."""
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -30,3 +30,16 @@ class AuditEntry(db.Model):
     target_id: Mapped[str | None] = mapped_column(String(40))
     details: Mapped[dict | None] = mapped_column(JSON)
     ip: Mapped[str | None] = mapped_column(String(45))
+
+
+class RateLimitCounter(db.Model):
+    """A throttle counter every worker and app server sees (see limonbilling/throttle.py).
+
+    `expires_at` is a Unix time in seconds: a counter past it counts from zero again.
+    """
+
+    __tablename__ = "rate_limit_counters"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)

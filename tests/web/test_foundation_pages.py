@@ -100,7 +100,7 @@ def test_a_wrong_password_is_refused_and_the_right_one_starts_a_new_session(clie
     response = client.post("/login?next=/profile", data={"email": "AYSE@example.com", "password": PASSWORD})
     assert response.status_code == 302 and response.location == "/profile"
     with client.session_transaction() as session:
-        assert "planted" not in session and session["_user_id"] == f"customer:{customer.id}"
+        assert "planted" not in session and session["_user_id"] == customer.get_id()
         assert session["language"] == "tr"  # the visitor's language choice survives the new session
     assert customer.email in client.get("/profile").data.decode()
 
