@@ -41,6 +41,7 @@ class SignInMixin:
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_enabled_at: Mapped[datetime | None] = mapped_column(DateTime)
     recovery_code_hashes: Mapped[list | None] = mapped_column(JSON)
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)  # a code works once: steps up to this are spent
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
