@@ -9,7 +9,7 @@ from functools import wraps
 
 from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_user
+from flask_login import current_user, login_user, logout_user
 
 from .extensions import db, limiter, login_manager
 from .forms import ForgotPasswordForm, ResetPasswordForm, SignInForm, run_service
@@ -45,6 +45,16 @@ def sign_in(user: Agent | Customer, remember: bool = False) -> None:
     if language:
         session["language"] = language
     login_user(user, remember=remember)
+
+
+def sign_out() -> None:
+    """End the session, and with it every other session of the account: the session is a signed
+    cookie the server cannot forget, so a copy of it would otherwise outlive the sign-out."""
+    user = current_user._get_current_object()
+    if user.is_authenticated:
+        user.end_sessions()
+        db.session.commit()
+    logout_user()
 
 
 def current_agent() -> Agent | None:

@@ -4,7 +4,6 @@ from functools import partial
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import format_date
 from flask_babel import gettext as _
-from flask_login import logout_user
 from sqlalchemy import func, select
 
 from ..auth import (
@@ -16,11 +15,13 @@ from ..auth import (
     public,
     requires,
     reset_password_page,
+    sign_in,
     sign_in_page,
+    sign_out,
     throttled,
 )
 from ..extensions import db
-from ..forms import CustomerDetailsForm, PasswordChangeForm, run_service
+from ..forms import ButtonForm, CustomerDetailsForm, PasswordChangeForm, run_service
 from ..models import Agent, AuditEntry, Customer, Department
 from ..pagination import keyset_page
 from ..services import ValidationFailed, accounts, customers, departments, reports, settings
@@ -75,7 +76,7 @@ def reset_password(token: str):
 @bp.route("/logout", methods=["POST"])
 @requires(SIGNED_IN)
 def logout():
-    logout_user()
+    sign_out()
     flash(_("You are signed out."), "info")
     return redirect(url_for("admin.login"))
 
@@ -123,9 +124,22 @@ def profile():
     if form.validate_on_submit():
         if run_service(form, accounts.change_password, current_agent(), form.current_password.data,
                        form.new_password.data, current_actor())[0]:
-            flash(_("Your password is changed."), "success")
+            sign_in(current_agent())
+            flash(_("Your password is changed; your other sessions are signed out."), "success")
             return redirect(url_for("admin.profile"))
-    return render_template("admin/profile.html", form=form)
+    return render_template("admin/profile.html", form=form, action_form=ButtonForm())
+
+
+@bp.route("/profile/sign-out-everywhere", methods=["POST"])
+@requires(SIGNED_IN)
+def sign_out_everywhere():
+    if ButtonForm().validate_on_submit():
+        agent = current_agent()
+        accounts.end_all_sessions(agent, current_actor())
+        db.session.commit()
+        sign_in(agent)
+        flash(_("Every other session of your account is signed out."), "success")
+    return redirect(url_for("admin.profile"))
 
 
 # --- Components → Departments ----------------------------------------------------------------

@@ -1,6 +1,6 @@
 from flask import flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, logout_user
+from flask_login import current_user
 
 from ..auth import (
     current_actor,
@@ -10,6 +10,7 @@ from ..auth import (
     reset_password_page,
     sign_in,
     sign_in_page,
+    sign_out,
     throttled,
 )
 from ..extensions import db
@@ -36,7 +37,7 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    logout_user()
+    sign_out()
     flash(_("You are signed out."), "info")
     return redirect(url_for("portal.login"))
 
@@ -113,11 +114,23 @@ def change_password():
     if password_form.validate_on_submit():
         if run_service(password_form, accounts.change_password, customer, password_form.current_password.data,
                        password_form.new_password.data, current_actor())[0]:
-            flash(_("Your password is changed."), "success")
+            sign_in(customer)
+            flash(_("Your password is changed; your other sessions are signed out."), "success")
             return redirect(url_for("portal.profile"))
     form = CustomerDetailsForm(obj=customer, formdata=None)
     return render_template("portal/profile.html", form=form, password_form=password_form,
                            action_form=ButtonForm()), 422
+
+
+@bp.route("/profile/sign-out-everywhere", methods=["POST"])
+def sign_out_everywhere():
+    if ButtonForm().validate_on_submit():
+        customer = current_customer()
+        accounts.end_all_sessions(customer, current_actor())
+        db.session.commit()
+        sign_in(customer)
+        flash(_("Every other session of your account is signed out."), "success")
+    return redirect(url_for("portal.profile"))
 
 
 @bp.route("/language/<code>", methods=["POST"])

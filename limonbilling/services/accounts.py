@@ -62,7 +62,14 @@ def change_password(user: Agent | Customer, current: str, new: str, actor: audit
     if errors:
         raise ValidationFailed(errors)
     user.set_password(new)
+    user.end_sessions()
     audit.record(actor, f"{user.kind}.password", user)
+
+
+def end_all_sessions(user: Agent | Customer, actor: audit.Actor) -> None:
+    """"Sign out everywhere": every session of the account ends (the caller signs this one in again)."""
+    user.end_sessions()
+    audit.record(actor, f"{user.kind}.sessions_ended", user)
 
 
 # --- signed links ---------------------------------------------------------------------------------
@@ -132,6 +139,7 @@ def reset_password(token: str, new: str, kind: str) -> Agent | Customer:
     if problem:
         raise ValidationFailed({"password": [problem]})
     user.set_password(new)
+    user.end_sessions()
     if user.kind == "customer" and user.email_verified_at is None:
         user.email_verified_at = now()  # the link reached the inbox: the address is the customer's
     audit.record(audit.Actor.of(user), f"{user.kind}.password_reset", user)
@@ -208,6 +216,8 @@ def update_agent(
         raise ServiceError("last_owner", _("At least one active owner must remain."))
     _apply_permissions(agent, permissions)
     agent.is_owner = is_owner
+    if agent.active and not active:
+        agent.end_sessions()
     agent.active = active
     audit.record(actor, "agent.update", agent, permissions=agent.permissions, owner=is_owner, active=active)
 

@@ -238,7 +238,7 @@ def test_a_password_change_needs_the_current_password(app, client):
     assert accounts.authenticate_customer(customer.email, PASSWORD) is not None
     changed = client.post("/profile/password", data={"pw-current_password": PASSWORD, "pw-new_password": "new-pass-12"},
                           follow_redirects=True)
-    assert "Your password is changed." in changed.data.decode()
+    assert "Your password is changed; your other sessions are signed out." in changed.data.decode()
     assert accounts.authenticate_customer(customer.email, PASSWORD) is None
     new_device = app.test_client()
     assert new_device.post("/login", data={"email": customer.email, "password": "new-pass-12"}).status_code == 302
