@@ -310,12 +310,10 @@ def agent_list():
 
 
 @bp.route("/settings/agents/new", methods=["GET", "POST"])
-@requires("settings")
+@requires(OWNER)
 def agent_new():
     form = AgentCreateForm()
     if form.validate_on_submit():
-        if form.is_owner.data and not current_agent().is_owner:
-            abort(403)
         ok, agent = run_service(
             form, accounts.create_agent, name=form.name.data, email=form.email.data, password=form.password.data,
             permissions=form.selected_permissions(), is_owner=form.is_owner.data, actor=current_actor(),
@@ -327,13 +325,11 @@ def agent_new():
 
 
 @bp.route("/settings/agents/<int:agent_id>/edit", methods=["GET", "POST"])
-@requires("settings")
+@requires(OWNER)
 def agent_edit(agent_id: int):
     agent = _get_or_404(Agent, agent_id)
     form = AgentEditForm(obj=agent)
     if form.validate_on_submit():
-        if (form.is_owner.data or agent.is_owner) and not current_agent().is_owner:
-            abort(403)
         if run_service(form, accounts.update_agent, agent, permissions=form.selected_permissions(),
                        is_owner=form.is_owner.data, active=form.active.data, actor=current_actor())[0]:
             flash(_("Agent %(name)s is saved.", name=agent.name), "success")

@@ -167,9 +167,22 @@ def _load(token: str, purpose: str, max_age: int, with_timestamp: bool = False):
     return (data, signed_at) if with_timestamp else data
 
 
+def _require_owner(actor: audit.Actor) -> None:
+    """Only an owner (or the installation itself, from the CLI) creates agents or changes what they may do.
+
+    The acting agent is read from the database: an actor that only claims to be an owner is not one.
+    """
+    if actor.type == "system":
+        return
+    agent = db.session.get(Agent, actor.id) if actor.type == "agent" else None
+    if agent is None or not (agent.is_owner and agent.active):
+        raise ServiceError("owner_only", _("Only an owner can create agents or change their permissions."))
+
+
 def create_agent(
     *, name: str, email: str, password: str, permissions: list[str], is_owner: bool, actor: audit.Actor
 ) -> Agent:
+    _require_owner(actor)
     errors: dict[str, list[str]] = {}
     if not (name or "").strip():
         errors["name"] = [_("This field is required.")]
@@ -211,7 +224,8 @@ def _owner_count() -> int:
 def update_agent(
     agent: Agent, *, permissions: list[str], is_owner: bool, active: bool, actor: audit.Actor
 ) -> None:
-    """Change an agent's permissions; the last active owner can be neither demoted nor disabled."""
+    """Change an agent's permissions (an owner's job); the last active owner can be neither demoted nor disabled."""
+    _require_owner(actor)
     if agent.is_owner and agent.active and (not is_owner or not active) and _owner_count() <= 1:
         raise ServiceError("last_owner", _("At least one active owner must remain."))
     _apply_permissions(agent, permissions)

@@ -10,6 +10,7 @@ from limonbilling.services import ServiceError, ValidationFailed, accounts, audi
 from ..factories import make_agent, make_customer
 
 ACTOR = audit.Actor("agent", 7, "agent@example.com", "10.0.0.1")
+CLI = audit.Actor.system("cli")  # agents are an owner's (or the installation's) business
 
 
 def test_passwords_and_sign_in(app):
@@ -28,16 +29,16 @@ def test_agents_permissions_and_the_last_owner(app):
     assert owner.permissions == ["billing", "customers", "settings", "support"]
     with pytest.raises(ValidationFailed) as failed:
         accounts.create_agent(name="", email="owner@example.com", password="x", permissions=[], is_owner=False,
-                              actor=ACTOR)
+                              actor=CLI)
     assert set(failed.value.errors) == {"name", "email", "password"}
     agent = accounts.create_agent(name="Ali", email="ali@example.com", password="ali-pass-1",
-                                  permissions=["support"], is_owner=False, actor=ACTOR)
+                                  permissions=["support"], is_owner=False, actor=CLI)
     assert agent.can("support") and not agent.can("billing")
     with pytest.raises(ServiceError) as refused:
-        accounts.update_agent(owner, permissions=[], is_owner=False, active=True, actor=ACTOR)
+        accounts.update_agent(owner, permissions=[], is_owner=False, active=True, actor=CLI)
     assert refused.value.code == "last_owner"
-    accounts.update_agent(agent, permissions=["billing"], is_owner=True, active=True, actor=ACTOR)
-    accounts.update_agent(owner, permissions=[], is_owner=False, active=True, actor=ACTOR)
+    accounts.update_agent(agent, permissions=["billing"], is_owner=True, active=True, actor=CLI)
+    accounts.update_agent(owner, permissions=[], is_owner=False, active=True, actor=CLI)
     db.session.commit()
     assert db.session.scalar(db.select(db.func.count(Agent.id)).where(Agent.is_owner)) == 1
 

@@ -449,8 +449,10 @@ def test_the_last_owner_cannot_be_demoted_or_disabled(app):
     assert (demoted.is_owner, demoted.permissions) == (False, ["support"])
 
 
-def test_a_too_long_agent_name_is_refused_with_a_message(admin):
-    response = admin.post("/admin/settings/agents/new", data={"name": "x" * 121, "email": "long@example.com",
+def test_a_too_long_agent_name_is_refused_with_a_message(app):
+    owner = app.test_client()
+    sign_in(owner, make_agent(is_owner=True))
+    response = owner.post("/admin/settings/agents/new", data={"name": "x" * 121, "email": "long@example.com",
                                                               "password": "long-pass-12"})
     assert response.status_code == 200 and field_errors(response.data.decode(), "name")
     assert db.session.scalar(db.select(Agent).where(Agent.email == "long@example.com")) is None
