@@ -6,6 +6,7 @@ testing, production; development by default) unless one is passed in.
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = Path(os.environ.get("LIMONBILLING_INSTANCE", BASE_DIR / "instance"))
@@ -16,6 +17,14 @@ def _env_bool(name: str, default: bool) -> bool:
     if value is None:
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_list(name: str, default: list[str] | None = None) -> list[str] | None:
+    """A comma-separated list from the environment; an empty value means none (None)."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()] or None
 
 
 def _development_secret_key() -> str:
@@ -51,8 +60,12 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = True
     SIGN_IN_LIMIT_PER_ACCOUNT = os.environ.get("SIGN_IN_LIMIT_PER_ACCOUNT", "10 per 15 minutes")
     SIGN_IN_LIMIT_PER_IP = os.environ.get("SIGN_IN_LIMIT_PER_IP", "50 per 15 minutes")
-    # The address customers reach the app at, for links in e-mails (https://billing.example.com).
+    # The address customers reach the app at, for links in e-mails (https://billing.example.com); required
+    # in production. Without it a request's own host is used for links only if it is in TRUSTED_HOSTS
+    # (Flask's setting, comma-separated in the environment: requests for other hosts answer 400).
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL")
+    TRUSTED_HOSTS = _env_list("TRUSTED_HOSTS")
+    HSTS_SECONDS = 0  # Strict-Transport-Security on HTTPS answers; production sets a year
     # Deliver queued e-mails and SMS from a background thread right after each commit; the
     # `billing outbox run` worker delivers them too (and retries), so this only cuts the latency.
     OUTBOX_SEND_AFTER_COMMIT = _env_bool("OUTBOX_SEND_AFTER_COMMIT", True)
@@ -70,6 +83,7 @@ class Config:
 
 class DevelopmentConfig(Config):
     DEBUG = True
+    TRUSTED_HOSTS = _env_list("TRUSTED_HOSTS", ["127.0.0.1", "localhost"])
 
     @classmethod
     def prepare(cls, config: dict) -> None:
@@ -83,11 +97,13 @@ class TestingConfig(Config):
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     WTF_CSRF_ENABLED = False
     OUTBOX_SEND_AFTER_COMMIT = False  # tests deliver explicitly, or switch it on to test it
+    TRUSTED_HOSTS = ["localhost", "127.0.0.1"]
 
 
 class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", True)
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", str(365 * 24 * 3600)))
 
     @classmethod
     def prepare(cls, config: dict) -> None:
@@ -97,6 +113,10 @@ class ProductionConfig(Config):
             raise RuntimeError(
                 "SECRET_KEY must be set to a random value of at least 32 characters in production"
             )
+        address = urlsplit(config.get("PUBLIC_BASE_URL") or "")
+        if address.scheme not in ("https", "http") or not address.netloc:
+            raise RuntimeError("PUBLIC_BASE_URL must be set in production to the address customers use, "
+                               "e.g. https://billing.example.com: every link in an e-mail is built from it")
 
 
 CONFIGS = {

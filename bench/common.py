@@ -32,6 +32,7 @@ WORKDIR = Path(tempfile.mkdtemp(prefix="limonbilling-bench-"))
 # The in-process app (seeding, query profiles) and every child process run the production configuration.
 os.environ.update({
     "LIMONBILLING_CONFIG": "production", "SECRET_KEY": SECRET_KEY, "SESSION_COOKIE_SECURE": "0",
+    "PUBLIC_BASE_URL": "http://127.0.0.1",
     "LIMONBILLING_INSTANCE": str(WORKDIR / "instance"),
 })
 if str(ROOT) not in sys.path:

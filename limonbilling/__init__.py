@@ -149,6 +149,8 @@ def _register_template_helpers(app: Flask) -> None:
 
 
 def _register_error_handlers(app: Flask) -> None:
+    from werkzeug.exceptions import SecurityError
+
     from .api.errors import error_response
 
     def error_page(code: int, title: str, message: str):
@@ -160,6 +162,8 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(400)
     def bad_request(_error):
+        if isinstance(_error, SecurityError):  # a Host header not in TRUSTED_HOSTS: no page (no links) for it
+            return _("This site does not answer for that host name."), 400, {"Content-Type": "text/plain"}
         return error_page(400, _("Bad request"), _("The request could not be understood. Check what you sent "
                                                    "and try again."))
 

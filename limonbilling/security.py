@@ -54,8 +54,12 @@ def init_app(app: Flask) -> None:
         if any(_holds_nul(value) for value in values):
             abort(400)
 
+    hsts_seconds = app.config.get("HSTS_SECONDS") or 0
+
     @app.after_request
     def set_security_headers(response):
+        if hsts_seconds and request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", f"max-age={hsts_seconds}; includeSubDomains")
         response.headers.setdefault("Content-Security-Policy", default)
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

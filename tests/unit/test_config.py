@@ -39,7 +39,8 @@ def test_production_refuses_a_missing_or_short_secret_key(tmp_path):
     assert not (tmp_path / "instance" / "secret_key").exists()
     good = "k" * 40
     started = _start(tmp_path, LIMONBILLING_CONFIG="production", SECRET_KEY=good,
-                     DATABASE_URL="postgresql+psycopg://billing@db.example/limon")
+                     DATABASE_URL="postgresql+psycopg://billing@db.example/limon",
+                     PUBLIC_BASE_URL="https://billing.example.com")
     assert started.returncode == 0, started.stderr
     assert started.stdout.split() == [good, "postgresql+psycopg://billing@db.example/limon"]
 
@@ -77,8 +78,8 @@ def test_development_prepare_makes_the_key_once(instance_dir):
 def test_production_prepare_needs_32_characters():
     for key in (None, "", "k" * 31):
         with pytest.raises(RuntimeError, match="SECRET_KEY must be set"):
-            config.ProductionConfig.prepare({"SECRET_KEY": key})
-    config.ProductionConfig.prepare({"SECRET_KEY": "k" * 32})
+            config.ProductionConfig.prepare({"SECRET_KEY": key, "PUBLIC_BASE_URL": "https://billing.example.com"})
+    config.ProductionConfig.prepare({"SECRET_KEY": "k" * 32, "PUBLIC_BASE_URL": "https://billing.example.com"})
 
 
 def test_create_app_takes_the_class_from_limonbilling_config(instance_dir, monkeypatch, tmp_path):
@@ -86,7 +87,8 @@ def test_create_app_takes_the_class_from_limonbilling_config(instance_dir, monke
     monkeypatch.setenv("LIMONBILLING_CONFIG", "production")
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
         create_app({"SECRET_KEY": "too-short", "SQLALCHEMY_DATABASE_URI": database})
-    app = create_app({"SECRET_KEY": "p" * 32, "SQLALCHEMY_DATABASE_URI": database})
+    app = create_app({"SECRET_KEY": "p" * 32, "SQLALCHEMY_DATABASE_URI": database,
+                      "PUBLIC_BASE_URL": "https://billing.example.com"})
     assert app.config["SESSION_COOKIE_SECURE"] and not app.debug and app.config["WTF_CSRF_ENABLED"]
     assert app.config["SQLALCHEMY_DATABASE_URI"] == database and (tmp_path / "db").is_dir()
 
@@ -104,7 +106,8 @@ def test_production_session_cookies_are_secure_httponly_and_lax(instance_dir, mo
 
     monkeypatch.setenv("LIMONBILLING_CONFIG", "production")
     app = create_app({"SECRET_KEY": "p" * 32, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'prod.db'}",
-                      "WTF_CSRF_ENABLED": False, "OUTBOX_SEND_AFTER_COMMIT": False})
+                      "WTF_CSRF_ENABLED": False, "OUTBOX_SEND_AFTER_COMMIT": False,
+                      "PUBLIC_BASE_URL": "https://billing.example.com"})
     with app.app_context():
         db.create_all()
         email = make_customer().email
