@@ -34,7 +34,7 @@ class CustomerDetailsForm(FlaskForm):
     def details(self) -> dict:
         from .services.customers import DETAIL_FIELDS
 
-        return {name: self[name].data for name in DETAIL_FIELDS}
+        return {name: self[name].data for name in DETAIL_FIELDS if name in self}
 
 
 class SignInForm(FlaskForm):

@@ -1,10 +1,30 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, PasswordField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    HiddenField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import EqualTo, InputRequired
 
 from ..forms import CustomerDetailsForm
+
+
+class ProfileForm(CustomerDetailsForm):
+    """The customer's own details; the address changes through EmailChangeForm (password and a link)."""
+
+    email = None
+
+
+class EmailChangeForm(FlaskForm):
+    new_email = EmailField(_l("New e-mail address"), validators=[InputRequired()])
+    password = PasswordField(_l("Current password"), validators=[InputRequired()])
 
 
 class RegistrationForm(CustomerDetailsForm):

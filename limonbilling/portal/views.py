@@ -14,12 +14,12 @@ from ..auth import (
     throttled,
 )
 from ..extensions import db
-from ..forms import ButtonForm, CustomerDetailsForm, PasswordChangeForm, run_service
+from ..forms import ButtonForm, PasswordChangeForm, run_service
 from ..safe_redirect import safe_next
 from ..services import ServiceError, accounts, customers, notifications
 from ..services.settings import LANGUAGES
 from . import bp
-from .forms import RegistrationForm
+from .forms import EmailChangeForm, ProfileForm, RegistrationForm
 
 
 @bp.route("/")
@@ -95,16 +95,25 @@ def register():
     return render_template("portal/register.html", form=form)
 
 
+def _profile_page(form=None, password_form=None, email_form=None, status: int = 200):
+    """The profile page with its three forms; the one just sent (with its errors) replaces its blank."""
+    if form is None:
+        form = ProfileForm(obj=current_customer(), formdata=None)
+    return render_template("portal/profile.html", form=form,
+                           password_form=password_form or PasswordChangeForm(prefix="pw", formdata=None),
+                           email_form=email_form or EmailChangeForm(prefix="email", formdata=None),
+                           action_form=ButtonForm()), status
+
+
 @bp.route("/profile", methods=["GET", "POST"])
 def profile():
     customer = current_customer()
-    form = CustomerDetailsForm(obj=customer)
+    form = ProfileForm(obj=customer)
     if form.validate_on_submit():
         if run_service(form, customers.update_customer, customer, form.details(), current_actor())[0]:
             flash(_("Your details are saved."), "success")
             return redirect(url_for("portal.profile"))
-    return render_template("portal/profile.html", form=form, password_form=PasswordChangeForm(prefix="pw"),
-                           action_form=ButtonForm())
+    return _profile_page(form=form)
 
 
 @bp.route("/profile/password", methods=["POST"])
@@ -117,9 +126,36 @@ def change_password():
             sign_in(customer)
             flash(_("Your password is changed; your other sessions are signed out."), "success")
             return redirect(url_for("portal.profile"))
-    form = CustomerDetailsForm(obj=customer, formdata=None)
-    return render_template("portal/profile.html", form=form, password_form=password_form,
-                           action_form=ButtonForm()), 422
+    return _profile_page(password_form=password_form, status=422)
+
+
+@bp.route("/profile/email", methods=["POST"])
+def change_email():
+    email_form = EmailChangeForm(prefix="email")
+    if email_form.validate_on_submit():
+        ok, new_email = run_service(email_form, accounts.request_email_change, current_customer(),
+                                    email_form.new_email.data, email_form.password.data, current_actor())
+        if ok:
+            flash(_("A link to confirm %(email)s is on its way there; your address changes when you open it. "
+                    "We told your current address too.", email=new_email), "info")
+            return redirect(url_for("portal.profile"))
+    return _profile_page(email_form=email_form, status=422)
+
+
+@bp.route("/confirm-email/<token>")
+@public
+def confirm_email_change(token: str):
+    """The link sent to a new address; the browser that opens it stays (or becomes) signed in."""
+    try:
+        customer = accounts.confirm_email_change(token)
+        db.session.commit()
+    except ServiceError as error:
+        db.session.rollback()
+        flash(error.message, "danger")
+        return redirect(url_for("portal.profile" if current_customer() else "portal.login"))
+    sign_in(customer)
+    flash(_("Your e-mail address is now %(email)s.", email=customer.email), "success")
+    return redirect(url_for("portal.profile"))
 
 
 @bp.route("/profile/sign-out-everywhere", methods=["POST"])

@@ -108,6 +108,55 @@ def verify_email(token: str) -> Customer:
     return customer
 
 
+def email_change_token(customer: Customer, new_email: str) -> str:
+    return _serializer("change-email").dumps({"id": customer.id, "f": _fingerprint(customer.email), "n": new_email})
+
+
+def request_email_change(customer: Customer, new_email: str, password: str, actor: audit.Actor) -> str:
+    """Start moving the account to a new address: the password proves it is the customer, a link to the
+    new address proves it is theirs, and the old address is told (a stolen session cannot quietly take
+    the account over). An address of another account gets the same answer and no link. Returns it."""
+    from . import notifications
+
+    errors: dict[str, list[str]] = {}
+    if not customer.check_password(password or ""):
+        errors["password"] = [_("This is not your current password.")]
+    try:
+        new_email = normalize_email(new_email or "")
+    except ValueError:
+        errors["new_email"] = [_("Enter a valid e-mail address, like name@example.com.")]
+    else:
+        if new_email == customer.email.lower():
+            errors["new_email"] = [_("This is your address already.")]
+    if errors:
+        raise ValidationFailed(errors)
+    if _by_email(Customer, new_email) is None:
+        notifications.email_change(customer, new_email, email_change_token(customer, new_email))
+    notifications.email_change_notice(customer, customer.email, new_email)
+    audit.record(actor, "customer.email_change_requested", customer, new=new_email)
+    return new_email
+
+
+def confirm_email_change(token: str) -> Customer:
+    """Move the account to the address the link was sent to; every session of the account ends.
+
+    The link works once (it carries a fingerprint of the old address) and expires like a confirmation link.
+    """
+    data = _load(token, "change-email", current_app.config["EMAIL_VERIFICATION_MAX_AGE"])
+    customer = db.session.get(Customer, data.get("id"), with_for_update=True)
+    if customer is None or data.get("f") != _fingerprint(customer.email):
+        raise ServiceError("link_invalid", _("This link is not valid any more; ask for a new one from your profile."))
+    new_email = data.get("n")
+    if _by_email(Customer, new_email) is not None:
+        raise ServiceError("email_taken", _("%(email)s already belongs to another account.", email=new_email))
+    actor, old_email = audit.Actor.of(customer), customer.email
+    customer.email = new_email
+    customer.email_verified_at = now()
+    customer.end_sessions()
+    audit.record(actor, "customer.email_changed", customer, old=old_email, new=new_email)
+    return customer
+
+
 def password_reset_token(user: Agent | Customer, welcome: bool = False) -> str:
     """A reset link; in a welcome mail (`welcome`) it lives as long as a confirmation link."""
     return _serializer("reset-password").dumps(

@@ -148,17 +148,26 @@ def register_customer(
 
 
 def update_customer(customer: Customer, data: dict[str, Any], actor: audit.Actor) -> list[str]:
-    """Apply new details after validation; returns the names of the changed fields."""
+    """Apply new details after validation; returns the names of the changed fields.
+
+    A customer changes their own address only through accounts.request_email_change (password and a
+    link to the new address); when an agent changes it, the old address is told and the sessions end.
+    """
     merged = {field: getattr(customer, field) for field in DETAIL_FIELDS}
     merged.update({k: v for k, v in data.items() if k in DETAIL_FIELDS})
     clean = validate_details(merged, customer=customer)
     changed = [field for field, value in clean.items() if getattr(customer, field) != value]
+    if "email" in changed and actor.type == "customer":
+        raise ValidationFailed({"email": [_("Change your e-mail address with your password, in its own form.")]})
+    old_email = customer.email
     for field in changed:
         setattr(customer, field, clean[field])
     if changed:
         audit.record(actor, "customer.update", customer, fields=changed)
     if "email" in changed:
         customer.email_verified_at = None  # the new address is confirmed by the link sent to it
+        customer.end_sessions()
+        notifications.email_change_notice(customer, old_email, customer.email)
         notifications.email_verification(customer)
     return changed
 

@@ -76,8 +76,11 @@ def _queue(event: str, event_key: str, *, channel: str, recipient: str, language
 
 
 def _to_customer(customer: Customer, event: str, event_key: str, template: str, subject: Callable[[], str],
-                 order: Order | None = None, sensitive: bool = False, **context) -> bool:
-    return _queue(event, event_key, channel="email", recipient=customer.email, language=_customer_language(customer),
+                 order: Order | None = None, sensitive: bool = False, recipient: str | None = None,
+                 **context) -> bool:
+    """A mail to the customer, at their address unless `recipient` names another (an address change)."""
+    return _queue(event, event_key, channel="email", recipient=recipient or customer.email,
+                  language=_customer_language(customer),
            template=template, subject=subject, customer_id=customer.id, order=order, sensitive=sensitive,
            context={"customer": customer, "order": order, **context})
 
@@ -271,6 +274,22 @@ def email_verification(customer: Customer) -> None:
                  "email_verification", lambda: _("Confirm your e-mail address"), sensitive=True,
                  verify_url=external_url("portal.verify_email", token=email_verification_token(customer)),
                  verify_days=current_app.config["EMAIL_VERIFICATION_MAX_AGE"] // 86400)
+
+
+def email_change(customer: Customer, new_email: str, token: str) -> None:
+    """The link that moves the account to `new_email`, sent there (it proves the address is theirs)."""
+    _to_customer(customer, "email_change", f"customer:{customer.id}:change-email:{now().isoformat()}",
+                 "email_change", lambda: _("Confirm your new e-mail address"), sensitive=True, recipient=new_email,
+                 new_email=new_email, confirm_url=external_url("portal.confirm_email_change", token=token),
+                 verify_days=current_app.config["EMAIL_VERIFICATION_MAX_AGE"] // 86400)
+
+
+def email_change_notice(customer: Customer, old_email: str, new_email: str) -> None:
+    """Tell the old address that the account is moving (or moved) to another one, and what to do if that
+    was not the customer."""
+    _to_customer(customer, "email_change_notice", f"customer:{customer.id}:change-notice:{now().isoformat()}",
+                 "email_change_notice", lambda: _("Your e-mail address is being changed"), recipient=old_email,
+                 new_email=new_email, reset_url=external_url("portal.forgot_password"))
 
 
 def password_reset(user: Agent | Customer) -> None:

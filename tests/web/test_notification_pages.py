@@ -364,17 +364,16 @@ def test_a_new_address_needs_a_new_link(client, smtp_server):
     outbox.send_due()
     old_link = link_in(smtp_server.to("old@example.com")[0].text(), "/verify-email")
     sign_in(client, customer)
-    saved = shown(client, "/profile", {"account_type": "individual", "first_name": "Ayşe", "last_name": "Yılmaz",
-                                       "email": "new@example.com", "phone": customer.phone, "language": ""})
-    assert "Your details are saved." in saved and "Not confirmed yet" in saved
-    assert [row.recipient for row in rows(event="email_verification")] == ["new@example.com"]
-    assert "This link is not valid any more; ask for a new one from your profile." in shown(client, old_link)
-    assert db.session.get(Customer, customer.id).email_verified_at is None
+    asked = shown(client, "/profile/email", {"email-new_email": "new@example.com", "email-password": PASSWORD})
+    assert "A link to confirm new@example.com is on its way there" in asked
     outbox.send_due()
     [mail] = smtp_server.to("new@example.com")
-    assert mail.subject == "Confirm your e-mail address"
-    assert "Thank you" in shown(client, link_in(mail.text(), "/verify-email"))
-    assert db.session.get(Customer, customer.id).email_verified_at is not None
+    assert mail.subject == "Confirm your new e-mail address"
+    [notice] = [mail for mail in smtp_server.to("old@example.com") if mail.subject != "Welcome to LimonBilling"]
+    assert notice.subject == "Your e-mail address is being changed"
+    assert "Your e-mail address is now new@example.com." in shown(client, link_in(mail.text(), "/confirm-email"))
+    assert db.session.get(Customer, customer.id).email_verified_at is not None  # the link reached the inbox
+    assert "This link is not valid any more; ask for a new one from your profile." in shown(client, old_link)
 
 
 # --- 6. The order mails an agent or the API asks for ----------------------------------------------------------
