@@ -147,12 +147,20 @@ def throttled(view):
 
 def sign_in_page(authenticate, template: str, home_endpoint: str):
     """The sign-in page of an area (agents or customers): check the password, start a fresh
-    session, and go where the visitor was heading, if that is on this site."""
+    session, and go where the visitor was heading, if that is on this site. An account with
+    two-factor sign-in goes on to the second step first (two_factor_pages.py)."""
+    from .services import two_factor
+    from .two_factor_pages import begin_second_step
+
     form = SignInForm()
     if form.validate_on_submit():
         user = authenticate(form.email.data, form.password.data)
         if user is not None:
+            if user.two_factor_enabled:
+                return begin_second_step(user, home_endpoint.split(".")[0])
             sign_in(user)
+            two_factor.record_sign_in(user, audit.Actor.of(user, client_ip()), "password")
+            db.session.commit()
             return redirect(safe_next(request.args.get("next"), url_for(home_endpoint)))
         form.form_errors.append(_("The e-mail address or the password is wrong."))
     return render_template(template, form=form)

@@ -5,7 +5,7 @@ whose ValidationFailed errors `show_errors` puts next to the right fields.
 """
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, EmailField, PasswordField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import EqualTo, InputRequired
 
@@ -89,3 +89,22 @@ def run_service(form: FlaskForm, action, *args, **kwargs) -> tuple[bool, object]
         db.session.commit()
         return True, result
     return False, None
+
+
+# --- two-factor sign-in ----------------------------------------------------------------------------
+_ONE_TIME = {"autocomplete": "one-time-code", "autocapitalize": "off", "spellcheck": "false"}
+
+
+class TwoFactorCodeForm(FlaskForm):
+    """A code from the authenticator app (or, at sign-in, a recovery code)."""
+
+    code = StringField(_l("Code"), validators=[InputRequired()], render_kw=_ONE_TIME)
+
+
+class TwoFactorDisableForm(FlaskForm):
+    password = PasswordField(_l("Password"), validators=[InputRequired()])
+    code = StringField(_l("Code from your app or a recovery code"), validators=[InputRequired()], render_kw=_ONE_TIME)
+
+
+class TwoFactorRequirementForm(FlaskForm):
+    required = BooleanField(_l("Every agent must sign in with two-factor sign-in"))

@@ -21,7 +21,7 @@ from ..auth import (
     throttled,
 )
 from ..extensions import db
-from ..forms import ButtonForm, CustomerDetailsForm, PasswordChangeForm, run_service
+from ..forms import ButtonForm, CustomerDetailsForm, PasswordChangeForm, TwoFactorRequirementForm, run_service
 from ..models import Agent, AuditEntry, Customer, Department
 from ..pagination import keyset_page
 from ..services import ValidationFailed, accounts, customers, departments, reports, settings
@@ -306,7 +306,8 @@ def settings_modules():
 @requires("settings")
 def agent_list():
     agents = db.session.scalars(select(Agent).order_by(Agent.name))
-    return render_template("admin/agents.html", agents=agents)
+    requirement_form = TwoFactorRequirementForm(data={"required": settings.get("require_two_factor_agents")})
+    return render_template("admin/agents.html", agents=agents, requirement_form=requirement_form)
 
 
 @bp.route("/settings/agents/new", methods=["GET", "POST"])

@@ -49,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
     "card_checkout_minutes": 30,
     # Checkout (DT): individual customers must be identity-verified by an agent first
     "require_identity_verification": False,
+    # Settings → Agents (owner only): every agent signs in with two-factor sign-in (services/two_factor.py)
+    "require_two_factor_agents": False,
     # Fraud check (WHMCS): each rule's points; at or above the threshold an order goes to Fraud (services/fraud.py)
     "fraud_check_enabled": True,
     "fraud_threshold": 60,
