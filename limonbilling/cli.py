@@ -4,6 +4,7 @@ import sys
 import time
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
@@ -173,8 +174,13 @@ def outbox_run(interval: float) -> None:
                 last_reconcile = time.monotonic()
                 for line in _reconcile_safely():
                     click.echo(line)
-            report = outbox.send_due()
-            db.session.remove()
+            try:
+                report = outbox.send_due()
+            except Exception:  # noqa: BLE001 - e.g. the database away: the worker waits and tries again
+                current_app.logger.exception("outbox: delivery run failed; trying again in %g s", interval)
+                report = outbox.SendReport()
+            finally:
+                db.session.remove()
             if report.handled:
                 click.echo(_report(report))
             else:

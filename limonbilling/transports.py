@@ -7,8 +7,9 @@ a password.
 import smtplib
 import ssl
 from collections.abc import Mapping
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
+from email.utils import make_msgid
 
 import requests
 from flask import current_app
@@ -36,15 +37,24 @@ def sms_configured(values: Mapping | None = None) -> bool:
     return bool(values["sms_enabled"] and values["sms_url"])
 
 
+def _one_line(text: str) -> str:
+    """A name or subject for a header: CR, LF and every other line break become single spaces."""
+    return " ".join(text.split())
+
+
 def build_email(values: Mapping, *, to: str, cc: list[str], subject: str, text: str, html: str | None,
                 message_id: str | None = None) -> EmailMessage:
-    """A plain-text mail with an HTML alternative; the Message-ID stays the same on every retry."""
+    """A plain-text mail with an HTML alternative; the Message-ID stays the same on every retry.
+
+    Headers are built by the standard library's header classes: names and subjects are folded onto one
+    line, and an address they refuse (e.g. one holding CR/LF) raises ValueError instead of injecting."""
     message = EmailMessage()
-    message["From"] = formataddr((values["smtp_from_name"] or values["company_name"], values["smtp_from_address"]))
-    message["To"] = to
+    message["From"] = Address(_one_line(values["smtp_from_name"] or values["company_name"]),
+                              addr_spec=values["smtp_from_address"])
+    message["To"] = Address(addr_spec=to)
     if cc:
-        message["Cc"] = ", ".join(cc)
-    message["Subject"] = subject
+        message["Cc"] = tuple(Address(addr_spec=address) for address in cc)
+    message["Subject"] = _one_line(subject)
     domain = values["smtp_from_address"].rpartition("@")[2] or None
     message["Message-ID"] = f"<{message_id}@{domain}>" if message_id else make_msgid(domain=domain)
     message.set_content(text)
@@ -180,8 +190,7 @@ def save_settings(values: Mapping, actor) -> list[str]:
         errors["smtp_port"] = [_("Enter a port from 1 to 65535.")]
     if clean.get("smtp_security") not in SMTP_SECURITY:
         errors["smtp_security"] = [_("Choose how the connection is secured.")]
-    if not isinstance(clean.get("notification_max_attempts"), int) or not 1 <= clean["notification_max_attempts"] <= 50:
-        errors["notification_max_attempts"] = [_("Enter a number from 1 to 50.")]
+    errors.update(settings.bound_errors(clean))
     if not isinstance(clean.get("low_credit_threshold"), int) or clean["low_credit_threshold"] < 0:
         errors["low_credit_threshold"] = [_("Enter a whole number, 0 or more (0 sends no warning).")]
     if clean["sms_url"] and not clean["sms_url"].startswith(("https://", "http://")):

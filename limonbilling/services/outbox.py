@@ -31,8 +31,11 @@ LONGEST_RETRY = timedelta(hours=6)
 
 
 def retry_delay(attempts: int) -> timedelta:
-    """1, 2, 4, 8 … minutes after the 1st, 2nd, 3rd, 4th … failed attempt, at most 6 hours."""
-    return min(FIRST_RETRY * 2 ** (attempts - 1), LONGEST_RETRY)
+    """1, 2, 4, 8 … minutes after the 1st, 2nd, 3rd, 4th … failed attempt, at most 6 hours.
+
+    The exponent is capped first (2 ** 9 minutes already passes 6 hours), so no attempt count overflows."""
+    doublings = min(max(attempts - 1, 0), (LONGEST_RETRY // FIRST_RETRY).bit_length())
+    return min(FIRST_RETRY * 2 ** doublings, LONGEST_RETRY)
 
 
 @dataclass
@@ -114,7 +117,10 @@ def _finish(message: Claimed, **values) -> None:
 
 
 def deliver(message: Claimed, values: dict, connection: SmtpConnection, report: SendReport) -> None:
-    """Send one claimed message and record the outcome: sent, to be retried later, or failed for good."""
+    """Send one claimed message and record the outcome: sent, to be retried later, or failed for good.
+
+    A message that cannot even be built (an address the mail classes refuse) fails like one the server
+    refused: alone, with its error on the row for agents, never stopping the messages after it."""
     try:
         if message.channel == "email":
             connection.send(build_email(
@@ -124,16 +130,20 @@ def deliver(message: Claimed, values: dict, connection: SmtpConnection, report: 
             ))
         else:
             send_sms(values, message.recipient, message.body_text)
-    except DeliveryError as error:
+    except Exception as error:  # noqa: BLE001 - one bad message must not stop the others
+        if isinstance(error, DeliveryError):
+            reason = str(error)
+        else:
+            reason = f"{type(error).__name__}: {error}"
+            current_app.logger.exception("outbox: notification %s cannot be sent", message.id)
         attempts = message.attempts + 1
         if attempts >= values["notification_max_attempts"]:
             report.failed += 1
-            _finish(message, state="failed", last_error=str(error)[:2000])
-            current_app.logger.warning("outbox: notification %s failed for good: %s", message.id, error)
+            _finish(message, state="failed", last_error=reason[:2000])
+            current_app.logger.warning("outbox: notification %s failed for good: %s", message.id, reason)
         else:
             report.retrying += 1
-            _finish(message, state="pending", last_error=str(error)[:2000],
-                    next_attempt_at=now() + retry_delay(attempts))
+            _finish(message, state="pending", last_error=reason[:2000], next_attempt_at=now() + retry_delay(attempts))
         return
     report.sent += 1
     _finish(message, state="sent", sent_at=now(), last_error=None)

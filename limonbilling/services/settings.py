@@ -114,8 +114,22 @@ def get_all() -> dict[str, Any]:
     return {key: get(key) for key in DEFAULTS}
 
 
+# Whole numbers with bounds, checked by update() whoever stores them. Attempts: at 50 a message is already retried
+# 6 hours apart for almost two weeks.
+BOUNDS = {"notification_max_attempts": (1, 50)}
+
+
+def bound_errors(values: dict[str, Any]) -> dict[str, list[str]]:
+    """The errors of the values in BOUNDS that are not whole numbers within their bounds."""
+    return {key: [_("Enter a number from %(low)d to %(high)d.", low=low, high=high)]
+            for key, (low, high) in BOUNDS.items()
+            if key in values and (type(values[key]) is not int or not low <= values[key] <= high)}
+
+
 def update(values: dict[str, Any], actor: audit.Actor) -> list[str]:
     """Store the given values; returns the keys that changed (audited by name only)."""
+    if errors := bound_errors(values):
+        raise ValidationFailed(errors)
     changed = []
     for key, value in values.items():
         if key not in DEFAULTS:
