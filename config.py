@@ -54,12 +54,18 @@ class Config:
     ITEMS_PER_PAGE = int(os.environ.get("ITEMS_PER_PAGE", "25"))
     # How many proxies (nginx, a load balancer) stand in front; their X-Forwarded-* headers are trusted.
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
-    # Failed sign-ins allowed per account and per client IP (and password-reset requests per IP);
-    # several app servers share the counts through a common storage such as redis://host:6379.
-    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
-    RATELIMIT_HEADERS_ENABLED = True
-    SIGN_IN_LIMIT_PER_ACCOUNT = os.environ.get("SIGN_IN_LIMIT_PER_ACCOUNT", "10 per 15 minutes")
+    # Where the throttle counts, shared by every worker: database:// (a table of the app's database) or,
+    # for several app servers, redis://host:6379 (docs/deployment.md). memory:// counts per process.
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "database://")
+    RATELIMIT_HEADERS_ENABLED = False  # the 429 page sets Retry-After itself
+    # Failed sign-ins per client IP across accounts, and password-reset requests per IP.
     SIGN_IN_LIMIT_PER_IP = os.environ.get("SIGN_IN_LIMIT_PER_IP", "50 per 15 minutes")
+    # Sign-in lock-out per (account, client IP): free attempts, then one per window doubling from
+    # SIGN_IN_LOCKOUT_SECONDS up to the maximum; a pair's count starts again a day after its first attempt.
+    SIGN_IN_FREE_ATTEMPTS = int(os.environ.get("SIGN_IN_FREE_ATTEMPTS", "5"))
+    SIGN_IN_LOCKOUT_SECONDS = int(os.environ.get("SIGN_IN_LOCKOUT_SECONDS", "30"))
+    SIGN_IN_LOCKOUT_MAX_SECONDS = int(os.environ.get("SIGN_IN_LOCKOUT_MAX_SECONDS", "3600"))
+    SIGN_IN_LOCKOUT_RESET_SECONDS = int(os.environ.get("SIGN_IN_LOCKOUT_RESET_SECONDS", str(24 * 3600)))
     # The address customers reach the app at, for links in e-mails (https://billing.example.com); required
     # in production. Without it a request's own host is used for links only if it is in TRUSTED_HOSTS
     # (Flask's setting, comma-separated in the environment: requests for other hosts answer 400).
@@ -98,6 +104,9 @@ class TestingConfig(Config):
     WTF_CSRF_ENABLED = False
     OUTBOX_SEND_AFTER_COMMIT = False  # tests deliver explicitly, or switch it on to test it
     TRUSTED_HOSTS = ["localhost", "127.0.0.1"]
+    # Requests share the test's app context and session (tests/conftest.py): on SQLite a count written
+    # beside a test's open transaction would wait for it. The throttle tests use database://.
+    RATELIMIT_STORAGE_URI = "memory://"
 
 
 class ProductionConfig(Config):
@@ -117,6 +126,9 @@ class ProductionConfig(Config):
         if address.scheme not in ("https", "http") or not address.netloc:
             raise RuntimeError("PUBLIC_BASE_URL must be set in production to the address customers use, "
                                "e.g. https://billing.example.com: every link in an e-mail is built from it")
+        if config.get("RATELIMIT_STORAGE_URI", "").startswith("memory"):
+            raise RuntimeError("RATELIMIT_STORAGE_URI must be shared by every worker in production: "
+                               "database:// (the default) or redis://host:6379")
 
 
 CONFIGS = {

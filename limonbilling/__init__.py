@@ -4,8 +4,8 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
-from flask import Flask, has_request_context, render_template, request, session
-from flask_babel import format_currency, format_date, format_datetime, get_locale
+from flask import Flask, has_request_context, make_response, render_template, request, session
+from flask_babel import format_currency, format_date, format_datetime, format_timedelta, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -180,10 +180,15 @@ def _register_error_handlers(app: Flask) -> None:
         return error_page(405, _("Not allowed here"), _("This address does not accept that kind of request."))
 
     @app.errorhandler(429)
-    def too_many(_error):
-        return error_page(429, _("Too many attempts"),
-                          _("Too many failed attempts from here or for this account. Wait a few minutes and try "
-                            "again, or ask for a new password."))
+    def too_many(error):
+        from .throttle import retry_after
+
+        seconds = retry_after(error)
+        response = make_response(error_page(429, _("Too many attempts"), _(
+            "Too many failed attempts from your address or for this account. Try again %(when)s. If you have "
+            "forgotten your password, ask for a new one.", when=format_timedelta(seconds, add_direction=True))))
+        response.headers["Retry-After"] = str(seconds)
+        return response
 
     @app.errorhandler(CSRFError)
     def csrf_failed(_error):

@@ -16,6 +16,7 @@ from .forms import ForgotPasswordForm, ResetPasswordForm, SignInForm, run_servic
 from .models import Agent, Customer
 from .safe_redirect import safe_next
 from .services import ServiceError, accounts, audit
+from .throttle import check_password
 
 OWNER = "owner"
 SIGNED_IN = "signed-in"  # any active agent, no permission needed
@@ -128,21 +129,17 @@ def vip_required(view):
 
 
 def _counts(response) -> bool:
-    """Every reset request counts (each may send a mail); of sign-ins only the failed ones (a working one redirects)."""
+    """Every reset request counts (each may send a mail); of sign-ins only the failed or refused ones (a
+    working one redirects)."""
     return request.endpoint.endswith("forgot_password") or response.status_code != 302
 
 
-def _submitted_account() -> str:
-    return "account:" + (request.form.get("email") or "").strip().lower()
-
-
 def throttled(view):
-    """Throttle failed sign-ins (and reset requests) per account and per client IP (Flask-Limiter)."""
+    """Throttle failed sign-ins (and reset requests) per client IP across accounts (Flask-Limiter, in the
+    storage every worker shares); the lock-out of one account from one IP is throttle.check_password's."""
     per_ip = limiter.limit(lambda: current_app.config["SIGN_IN_LIMIT_PER_IP"], methods=["POST"],
                            deduct_when=_counts, scope="sign-in-ip")
-    per_account = limiter.limit(lambda: current_app.config["SIGN_IN_LIMIT_PER_ACCOUNT"], methods=["POST"],
-                                deduct_when=_counts, key_func=_submitted_account, scope="sign-in-account")
-    return per_ip(per_account(view))
+    return per_ip(view)
 
 
 def sign_in_page(authenticate, template: str, home_endpoint: str):
@@ -154,7 +151,7 @@ def sign_in_page(authenticate, template: str, home_endpoint: str):
 
     form = SignInForm()
     if form.validate_on_submit():
-        user = authenticate(form.email.data, form.password.data)
+        user = check_password(authenticate, form.email.data, form.password.data, client_ip())
         if user is not None:
             if user.two_factor_enabled:
                 return begin_second_step(user, home_endpoint.split(".")[0])

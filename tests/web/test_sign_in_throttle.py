@@ -1,4 +1,5 @@
-"""Failed sign-ins are throttled per account and per client IP; a working sign-in never counts."""
+"""Failed sign-ins are throttled per (account, client IP) and per client IP; a working sign-in never counts.
+tests/unit/test_throttle.py pins the lock-out's windows; tests/http/test_throttle_gunicorn.py its workers."""
 import pytest
 
 from ..factories import PASSWORD, make_agent, make_customer
@@ -6,7 +7,7 @@ from ..factories import PASSWORD, make_agent, make_customer
 
 @pytest.fixture
 def strict(app):
-    app.config.update(SIGN_IN_LIMIT_PER_ACCOUNT="3 per minute", SIGN_IN_LIMIT_PER_IP="5 per minute")
+    app.config.update(SIGN_IN_FREE_ATTEMPTS=3, SIGN_IN_LIMIT_PER_IP="5 per minute")
     return app
 
 
@@ -20,8 +21,9 @@ def test_an_account_is_locked_after_its_failed_attempts(app, strict, path):
     client = strict.test_client()
     assert [attempt(client, path, email).status_code for _ in range(3)] == [200, 200, 200]
     locked = attempt(client, path, email, password=PASSWORD)  # even the right password waits now
-    assert locked.status_code == 429 and "Too many failed attempts" in locked.get_data(as_text=True)
-    assert attempt(client, path, email, ip="198.51.100.99").status_code == 429  # from anywhere
+    assert locked.status_code == 429 and "Try again in 30 seconds" in locked.get_data(as_text=True)
+    assert locked.headers["Retry-After"] == "30"
+    assert attempt(client, path, email, password=PASSWORD, ip="198.51.100.99").status_code == 302  # not elsewhere
     assert attempt(client, path, "someone-else@example.com").status_code == 200
 
 
