@@ -52,7 +52,7 @@ class ForgotPasswordForm(FlaskForm):
 
 class ResetPasswordForm(FlaskForm):
     password = PasswordField(_l("New password"), validators=[InputRequired()],
-                             description=_l("At least 8 characters, with a digit or a symbol."))
+                             description=_l("At least 10 characters, with a digit or a symbol."))
     confirm = PasswordField(_l("New password again"), validators=[InputRequired(), EqualTo(
         "password", message=_l("The two passwords differ."))])
 

@@ -24,6 +24,19 @@ from ..extensions import db
 from ..services.clock import now
 
 PERMISSIONS = ("billing", "customers", "settings", "support")
+_UNUSABLE_HASH = generate_password_hash("no account has this password")
+
+
+def check_password_of_nobody(password: str) -> bool:
+    """Check a password as long as for a real account, and fail: a sign-in for an address without an
+    account takes as long as a wrong password (the time does not tell which addresses have accounts)."""
+    check_password_hash(_UNUSABLE_HASH, password)
+    return False
+
+
+def hash_password_for_nobody(password: str) -> None:
+    """Hash a password and throw it away: a registration for a known address costs what a new one does."""
+    generate_password_hash(password)
 
 
 class SignInMixin:

@@ -86,13 +86,17 @@ def register():
     if request.method == "GET" and not form.language.data:
         form.language.data = session.get("language", "")
     if form.validate_on_submit():
-        ok, customer = run_service(form, customers.register_customer, form.details(), form.password.data)
-        if ok:
-            sign_in(customer)
-            flash(_("Welcome! Your account is ready. We sent a link to %(email)s to confirm the address.",
-                    email=customer.email), "success")
-            return redirect(url_for("portal.home"))
+        if run_service(form, customers.sign_up, form.details(), form.password.data)[0]:
+            session["registered_email"] = form.email.data.strip()
+            return redirect(url_for("portal.registration_sent"))
     return render_template("portal/register.html", form=form)
+
+
+@bp.route("/register/check-your-mail")
+@public
+def registration_sent():
+    """The same page whether the address was new or had an account already (the mail says which)."""
+    return render_template("portal/register_sent.html", email=session.get("registered_email"))
 
 
 def _profile_page(form=None, password_form=None, email_form=None, status: int = 200):

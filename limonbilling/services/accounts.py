@@ -1,6 +1,8 @@
 """Sign-in, agent accounts, and the signed links that confirm an e-mail address or reset a password."""
 import hashlib
 from datetime import UTC
+from functools import cache
+from pathlib import Path
 
 from email_validator import validate_email
 from flask import current_app
@@ -10,10 +12,12 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import PERMISSIONS, Agent, Customer
+from ..models.accounts import check_password_of_nobody
 from . import ServiceError, ValidationFailed, audit
 from .clock import now
 
-MIN_PASSWORD_LENGTH = 8
+MIN_PASSWORD_LENGTH = 10
+COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent.parent / "data" / "common_passwords.txt"
 
 
 def normalize_email(value: str) -> str:
@@ -24,6 +28,12 @@ def normalize_email(value: str) -> str:
     return validate_email(value.strip(), check_deliverability=False).normalized.lower()
 
 
+@cache
+def _common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(line for line in lines if line and not line.startswith("#"))
+
+
 def password_problem(password: str | None) -> str | None:
     """Why a password is too weak, or None when it will do."""
     password = password or ""
@@ -31,6 +41,8 @@ def password_problem(password: str | None) -> str | None:
         return _("Use at least %(n)d characters.", n=MIN_PASSWORD_LENGTH)
     if password.isdigit() or password.isalpha():
         return _("Use letters and at least one digit or symbol.")
+    if password.lower() in _common_passwords():
+        return _("This password is one of the most common ones; choose another.")
     return None
 
 
@@ -38,18 +50,22 @@ def _by_email(model, email: str):
     return db.session.scalar(select(model).where(func.lower(model.email) == (email or "").strip().lower()))
 
 
-def authenticate_agent(email: str, password: str) -> Agent | None:
-    agent = _by_email(Agent, email)
-    if agent is None or not agent.active or not agent.check_password(password or ""):
+def _authenticate(model, email: str, password: str):
+    """The account whose password this is, or None; a password hash is checked either way (timing)."""
+    user = _by_email(model, email)
+    if user is None:
+        return check_password_of_nobody(password or "") or None
+    if not user.check_password(password or "") or not user.is_active:
         return None
-    return agent
+    return user
+
+
+def authenticate_agent(email: str, password: str) -> Agent | None:
+    return _authenticate(Agent, email, password)
 
 
 def authenticate_customer(email: str, password: str) -> Customer | None:
-    customer = _by_email(Customer, email)
-    if customer is None or not customer.check_password(password or ""):
-        return None
-    return customer
+    return _authenticate(Customer, email, password)
 
 
 def change_password(user: Agent | Customer, current: str, new: str, actor: audit.Actor) -> None:

@@ -13,6 +13,7 @@ from stdnum.tr import tckimlik, vkn
 
 from ..extensions import db
 from ..models import CUSTOMER_SEARCH_SQL, Customer, CustomerDepartment, CustomerNote, Department
+from ..models.accounts import hash_password_for_nobody
 from ..search import contains
 from ..sqlite import fold_case
 from . import ValidationFailed, accounts, audit, notifications
@@ -45,11 +46,13 @@ def _digits(value: str) -> str:
     return "".join(value.split())
 
 
-def validate_details(data: dict[str, Any], *, customer: Customer | None = None) -> dict[str, Any]:
+def validate_details(data: dict[str, Any], *, customer: Customer | None = None,
+                     unique_email: bool = True) -> dict[str, Any]:
     """Check and normalise a customer's details (individual or corporate).
 
     Returns the clean values; raises ValidationFailed with every field error at once.
-    `customer` is the record being edited, so its own e-mail is not a duplicate.
+    `customer` is the record being edited, so its own e-mail is not a duplicate; `unique_email=False`
+    leaves that check to the caller (sign-up must not tell which addresses have accounts).
     """
     errors: dict[str, list[str]] = {}
     clean: dict[str, Any] = {}
@@ -84,7 +87,7 @@ def validate_details(data: dict[str, Any], *, customer: Customer | None = None) 
             taken = select(Customer.id).where(func.lower(Customer.email) == clean["email"])
             if customer is not None:
                 taken = taken.where(Customer.id != customer.id)
-            if db.session.scalar(taken) is not None:
+            if unique_email and db.session.scalar(taken) is not None:
                 fail("email", _("An account with this e-mail address already exists."))
 
     if clean["phone"] and "phone" not in errors:
@@ -145,6 +148,28 @@ def register_customer(
     audit.record(actor or audit.Actor.of(customer), "customer.register", customer)
     notifications.welcome(customer, set_password=password is None)
     return customer
+
+
+def sign_up(data: dict[str, Any], password: str) -> Customer | None:
+    """A visitor opens their own account. The answer does not tell whether the address has one: for a
+    known address nothing is created, its owner is mailed (sign in, or reset the password) and the
+    password is hashed all the same, so even the time taken is alike. Returns the new customer or None."""
+    errors: dict[str, list[str]] = {}
+    try:
+        clean = validate_details(data, unique_email=False)
+    except ValidationFailed as exc:
+        errors.update(exc.errors)
+    problem = accounts.password_problem(password)
+    if problem:
+        errors.setdefault("password", []).append(problem)
+    if errors:
+        raise ValidationFailed(errors)
+    existing = db.session.scalar(select(Customer).where(func.lower(Customer.email) == clean["email"]))
+    if existing is None:
+        return register_customer(data, password)
+    hash_password_for_nobody(password)
+    notifications.account_exists(existing)
+    return None
 
 
 def update_customer(customer: Customer, data: dict[str, Any], actor: audit.Actor) -> list[str]:

@@ -276,6 +276,13 @@ def email_verification(customer: Customer) -> None:
                  verify_days=current_app.config["EMAIL_VERIFICATION_MAX_AGE"] // 86400)
 
 
+def account_exists(customer: Customer) -> None:
+    """Someone registered with the address of an existing account: tell its owner how to get in."""
+    _to_customer(customer, "account_exists", f"customer:{customer.id}:account-exists:{now().isoformat()}",
+                 "account_exists", lambda: _("You already have an account"),
+                 sign_in_url=external_url("portal.login"), reset_url=external_url("portal.forgot_password"))
+
+
 def email_change(customer: Customer, new_email: str, token: str) -> None:
     """The link that moves the account to `new_email`, sent there (it proves the address is theirs)."""
     _to_customer(customer, "email_change", f"customer:{customer.id}:change-email:{now().isoformat()}",

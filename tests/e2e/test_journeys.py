@@ -21,6 +21,15 @@ def register(page, shop, email: str, first_name: str = "Ayşe") -> None:
     page.fill("#password", PASSWORD)
     page.fill("#password_again", PASSWORD)
     page.locator("form button.btn-primary").click()
+    page.wait_for_url(f"{shop.url}/register/check-your-mail")  # the same page for a known address
+    customer_signs_in(page, shop, email)
+
+
+def customer_signs_in(page, shop, email: str) -> None:
+    page.goto(f"{shop.url}/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.locator("form button.btn-primary").click()
     page.wait_for_url(f"{shop.url}/")
 
 

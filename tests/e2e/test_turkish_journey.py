@@ -7,7 +7,7 @@ from flask_babel import gettext as translate
 
 from ..factories import PASSWORD
 from .conftest import screenshot
-from .test_journeys import CARD
+from .test_journeys import CARD, customer_signs_in
 
 
 def turkish(shop, text: str, **values) -> str:
@@ -31,7 +31,9 @@ def test_a_turkish_customer_buys_credits_and_an_agent_accepts_in_turkish(shop, n
     page.fill("#password", PASSWORD)
     page.fill("#password_again", PASSWORD)
     page.locator("form button.btn-primary").click()
-    page.wait_for_url(f"{shop.url}/")
+    page.wait_for_url(f"{shop.url}/register/check-your-mail")
+    assert turkish(shop, "Check your mail") in page.content()
+    customer_signs_in(page, shop, "gokce@example.com")
 
     page.goto(f"{shop.url}/packages")
     assert "₺150,00" in page.content()
