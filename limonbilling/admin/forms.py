@@ -292,6 +292,11 @@ class AcceptForm(FlaskForm):
                                              "is kept with the order."))
 
 
+class SettleAttentionForm(FlaskForm):
+    note = StringField(_l("How it was settled"), validators=[Length(max=1000)],
+                       description=_l("e.g. kept: the customer confirmed; or refunded in the bank's panel"))
+
+
 class NotificationSettingsForm(FlaskForm):
     """Settings → Notifications: the SMTP server, the SMS provider, retries, the low-credit warning."""
 

@@ -39,7 +39,7 @@ from ..services import (
     reports,
 )
 from .billing import billing_view
-from .forms import AcceptForm, PlaceOrderForm, RefundForm, ToggleForm
+from .forms import AcceptForm, PlaceOrderForm, RefundForm, SettleAttentionForm, ToggleForm
 
 PENDING_BADGE_MOST = 999  # the list's pending badge counts this far, then says "999+"
 
@@ -125,7 +125,8 @@ def order_detail(number: str):
     messages = list(db.session.scalars(
         select(Notification).where(Notification.order_number == order.number).order_by(Notification.id)))
     return render_template("admin/order_detail.html", order=order, entries=entries, form=ToggleForm(),
-                           accept_form=AcceptForm(), balance_entries=balance_entries, messages=messages,
+                           accept_form=AcceptForm(), attention_form=SettleAttentionForm(),
+                           balance_entries=balance_entries, messages=messages,
                            card_plan=refunds.card_plan(order))
 
 
@@ -160,6 +161,19 @@ def order_action(number: str, action: str):
         else:
             db.session.commit()
             flash(message % {"number": number}, "success")
+    return redirect(url_for("admin.order_detail", number=number))
+
+
+@billing_view("/billing/orders/<number>/attention", methods=["POST"])
+def order_settle_attention(number: str):
+    """The agent settled what the order was flagged for (kept the money, or returned it outside the system)."""
+    order = _order_or_404(number)
+    form = SettleAttentionForm()
+    if form.validate_on_submit():
+        if run_service(form, orders.settle_attention, order, form.note.data, current_actor())[0]:
+            flash(_("Order %(number)s no longer needs attention.", number=number), "success")
+            return redirect(url_for("admin.order_detail", number=number))
+    flash(" ".join(form.form_errors + form.note.errors), "danger")
     return redirect(url_for("admin.order_detail", number=number))
 
 

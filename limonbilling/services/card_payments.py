@@ -28,7 +28,7 @@ from ..models import (
 )
 from ..models.orders import RECHECK_FAILED, STATUS_FAILURE
 from ..payments.nestpay import NestPayError
-from . import ServiceError, audit, orders, payments, promo_codes, refunds, settings
+from . import ServiceError, audit, notifications, orders, payments, promo_codes, refunds, settings
 from .clock import now
 from .lifecycle import lock_order, move_order, settle
 from .payments import move_payment
@@ -77,6 +77,9 @@ def apply_card_callback(gateway, fields: Mapping[str, str], actor: audit.Actor) 
         # Not from the bank: the attempt stays as it is so the bank's real answer still counts.
         audit.record(actor, "payment.callback_rejected", order, oid=oid, reason=decision.reason)
         return order
+    if payment.state == PaymentState.CONFIRMED and payment.md_status is None and decision.reason == "md_status":
+        _half_3d_heard_late(order, payment, decision, actor)
+        return order
     if payment.state in (PaymentState.CONFIRMED, PaymentState.REFUNDED, PaymentState.CANCELED):
         return order  # already decided (a voided sale has no money left to take): a replay changes nothing
     if not decision.money_taken and payment.state != PaymentState.PENDING:
@@ -87,6 +90,21 @@ def apply_card_callback(gateway, fields: Mapping[str, str], actor: audit.Actor) 
                "currency_mismatch": _("the currency differs from the order's")}.get(decision.reason or "", "")
     _apply_outcome(order, payment, Outcome(decision.money_taken, decision.approved, refusal), actor)
     return order
+
+
+def _half_3d_heard_late(order: Order, payment: Payment, decision, actor: audit.Actor) -> None:
+    """The bank's signed post-back, arriving after the attempt was accepted from its status (ORDERSTATUS does
+    not say whether 3-D Secure was full or half), says half 3-D, which the store does not accept. The order may
+    be in use by now, so nothing is taken back by itself: agents are told to keep the money or Cancel & Refund.
+    The post-back's mdStatus is kept, so a replay of it changes nothing."""
+    payment.md_status = decision.attempt_fields.get("mdStatus") or "?"
+    payment.raw = {**(payment.raw or {}), "post_back": decision.raw_fields}
+    detail = _("The bank's post-back for %(oid)s came after the payment was accepted from the bank's status, and "
+               "says half 3-D Secure, which this store does not accept. Keep the money (mark this as settled) or "
+               "Cancel & Refund the order.", oid=payment.oid)
+    order.attention = detail
+    notifications.money_needs_attention(order, detail, key=f"half-3d:{payment.id}")
+    audit.record(actor, "payment.half_3d_after_status", order, oid=payment.oid, md_status=payment.md_status)
 
 
 def _record_answer(payment: Payment, decision) -> None:

@@ -28,6 +28,7 @@ from ..models import (
 )
 from . import (
     ServiceError,
+    ValidationFailed,
     audit,
     balance,
     entitlements,
@@ -320,6 +321,21 @@ def back_to_pending(order: Order, actor: audit.Actor) -> Order:
     promo_codes.hold_use(order)
     settle(order)
     audit.record(actor, "order.pending", order, number=order.number)
+    return order
+
+
+def settle_attention(order: Order, note: str, actor: audit.Actor) -> Order:
+    """An agent marks what the order was flagged for (money the bank holds that could not be returned, a
+    half 3-D payment heard of late) as settled, saying how; the note goes to the audit log."""
+    note = (note or "").strip()
+    if not note:
+        raise ValidationFailed({"note": [_("Say how it was settled (e.g. refunded by the bank's panel).")]})
+    order = lock_order(order)
+    if not order.attention:
+        raise ServiceError("nothing_flagged", _("Nothing on this order needs attention any more."))
+    audit.record(actor, "order.attention_settled", order, number=order.number, flagged=order.attention,
+                 note=note[:1000])
+    order.attention = None
     return order
 
 

@@ -17,8 +17,9 @@ example; each example starts from new records (two customers, a promo code) with
 and looks only at its own orders. One simulator serves the whole run; `the_bank` is its in-memory record,
 which the invariants read. `LIFECYCLE_MACHINE_EXAMPLES=300` runs a deeper search than the default.
 
-What it found is at the end of the file, each as its shortest example: four bugs fixed since (314bf72), kept
-as regression tests, and one still open, an xfail test (the machine's oracle follows the bank's status there).
+What it found is at the end of the file, each as its shortest example, fixed since and kept as regression
+tests: four in 314bf72, and a half 3-D payment found by asking the bank, whose late post-back now flags the
+order for agents.
 """
 import itertools
 import os
@@ -44,9 +45,11 @@ from sqlalchemy import func, select
 from limonbilling.extensions import db
 from limonbilling.models import (
     AccountBalance,
+    AuditEntry,
     BalanceEntry,
     Customer,
     MoneyState,
+    Notification,
     Order,
     OrderState,
     OrderStatus,
@@ -722,19 +725,30 @@ def test_money_taken_for_a_deleted_order_goes_back(bank):
         f"{found!r} and kept it")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "a half 3-D payment whose post-back was lost is accepted when the bank is asked (ORDERSTATUS carries no "
-    "mdStatus), and its signed post-back arriving afterwards is ignored as already decided: the store's refusal "
-    "of half 3-D (nestpay_accept_half_3d off) is bypassed, the money kept, agents not told (domain.md §6a)"))
-def test_a_half_3d_payment_found_by_asking_the_bank_is_returned_once_its_post_back_says_so(bank):
-    gateway, _at_the_bank = bank
+def test_a_half_3d_payment_found_by_asking_the_bank_is_flagged_once_its_post_back_says_so(bank, clock):
+    """A half 3-D payment whose post-back was lost is accepted when the bank is asked (ORDERSTATUS carries no
+    mdStatus); its signed post-back arriving afterwards used to be ignored as already decided, so the store's
+    refusal of half 3-D was bypassed with no word to agents. The order may be in use by then: agents are told,
+    once, and keep the money or Cancel & Refund it."""
+    gateway, at_the_bank = bank
+    store_settings.update({"notification_email": "team@example.com"}, AGENT)
     order, attempt, pay = _a_card_checkout(gateway)
     post_back = pay("half_3d")  # mdStatus 2, Approved: the bank took the money; the post-back is lost
     assert card_payments.ask_bank_about_attempt(attempt.id, gateway, AGENT) == f"{attempt.oid}: confirmed"
     db.session.commit()
-    card_payments.apply_card_callback(gateway, post_back, BANK)  # now we hear it was half 3-D
+    for _replay in range(2):
+        card_payments.apply_card_callback(gateway, post_back, BANK)  # now we hear it was half 3-D (twice)
+        db.session.commit()
+    db.session.expire_all()
+    assert attempt.state == "confirmed" and attempt.md_status == "2" and "half 3-D" in order.attention
+    flagged = db.session.scalars(select(Notification).where(Notification.event == "money_needs_attention")).all()
+    assert [row.recipient for row in flagged] == ["team@example.com"]
+    assert db.session.scalar(select(func.count(AuditEntry.id)).where(
+        AuditEntry.action == "payment.half_3d_after_status")) == 1
+
+    refunds.start(order, to=RefundDestination.CARD, actor=AGENT)  # the agent's Cancel & Refund: all of it
+    db.session.commit()
+    refunds.send(order, gateway, AGENT)
     db.session.commit()
     db.session.expire_all()
-    assert any(r.automatic for r in attempt.refunds) or order.attention, (
-        f"attempt {attempt.oid} (md_status {attempt.md_status}) stays {attempt.state}, order {order.payment_status} "
-        f"and activated={order.activated}: half 3-D money kept with no refund and no note for agents")
+    assert at_the_bank[attempt.oid].status == "V" and order.attention is None and order.status == "cancelled"

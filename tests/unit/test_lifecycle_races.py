@@ -798,3 +798,33 @@ def test_12_sixteen_expiries_of_a_checkout_the_bank_never_paid_cancel_once(worke
     assert db.session.get(PromoCode, code_id).uses == 0
     assert audits("order.expired", case.order_id) == 1 and audits("payment.failed", case.order_id) == 1
     assert audits("payment.reconciled", case.order_id) == 1
+
+
+# --- 13: a half 3-D post-back heard after the bank's status, and settling a flagged order -------------------
+
+def test_13_sixteen_copies_of_a_late_half_3d_post_back_flag_the_order_once(worker, bank, support):
+    case, _approval = unpaid_card_order(support)
+    bank_holds(bank, case)
+    gateway = NestPayGateway()
+    card_payments.ask_bank_about_attempt(case.payment_id, gateway, BANK)  # the post-back was lost: asked
+    db.session.commit()
+    half_3d = bank_answer(db.session.get(Payment, case.payment_id), mdStatus="2")
+    outcomes = race(worker, [call(lambda: card_payments.apply_card_callback(gateway, half_3d, BANK))] * THREADS)
+
+    no_errors(outcomes)
+    order = db.session.get(Order, case.order_id)
+    assert "half 3-D" in order.attention and order.payments[0].md_status == "2"
+    assert audits("payment.half_3d_after_status", case.order_id) == 1
+    assert mails(case.number, "money_needs_attention", TEAM) == 1
+    assert count(Grant, Grant.order_id == case.order_id) == 1  # nothing taken back by itself
+
+
+def test_13_sixteen_agents_settling_one_flag_settle_it_once(worker, gateway, support):
+    case = paid_card_order(gateway, support)
+    db.session.get(Order, case.order_id).attention = "The bank refused the Void."
+    db.session.commit()
+    outcomes = race(worker, [on_order(case.order_id, lambda o: orders.settle_attention(o, "kept", AGENT))] * THREADS)
+
+    exactly_one(outcomes, "nothing_flagged")
+    assert db.session.get(Order, case.order_id).attention is None
+    assert audits("order.attention_settled", case.order_id) == 1
