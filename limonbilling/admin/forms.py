@@ -149,6 +149,10 @@ class PaymentSettingsForm(FlaskForm):
     card_checkout_minutes = IntegerField(
         _l("Unpaid card checkouts expire after (minutes)"), validators=[InputRequired(), NumberRange(min=5, max=1440)]
     )
+    # Against card testing; their bounds are settings.BOUNDS
+    card_attempts_per_order = IntegerField(_l("Card attempts per order"))
+    card_attempts_per_customer_hour = IntegerField(_l("Card attempts per customer in an hour"),
+                                                   description=_l("Over all their orders, in the last 60 minutes."))
 
 
 class InvoiceSettingsForm(FlaskForm):

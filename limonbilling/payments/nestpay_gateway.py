@@ -119,7 +119,9 @@ def save_settings(values: Mapping, actor) -> list[str]:
         errors["nestpay_hash_version"] = [_("Choose a hash version from the list.")]
     if clean.get("nestpay_api_body") not in ("raw", "form"):
         errors["nestpay_api_body"] = [_("Choose how the API request is sent.")]
-    extra = {key: values[key] for key in ("auto_activate_card", "card_checkout_minutes") if key in values}
+    extra = {key: values[key] for key in ("auto_activate_card", "card_checkout_minutes", "card_attempts_per_order",
+                                          "card_attempts_per_customer_hour") if key in values}
+    errors |= settings.bound_errors(extra)
     minutes = extra.get("card_checkout_minutes", current["card_checkout_minutes"])
     if not isinstance(minutes, int) or not 5 <= minutes <= 1440:
         errors["card_checkout_minutes"] = [_("Enter a number of minutes from 5 to 1440.")]

@@ -9,8 +9,9 @@ set aside as fraud or expired meanwhile) is returned by itself (refunds.py).
 """
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from flask_babel import format_time
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -30,8 +31,11 @@ from ..models.orders import RECHECK_FAILED, STATUS_FAILURE
 from ..payments.nestpay import NestPayError
 from . import ServiceError, audit, notifications, orders, payments, promo_codes, refunds, settings
 from .clock import now
+from .entitlements import lock_customer
 from .lifecycle import lock_order, move_order, settle
 from .payments import move_payment
+
+ATTEMPT_WINDOW = timedelta(hours=1)  # the customer's card attempts count for an hour (rolling)
 
 
 def start_card_payment(order: Order, gateway: str = "nestpay") -> Payment:
@@ -42,9 +46,33 @@ def start_card_payment(order: Order, gateway: str = "nestpay") -> Payment:
     if not order.awaiting_payment:
         raise ServiceError("not_payable", _("This order cannot be paid any more."))
     moment = now()
+    _check_attempt_limits(order, moment)
     if order.expires_at is not None and order.expires_at <= moment:
         order.expires_at = moment + timedelta(minutes=settings.get("card_checkout_minutes"))
     return payments.start_card_attempt(order, gateway)
+
+
+def _check_attempt_limits(order: Order, moment: datetime) -> None:
+    """Against card testing: at most `card_attempts_per_order` attempts on an order, and at most
+    `card_attempts_per_customer_hour` by its customer in the 60 minutes before `moment`.
+
+    The order is locked; the customer is locked too before counting, so parallel attempts on the customer's
+    other orders are counted one after the other."""
+    if len(order.card_attempts) >= settings.get("card_attempts_per_order"):
+        raise ServiceError("card_attempts_order", _(
+            "Too many card attempts for this order. Cancel it and order again choosing bank transfer, "
+            "or contact us."))
+    lock_customer(order.customer_id)
+    limit = settings.get("card_attempts_per_customer_hour")
+    recent = list(db.session.scalars(select(Payment.created_at).join(Order).where(
+        Order.customer_id == order.customer_id, Payment.method == PaymentMethod.CARD,
+        Payment.created_at > moment - ATTEMPT_WINDOW).order_by(Payment.created_at)))
+    if len(recent) >= limit:
+        retry_at = recent[len(recent) - limit] + ATTEMPT_WINDOW  # when one fewer than the limit is left
+        shown = retry_at + timedelta(minutes=1, microseconds=-1)  # rounded up to the minute
+        raise ServiceError("card_attempts_hour", _(
+            "Too many card attempts in the last hour; try again after %(time)s or choose bank transfer.",
+            time=format_time(shown, "HH:mm")), retry_at=retry_at)
 
 
 @dataclass

@@ -47,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
     "vat_rate_percent": 20,
     "vat_inclusive": True,
     "card_checkout_minutes": 30,
+    # Card testing (services/card_payments.py): card attempts per order, and per customer in a rolling hour
+    "card_attempts_per_order": 5,
+    "card_attempts_per_customer_hour": 10,
     # Checkout (DT): individual customers must be identity-verified by an agent first
     "require_identity_verification": False,
     # Settings → Agents (owner only): every agent signs in with two-factor sign-in (services/two_factor.py)
@@ -116,7 +119,8 @@ def get_all() -> dict[str, Any]:
 
 # Whole numbers with bounds, checked by update() whoever stores them. Attempts: at 50 a message is already retried
 # 6 hours apart for almost two weeks.
-BOUNDS = {"notification_max_attempts": (1, 50)}
+BOUNDS = {"notification_max_attempts": (1, 50), "card_attempts_per_order": (1, 50),
+          "card_attempts_per_customer_hour": (1, 200)}
 
 
 def bound_errors(values: dict[str, Any]) -> dict[str, list[str]]:
