@@ -52,6 +52,10 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     ITEMS_PER_PAGE = int(os.environ.get("ITEMS_PER_PAGE", "25"))
+    # The largest request body in bytes (forms, JSON); more answers 413. The bank's callback, a few kilobytes
+    # of form fields from anyone on the internet, has its own much smaller limit.
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(1024 * 1024)))
+    NESTPAY_CALLBACK_MAX_LENGTH = int(os.environ.get("NESTPAY_CALLBACK_MAX_LENGTH", str(16 * 1024)))
     # How many proxies (nginx, a load balancer) stand in front; their X-Forwarded-* headers are trusted.
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
     # Where the throttle counts, shared by every worker: database:// (a table of the app's database) or,

@@ -149,14 +149,13 @@ def _register_template_helpers(app: Flask) -> None:
 
 
 def _register_error_handlers(app: Flask) -> None:
-    from werkzeug.exceptions import SecurityError
+    from werkzeug.exceptions import HTTPException, SecurityError
 
-    from .api.errors import error_response
+    from .api.errors import code_of, error_response
 
     def error_page(code: int, title: str, message: str):
         if request.path.startswith("/api/"):
-            codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 429: "too_many_requests"}
-            return error_response(code, codes.get(code, "error"), message)
+            return error_response(code, code_of(code), message)
         area = "admin" if request.blueprint == "admin" else "portal"
         return render_template("error.html", area=area, code=code, title=title, message=message), code
 
@@ -195,3 +194,16 @@ def _register_error_handlers(app: Flask) -> None:
         return error_page(
             400, _("The form has expired"), _("Go back, reload the page and send the form again.")
         )
+
+    @app.errorhandler(413)
+    def too_large(_error):
+        return error_page(413, _("Too much at once"), _("What you sent is larger than this site accepts. Send "
+                                                        "less, e.g. a shorter message, and try again."))
+
+    @app.errorhandler(HTTPException)
+    def other_error(error: HTTPException):
+        """Any other error, an unexpected one too (a 500, logged with its traceback): the API answers its JSON
+        shape with the plain HTTP description and no detail; pages keep Werkzeug's page."""
+        if request.path.startswith("/api/"):
+            return error_response(error.code, code_of(error.code), error.description)
+        return error

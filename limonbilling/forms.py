@@ -7,11 +7,13 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import EqualTo, InputRequired
+from wtforms.validators import EqualTo, InputRequired, Length
 
 from .services import ValidationFailed
 
 LANGUAGE_CHOICES = [SelectChoice("", _l("Default")), SelectChoice("en", "English"), SelectChoice("tr", "Türkçe")]
+MAX_MESSAGE_LENGTH = 20_000  # characters in one ticket or chat message: a long pasted log still fits
+MESSAGE_LENGTH = Length(max=MAX_MESSAGE_LENGTH, message=_l("Write at most %(max)d characters."))
 
 
 class CustomerDetailsForm(FlaskForm):

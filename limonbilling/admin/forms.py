@@ -16,7 +16,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from ..forms import LANGUAGE_CHOICES
+from ..forms import LANGUAGE_CHOICES, MESSAGE_LENGTH
 from ..models import CURRENCIES, PERMISSIONS
 
 PERMISSION_LABELS = {
@@ -173,7 +173,7 @@ class ApiTokenForm(FlaskForm):
 
 
 class ReplyForm(FlaskForm):
-    body = TextAreaField(_l("Reply"))
+    body = TextAreaField(_l("Reply"), validators=[MESSAGE_LENGTH])
 
 
 class BankAccountForm(FlaskForm):

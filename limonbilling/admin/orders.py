@@ -58,8 +58,8 @@ def _filtered(args) -> tuple:
     status = args.get("status", "")
     if status in ORDER_STATUSES:
         statement = statement.where(Order.status == status)
-    elif status.startswith("custom:") and status[7:].isdigit():
-        statement = statement.where(Order.custom_status_id == int(status[7:]))
+    elif (custom_id := order_statuses.choice_id(status)) is not None:
+        statement = statement.where(Order.custom_status_id == custom_id)
     query = args.get("q", "").strip()
     if query:
         if query.isdigit() and len(query) == 10:

@@ -1,5 +1,6 @@
 """JSON errors with a stable code: {"error": {"code": ..., "message": ..., ...}}."""
 from flask import jsonify
+from werkzeug.http import HTTP_STATUS_CODES
 
 from ..services import ServiceError, ValidationFailed
 
@@ -23,6 +24,12 @@ def error_response(status: int, code: str, message: str, **details):
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="limonbilling"'
     return response
+
+
+def code_of(status: int) -> str:
+    """The stable `code` of a plain HTTP error: its reason phrase in snake case (404 not_found,
+    413 request_entity_too_large, 500 internal_server_error)."""
+    return HTTP_STATUS_CODES.get(status, "error").lower().replace(" ", "_")
 
 
 def from_service_error(error: ServiceError):

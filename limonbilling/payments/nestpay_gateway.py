@@ -1,4 +1,5 @@
 """NestPay as LimonBilling's card gateway: the protocol code of `nestpay.py` fed from Settings → Payment Systems."""
+import re
 from collections.abc import Mapping
 
 from flask import current_app
@@ -76,14 +77,14 @@ class NestPayGateway(PaymentGateway):
 
 def parse_card(number: str, expiry: str, cvv: str) -> nestpay.Card:
     """The card as the customer typed it; errors name the field, never the value (nothing to leak)."""
-    digits = "".join(ch for ch in (number or "") if ch.isdigit())
+    digits = "".join(ch for ch in (number or "") if ch in "0123456789")  # ASCII: "²".isdigit() is true
     errors: dict[str, list[str]] = {}
     if not 12 <= len(digits) <= 19 or not nestpay.luhn_valid(digits):
         errors["card_number"] = [_("Check the card number.")]
     month, _sep, year = (expiry or "").replace(" ", "").partition("/")
-    if not (month.isdigit() and year.isdigit() and 1 <= int(month) <= 12 and len(year) in (2, 4)):
+    if not (re.fullmatch(r"[0-9]{1,2}", month) and re.fullmatch(r"[0-9]{2}|[0-9]{4}", year) and 1 <= int(month) <= 12):
         errors["card_expiry"] = [_("Write the expiry as MM/YY, e.g. 12/30.")]
-    if not ((cvv or "").isdigit() and len(cvv) in (3, 4)):
+    if not re.fullmatch(r"[0-9]{3,4}", cvv or ""):
         errors["card_cvv"] = [_("The security code has 3 or 4 digits.")]
     if errors:
         raise ValidationFailed(errors)

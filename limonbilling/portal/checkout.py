@@ -206,6 +206,14 @@ def pay_order(number: str):
     )
 
 
+@bp.url_value_preprocessor
+def limit_bank_callback(endpoint: str | None, _values) -> None:
+    """The bank sends a few kilobytes of form fields, and anyone may post to its address: more is refused (413).
+    Set here because this runs before every before_request hook, and those read the form."""
+    if endpoint == "portal.nestpay_callback":
+        request.max_content_length = current_app.config["NESTPAY_CALLBACK_MAX_LENGTH"]
+
+
 @bp.route("/payments/nestpay/<any(ok, fail):outcome>", methods=["GET", "POST"])
 @public
 @csrf.exempt

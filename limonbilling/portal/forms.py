@@ -13,7 +13,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import EqualTo, InputRequired
 
-from ..forms import CustomerDetailsForm
+from ..forms import MESSAGE_LENGTH, CustomerDetailsForm
 
 
 class ProfileForm(CustomerDetailsForm):
@@ -63,11 +63,11 @@ class PromoCodeForm(FlaskForm):
 class NewConversationForm(FlaskForm):
     department_id = SelectField(_l("Department"), coerce=int)
     subject = StringField(_l("Subject"))
-    body = TextAreaField(_l("Message"))
+    body = TextAreaField(_l("Message"), validators=[MESSAGE_LENGTH])
 
 
 class MessageForm(FlaskForm):
-    body = TextAreaField(_l("Your message"))
+    body = TextAreaField(_l("Your message"), validators=[MESSAGE_LENGTH])
 
 
 class ActivationRequestForm(FlaskForm):

@@ -14,26 +14,38 @@ from . import ServiceError, ValidationFailed, audit
 from .clock import now
 from .packages import parse_price
 
+MAX_BALANCE_MINOR = 2**31 - 1  # the balance is a 32-bit integer column
+
 
 class InsufficientBalance(ServiceError):
     def __init__(self):
         super().__init__("insufficient_balance", _("Your account balance does not cover this order."))
 
 
+class BalanceLimit(ServiceError):
+    def __init__(self):
+        super().__init__("balance_limit", _("This would take the account balance above the most it can hold."))
+
+
 def move(customer_id: int, currency: str, amount_minor: int, kind: str, *, order: Order | None = None,
          agent_id: int | None = None, reason: str | None = None) -> BalanceEntry:
-    """Add (or, negative, take) money in one currency and write the entry; never below zero."""
+    """Add (or, negative, take) money in one currency and write the entry; never below zero nor above
+    MAX_BALANCE_MINOR."""
+    if abs(amount_minor) > MAX_BALANCE_MINOR:
+        raise InsufficientBalance() if amount_minor < 0 else BalanceLimit()
     insert_ignoring_conflict(AccountBalance, customer_id=customer_id, currency=currency, amount_minor=0)
     row = AccountBalance.__table__.c
     statement = update(AccountBalance).where(row.customer_id == customer_id, row.currency == currency)
     if amount_minor < 0:
         statement = statement.where(row.amount_minor >= -amount_minor)
+    else:
+        statement = statement.where(row.amount_minor <= MAX_BALANCE_MINOR - amount_minor)
     after = db.session.execute(
         statement.values(amount_minor=row.amount_minor + amount_minor).returning(row.amount_minor)
         .execution_options(synchronize_session=False)
     ).scalar()
     if after is None:
-        raise InsufficientBalance()
+        raise InsufficientBalance() if amount_minor < 0 else BalanceLimit()
     entry = BalanceEntry(customer_id=customer_id, currency=currency, kind=kind, amount_minor=amount_minor,
                          balance_after_minor=after, order_id=order.id if order else None, agent_id=agent_id,
                          reason=reason, created_at=now())
@@ -79,5 +91,7 @@ def adjust(customer: Customer, raw_amount: str, currency: str, reason: str, acto
                      agent_id=actor.id if actor.type == "agent" else None, reason=reason)
     except InsufficientBalance:
         raise ValidationFailed({"amount": [_("The balance would go below zero.")]}) from None
+    except BalanceLimit as error:
+        raise ValidationFailed({"amount": [error.message]}) from None
     audit.record(actor, "balance.adjustment", customer, amount_minor=minor, currency=currency, reason=reason)
     return entry

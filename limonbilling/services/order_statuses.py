@@ -4,12 +4,22 @@ import re
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
+from .. import MAX_RECORD_ID
 from ..extensions import db
 from ..models import Order, OrderStatus
 from . import ServiceError, ValidationFailed, audit
 
 COUNTS_AS = ("pending", "active", "cancelled")
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def choice_id(choice: str) -> int | None:
+    """The id in a "custom:<id>" status choice (the orders list's filter, a bulk action), None for any other text:
+    what a visitor types must not reach the database as an id outside 1…MAX_RECORD_ID."""
+    digits = choice.removeprefix("custom:")
+    if digits != choice and len(digits) <= 10 and digits.isascii() and digits.isdigit():
+        return int(digits) if 0 < int(digits) <= MAX_RECORD_ID else None
+    return None
 
 
 def all_statuses() -> list[OrderStatus]:

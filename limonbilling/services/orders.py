@@ -35,6 +35,7 @@ from . import (
     fraud,
     invoices,
     notifications,
+    order_statuses,
     payments,
     promo_codes,
     refunds,
@@ -362,9 +363,8 @@ def bulk_set_status(orders: list[Order], status: str, actor: audit.Actor) -> tup
     the table; an order the move does not fit (or that would be Active without its money and its package) is
     left as it is and its number returned.
     """
-    custom = None
-    if status.startswith("custom:") and status[7:].isdigit() and len(status) < 20:
-        custom = db.session.get(OrderStatus, int(status[7:]))
+    custom_id = order_statuses.choice_id(status)
+    custom = db.session.get(OrderStatus, custom_id) if custom_id else None
     if custom is None and status not in ORDER_STATUSES:
         raise ServiceError("unknown_status", _("Choose a status from the list."))
     target = OrderState(custom.counts_as if custom else status)

@@ -5,22 +5,33 @@ from flask_babel import format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
+from .. import MAX_RECORD_ID
 from ..extensions import db
 from ..models import CURRENCIES, PACKAGE_TYPES, Department, Grant, Package
 from . import ServiceError, ValidationFailed, audit
 
+# The largest amount anyone may type (a price, discount, refund or balance adjustment): 10,000,000.00 in any
+# currency. Several money columns are still 32-bit integers (at most 2,147,483,647 minor units); this leaves
+# room for VAT added on top (at most 100%).
+MAX_MONEY_MINOR = 1_000_000_000
+
 
 def parse_price(text) -> int:
-    """'150', '150.5', '1.250,50' or '150,50' → minor units; more than 2 decimals or ≤ 0 is refused."""
+    """'150', '150.5', '1.250,50' or '150,50' → minor units; more than 2 decimals, ≤ 0 or more than
+    MAX_MONEY_MINOR is refused."""
     raw = str(text or "").strip().replace(" ", "")
     if "," in raw:
         raw = raw.replace(".", "").replace(",", ".")  # Turkish style: 1.250,50
     try:
         value = Decimal(raw)
     except InvalidOperation:
-        raise ValueError(_("Enter a price like 150.00.")) from None
-    if not value.is_finite() or value <= 0:
+        value = Decimal("NaN")
+    if not value.is_finite():
+        raise ValueError(_("Enter a price like 150.00."))
+    if value <= 0:
         raise ValueError(_("The price must be more than 0."))
+    if value > Decimal(MAX_MONEY_MINOR) / 100:
+        raise ValueError(_("At most %(max)s.", max=format_decimal(Decimal(MAX_MONEY_MINOR) / 100, "#,##0.00")))
     if value != value.quantize(Decimal("0.01")):
         raise ValueError(_("Use at most 2 decimals."))
     return int(value * 100)
@@ -81,7 +92,8 @@ def _validate(values: dict, package: Package | None) -> dict:
             errors[amount_field] = [_("Enter a whole number from 1 to %(max)s.",
                                       max=format_decimal(MAX_AMOUNT[amount_field]))]
     department_ids = [int(i) for i in values.get("department_ids") or []]
-    departments = list(db.session.scalars(select(Department).where(Department.id.in_(department_ids))))
+    departments = list(db.session.scalars(select(Department).where(
+        Department.id.in_([i for i in department_ids if 0 < i <= MAX_RECORD_ID]))))
     if not departments or len(departments) != len(set(department_ids)):
         errors["department_ids"] = [_("Choose at least one department.")]
     clean["departments"] = departments

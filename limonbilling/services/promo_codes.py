@@ -8,6 +8,7 @@ concurrent checkouts can never go over `max_uses`. The order holds the use
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 
@@ -16,6 +17,8 @@ from ..models import CURRENCIES, Order, Package, PromoCode
 from . import ServiceError, ValidationFailed, audit
 from .clock import now
 from .packages import parse_price
+
+MAX_USES = 1_000_000  # more is no limit at all; the counters are 32-bit integers
 
 
 def find(code: str) -> PromoCode | None:
@@ -116,8 +119,8 @@ def create(values: dict, actor: audit.Actor) -> PromoCode:
     if valid_from and valid_until and valid_until < valid_from:
         errors["valid_until"] = [_("The end comes before the start.")]
     max_uses = values.get("max_uses")
-    if max_uses is not None and max_uses < 1:
-        errors["max_uses"] = [_("At least 1, or leave it empty for no limit.")]
+    if max_uses is not None and not 1 <= max_uses <= MAX_USES:
+        errors["max_uses"] = [_("From 1 to %(max)s, or leave it empty for no limit.", max=format_decimal(MAX_USES))]
     if errors:
         raise ValidationFailed(errors)
     promo = PromoCode(

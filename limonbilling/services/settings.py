@@ -119,8 +119,8 @@ def get_all() -> dict[str, Any]:
 
 # Whole numbers with bounds, checked by update() whoever stores them. Attempts: at 50 a message is already retried
 # 6 hours apart for almost two weeks.
-BOUNDS = {"notification_max_attempts": (1, 50), "card_attempts_per_order": (1, 50),
-          "card_attempts_per_customer_hour": (1, 200)}
+BOUNDS = {"notification_max_attempts": (1, 50), "low_credit_threshold": (0, 1_000_000),
+          "card_attempts_per_order": (1, 50), "card_attempts_per_customer_hour": (1, 200)}
 
 
 def bound_errors(values: dict[str, Any]) -> dict[str, list[str]]:

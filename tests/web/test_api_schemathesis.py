@@ -9,8 +9,16 @@ test's app and database, on SQLite and on PostgreSQL.
 """
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import positive_data_acceptance
+from hypothesis import strategies as st
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    positive_data_acceptance,
+    response_schema_conformance,
+)
+from schemathesis.generation import GenerationMode
 
+from limonbilling.api.openapi import SCHEMAS, document
 from limonbilling.extensions import db
 from limonbilling.services import api_tokens, audit
 
@@ -38,6 +46,89 @@ def test_the_api_keeps_its_documented_promises(app):
                 db.session.rollback()
 
         keeps_promises()
+
+
+def test_requests_outside_the_schema_find_no_500(app):
+    """Schemathesis's negative mode breaks the schema on purpose: numbers of any size and sign where ids, credits
+    and limits go, wrong types, missing fields. Every answer is a documented refusal, never a 500 (issue 15)."""
+    department = make_department("Teknik Destek", credit_per_request=1)
+    activate(make_customer(), make_package("credit", [department], credits=1000))
+    _token, plain = api_tokens.create_token("negative", ["read", "write"], audit.Actor.system("test"))
+    db.session.commit()
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+
+    for operation in [result.ok() for result in schema.get_all_operations()]:
+        @given(case=operation.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def refuses_cleanly(case):
+            try:
+                case.call_and_validate(headers={"Authorization": f"Bearer {plain}"},
+                                       checks=[not_a_server_error, content_type_conformance,
+                                               response_schema_conformance])
+            finally:
+                db.session.rollback()
+
+        refuses_cleanly()
+
+
+HUGE_TEXT = st.one_of(st.sampled_from(["1e30", "2147483648", "21474836.48", "10000000.01", "9" * 5000, "NaN", "inf",
+                                       "-1", "1e-30", "²"]),
+                      st.integers(2**31, 2**80).map(str), st.decimals(allow_nan=True).map(str))
+HUGE = st.one_of(HUGE_TEXT, st.integers(2**31 - 1, 2**80), st.integers(-(2**80), -(2**31)),
+                 st.floats(allow_nan=False, allow_infinity=False))
+
+
+def _holds_a_number(schema: dict) -> bool:
+    return "integer" in str(schema.get("type")) or _as_text(schema)
+
+
+def _as_text(schema: dict) -> bool:
+    return schema.get("pattern", "").startswith("^[0-9]")
+
+
+def _number_fields(operation) -> tuple[dict, list[str]]:
+    """The body properties of the operation that take a number (with what to send there: text for a price) and
+    its query parameters that take one."""
+    definition = document()["paths"][operation.path][operation.method.lower()]
+    query = [parameter["name"] for parameter in definition.get("parameters", [])
+             if parameter["in"] == "query" and _holds_a_number(parameter["schema"])]
+    body = definition.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+    properties = SCHEMAS[body["$ref"].rsplit("/", 1)[1]]["properties"] if "$ref" in body else {}
+    return {name: HUGE_TEXT if _as_text(schema) else HUGE for name, schema in properties.items()
+            if _holds_a_number(schema)}, query
+
+
+def _with_huge_numbers(operation, headers: dict) -> None:
+    """Generated requests of the operation with a huge number in every field and query parameter that takes one."""
+    body_fields, query_fields = _number_fields(operation)
+
+    @given(data=st.data())
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def refuses_cleanly(data):
+        case = data.draw(operation.as_strategy())
+        if isinstance(case.body, dict):
+            case.body.update({name: data.draw(huge, label=name) for name, huge in body_fields.items()})
+        if query_fields:
+            case.query = {**(case.query or {}), **{name: data.draw(HUGE, label=name) for name in query_fields}}
+        try:
+            case.call_and_validate(headers=headers, checks=[not_a_server_error, content_type_conformance,
+                                                            response_schema_conformance])
+        finally:
+            db.session.rollback()
+
+    refuses_cleanly()
+
+
+def test_huge_numbers_in_every_numeric_field_find_no_500(app):
+    """Numbers no column holds (2**31 and past, 1e30, NaN, thousands of digits) in every field that takes a
+    number: the API refuses them in its JSON shape (issue 15)."""
+    department = make_department("Teknik Destek", credit_per_request=1)
+    activate(make_customer(), make_package("credit", [department], credits=1000))
+    _token, plain = api_tokens.create_token("huge", ["read", "write"], audit.Actor.system("test"))
+    db.session.commit()
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+    for operation in [result.ok() for result in schema.get_all_operations()]:
+        _with_huge_numbers(operation, {"Authorization": f"Bearer {plain}"})
 
 
 def test_ids_beyond_a_database_integer_are_not_found_not_errors(app, client):
