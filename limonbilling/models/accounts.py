@@ -17,6 +17,7 @@ from sqlalchemy import (
     event,
     literal_column,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -53,7 +54,7 @@ class SignInMixin:
     # confirmed, and the hashes of the one-time recovery codes not used yet.
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_enabled_at: Mapped[datetime | None] = mapped_column(DateTime)
-    recovery_code_hashes: Mapped[list | None] = mapped_column(JSON)
+    recovery_code_hashes: Mapped[list | None] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
     totp_last_step: Mapped[int | None] = mapped_column(Integer)  # a code works once: steps up to this are spent
 
     def set_password(self, password: str) -> None:

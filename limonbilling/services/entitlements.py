@@ -181,11 +181,9 @@ def expire_entitlements() -> int:
     time too, so this only keeps the cards tidy.
     """
     changed = 0
-    subscribers = db.session.scalars(
-        select(Customer).join(CustomerDepartment).where(
-            CustomerDepartment.source == "package", Customer.package_type == "subscription"
-        ).distinct()
-    )
+    with_package_departments = select(CustomerDepartment.customer_id).where(CustomerDepartment.source == "package")
+    subscribers = db.session.scalars(select(Customer).where(
+        Customer.id.in_(with_package_departments), Customer.package_type == "subscription"))
     for customer in subscribers:
         before = {row.department_id for row in customer.departments}
         sync_departments(customer, audit.Actor.system("expiry"))

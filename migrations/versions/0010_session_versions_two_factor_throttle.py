@@ -10,6 +10,7 @@ sign-in throttle keeps its counters in the database, which every worker shares.
 """
 from alembic import op
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 
 # revision identifiers, used by Alembic.
@@ -34,14 +35,14 @@ def upgrade():
         batch_op.add_column(sa.Column('session_version', sa.Integer(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('totp_secret', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('totp_enabled_at', sa.DateTime(), nullable=True))
-        batch_op.add_column(sa.Column('recovery_code_hashes', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('recovery_code_hashes', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=True))
         batch_op.add_column(sa.Column('totp_last_step', sa.Integer(), nullable=True))
 
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.add_column(sa.Column('session_version', sa.Integer(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('totp_secret', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('totp_enabled_at', sa.DateTime(), nullable=True))
-        batch_op.add_column(sa.Column('recovery_code_hashes', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('recovery_code_hashes', sa.JSON().with_variant(postgresql.JSONB(), 'postgresql'), nullable=True))
         batch_op.add_column(sa.Column('totp_last_step', sa.Integer(), nullable=True))
 
     # ### end Alembic commands ###
