@@ -58,6 +58,19 @@ def sign_out() -> None:
     logout_user()
 
 
+def sign_out_everywhere_else(profile_endpoint: str):
+    """"Sign out everywhere else" of either area: every session of the account ends but this one."""
+    from .forms import ButtonForm
+
+    if ButtonForm().validate_on_submit():
+        user = current_user._get_current_object()
+        accounts.end_all_sessions(user, current_actor())
+        db.session.commit()
+        sign_in(user)
+        flash(_("Every other session of your account is signed out."), "success")
+    return redirect(url_for(profile_endpoint))
+
+
 def current_agent() -> Agent | None:
     """The signed-in agent itself (not the proxy: services record it in the audit log), or None."""
     user = current_user._get_current_object()

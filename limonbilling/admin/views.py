@@ -18,6 +18,7 @@ from ..auth import (
     sign_in,
     sign_in_page,
     sign_out,
+    sign_out_everywhere_else,
     throttled,
 )
 from ..extensions import db
@@ -133,13 +134,7 @@ def profile():
 @bp.route("/profile/sign-out-everywhere", methods=["POST"])
 @requires(SIGNED_IN)
 def sign_out_everywhere():
-    if ButtonForm().validate_on_submit():
-        agent = current_agent()
-        accounts.end_all_sessions(agent, current_actor())
-        db.session.commit()
-        sign_in(agent)
-        flash(_("Every other session of your account is signed out."), "success")
-    return redirect(url_for("admin.profile"))
+    return sign_out_everywhere_else("admin.profile")
 
 
 # --- Components → Departments ----------------------------------------------------------------

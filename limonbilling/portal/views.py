@@ -11,6 +11,7 @@ from ..auth import (
     sign_in,
     sign_in_page,
     sign_out,
+    sign_out_everywhere_else,
     throttled,
 )
 from ..extensions import db
@@ -164,13 +165,7 @@ def confirm_email_change(token: str):
 
 @bp.route("/profile/sign-out-everywhere", methods=["POST"])
 def sign_out_everywhere():
-    if ButtonForm().validate_on_submit():
-        customer = current_customer()
-        accounts.end_all_sessions(customer, current_actor())
-        db.session.commit()
-        sign_in(customer)
-        flash(_("Every other session of your account is signed out."), "success")
-    return redirect(url_for("portal.profile"))
+    return sign_out_everywhere_else("portal.profile")
 
 
 @bp.route("/language/<code>", methods=["POST"])
