@@ -36,7 +36,11 @@ class NestPayGateway(PaymentGateway):
         self.values = dict(values) if values is not None else settings.get_all()
 
     def is_available(self) -> bool:
-        return bool(self.values["nestpay_enabled"]) and all(self.values[key] for key in REQUIRED_SETTINGS)
+        return bool(self.values["nestpay_enabled"]) and self.is_set_up()
+
+    def is_set_up(self) -> bool:
+        """Set up at some time (it may be switched off now): its callbacks can be verified and must count."""
+        return all(self.values[key] for key in REQUIRED_SETTINGS)
 
     @property
     def store_type(self) -> str:

@@ -226,6 +226,8 @@ def nestpay_callback(outcome: str):
     fields = request.form.to_dict() if request.method == "POST" else request.args.to_dict()
     bank = audit.Actor("system", None, "nestpay", request.remote_addr)
     gateway = NestPayGateway()
+    if not gateway.is_set_up():
+        abort(404)  # never set up: no bank sends answers here
     order = card_payments.apply_card_callback(gateway, fields, bank)
     db.session.commit()
     if order is not None and order.refund_in_flight:  # money we did not accept goes back to the card now
