@@ -1,4 +1,5 @@
-"""An order flagged "needs attention" can be marked settled by an agent, with a note the audit log keeps.
+"""An order flagged "needs attention" can be marked settled by an agent, with a note the audit log keeps; and
+the refund page an agent settles money with.
 
 Before, a flag on an Active order (money the bank would not return, a half 3-D payment heard of late) could
 only go away by a refund made through the system: an agent who kept the money had no way to say so.
@@ -57,3 +58,17 @@ def test_only_agents_with_billing_settle_flags(app):
     assert client.post(f"/admin/billing/orders/{order.number}/attention", data={"note": "x"}).status_code == 403
     db.session.expire_all()
     assert order.attention == FLAG
+
+
+def test_the_refund_page_offers_a_part_and_names_a_wrong_amount_beside_its_field(app, billing_client):
+    """The page never showed the amount field: only all of an order could be refunded from it."""
+    order = paid_by_card(make_customer(), make_package("credit", credits=5, price="150.00"))
+    page = billing_client.get(f"/admin/billing/orders/{order.number}/refund").data.decode()
+    assert 'name="amount"' in page and "Up to TRY\xa0150.00 can be refunded." in page
+    wrong = billing_client.post(f"/admin/billing/orders/{order.number}/refund", data={"to": "balance", "amount": "abc"})
+    assert wrong.status_code == 200 and 'id="amount"' in wrong.data.decode()
+    assert "is-invalid" in wrong.data.decode().split('id="amount"')[0].rsplit("<input", 1)[1]
+    part = billing_client.post(f"/admin/billing/orders/{order.number}/refund", data={"to": "balance", "amount": "50"})
+    assert part.status_code == 302
+    db.session.expire_all()
+    assert [refund.amount_minor for refund in order.refunds] == [5000] and order.status != "cancelled"
