@@ -15,7 +15,7 @@ from werkzeug.routing import IntegerConverter
 from config import CONFIGS, INSTANCE_DIR
 
 from .extensions import babel, csrf, db, limiter, login_manager, migrate
-from .labels import customer_invoice_status, label
+from .labels import customer_decline, customer_invoice_status, customer_order_status, label
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE_AGAINST_DIGITS = re.compile(r"\b([A-Z]{3})(?=\d)")
@@ -135,6 +135,8 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["label"] = label
     app.jinja_env.filters["customer_invoice_status"] = customer_invoice_status
+    app.jinja_env.filters["customer_order_status"] = customer_order_status
+    app.jinja_env.filters["customer_decline"] = customer_decline
 
     @app.context_processor
     def inject_globals():

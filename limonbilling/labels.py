@@ -38,6 +38,35 @@ def label(value: str | None, group: str) -> str:
     return LABELS[group].get(value, value or "")
 
 
+def customer_order_status(order) -> str:
+    """The order's status as its customer reads it: paid and waiting for an agent's review is "Paid — being
+    reviewed", not "Pending" beside "Paid"."""
+    if order.awaits_review:
+        return str(_l("Paid — being reviewed"))
+    return label(order.status, "customer_order_status")
+
+
+# The bank's ProcReturnCode of a declined card payment, by what the customer can do about it.
+DECLINE_CODES = {"51": "funds", "61": "funds", "33": "expired", "54": "expired"}
+DECLINE_ADVICE = {
+    "funds": _l("Your bank declined the payment: the card's balance or limit is not enough. Try another card, "
+                "or ask your bank to raise the limit."),
+    "expired": _l("Your bank says the card has expired. Check the expiry date or try another card."),
+    "3d_secure": _l("The bank's 3-D Secure check did not succeed. Try again and complete the check on your bank's "
+                    "page (e.g. the code it sends by SMS), or try another card."),
+    "other": _l("Your bank declined the payment. Check the card details or try another card."),
+}
+
+
+def customer_decline(payment) -> str:
+    """What a customer reads of a failed card attempt: plain advice chosen from the bank's mdStatus (the attempt
+    failed 3-D Secure) and ProcReturnCode. The bank's own text (e.g. "Red-Onaylanmadı (Do not honour)") is for
+    agents only."""
+    if payment.failure_code == "md_status":
+        return str(DECLINE_ADVICE["3d_secure"])
+    return str(DECLINE_ADVICE[DECLINE_CODES.get(payment.proc_return_code or "", "other")])
+
+
 def customer_invoice_status(invoice) -> str:
     """The invoice's status as its customer reads it. An order under review (Fraud) may still go ahead, so its
     invoice is "On hold" to the customer, never "Cancelled"; agents see the stored status."""

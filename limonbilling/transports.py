@@ -7,9 +7,10 @@ a password.
 import smtplib
 import ssl
 from collections.abc import Mapping
+from datetime import UTC
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid
 
 import requests
 from flask import current_app
@@ -17,6 +18,7 @@ from flask_babel import gettext as _
 
 from .services import ValidationFailed, settings
 from .services.accounts import normalize_email
+from .services.clock import now
 from .services.customers import normalize_phone
 
 SMTP_SECURITY = ("starttls", "ssl", "none")
@@ -55,6 +57,7 @@ def build_email(values: Mapping, *, to: str, cc: list[str], subject: str, text: 
     if cc:
         message["Cc"] = tuple(Address(addr_spec=address) for address in cc)
     message["Subject"] = _one_line(subject)
+    message["Date"] = format_datetime(now().replace(tzinfo=UTC))  # when it is sent (the app clock is UTC)
     domain = values["smtp_from_address"].rpartition("@")[2] or None
     message["Message-ID"] = f"<{message_id}@{domain}>" if message_id else make_msgid(domain=domain)
     message.set_content(text)

@@ -329,7 +329,7 @@ class NotificationSettingsForm(FlaskForm):
     sms_username = StringField(_l("SMS user name"), description=_l("Sent as HTTP Basic authentication."))
     sms_password = PasswordField(_l("SMS password"))
     sms_agent_phone = StringField(_l("Agents' phone for SMS alerts"),
-                                  description=_l("Gets purchases and activation requests; empty: none."))
+                                  description=_l("Gets bank-transfer activation requests; empty: none."))
 
 
 class TestSendForm(FlaskForm):

@@ -5,6 +5,7 @@ from decimal import Decimal
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy import select
 from sqlalchemy.orm import contains_eager
 from wtforms.fields.choices import SelectChoice
@@ -14,6 +15,7 @@ from ..auth import current_actor, current_agent
 from ..csv_export import csv_response
 from ..extensions import db
 from ..forms import run_service
+from ..labels import label
 from ..models import (
     ORDER_STATUSES,
     BalanceEntry,
@@ -220,8 +222,9 @@ def order_bulk():
         ok, result = run_service(form, orders.bulk_set_status, selected, status, current_actor())
         if ok:
             count, skipped = result
-            label = selected[0].custom_status.name if selected and selected[0].custom_status else status
-            flash(_("%(count)d orders set to %(status)s.", count=count, status=label), "success")
+            custom = selected[0].custom_status if selected else None
+            flash(ngettext("%(num)d order set to %(status)s.", "%(num)d orders set to %(status)s.", count,
+                           status=custom.name if custom else label(status, "order_status")), "success")
             if skipped:
                 flash(_("Left as they were (the status does not fit them; use the order's own actions): "
                         "%(numbers)s", numbers=", ".join(skipped)), "warning")

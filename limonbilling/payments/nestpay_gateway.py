@@ -6,6 +6,8 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from ..services import ValidationFailed, settings
+from ..services.clock import now
+from ..services.refunds import bank_day
 from . import nestpay
 from .base import PaymentGateway
 
@@ -88,12 +90,20 @@ def parse_card(number: str, expiry: str, cvv: str) -> nestpay.Card:
     month, _sep, year = (expiry or "").replace(" ", "").partition("/")
     if not (re.fullmatch(r"[0-9]{1,2}", month) and re.fullmatch(r"[0-9]{2}|[0-9]{4}", year) and 1 <= int(month) <= 12):
         errors["card_expiry"] = [_("Write the expiry as MM/YY, e.g. 12/30.")]
+    elif _expired(int(month), int(year)):
+        errors["card_expiry"] = [_("This card has expired. Check the expiry date or use another card.")]
     if not re.fullmatch(r"[0-9]{3,4}", cvv or ""):
         errors["card_cvv"] = [_("The security code has 3 or 4 digits.")]
     if errors:
         raise ValidationFailed(errors)
     card_type = "mastercard" if digits[0] in "25" else "visa"
     return nestpay.Card(pan=digits, exp_month=int(month), exp_year=int(year[-2:]), cvv=cvv, card_type=card_type)
+
+
+def _expired(month: int, year: int) -> bool:
+    """A card is valid through the last day of its expiry month, by the bank's (Istanbul) calendar."""
+    today = bank_day(now())
+    return (year if year >= 100 else 2000 + year, month) < (today.year, today.month)
 
 
 def save_settings(values: Mapping, actor) -> list[str]:

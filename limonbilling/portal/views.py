@@ -17,7 +17,7 @@ from ..auth import (
 from ..extensions import db
 from ..forms import ButtonForm, PasswordChangeForm, run_service
 from ..safe_redirect import safe_next
-from ..services import ServiceError, accounts, customers, notifications
+from ..services import ServiceError, accounts, balance, customers, entitlements, notifications
 from ..services.settings import LANGUAGES
 from . import bp
 from .forms import EmailChangeForm, ProfileForm, RegistrationForm
@@ -26,7 +26,8 @@ from .forms import EmailChangeForm, ProfileForm, RegistrationForm
 @bp.route("/")
 def home():
     customer = current_customer()
-    return render_template("portal/home.html", customer=customer, departments=customers.department_state(customer))
+    return render_template("portal/home.html", customer=customer, departments=customers.department_state(customer),
+                           entitlement=entitlements.entitlement(customer), balances=balance.amounts(customer))
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Agent, Customer, Department, Package
-from . import accounts, audit, customers, departments, packages, promo_codes, settings
+from . import accounts, audit, bank_transfer, customers, departments, packages, promo_codes, settings
 from .clock import now
 
 DEMO_PASSWORD = "demo-pass-1"
@@ -43,6 +43,9 @@ PACKAGES = (
 
 
 DEMO_PROMO_CODE = "WELCOME10"
+# Bank transfer is offered only once a bank account exists (a published example IBAN, no real account).
+DEMO_BANK_ACCOUNT = {"bank_name": "Ziraat Bankası", "account_holder": "Limon Yazılım A.Ş.",
+                     "iban": "TR330006100519786457841326", "currency": "TRY"}
 
 
 def load_demo_data() -> list[str]:
@@ -73,6 +76,9 @@ def load_demo_data() -> list[str]:
     if promo_codes.find(DEMO_PROMO_CODE) is None:
         promo_codes.create({"code": DEMO_PROMO_CODE, "kind": "percent", "value": "10", "max_uses": 100}, actor)
         created.append(f"promo code {DEMO_PROMO_CODE} (10% off)")
+    if not bank_transfer.all_accounts():
+        bank_transfer.add_account(**DEMO_BANK_ACCOUNT, actor=actor)
+        created.append(f"bank account {DEMO_BANK_ACCOUNT['bank_name']} ({DEMO_BANK_ACCOUNT['currency']})")
     return created
 
 

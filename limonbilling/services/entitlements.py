@@ -8,7 +8,7 @@ API and the payment code call these and never re-check a rule themselves.
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flask_babel import format_date
+from flask_babel import format_date, ngettext
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, or_, select, update
 
@@ -267,10 +267,11 @@ def preview_purchase(
         if moment < opens:
             preview.allowed = False
             preview.reason_code = "renewal_not_open"
-            preview.reason = _(
-                "Renewal opens on %(date)s, %(days)d days before your subscription ends.",
+            preview.reason = ngettext(
+                "Renewal opens on %(date)s, %(num)d day before your subscription ends.",
+                "Renewal opens on %(date)s, %(num)d days before your subscription ends.",
+                renewal_window().days,
                 date=format_date(opens, "long"),
-                days=renewal_window().days,
             )
             return preview
         start = expiry
@@ -538,9 +539,10 @@ def revoke_grant(grant: Grant, actor: audit.Actor, reason: str) -> Revocation:
             if result.credits_taken_back:
                 ledger.post(customer, "reversal", -result.credits_taken_back, grant_id=grant.id, reason=reason)
             if result.credits_already_used:
-                ledger.note(customer, "reversal", _(
-                    "%(used)d of the %(granted)d credits were already used and cannot be taken back.",
-                    used=result.credits_already_used, granted=granted), grant_id=grant.id)
+                ledger.note(customer, "reversal", ngettext(
+                    "%(num)d of the %(granted)d credits was already used and cannot be taken back.",
+                    "%(num)d of the %(granted)d credits were already used and cannot be taken back.",
+                    result.credits_already_used, granted=granted), grant_id=grant.id)
     elif grant.period is not None and grant.period.effective_end > grant.period.starts_at:
         grant.period.cut_at = grant.period.starts_at
         result.period_removed = True

@@ -13,6 +13,7 @@ first order the IP rule alone never reaches the threshold.
 from datetime import timedelta
 
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import func, select
 
 from ..extensions import db
@@ -52,7 +53,8 @@ def score(order: Order, customer: Customer) -> tuple[int, list[dict]]:
     failed = db.session.scalar(select(func.count()).select_from(own_failures))
     if failed >= values["fraud_failed_cards_limit"]:
         fire("failed_cards", values["fraud_failed_cards_points"],
-             _("%(count)d failed card payments by this customer in the last hour.", count=failed))
+             ngettext("%(num)d failed card payment by this customer in the last hour.",
+                      "%(num)d failed card payments by this customer in the last hour.", failed))
 
     minutes = values["fraud_many_orders_minutes"]
     recent_orders = select(func.count(Order.id)).where(
@@ -62,7 +64,8 @@ def score(order: Order, customer: Customer) -> tuple[int, list[dict]]:
     recent = db.session.scalar(recent_orders)
     if recent + 1 >= values["fraud_many_orders_limit"]:
         fire("many_orders", values["fraud_many_orders_points"],
-             _("%(count)d orders by this customer in %(minutes)d minutes.", count=recent + 1, minutes=minutes))
+             ngettext("%(num)d order by this customer in %(minutes)d minutes.",
+                      "%(num)d orders by this customer in %(minutes)d minutes.", recent + 1, minutes=minutes))
 
     if customer.email_verified_at is None:
         fire("unverified_email", values["fraud_unverified_email_points"], _("The e-mail address is not verified."))
@@ -93,8 +96,9 @@ def _ip_checks(order: Order, customer: Customer, values: dict, since, other_poin
     others = db.session.scalar(select(func.count(func.distinct(failures.c.customer_id))))
     if others < values["fraud_ip_failed_customers_limit"]:
         return []
-    detail = _("%(count)d other customers had card payments refused from this IP address in the last hour.",
-               count=others)
+    detail = ngettext("%(num)d other customer had card payments refused from this IP address in the last hour.",
+                      "%(num)d other customers had card payments refused from this IP address in the last hour.",
+                      others)
     threshold = values["fraud_threshold"]
     if other_points < threshold and other_points + points >= threshold and not _has_earlier_orders(order, customer):
         points = max(threshold - 1 - other_points, 0)

@@ -1,5 +1,6 @@
 """Tickets and chats: opening one runs the rule-6 charge, replies never do."""
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import select
 
 from ..extensions import db
@@ -98,6 +99,6 @@ def department_choices(customer: Customer) -> list[tuple[Department, str]]:
         elif item.cost == 0:
             label = _("included")
         else:
-            label = _("%(cost)d credits", cost=item.cost)
+            label = ngettext("%(num)d credit", "%(num)d credits", item.cost)
         choices.append((department, label))
     return choices

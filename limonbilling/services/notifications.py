@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from math import ceil
 
 from flask import current_app, render_template
-from flask_babel import force_locale
+from flask_babel import force_locale, ngettext
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
@@ -329,7 +329,8 @@ def credits_dropped(customer: Customer, entry: LedgerEntry) -> None:
     """Credits running low: warn once per crossing, when this movement took the balance below the threshold."""
     if runs_low(customer.low_credit_threshold, entry.balance_after - entry.amount, entry.balance_after):
         _to_customer(customer, "credits_low", f"customer:{customer.id}:credits_low:{entry.id}", "credits_low",
-                     lambda: _("You have %(count)d credits left", count=entry.balance_after),
+                     lambda: ngettext("You have %(num)d credit left", "You have %(num)d credits left",
+                                      entry.balance_after),
                      credits=entry.balance_after, packages_url=external_url("portal.packages"))
 
 

@@ -2,6 +2,7 @@
 import re
 
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import func, select
 
 from .. import MAX_RECORD_ID
@@ -56,7 +57,8 @@ def save(status: OrderStatus | None, *, name: str, colour: str, counts_as: str, 
 def delete(status: OrderStatus, actor: audit.Actor) -> None:
     in_use = db.session.scalar(select(func.count(Order.id)).where(Order.custom_status_id == status.id))
     if in_use:
-        raise ServiceError("in_use", _("%(count)d orders have this status; move them to another first.",
-                                       count=in_use))
+        raise ServiceError("in_use", ngettext("%(num)d order has this status; move it to another first.",
+                                              "%(num)d orders have this status; move them to another first.",
+                                              in_use))
     audit.record(actor, "order_status.delete", status, name=status.name)
     db.session.delete(status)

@@ -5,7 +5,8 @@
   if (!source || typeof Chart === "undefined") { return; }
   var data = JSON.parse(source.textContent);
   var palette = ["#1f2328", "#d9a400", "#2f7d4f", "#b42318", "#4263a8", "#7a5195"];
-  var common = { responsive: true, maintainAspectRatio: false, animation: false };
+  // A new object per chart: Chart.js writes a bar chart's x/y scales into the options it is given.
+  function options() { return { responsive: true, maintainAspectRatio: false, animation: false }; }
 
   function draw(id, config) {
     var canvas = document.getElementById(id);  // absent when there is nothing to draw
@@ -20,7 +21,7 @@
         return { label: series.label, data: series.data, backgroundColor: palette[index % palette.length] };
       })
     },
-    options: common
+    options: options()
   });
 
   draw("status-chart", {
@@ -29,7 +30,7 @@
       labels: data.statuses.labels,
       datasets: [{ data: data.statuses.data, backgroundColor: ["#d9a400", "#2f7d4f", "#b42318", "#6e7781"] }]
     },
-    options: common
+    options: options()
   });
 
   draw("credits-chart", {
@@ -41,6 +42,6 @@
         { label: data.credits.used_label, data: data.credits.used, backgroundColor: palette[0] }
       ]
     },
-    options: common
+    options: options()
   });
 }());

@@ -2,7 +2,10 @@
 a label for every field, a name for every button and link, no script errors."""
 import pytest
 
-from ..factories import PASSWORD
+from limonbilling.extensions import db
+
+from ..factories import PASSWORD, make_customer, make_package
+from ..order_records import add_card_payment, make_order
 from .conftest import screenshot
 from .test_journeys import agent_signs_in, register
 
@@ -77,3 +80,16 @@ def test_keyboard_only_sign_in_shows_where_the_focus_is(shop, new_page):
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
     assert "wrong" in page.locator(".alert-danger").inner_text()
+
+
+def test_the_orders_by_status_doughnut_has_no_axes(shop, new_page):
+    """The revenue bar chart is drawn first; its x/y scales must not end up on the doughnut."""
+    with shop.app.app_context():
+        order = make_order(make_customer(), make_package(), payment_status="paid", status="active")
+        add_card_payment(order, "confirmed")
+        db.session.remove()
+    page = new_page()
+    agent_signs_in(page, shop)
+    scales = page.evaluate("""() => Object.fromEntries(['revenue-chart', 'status-chart'].map(
+        id => [id, Object.keys(Chart.getChart(id).scales).sort()]))""")
+    assert scales == {"revenue-chart": ["x", "y"], "status-chart": []}

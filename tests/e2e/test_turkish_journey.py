@@ -2,7 +2,7 @@
 Turkish catalogue, money is written the Turkish way (₺150,00)."""
 import re
 
-from flask_babel import force_locale
+from flask_babel import force_locale, ngettext
 from flask_babel import gettext as translate
 
 from ..factories import PASSWORD
@@ -13,6 +13,11 @@ from .test_journeys import CARD, customer_signs_in
 def turkish(shop, text: str, **values) -> str:
     with shop.app.test_request_context(), force_locale("tr"):
         return translate(text, **values)
+
+
+def turkish_count(shop, singular: str, plural: str, num: int) -> str:
+    with shop.app.test_request_context(), force_locale("tr"):
+        return ngettext(singular, plural, num)
 
 
 def test_a_turkish_customer_buys_credits_and_an_agent_accepts_in_turkish(shop, new_page):
@@ -46,10 +51,10 @@ def test_a_turkish_customer_buys_credits_and_an_agent_accepts_in_turkish(shop, n
     page.get_by_role("button", name="Approve").click()  # the simulator's page is the bank's, in English
     page.wait_for_url(re.compile(r"/orders/\d{10}$"))
     number = page.url.rsplit("/", 1)[1]
-    assert turkish(shop, "Paid") in page.content()
+    assert turkish(shop, "Paid — being reviewed") in page.content()
     screenshot(page, "tr-portal-order-paid")
     page.goto(f"{shop.url}/packages")
-    assert turkish(shop, "You have %(n)d credits.", n=10) in page.content()
+    assert turkish_count(shop, "You have %(num)d credit.", "You have %(num)d credits.", 10) in page.content()
 
     agent = new_page()
     agent.goto(f"{shop.url}/admin/login")

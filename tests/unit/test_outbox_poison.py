@@ -48,7 +48,7 @@ def test_names_and_subjects_are_folded_onto_one_header_line(app):
     assert (message["To"], message["Cc"]) == ("a@example.com", "b@example.com, c@example.com")
     head = message.as_bytes().partition(b"\n\n")[0]
     names = [line.partition(b":")[0] for line in head.splitlines() if not line.startswith((b" ", b"\t"))]
-    assert sorted(names) == sorted([b"From", b"To", b"Cc", b"Subject", b"Message-ID", b"MIME-Version",
+    assert sorted(names) == sorted([b"From", b"To", b"Cc", b"Subject", b"Date", b"Message-ID", b"MIME-Version",
                                     b"Content-Type", b"Content-Transfer-Encoding"])
 
 

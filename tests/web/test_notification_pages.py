@@ -182,7 +182,7 @@ def test_the_outbox_lists_and_filters_and_counts_the_mails_waiting_for_smtp(admi
 
 def test_saving_smtp_settings_on_the_page_releases_the_waiting_mail(admin):
     make_customer(email="early@example.com")
-    assert "1 e-mails are waiting" in text(admin.get("/admin/notifications"))
+    assert "1 e-mail is waiting" in text(admin.get("/admin/notifications"))
     assert outbox.send_due().sent == 0 and rows()[0].state == "pending"
     server = SmtpServer().start()
     try:

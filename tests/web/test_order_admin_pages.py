@@ -113,7 +113,7 @@ def test_custom_statuses_on_the_pages(agent_client, shopper):
     assert order.number in agent_client.get(f"/admin/billing/orders?status=custom:{status.id}").data.decode()
     page = agent_client.post(f"/admin/settings/order-statuses/{status.id}/delete", data={},
                              follow_redirects=True).data.decode()
-    assert "1 orders have this status" in page and db.session.get(OrderStatus, status.id) is not None
+    assert "1 order has this status" in page and db.session.get(OrderStatus, status.id) is not None
 
 
 def test_agent_places_orders_and_refunds_one_to_the_balance(agent_client, support):

@@ -68,7 +68,7 @@ def test_delete_asks_for_the_number(billing_client, paid_order):
 def test_bulk_status(billing_client, paid_order):
     response = billing_client.post("/admin/billing/orders/bulk", data={"numbers": [paid_order.number],
                                                                         "status": "fraud"}, follow_redirects=True)
-    assert "1 orders set to fraud" in response.data.decode()
+    assert "1 order set to Fraud." in response.data.decode()
     db.session.expire_all()
     order = db.session.get(Order, paid_order.id)
     assert order.status == "fraud" and order.customer.credits == 10
