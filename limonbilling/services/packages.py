@@ -1,5 +1,6 @@
 """Billing → Billing Packages (domain.md §4): create, edit, reorder, sell, archive."""
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 
 from flask_babel import format_decimal
 from flask_babel import gettext as _
@@ -16,24 +17,43 @@ from . import ServiceError, ValidationFailed, audit
 MAX_MONEY_MINOR = 1_000_000_000
 
 
+# What an agent may type: plain (150, 150.5, 150,50), or grouped in thousands with the other mark as the decimal
+# point (1.250,50 / 12,500.00 / 1.250.000). ASCII digits only. One group alone (1.250, 12,500) could be read
+# either way: it is refused, never guessed.
+_PLAIN = re.compile(r"([0-9]+)(?:[.,]([0-9]{1,2}))?")
+_LONE_GROUP = re.compile(r"[1-9][0-9]{0,2}[.,][0-9]{3}")
+_GROUPED = (re.compile(r"([1-9][0-9]{0,2}(?:\.[0-9]{3})+)(?:,([0-9]{1,2}))?"),
+            re.compile(r"([1-9][0-9]{0,2}(?:,[0-9]{3})+)(?:\.([0-9]{1,2}))?"))
+
+
+def _read_amount(raw: str) -> Decimal | None:
+    if match := _PLAIN.fullmatch(raw):
+        whole, cents = match.groups()
+    else:
+        match = next((pattern.fullmatch(raw) for pattern in _GROUPED if pattern.fullmatch(raw)), None)
+        if match is None or (match.group(2) is None and _LONE_GROUP.fullmatch(raw)):
+            return None
+        whole, cents = re.sub("[.,]", "", match.group(1)), match.group(2)
+    return Decimal(f"{whole}.{cents or '0'}")
+
+
 def parse_price(text) -> int:
-    """'150', '150.5', '1.250,50' or '150,50' → minor units; more than 2 decimals, ≤ 0 or more than
-    MAX_MONEY_MINOR is refused."""
+    """An amount as typed → minor units: '150', '150.5', '150,50', '1.250,50', '12,500.00'. Refused when ≤ 0,
+    more than MAX_MONEY_MINOR, or unclear (exponents, other scripts' digits, a lone thousands group)."""
     raw = str(text or "").strip().replace(" ", "")
-    if "," in raw:
-        raw = raw.replace(".", "").replace(",", ".")  # Turkish style: 1.250,50
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        value = Decimal("NaN")
-    if not value.is_finite():
+    value = _read_amount(raw.removeprefix("-"))
+    if value is not None and raw.startswith("-"):
+        raise ValueError(_("The price must be more than 0."))
+    if value is None:
+        if _LONE_GROUP.fullmatch(raw):
+            raise ValueError(_("Use at most 2 decimals; for thousands write 1250 or 1.250,00."))
+        if re.fullmatch(r"[0-9]+[.,][0-9]{3,}", raw):
+            raise ValueError(_("Use at most 2 decimals."))
         raise ValueError(_("Enter a price like 150.00."))
     if value <= 0:
         raise ValueError(_("The price must be more than 0."))
     if value > Decimal(MAX_MONEY_MINOR) / 100:
         raise ValueError(_("At most %(max)s.", max=format_decimal(Decimal(MAX_MONEY_MINOR) / 100, "#,##0.00")))
-    if value != value.quantize(Decimal("0.01")):
-        raise ValueError(_("Use at most 2 decimals."))
     return int(value * 100)
 
 
