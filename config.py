@@ -81,6 +81,9 @@ class Config:
     OUTBOX_SEND_AFTER_COMMIT = _env_bool("OUTBOX_SEND_AFTER_COMMIT", True)
     # How long a sender may hold a message before another sender may take it (a killed worker).
     OUTBOX_CLAIM_SECONDS = int(os.environ.get("OUTBOX_CLAIM_SECONDS", "300"))
+    # Webhook endpoints may be on loopback, private, link-local or reserved addresses (a receiver in your own
+    # network). Off by default: production refuses them (development and testing allow loopback only).
+    WEBHOOKS_ALLOW_PRIVATE = _env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
     SMTP_TIMEOUT = float(os.environ.get("SMTP_TIMEOUT", "20"))
     SMS_TIMEOUT = (float(os.environ.get("SMS_CONNECT_TIMEOUT", "5")), float(os.environ.get("SMS_READ_TIMEOUT", "15")))
     # Lifetimes of the signed links sent by e-mail, in seconds.

@@ -29,6 +29,7 @@ from .lifecycle import (
 from .notifications import NOTIFICATION_CHANNELS, NOTIFICATION_STATES, Notification
 from .orders import ORDER_KINDS, ORDER_STATUSES, BankAccount, Order, OrderStatus, Payment, PromoCode, Refund
 from .settings import AuditEntry, RateLimitCounter, Setting
+from .webhooks import WEBHOOK_EVENTS, Webhook
 
 __all__ = [
     "BALANCE_KINDS",
@@ -84,4 +85,6 @@ __all__ = [
     "Setting",
     "SubscriptionPeriod",
     "Usage",
+    "WEBHOOK_EVENTS",
+    "Webhook",
 ]

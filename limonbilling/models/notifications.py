@@ -7,7 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..extensions import db
 from ..services.clock import now
 
-NOTIFICATION_CHANNELS = ("email", "sms")
+NOTIFICATION_CHANNELS = ("email", "sms", "webhook")
 NOTIFICATION_STATES = ("pending", "sending", "sent", "failed")
 
 
@@ -26,7 +26,7 @@ class Notification(db.Model):
     __tablename__ = "notifications"
     __table_args__ = (
         UniqueConstraint("event_key", "channel", "recipient"),
-        CheckConstraint("channel IN ('email', 'sms')", name="channel"),
+        CheckConstraint("channel IN ('email', 'sms', 'webhook')", name="channel"),
         CheckConstraint("state IN ('pending', 'sending', 'sent', 'failed')", name="state"),
         Index("ix_notifications_due", "state", "next_attempt_at"),
     )
@@ -34,7 +34,7 @@ class Notification(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     event: Mapped[str] = mapped_column(String(40), index=True)
     event_key: Mapped[str] = mapped_column(String(120))
-    channel: Mapped[str] = mapped_column(String(5))
+    channel: Mapped[str] = mapped_column(String(7))
     recipient: Mapped[str] = mapped_column(String(254))
     cc: Mapped[list] = mapped_column(JSON, default=list)
     language: Mapped[str] = mapped_column(String(5))
@@ -52,3 +52,7 @@ class Notification(db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # A webhook delivery (channel `webhook`, body_text the signed JSON): its endpoint, and the last answer.
+    webhook_id: Mapped[int | None] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
+    response_code: Mapped[int | None] = mapped_column(Integer)
+    response_excerpt: Mapped[str | None] = mapped_column(String(200))

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, or_, select, update
 
 from ..extensions import db, insert_ignoring_conflict
 from ..models import Customer, CustomerDepartment, Department, Grant, Order, Package, SubscriptionPeriod, Usage
-from . import ServiceError, audit, ledger, settings
+from . import ServiceError, audit, ledger, settings, webhooks
 from .clock import now
 
 
@@ -319,6 +319,7 @@ def activate_package(
         credits=customer.credits if package.type == "credit" else None,
         expires=preview.new_expiry.isoformat() if preview.new_expiry else None,
     )
+    webhooks.emit("entitlement.changed", customer=customer, change="granted")
     return grant
 
 
@@ -421,7 +422,10 @@ def charge_usage(customer_id: int, department_id: int, kind: str, reference: str
     if cost:
         credits = ledger.post_usage(customer_id, cost, usage_id, facts.low_credit_threshold)
         db.session.execute(_SET_CREDITS_AFTER, {"usage_id": usage_id, "credits": credits})
-    return ChargeResult(usage_id=usage_id, charged=cost, credits=credits, covered_by=covered_by, repeated=False)
+    result = ChargeResult(usage_id=usage_id, charged=cost, credits=credits, covered_by=covered_by, repeated=False)
+    webhooks.emit("usage.charged", customer_id=customer_id, department_id=department_id, kind=kind,
+                  reference=reference, charge=result)
+    return result
 
 
 def _statement_of_charge_facts():
@@ -552,6 +556,7 @@ def revoke_grant(grant: Grant, actor: audit.Actor, reason: str) -> Revocation:
     sync_departments(customer)
     audit.record(actor, "entitlement.revoke", customer, grant=grant.id, taken_back=result.credits_taken_back,
                  already_used=result.credits_already_used, period_removed=result.period_removed)
+    webhooks.emit("entitlement.changed", customer=customer, change="revoked")
     return result
 
 
@@ -575,4 +580,5 @@ def end_subscription(customer: Customer, at: datetime, actor: audit.Actor, reaso
         db.session.flush()
         sync_departments(customer, actor)
         audit.record(actor, "entitlement.end_subscription", customer, at=at.isoformat(), periods=changed)
+        webhooks.emit("entitlement.changed", customer=customer, change="ended")
     return changed

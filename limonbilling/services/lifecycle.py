@@ -10,7 +10,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import MoneyState, Order, OrderState
 from ..models.lifecycle import ORDER_MOVES, invoice_state, may_move
-from . import ServiceError, invoices
+from . import ServiceError, invoices, webhooks
 from .clock import now
 
 
@@ -56,18 +56,22 @@ def move_order(order: Order, target: OrderState, *, custom_status_id: int | None
     if not (custom_status_id is not None and order.status == target) and not may_move(ORDER_MOVES, order.status,
                                                                                          target):
         raise refusal(order, target)
-    order.status = target
+    previous, order.status = order.status, target
     order.custom_status_id = custom_status_id
+    if previous != target:
+        webhooks.emit("order.status_changed", order=order, previous=previous)
 
 
 def settle(order: Order) -> MoneyState:
     """Derive the order's money status and its invoice's status from its payments and refunds (in this
     transaction); an invoice gets its number once money for it was accepted."""
     db.session.flush()
-    money = order.money
+    money, previous = order.money, order.payment_status
     order.payment_status = money
     if money is MoneyState.PAID and order.paid_at is None:
         order.paid_at = now()
+    if money is MoneyState.PAID and previous != MoneyState.PAID:
+        webhooks.emit("order.paid", order=order)
     invoice = order.invoice
     if invoice is not None:
         if any(not any(r.automatic for r in p.refunds) for p in order.confirmed_payments):

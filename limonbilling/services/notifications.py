@@ -30,7 +30,7 @@ from ..models import (
     Order,
     SubscriptionPeriod,
 )
-from . import settings
+from . import settings, webhooks
 from .clock import now
 
 # The reminders before a subscription ends, in days; each goes once, the nearest one that applies.
@@ -332,6 +332,7 @@ def credits_dropped(customer: Customer, entry: LedgerEntry) -> None:
                      lambda: ngettext("You have %(num)d credit left", "You have %(num)d credits left",
                                       entry.balance_after),
                      credits=entry.balance_after, packages_url=external_url("portal.packages"))
+        webhooks.emit("credits.low", customer=customer, entry=entry)
 
 
 def queue_reminders() -> int:

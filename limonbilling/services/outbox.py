@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from ..extensions import db
 from ..models import Notification
 from ..transports import DeliveryError, SmtpConnection, build_email, send_sms, sms_configured, smtp_configured
-from . import ServiceError, audit, settings
+from . import ServiceError, audit, settings, webhooks
 from .clock import now
 
 BATCH_SIZE = 20
@@ -50,9 +50,10 @@ class SendReport:
 
 
 def ready_channels(values: dict) -> list[str]:
-    """E-mail waits in the outbox until SMTP is configured; SMS rows exist only while SMS is on."""
-    return [channel for channel, ready in (("email", smtp_configured(values)), ("sms", sms_configured(values)))
-            if ready]
+    """E-mail waits in the outbox until SMTP is configured; SMS rows exist only while SMS is on; webhooks
+    need no settings."""
+    return [channel for channel, ready in (("email", smtp_configured(values)), ("sms", sms_configured(values)),
+                                           ("webhook", True)) if ready]
 
 
 def _claimable(moment: datetime, channels: list[str]):
@@ -121,6 +122,7 @@ def deliver(message: Claimed, values: dict, connection: SmtpConnection, report: 
 
     A message that cannot even be built (an address the mail classes refuse) fails like one the server
     refused: alone, with its error on the row for agents, never stopping the messages after it."""
+    recorded = {}
     try:
         if message.channel == "email":
             connection.send(build_email(
@@ -128,10 +130,13 @@ def deliver(message: Claimed, values: dict, connection: SmtpConnection, report: 
                 text=message.body_text, html=message.body_html,
                 message_id=f"limonbilling-notification-{message.id}",
             ))
+        elif message.channel == "webhook":
+            recorded = webhooks.deliver(message)
         else:
             send_sms(values, message.recipient, message.body_text)
     except Exception as error:  # noqa: BLE001 - one bad message must not stop the others
-        if isinstance(error, DeliveryError):
+        recorded = getattr(error, "recorded", {})  # a webhook's answer (webhooks.Undelivered)
+        if isinstance(error, (DeliveryError, webhooks.Undelivered)):
             reason = str(error)
         else:
             reason = f"{type(error).__name__}: {error}"
@@ -139,14 +144,15 @@ def deliver(message: Claimed, values: dict, connection: SmtpConnection, report: 
         attempts = message.attempts + 1
         if attempts >= values["notification_max_attempts"]:
             report.failed += 1
-            _finish(message, state="failed", last_error=reason[:2000])
+            _finish(message, state="failed", last_error=reason[:2000], **recorded)
             current_app.logger.warning("outbox: notification %s failed for good: %s", message.id, reason)
         else:
             report.retrying += 1
-            _finish(message, state="pending", last_error=reason[:2000], next_attempt_at=now() + retry_delay(attempts))
+            _finish(message, state="pending", last_error=reason[:2000], next_attempt_at=now() + retry_delay(attempts),
+                    **recorded)
         return
     report.sent += 1
-    _finish(message, state="sent", sent_at=now(), last_error=None)
+    _finish(message, state="sent", sent_at=now(), last_error=None, **recorded)
 
 
 def send_due() -> SendReport:

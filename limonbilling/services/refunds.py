@@ -23,7 +23,7 @@ from ..models import Order, OrderState, Payment, PaymentMethod, PaymentState, Re
 from ..models import RefundState as State
 from ..models.lifecycle import REFUND_MOVES, move
 from ..payments.nestpay import NestPayError
-from . import ServiceError, audit, balance, entitlements, notifications
+from . import ServiceError, audit, balance, entitlements, notifications, webhooks
 from .clock import now
 from .lifecycle import lock_order, move_order, settle
 from .payments import move_payment
@@ -203,6 +203,7 @@ def _done(order: Order, refund: Refund, answer: str, actor: audit.Actor) -> None
     if not any(r.automatic and r.in_flight for r in order.refunds):
         order.attention = None  # money came back: what was flagged is settled
     notifications.order_refunded(order, refund)
+    webhooks.emit("order.refunded", order=order, refund=refund)
 
 
 def _cancel_refunded(order: Order, actor: audit.Actor) -> None:
