@@ -142,9 +142,9 @@ def vip_required(view):
 
 
 def _counts(response) -> bool:
-    """Every reset request counts (each may send a mail); of sign-ins only the failed or refused ones (a
-    working one redirects)."""
-    return request.endpoint.endswith("forgot_password") or response.status_code != 302
+    """Every reset request and registration counts (each may send a mail); of sign-ins only the failed or
+    refused ones (a working one redirects)."""
+    return request.endpoint.endswith(("forgot_password", "register")) or response.status_code != 302
 
 
 def throttled(view):
@@ -189,7 +189,10 @@ def forgot_password_page(kind: str, area: str):
 
 
 def reset_password_page(token: str, area: str):
-    """Choose a new password from a signed link; the link then stops working (see accounts)."""
+    """Choose a new password from a signed link; the link then stops working (see accounts). An account with
+    two-factor sign-in still needs its code: the link proves the mailbox, not the second factor."""
+    from .two_factor_pages import begin_second_step
+
     try:
         user = accounts.user_for_reset(token, "customer" if area == "portal" else "agent")
     except ServiceError as error:
@@ -198,6 +201,9 @@ def reset_password_page(token: str, area: str):
     form = ResetPasswordForm()
     if form.validate_on_submit():
         ok, user = run_service(form, accounts.reset_password, token, form.password.data, user.kind)
+        if ok and user.two_factor_enabled:
+            flash(_("Your new password is set. Enter the code from your app to sign in."), "success")
+            return begin_second_step(user, area)
         if ok:
             sign_in(user)
             flash(_("Your new password is set and you are signed in."), "success")

@@ -1,8 +1,8 @@
-"""Settings → API tokens (agents with `settings`): create (shown once), list, revoke."""
+"""Settings → API tokens: agents with `settings` list and revoke them; only an owner creates one (shown once)."""
 from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 
-from ..auth import current_actor, requires
+from ..auth import OWNER, current_actor, requires
 from ..extensions import db
 from ..forms import run_service
 from ..models import ApiToken
@@ -11,9 +11,15 @@ from . import bp
 from .forms import ApiTokenForm, ToggleForm
 
 
-@bp.route("/settings/api-tokens", methods=["GET", "POST"])
+@bp.route("/settings/api-tokens")
 @requires("settings")
 def api_tokens():
+    return _tokens_page(ApiTokenForm(formdata=None))
+
+
+@bp.route("/settings/api-tokens/new", methods=["POST"])
+@requires(OWNER)
+def api_token_create():
     """The plain token is rendered once, in the answer to the POST that made it; never stored or redirected."""
     form = ApiTokenForm()
     new_token = None
@@ -22,6 +28,10 @@ def api_tokens():
         if ok:
             _token, new_token = created
             form = ApiTokenForm(formdata=None)
+    return _tokens_page(form, new_token)
+
+
+def _tokens_page(form: ApiTokenForm, new_token: str | None = None):
     response = render_template("admin/api_tokens.html", form=form, new_token=new_token,
                                tokens=tokens.list_tokens(), revoke_form=ToggleForm())
     return response, 200, {"Cache-Control": "no-store"}

@@ -12,6 +12,7 @@ from .. import security
 from ..auth import current_actor, current_customer, public, vip_required
 from ..extensions import csrf, db
 from ..forms import show_errors
+from ..links import external_url
 from ..models import Order, Package
 from ..pagination import page_number
 from ..payments.nestpay_gateway import NestPayGateway, parse_card
@@ -53,8 +54,8 @@ def _send_to_bank(gateway: NestPayGateway, order: Order, form: CheckoutForm):
     customer = current_customer()
     action, fields = gateway.payment_form(
         oid=attempt.oid, amount_minor=attempt.amount_minor, currency=attempt.currency,
-        ok_url=url_for("portal.nestpay_callback", outcome="ok", _external=True),
-        fail_url=url_for("portal.nestpay_callback", outcome="fail", _external=True),
+        ok_url=external_url("portal.nestpay_callback", outcome="ok"),
+        fail_url=external_url("portal.nestpay_callback", outcome="fail"),
         lang="tr" if str(get_locale()).startswith("tr") else "en",
         card=card, email=customer.email, name=customer.full_name,
     )

@@ -83,6 +83,7 @@ def resend_verification():
 
 @bp.route("/register", methods=["GET", "POST"])
 @public
+@throttled
 def register():
     form = RegistrationForm()
     if request.method == "GET" and not form.language.data:
@@ -151,7 +152,8 @@ def change_email():
 @bp.route("/confirm-email/<token>")
 @public
 def confirm_email_change(token: str):
-    """The link sent to a new address; the browser that opens it stays (or becomes) signed in."""
+    """The link sent to a new address. It signs no one in (whoever holds the link is not proven to hold the
+    password or the second factor): the customer signs in again with the new address."""
     try:
         customer = accounts.confirm_email_change(token)
         db.session.commit()
@@ -159,9 +161,8 @@ def confirm_email_change(token: str):
         db.session.rollback()
         flash(error.message, "danger")
         return redirect(url_for("portal.profile" if current_customer() else "portal.login"))
-    sign_in(customer)
-    flash(_("Your e-mail address is now %(email)s.", email=customer.email), "success")
-    return redirect(url_for("portal.profile"))
+    flash(_("Your e-mail address is now %(email)s. Sign in with it.", email=customer.email), "success")
+    return redirect(url_for("portal.login"))
 
 
 @bp.route("/profile/sign-out-everywhere", methods=["POST"])

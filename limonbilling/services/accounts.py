@@ -125,7 +125,10 @@ def verify_email(token: str) -> Customer:
 
 
 def email_change_token(customer: Customer, new_email: str) -> str:
-    return _serializer("change-email").dumps({"id": customer.id, "f": _fingerprint(customer.email), "n": new_email})
+    """Bound to the address and the password it was asked with: a new password (what the notice to the old
+    address advises) makes every pending change link worthless."""
+    return _serializer("change-email").dumps({"id": customer.id, "f": _fingerprint(customer.email),
+                                             "p": _fingerprint(customer.password_hash), "n": new_email})
 
 
 def request_email_change(customer: Customer, new_email: str, password: str, actor: audit.Actor) -> str:
@@ -160,7 +163,8 @@ def confirm_email_change(token: str) -> Customer:
     """
     data = _load(token, "change-email", current_app.config["EMAIL_VERIFICATION_MAX_AGE"])
     customer = db.session.get(Customer, data.get("id"), with_for_update=True)
-    if customer is None or data.get("f") != _fingerprint(customer.email):
+    if (customer is None or data.get("f") != _fingerprint(customer.email)
+            or data.get("p") != _fingerprint(customer.password_hash)):
         raise ServiceError("link_invalid", _("This link is not valid any more; ask for a new one from your profile."))
     new_email = data.get("n")
     if _by_email(Customer, new_email) is not None:
@@ -232,22 +236,24 @@ def _load(token: str, purpose: str, max_age: int, with_timestamp: bool = False):
     return (data, signed_at) if with_timestamp else data
 
 
-def _require_owner(actor: audit.Actor) -> None:
-    """Only an owner (or the installation itself, from the CLI) creates agents or changes what they may do.
+def require_owner(actor: audit.Actor) -> None:
+    """Only an owner (or the installation itself, from the CLI) creates agents, changes what they may do, or
+    makes API tokens (which act with billing and customer rights).
 
     The acting agent is read from the database: an actor that only claims to be an owner is not one.
     """
     if actor.type == "system":
         return
-    agent = db.session.get(Agent, actor.id) if actor.type == "agent" else None
+    agent = db.session.get(Agent, actor.id) if actor.type == "agent" and actor.id is not None else None
     if agent is None or not (agent.is_owner and agent.active):
-        raise ServiceError("owner_only", _("Only an owner can create agents or change their permissions."))
+        raise ServiceError("owner_only", _("Only an owner can do this: create agents, change their permissions "
+                                           "or make API tokens."))
 
 
 def create_agent(
     *, name: str, email: str, password: str, permissions: list[str], is_owner: bool, actor: audit.Actor
 ) -> Agent:
-    _require_owner(actor)
+    require_owner(actor)
     errors: dict[str, list[str]] = {}
     if not (name or "").strip():
         errors["name"] = [_("This field is required.")]
@@ -290,7 +296,7 @@ def update_agent(
     agent: Agent, *, permissions: list[str], is_owner: bool, active: bool, actor: audit.Actor
 ) -> None:
     """Change an agent's permissions (an owner's job); the last active owner can be neither demoted nor disabled."""
-    _require_owner(actor)
+    require_owner(actor)
     if agent.is_owner and agent.active and (not is_owner or not active) and _owner_count() <= 1:
         raise ServiceError("last_owner", _("At least one active owner must remain."))
     _apply_permissions(agent, permissions)

@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, select, update
 
 from ..extensions import db
 from ..models import API_SCOPES, ApiToken
-from . import ValidationFailed, audit
+from . import ValidationFailed, accounts, audit
 from .clock import now
 
 PREFIX = "lb_"
@@ -21,7 +21,9 @@ def _digest(token: str) -> str:
 
 
 def create_token(name: str, scopes: list[str], actor: audit.Actor) -> tuple[ApiToken, str]:
-    """A new token; the plain value is returned once and never stored."""
+    """A new token (an owner's job: it acts with billing and customer rights); the plain value is returned once
+    and never stored."""
+    accounts.require_owner(actor)
     errors: dict[str, list[str]] = {}
     name = (name or "").strip()
     if not name:

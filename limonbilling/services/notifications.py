@@ -277,8 +277,9 @@ def email_verification(customer: Customer) -> None:
 
 
 def account_exists(customer: Customer) -> None:
-    """Someone registered with the address of an existing account: tell its owner how to get in."""
-    _to_customer(customer, "account_exists", f"customer:{customer.id}:account-exists:{now().isoformat()}",
+    """Someone registered with the address of an existing account: tell its owner how to get in, at most once
+    an hour (registering again and again must not flood the owner's inbox)."""
+    _to_customer(customer, "account_exists", f"customer:{customer.id}:account-exists:{now():%Y-%m-%dT%H}",
                  "account_exists", lambda: _("You already have an account"),
                  sign_in_url=external_url("portal.login"), reset_url=external_url("portal.forgot_password"))
 

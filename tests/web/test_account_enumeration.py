@@ -115,3 +115,18 @@ def test_registration_refuses_a_common_password(app):
                                                      "password": "qwerty123456", "password_again": "qwerty123456"})
     assert "one of the most common ones" in page.data.decode()
     assert db.session.scalar(db.select(db.func.count(Customer.id))) == 0
+
+
+def test_registrations_from_one_address_are_throttled_and_the_owner_is_mailed_once_an_hour(app, clock):
+    """An attack pass queued 100 "you already have an account" mails to one customer by registering 100 times."""
+    app.config.update(SIGN_IN_LIMIT_PER_IP="5 per minute")
+    make_customer(email="ayse@example.com")
+    client = app.test_client()
+    answers = [client.post("/register", data={**NEW_PERSON, "email": "ayse@example.com"},
+                           environ_base={"REMOTE_ADDR": "198.51.100.7"}).status_code for _ in range(6)]
+    assert answers == [302] * 5 + [429]
+    assert len(mails("account_exists")) == 1  # five tries, one mail this hour
+    clock.advance(hours=1)
+    client.post("/register", data={**NEW_PERSON, "email": "ayse@example.com"},
+                environ_base={"REMOTE_ADDR": "203.0.113.8"})
+    assert len(mails("account_exists")) == 2

@@ -5,7 +5,7 @@ import pytest
 
 from limonbilling.extensions import db
 from limonbilling.models import ApiToken, Customer, LedgerEntry, Usage
-from limonbilling.services import api_tokens, audit, ledger, settings
+from limonbilling.services import ServiceError, api_tokens, audit, ledger, settings
 
 from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
 
@@ -212,8 +212,8 @@ def test_every_route_is_in_the_openapi_document_and_back(app, client):
 
 
 def test_token_pages_show_the_token_once(app, client):
-    sign_in(client, make_agent("settings"))
-    created = client.post("/admin/settings/api-tokens", data={"name": "Zendesk", "scope_read": "y"})
+    sign_in(client, make_agent(is_owner=True))
+    created = client.post("/admin/settings/api-tokens/new", data={"name": "Zendesk", "scope_read": "y"})
     page = created.data.decode()
     plain = page.split('id="new-token" readonly value="')[1].split('"')[0]
     assert plain.startswith("lb_") and created.headers["Cache-Control"] == "no-store"
@@ -224,7 +224,29 @@ def test_token_pages_show_the_token_once(app, client):
     assert token.token_hash != plain and plain not in token.token_hash
     client.post(f"/admin/settings/api-tokens/{token.id}/revoke")
     assert client.get("/api/v1/departments", headers={"Authorization": f"Bearer {plain}"}).status_code == 401
-    assert "Choose at least one scope" in client.post("/admin/settings/api-tokens", data={"name": "X"}).data.decode()
+    no_scope = client.post("/admin/settings/api-tokens/new", data={"name": "X"})
+    assert "Choose at least one scope" in no_scope.data.decode()
+
+
+def test_only_an_owner_makes_tokens_an_agent_with_settings_lists_and_revokes_them(app, client):
+    """A token acts with billing and customer rights: an agent with only `settings` gave themselves both."""
+    owner = app.test_client()
+    sign_in(owner, make_agent(is_owner=True))
+    owner.post("/admin/settings/api-tokens/new", data={"name": "Zendesk", "scope_read": "y", "scope_write": "y"})
+    sign_in(client, make_agent("settings"))
+    listing = client.get("/admin/settings/api-tokens")
+    page = listing.data.decode()
+    assert listing.status_code == 200 and "Zendesk" in page and "Create token" not in page
+    refused = client.post("/admin/settings/api-tokens/new", data={"name": "Mine", "scope_read": "y",
+                                                                  "scope_write": "y"})
+    assert refused.status_code == 403
+    with pytest.raises(ServiceError, match="Only an owner"):
+        api_tokens.create_token("Mine", ["read", "write"], audit.Actor.of(make_agent("settings", "billing")))
+    token = db.session.scalar(db.select(ApiToken))
+    assert [token.name] == [t.name for t in db.session.scalars(db.select(ApiToken))]
+    client.post(f"/admin/settings/api-tokens/{token.id}/revoke")
+    db.session.expire_all()
+    assert token.revoked_at is not None
 
 
 def test_cli_create_token_prints_a_working_token(app, client):

@@ -7,6 +7,7 @@ import re
 
 from limonbilling.extensions import db
 from limonbilling.models import AuditEntry, Customer, Notification
+from limonbilling.services import accounts
 
 from ..factories import PASSWORD, make_agent, make_customer, sign_in
 
@@ -67,11 +68,11 @@ def test_the_new_address_is_confirmed_before_it_counts_and_the_old_one_is_told(a
 
     clock.advance(hours=1)
     confirmed = here.get(link_in(confirmation), follow_redirects=True)
-    assert "Your e-mail address is now yeni@example.com." in confirmed.data.decode()
+    assert "Your e-mail address is now yeni@example.com. Sign in with it." in confirmed.data.decode()
     changed = fresh(customer)
     assert (changed.email, changed.email_verified_at) == (NEW, clock.now())
-    assert here.get("/profile").status_code == 200  # this browser stays signed in
-    assert elsewhere.get("/profile").status_code == 302  # every other session ends
+    # every session ends, and the link signs no one in: whoever holds it is not proven to hold the password
+    assert here.get("/profile").status_code == elsewhere.get("/profile").status_code == 302
     assert here.post("/login", data={"email": NEW, "password": PASSWORD}).status_code == 302
     assert db.session.query(AuditEntry).filter_by(action="customer.email_changed").one().details == {
         "old": "eski@example.com", "new": NEW}
@@ -127,3 +128,22 @@ def test_an_agent_changing_a_customers_address_tells_the_old_one_and_ends_the_se
     assert [row.recipient for row in mails("email_change_notice")] == ["eski@example.com"]
     assert [row.recipient for row in mails("email_verification")] == [NEW]
     assert customer_client.get("/profile").status_code == 302
+
+
+def test_a_new_password_voids_the_pending_change_the_notice_warned_of(app):
+    """The notice to the old address says: not you? choose a new password. The attacker's pending link must die
+    with the old password (it used to survive it, and opening it signed its holder in)."""
+    customer = make_customer(email="eski@example.com")
+    attacker = app.test_client()
+    sign_in(attacker, customer)
+    ask(attacker, email="attacker@evil.example")
+    [confirmation] = mails("email_change")
+    assert accounts.request_password_reset("customer", "eski@example.com") is None
+    [reset] = mails("password_reset")
+    token = re.search(r"/reset-password/(\S+)", reset.body_text).group(1)
+    owner = app.test_client()
+    assert owner.post(f"/reset-password/{token}", data={"password": "owner-again-7", "confirm": "owner-again-7"}
+                      ).status_code == 302
+    opened = app.test_client().get(link_in(confirmation), follow_redirects=True).data.decode()
+    assert "This link is not valid any more" in opened
+    assert fresh(customer).email == "eski@example.com"

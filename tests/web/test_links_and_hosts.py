@@ -68,3 +68,20 @@ def test_production_answers_with_hsts_and_development_does_not(tmp_path, monkeyp
     monkeypatch.setenv("LIMONBILLING_CONFIG", "development")
     development = create_app({"SECRET_KEY": "d" * 32, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'dev.db'}"})
     assert "Strict-Transport-Security" not in development.test_client().get("/healthz").headers
+
+
+def test_the_bank_returns_the_customer_to_the_public_address_not_the_request_host(app, make_app, gateway):
+    """okUrl and failUrl were built from the request's Host: the bank would post the answer there."""
+    from ..factories import make_package, sign_in
+
+    db.session.commit()  # the gateway's settings; on SQLite the other app's session waits for this one
+    public_app = make_app(PUBLIC_BASE_URL="https://billing.example.com", TRUSTED_HOSTS=["localhost"])
+    with public_app.app_context():
+        customer, package = make_customer(), make_package("credit", credits=5)
+        client = public_app.test_client()
+        sign_in(client, customer)
+        page = client.post(f"/checkout/{package.id}", data={
+            "card_number": "4355 0843 5508 4358", "card_expiry": "12/30", "card_cvv": "000"}).data.decode()
+        assert 'name="okUrl" value="https://billing.example.com/payments/nestpay/ok"' in page
+        assert 'name="failUrl" value="https://billing.example.com/payments/nestpay/fail"' in page
+        db.session.remove()

@@ -73,8 +73,8 @@ def world(app):
     promo = promos.create({"code": "HOSGELDIN", "kind": "percent", "value": "10", "max_uses": 5,
                            "package_ids": []}, AGENT)
     status = order_statuses.save(None, name="Arandı", colour="#336699", counts_as="pending", actor=AGENT)
-    token, _plain = api_tokens.create_token("Yardım masası", ["read"], AGENT)
     agent = make_agent(is_owner=True, language="tr", name="Zeynep Temsilci")
+    token, _plain = api_tokens.create_token("Yardım masası", ["read"], audit.Actor.of(agent))
     db.session.commit()
     from limonbilling.models import Notification
 

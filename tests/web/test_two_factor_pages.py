@@ -308,3 +308,24 @@ def test_twenty_wrong_codes_lock_the_second_step_for_a_quarter_hour(app, clock):
     clock.advance(minutes=15)  # the first wrong codes leave the window
     password_step(client, agent)
     assert second_step(client, agent, code_now(agent, clock)).location == "/admin/"
+
+
+@pytest.mark.parametrize("kind", ["agent", "customer"])
+def test_a_password_reset_link_does_not_get_round_the_second_factor(app, clock, kind):
+    """The reset link proves the mailbox only: it used to sign its holder straight in, code or not."""
+    from limonbilling.models import Notification
+    from limonbilling.services import accounts
+
+    user = make_agent() if kind == "agent" else make_customer()
+    enrolled(user, clock)
+    accounts.request_password_reset(kind, user.email)
+    db.session.commit()
+    [mail] = db.session.scalars(select(Notification).where(Notification.event == "password_reset")).all()
+    area = "/admin" if kind == "agent" else ""
+    link = re.search(rf"{area}/reset-password/\S+", mail.body_text).group(0)
+    client = app.test_client()
+    answer = client.post(link, data={"password": "brand-new-pass-4", "confirm": "brand-new-pass-4"})
+    assert answer.status_code == 302 and answer.location.startswith(login_path(user) + "/two-factor")
+    assert client.get("/admin/" if kind == "agent" else "/profile").status_code == 302  # not signed in yet
+    assert second_step(client, user, code_now(user, clock)).status_code == 302
+    assert client.get("/admin/" if kind == "agent" else "/profile").status_code == 200
