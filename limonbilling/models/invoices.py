@@ -1,7 +1,17 @@
 """Invoices: one per order, numbered gap-free per year when issued (domain.md §7)."""
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -42,8 +52,8 @@ class Invoice(db.Model):
     currency: Mapped[str] = mapped_column(String(3))
     vat_rate_percent: Mapped[int] = mapped_column(Integer)
     vat_inclusive: Mapped[bool] = mapped_column(Boolean)
-    net_minor: Mapped[int] = mapped_column(Integer)
-    vat_minor: Mapped[int] = mapped_column(Integer)
-    total_minor: Mapped[int] = mapped_column(Integer)
+    net_minor: Mapped[int] = mapped_column(BigInteger)
+    vat_minor: Mapped[int] = mapped_column(BigInteger)
+    total_minor: Mapped[int] = mapped_column(BigInteger)
 
     order = relationship("Order", back_populates="invoice")

@@ -74,9 +74,9 @@ class Order(db.Model):
     promo_code: Mapped[str | None] = mapped_column(String(40))
     # The promo code's use is held by this order (given back only when it ends without any payment).
     promo_use_held: Mapped[bool] = mapped_column(Boolean, default=False)
-    discount_minor: Mapped[int] = mapped_column(Integer, default=0)
-    amount_minor: Mapped[int] = mapped_column(Integer)  # what the customer pays, VAT included
-    vat_minor: Mapped[int] = mapped_column(Integer, default=0)
+    discount_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)  # what the customer pays, VAT included
+    vat_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     vat_rate_percent: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3))
     payment_method: Mapped[str] = mapped_column(String(16))
@@ -272,7 +272,7 @@ class Payment(db.Model):
     oid: Mapped[str | None] = mapped_column(String(64), unique=True)  # what the bank sees (card)
     state: Mapped[str] = mapped_column(String(10))
     amount_minor: Mapped[int] = mapped_column(BigInteger)  # what the customer pays, VAT included
-    vat_minor: Mapped[int] = mapped_column(Integer, default=0)
+    vat_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     vat_rate_percent: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
@@ -407,7 +407,7 @@ class PromoCode(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(40), unique=True)
     kind: Mapped[str] = mapped_column(String(8))
-    value: Mapped[int] = mapped_column(Integer)  # percent (1–100) or minor units
+    value: Mapped[int] = mapped_column(BigInteger)  # percent (1–100) or minor units
     currency: Mapped[str | None] = mapped_column(String(3))  # for fixed amounts
     valid_from: Mapped[datetime | None] = mapped_column(DateTime)
     valid_until: Mapped[datetime | None] = mapped_column(DateTime)

@@ -14,7 +14,7 @@ from . import ServiceError, ValidationFailed, audit
 from .clock import now
 from .packages import parse_price
 
-MAX_BALANCE_MINOR = 2**31 - 1  # the balance is a 32-bit integer column
+MAX_BALANCE_MINOR = 2**63 - 1  # the most a 64-bit money column holds
 
 
 class InsufficientBalance(ServiceError):

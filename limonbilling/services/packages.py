@@ -12,8 +12,7 @@ from ..models import CURRENCIES, PACKAGE_TYPES, Department, Grant, Package
 from . import ServiceError, ValidationFailed, audit
 
 # The largest amount anyone may type (a price, discount, refund or balance adjustment): 10,000,000.00 in any
-# currency. Several money columns are still 32-bit integers (at most 2,147,483,647 minor units); this leaves
-# room for VAT added on top (at most 100%).
+# currency, far beyond a support package and far within the 64-bit money columns, VAT on top included.
 MAX_MONEY_MINOR = 1_000_000_000
 
 
