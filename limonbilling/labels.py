@@ -6,6 +6,7 @@ One place, so every page says the same word in the reader's language:
 from flask_babel import lazy_gettext as _l
 
 LABELS = {
+    "channel": {"email": _l("E-mail"), "sms": "SMS", "webhook": "Webhook"},
     "order_kind": {"new": _l("New"), "top-up": _l("Top-up"), "renewal": _l("Renewal"), "switch": _l("Switch")},
     "order_status": {"pending": _l("Pending"), "active": _l("Active"), "fraud": _l("Fraud"),
                      "cancelled": _l("Cancelled")},

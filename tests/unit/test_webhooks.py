@@ -226,3 +226,18 @@ def test_the_url_length_edge(app):
     with pytest.raises(ValidationFailed) as refused:
         webhooks.create(base + "a" * (webhooks.MAX_URL_LENGTH - len(base) + 1), ["order.paid"], AGENT)
     assert list(refused.value.errors) == ["url"]
+
+
+def test_the_outbox_pages_name_a_webhook_delivery_as_one(app):
+    """Webhook rows share the outbox with e-mail and SMS: the pages called every non-e-mail row "SMS"."""
+    from ..factories import make_agent, sign_in
+
+    webhooks.send_test(hook("order.paid"), AGENT)
+    db.session.commit()
+    [row] = deliveries()
+    client = app.test_client()
+    sign_in(client, make_agent("settings"))
+    detail = client.get(f"/admin/notifications/{row.id}").data.decode()
+    assert "(Webhook, " in detail and "(SMS, " not in detail
+    listing = client.get("/admin/notifications?channel=webhook").data.decode()
+    assert '<option value="webhook" selected>Webhook</option>' in listing and f"Webhook {row.recipient}" in listing
