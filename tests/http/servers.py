@@ -53,3 +53,15 @@ def form_with_field(response, name: str) -> dict:
         if name in form["fields"]:
             return form
     raise AssertionError(f"no form with a field {name!r} on {response.url}")
+
+
+def send_due_in(app, results: list) -> None:
+    """One outbox delivery run in `app`'s own context (a thread standing for a worker); records what it sent."""
+    from limonbilling.extensions import db
+    from limonbilling.services import outbox
+
+    with app.app_context():
+        try:
+            results.append(outbox.send_due().sent)
+        finally:
+            db.session.remove()

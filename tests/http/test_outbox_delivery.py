@@ -21,6 +21,7 @@ from limonbilling.services import orders, outbox, settings
 
 from ..factories import activate, make_customer, make_package
 from ..payment_support import AGENT, paid_by_card
+from .servers import send_due_in
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,20 +122,12 @@ def test_a_refused_recipient_is_an_error_agents_can_read(app, smtp_server):
     assert refused.state == "pending" and "gone@example.com (550 5.1.1 Mailbox unavailable)" in refused.last_error
 
 
-def _send_due_in_thread(app, results):
-    with app.app_context():
-        try:
-            results.append(outbox.send_due().sent)
-        finally:
-            db.session.remove()
-
-
 def test_two_senders_racing_deliver_each_mail_once(app, make_app, smtp_server):
     smtp_server.delay = 0.01
     for _ in range(40):
         make_customer()  # each queues a welcome mail
     results = []
-    senders = [threading.Thread(target=_send_due_in_thread, args=(make_app(), results)) for _ in range(2)]
+    senders = [threading.Thread(target=send_due_in, args=(make_app(), results)) for _ in range(2)]
     for sender in senders:
         sender.start()
     for sender in senders:

@@ -20,7 +20,7 @@ from limonbilling.services.clock import SystemClock
 
 from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
 from ..payment_support import AGENT, paid_by_card
-from .servers import LiveServer
+from .servers import LiveServer, send_due_in
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 START_UNIX = 1772355600  # 2026-03-01 09:00:00 UTC, the tests' clock
@@ -170,14 +170,6 @@ def test_an_unreachable_receiver_is_retried_and_its_old_answer_forgotten(app, re
     assert "ConnectionError: the receiver is not reachable" in row.last_error
 
 
-def _send_due_in_thread(app, results):
-    with app.app_context():
-        try:
-            results.append(outbox.send_due().sent)
-        finally:
-            db.session.remove()
-
-
 def test_two_senders_racing_deliver_each_event_once(app, make_app, receiver):
     webhook, _secret = hook(receiver, "usage.charged")
     department = make_department(credit_per_request=0)
@@ -188,7 +180,7 @@ def test_two_senders_racing_deliver_each_event_once(app, make_app, receiver):
     db.session.commit()
     receiver.delay = 0.01
     results = []
-    senders = [threading.Thread(target=_send_due_in_thread, args=(make_app(), results)) for _ in range(2)]
+    senders = [threading.Thread(target=send_due_in, args=(make_app(), results)) for _ in range(2)]
     for sender in senders:
         sender.start()
     for sender in senders:
