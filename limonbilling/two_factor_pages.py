@@ -16,7 +16,7 @@ from .extensions import db
 from .forms import TwoFactorCodeForm, TwoFactorDisableForm, run_service
 from .models import Agent, Customer
 from .safe_redirect import safe_next
-from .services import audit, two_factor
+from .services import ServiceError, audit, two_factor
 from .services.clock import now
 
 PENDING = "two_factor_pending"
@@ -63,7 +63,12 @@ def second_step_page(area: str, home_endpoint: str):
                                          "then sign in again.", minutes=two_factor.ACCOUNT_WINDOW.seconds // 60))
     form = TwoFactorCodeForm()
     if form.validate_on_submit():
-        signed = two_factor.second_step(user, form.code.data, audit.Actor.of(user, client_ip()))
+        try:
+            signed = two_factor.second_step(user, form.code.data, audit.Actor.of(user, client_ip()),
+                                            pending_since=started)
+        except ServiceError as refused:
+            db.session.rollback()
+            return _back_to_password(area, refused.message)
         db.session.commit()
         if signed:
             sign_in(user)

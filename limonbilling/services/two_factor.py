@@ -101,9 +101,13 @@ def use_recovery_code(user: Account, code: str, actor: audit.Actor) -> bool:
     return True
 
 
-def second_step(user: Account, code: str, actor: audit.Actor) -> bool:
-    """The second step of signing in, with a code from the app or a recovery code. Audited either way;
-    the failures count towards MAX_FAILURES (see `failed_attempts`)."""
+def second_step(user: Account, code: str, actor: audit.Actor, *, pending_since: datetime) -> bool:
+    """The second step of signing in (begun at `pending_since`), with a code from the app or a recovery code.
+    Audited either way; the failures count towards MAX_FAILURES and ACCOUNT_FAILURES, read under the account's
+    row lock, so guesses sent in parallel cannot pass the limits (ServiceError once they are reached)."""
+    _lock(user)
+    if failed_attempts(user, since=pending_since) >= MAX_FAILURES or locked_out(user):
+        raise ServiceError("too_many_codes", _("Too many wrong codes. Enter your password again."))
     if check_code(user, code):
         method = "totp"
     elif use_recovery_code(user, code, actor):

@@ -116,18 +116,23 @@ def test_the_second_step_signs_in_with_a_code_or_a_recovery_code_and_counts_the_
     codes = enrolled(agent, clock)
     started = clock.now()
     actor = audit.Actor.of(agent, "198.51.100.7")
-    assert two_factor.second_step(agent, "000000" if code_at(agent, started) != "000000" else "111111", actor) is False
-    assert two_factor.second_step(agent, "not-a-code", actor) is False
+    wrong = "000000" if code_at(agent, started) != "000000" else "111111"
+    assert two_factor.second_step(agent, wrong, actor, pending_since=started) is False
+    assert two_factor.second_step(agent, "not-a-code", actor, pending_since=started) is False
     assert two_factor.failed_attempts(agent, since=started) == 2
     assert two_factor.failed_attempts(agent, since=started + timedelta(seconds=1)) == 0
-    assert two_factor.second_step(agent, code_at(agent, started), actor) is True
-    assert two_factor.second_step(agent, codes[0], actor) is True
+    assert two_factor.second_step(agent, code_at(agent, started), actor, pending_since=started) is True
+    assert two_factor.second_step(agent, codes[0], actor, pending_since=started) is True
+    for _third_to_fifth in range(3):
+        assert two_factor.second_step(agent, wrong, actor, pending_since=started) is False
+    with pytest.raises(ServiceError, match="Too many wrong codes"):  # the sixth is not even tried
+        two_factor.second_step(agent, code_at(agent, started), actor, pending_since=started)
     db.session.commit()
     methods = db.session.scalars(select(AuditEntry.details).where(AuditEntry.action == "agent.sign_in")
                                  .order_by(AuditEntry.id)).all()
     assert methods == [{"method": "totp"}, {"method": "recovery_code"}]
     failed = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "agent.two_factor_failed")).all()
-    assert [entry.ip for entry in failed] == ["198.51.100.7"] * 2
+    assert [entry.ip for entry in failed] == ["198.51.100.7"] * two_factor.MAX_FAILURES
 
 
 def test_new_recovery_codes_need_a_current_code_and_replace_the_old_ones(app, clock):
@@ -190,3 +195,23 @@ def test_many_callers_with_one_recovery_code_have_one_success(app, clock, databa
     assert sorted(outcome.value for outcome in outcomes) == [False] * (THREADS - 1) + [True]
     assert len(db.session.get(Customer, customer_id).recovery_code_hashes) == 9
     assert audits("customer.recovery_code_used") == 1
+
+
+def test_many_wrong_codes_sent_at_once_get_no_more_tries_than_the_limit(app, clock, database_url, worker):  # noqa: F811
+    """The sign-in page counted the wrong codes before the account's row lock: a burst of parallel guesses
+    could all pass the check of five and be tried. They are counted under the lock now."""
+    if make_url(database_url).get_backend_name() != "postgresql":
+        pytest.skip("SQLite serialises writers and would hide the race; it runs on PostgreSQL only")
+    customer = make_customer()
+    enrolled(customer, clock)
+    customer_id, started = customer.id, clock.now()
+
+    def caller():
+        account = db.session.get(Customer, customer_id)
+        return lambda: two_factor.second_step(account, "000000", ACTOR, pending_since=started)
+
+    outcomes = race(worker, [caller] * THREADS)
+    no_errors(outcomes)
+    assert sorted(str(outcome.value) for outcome in outcomes) == (
+        ["False"] * two_factor.MAX_FAILURES + ["too_many_codes"] * (THREADS - two_factor.MAX_FAILURES))
+    assert audits("customer.two_factor_failed") == two_factor.MAX_FAILURES
