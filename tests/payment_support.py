@@ -11,11 +11,14 @@ AGENT = audit.Actor("agent", None, "agent@example.com")
 BANK = audit.Actor("system", None, "nestpay")
 
 
-def configure_gateway() -> NestPayGateway:
+def configure_gateway(bank_url: str = "http://127.0.0.1:9") -> NestPayGateway:
+    """NestPay with the published test merchant, at `bank_url` (the simulator's; by default an address that
+    leads nowhere)."""
     settings.update({
-        "nestpay_enabled": True, "nestpay_gate_url": "http://127.0.0.1:9/fim/est3Dgate",
-        "nestpay_api_url": "http://127.0.0.1:9/fim/api", "nestpay_client_id": TEST_MERCHANT["client_id"],
-        "nestpay_store_key": TEST_MERCHANT["store_key"], "nestpay_api_user": "u", "nestpay_api_password": "p",
+        "nestpay_enabled": True, "nestpay_gate_url": f"{bank_url}/fim/est3Dgate",
+        "nestpay_api_url": f"{bank_url}/fim/api", "nestpay_client_id": TEST_MERCHANT["client_id"],
+        "nestpay_store_key": TEST_MERCHANT["store_key"], "nestpay_api_user": TEST_MERCHANT["api_user"],
+        "nestpay_api_password": TEST_MERCHANT["api_password"],
     }, AGENT)
     return NestPayGateway()
 

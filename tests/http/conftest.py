@@ -2,10 +2,10 @@
 import pytest
 
 from limonbilling.extensions import db
-from limonbilling.sandbox import TEST_MERCHANT, create_simulator
-from limonbilling.services import audit, settings
+from limonbilling.sandbox import create_simulator
 
 from ..factories import make_customer, make_department, make_package
+from ..payment_support import configure_gateway
 from .servers import LiveServer
 
 
@@ -18,15 +18,7 @@ def simulator():
 @pytest.fixture
 def shop(make_app, app, simulator):
     """The app served with CSRF on, NestPay pointed at the simulator, a customer and a credit package."""
-    settings.update({
-        "nestpay_enabled": True,
-        "nestpay_gate_url": f"{simulator.url}/fim/est3Dgate",
-        "nestpay_api_url": f"{simulator.url}/fim/api",
-        "nestpay_client_id": TEST_MERCHANT["client_id"],
-        "nestpay_store_key": TEST_MERCHANT["store_key"],
-        "nestpay_api_user": TEST_MERCHANT["api_user"],
-        "nestpay_api_password": TEST_MERCHANT["api_password"],
-    }, audit.Actor.system("test"))
+    configure_gateway(simulator.url)
     support = make_department("Support", credit_per_request=2)
     customer = make_customer()
     package = make_package("credit", [support], credits=10, price="150.00")

@@ -9,23 +9,18 @@ import requests
 from limonbilling.extensions import db
 from limonbilling.payments import nestpay
 from limonbilling.payments.nestpay_gateway import NestPayGateway
-from limonbilling.sandbox import TEST_CARD, TEST_MERCHANT
+from limonbilling.sandbox import TEST_CARD
 from limonbilling.services import ServiceError, card_payments, refunds, settings
 
 from ..factories import make_customer, make_department, make_package
-from ..payment_support import AGENT, BANK, card_order, refund_to_card
+from ..payment_support import AGENT, BANK, card_order, configure_gateway, refund_to_card
 from .servers import form_with_field, forms_of
 
 
 @pytest.fixture
 def paid(app, simulator):
     """An order paid at the simulator: its gate took the card, its post-back went through our callback code."""
-    settings.update({
-        "nestpay_enabled": True, "nestpay_gate_url": f"{simulator.url}/fim/est3Dgate",
-        "nestpay_api_url": f"{simulator.url}/fim/api", "nestpay_client_id": TEST_MERCHANT["client_id"],
-        "nestpay_store_key": TEST_MERCHANT["store_key"], "nestpay_api_user": TEST_MERCHANT["api_user"],
-        "nestpay_api_password": TEST_MERCHANT["api_password"],
-    }, AGENT)
+    configure_gateway(simulator.url)
     customer = make_customer()
     order, attempt = card_order(customer, make_package("credit", [make_department("Support")], credits=10))
     gateway = NestPayGateway()

@@ -65,14 +65,14 @@ from limonbilling.models.lifecycle import invoice_state
 from limonbilling.models.orders import RECHECK_FAILED
 from limonbilling.payments import nestpay
 from limonbilling.payments.nestpay_gateway import NestPayGateway
-from limonbilling.sandbox import TEST_CARD, TEST_MERCHANT, create_simulator
+from limonbilling.sandbox import TEST_CARD, create_simulator
 from limonbilling.services import ServiceError, card_payments, entitlements, ledger, orders, promo_codes, refunds
 from limonbilling.services import settings as store_settings
 
 from ..conftest import START
 from ..factories import make_customer, make_department, make_package
 from ..http.servers import LiveServer, form_with_field, forms_of
-from ..payment_support import AGENT, BANK, as_customer
+from ..payment_support import AGENT, BANK, as_customer, configure_gateway
 
 MAX_ORDERS = 5  # per example
 PROMO_USES = 2
@@ -92,12 +92,7 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
     bank = create_simulator()
     the_bank = bank.extensions["nestpay_simulator"]  # what the bank holds, by oid
     with LiveServer(bank) as simulator:
-        store_settings.update({
-            "nestpay_enabled": True, "nestpay_gate_url": f"{simulator.url}/fim/est3Dgate",
-            "nestpay_api_url": f"{simulator.url}/fim/api", "nestpay_client_id": TEST_MERCHANT["client_id"],
-            "nestpay_store_key": TEST_MERCHANT["store_key"], "nestpay_api_user": TEST_MERCHANT["api_user"],
-            "nestpay_api_password": TEST_MERCHANT["api_password"],
-        }, AGENT)
+        configure_gateway(simulator.url)
         support = make_department("Support", credit_per_request=2)
         package_ids = [make_package("credit", [support], credits=10, price="150.00").id,
                        make_package("credit", [support], credits=4, price="80.00").id]
@@ -645,14 +640,9 @@ def bank(app):
     """The NestPay simulator on a loopback port with the gateway pointed at it; yields (gateway, what it holds)."""
     simulator = create_simulator()
     with LiveServer(simulator) as server:
-        store_settings.update({
-            "nestpay_enabled": True, "nestpay_gate_url": f"{server.url}/fim/est3Dgate",
-            "nestpay_api_url": f"{server.url}/fim/api", "nestpay_client_id": TEST_MERCHANT["client_id"],
-            "nestpay_store_key": TEST_MERCHANT["store_key"], "nestpay_api_user": TEST_MERCHANT["api_user"],
-            "nestpay_api_password": TEST_MERCHANT["api_password"],
-        }, AGENT)
+        gateway = configure_gateway(server.url)
         db.session.commit()
-        yield NestPayGateway(), simulator.extensions["nestpay_simulator"].payments
+        yield gateway, simulator.extensions["nestpay_simulator"].payments
 
 
 def _on_the_3d_page(gateway, attempt):

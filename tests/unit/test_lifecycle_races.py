@@ -42,8 +42,8 @@ from limonbilling.models import (
     RefundDestination,
 )
 from limonbilling.payments.nestpay_gateway import NestPayGateway
-from limonbilling.sandbox import TEST_MERCHANT, create_simulator
 from limonbilling.sandbox import Payment as BankPayment
+from limonbilling.sandbox import create_simulator
 from limonbilling.services import (
     ServiceError,
     balance,
@@ -58,7 +58,7 @@ from limonbilling.services import orders as order_service
 
 from ..factories import make_customer, make_department, make_package
 from ..http.servers import LiveServer
-from ..payment_support import AGENT, BANK, as_customer, bank_answer, card_order
+from ..payment_support import AGENT, BANK, as_customer, bank_answer, card_order, configure_gateway
 
 THREADS = 16
 HALF = THREADS // 2
@@ -95,12 +95,7 @@ def support(app):
 def bank(app):
     """The NestPay simulator over HTTP, with the gateway settings pointing at it; yields its record of sales."""
     with LiveServer(create_simulator()) as server:
-        settings.update({
-            "nestpay_enabled": True, "nestpay_gate_url": f"{server.url}/fim/est3Dgate",
-            "nestpay_api_url": f"{server.url}/fim/api", "nestpay_client_id": TEST_MERCHANT["client_id"],
-            "nestpay_store_key": TEST_MERCHANT["store_key"], "nestpay_api_user": TEST_MERCHANT["api_user"],
-            "nestpay_api_password": TEST_MERCHANT["api_password"],
-        }, AGENT)
+        configure_gateway(server.url)
         db.session.commit()
         yield server.server.app.extensions["nestpay_simulator"]
 
