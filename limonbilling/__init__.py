@@ -1,11 +1,9 @@
 """LimonBilling: the paid VIP support billing module of a help desk."""
 import os
-import re
-from decimal import Decimal
 from pathlib import Path
 
 from flask import Flask, has_request_context, make_response, render_template, request, session
-from flask_babel import format_currency, format_date, format_datetime, format_timedelta, get_locale
+from flask_babel import format_date, format_datetime, format_timedelta, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -15,11 +13,11 @@ from werkzeug.routing import IntegerConverter
 from config import CONFIGS, INSTANCE_DIR
 
 from .extensions import babel, csrf, db, limiter, login_manager, migrate
+from .formatting import format_money
 from .labels import customer_decline, customer_invoice_status, customer_order_status, label
+from .models import MAX_RECORD_ID
 
 ROOT = Path(__file__).resolve().parent.parent
-CODE_AGAINST_DIGITS = re.compile(r"\b([A-Z]{3})(?=\d)")
-MAX_RECORD_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL
 
 
 class RecordIdConverter(IntegerConverter):
@@ -84,6 +82,8 @@ def create_app(config=None) -> Flask:
     login_manager.blueprint_login_views = {"admin": "admin.login", "portal": "portal.login"}
     login_manager.login_message = None
     csrf.init_app(app)
+    from . import throttle  # noqa: F401  registers the database:// storage before the limiter binds it
+
     limiter.init_app(app)
     babel.init_app(
         app,
@@ -106,8 +106,9 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(api_bp)
 
     from . import security
-    from .services import outbox
+    from .services import notifications, outbox
 
+    notifications.subscribe()
     security.init_app(app)
     outbox.init_app(app)
     from .cli import billing_cli
@@ -116,15 +117,6 @@ def create_app(config=None) -> Flask:
     _register_template_helpers(app)
     _register_error_handlers(app)
     return app
-
-
-def format_money(minor: int, currency: str) -> str:
-    """Integer minor units shown in the page's locale: ₺1.250,00 in Turkish, TRY 1,250.00 in English.
-
-    Babel writes a currency code against the digits (TRY1,250.00); CLDR's
-    spacing rule puts a (non-breaking) space between a code and a number.
-    """
-    return CODE_AGAINST_DIGITS.sub("\\1\xa0", format_currency(Decimal(minor) / 100, currency))
 
 
 def _register_template_helpers(app: Flask) -> None:

@@ -29,7 +29,6 @@ csrf = CSRFProtect()
 babel = Babel()
 # Storage from RATELIMIT_STORAGE_URI: database:// (the app's database, see throttle.py) or redis://….
 limiter = Limiter(key_func=get_remote_address)
-from . import throttle  # noqa: E402,F401,I001  registers database:// before create_app binds the limiter
 
 
 def insert_ignoring_conflict(model, returning=None, **values):

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Select, false, true
 
-from . import MAX_RECORD_ID
 from .extensions import db
+from .models import MAX_RECORD_ID
 
 MAX_PAGE = 1_000_000  # for the short lists paged by OFFSET (tickets, chats, requests): far past their end
 

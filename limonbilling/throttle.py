@@ -25,18 +25,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import TooManyRequests
 
+from . import clock
 from .extensions import db, limiter
-from .services import clock
+from .models import RateLimitCounter
 
 PURGE_SECONDS = 60  # how often a process deletes expired counters
 PURGE_ROWS = 1000
 POSTPONED = "limonbilling.throttle.postponed"  # Session.info key: counter changes waiting for its transaction
 
 
-def _table():
-    from .models import RateLimitCounter  # not at import: extensions.py imports this module
-
-    return RateLimitCounter.__table__
+_COUNTERS = RateLimitCounter.__table__
 
 
 def _row_key(key: str) -> str:
@@ -70,7 +68,7 @@ class DatabaseStorage(Storage):
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         """INSERT … ON CONFLICT DO UPDATE … RETURNING: one statement, so parallel increments each count once."""
-        table, now = _table(), self.now()
+        table, now = _COUNTERS, self.now()
         expired = table.c.expires_at <= now
         insert = (postgresql if db.engine.dialect.name == "postgresql" else sqlite).insert(table)
         statement = insert.values(key=_row_key(key), count=amount, expires_at=now + expiry).on_conflict_do_update(
@@ -88,12 +86,12 @@ class DatabaseStorage(Storage):
         return count
 
     def get(self, key: str) -> int:
-        table = _table()
+        table = _COUNTERS
         return self._read(select(table.c.count).where(table.c.key == _row_key(key),
                                                       table.c.expires_at > self.now())) or 0
 
     def get_expiry(self, key: str) -> float:
-        table, now = _table(), self.now()
+        table, now = _COUNTERS, self.now()
         return self._read(select(table.c.expires_at).where(table.c.key == _row_key(key),
                                                            table.c.expires_at > now)) or now
 
@@ -107,10 +105,10 @@ class DatabaseStorage(Storage):
 
     def reset(self) -> int | None:
         with db.engine.begin() as connection:
-            return connection.execute(delete(_table())).rowcount
+            return connection.execute(delete(_COUNTERS)).rowcount
 
     def clear(self, key: str) -> None:
-        table = _table()
+        table = _COUNTERS
         statement = delete(table).where(table.c.key == _row_key(key))
         if _turn_held():
             _postpone(statement)
@@ -128,7 +126,7 @@ class DatabaseStorage(Storage):
     def _purge(self, now: float) -> None:
         """Delete some expired counters, skipping rows another transaction holds (no waits, no deadlocks)."""
         self._next_purge = now + PURGE_SECONDS
-        table = _table()
+        table = _COUNTERS
         expired = (select(table.c.key).where(table.c.expires_at <= now).limit(PURGE_ROWS)
                    .with_for_update(skip_locked=True))
         with db.engine.begin() as connection:

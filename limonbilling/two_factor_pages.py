@@ -12,12 +12,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from .auth import client_ip, current_actor, sign_in
+from .clock import now
 from .extensions import db
 from .forms import TwoFactorCodeForm, TwoFactorDisableForm, run_service
 from .models import Agent, Customer
 from .safe_redirect import safe_next
 from .services import ServiceError, audit, two_factor
-from .services.clock import now
 
 PENDING = "two_factor_pending"
 PENDING_MINUTES = 5

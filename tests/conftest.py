@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from limonbilling import create_app
 from limonbilling.extensions import db, limiter
-from limonbilling.services.clock import FrozenClock
+from limonbilling.clock import FrozenClock
 
 from .postgres import PostgresServer, find_bin_dir
 

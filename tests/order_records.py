@@ -3,9 +3,9 @@ told, which must not depend on how an order got where it is."""
 import itertools
 import secrets
 
+from limonbilling.clock import now
 from limonbilling.extensions import db
 from limonbilling.models import Order, Payment
-from limonbilling.services.clock import now
 
 _oids = itertools.count(1)
 

@@ -5,9 +5,9 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from .. import format_money
 from ..auth import current_actor, requires, vip_required
 from ..extensions import db
+from ..formatting import format_money
 from ..forms import run_service
 from ..models import Customer, Grant, LedgerEntry, Package
 from ..pagination import keyset_page
@@ -18,6 +18,7 @@ from ..services import (
     customers,
     departments,
     entitlements,
+    holdings,
     ledger,
     orders,
     packages,
@@ -148,7 +149,7 @@ def subscription_detail(customer_id: int, balance_form: BalanceAdjustmentForm | 
     return render_template(
         "admin/subscription_detail.html", customer=customer, entitlement=entitlements.entitlement(customer),
         grants=list(grants), orders=list(customer_orders), ledger_page=ledger_page, form=form,
-        periods=entitlements.subscription_periods(customer), balance_form=balance_form or BalanceAdjustmentForm(),
+        periods=holdings.subscription_periods(customer), balance_form=balance_form or BalanceAdjustmentForm(),
         balances=balance.amounts(customer),
         balance_entries=list(db.session.scalars(balance.entries(customer.id).limit(20))),
         cancellation=cancellations.pending_request(customer),

@@ -3,13 +3,13 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_babel import gettext as _
 
 from ..auth import current_actor
+from ..clock import now
 from ..extensions import db
 from ..forms import run_service
 from ..models import CANCELLATION_STATES, CancellationRequest, RefundDestination
 from ..pagination import page_number
 from ..payments.nestpay_gateway import NestPayGateway
-from ..services import cancellations, refunds
-from ..services.clock import now
+from ..services import cancellations, holdings, refunds
 from .billing import billing_view
 from .forms import DecisionForm
 
@@ -20,7 +20,7 @@ def cancellation_list():
     page = db.paginate(cancellations.requests(state if state in CANCELLATION_STATES else None),
                        page=page_number(request.args),
                        per_page=current_app.config["ITEMS_PER_PAGE"], error_out=False)
-    periods = {r.id: cancellations.current_period_end(r.customer) for r in page.items if r.state == "pending"}
+    periods = {r.id: holdings.current_period_end(r.customer) for r in page.items if r.state == "pending"}
     ahead = {r.id: cancellations.renewals_ahead(r.customer, now()) for r in page.items if r.state == "pending"}
     return render_template("admin/cancellations.html", page=page, state=state, form=DecisionForm(),
                            period_ends=periods, renewals=ahead)

@@ -11,7 +11,8 @@ from ..models import NOTIFICATION_CHANNELS, NOTIFICATION_STATES, Notification
 from ..pagination import keyset_page
 from ..search import contains
 from ..services import ServiceError, outbox, settings
-from ..transports import DeliveryError, save_settings, send_test_email, send_test_sms, sms_configured, smtp_configured
+from ..services.messaging import save_settings, send_test_email, send_test_sms, sms_configured, smtp_configured
+from ..transports import DeliveryError
 from . import bp
 from .forms import NotificationSettingsForm, TestSendForm
 

@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import contains_eager
 from wtforms.fields.choices import SelectChoice
 
-from .. import format_money
 from ..auth import current_actor, current_agent
 from ..csv_export import csv_response
 from ..extensions import db
+from ..formatting import format_money
 from ..forms import run_service
 from ..labels import label
 from ..models import (

@@ -5,9 +5,9 @@ from functools import wraps
 from flask import g, jsonify, request
 from sqlalchemy import func, select
 
-from .. import MAX_RECORD_ID, pagination
+from .. import pagination
 from ..extensions import csrf, db
-from ..models import Customer, Department, LedgerEntry, Order, Package, RefundDestination
+from ..models import MAX_RECORD_ID, Customer, Department, LedgerEntry, Order, Package, RefundDestination
 from ..payments.nestpay_gateway import NestPayGateway
 from ..services import ServiceError, audit, customers, entitlements, ledger, orders, refunds, settings
 from ..services import api_tokens as tokens

@@ -88,3 +88,5 @@ __all__ = [
     "WEBHOOK_EVENTS",
     "Webhook",
 ]
+
+MAX_RECORD_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL

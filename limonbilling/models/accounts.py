@@ -1,5 +1,6 @@
 """Agents (staff using /admin) and customers (using the portal), with the customer card."""
 from datetime import datetime
+from functools import cache
 
 from flask_login import UserMixin
 from sqlalchemy import (
@@ -21,17 +22,22 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from ..clock import now
 from ..extensions import db
-from ..services.clock import now
 
 PERMISSIONS = ("billing", "customers", "settings", "support")
-_UNUSABLE_HASH = generate_password_hash("no account has this password")
+
+
+@cache
+def _unusable_hash() -> str:
+    """Made on first use, not at import: hashing costs a tenth of a second in every process that starts."""
+    return generate_password_hash("no account has this password")
 
 
 def check_password_of_nobody(password: str) -> bool:
     """Check a password as long as for a real account, and fail: a sign-in for an address without an
     account takes as long as a wrong password (the time does not tell which addresses have accounts)."""
-    check_password_hash(_UNUSABLE_HASH, password)
+    check_password_hash(_unusable_hash(), password)
     return False
 
 

@@ -4,8 +4,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..clock import now
 from ..extensions import db
-from ..services.clock import now
 
 BALANCE_KINDS = ("refund", "adjustment", "payment")
 

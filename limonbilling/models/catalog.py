@@ -4,8 +4,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..clock import now
 from ..extensions import db
-from ..services.clock import now
 
 
 class Department(db.Model):

@@ -4,8 +4,8 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..clock import now
 from ..extensions import db
-from ..services.clock import now
 
 CONVERSATION_KINDS = ("ticket", "chat")
 CONVERSATION_STATUSES = ("open", "answered", "closed")

@@ -14,8 +14,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..clock import now
 from ..extensions import db
-from ..services.clock import now
 from .lifecycle import InvoiceState
 
 INVOICE_STATUSES = tuple(InvoiceState)

@@ -4,8 +4,8 @@ from datetime import datetime
 from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ..clock import now
 from ..extensions import db
-from ..services.clock import now
 
 NOTIFICATION_CHANNELS = ("email", "sms", "webhook")
 NOTIFICATION_STATES = ("pending", "sending", "sent", "failed")

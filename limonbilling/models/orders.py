@@ -17,8 +17,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..clock import now
 from ..extensions import db
-from ..services.clock import now
 from .lifecycle import (
     ORDER_MOVES,
     REFUNDS_HOLDING_MONEY,

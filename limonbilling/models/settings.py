@@ -4,8 +4,8 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ..clock import now
 from ..extensions import db
-from ..services.clock import now
 
 
 class Setting(db.Model):

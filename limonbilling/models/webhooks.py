@@ -5,8 +5,8 @@ from datetime import datetime
 from sqlalchemy import JSON, DateTime, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ..clock import now
 from ..extensions import db
-from ..services.clock import now
 
 WEBHOOK_EVENTS = ("order.paid", "order.status_changed", "order.refunded", "entitlement.changed", "credits.low",
                   "usage.charged")

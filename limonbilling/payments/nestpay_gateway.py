@@ -5,8 +5,8 @@ from collections.abc import Mapping
 from flask import current_app
 from flask_babel import gettext as _
 
+from ..clock import now
 from ..services import ValidationFailed, settings
-from ..services.clock import now
 from ..services.refunds import bank_day
 from . import nestpay
 from .base import PaymentGateway

@@ -6,7 +6,7 @@ from ..auth import current_actor, current_customer, vip_required
 from ..forms import run_service
 from ..models import LedgerEntry
 from ..pagination import keyset_page
-from ..services import balance, cancellations, entitlements, ledger
+from ..services import balance, cancellations, entitlements, holdings, ledger
 from ..services import packages as catalog
 from . import bp
 from .forms import CancellationRequestForm
@@ -56,4 +56,4 @@ def subscription_cancel():
     return render_template("portal/subscription_cancel.html", form=form,
                            pending=cancellations.pending_request(customer),
                            latest=cancellations.latest_request(customer),
-                           period_end=cancellations.current_period_end(customer))
+                           period_end=holdings.current_period_end(customer))

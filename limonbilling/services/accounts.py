@@ -1,31 +1,20 @@
 """Sign-in, agent accounts, and the signed links that confirm an e-mail address or reset a password."""
-import hashlib
-from datetime import UTC
 from functools import cache
 from pathlib import Path
 
-from email_validator import validate_email
 from flask import current_app
 from flask_babel import gettext as _
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
+from ..clock import now
 from ..extensions import db
 from ..models import PERMISSIONS, Agent, Customer
 from ..models.accounts import check_password_of_nobody
-from . import ServiceError, ValidationFailed, audit
-from .clock import now
+from . import ServiceError, ValidationFailed, audit, notifications, tokens
+from .contacts import normalize_email
 
 MIN_PASSWORD_LENGTH = 10
 COMMON_PASSWORDS_FILE = Path(__file__).resolve().parent.parent / "data" / "common_passwords.txt"
-
-
-def normalize_email(value: str) -> str:
-    """Lower-cased, syntax-checked address (no DNS look-up: the network may be closed).
-
-    Raises ValueError (email_validator's EmailNotValidError) when it is not an address.
-    """
-    return validate_email(value.strip(), check_deliverability=False).normalized.lower()
 
 
 @cache
@@ -88,35 +77,11 @@ def end_all_sessions(user: Agent | Customer, actor: audit.Actor) -> None:
     audit.record(actor, f"{user.kind}.sessions_ended", user)
 
 
-# --- signed links ---------------------------------------------------------------------------------
-# A link carries the account and a fingerprint of what it is about: the e-mail address for a
-# confirmation (a link for an old address confirms nothing), the password hash for a reset (the
-# link works once: the new password changes the hash). Both expire (config *_MAX_AGE).
-
-class _ClockSigner(TimestampSigner):
-    """Signs and checks ages by the app's clock, so tests can let a link expire."""
-
-    def get_timestamp(self) -> int:
-        return int(now().replace(tzinfo=UTC).timestamp())
-
-
-def _serializer(purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt=f"limonbilling.{purpose}", signer=_ClockSigner)
-
-
-def _fingerprint(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()[:20]
-
-
-def email_verification_token(customer: Customer) -> str:
-    return _serializer("verify-email").dumps({"id": customer.id, "f": _fingerprint(customer.email)})
-
-
 def verify_email(token: str) -> Customer:
     """Confirm the address the link was sent to. Raises ServiceError for a bad, expired or outdated link."""
-    data = _load(token, "verify-email", current_app.config["EMAIL_VERIFICATION_MAX_AGE"])
+    data = tokens.load(token, "verify-email", current_app.config["EMAIL_VERIFICATION_MAX_AGE"])
     customer = db.session.get(Customer, data.get("id"))
-    if customer is None or data.get("f") != _fingerprint(customer.email):
+    if customer is None or data.get("f") != tokens.fingerprint(customer.email):
         raise ServiceError("link_invalid", _("This link is not valid any more; ask for a new one from your profile."))
     if customer.email_verified_at is None:
         customer.email_verified_at = now()
@@ -124,19 +89,10 @@ def verify_email(token: str) -> Customer:
     return customer
 
 
-def email_change_token(customer: Customer, new_email: str) -> str:
-    """Bound to the address and the password it was asked with: a new password (what the notice to the old
-    address advises) makes every pending change link worthless."""
-    return _serializer("change-email").dumps({"id": customer.id, "f": _fingerprint(customer.email),
-                                             "p": _fingerprint(customer.password_hash), "n": new_email})
-
-
 def request_email_change(customer: Customer, new_email: str, password: str, actor: audit.Actor) -> str:
     """Start moving the account to a new address: the password proves it is the customer, a link to the
     new address proves it is theirs, and the old address is told (a stolen session cannot quietly take
     the account over). An address of another account gets the same answer and no link. Returns it."""
-    from . import notifications
-
     errors: dict[str, list[str]] = {}
     if not customer.check_password(password or ""):
         errors["password"] = [_("This is not your current password.")]
@@ -150,7 +106,7 @@ def request_email_change(customer: Customer, new_email: str, password: str, acto
     if errors:
         raise ValidationFailed(errors)
     if _by_email(Customer, new_email) is None:
-        notifications.email_change(customer, new_email, email_change_token(customer, new_email))
+        notifications.email_change(customer, new_email, tokens.email_change_token(customer, new_email))
     notifications.email_change_notice(customer, customer.email, new_email)
     audit.record(actor, "customer.email_change_requested", customer, new=new_email)
     return new_email
@@ -161,10 +117,10 @@ def confirm_email_change(token: str) -> Customer:
 
     The link works once (it carries a fingerprint of the old address) and expires like a confirmation link.
     """
-    data = _load(token, "change-email", current_app.config["EMAIL_VERIFICATION_MAX_AGE"])
+    data = tokens.load(token, "change-email", current_app.config["EMAIL_VERIFICATION_MAX_AGE"])
     customer = db.session.get(Customer, data.get("id"), with_for_update=True)
-    if (customer is None or data.get("f") != _fingerprint(customer.email)
-            or data.get("p") != _fingerprint(customer.password_hash)):
+    if (customer is None or data.get("f") != tokens.fingerprint(customer.email)
+            or data.get("p") != tokens.fingerprint(customer.password_hash)):
         raise ServiceError("link_invalid", _("This link is not valid any more; ask for a new one from your profile."))
     new_email = data.get("n")
     if _by_email(Customer, new_email) is not None:
@@ -177,12 +133,6 @@ def confirm_email_change(token: str) -> Customer:
     return customer
 
 
-def password_reset_token(user: Agent | Customer, welcome: bool = False) -> str:
-    """A reset link; in a welcome mail (`welcome`) it lives as long as a confirmation link."""
-    return _serializer("reset-password").dumps(
-        {"k": user.kind, "id": user.id, "f": _fingerprint(user.password_hash), "w": welcome})
-
-
 def user_for_reset(token: str, kind: str) -> Agent | Customer:
     """The account a reset link belongs to, while the link is valid and unused.
 
@@ -191,13 +141,13 @@ def user_for_reset(token: str, kind: str) -> Agent | Customer:
     """
     config = current_app.config
     longest = max(config["PASSWORD_RESET_MAX_AGE"], config["EMAIL_VERIFICATION_MAX_AGE"])
-    data, signed_at = _load(token, "reset-password", longest, with_timestamp=True)
+    data, signed_at = tokens.load(token, "reset-password", longest, with_timestamp=True)
     max_age = config["EMAIL_VERIFICATION_MAX_AGE"] if data.get("w") else config["PASSWORD_RESET_MAX_AGE"]
     if (now() - signed_at.replace(tzinfo=None)).total_seconds() > max_age:
         raise ServiceError("link_expired", _("This link has expired; ask for a new one."))
     model = {"agent": Agent, "customer": Customer}.get(data.get("k")) if data.get("k") == kind else None
     user = db.session.get(model, data.get("id")) if model is not None else None
-    if user is None or data.get("f") != _fingerprint(user.password_hash) or not getattr(user, "active", True):
+    if user is None or data.get("f") != tokens.fingerprint(user.password_hash) or not getattr(user, "active", True):
         raise ServiceError("link_invalid", _("This link has been used or is not valid; ask for a new one."))
     return user
 
@@ -217,23 +167,9 @@ def reset_password(token: str, new: str, kind: str) -> Agent | Customer:
 
 def request_password_reset(kind: str, email: str) -> None:
     """Mail a reset link if the account exists; the page says the same either way (no account probing)."""
-    from . import notifications
-
     user = _by_email({"agent": Agent, "customer": Customer}[kind], email)
     if user is not None and getattr(user, "active", True):
         notifications.password_reset(user)
-
-
-def _load(token: str, purpose: str, max_age: int, with_timestamp: bool = False):
-    try:
-        data, signed_at = _serializer(purpose).loads(token, max_age=max_age, return_timestamp=True)
-    except SignatureExpired as error:
-        raise ServiceError("link_expired", _("This link has expired; ask for a new one.")) from error
-    except BadSignature as error:
-        raise ServiceError("link_invalid", _("This link is not valid; check that it was copied whole.")) from error
-    if not isinstance(data, dict):
-        raise ServiceError("link_invalid", _("This link is not valid; check that it was copied whole."))
-    return (data, signed_at) if with_timestamp else data
 
 
 def require_owner(actor: audit.Actor) -> None:

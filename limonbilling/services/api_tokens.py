@@ -7,10 +7,10 @@ from datetime import timedelta
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, select, update
 
+from ..clock import now
 from ..extensions import db
 from ..models import API_SCOPES, ApiToken
 from . import ValidationFailed, accounts, audit
-from .clock import now
 
 PREFIX = "lb_"
 LAST_USED_PRECISION = timedelta(minutes=5)

@@ -8,10 +8,10 @@ transaction, so concurrent payments can never take it below zero.
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 
+from ..clock import now
 from ..extensions import db, insert_ignoring_conflict
 from ..models import CURRENCIES, AccountBalance, BalanceEntry, Customer, Order
 from . import ServiceError, ValidationFailed, audit
-from .clock import now
 from .packages import parse_price
 
 MAX_BALANCE_MINOR = 2**63 - 1  # the most a 64-bit money column holds

@@ -8,12 +8,11 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from stdnum import iban as iban_number
 
+from ..clock import now
 from ..extensions import db
 from ..models import CURRENCIES, BankAccount, Order, OrderState, PaymentMethod
 from . import ServiceError, ValidationFailed, audit, notifications
-from .accounts import normalize_email
-from .clock import now
-from .customers import normalize_phone
+from .contacts import normalize_email, normalize_phone
 
 
 def add_account(*, bank_name: str, account_holder: str, iban: str, currency: str, actor: audit.Actor) -> BankAccount:

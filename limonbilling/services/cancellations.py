@@ -9,22 +9,15 @@ decision and its note.
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from ..clock import now
 from ..extensions import db
 from ..models import CANCELLATION_TIMINGS, CancellationRequest, Customer, Order, RefundDestination
-from . import ServiceError, ValidationFailed, audit, entitlements, notifications, refunds
-from .clock import now
+from . import ServiceError, ValidationFailed, audit, entitlements, holdings, notifications, refunds
 
 
 def pending_request(customer: Customer) -> CancellationRequest | None:
     return db.session.scalar(select(CancellationRequest).where(
         CancellationRequest.customer_id == customer.id, CancellationRequest.state == "pending"))
-
-
-def current_period_end(customer: Customer):
-    """The end of the period running now, or None when no subscription is running."""
-    moment = now()
-    running = [p for p in entitlements.subscription_periods(customer) if p.covers(moment)]
-    return max(p.effective_end for p in running) if running else None
 
 
 def request_cancellation(customer: Customer, *, timing: str, reason: str, actor: audit.Actor) -> CancellationRequest:
@@ -36,7 +29,7 @@ def request_cancellation(customer: Customer, *, timing: str, reason: str, actor:
         errors["reason"] = [_("Tell us why you want to cancel.")]
     if errors:
         raise ValidationFailed(errors)
-    if customer.package_type != "subscription" or current_period_end(customer) is None:
+    if customer.package_type != "subscription" or holdings.current_period_end(customer) is None:
         raise ServiceError("no_subscription", _("You have no running subscription to cancel."))
     if pending_request(customer) is not None:
         raise ServiceError("already_requested", _("Your cancellation request is already waiting for our answer."))
@@ -65,7 +58,7 @@ def renewals_ahead(customer: Customer, after) -> list[tuple]:
     """Subscription periods bought ahead, starting after `after` (not running yet), with the order that sold
     each (None when no order did): paid time a cancellation keeps unless the agent refunds it."""
     rows = []
-    for period in entitlements.subscription_periods(customer):
+    for period in holdings.subscription_periods(customer):
         if period.starts_at > after:
             order = db.session.get(Order, period.grant.order_id) if period.grant.order_id else None
             rows.append((period, order))
@@ -97,7 +90,7 @@ def approve(request: CancellationRequest, actor: audit.Actor, note: str = "",
     request = db.session.get(CancellationRequest, request_id)
     if timing == "now":
         entitlements.end_subscription(customer, moment, actor, _("Subscription cancelled on request."))
-    end = moment if timing == "now" else current_period_end(customer) or moment
+    end = moment if timing == "now" else holdings.current_period_end(customer) or moment
     kept = [period for period, order in renewals_ahead(customer, moment)
             if order is None or order.id not in refunded]
     request.ends_at = max([end, *(period.effective_end for period in kept)])

@@ -15,6 +15,7 @@ from flask_babel import format_time
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from ..clock import now
 from ..extensions import db
 from ..models import (
     MoneyState,
@@ -29,9 +30,7 @@ from ..models import (
 )
 from ..models.orders import RECHECK_FAILED, STATUS_FAILURE
 from ..payments.nestpay import NestPayError
-from . import ServiceError, audit, notifications, orders, payments, promo_codes, refunds, settings
-from .clock import now
-from .entitlements import lock_customer
+from . import ServiceError, audit, ledger, notifications, orders, payments, promo_codes, refunds, settings
 from .lifecycle import lock_order, move_order, settle
 from .payments import move_payment
 
@@ -62,7 +61,7 @@ def _check_attempt_limits(order: Order, moment: datetime) -> None:
         raise ServiceError("card_attempts_order", _(
             "Too many card attempts for this order. Cancel it and order again choosing bank transfer, "
             "or contact us."))
-    lock_customer(order.customer_id)
+    ledger.lock_customer(order.customer_id)
     limit = settings.get("card_attempts_per_customer_hour")
     recent = list(db.session.scalars(select(Payment.created_at).join(Order).where(
         Order.customer_id == order.customer_id, Payment.method == PaymentMethod.CARD,

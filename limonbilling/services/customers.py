@@ -6,19 +6,18 @@ API all call `validate_details`, so a rule never differs between them.
 import secrets
 from typing import Any
 
-import phonenumbers
 from flask_babel import gettext as _
 from sqlalchemy import func, literal_column, or_, select
 from stdnum.tr import tckimlik, vkn
 
+from ..clock import now
 from ..extensions import db
 from ..models import CUSTOMER_SEARCH_SQL, Customer, CustomerDepartment, CustomerNote, Department
 from ..models.accounts import hash_password_for_nobody
 from ..search import contains
 from ..sqlite import fold_case
 from . import ValidationFailed, accounts, audit, notifications
-from .accounts import normalize_email
-from .clock import now
+from .contacts import normalize_email, normalize_phone
 from .settings import LANGUAGES
 
 ACCOUNT_TYPES = ("individual", "corporate")
@@ -29,17 +28,6 @@ MAX_LENGTHS = {
     "first_name": 100, "last_name": 100, "email": 254, "company_name": 200,
     "tax_office": 120, "billing_address": 1000,
 }
-
-
-def normalize_phone(value: str) -> str:
-    """E.164 form of a Turkish (default region) or international (+country) number."""
-    try:
-        number = phonenumbers.parse(value.strip(), "TR")
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(str(exc)) from exc
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("invalid number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _digits(value: str) -> str:

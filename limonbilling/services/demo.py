@@ -1,10 +1,10 @@
 """Demo data for `flask billing demo` and `make run`; running it again adds nothing twice."""
 from sqlalchemy import select
 
+from ..clock import now
 from ..extensions import db
 from ..models import Agent, Customer, Department, Package
 from . import accounts, audit, bank_transfer, customers, departments, packages, promo_codes, settings
-from .clock import now
 
 DEMO_PASSWORD = "demo-pass-1"
 OWNER_EMAIL = "owner@example.com"

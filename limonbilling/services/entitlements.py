@@ -12,10 +12,10 @@ from flask_babel import format_date, ngettext
 from flask_babel import gettext as _
 from sqlalchemy import bindparam, or_, select, update
 
+from ..clock import now
 from ..extensions import db, insert_ignoring_conflict
 from ..models import Customer, CustomerDepartment, Department, Grant, Order, Package, SubscriptionPeriod, Usage
-from . import ServiceError, audit, ledger, settings, webhooks
-from .clock import now
+from . import ServiceError, audit, holdings, ledger, settings, webhooks
 
 
 @dataclass(frozen=True)
@@ -77,40 +77,7 @@ class PurchaseRefused(ServiceError):
         self.preview = preview
 
 
-def lock_customer(customer_id: int) -> Customer:
-    """Reload the customer with its row locked until the transaction ends (PostgreSQL: FOR UPDATE;
-    SQLite already serialises writers with BEGIN IMMEDIATE)."""
-    return db.session.execute(
-        select(Customer).where(Customer.id == customer_id).with_for_update().execution_options(populate_existing=True)
-    ).scalar_one()
-
-
 # --- what a customer holds --------------------------------------------------------------------
-
-def active_credit_grants(customer: Customer) -> list[Grant]:
-    """Rule 2: credits cover the departments of every credit package bought since the last switch."""
-    return list(db.session.scalars(
-        select(Grant).where(
-            Grant.customer_id == customer.id, Grant.package_type == "credit", Grant.ended_at.is_(None)
-        ).order_by(Grant.id)
-    ))
-
-
-def subscription_periods(customer: Customer) -> list[SubscriptionPeriod]:
-    """The customer's periods that were not cut to nothing, in time order."""
-    periods = db.session.scalars(
-        select(SubscriptionPeriod).where(SubscriptionPeriod.customer_id == customer.id).order_by(
-            SubscriptionPeriod.starts_at, SubscriptionPeriod.id
-        )
-    )
-    return [period for period in periods if period.effective_end > period.starts_at]
-
-
-def subscription_expiry(customer: Customer) -> datetime | None:
-    """When the customer's subscription time runs out (the end of the last period), or None."""
-    periods = subscription_periods(customer)
-    return max(period.effective_end for period in periods) if periods else None
-
 
 def renewal_window() -> timedelta:
     return timedelta(days=settings.get("renewal_window_days"))
@@ -146,7 +113,7 @@ def _covered_department_ids(customer_id: int, package_type: str | None, moment: 
 def _entitled_department_ids(customer: Customer, moment: datetime) -> set[int]:
     """Departments some entitlement covers now or later (a renewal already bought)."""
     ids = _covered_department_ids(customer.id, "credit", moment) if customer.package_type == "credit" else set()
-    for period in subscription_periods(customer):
+    for period in holdings.subscription_periods(customer):
         if period.effective_end > moment:
             ids.update(period.grant.department_ids)
     return ids
@@ -247,7 +214,7 @@ def preview_purchase(
         )
         return preview
 
-    expiry = subscription_expiry(customer) if current == "subscription" else None
+    expiry = holdings.subscription_expiry(customer) if current == "subscription" else None
     if package.type == "credit":
         if kind == "switch" and expiry is not None and expiry > moment:
             preview.forfeit_subscription_until = expiry
@@ -291,7 +258,7 @@ def activate_package(
     The customer row is locked and the rules are checked again, whatever a
     page showed earlier; a refused purchase raises PurchaseRefused.
     """
-    customer = lock_customer(customer.id)
+    customer = ledger.lock_customer(customer.id)
     package = Offer.of(package)
     preview = preview_purchase(customer, package, allow_off_sale=allow_off_sale, for_order=for_order)
     if not preview.allowed:
@@ -326,14 +293,14 @@ def activate_package(
 def _forfeit_old_type(customer: Customer, grant: Grant, moment: datetime) -> None:
     """Rule 4: a purchase of the other type forfeits the old one, written to the ledger."""
     if customer.package_type == "credit":
-        for old in active_credit_grants(customer):
+        for old in holdings.active_credit_grants(customer):
             old.ended_at, old.end_reason = moment, "forfeit"
         if customer.credits:
             ledger.post(customer, "forfeit", -customer.credits, grant_id=grant.id,
                         reason=_("Credits forfeited on switching to a subscription."))
     else:
         until = None
-        for period in subscription_periods(customer):
+        for period in holdings.subscription_periods(customer):
             if period.effective_end > moment:
                 until = max(until or period.effective_end, period.effective_end)
                 period.cut_at = max(period.starts_at, moment)
@@ -495,7 +462,7 @@ class Entitlement:
 
 def entitlement(customer: Customer) -> Entitlement:
     """What the customer holds now: type, credits or expiry, and each enabled department's usability."""
-    expiry = subscription_expiry(customer) if customer.package_type == "subscription" else None
+    expiry = holdings.subscription_expiry(customer) if customer.package_type == "subscription" else None
     covered = _covered_department_ids(customer.id, customer.package_type, now())
     access = []
     for row in sorted(customer.departments, key=lambda r: r.department.name):
@@ -530,7 +497,7 @@ def revoke_grant(grant: Grant, actor: audit.Actor, reason: str) -> Revocation:
     was already used and is recorded in the ledger, not silently dropped. A
     subscription period is removed. Departments follow (rule 5).
     """
-    customer = lock_customer(grant.customer_id)
+    customer = ledger.lock_customer(grant.customer_id)
     result = Revocation()
     if grant.ended_at is not None and grant.end_reason == "revoked":
         return result
@@ -568,9 +535,9 @@ def end_subscription(customer: Customer, at: datetime, actor: audit.Actor, reaso
     notes the cut and departments follow (rule 5) once `at` has passed. Returns
     how many periods changed.
     """
-    customer = lock_customer(customer.id)
+    customer = ledger.lock_customer(customer.id)
     changed = 0
-    for period in subscription_periods(customer):
+    for period in holdings.subscription_periods(customer):
         if not period.starts_at <= at < period.effective_end:
             continue
         period.cut_at = at

@@ -16,10 +16,10 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import func, select
 
+from ..clock import now
 from ..extensions import db
 from ..models import Customer, Order, Payment, PaymentMethod, PaymentState
 from . import settings
-from .clock import now
 
 RULES = ("failed_cards", "many_orders", "unverified_email", "price_above_usual", "ip_failed_customers")
 FAILED_CARDS_WINDOW = timedelta(hours=1)

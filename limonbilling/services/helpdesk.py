@@ -3,10 +3,10 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import select
 
+from ..clock import now
 from ..extensions import db
 from ..models import Agent, Conversation, Customer, Department, Message
 from . import ValidationFailed, audit, entitlements, settings
-from .clock import now
 
 
 def _author(user: Agent | Customer) -> dict:

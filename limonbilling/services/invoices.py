@@ -12,10 +12,10 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import update
 
+from ..clock import now
 from ..extensions import db, insert_ignoring_conflict
 from ..models import Customer, Invoice, InvoiceCounter, Order
 from . import settings
-from .clock import now
 
 
 def vat_totals(amount_minor: int, rate_percent: int, inclusive: bool) -> tuple[int, int, int]:

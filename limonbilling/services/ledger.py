@@ -9,10 +9,11 @@ from flask_babel import gettext as _
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
+from .. import signals
+from ..clock import now
 from ..extensions import db
 from ..models import Conversation, Customer, Grant, LedgerEntry, Order, OrderState
-from . import ServiceError, ValidationFailed, audit, notifications
-from .clock import now
+from . import ServiceError, ValidationFailed, audit, settings
 
 customers_table = Customer.__table__
 ledger_table = LedgerEntry.__table__
@@ -33,6 +34,14 @@ class BalanceLimit(ServiceError):
     def __init__(self):
         super().__init__("balance_limit", _("This would take the balance above %(max)s credits, the most an account "
                                             "can hold.", max=format_decimal(MAX_BALANCE)))
+
+
+def lock_customer(customer_id: int) -> Customer:
+    """Reload the customer with its row locked until the transaction ends (PostgreSQL: FOR UPDATE;
+    SQLite already serialises writers with BEGIN IMMEDIATE)."""
+    return db.session.execute(
+        select(Customer).where(Customer.id == customer_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
 
 
 _MOVE = (update(customers_table).where(customers_table.c.id == bindparam("customer_id"))
@@ -64,6 +73,16 @@ def _move(customer_id: int, amount: int) -> int:
     return balance
 
 
+def low_credit_threshold(own: int | None) -> int:
+    """The customer's own threshold, else the global one (Settings → Notifications); 0 means no warning."""
+    return own if own is not None else settings.get("low_credit_threshold")
+
+
+def runs_low(own_threshold: int | None, before: int, after: int) -> bool:
+    """Whether a movement from `before` to `after` credits crosses below the customer's threshold."""
+    return before >= low_credit_threshold(own_threshold) > after
+
+
 def post(customer: Customer, kind: str, amount: int, **cause) -> LedgerEntry:
     """Move `amount` credits (negative takes away) and write the ledger row; never below zero.
 
@@ -76,8 +95,8 @@ def post(customer: Customer, kind: str, amount: int, **cause) -> LedgerEntry:
     entry = LedgerEntry(customer_id=customer.id, kind=kind, amount=amount, balance_after=balance, **cause)
     db.session.add(entry)
     db.session.flush()
-    if kind == "adjustment" and amount < 0:
-        notifications.credits_dropped(customer, entry)
+    signals.credits_moved.send(kind, customer_id=customer.id, entry_id=entry.id, before=balance - amount,
+                               after=balance, own_low_credit_threshold=customer.low_credit_threshold)
     return entry
 
 
@@ -92,8 +111,8 @@ def post_usage(customer_id: int, cost: int, usage_id: int, own_low_credit_thresh
         "customer_id": customer_id, "kind": "usage", "amount": -cost, "balance_after": balance,
         "usage_id": usage_id, "created_at": now(),
     }).scalar_one()
-    if notifications.runs_low(own_low_credit_threshold, balance + cost, balance):
-        notifications.credits_dropped(db.session.get(Customer, customer_id), db.session.get(LedgerEntry, entry_id))
+    signals.credits_moved.send("usage", customer_id=customer_id, entry_id=entry_id, before=balance + cost,
+                               after=balance, own_low_credit_threshold=own_low_credit_threshold)
     return balance
 
 
@@ -167,8 +186,6 @@ def _reversal_for_customer(entry: LedgerEntry, order: Order | None) -> str:
 
 def adjust_credits(customer: Customer, credits: int, reason: str, actor: audit.Actor) -> LedgerEntry:
     """An agent adds or takes away credits, with a mandatory reason (only for credit customers: rule 1)."""
-    from .entitlements import lock_customer
-
     errors: dict[str, list[str]] = {}
     reason = (reason or "").strip()
     if not reason:

@@ -7,11 +7,11 @@ and ends with `settle`, inside the caller's one transaction.
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from ..clock import now
 from ..extensions import db
 from ..models import MoneyState, Order, OrderState
 from ..models.lifecycle import ORDER_MOVES, invoice_state, may_move
 from . import ServiceError, invoices, webhooks
-from .clock import now
 
 
 def lock_order(order: Order | int) -> Order:

@@ -18,6 +18,8 @@ from flask_babel import force_locale, ngettext
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
+from .. import signals
+from ..clock import now
 from ..extensions import db, insert_ignoring_conflict
 from ..links import external_url
 from ..models import (
@@ -30,8 +32,7 @@ from ..models import (
     Order,
     SubscriptionPeriod,
 )
-from . import settings, webhooks
-from .clock import now
+from . import holdings, ledger, messaging, settings, tokens, webhooks
 
 # The reminders before a subscription ends, in days; each goes once, the nearest one that applies.
 ENDING_REMINDER_DAYS = (1, 7, 30)
@@ -100,9 +101,7 @@ def _to_agents(event: str, event_key: str, template: str, subject: Callable[[], 
 def _sms(event: str, event_key: str, phone: str | None, language: str, template: str, customer: Customer,
          order: Order | None = None, **context) -> None:
     """An SMS, only when SMS is switched on in Settings → Notifications."""
-    from ..transports import sms_configured
-
-    if phone and sms_configured():
+    if phone and messaging.sms_configured():
         _queue(event, event_key, channel="sms", recipient=phone, language=language, template=template,
                customer_id=customer.id, order=order, context={"customer": customer, "order": order, **context})
 
@@ -119,12 +118,10 @@ def _order_links(order: Order) -> dict:
 
 def purchase_activated(order: Order, grant: Grant) -> None:
     """A purchase is activated: the customer (e-mail and SMS), and the agents, with what it gave."""
-    from .entitlements import subscription_expiry
-
     customer = db.session.get(Customer, order.customer_id)
     details = {
         "grant": grant, "package": order.package_snapshot,
-        "credits_now": customer.credits, "expiry": subscription_expiry(customer)
+        "credits_now": customer.credits, "expiry": holdings.subscription_expiry(customer)
         if grant.package_type == "subscription" else None, **_order_links(order),
     }
     key = f"order:{order.number}:activated:{grant.id}"
@@ -225,12 +222,10 @@ def money_needs_attention(order: Order, detail: str, key: str) -> None:
 
 def cancellation_requested(request: CancellationRequest) -> None:
     """A subscriber asks to end the subscription: the team decides on the requests page."""
-    from .cancellations import current_period_end
-
     customer = db.session.get(Customer, request.customer_id)
     _to_agents("cancellation_requested", f"cancellation:{request.id}:requested", "cancellation_requested",
                lambda: _("Cancellation request from %(customer)s", customer=customer.display_name), customer,
-               request=request, period_end=current_period_end(customer),
+               request=request, period_end=holdings.current_period_end(customer),
                requests_url=external_url("admin.cancellation_list"))
 
 
@@ -254,25 +249,22 @@ def welcome(customer: Customer, set_password: bool = False) -> None:
     An account an agent or the API opened has a password nobody knows: the
     mail then also carries a link to choose one.
     """
-    from .accounts import email_verification_token, password_reset_token
-
     set_password_url = None
     if set_password:
-        set_password_url = external_url("portal.reset_password", token=password_reset_token(customer, welcome=True))
+        set_password_url = external_url("portal.reset_password",
+                                        token=tokens.password_reset_token(customer, welcome=True))
     _to_customer(customer, "welcome", f"customer:{customer.id}:welcome", "welcome",
                  lambda: _("Welcome to %(company)s", company=settings.get("company_name")), sensitive=True,
-                 verify_url=external_url("portal.verify_email", token=email_verification_token(customer)),
+                 verify_url=external_url("portal.verify_email", token=tokens.email_verification_token(customer)),
                  verify_days=current_app.config["EMAIL_VERIFICATION_MAX_AGE"] // 86400,
                  set_password_url=set_password_url)
 
 
 def email_verification(customer: Customer) -> None:
     """A new confirmation link (the customer asked again, or changed the address)."""
-    from .accounts import email_verification_token
-
     _to_customer(customer, "email_verification", f"customer:{customer.id}:verify:{now().isoformat()}",
                  "email_verification", lambda: _("Confirm your e-mail address"), sensitive=True,
-                 verify_url=external_url("portal.verify_email", token=email_verification_token(customer)),
+                 verify_url=external_url("portal.verify_email", token=tokens.email_verification_token(customer)),
                  verify_days=current_app.config["EMAIL_VERIFICATION_MAX_AGE"] // 86400)
 
 
@@ -301,39 +293,35 @@ def email_change_notice(customer: Customer, old_email: str, new_email: str) -> N
 
 
 def password_reset(user: Agent | Customer) -> None:
-    """A signed link to choose a new password; it expires and works once (see accounts)."""
-    from .accounts import password_reset_token
-
+    """A signed link to choose a new password; it expires and works once (see tokens)."""
     endpoint = "portal.reset_password" if user.kind == "customer" else "admin.reset_password"
     language = user.language or settings.get("default_language")
     _queue("password_reset", f"{user.kind}:{user.id}:reset:{now().isoformat()}", channel="email",
            recipient=user.email, language=language, template="password_reset",
            subject=lambda: _("Choose a new password"), sensitive=True,
            customer_id=user.id if user.kind == "customer" else None,
-           context={"user": user, "reset_url": external_url(endpoint, token=password_reset_token(user)),
+           context={"user": user, "reset_url": external_url(endpoint, token=tokens.password_reset_token(user)),
                     "minutes": current_app.config["PASSWORD_RESET_MAX_AGE"] // 60})
 
 
 # --- credits and subscriptions --------------------------------------------------------------------
 
-def low_credit_threshold(own: int | None) -> int:
-    """The customer's own threshold, else the global one (Settings → Notifications); 0 means no warning."""
-    return own if own is not None else settings.get("low_credit_threshold")
+def _warn_when_credits_run_low(kind: str, *, customer_id: int, entry_id: int, before: int, after: int,
+                               own_low_credit_threshold: int | None) -> None:
+    """Credits running low: warn once per crossing, when a charge or an agent's deduction took the balance
+    below the threshold (a forfeit or a refund's reversal is told about by its own message)."""
+    if kind not in ("usage", "adjustment") or not ledger.runs_low(own_low_credit_threshold, before, after):
+        return
+    customer, entry = db.session.get(Customer, customer_id), db.session.get(LedgerEntry, entry_id)
+    _to_customer(customer, "credits_low", f"customer:{customer.id}:credits_low:{entry.id}", "credits_low",
+                 lambda: ngettext("You have %(num)d credit left", "You have %(num)d credits left", after),
+                 credits=after, packages_url=external_url("portal.packages"))
+    webhooks.emit("credits.low", customer=customer, entry=entry)
 
 
-def runs_low(own_threshold: int | None, before: int, after: int) -> bool:
-    """Whether a movement from `before` to `after` credits crosses below the customer's threshold."""
-    return before >= low_credit_threshold(own_threshold) > after
-
-
-def credits_dropped(customer: Customer, entry: LedgerEntry) -> None:
-    """Credits running low: warn once per crossing, when this movement took the balance below the threshold."""
-    if runs_low(customer.low_credit_threshold, entry.balance_after - entry.amount, entry.balance_after):
-        _to_customer(customer, "credits_low", f"customer:{customer.id}:credits_low:{entry.id}", "credits_low",
-                     lambda: ngettext("You have %(num)d credit left", "You have %(num)d credits left",
-                                      entry.balance_after),
-                     credits=entry.balance_after, packages_url=external_url("portal.packages"))
-        webhooks.emit("credits.low", customer=customer, entry=entry)
+def subscribe() -> None:
+    """Listen to the lower layers' signals (create_app calls it; connecting twice is harmless)."""
+    signals.credits_moved.connect(_warn_when_credits_run_low)
 
 
 def queue_reminders() -> int:
@@ -344,14 +332,12 @@ def queue_reminders() -> int:
     naming the end date and the day, so a renewal (a new end) starts over and
     a second run the same day queues nothing.
     """
-    from .entitlements import subscription_expiry
-
     moment = now()
     queued = 0
     window_days = settings.get("renewal_window_days")
     subscribers = db.session.scalars(select(Customer).where(Customer.package_type == "subscription"))
     for customer in subscribers:
-        expiry = subscription_expiry(customer)
+        expiry = holdings.subscription_expiry(customer)
         if expiry is None or expiry <= moment:
             continue
         days_left = ceil((expiry - moment) / timedelta(days=1))
@@ -360,7 +346,7 @@ def queue_reminders() -> int:
             queued += _subscription_ending(customer, expiry, reminder, days_left)
     for period in _periods_ended_since(moment - ENDED_NOTICE_WITHIN, moment):
         customer = db.session.get(Customer, period.customer_id)
-        if subscription_expiry(customer) == period.effective_end:
+        if holdings.subscription_expiry(customer) == period.effective_end:
             key = f"customer:{customer.id}:ended:{_stamp(period.effective_end)}"
             queued += _to_customer(customer, "subscription_ended", key, "subscription_ended",
                                    lambda: _("Your subscription has ended"), expiry=period.effective_end,

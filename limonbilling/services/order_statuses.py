@@ -5,9 +5,8 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import func, select
 
-from .. import MAX_RECORD_ID
 from ..extensions import db
-from ..models import Order, OrderStatus
+from ..models import MAX_RECORD_ID, Order, OrderStatus
 from . import ServiceError, ValidationFailed, audit
 
 COUNTS_AS = ("pending", "active", "cancelled")

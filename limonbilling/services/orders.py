@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from ..clock import now
 from ..extensions import db
 from ..models import (
     ORDER_STATUSES,
@@ -34,6 +35,7 @@ from . import (
     entitlements,
     fraud,
     invoices,
+    ledger,
     notifications,
     order_statuses,
     payments,
@@ -41,7 +43,6 @@ from . import (
     refunds,
     settings,
 )
-from .clock import now
 from .lifecycle import lock_order, move_order, refusal, settle
 
 NUMBER_DIGITS = 10
@@ -116,7 +117,7 @@ def create_order(
     elif payment_method not in AGENT_PAYMENT_METHODS:
         raise ServiceError("payment_method", _("An agent places orders paid manually, by bank transfer or "
                                                "from the account balance."))
-    customer = entitlements.lock_customer(customer.id)
+    customer = ledger.lock_customer(customer.id)
     preview = entitlements.preview_purchase(customer, package)
     if not preview.allowed:
         raise entitlements.PurchaseRefused(preview)

@@ -19,11 +19,11 @@ from flask_babel import gettext as _
 from sqlalchemy import and_, event, or_, select, update
 from sqlalchemy.orm import Session
 
+from ..clock import now
 from ..extensions import db
 from ..models import Notification
-from ..transports import DeliveryError, SmtpConnection, build_email, send_sms, sms_configured, smtp_configured
-from . import ServiceError, audit, settings, webhooks
-from .clock import now
+from ..transports import DeliveryError, SmtpConnection, build_email, send_sms
+from . import ServiceError, audit, messaging, settings, webhooks
 
 BATCH_SIZE = 20
 FIRST_RETRY = timedelta(minutes=1)
@@ -52,8 +52,8 @@ class SendReport:
 def ready_channels(values: dict) -> list[str]:
     """E-mail waits in the outbox until SMTP is configured; SMS rows exist only while SMS is on; webhooks
     need no settings."""
-    return [channel for channel, ready in (("email", smtp_configured(values)), ("sms", sms_configured(values)),
-                                           ("webhook", True)) if ready]
+    ready = {"email": messaging.smtp_configured(values), "sms": messaging.sms_configured(values), "webhook": True}
+    return [channel for channel, on in ready.items() if on]
 
 
 def _claimable(moment: datetime, channels: list[str]):
@@ -182,7 +182,7 @@ def retry(notification: Notification, actor: audit.Actor) -> None:
 
 def waiting_for_smtp() -> int:
     """How many e-mails wait because no SMTP server is configured (shown on the Notifications page)."""
-    if smtp_configured():
+    if messaging.smtp_configured():
         return 0
     return db.session.scalar(select(db.func.count(Notification.id)).where(
         Notification.channel == "email", Notification.state == "pending")) or 0

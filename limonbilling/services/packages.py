@@ -6,9 +6,8 @@ from flask_babel import format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from .. import MAX_RECORD_ID
 from ..extensions import db
-from ..models import CURRENCIES, PACKAGE_TYPES, Department, Grant, Package
+from ..models import CURRENCIES, MAX_RECORD_ID, PACKAGE_TYPES, Department, Grant, Package
 from . import ServiceError, ValidationFailed, audit
 
 # The largest amount anyone may type (a price, discount, refund or balance adjustment): 10,000,000.00 in any

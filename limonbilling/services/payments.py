@@ -10,11 +10,11 @@ from datetime import date
 
 from flask_babel import gettext as _
 
+from ..clock import now
 from ..extensions import db
 from ..models import Order, Payment, PaymentMethod, PaymentState
 from ..models.lifecycle import PAYMENT_MOVES, MoveRefused, move
 from . import ServiceError, audit, balance
-from .clock import now
 
 
 def move_payment(payment: Payment, target: PaymentState) -> None:

@@ -12,10 +12,10 @@ from flask_babel import format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 
+from ..clock import now
 from ..extensions import db
 from ..models import CURRENCIES, Order, Package, PromoCode
 from . import ServiceError, ValidationFailed, audit
-from .clock import now
 from .packages import parse_price
 
 MAX_USES = 1_000_000  # more is no limit at all; the counters are 32-bit integers

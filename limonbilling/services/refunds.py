@@ -18,13 +18,13 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from flask_babel import gettext as _
 
+from ..clock import now
 from ..extensions import db
 from ..models import Order, OrderState, Payment, PaymentMethod, PaymentState, Refund, RefundDestination
 from ..models import RefundState as State
 from ..models.lifecycle import REFUND_MOVES, move
 from ..payments.nestpay import NestPayError
 from . import ServiceError, audit, balance, entitlements, notifications, webhooks
-from .clock import now
 from .lifecycle import lock_order, move_order, settle
 from .payments import move_payment
 

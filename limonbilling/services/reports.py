@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from ..clock import now
 from ..extensions import db
 from ..models import (
     Customer,
@@ -21,7 +22,6 @@ from ..models import (
     SubscriptionPeriod,
     Usage,
 )
-from .clock import now
 
 
 def _month(column):

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from ..extensions import db
 from ..models import Setting
 from . import ValidationFailed, audit
+from .contacts import normalize_email
 
 LANGUAGES = ("en", "tr")
 
@@ -160,7 +161,6 @@ def update_general(
     default_language: str, renewal_window_days: int, actor: audit.Actor,
 ) -> list[str]:
     """Settings → General, with each e-mail address checked and the CC list split on commas."""
-    from .accounts import normalize_email
 
     errors: dict[str, list[str]] = {}
     email = (notification_email or "").strip()

@@ -16,10 +16,10 @@ from flask_babel import gettext as _
 from pyotp.utils import strings_equal
 from sqlalchemy import func, select
 
+from ..clock import now
 from ..extensions import db
 from ..models import Agent, AuditEntry, Customer
 from . import ServiceError, ValidationFailed, audit, settings
-from .clock import now
 
 VALID_WINDOW = 1  # steps accepted either side of the current one
 RECOVERY_CODES = 10

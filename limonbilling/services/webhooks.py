@@ -26,10 +26,10 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import delete, select
 
+from ..clock import now
 from ..extensions import db
 from ..models import WEBHOOK_EVENTS, Customer, LedgerEntry, Notification, Order, Refund, Webhook
-from . import ServiceError, ValidationFailed, audit
-from .clock import now
+from . import ServiceError, ValidationFailed, audit, holdings, ledger
 
 SIGNATURE_HEADER = "LimonBilling-Signature"
 TEST_EVENT = "webhook.test"
@@ -75,19 +75,15 @@ def _refunded(order: Order, refund: Refund) -> dict:
 
 
 def _entitlement(customer: Customer, change: str) -> dict:
-    from .entitlements import subscription_expiry
-
-    expiry = subscription_expiry(customer) if customer.package_type == "subscription" else None
+    expiry = holdings.subscription_expiry(customer) if customer.package_type == "subscription" else None
     return {"customer": _customer(customer.id), "change": change, "entitlement": {
         "package_type": customer.package_type, "credits": customer.credits,
         "subscription_expires_at": _time(expiry)}}
 
 
 def _credits_low(customer: Customer, entry: LedgerEntry) -> dict:
-    from .notifications import low_credit_threshold
-
     return {"customer": _customer(customer.id), "credits": entry.balance_after,
-            "threshold": low_credit_threshold(customer.low_credit_threshold)}
+            "threshold": ledger.low_credit_threshold(customer.low_credit_threshold)}
 
 
 def _usage(customer_id: int, department_id: int, kind: str, reference: str, charge) -> dict:

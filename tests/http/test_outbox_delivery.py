@@ -140,7 +140,7 @@ def test_two_senders_racing_deliver_each_mail_once(app, make_app, smtp_server):
 
 def test_worker_processes_racing_deliver_each_mail_once(app, database_url, smtp_server):
     """Two `billing outbox send-due` processes and this test's own sender, at the same time."""
-    from limonbilling.services.clock import SystemClock
+    from limonbilling.clock import SystemClock
 
     # The worker processes read the system clock; on the tests' frozen clock (months back) this sender's
     # claims would look long expired to them, and they would rightly take them over and send again.

@@ -29,7 +29,7 @@ INJECTED = "customer@example.com\r\nBcc: attacker@evil.example"
 
 def queue_raw(recipient: str, attempts: int = 0, key: str = "poison") -> Notification:
     """A row as a sender finds it (written straight to the outbox, as old or imported data could be)."""
-    from limonbilling.services.clock import now
+    from limonbilling.clock import now
 
     row = Notification(event="welcome", event_key=key, channel="email", recipient=recipient, cc=[], language="en",
                        subject="Welcome", body_text="Hello", state="pending", attempts=attempts,

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import select
 from werkzeug.wrappers import Request, Response
 
+from limonbilling.clock import SystemClock
 from limonbilling.extensions import db
 from limonbilling.models import Notification, Webhook
 from limonbilling.services import ValidationFailed, entitlements, ledger, outbox, webhooks
-from limonbilling.services.clock import SystemClock
 
 from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
 from ..payment_support import AGENT, paid_by_card

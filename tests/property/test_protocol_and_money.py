@@ -6,7 +6,7 @@ from flask_babel import force_locale
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from limonbilling import format_money
+from limonbilling.formatting import format_money
 from limonbilling.payments import nestpay
 
 STORE_KEY = "TEST1234"

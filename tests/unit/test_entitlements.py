@@ -5,7 +5,7 @@ import pytest
 
 from limonbilling.extensions import db
 from limonbilling.models import LedgerEntry, Usage
-from limonbilling.services import ServiceError, audit, entitlements, ledger, packages, settings
+from limonbilling.services import ServiceError, audit, entitlements, holdings, ledger, packages, settings
 from limonbilling.services.entitlements import DepartmentNotEnabled, PurchaseRefused, charge_usage, preview_purchase
 from limonbilling.services.ledger import InsufficientCredits
 
@@ -82,7 +82,7 @@ def test_subscription_renewal_window_edges(app, clock, support):
     customer = make_customer()
     monthly = make_package("subscription", [support], days=90)
     activate(customer, monthly)
-    expiry = entitlements.subscription_expiry(customer)
+    expiry = holdings.subscription_expiry(customer)
     assert expiry == clock.now() + timedelta(days=90)
 
     clock.set(expiry - timedelta(days=31))
@@ -98,7 +98,7 @@ def test_subscription_renewal_window_edges(app, clock, support):
     assert preview.allowed and preview.kind == "renewal"
     assert preview.period_start == expiry and preview.new_expiry == expiry + timedelta(days=90)
     activate(customer, monthly)
-    assert entitlements.subscription_expiry(customer) == expiry + timedelta(days=90)
+    assert holdings.subscription_expiry(customer) == expiry + timedelta(days=90)
 
 
 def test_renewal_window_is_a_setting(clock, support):
@@ -120,7 +120,7 @@ def test_renewal_after_expiry_starts_now(clock, support):
     preview = preview_purchase(customer, package)
     assert preview.allowed and preview.period_start == clock.now()
     activate(customer, package)
-    assert entitlements.subscription_expiry(customer) == clock.now() + timedelta(days=30)
+    assert holdings.subscription_expiry(customer) == clock.now() + timedelta(days=30)
 
 
 def test_each_period_covers_its_own_packages_departments(clock, support, servers):
@@ -145,7 +145,7 @@ def test_a_period_covers_from_its_first_instant_to_just_before_its_end_and_a_cut
     customer = make_customer()
     package = make_package("subscription", [support], days=30)
     activate(customer, package)
-    end = entitlements.subscription_expiry(customer)
+    end = holdings.subscription_expiry(customer)
     clock.advance(days=30, seconds=-1)
     assert charge_usage(customer.id, support.id, "ticket", "last-second").covered_by == "subscription"
     clock.advance(seconds=1)
@@ -201,8 +201,8 @@ def test_switch_subscription_to_credits_forfeits_the_rest(clock, support, server
     assert preview.forfeit_subscription_until == clock.now() + timedelta(days=34)
     activate(customer, credits)
     assert customer.package_type == "credit" and customer.credits == 20
-    assert entitlements.subscription_periods(customer)[-1].effective_end == clock.now()
-    assert entitlements.subscription_expiry(customer) == clock.now()
+    assert holdings.subscription_periods(customer)[-1].effective_end == clock.now()
+    assert holdings.subscription_expiry(customer) == clock.now()
     note = db.session.scalars(db.select(LedgerEntry).where(LedgerEntry.kind == "forfeit")).one()
     assert note.amount == 0 and "forfeited" in note.reason
     with pytest.raises(DepartmentNotEnabled):

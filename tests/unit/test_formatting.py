@@ -4,7 +4,7 @@ from datetime import datetime
 import pytest
 from flask_babel import force_locale
 
-from limonbilling import format_money
+from limonbilling.formatting import format_money
 
 NBSP = "\xa0"
 

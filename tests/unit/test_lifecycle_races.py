@@ -692,7 +692,7 @@ def test_11_bulk_status_changes_over_the_same_orders_in_another_order_do_not_dea
 def test_approving_a_cancellation_with_refunds_while_the_renewal_is_cancelled_does_not_deadlock(
         worker, support, clock, monkeypatch):
     from limonbilling.models import CancellationRequest
-    from limonbilling.services import cancellations, entitlements
+    from limonbilling.services import cancellations
 
     customer = make_customer()
     package = make_package("subscription", [support], days=30)
@@ -706,7 +706,7 @@ def test_approving_a_cancellation_with_refunds_while_the_renewal_is_cancelled_do
     case = case_of(renewal, customer)
 
     interleaving = Interleaving(monkeypatch)
-    interleaving.pause_after(entitlements, "lock_customer", role="approve")
+    interleaving.pause_after(ledger, "lock_customer", role="approve")
     interleaving.pause_after(order_service, "lock_order", role="cancel")
 
     def approve():

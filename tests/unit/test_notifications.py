@@ -13,6 +13,7 @@ from limonbilling.services import (
     notifications,
     orders,
     settings,
+    tokens,
 )
 
 from ..factories import activate, make_customer, make_department, make_package
@@ -159,7 +160,7 @@ def test_a_customer_threshold_wins_and_zero_switches_it_off(app):
     for n in range(2):
         entitlements.charge_usage(customer.id, department.id, "chat", f"C-{n}")
     db.session.commit()
-    assert notifications.low_credit_threshold(customer.low_credit_threshold) == 0
+    assert ledger.low_credit_threshold(customer.low_credit_threshold) == 0
     assert queued(event="credits_low") == []
 
 
@@ -219,12 +220,12 @@ def test_registration_queues_a_welcome_with_a_confirmation_link(app, clock):
 
 def test_confirmation_links_expire_and_do_not_confirm_a_new_address(app, clock):
     customer = make_customer()
-    old_token = accounts.email_verification_token(customer)
+    old_token = tokens.email_verification_token(customer)
     clock.advance(seconds=app.config["EMAIL_VERIFICATION_MAX_AGE"] + 1)
     with pytest.raises(ServiceError) as expired:
         accounts.verify_email(old_token)
     assert expired.value.code == "link_expired"
-    fresh = accounts.email_verification_token(customer)
+    fresh = tokens.email_verification_token(customer)
     customer.email = "new-address@example.com"
     with pytest.raises(ServiceError) as outdated:
         accounts.verify_email(fresh)
@@ -233,14 +234,14 @@ def test_confirmation_links_expire_and_do_not_confirm_a_new_address(app, clock):
 
 def test_a_reset_link_works_once_and_expires(app, clock):
     customer = make_customer()
-    token = accounts.password_reset_token(customer)
+    token = tokens.password_reset_token(customer)
     assert accounts.user_for_reset(token, "customer") is customer
     accounts.reset_password(token, "brand-new-pass-2", "customer")
     db.session.commit()
     assert customer.check_password("brand-new-pass-2")
     with pytest.raises(ServiceError):
         accounts.user_for_reset(token, "customer")  # the password changed: the link is used
-    late = accounts.password_reset_token(customer)
+    late = tokens.password_reset_token(customer)
     clock.advance(seconds=app.config["PASSWORD_RESET_MAX_AGE"] + 1)
     with pytest.raises(ServiceError) as expired:
         accounts.user_for_reset(late, "customer")
@@ -248,7 +249,7 @@ def test_a_reset_link_works_once_and_expires(app, clock):
     with pytest.raises(ServiceError):
         accounts.user_for_reset(late[:-2] + "xx", "customer")
     with pytest.raises(ServiceError):
-        accounts.user_for_reset(accounts.password_reset_token(customer), "agent")  # a customer's link, agents' page
+        accounts.user_for_reset(tokens.password_reset_token(customer), "agent")  # a customer's link, agents' page
 
 
 def test_an_account_opened_by_an_agent_gets_a_set_password_link_that_lasts(app, clock):

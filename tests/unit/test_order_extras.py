@@ -15,6 +15,7 @@ from limonbilling.services import (
     cancellations,
     card_payments,
     entitlements,
+    holdings,
     order_statuses,
     orders,
     promo_codes,
@@ -370,12 +371,12 @@ def test_cancellation_at_the_end_of_the_period_keeps_a_renewal_bought_ahead(supp
     with pytest.raises(ServiceError) as refused:
         cancellations.request_cancellation(customer, timing="now", reason="again", actor=me)
     assert refused.value.code == "already_requested"
-    period_end = cancellations.current_period_end(customer)
+    period_end = holdings.current_period_end(customer)
     cancellations.approve(request, AGENT, "Sorry to see you go")
     db.session.commit()
     renewal_end = period_end + timedelta(days=30)
     assert request.state == "approved" and request.ends_at == renewal_end
-    assert entitlements.subscription_expiry(customer) == renewal_end
+    assert holdings.subscription_expiry(customer) == renewal_end
     with pytest.raises(ServiceError):
         cancellations.approve(request, AGENT)
     clock.set(period_end)

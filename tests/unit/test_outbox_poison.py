@@ -5,8 +5,9 @@ from datetime import timedelta
 import pytest
 
 from limonbilling.services import ValidationFailed, settings
+from limonbilling.services.messaging import save_settings
 from limonbilling.services.outbox import retry_delay
-from limonbilling.transports import build_email, save_settings
+from limonbilling.transports import build_email
 
 from ..payment_support import AGENT
 

@@ -5,10 +5,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from limonbilling.clock import now
 from limonbilling.extensions import db
 from limonbilling.models import CancellationRequest, Notification, Payment
 from limonbilling.services import audit, notifications, settings
-from limonbilling.services.clock import now
 
 from ..factories import activate, make_customer, make_package
 from ..order_records import add_card_payment, make_order
