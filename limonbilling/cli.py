@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from .extensions import db
 from .models import Agent
-from .payments.nestpay_gateway import NestPayGateway
+from .payments import gateways
 from .services import ValidationFailed, accounts, api_tokens, audit, card_payments, entitlements, notifications, outbox
 from .services.demo import DEMO_PASSWORD, SIGN_INS, load_demo_data, use_debug_smtp, use_simulator
 
@@ -65,7 +65,7 @@ def expire() -> None:
     past their time, after asking the bank about their attempts (run from cron, e.g. every 10 minutes)."""
     changed = entitlements.expire_entitlements()
     db.session.commit()
-    gateway, actor = NestPayGateway(), audit.Actor.system("expiry")
+    gateway, actor = gateways.gateway(), audit.Actor.system("expiry")
     abandoned = 0
     for order_id in card_payments.stale_checkouts():
         abandoned += card_payments.expire_checkout(order_id, gateway, actor)
@@ -76,7 +76,7 @@ def expire() -> None:
 def reconcile_with_bank(older_than: int) -> list[str]:
     """Ask the bank about every card attempt with no final answer older than `older_than` minutes and every
     card refund in flight, each in its own transaction; one line per item settled or still unknown."""
-    gateway, actor = NestPayGateway(), audit.Actor.system("reconcile")
+    gateway, actor = gateways.gateway(), audit.Actor.system("reconcile")
     lines = []
     for payment_id in card_payments.unanswered_attempts(older_than):
         lines.append(card_payments.ask_bank_about_attempt(payment_id, gateway, actor))

@@ -14,8 +14,8 @@ from flask import g
 from sqlalchemy import text
 
 from limonbilling import create_app
-from limonbilling.extensions import db, limiter
 from limonbilling.clock import FrozenClock
+from limonbilling.extensions import db, limiter
 
 from .postgres import PostgresServer, find_bin_dir
 

@@ -43,7 +43,7 @@ def as_customer(customer) -> audit.Actor:
 
 def card_order(customer, package):
     order = orders.create_order(customer, package, payment_method="card", actor=as_customer(customer), ip="127.0.0.1")
-    attempt = card_payments.start_card_payment(order)
+    attempt = card_payments.start_card_payment(order, "nestpay")
     db.session.commit()
     return order, attempt
 

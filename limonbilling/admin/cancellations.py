@@ -8,7 +8,7 @@ from ..extensions import db
 from ..forms import run_service
 from ..models import CANCELLATION_STATES, CancellationRequest, RefundDestination
 from ..pagination import page_number
-from ..payments.nestpay_gateway import NestPayGateway
+from ..payments import gateways
 from ..services import cancellations, holdings, refunds
 from .billing import billing_view
 from .forms import DecisionForm
@@ -39,7 +39,7 @@ def cancellation_decide(request_id: int, decision: str):
         else:
             ok, to_card = run_service(form, cancellations.reject, cancellation, current_actor(), form.note.data)
         for order in to_card or []:  # recorded and committed: now the bank is asked
-            refunds.send(order, NestPayGateway(), current_actor())
+            refunds.send(order, gateways.gateway(), current_actor())
             db.session.commit()
         if ok and decision == "approve":
             cancellation = db.session.get(CancellationRequest, request_id)

@@ -27,7 +27,7 @@ from ..models import (
     RefundDestination,
 )
 from ..pagination import keyset_page
-from ..payments.nestpay_gateway import NestPayGateway
+from ..payments import gateways
 from ..services import (
     ServiceError,
     balance,
@@ -184,7 +184,7 @@ def order_ask_bank(number: str):
     """Ask the bank about the order's attempts without a final answer and its refunds in flight."""
     order = _order_or_404(number)
     if ToggleForm().validate_on_submit():
-        lines = card_payments.ask_bank(order, NestPayGateway(), current_actor())
+        lines = card_payments.ask_bank(order, gateways.gateway(), current_actor())
         db.session.commit()
         for line in lines or [_("Nothing is waiting for the bank.")]:
             flash(line, "info")
@@ -277,7 +277,7 @@ def _refund(order: Order, form: RefundForm, amount: int | None) -> str | None:
         return None
     if to == RefundDestination.BALANCE:
         return "refunded"
-    outcome = refunds.send(order, NestPayGateway(), current_actor())
+    outcome = refunds.send(order, gateways.gateway(), current_actor())
     db.session.commit()
     return outcome
 

@@ -6,7 +6,8 @@ from ..auth import current_actor, requires
 from ..extensions import db
 from ..forms import run_service
 from ..models import BankAccount
-from ..payments.nestpay_gateway import BANK_PRESETS, NestPayGateway, preset_urls, save_settings
+from ..payments import gateways
+from ..payments.nestpay_gateway import BANK_PRESETS, preset_urls, save_settings
 from ..services import ValidationFailed, bank_transfer, settings
 from . import bp
 from .forms import BankAccountForm, PaymentSettingsForm, ToggleForm
@@ -31,7 +32,7 @@ def settings_payments():
                 return redirect(url_for("admin.settings_payments"))
     return render_template(
         "admin/settings_payments.html", form=form, secrets_stored=secrets_stored,
-        available=NestPayGateway().is_available(), accounts=bank_transfer.all_accounts(),
+        available=gateways.gateway().is_available(), accounts=bank_transfer.all_accounts(),
         account_form=BankAccountForm(prefix="account"), remove_form=ToggleForm(),
     )
 

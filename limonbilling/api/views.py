@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from .. import pagination
 from ..extensions import csrf, db
 from ..models import MAX_RECORD_ID, Customer, Department, LedgerEntry, Order, Package, RefundDestination
-from ..payments.nestpay_gateway import NestPayGateway
+from ..payments import gateways
 from ..services import ServiceError, audit, customers, entitlements, ledger, orders, refunds, settings
 from ..services import api_tokens as tokens
 from ..services import packages as catalog
@@ -345,7 +345,7 @@ def refund_order(number: str):
     db.session.commit()  # recorded before the bank is asked: a crash or timeout cannot refund twice
     outcome = "refunded"
     if destination == RefundDestination.CARD:
-        outcome = refunds.send(order, NestPayGateway(), _actor())
+        outcome = refunds.send(order, gateways.gateway(), _actor())
     order = _order(number)
     if outcome == "failed":
         answer = next((r.answer for r in reversed(order.refunds) if r.troubled), "")

@@ -19,15 +19,13 @@ from typing import Literal
 
 import requests
 
+from .base import Card, DeclineReason, GatewayError, luhn_valid
+
 Currency = Literal["TRY", "USD", "EUR"]
 StoreType = Literal["3d_pay", "3d_pay_hosting"]
 HashVersion = Literal["ver3", "ver1"]
 ApiBody = Literal["raw", "form"]
 Language = Literal["tr", "en"]
-CardType = Literal["visa", "mastercard"]
-DeclineReason = Literal[
-    "bad_hash", "unknown_order", "amount_mismatch", "currency_mismatch", "client_mismatch", "md_status", "declined"
-]
 
 CURRENCY_CODES: dict[str, str] = {"TRY": "949", "USD": "840", "EUR": "978"}
 CARD_TYPE_CODES: dict[str, str] = {"visa": "1", "mastercard": "2"}
@@ -252,38 +250,6 @@ class MerchantConfig:
                 raise ValueError(f"{name} must be an http(s) URL")
 
 
-def mask_pan(pan: str) -> str:
-    """Only the last four digits stay visible."""
-    return "*" * max(len(pan) - 4, 0) + pan[-4:]
-
-
-@dataclass(frozen=True, repr=False)
-class Card:
-    """Card data for storetype 3d_pay: it only renders the auto-submitting form, it is never stored or logged."""
-
-    pan: str
-    exp_month: int
-    exp_year: int  # two digits: 30 for 2030
-    cvv: str
-    card_type: CardType
-
-    def __post_init__(self) -> None:
-        # Messages never quote the values.
-        if not re.fullmatch(r"[0-9]{12,19}", self.pan):
-            raise ValueError("the card number must be 12 to 19 digits")
-        if not 1 <= self.exp_month <= 12:
-            raise ValueError("the expiry month must be 1 to 12")
-        if not 0 <= self.exp_year <= 99:
-            raise ValueError("the expiry year must have two digits")
-        if not re.fullmatch(r"[0-9]{3,4}", self.cvv):
-            raise ValueError("the security code must be 3 or 4 digits")
-        if self.card_type not in CARD_TYPE_CODES:
-            raise ValueError(f"unknown card type {self.card_type!r}")
-
-    def __repr__(self) -> str:
-        return f"Card(pan={mask_pan(self.pan)!r}, cvv='***', card_type={self.card_type!r})"
-
-
 def format_amount(amount_minor: int) -> str:
     """Integer minor units to the bank's amount: 15000 -> "150.00", 5 -> "0.05"."""
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int):
@@ -370,16 +336,6 @@ def build_payment_form(
 
 
 # --- the callback -----------------------------------------------------------------------------------------------
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        digit = int(char)
-        if position % 2:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
-
 
 def looks_like_pan(value: str) -> bool:
     """13 to 19 digits (spaces and dashes ignored) that pass the Luhn check."""
@@ -491,7 +447,7 @@ def decide_callback(
 
 # --- the XML API (void, refund, status) -------------------------------------------------------------------------
 
-class NestPayError(Exception):
+class NestPayError(GatewayError):
     """Base of the API client's errors. Messages never carry the API password."""
 
 

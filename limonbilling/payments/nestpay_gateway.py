@@ -1,15 +1,12 @@
 """NestPay as LimonBilling's card gateway: the protocol code of `nestpay.py` fed from Settings → Payment Systems."""
-import re
 from collections.abc import Mapping
 
 from flask import current_app
 from flask_babel import gettext as _
 
-from ..clock import now
 from ..services import ValidationFailed, settings
-from ..services.refunds import bank_day
 from . import nestpay
-from .base import PaymentGateway
+from .base import AttemptDetails, CallbackDecision, PaymentGateway, RefundAnswer, SaleStatus
 
 # Gateway addresses per bank (nestpay-3d-pay.md, "Gateway hosts"); the settings page fills them in, editable.
 BANK_PRESETS: dict[str, tuple[str, str]] = {
@@ -45,8 +42,8 @@ class NestPayGateway(PaymentGateway):
         return all(self.values[key] for key in REQUIRED_SETTINGS)
 
     @property
-    def store_type(self) -> str:
-        return self.values["nestpay_store_type"]
+    def card_on_our_page(self) -> bool:
+        return self.values["nestpay_store_type"] == "3d_pay"
 
     @property
     def config(self) -> nestpay.MerchantConfig:
@@ -58,52 +55,71 @@ class NestPayGateway(PaymentGateway):
             accept_half_3d=bool(v["nestpay_accept_half_3d"]), api_body=v["nestpay_api_body"],
         )
 
-    def payment_form(self, *, oid, amount_minor, currency, ok_url, fail_url, lang, card, email, name):
+    def reference(self, fields):
+        return str(fields.get("oid") or fields.get("ReturnOid") or "")
+
+    def payment_form(self, *, reference, amount_minor, currency, ok_url, fail_url, lang, card, email, name):
         return nestpay.build_payment_form(
-            self.config, oid=oid, amount_minor=amount_minor, currency=currency, ok_url=ok_url, fail_url=fail_url,
-            lang=lang, card=card, email=email, bill_to_name=name,
+            self.config, oid=reference, amount_minor=amount_minor, currency=currency, ok_url=ok_url,
+            fail_url=fail_url, lang=lang, card=card, email=email, bill_to_name=name,
         )
 
-    def decide(self, fields, *, oid, amount_minor, currency):
-        pending = nestpay.PendingPayment(oid, amount_minor, currency) if oid is not None else None
-        return nestpay.decide_callback(fields, config=self.config, pending=pending)
+    def decide(self, fields, *, reference, amount_minor, currency):
+        pending = nestpay.PendingPayment(reference, amount_minor, currency) if reference is not None else None
+        decision = nestpay.decide_callback(fields, config=self.config, pending=pending)
+        said = decision.attempt_fields
+        details = AttemptDetails(
+            transaction_id=said.get("TransId"), auth_code=said.get("AuthCode"), host_reference=said.get("HostRefNum"),
+            masked_pan=said.get("MaskedPan"), authentication_status=said.get("mdStatus"),
+            return_code=said.get("ProcReturnCode"))
+        return CallbackDecision(decision.approved, decision.reason, decision.message, details, decision.raw_fields,
+                                money_taken=decision.money_taken)
 
     def _client(self) -> nestpay.NestPayApiClient:
         return nestpay.NestPayApiClient(self.config, timeout=current_app.config["NESTPAY_API_TIMEOUT"])
 
-    def void(self, oid):
-        return self._client().void(oid)
+    def void(self, reference):
+        return _refund_answer(self._client().void(reference), "void")
 
-    def refund(self, oid, amount_minor, currency):
-        return self._client().refund(oid, amount_minor, currency)
+    def refund(self, reference, amount_minor, currency, *, operation, whole):
+        """A Void the bank refuses means the sale was settled already: a Credit then. A Credit before the end of
+        day (ProcReturnCode 99, CORE-2508) means not settled yet: a Void then, if the refund is of the whole sale."""
+        client = self._client()
+        if operation == "void":
+            answer = client.void(reference)
+            if answer.succeeded:
+                return _refund_answer(answer, "void")
+            return _refund_answer(client.refund(reference, amount_minor, currency), "credit")
+        answer = client.refund(reference, amount_minor, currency)
+        if _not_settled(answer) and whole:
+            return _refund_answer(client.void(reference), "void")
+        return _refund_answer(answer, "credit")
 
-    def status(self, oid):
-        return self._client().order_status(oid)
+    def sale_status(self, reference):
+        extra = self._client().order_status(reference).extra
+        stat = extra.get("TRANS_STAT", "")
+        state = {"S": "taken", "V": "voided", "CNCL": "voided", "D": "failed", "ERR": "failed"}.get(stat)
+        answer = {"TRANS_STAT": stat, **{k: extra[k] for k in ("CAPTURE_AMT", "ORIG_TRANS_AMT", "AUTH_CODE")
+                                         if k in extra}}
+        return SaleStatus(state, original_minor=_whole_number(extra.get("ORIG_TRANS_AMT")),
+                          captured_minor=_whole_number(extra.get("CAPTURE_AMT")), auth_code=extra.get("AUTH_CODE", ""),
+                          answer=answer, summary=f"TRANS_STAT {stat or '(none)'}")
 
 
-def parse_card(number: str, expiry: str, cvv: str) -> nestpay.Card:
-    """The card as the customer typed it; errors name the field, never the value (nothing to leak)."""
-    digits = "".join(ch for ch in (number or "") if ch in "0123456789")  # ASCII: "²".isdigit() is true
-    errors: dict[str, list[str]] = {}
-    if not 12 <= len(digits) <= 19 or not nestpay.luhn_valid(digits):
-        errors["card_number"] = [_("Check the card number.")]
-    month, _sep, year = (expiry or "").replace(" ", "").partition("/")
-    if not (re.fullmatch(r"[0-9]{1,2}", month) and re.fullmatch(r"[0-9]{2}|[0-9]{4}", year) and 1 <= int(month) <= 12):
-        errors["card_expiry"] = [_("Write the expiry as MM/YY, e.g. 12/30.")]
-    elif _expired(int(month), int(year)):
-        errors["card_expiry"] = [_("This card has expired. Check the expiry date or use another card.")]
-    if not re.fullmatch(r"[0-9]{3,4}", cvv or ""):
-        errors["card_cvv"] = [_("The security code has 3 or 4 digits.")]
-    if errors:
-        raise ValidationFailed(errors)
-    card_type = "mastercard" if digits[0] in "25" else "visa"
-    return nestpay.Card(pan=digits, exp_month=int(month), exp_year=int(year[-2:]), cvv=cvv, card_type=card_type)
+def _not_settled(answer: nestpay.ApiResponse) -> bool:
+    return answer.proc_return_code == "99" and answer.extra.get("ERRORCODE") == "CORE-2508"
 
 
-def _expired(month: int, year: int) -> bool:
-    """A card is valid through the last day of its expiry month, by the bank's (Istanbul) calendar."""
-    today = bank_day(now())
-    return (year if year >= 100 else 2000 + year, month) < (today.year, today.month)
+def _refund_answer(answer: nestpay.ApiResponse, operation: str) -> RefundAnswer:
+    message = answer.err_msg
+    if not answer.succeeded and _not_settled(answer):
+        message = _("The bank takes a partial refund only after its end of day; try again tomorrow.")
+    return RefundAnswer(answer.succeeded, operation, answer.proc_return_code, answer.trans_id or None, message)
+
+
+def _whole_number(text: str | None) -> int | None:
+    """The API's amounts in ORDERSTATUS are whole minor units ("101" for 1.01)."""
+    return int(text) if text and text.isdigit() else None
 
 
 def save_settings(values: Mapping, actor) -> list[str]:

@@ -15,7 +15,9 @@ from ..forms import show_errors
 from ..links import external_url
 from ..models import Order, Package
 from ..pagination import page_number
-from ..payments.nestpay_gateway import NestPayGateway, parse_card
+from ..payments import gateways
+from ..payments.base import PaymentGateway
+from ..payments.cards import parse_card
 from ..services import (
     ServiceError,
     ValidationFailed,
@@ -45,15 +47,15 @@ def _order_or_404(number: str) -> Order:
     return order
 
 
-def _send_to_bank(gateway: NestPayGateway, order: Order, form: CheckoutForm):
+def _send_to_bank(gateway: PaymentGateway, order: Order, form: CheckoutForm):
     """Create a payment attempt and answer with the auto-submitting form to the bank's gate."""
     card = None
-    if gateway.store_type == "3d_pay":
+    if gateway.card_on_our_page:
         card = parse_card(form.card_number.data, form.card_expiry.data, form.card_cvv.data)
-    attempt = card_payments.start_card_payment(order)
+    attempt = card_payments.start_card_payment(order, gateway.name)
     customer = current_customer()
     action, fields = gateway.payment_form(
-        oid=attempt.oid, amount_minor=attempt.amount_minor, currency=attempt.currency,
+        reference=attempt.oid, amount_minor=attempt.amount_minor, currency=attempt.currency,
         ok_url=external_url("portal.nestpay_callback", outcome="ok"),
         fail_url=external_url("portal.nestpay_callback", outcome="fail"),
         lang="tr" if str(get_locale()).startswith("tr") else "en",
@@ -82,7 +84,7 @@ def _checkout_page(package: Package, form: CheckoutForm, promo_code: str | None,
     form.forget_card()
     return render_template(
         "portal/checkout.html", form=form, promo_form=promo_form, package=package, preview=preview,
-        price=price, refusal=orders.checkout_refusal(customer), gateway=NestPayGateway(), order=None,
+        price=price, refusal=orders.checkout_refusal(customer), gateway=gateways.gateway(), order=None,
         transfer_accounts=bank_transfer.accounts_for(package.currency),
         balance_minor=balance.amount(customer, package.currency),
     ), status
@@ -123,7 +125,7 @@ def checkout(package_id: int):
     """Show what the purchase will do and take the card; confirming creates the order and goes to the bank."""
     package = _package_on_sale_or_404(package_id)
     form = CheckoutForm()
-    gateway = NestPayGateway()
+    gateway = gateways.gateway()
     if form.validate_on_submit() and gateway.is_available():
         order = _place_order(package, form, "card")
         if order is not None and order.under_review:
@@ -171,7 +173,7 @@ def activation_request(number: str):
         except ValidationFailed as error:
             db.session.rollback()
             show_errors(form, error)
-            return render_template("portal/order.html", order=order, gateway=NestPayGateway(), form=CheckoutForm(),
+            return render_template("portal/order.html", order=order, gateway=gateways.gateway(), form=CheckoutForm(),
                                    request_form=form, transfer_accounts=bank_transfer.accounts_for(order.currency)), 422
         except ServiceError as error:
             db.session.rollback()
@@ -187,7 +189,7 @@ def activation_request(number: str):
 def pay_order(number: str):
     """Try the card payment of an unpaid order again (after a decline or a 3-D failure)."""
     order = _order_or_404(number)
-    gateway = NestPayGateway()
+    gateway = gateways.gateway()
     form = CheckoutForm()
     if not order.awaiting_payment:
         flash(_("This order is not waiting for a card payment."), "info")
@@ -226,7 +228,7 @@ def nestpay_callback(outcome: str):
     """
     fields = request.form.to_dict() if request.method == "POST" else request.args.to_dict()
     bank = audit.Actor("system", None, "nestpay", request.remote_addr)
-    gateway = NestPayGateway()
+    gateway = gateways.gateway()
     if not gateway.is_set_up():
         abort(404)  # never set up: no bank sends answers here
     order = card_payments.apply_card_callback(gateway, fields, bank)
@@ -254,7 +256,7 @@ def order_detail(number: str):
     order = _order_or_404(number)
     customer = current_customer()
     request_form = ActivationRequestForm(data={"email": customer.email, "phone": customer.phone})
-    return render_template("portal/order.html", order=order, gateway=NestPayGateway(), form=CheckoutForm(),
+    return render_template("portal/order.html", order=order, gateway=gateways.gateway(), form=CheckoutForm(),
                            request_form=request_form, transfer_accounts=bank_transfer.accounts_for(order.currency))
 
 

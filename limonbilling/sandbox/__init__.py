@@ -20,6 +20,7 @@ from decimal import Decimal
 from flask import Flask, abort, render_template, request
 
 from ..payments import nestpay
+from ..payments.base import mask_pan
 
 TEST_MERCHANT = {"client_id": "190100000", "store_key": "123456", "api_user": "ZIRAATAPI", "api_password": "ZIRAAT19"}
 TEST_CARD = "4355084355084358"
@@ -82,7 +83,7 @@ def create_simulator(
         hosting = fields.get("storetype") == "3d_pay_hosting"
         return render_template(
             "sandbox/3d.html", token=token, fields=fields, hosting=hosting, outcomes=OUTCOMES,
-            masked=nestpay.mask_pan(fields.get("pan", "")) if not hosting else "",
+            masked=mask_pan(fields.get("pan", "")) if not hosting else "",
             currency=CURRENCY_NAMES.get(fields.get("currency", ""), fields.get("currency")),
         )
 

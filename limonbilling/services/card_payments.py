@@ -29,7 +29,7 @@ from ..models import (
     RefundState,
 )
 from ..models.orders import RECHECK_FAILED, STATUS_FAILURE
-from ..payments.nestpay import NestPayError
+from ..payments.base import GatewayError, PaymentGateway, SaleStatus
 from . import ServiceError, audit, ledger, notifications, orders, payments, promo_codes, refunds, settings
 from .lifecycle import lock_order, move_order, settle
 from .payments import move_payment
@@ -37,8 +37,9 @@ from .payments import move_payment
 ATTEMPT_WINDOW = timedelta(hours=1)  # the customer's card attempts count for an hour (rolling)
 
 
-def start_card_payment(order: Order, gateway: str = "nestpay") -> Payment:
-    """A new card attempt for an order awaiting its money (a cancelled order can no longer be paid)."""
+def start_card_payment(order: Order, provider: str) -> Payment:
+    """A new card attempt through `provider` (its name) for an order awaiting its money (a cancelled order can
+    no longer be paid)."""
     order = lock_order(order)
     if order.status == OrderState.CANCELLED:
         raise ServiceError("not_payable", _("This order was cancelled; start a new one."))
@@ -48,7 +49,7 @@ def start_card_payment(order: Order, gateway: str = "nestpay") -> Payment:
     _check_attempt_limits(order, moment)
     if order.expires_at is not None and order.expires_at <= moment:
         order.expires_at = moment + timedelta(minutes=settings.get("card_checkout_minutes"))
-    return payments.start_card_attempt(order, gateway)
+    return payments.start_card_attempt(order, provider)
 
 
 def _check_attempt_limits(order: Order, moment: datetime) -> None:
@@ -85,21 +86,22 @@ class Outcome:
     voided: bool = False  # the bank says the sale was voided: nothing to take, and nothing to take later
 
 
-def apply_card_callback(gateway, fields: Mapping[str, str], actor: audit.Actor) -> Order | None:
+def apply_card_callback(gateway: PaymentGateway, fields: Mapping[str, str], actor: audit.Actor) -> Order | None:
     """Process a bank callback once, whatever arrives how often; returns the order it names, or None.
 
     The order is locked first, so a POST and a GET, a callback and a reconciliation, a callback and an agent's
     action are processed one after the other; an attempt already decided is not decided again.
     """
-    oid = str(fields.get("oid") or fields.get("ReturnOid") or "")[:64]
+    oid = gateway.reference(fields)[:64]
     found = db.session.execute(select(Payment.id, Payment.order_id).where(Payment.oid == oid)).first()
     if found is None:
-        decision = gateway.decide(fields, oid=None, amount_minor=None, currency=None)
+        decision = gateway.decide(fields, reference=None, amount_minor=None, currency=None)
         audit.record(actor, "payment.callback_unknown", None, oid=oid, reason=decision.reason)
         return None
     order = lock_order(found.order_id)
     payment = db.session.get(Payment, found.id)
-    decision = gateway.decide(fields, oid=payment.oid, amount_minor=payment.amount_minor, currency=payment.currency)
+    decision = gateway.decide(fields, reference=payment.oid, amount_minor=payment.amount_minor,
+                              currency=payment.currency)
     if decision.reason == "bad_hash":
         # Not from the bank: the attempt stays as it is so the bank's real answer still counts.
         audit.record(actor, "payment.callback_rejected", order, oid=oid, reason=decision.reason)
@@ -124,7 +126,7 @@ def _half_3d_heard_late(order: Order, payment: Payment, decision, actor: audit.A
     not say whether 3-D Secure was full or half), says half 3-D, which the store does not accept. The order may
     be in use by now, so nothing is taken back by itself: agents are told to keep the money or Cancel & Refund.
     The post-back's mdStatus is kept, so a replay of it changes nothing."""
-    payment.md_status = decision.attempt_fields.get("mdStatus") or "?"
+    payment.md_status = decision.details.authentication_status or "?"
     payment.raw = {**(payment.raw or {}), "post_back": decision.raw_fields}
     detail = _("The bank's post-back for %(oid)s came after the payment was accepted from the bank's status, and "
                "says half 3-D Secure, which this store does not accept. Keep the money (mark this as settled) or "
@@ -135,16 +137,13 @@ def _half_3d_heard_late(order: Order, payment: Payment, decision, actor: audit.A
 
 
 def _record_answer(payment: Payment, decision) -> None:
-    fields = decision.attempt_fields
+    said = decision.details
     payment.updated_at = now()
     payment.failure_code = decision.reason
     payment.message = decision.message
-    payment.trans_id = fields.get("TransId")
-    payment.auth_code = fields.get("AuthCode")
-    payment.host_ref_num = fields.get("HostRefNum")
-    payment.masked_pan = fields.get("MaskedPan")
-    payment.md_status = fields.get("mdStatus")
-    payment.proc_return_code = fields.get("ProcReturnCode")
+    payment.trans_id, payment.auth_code, payment.host_ref_num = said.transaction_id, said.auth_code, said.host_reference
+    payment.masked_pan, payment.md_status = said.masked_pan, said.authentication_status
+    payment.proc_return_code = said.return_code
     payment.raw = decision.raw_fields
 
 
@@ -178,24 +177,19 @@ def _not_awaiting_reason(order: Order) -> str:
 
 # --- asking the bank: reconciliation, "Ask the bank", expiry -------------------------------------------------
 
-def _outcome_from_status(payment: Payment, status) -> Outcome | None:
-    """An ORDERSTATUS answer as an outcome; None when it does not say (the attempt stays as it is)."""
-    extra = status.extra
-    stat = extra.get("TRANS_STAT", "")
-    answer = {"TRANS_STAT": stat, **{k: extra[k] for k in ("CAPTURE_AMT", "ORIG_TRANS_AMT", "AUTH_CODE")
-                                     if k in extra}}
-    if stat == "S":
-        original = extra.get("ORIG_TRANS_AMT", "")
-        accepted = original.isdigit() and int(original) == payment.amount_minor
-        return Outcome(True, accepted, "" if accepted else _("the amount differs from the order's"), answer)
-    if stat in ("V", "CNCL"):
-        return Outcome(False, False, answer=answer, voided=True)
-    if stat in ("D", "ERR"):
-        return Outcome(False, False, answer=answer)
+def _outcome_from_status(payment: Payment, status: SaleStatus) -> Outcome | None:
+    """The bank's status of a sale as an outcome; None when it does not say (the attempt stays as it is)."""
+    if status.state == "taken":
+        accepted = status.original_minor == payment.amount_minor
+        return Outcome(True, accepted, "" if accepted else _("the amount differs from the order's"), status.answer)
+    if status.state == "voided":
+        return Outcome(False, False, answer=status.answer, voided=True)
+    if status.state == "failed":
+        return Outcome(False, False, answer=status.answer)
     return None
 
 
-def ask_bank_about_attempt(payment_id: int, gateway, actor: audit.Actor) -> str:
+def ask_bank_about_attempt(payment_id: int, gateway: PaymentGateway, actor: audit.Actor) -> str:
     """Ask the bank (ORDERSTATUS) about one card attempt with no final answer and apply what it says exactly as
     its callback would. Returns a line for the log: the attempt, and what became of it."""
     order_id = db.session.scalar(select(Payment.order_id).where(Payment.id == payment_id))
@@ -206,14 +200,14 @@ def ask_bank_about_attempt(payment_id: int, gateway, actor: audit.Actor) -> str:
     if not gateway.is_available():
         return f"{payment.oid}: unknown, card payments are not set up"
     try:
-        status = gateway.status(payment.oid)
-    except NestPayError as error:
+        status = gateway.sale_status(payment.oid)
+    except GatewayError as error:
         return f"{payment.oid}: unknown, the bank did not answer ({error})"
     outcome = _outcome_from_status(payment, status)
     if outcome is None:
-        return f"{payment.oid}: unknown, the bank's status says {status.extra.get('TRANS_STAT') or status.response}"
-    payment.raw = {**(payment.raw or {}), "ORDERSTATUS": outcome.answer}
-    payment.auth_code = payment.auth_code or outcome.answer.get("AUTH_CODE") or None
+        return f"{payment.oid}: unknown, the bank's status says {status.summary}"
+    payment.raw = {**(payment.raw or {}), "status": outcome.answer}
+    payment.auth_code = payment.auth_code or status.auth_code or None
     if not outcome.taken:
         if not payment.rechecked:
             payment.failure_code = STATUS_FAILURE
@@ -242,7 +236,7 @@ def orders_with_refunds_in_flight() -> list[int]:
     ).distinct().order_by(Refund.order_id)))
 
 
-def ask_bank_about_refunds(order_id: int, gateway, actor: audit.Actor) -> str:
+def ask_bank_about_refunds(order_id: int, gateway: PaymentGateway, actor: audit.Actor) -> str:
     """Settle the order's card refunds in flight: ask the bank's status first, send again only what it has not
     made. Returns a line for the log."""
     order = lock_order(order_id)
@@ -250,7 +244,7 @@ def ask_bank_about_refunds(order_id: int, gateway, actor: audit.Actor) -> str:
     return f"order {order.number}: refund {outcome}"
 
 
-def ask_bank(order: Order, gateway, actor: audit.Actor) -> list[str]:
+def ask_bank(order: Order, gateway: PaymentGateway, actor: audit.Actor) -> list[str]:
     """The order page's "Ask the bank": every attempt without a final answer and every refund in flight."""
     order = lock_order(order)
     lines = [ask_bank_about_attempt(p.id, gateway, actor) for p in order.pending_attempts]
@@ -267,7 +261,7 @@ def stale_checkouts() -> list[int]:
     ).order_by(Order.id)))
 
 
-def expire_checkout(order_id: int, gateway, actor: audit.Actor) -> bool:
+def expire_checkout(order_id: int, gateway: PaymentGateway, actor: audit.Actor) -> bool:
     """Cancel a card checkout left unpaid past its time (rule 7), after asking the bank about every attempt
     without a final answer: an approval found is taken, and an attempt the bank cannot tell about keeps the
     order waiting. Returns whether it was cancelled."""

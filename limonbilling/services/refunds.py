@@ -23,7 +23,7 @@ from ..extensions import db
 from ..models import Order, OrderState, Payment, PaymentMethod, PaymentState, Refund, RefundDestination
 from ..models import RefundState as State
 from ..models.lifecycle import REFUND_MOVES, move
-from ..payments.nestpay import NestPayError
+from ..payments.base import GatewayError, PaymentGateway, SaleStatus
 from . import ServiceError, audit, balance, entitlements, notifications, webhooks
 from .lifecycle import lock_order, move_order, settle
 from .payments import move_payment
@@ -104,7 +104,7 @@ def start(order: Order, *, to: RefundDestination, actor: audit.Actor, amount_min
     return rows
 
 
-def send(order: Order, gateway, actor: audit.Actor, *, ask_first: bool = False) -> str:
+def send(order: Order, gateway: PaymentGateway, actor: audit.Actor, *, ask_first: bool = False) -> str:
     """Ask the bank to make every card refund of the order still waiting (created; with `ask_first`, also
     those whose outcome is unknown, after asking the bank's status). Locks the order.
 
@@ -122,15 +122,16 @@ def send(order: Order, gateway, actor: audit.Actor, *, ask_first: bool = False) 
     return outcome
 
 
-def _execute(order: Order, refund: Refund, gateway, actor: audit.Actor, *, ask_first: bool) -> str:
+def _execute(order: Order, refund: Refund, gateway: PaymentGateway, actor: audit.Actor, *, ask_first: bool) -> str:
     payment = refund.payment
     try:
-        if ask_first and _bank_shows_refund(gateway.status(payment.oid), payment, refund):
+        if ask_first and _bank_shows_refund(gateway.sale_status(payment.oid), payment, refund):
             _done(order, refund, _("Found refunded when the bank was asked."), actor)
             return "refunded"
-        operation = _operation(payment, refund.amount_minor)
-        answer = _ask_bank(gateway, payment, refund, operation)
-    except NestPayError as error:
+        refund.operation = _operation(payment, refund.amount_minor)
+        answer = gateway.refund(payment.oid, refund.amount_minor, refund.currency, operation=refund.operation,
+                                whole=refund.amount_minor == payment.amount_minor and not payment.refunded_minor)
+    except GatewayError as error:
         if refund.state == State.CREATED:
             _move(refund, State.UNKNOWN)
         refund.answer = str(error)
@@ -140,13 +141,13 @@ def _execute(order: Order, refund: Refund, gateway, actor: audit.Actor, *, ask_f
                 "The bank did not answer when %(amount)s of a payment we did not accept was sent back; it is asked "
                 "again every few minutes.", amount=_money(refund)))
         return "unknown"
-    refund.proc_return_code, refund.trans_id = answer.proc_return_code, answer.trans_id or None
+    refund.operation, refund.proc_return_code, refund.trans_id = (answer.operation, answer.return_code,
+                                                                  answer.transaction_id)
     if answer.succeeded:
-        _done(order, refund, answer.err_msg or _("The bank made the refund."), actor)
+        _done(order, refund, answer.message or _("The bank made the refund."), actor)
         return "refunded"
     _move(refund, State.FAILED)
-    refund.answer = (_("The bank takes a partial refund only after its end of day; try again tomorrow.")
-                     if _not_settled(answer) else answer.err_msg or answer.proc_return_code)
+    refund.answer = answer.message or answer.return_code
     audit.record(actor, "order.refund_failed", order, number=order.number, refund=refund.id, answer=refund.answer)
     if refund.automatic:
         _needs_attention(order, refund, _(
@@ -155,37 +156,12 @@ def _execute(order: Order, refund: Refund, gateway, actor: audit.Actor, *, ask_f
     return "failed"
 
 
-def _ask_bank(gateway, payment: Payment, refund: Refund, operation: str):
-    """Void or Credit; when the bank says the other one applies (settled already / not settled yet) and the
-    refund is of the whole payment, that one."""
-    refund.operation = operation
-    if operation == "void":
-        answer = gateway.void(payment.oid)
-        if not answer.succeeded:  # settled already: the bank wants a Credit
-            refund.operation = "credit"
-            answer = gateway.refund(payment.oid, refund.amount_minor, refund.currency)
-        return answer
-    answer = gateway.refund(payment.oid, refund.amount_minor, refund.currency)
-    if _not_settled(answer) and refund.amount_minor == payment.amount_minor and not payment.refunded_minor:
-        refund.operation = "void"
-        answer = gateway.void(payment.oid)
-    return answer
-
-
-def _not_settled(answer) -> bool:
-    return answer.proc_return_code == "99" and answer.extra.get("ERRORCODE") == "CORE-2508"
-
-
-def _bank_shows_refund(status, payment: Payment, refund: Refund) -> bool:
-    """Whether an ORDERSTATUS answer shows this refund made: the sale voided, or the bank's refunded total
-    (original minus what it still holds) covering our refunds done so far plus this one."""
-    extra = status.extra
-    if extra.get("TRANS_STAT") in ("V", "CNCL"):
+def _bank_shows_refund(status: SaleStatus, payment: Payment, refund: Refund) -> bool:
+    """Whether the bank's status shows this refund made: the sale voided, or the bank's refunded total
+    covering our refunds done so far plus this one."""
+    if status.state == "voided":
         return True
-    captured, original = extra.get("CAPTURE_AMT", ""), extra.get("ORIG_TRANS_AMT", "")
-    if not (captured.isdigit() and original.isdigit()):
-        return False
-    return int(original) - int(captured) >= payment.refunded_minor + refund.amount_minor
+    return status.refunded_minor is not None and status.refunded_minor >= payment.refunded_minor + refund.amount_minor
 
 
 def _done(order: Order, refund: Refund, answer: str, actor: audit.Actor) -> None:

@@ -22,7 +22,7 @@ def _order(ids) -> Order:
 
 
 def _bank_status(oid: str) -> dict:
-    return NestPayGateway().status(oid).extra
+    return NestPayGateway().sale_status(oid).answer
 
 
 def test_a_forged_ver1_callback_from_the_request_hash_is_refused(shop):

@@ -25,7 +25,7 @@ def paid(app, simulator):
     order, attempt = card_order(customer, make_package("credit", [make_department("Support")], credits=10))
     gateway = NestPayGateway()
     url, fields = gateway.payment_form(
-        oid=attempt.oid, amount_minor=attempt.amount_minor, currency=attempt.currency, ok_url="http://127.0.0.1:9/ok",
+        reference=attempt.oid, amount_minor=attempt.amount_minor, currency=attempt.currency, ok_url="http://127.0.0.1:9/ok",
         fail_url="http://127.0.0.1:9/fail", lang="tr", card=nestpay.Card(TEST_CARD, 12, 30, "000", "visa"),
         email=None, name=None,
     )
@@ -44,8 +44,8 @@ def test_same_day_refund_is_a_void(paid, simulator):
     assert refund_to_card(order, NestPayGateway(), AGENT) == "refunded"
     db.session.commit()
     assert (order.payment_status, order.status, customer.credits) == ("refunded", "cancelled", 0)
-    status = NestPayGateway().status(order.payments[0].oid)
-    assert status.extra["TRANS_STAT"] == "V"
+    status = NestPayGateway().sale_status(order.payments[0].oid)
+    assert status.state == "voided" and status.answer["TRANS_STAT"] == "V"
 
 
 def test_later_refund_is_a_credit(paid, simulator, clock):
@@ -55,7 +55,7 @@ def test_later_refund_is_a_credit(paid, simulator, clock):
     assert refunds.card_plan(order) == "credit"
     assert refund_to_card(order, NestPayGateway(), AGENT) == "refunded"
     db.session.commit()
-    status = NestPayGateway().status(order.payments[0].oid).extra
+    status = NestPayGateway().sale_status(order.payments[0].oid).answer
     assert status["TRANS_STAT"] == "S" and status["CAPTURE_AMT"] == "0"
 
 
@@ -126,5 +126,5 @@ def test_after_an_unknown_refund_that_did_not_happen_the_retry_refunds(app, paid
     settings.update({"nestpay_api_url": f"{simulator.url}/fim/api"}, AGENT)
     assert card_payments.ask_bank(order, NestPayGateway(), AGENT) == [f"order {order.number}: refund refunded"]
     db.session.commit()
-    assert NestPayGateway().status(order.payments[0].oid).extra["TRANS_STAT"] == "V"
+    assert NestPayGateway().sale_status(order.payments[0].oid).answer["TRANS_STAT"] == "V"
     assert [(r.state, r.operation) for r in order.refunds] == [("done", "void")]

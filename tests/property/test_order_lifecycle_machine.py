@@ -220,7 +220,7 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 if payment is None or attempt in self.outcomes or payment.created_at <= clock.now() - RECHECK_FAILED:
                     return  # one trip to the bank per attempt, while its 3-D page may still be open
                 url, fields = gateway.payment_form(
-                    oid=payment.oid, amount_minor=payment.amount_minor, currency=payment.currency,
+                    reference=payment.oid, amount_minor=payment.amount_minor, currency=payment.currency,
                     ok_url="http://127.0.0.1:9/ok", fail_url="http://127.0.0.1:9/fail", lang="tr",
                     card=nestpay.Card(TEST_CARD, 12, 30, "000", "visa"), email=None, name=None)
                 db.session.commit()
@@ -648,7 +648,7 @@ def bank(app):
 def _on_the_3d_page(gateway, attempt):
     """The customer's browser on the bank's 3-D page; call the result with an outcome to get the post-back."""
     url, fields = gateway.payment_form(
-        oid=attempt.oid, amount_minor=attempt.amount_minor, currency=attempt.currency,
+        reference=attempt.oid, amount_minor=attempt.amount_minor, currency=attempt.currency,
         ok_url="http://127.0.0.1:9/ok", fail_url="http://127.0.0.1:9/fail", lang="tr",
         card=nestpay.Card(TEST_CARD, 12, 30, "000", "visa"), email=None, name=None)
     browser = requests.Session()
@@ -661,7 +661,7 @@ def _a_card_checkout(gateway):
     customer = make_customer()
     order = orders.create_order(customer, make_package("credit", credits=4, price="80.00"), payment_method="card",
                                 actor=as_customer(customer))
-    attempt = card_payments.start_card_payment(order)
+    attempt = card_payments.start_card_payment(order, "nestpay")
     db.session.commit()
     return order, attempt, _on_the_3d_page(gateway, attempt)
 

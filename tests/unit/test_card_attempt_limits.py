@@ -33,14 +33,14 @@ def _card_order(customer, package) -> Order:
 
 
 def _attempt(order: Order) -> Payment:
-    attempt = card_payments.start_card_payment(order)
+    attempt = card_payments.start_card_payment(order, "nestpay")
     db.session.commit()
     return attempt
 
 
 def _refused(order: Order) -> ServiceError:
     with pytest.raises(ServiceError) as refused:
-        card_payments.start_card_payment(order)
+        card_payments.start_card_payment(order, "nestpay")
     db.session.rollback()
     return refused.value
 

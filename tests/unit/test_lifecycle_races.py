@@ -552,7 +552,7 @@ def test_7_approval_and_set_fraud_at_once_never_leave_a_fraud_order_giving_or_ke
 
 def test_8_two_approved_attempts_at_once_take_one_and_return_the_other(worker, bank, support):
     case, first = unpaid_card_order(support)
-    second_attempt = card_payments.start_card_payment(db.session.get(Order, case.order_id))
+    second_attempt = card_payments.start_card_payment(db.session.get(Order, case.order_id), "nestpay")
     second = bank_answer(second_attempt)
     other = Case(case.order_id, case.number, case.customer_id, case.email, case.amount_minor, second_attempt.id,
                  second_attempt.oid)
@@ -779,7 +779,7 @@ def test_12_sixteen_expiries_of_a_checkout_the_bank_never_paid_cancel_once(worke
     customer = make_customer()
     order = orders.create_order(customer, make_package("credit", [support], credits=10), payment_method="card",
                                 actor=as_customer(customer), promo_code="LATE")
-    attempt = card_payments.start_card_payment(order)
+    attempt = card_payments.start_card_payment(order, "nestpay")
     db.session.commit()
     case = case_of(order, customer, attempt)  # the bank has no sale for it: ORDERSTATUS says ERR
     gateway = NestPayGateway()

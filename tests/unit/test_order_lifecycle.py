@@ -44,7 +44,7 @@ def test_a_refunded_card_order_back_to_pending_cannot_be_accepted_without_a_new_
     db.session.expire_all()
     assert (order.status, order.activated, customer.credits) == ("pending", False, 0)
     assert order.awaiting_payment  # the customer can pay again; a new approval activates it
-    attempt = card_payments.start_card_payment(order)
+    attempt = card_payments.start_card_payment(order, "nestpay")
     db.session.commit()
     card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
@@ -166,7 +166,7 @@ def test_a_late_approval_for_an_order_set_aside_is_returned(gateway, aside):
 def test_a_second_approved_attempt_is_returned_and_cancel_and_refund_returns_the_first(gateway):
     customer = make_customer()
     order, first = card_order(customer, _credit_package())
-    second = card_payments.start_card_payment(order)  # e.g. the customer paid in two tabs
+    second = card_payments.start_card_payment(order, "nestpay")  # e.g. the customer paid in two tabs
     db.session.commit()
     card_payments.apply_card_callback(gateway, bank_answer(first), BANK)
     card_payments.apply_card_callback(gateway, bank_answer(second), BANK)
@@ -203,7 +203,7 @@ def test_a_single_use_code_cannot_be_used_again_by_cancelling_and_paying_the_sav
     package = _credit_package()
     order = orders.create_order(customer, package, payment_method="card", actor=as_customer(customer),
                                 promo_code="ONCE")
-    attempt = card_payments.start_card_payment(order)
+    attempt = card_payments.start_card_payment(order, "nestpay")
     db.session.commit()
     orders.cancel_unpaid_order(order, as_customer(customer))
     db.session.commit()

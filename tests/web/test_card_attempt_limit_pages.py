@@ -40,7 +40,7 @@ def test_paying_an_order_again_past_the_limit_shows_why_and_does_not_go_to_the_b
     client, customer, package = shop
     order, _first = card_order(customer, package)
     for _ in range(3):
-        card_payments.start_card_payment(order)
+        card_payments.start_card_payment(order, "nestpay")
     db.session.commit()
     fifth = client.post(f"/orders/{order.number}/pay", data=CARD).data.decode()
     assert _to_the_bank(fifth) and _card_attempts() == 5
@@ -56,7 +56,7 @@ def test_checkout_past_the_hourly_limit_offers_bank_transfer_and_places_nothing(
     for _ in range(2):  # 2 orders × 5 attempts at 09:00 UTC, each given up
         order, _first = card_order(customer, package)
         for _ in range(4):
-            card_payments.start_card_payment(order)
+            card_payments.start_card_payment(order, "nestpay")
         orders.cancel_unpaid_order(order, as_customer(customer))
         db.session.commit()
     clock.advance(minutes=20)
