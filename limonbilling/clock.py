@@ -3,9 +3,12 @@
 Like Kill Bill's and Stripe's test clocks: the app holds a clock object
 (`app.extensions["clock"]`); production uses the system clock, tests install
 a `FrozenClock` and advance it to make subscriptions expire or windows open.
-Times are naive UTC everywhere in the database.
+Times are naive UTC everywhere in the database. People count days in the
+display zone (BABEL_DEFAULT_TIMEZONE, Istanbul): a day an agent types, the
+bank's business day and the invoice year are all local days, converted here.
 """
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import current_app, has_app_context
 
@@ -39,3 +42,21 @@ def now() -> datetime:
     if has_app_context():
         return current_app.extensions.get("clock", _system_clock).now()
     return _system_clock.now()
+
+
+def _local_zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+
+
+def local_day(moment: datetime) -> date:
+    """The local day a (naive UTC) moment falls on."""
+    return moment.replace(tzinfo=UTC).astimezone(_local_zone()).date()
+
+
+def local_today() -> date:
+    return local_day(now())
+
+
+def day_start(day: date) -> datetime:
+    """The (naive UTC) moment a local day begins; the day after's start is where it ends."""
+    return datetime.combine(day, time.min, tzinfo=_local_zone()).astimezone(UTC).replace(tzinfo=None)

@@ -1,5 +1,5 @@
 """Billing → Orders: the list agents review, the order detail, and the WHMCS actions."""
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
@@ -11,6 +11,7 @@ from sqlalchemy.orm import contains_eager
 from wtforms.fields.choices import SelectChoice
 
 from ..auth import current_actor, current_agent
+from ..clock import day_start
 from ..csv_export import csv_response
 from ..extensions import db
 from ..formatting import format_money
@@ -77,9 +78,9 @@ def _filtered(args) -> tuple:
             day = None
         if day is not None:
             if bound == "start":
-                statement = statement.where(Order.created_at >= datetime.combine(day, time.min))
+                statement = statement.where(Order.created_at >= day_start(day))  # local days
             else:
-                statement = statement.where(Order.created_at < datetime.combine(day + timedelta(days=1), time.min))
+                statement = statement.where(Order.created_at < day_start(day + timedelta(days=1)))
     filters = {k: args.get(k, "") for k in ("status", "q", "from", "to", "sort") if args.get(k)}
     return statement, filters
 

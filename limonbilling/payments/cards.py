@@ -3,9 +3,8 @@ import re
 
 from flask_babel import gettext as _
 
-from ..clock import now
+from ..clock import local_today
 from ..services import ValidationFailed
-from ..services.refunds import bank_day
 from .base import Card, luhn_valid
 
 
@@ -30,5 +29,5 @@ def parse_card(number: str, expiry: str, cvv: str) -> Card:
 
 def _expired(month: int, year: int) -> bool:
     """A card is valid through the last day of its expiry month, by the bank's (Istanbul) calendar."""
-    today = bank_day(now())
+    today = local_today()
     return (year if year >= 100 else 2000 + year, month) < (today.year, today.month)

@@ -6,13 +6,11 @@ UPDATE … RETURNING inside the paying transaction: a rolled-back payment rolls
 its number back too, so numbers have no gaps even under concurrent issuing.
 """
 from decimal import ROUND_HALF_UP, Decimal
-from zoneinfo import ZoneInfo
 
-from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import update
 
-from ..clock import now
+from ..clock import local_day, now
 from ..extensions import db, insert_ignoring_conflict
 from ..models import Customer, Invoice, InvoiceCounter, Order
 from . import settings
@@ -97,8 +95,7 @@ def issue(invoice: Invoice) -> None:
     if invoice.number is not None:
         return
     moment = now()
-    local_zone = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
-    year = moment.replace(tzinfo=ZoneInfo("UTC")).astimezone(local_zone).year
+    year = local_day(moment).year
     invoice.year, invoice.sequence = year, _next_sequence(year)
     invoice.number = f"{year}-{invoice.sequence:06d}"
     invoice.issued_at = moment

@@ -13,7 +13,7 @@ from datetime import date, timedelta
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from ..clock import now
+from ..clock import local_today, now
 from ..extensions import db
 from ..models import (
     ORDER_STATUSES,
@@ -40,7 +40,6 @@ from . import (
     order_statuses,
     payments,
     promo_codes,
-    refunds,
     settings,
 )
 from .lifecycle import lock_order, move_order, refusal, settle
@@ -391,7 +390,3 @@ def bulk_set_status(orders: list[Order], status: str, actor: audit.Actor) -> tup
     audit.record(actor, "order.bulk_status", None, status=custom.name if custom else status, numbers=changed,
                  skipped=skipped)
     return len(changed), skipped
-
-
-def local_today() -> date:
-    return refunds.bank_day(now())

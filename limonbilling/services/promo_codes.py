@@ -5,14 +5,14 @@ concurrent checkouts can never go over `max_uses`. The order holds the use
 (`promo_use_held`); only an order that ends without any payment gives it back
 (domain.md §6a), and an order that ever received money keeps it.
 """
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import select, update
 
-from ..clock import now
+from ..clock import day_start, local_day, now
 from ..extensions import db
 from ..models import CURRENCIES, Order, Package, PromoCode
 from . import ServiceError, ValidationFailed, audit
@@ -36,7 +36,7 @@ def check(code: str, package: Package, price_minor: int | None = None) -> tuple[
         raise ServiceError("promo_unknown", _("This promo code does not exist."))
     if promo.valid_from and moment < promo.valid_from:
         raise ServiceError("promo_not_yet", _("This promo code is valid from %(date)s.",
-                                              date=promo.valid_from.date().isoformat()))
+                                              date=local_day(promo.valid_from).isoformat()))
     if promo.valid_until and moment > promo.valid_until:
         raise ServiceError("promo_expired", _("This promo code has expired."))
     if promo.max_uses is not None and promo.uses >= promo.max_uses:
@@ -134,12 +134,14 @@ def create(values: dict, actor: audit.Actor) -> PromoCode:
     return promo
 
 
-def _day_start(day) -> datetime | None:
-    return datetime.combine(day, datetime.min.time()) if day else None
+def _day_start(day: date | None) -> datetime | None:
+    """The first moment of a local day (the agent types days in Istanbul time, the database keeps UTC)."""
+    return day_start(day) if day else None
 
 
-def _day_end(day) -> datetime | None:
-    return datetime.combine(day, datetime.max.time()) if day else None
+def _day_end(day: date | None) -> datetime | None:
+    """The last moment of a local day: the code works until the day ends where the agent is."""
+    return day_start(day + timedelta(days=1)) - timedelta(microseconds=1) if day else None
 
 
 def set_active(promo: PromoCode, active: bool, actor: audit.Actor) -> None:

@@ -12,13 +12,10 @@ gave is revoked and the order is Cancelled once the refund is made; a partial
 refund changes nothing else. Money we refused (half 3-D, a second approval, a late one) is refunded
 `automatic`ally and leaves the order as it is.
 """
-from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
-from flask import current_app
 from flask_babel import gettext as _
 
-from ..clock import now
+from ..clock import local_day, local_today, now
 from ..extensions import db
 from ..models import Order, OrderState, Payment, PaymentMethod, PaymentState, Refund, RefundDestination
 from ..models import RefundState as State
@@ -27,11 +24,6 @@ from ..payments.base import GatewayError, PaymentGateway, SaleStatus
 from . import ServiceError, audit, balance, entitlements, notifications, webhooks
 from .lifecycle import lock_order, move_order, settle
 from .payments import move_payment
-
-
-def bank_day(moment: datetime) -> date:
-    """The bank's calendar day (Turkish banks settle at the end of the day in Istanbul time)."""
-    return moment.replace(tzinfo=UTC).astimezone(ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])).date()
 
 
 def card_plan(order: Order) -> str | None:
@@ -45,7 +37,7 @@ def card_plan(order: Order) -> str | None:
 
 def _operation(payment: Payment, amount_minor: int) -> str:
     whole = amount_minor == payment.amount_minor and not any(r.state == State.DONE for r in payment.refunds)
-    return "void" if whole and bank_day(payment.confirmed_at) == bank_day(now()) else "credit"
+    return "void" if whole and local_day(payment.confirmed_at) == local_today() else "credit"
 
 
 def _move(refund: Refund, target: State) -> None:

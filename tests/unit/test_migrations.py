@@ -107,3 +107,33 @@ def test_upgrade_to_0009_turns_attempts_and_refunds_into_rows(empty_database):
         ]
         assert grant_order == card_unknown
         db.engine.dispose()
+
+
+def test_upgrade_to_0013_moves_promo_days_to_istanbul_and_back(empty_database):
+    """A code stored with UTC day edges (valid 5–31 March) gets Istanbul's edges of the same days; a boundary
+    that is no day edge (typed through the API with a time) stays as it is."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database})
+    with app.app_context():
+        upgrade(revision="0012")
+        with db.engine.begin() as conn:
+            _insert(conn, "promo_codes", code="MARCH", kind="percent", value=10, valid_from=datetime(2026, 3, 5),
+                    valid_until=datetime(2026, 3, 31, 23, 59, 59, 999999))
+            _insert(conn, "promo_codes", code="ODD", kind="percent", value=10, valid_from=datetime(2026, 3, 5, 9, 30))
+
+        codes = sa.table("promo_codes", sa.column("code"), sa.column("valid_from", sa.DateTime),
+                         sa.column("valid_until", sa.DateTime))
+
+        def stored():
+            with db.engine.connect() as conn:
+                return conn.execute(sa.select(codes).order_by(codes.c.code)).all()
+
+        upgrade(revision="0013")
+        march, odd = stored()
+        assert (march.valid_from, march.valid_until) == (datetime(2026, 3, 4, 21), datetime(2026, 3, 31, 20, 59, 59,
+                                                                                            999999))
+        assert odd.valid_from == datetime(2026, 3, 5, 9, 30)
+        downgrade(revision="0012")
+        march, _odd = stored()
+        assert (march.valid_from, march.valid_until) == (datetime(2026, 3, 5), datetime(2026, 3, 31, 23, 59, 59,
+                                                                                        999999))
+        db.engine.dispose()
