@@ -64,7 +64,7 @@ class Order(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(10), unique=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     customer_was_new: Mapped[bool] = mapped_column(Boolean, default=False)
     kind: Mapped[str] = mapped_column(String(10))
@@ -105,12 +105,12 @@ class Order(db.Model):
     custom_status = relationship("OrderStatus")
     placed_by = relationship("Agent")
     grants = relationship("Grant", back_populates="order", order_by="Grant.id", passive_deletes=True)
-    payments: Mapped[list["Payment"]] = relationship(
-        back_populates="order", cascade="all, delete-orphan", order_by="Payment.id"
-    )
-    refunds: Mapped[list["Refund"]] = relationship(
-        back_populates="order", cascade="all, delete-orphan", order_by="Refund.id"
-    )
+    # Money rows are never deleted with their order (the database refuses: RESTRICT); delete_order removes
+    # only card attempts that took nothing, and refuses an order that ever moved money.
+    payments: Mapped[list["Payment"]] = relationship(back_populates="order", passive_deletes="all",
+                                                     order_by="Payment.id")
+    refunds: Mapped[list["Refund"]] = relationship(back_populates="order", passive_deletes="all",
+                                                   order_by="Refund.id")
     invoice = relationship("Invoice", back_populates="order", uselist=False)
 
     @property
@@ -239,9 +239,17 @@ class Order(db.Model):
     @property
     def can_delete(self) -> bool:
         """Nothing given still stands, no money is held and nothing is on its way at the bank (nor may still
-        come: a card attempt the bank had no sale for is asked about again for a day)."""
+        come: a card attempt the bank had no sale for is asked about again for a day), and no money ever went
+        through it: payments and refunds stay on record, so such an order stays cancelled instead."""
         return (self.live_grant is None or self.live_grant.ended_at is not None) and self.refundable_minor == 0 \
-            and not self.refund_in_flight and not self.pending_attempts and not self.rechecked_attempts
+            and not self.refund_in_flight and not self.pending_attempts and not self.rechecked_attempts \
+            and not self.moved_money
+
+    @property
+    def moved_money(self) -> bool:
+        """A payment was ever confirmed (a card sale, a transfer, a balance debit, a free grant) or refunded."""
+        return bool(self.refunds) or any(p.state in (PaymentState.CONFIRMED, PaymentState.REFUNDED)
+                                         for p in self.payments)
 
     @property
     def rechecked_attempts(self) -> list["Payment"]:
@@ -266,7 +274,7 @@ class Payment(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="RESTRICT"), index=True)
     method: Mapped[str] = mapped_column(String(16))
     gateway: Mapped[str | None] = mapped_column(String(20))
     oid: Mapped[str | None] = mapped_column(String(64), unique=True)  # what the bank sees (card)
@@ -340,8 +348,8 @@ class Refund(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
-    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id", ondelete="CASCADE"), index=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="RESTRICT"), index=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id", ondelete="RESTRICT"), index=True)
     destination: Mapped[str] = mapped_column(String(8))
     state: Mapped[str] = mapped_column(String(10), default=RefundState.CREATED)
     amount_minor: Mapped[int] = mapped_column(BigInteger)

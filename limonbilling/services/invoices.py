@@ -101,14 +101,11 @@ def issue(invoice: Invoice) -> None:
     invoice.issued_at = moment
 
 
-def detach_for_deletion(order: Order) -> None:
-    """An issued invoice outlives its deleted order (as it stands: cancelled or refunded, as only an order that
-    holds no money can be deleted), so numbering stays gap-free;
-    an invoice never issued goes with the order."""
-    invoice = order.invoice
-    if invoice is None:
+def remove_with_order(order: Order) -> None:
+    """An order that may be deleted never had money accepted, so its invoice (if any) was never issued: it goes
+    with the order, and the numbering has no gap."""
+    if order.invoice is None:
         return
-    if invoice.number is None:
-        db.session.delete(invoice)
-    else:
-        invoice.order_id = None
+    if order.invoice.number is not None:  # never: an issued invoice is a tax document of money accepted
+        raise RuntimeError(f"order {order.number} has issued invoice {order.invoice.number}; it is not deleted")
+    db.session.delete(order.invoice)

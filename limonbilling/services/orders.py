@@ -345,6 +345,11 @@ def delete_order(order: Order, actor: audit.Actor) -> None:
     gives something, holds money or waits for the bank."""
     order = lock_order(order)
     if not order.can_delete:
+        grant = order.live_grant
+        settled = order.refundable_minor == 0 and not order.refund_in_flight and (grant is None or grant.ended_at)
+        if order.moved_money and settled:
+            raise ServiceError("money_on_record", _("Money went through this order: its payments and refunds stay "
+                                                    "on record, so it cannot be deleted. It stays cancelled."))
         raise ServiceError("still_active", _("Cancel the order and refund its money first: it still gives "
                                              "something, holds money or waits for the bank."))
     audit.record(actor, "order.delete", order, number=order.number, customer_id=order.customer_id,
@@ -352,7 +357,10 @@ def delete_order(order: Order, actor: audit.Actor) -> None:
                  status=order.status, payment_status=order.payment_status,
                  invoice=order.invoice.number if order.invoice else None)
     promo_codes.release_use(order)
-    invoices.detach_for_deletion(order)
+    invoices.remove_with_order(order)
+    for attempt in order.payments:  # card attempts that took nothing (can_delete refused any other)
+        db.session.delete(attempt)
+    db.session.flush()
     db.session.delete(order)
 
 

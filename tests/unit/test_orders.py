@@ -2,7 +2,7 @@
 import pytest
 
 from limonbilling.extensions import db
-from limonbilling.models import AuditEntry, LedgerEntry, Order
+from limonbilling.models import AuditEntry, LedgerEntry, Order, Payment, Refund
 from limonbilling.services import ServiceError, audit, card_payments, entitlements, ledger, orders, settings
 from limonbilling.services.entitlements import PurchaseRefused, charge_usage
 
@@ -141,20 +141,40 @@ def test_fraud_removes_a_subscription_period_and_back_to_pending_then_accept(gat
 def test_delete_needs_the_grant_revoked_and_keeps_the_audit_record(gateway, support):
     customer = make_customer()
     order, attempt = card_order(customer, make_package("credit", [support]))
-    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    card_payments.apply_card_callback(gateway, bank_answer(attempt, approved=False), BANK)  # declined
     db.session.commit()
-    with pytest.raises(ServiceError):
-        orders.delete_order(order, AGENT)
-    orders.cancel_order(order, AGENT)
-    with pytest.raises(ServiceError):  # the money is still ours: refund it first
-        orders.delete_order(order, AGENT)
-    refund_to_balance(order)
+    assert order.payments[0].state == "failed" and order.can_delete
     number = order.number
     orders.delete_order(order, AGENT)
     db.session.commit()
     assert db.session.scalar(db.select(Order).where(Order.number == number)) is None
+    assert db.session.scalar(db.select(db.func.count(Payment.id))) == 0  # the attempt took nothing: it goes too
     record = db.session.scalar(db.select(AuditEntry).where(AuditEntry.action == "order.delete"))
     assert record.details["number"] == number
+
+
+def test_an_order_that_moved_money_is_never_deleted_and_keeps_its_payment_and_refund(gateway, support):
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("credit", [support]))
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+    with pytest.raises(ServiceError) as refused:
+        orders.delete_order(order, AGENT)
+    assert refused.value.code == "still_active"  # it gives credits and holds the money
+    orders.cancel_order(order, AGENT)
+    with pytest.raises(ServiceError) as refused:  # the money is still ours: refund it first
+        orders.delete_order(order, AGENT)
+    assert refused.value.code == "still_active"
+    refund_to_balance(order)
+    db.session.commit()
+    assert not order.can_delete
+    with pytest.raises(ServiceError) as refused:
+        orders.delete_order(order, AGENT)
+    assert refused.value.code == "money_on_record" and "stay on record" in refused.value.message
+    db.session.rollback()
+    assert (db.session.scalar(db.select(db.func.count(Payment.id))), db.session.scalar(
+        db.select(db.func.count(Refund.id)))) == (1, 1)
+    assert db.session.get(Order, order.id).status == "cancelled"
 
 
 def test_bulk_changes_status_only(gateway, support):

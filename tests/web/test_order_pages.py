@@ -56,10 +56,21 @@ def test_delete_asks_for_the_number(billing_client, paid_order):
     refused = billing_client.post(f"{url}/delete", data={"confirm": paid_order.number}, follow_redirects=True)
     assert "refund its money first" in refused.data.decode()  # the payment is still held
     billing_client.post(f"{url}/refund", data={"to": "balance"})
+    refused = billing_client.post(f"{url}/delete", data={"confirm": paid_order.number}, follow_redirects=True)
+    assert "payments and refunds stay on record" in refused.data.decode()  # money went through it: kept
+    assert db.session.get(Order, paid_order.id) is not None
+
+
+def test_delete_of_an_order_no_money_touched_asks_for_the_number(billing_client, app):
+    order = orders.create_order(make_customer(), make_package("credit"), payment_method="bank_transfer",
+                                actor=AGENT)
+    orders.cancel_order(order, AGENT)
+    db.session.commit()
+    url = f"/admin/billing/orders/{order.number}"
     page = billing_client.post(f"{url}/delete", data={"confirm": "wrong"}).data.decode()
     assert "Type the order number" in page
-    assert db.session.get(Order, paid_order.id) is not None
-    response = billing_client.post(f"{url}/delete", data={"confirm": paid_order.number}, follow_redirects=True)
+    assert db.session.get(Order, order.id) is not None
+    response = billing_client.post(f"{url}/delete", data={"confirm": order.number}, follow_redirects=True)
     assert "is deleted" in response.data.decode()
     db.session.expire_all()
     assert db.session.scalar(db.select(Order)) is None
