@@ -207,7 +207,7 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 order = self._order(order_id)
                 if order is None:
                     return
-                attempt = self._attempt(card_payments.start_card_payment, order)
+                attempt = self._attempt(card_payments.start_card_payment, order, "nestpay")
                 if attempt is None:
                     return
                 self.attempt_ids.append(attempt.oid)
