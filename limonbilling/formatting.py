@@ -14,3 +14,9 @@ def format_money(minor: int, currency: str) -> str:
     spacing rule puts a (non-breaking) space between a code and a number.
     """
     return CODE_AGAINST_DIGITS.sub("\\1\xa0", format_currency(Decimal(minor) / 100, currency))
+
+
+def plain_amount(minor: int) -> str:
+    """Minor units as the plain decimal string the API, forms and messages to agents use: 15000 → '150.00'."""
+    sign = "-" if minor < 0 else ""
+    return f"{sign}{abs(minor) // 100}.{abs(minor) % 100:02d}"

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from ..auth import current_actor, requires, vip_required
 from ..extensions import db
-from ..formatting import format_money
+from ..formatting import format_money, plain_amount
 from ..forms import run_service
 from ..models import Customer, Grant, LedgerEntry, Package
 from ..pagination import keyset_page
@@ -63,7 +63,7 @@ def package_edit(package_id: int | None = None):
     form = PackageForm(obj=package)
     form.department_ids.choices = [(d.id, d.name) for d in departments.list_departments()]
     if request.method == "GET" and package is not None:
-        form.price.data = packages.format_price(package.price_minor)
+        form.price.data = plain_amount(package.price_minor)
         form.department_ids.data = package.department_ids
     if form.validate_on_submit():
         save = packages.create_package if package is None else partial(packages.update_package, package)

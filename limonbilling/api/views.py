@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from .. import pagination
 from ..extensions import csrf, db
+from ..formatting import plain_amount
 from ..models import MAX_RECORD_ID, Customer, Department, LedgerEntry, Order, Package, RefundDestination
 from ..payments import gateways
 from ..services import ServiceError, audit, customers, entitlements, ledger, orders, refunds, settings
@@ -102,7 +103,7 @@ def departments():
 @scope("read", billing=True)
 def packages():
     return jsonify([{
-        "id": p.id, "name": p.name, "type": p.type, "price": catalog.format_price(p.price_minor),
+        "id": p.id, "name": p.name, "type": p.type, "price": plain_amount(p.price_minor),
         "currency": p.currency, "credits": p.credits, "days": p.days, "department_ids": p.department_ids,
     } for p in catalog.on_sale()])
 
@@ -214,19 +215,19 @@ def _order_json(order: Order) -> dict:
         "package_name": order.package_name, "kind": order.kind, "status": order.status,
         "custom_status": order.custom_status.name if order.custom_status else None,
         "payment_status": order.payment_status, "payment_method": order.payment_method,
-        "amount": catalog.format_price(order.amount_minor), "currency": order.currency,
-        "discount": catalog.format_price(order.discount_minor), "promo_code": order.promo_code,
+        "amount": plain_amount(order.amount_minor), "currency": order.currency,
+        "discount": plain_amount(order.discount_minor), "promo_code": order.promo_code,
         "invoice_number": invoice.number if invoice else None, "created_at": _time(order.created_at),
         "invoice": {"number": invoice.number, "status": invoice.status} if invoice else None,
         "payments": [{
             "reference": payment.oid or f"P{payment.id}", "method": payment.method, "state": payment.state,
-            "amount": catalog.format_price(payment.amount_minor),
-            "refunded": catalog.format_price(payment.refunded_minor), "created_at": _time(payment.created_at),
+            "amount": plain_amount(payment.amount_minor),
+            "refunded": plain_amount(payment.refunded_minor), "created_at": _time(payment.created_at),
         } for payment in order.payments],
         "refunds": [{
             "id": refund.id, "payment_reference": refund.payment.oid or f"P{refund.payment_id}",
             "to": "bank" if refund.destination == RefundDestination.CARD else "balance", "state": refund.state,
-            "amount": catalog.format_price(refund.amount_minor), "automatic": refund.automatic,
+            "amount": plain_amount(refund.amount_minor), "automatic": refund.automatic,
             "created_at": _time(refund.created_at),
         } for refund in order.refunds],
     }

@@ -65,11 +65,6 @@ def parse_price_override(text) -> int | None:
     return parse_price(raw)
 
 
-def format_price(minor: int) -> str:
-    """Minor units as the plain decimal string the API and the bank use: 15000 → '150.00'."""
-    return f"{minor // 100}.{minor % 100:02d}"
-
-
 MAX_AMOUNT = {"credits": 1_000_000_000, "days": 36_500}  # far below the balance's limit; 100 years
 
 

@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 
 from ..clock import local_day, local_today, now
 from ..extensions import db
+from ..formatting import format_money, plain_amount
 from ..models import Order, OrderState, Payment, PaymentMethod, PaymentState, Refund, RefundDestination
 from ..models import RefundState as State
 from ..models.lifecycle import REFUND_MOVES, move
@@ -68,7 +69,7 @@ def start(order: Order, *, to: RefundDestination, actor: audit.Actor, amount_min
     amount_minor = available if amount_minor is None else amount_minor
     if not 0 < amount_minor <= available:
         raise ServiceError("refund_amount", _("Refund an amount from 0.01 to %(most)s.",
-                                              most=f"{available // 100}.{available % 100:02d}"))
+                                              most=plain_amount(available)))
     closes_order = not automatic and amount_minor == order.refundable_minor
     moment = now()
     rows, left = [], amount_minor
@@ -190,4 +191,4 @@ def _needs_attention(order: Order, refund: Refund, detail: str) -> None:
 
 
 def _money(refund: Refund) -> str:
-    return f"{refund.currency} {refund.amount_minor // 100}.{refund.amount_minor % 100:02d}"
+    return format_money(refund.amount_minor, refund.currency)

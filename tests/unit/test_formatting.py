@@ -4,7 +4,7 @@ from datetime import datetime
 import pytest
 from flask_babel import force_locale
 
-from limonbilling.formatting import format_money
+from limonbilling.formatting import format_money, plain_amount
 
 NBSP = "\xa0"
 
@@ -31,3 +31,10 @@ def test_dates_in_each_language_and_in_istanbul_time(app):
             assert render.render(moment=moment) == "March 13, 2026"
         with force_locale("tr"):
             assert render.render(moment=moment) == "13 Mart 2026"
+
+
+@pytest.mark.parametrize(("minor", "shown"), [(0, "0.00"), (5, "0.05"), (99, "0.99"), (100, "1.00"), (15000, "150.00"),
+                                             (-5, "-0.05"), (2**63 - 1, "92233720368547758.07")])
+def test_a_plain_amount_is_exact_to_the_kurus(minor, shown):
+    """The one plain form of an amount (API fields, form values, messages to agents); no float on the way."""
+    assert plain_amount(minor) == shown
