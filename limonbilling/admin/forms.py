@@ -18,6 +18,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..forms import LANGUAGE_CHOICES, MESSAGE_LENGTH
 from ..models import CURRENCIES, PERMISSIONS
+from ..services.settings import BOUNDS
 
 PERMISSION_LABELS = {
     "billing": _l("Billing: packages, subscriptions, orders, invoices, promo codes"),
@@ -26,6 +27,12 @@ PERMISSION_LABELS = {
     "support": _l("Support: tickets and chats"),
 }
 
+
+
+def bounded(setting: str) -> NumberRange:
+    """The bounds the settings service enforces (settings.BOUNDS), shown by the form before it is sent."""
+    low, high = BOUNDS[setting]
+    return NumberRange(min=low, max=high, message=_l("Enter a number from %(min)d to %(max)d."))
 
 class DepartmentForm(FlaskForm):
     name = StringField(_l("Name"))
@@ -58,7 +65,7 @@ class GeneralSettingsForm(FlaskForm):
     default_language = SelectField(_l("Default language"), choices=LANGUAGE_CHOICES[1:])
     renewal_window_days = IntegerField(
         _l("Renewal window (days)"),
-        validators=[InputRequired(), NumberRange(min=1, max=365)],
+        validators=[InputRequired(), bounded("renewal_window_days")],
         description=_l("A subscription can be renewed only this many days before it ends, or after."),
     )
 
@@ -146,20 +153,22 @@ class PaymentSettingsForm(FlaskForm):
         SelectChoice("raw", _l("Raw XML (text/xml)")), SelectChoice("form", _l("Form field DATA=")),
     ])
     auto_activate_card = BooleanField(_l("Activate packages as soon as the card payment is approved"))
-    card_checkout_minutes = IntegerField(
-        _l("Unpaid card checkouts expire after (minutes)"), validators=[InputRequired(), NumberRange(min=5, max=1440)]
-    )
-    # Against card testing; their bounds are settings.BOUNDS
-    card_attempts_per_order = IntegerField(_l("Card attempts per order"))
-    card_attempts_per_customer_hour = IntegerField(_l("Card attempts per customer in an hour"),
-                                                   description=_l("Over all their orders, in the last 60 minutes."))
+    card_checkout_minutes = IntegerField(_l("Unpaid card checkouts expire after (minutes)"),
+                                         validators=[InputRequired(), bounded("card_checkout_minutes")])
+    # Against card testing
+    card_attempts_per_order = IntegerField(_l("Card attempts per order"),
+                                           validators=[Optional(), bounded("card_attempts_per_order")])
+    card_attempts_per_customer_hour = IntegerField(
+        _l("Card attempts per customer in an hour"),
+        validators=[Optional(), bounded("card_attempts_per_customer_hour")],
+        description=_l("Over all their orders, in the last 60 minutes."))
 
 
 class InvoiceSettingsForm(FlaskForm):
     seller_address = TextAreaField(_l("Seller address"))
     seller_tax_office = StringField(_l("Tax office"))
     seller_tax_number = StringField(_l("Tax number"))
-    vat_rate_percent = IntegerField(_l("VAT rate (%)"), validators=[InputRequired(), NumberRange(min=0, max=100)])
+    vat_rate_percent = IntegerField(_l("VAT rate (%)"), validators=[InputRequired(), bounded("vat_rate_percent")])
     vat_inclusive = BooleanField(_l("Package prices include VAT"))
 
 
@@ -215,32 +224,33 @@ class OrderSettingsForm(FlaskForm):
     require_identity_verification = BooleanField(
         _l("Individual customers must be identity-verified by an agent before they can check out"))
     fraud_check_enabled = BooleanField(_l("Run the fraud check on every new customer order"))
-    fraud_threshold = IntegerField(_l("Fraud score threshold"), validators=[InputRequired(), NumberRange(1, 1000)],
+    fraud_threshold = IntegerField(_l("Fraud score threshold"),
+                                   validators=[InputRequired(), bounded("fraud_threshold")],
                                    description=_l("An order scoring this much or more goes straight to Fraud."))
     fraud_failed_cards_points = IntegerField(_l("Points for the customer's failed card payments"),
-                                             validators=[InputRequired(), NumberRange(0, 1000)])
+                                             validators=[InputRequired(), bounded("fraud_failed_cards_points")])
     fraud_failed_cards_limit = IntegerField(_l("… when at least this many failed in the last hour"),
-                                            validators=[InputRequired(), NumberRange(1, 100)])
+                                            validators=[InputRequired(), bounded("fraud_failed_cards_limit")])
     fraud_many_orders_points = IntegerField(_l("Points for many orders by the customer"),
-                                            validators=[InputRequired(), NumberRange(0, 1000)])
+                                            validators=[InputRequired(), bounded("fraud_many_orders_points")])
     fraud_many_orders_limit = IntegerField(_l("… when at least this many orders"),
-                                           validators=[InputRequired(), NumberRange(2, 100)])
+                                           validators=[InputRequired(), bounded("fraud_many_orders_limit")])
     fraud_many_orders_minutes = IntegerField(_l("… within minutes"),
-                                             validators=[InputRequired(), NumberRange(1, 10080)])
+                                             validators=[InputRequired(), bounded("fraud_many_orders_minutes")])
     fraud_ip_failed_customers_points = IntegerField(
         _l("Points for an IP address where other customers' cards were refused"),
-        validators=[InputRequired(), NumberRange(0, 1000)],
+        validators=[InputRequired(), bounded("fraud_ip_failed_customers_points")],
         description=_l("Offices and mobile carriers share addresses: on a customer's first order these points "
                        "alone never reach the threshold."))
     fraud_ip_failed_customers_limit = IntegerField(
         _l("… when at least this many other customers had cards refused from it in the last hour"),
-        validators=[InputRequired(), NumberRange(1, 100)])
+        validators=[InputRequired(), bounded("fraud_ip_failed_customers_limit")])
     fraud_unverified_email_points = IntegerField(_l("Points for an unverified e-mail address"),
-                                                 validators=[InputRequired(), NumberRange(0, 1000)])
+                                                 validators=[InputRequired(), bounded("fraud_unverified_email_points")])
     fraud_price_points = IntegerField(_l("Points for a price far above the customer's usual"),
-                                      validators=[InputRequired(), NumberRange(0, 1000)])
+                                      validators=[InputRequired(), bounded("fraud_price_points")])
     fraud_price_factor = IntegerField(_l("… when more than this many times the usual order"),
-                                      validators=[InputRequired(), NumberRange(2, 100)])
+                                      validators=[InputRequired(), bounded("fraud_price_factor")])
 
 
 class PlaceOrderForm(FlaskForm):
@@ -306,7 +316,7 @@ class NotificationSettingsForm(FlaskForm):
 
     smtp_host = StringField(_l("SMTP server"),
                             description=_l("e.g. smtp.example.com; empty: e-mails wait in the outbox."))
-    smtp_port = IntegerField(_l("Port"), validators=[InputRequired(), NumberRange(min=1, max=65535)])
+    smtp_port = IntegerField(_l("Port"), validators=[InputRequired(), bounded("smtp_port")])
     smtp_security = SelectField(_l("Connection security"), choices=[
         SelectChoice("starttls", _l("STARTTLS (port 587)")), SelectChoice("ssl", _l("SSL/TLS (port 465)")),
         SelectChoice("none", _l("None (local servers only)")),
@@ -315,10 +325,11 @@ class NotificationSettingsForm(FlaskForm):
     smtp_password = PasswordField(_l("Password"))
     smtp_from_address = EmailField(_l("Sender address"))
     smtp_from_name = StringField(_l("Sender name"), description=_l("Empty: the company name."))
-    notification_max_attempts = IntegerField(
-        _l("Attempts before a message is marked failed"), validators=[InputRequired(), NumberRange(min=1, max=50)])
+    notification_max_attempts = IntegerField(_l("Attempts before a message is marked failed"),
+                                             validators=[InputRequired(), bounded("notification_max_attempts")])
     low_credit_threshold = IntegerField(
-        _l("Warn customers when their credits fall below"), validators=[InputRequired(), NumberRange(min=0)],
+        _l("Warn customers when their credits fall below"),
+        validators=[InputRequired(), bounded("low_credit_threshold")],
         description=_l("0 sends no warning. A customer's own threshold (Paid subscriptions) wins."))
     sms_enabled = BooleanField(_l("Send SMS"))
     sms_url = StringField(_l("SMS provider address"))

@@ -153,9 +153,6 @@ def save_settings(values: Mapping, actor) -> list[str]:
     extra = {key: values[key] for key in ("auto_activate_card", "card_checkout_minutes", "card_attempts_per_order",
                                           "card_attempts_per_customer_hour") if key in values}
     errors |= settings.bound_errors(extra)
-    minutes = extra.get("card_checkout_minutes", current["card_checkout_minutes"])
-    if not isinstance(minutes, int) or not 5 <= minutes <= 1440:
-        errors["card_checkout_minutes"] = [_("Enter a number of minutes from 5 to 1440.")]
     if errors:
         raise ValidationFailed(errors)
     return settings.update({**clean, **extra}, actor)

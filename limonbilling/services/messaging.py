@@ -65,13 +65,9 @@ def save_settings(values: Mapping, actor) -> list[str]:
             errors["smtp_from_address"] = [_("Enter a valid e-mail address, like name@example.com.")]
     elif clean["smtp_host"]:
         errors["smtp_from_address"] = [_("Needed to send e-mail.")]
-    if not isinstance(clean.get("smtp_port"), int) or not 1 <= clean["smtp_port"] <= 65535:
-        errors["smtp_port"] = [_("Enter a port from 1 to 65535.")]
     if clean.get("smtp_security") not in SMTP_SECURITY:
         errors["smtp_security"] = [_("Choose how the connection is secured.")]
-    errors.update(settings.bound_errors(clean))
-    if not isinstance(clean.get("low_credit_threshold"), int) or clean["low_credit_threshold"] < 0:
-        errors["low_credit_threshold"] = [_("Enter a whole number, 0 or more (0 sends no warning).")]
+    errors.update(settings.bound_errors(clean))  # the port, the attempts, the low-credit threshold
     if clean["sms_url"] and not clean["sms_url"].startswith(("https://", "http://")):
         errors["sms_url"] = [_("Enter an address starting with https://")]
     elif clean.get("sms_enabled") and not clean["sms_url"]:

@@ -118,15 +118,23 @@ def get_all() -> dict[str, Any]:
     return {key: get(key) for key in DEFAULTS}
 
 
-# Whole numbers with bounds, checked by update() whoever stores them. Attempts: at 50 a message is already retried
-# 6 hours apart for almost two weeks.
-BOUNDS = {"notification_max_attempts": (1, 50), "low_credit_threshold": (0, 1_000_000),
-          "card_attempts_per_order": (1, 50), "card_attempts_per_customer_hour": (1, 200)}
+# Every whole-number setting with its bounds, checked by update() whoever stores them (the forms show the same
+# bounds from here). Attempts: at 50 a message is already retried 6 hours apart for almost two weeks.
+BOUNDS = {
+    "renewal_window_days": (1, 365), "vat_rate_percent": (0, 100), "card_checkout_minutes": (5, 1440),
+    "notification_max_attempts": (1, 50), "low_credit_threshold": (0, 1_000_000), "smtp_port": (1, 65535),
+    "card_attempts_per_order": (1, 50), "card_attempts_per_customer_hour": (1, 200),
+    "fraud_threshold": (1, 1000), "fraud_failed_cards_points": (0, 1000), "fraud_failed_cards_limit": (1, 100),
+    "fraud_many_orders_points": (0, 1000), "fraud_many_orders_limit": (2, 100),
+    "fraud_many_orders_minutes": (1, 10080), "fraud_ip_failed_customers_points": (0, 1000),
+    "fraud_ip_failed_customers_limit": (1, 100), "fraud_unverified_email_points": (0, 1000),
+    "fraud_price_points": (0, 1000), "fraud_price_factor": (2, 100),
+}
 
 
 def bound_errors(values: dict[str, Any]) -> dict[str, list[str]]:
     """The errors of the values in BOUNDS that are not whole numbers within their bounds."""
-    return {key: [_("Enter a number from %(low)d to %(high)d.", low=low, high=high)]
+    return {key: [_("Enter a number from %(min)d to %(max)d.", min=low, max=high)]
             for key, (low, high) in BOUNDS.items()
             if key in values and (type(values[key]) is not int or not low <= values[key] <= high)}
 

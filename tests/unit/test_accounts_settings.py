@@ -72,3 +72,17 @@ def test_departments_validation(app):
     assert (department.active, department.credit_per_request) == (False, 0)
     actions = db.session.scalars(db.select(AuditEntry.action)).all()
     assert actions == ["department.create", "department.update"]
+
+
+@pytest.mark.parametrize("key", sorted(settings.BOUNDS))
+def test_every_bounded_setting_is_checked_by_the_service_at_its_edges(app, key):
+    """Whoever stores a setting (a page, a command, a future API), the service keeps it within its bounds: the
+    VAT rate and the fraud points were only checked by their forms."""
+    low, high = settings.BOUNDS[key]
+    for refused in (low - 1, high + 1, str(low), None, True):
+        with pytest.raises(ValidationFailed) as failed:
+            settings.update({key: refused}, ACTOR)
+        assert list(failed.value.errors) == [key]
+    for accepted in (low, high):
+        settings.update({key: accepted}, ACTOR)
+        assert settings.get(key) == accepted

@@ -396,7 +396,7 @@ def test_general_settings_are_saved(client, admin):
     ({"notification_email_cc": "a@example.com, not-an-address"}, "notification_email_cc",
      "not-an-address is not a valid e-mail address."),
     ({"notification_email": "billing@"}, "notification_email", "Enter a valid e-mail address, like name@example.com."),
-    ({"renewal_window_days": "0"}, "renewal_window_days", "Number must be between 1 and 365."),
+    ({"renewal_window_days": "0"}, "renewal_window_days", "Enter a number from 1 to 365."),
     ({"company_name": ""}, "company_name", "This field is required."),
 ])
 def test_general_settings_refuse_bad_values_and_keep_the_old_ones(admin, change, field, message):

@@ -108,8 +108,8 @@ SMS_ON = {"sms_enabled": "y", "sms_url": "https://sms.example.com/send"}
 
 
 @pytest.mark.parametrize(("change", "field", "message"), [
-    ({"smtp_port": "0"}, "smtp_port", "Number must be between 1 and 65535."),
-    ({"smtp_port": "70000"}, "smtp_port", "Number must be between 1 and 65535."),
+    ({"smtp_port": "0"}, "smtp_port", "Enter a number from 1 to 65535."),
+    ({"smtp_port": "70000"}, "smtp_port", "Enter a number from 1 to 65535."),
     ({"smtp_from_address": "billing-at-limon"}, "smtp_from_address", "Enter a valid e-mail address"),
     ({"smtp_from_address": ""}, "smtp_from_address", "Needed to send e-mail."),
     ({"sms_enabled": "y"}, "sms_url", "Needed to send SMS."),
