@@ -25,10 +25,10 @@ run: $(STAMP)
 	  trap 'kill $$SIMULATOR $$MAIL $$WORKER 2>/dev/null' EXIT INT TERM; \
 	  $(FLASK) run --host 127.0.0.1 --port 5000
 
-## Run the linter and the whole test suite (SQLite and PostgreSQL)
+## Run the linter and the whole test suite (SQLite and PostgreSQL), one worker per core
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 ## Benchmarks (not part of the tests): charge API under load, bank callbacks, big lists, memory; see bench/README.md
 bench: $(STAMP)
