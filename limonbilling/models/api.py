@@ -19,7 +19,7 @@ class ApiToken(db.Model):
     prefix: Mapped[str] = mapped_column(String(12))  # shown in lists to tell tokens apart
     scopes: Mapped[str] = mapped_column(String(40), default="read write")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
-    created_by_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_by_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
 

@@ -24,7 +24,7 @@ package_departments = Table(
     "package_departments",
     db.Model.metadata,
     Column("package_id", ForeignKey("packages.id", ondelete="CASCADE"), primary_key=True),
-    Column("department_id", ForeignKey("departments.id"), primary_key=True),
+    Column("department_id", ForeignKey("departments.id"), primary_key=True, index=True),
 )
 
 PACKAGE_TYPES = ("credit", "subscription")

@@ -68,9 +68,9 @@ class Order(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     customer_was_new: Mapped[bool] = mapped_column(Boolean, default=False)
     kind: Mapped[str] = mapped_column(String(10))
-    package_id: Mapped[int | None] = mapped_column(ForeignKey("packages.id", ondelete="SET NULL"))
+    package_id: Mapped[int | None] = mapped_column(ForeignKey("packages.id", ondelete="SET NULL"), index=True)
     package_snapshot: Mapped[dict] = mapped_column(JSON)
-    promo_code_id: Mapped[int | None] = mapped_column(ForeignKey("promo_codes.id", ondelete="SET NULL"))
+    promo_code_id: Mapped[int | None] = mapped_column(ForeignKey("promo_codes.id", ondelete="SET NULL"), index=True)
     promo_code: Mapped[str | None] = mapped_column(String(40))
     # The promo code's use is held by this order (given back only when it ends without any payment).
     promo_use_held: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -83,8 +83,9 @@ class Order(db.Model):
     payment_status: Mapped[str] = mapped_column(String(16), default=MoneyState.UNPAID)
     status: Mapped[str] = mapped_column(String(10), default=OrderState.PENDING)
     # An agent's status of its own (Settings → Order Statuses); `status` then holds what it counts as.
-    custom_status_id: Mapped[int | None] = mapped_column(ForeignKey("order_statuses.id", ondelete="SET NULL"))
-    placed_by_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    custom_status_id: Mapped[int | None] = mapped_column(ForeignKey("order_statuses.id", ondelete="SET NULL"),
+                                                         index=True)
+    placed_by_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
     price_overridden: Mapped[bool] = mapped_column(Boolean, default=False)
     fraud_score: Mapped[int | None] = mapped_column(Integer)  # None: not checked (placed by an agent)
     fraud_checks: Mapped[list] = mapped_column(JSON, default=list)  # [{"rule", "points", "detail"}]

@@ -137,3 +137,14 @@ def test_upgrade_to_0013_moves_promo_days_to_istanbul_and_back(empty_database):
         assert (march.valid_from, march.valid_until) == (datetime(2026, 3, 5), datetime(2026, 3, 31, 23, 59, 59,
                                                                                         999999))
         db.engine.dispose()
+
+
+def test_every_foreign_key_has_an_index():
+    """A delete of the row a key points at (RESTRICT or SET NULL) finds the rows that point at it by the index."""
+    unindexed = []
+    for table in db.metadata.sorted_tables:
+        leading = {index.columns[0].name for index in table.indexes if index.columns}
+        leading |= {constraint.columns[0].name for constraint in table.constraints
+                    if isinstance(constraint, sa.UniqueConstraint | sa.PrimaryKeyConstraint) and constraint.columns}
+        unindexed += [f"{table.name}.{key.parent.name}" for key in table.foreign_keys if key.parent.name not in leading]
+    assert unindexed == []
