@@ -315,5 +315,6 @@ def order_place(customer_id: int):
 
 def _previews(customer: Customer) -> dict:
     """What buying each package would do for this customer now (allowed or why not)."""
-    return {package.id: entitlements.preview_purchase(customer, package, allow_off_sale=True)
-            for package in packages.list_packages()}
+    offered = packages.list_packages()
+    return {package.id: preview for package, preview in zip(
+        offered, entitlements.preview_purchases(customer, offered, allow_off_sale=True), strict=True)}

@@ -17,7 +17,8 @@ from .forms import CancellationRequestForm
 def packages():
     """On-sale packages by type, each with what buying it would do for this customer (rules 1–4)."""
     customer = current_customer()
-    offers = [(package, entitlements.preview_purchase(customer, package)) for package in catalog.on_sale()]
+    on_sale = catalog.on_sale()
+    offers = list(zip(on_sale, entitlements.preview_purchases(customer, on_sale), strict=True))
     return render_template(
         "portal/packages.html",
         entitlement=entitlements.entitlement(customer),

@@ -5,6 +5,7 @@ from decimal import Decimal
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..models import CURRENCIES, MAX_RECORD_ID, PACKAGE_TYPES, Department, Grant, Package
@@ -175,15 +176,18 @@ def move(package: Package, direction: int, actor: audit.Actor) -> None:
 
 
 def list_packages(include_archived: bool = False) -> list[Package]:
-    statement = select(Package).order_by(Package.archived, Package.sort_order, Package.id)
+    statement = select(Package).order_by(Package.archived, Package.sort_order, Package.id).options(
+        selectinload(Package.departments))
     if not include_archived:
         statement = statement.where(~Package.archived)
     return list(db.session.scalars(statement))
 
 
 def on_sale() -> list[Package]:
+    """With their departments, loaded in one more statement (each offer names them)."""
     return list(db.session.scalars(
         select(Package).where(Package.on_sale, ~Package.archived).order_by(Package.sort_order, Package.id)
+        .options(selectinload(Package.departments))
     ))
 
 
