@@ -11,7 +11,17 @@ from sqlalchemy import select
 from .extensions import db
 from .models import Agent
 from .payments import gateways
-from .services import ValidationFailed, accounts, api_tokens, audit, card_payments, entitlements, notifications, outbox
+from .services import (
+    ValidationFailed,
+    accounts,
+    api_tokens,
+    audit,
+    card_payments,
+    entitlements,
+    notifications,
+    outbox,
+    transfer_deadlines,
+)
 from .services.demo import DEMO_PASSWORD, SIGN_INS, load_demo_data, use_debug_smtp, use_simulator
 
 billing_cli = AppGroup("billing", help="LimonBilling administration.")
@@ -70,7 +80,12 @@ def expire() -> None:
     for order_id in card_payments.stale_checkouts():
         abandoned += card_payments.expire_checkout(order_id, gateway, actor)
         db.session.commit()
-    click.echo(f"{changed} customer(s) updated, {abandoned} unpaid card checkout(s) cancelled.")
+    overdue, actor = 0, audit.Actor.system("transfer-deadline")
+    for order_id in transfer_deadlines.overdue_orders():
+        overdue += transfer_deadlines.cancel_overdue(order_id, actor)
+        db.session.commit()
+    click.echo(f"{changed} customer(s) updated, {abandoned} unpaid card checkout(s) cancelled, "
+               f"{overdue} bank-transfer order(s) past their deadline cancelled.")
 
 
 def reconcile_with_bank(older_than: int) -> list[str]:
@@ -124,9 +139,10 @@ def use_debug_smtp_command(address: str) -> None:
 
 @billing_cli.command("remind")
 def remind() -> None:
-    """Queue the time-based reminders: subscriptions ending (30, 7, 1 days before) and ended.
-    Idempotent: run it from cron, e.g. hourly; a second run the same day queues nothing new."""
-    queued = notifications.queue_reminders()
+    """Queue the time-based reminders: subscriptions ending (30, 7, 1 days before) and ended, and bank-transfer
+    orders still unpaid (Settings → Orders). Idempotent: run it from cron, e.g. hourly; a second run the same day
+    queues nothing new."""
+    queued = notifications.queue_reminders() + transfer_deadlines.queue_reminders()
     db.session.commit()
     click.echo(f"{queued} reminder(s) queued.")
 

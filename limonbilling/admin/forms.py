@@ -223,6 +223,10 @@ class OrderSettingsForm(FlaskForm):
 
     require_identity_verification = BooleanField(
         _l("Individual customers must be identity-verified by an agent before they can check out"))
+    transfer_reminder_days = IntegerField(_l("Remind the customer after (days)"),
+                                          validators=[Optional(), bounded("transfer_reminder_days")])
+    transfer_cancel_days = IntegerField(_l("Cancel the order after (days)"),
+                                        validators=[Optional(), bounded("transfer_cancel_days")])
     fraud_check_enabled = BooleanField(_l("Run the fraud check on every new customer order"))
     fraud_threshold = IntegerField(_l("Fraud score threshold"),
                                    validators=[InputRequired(), bounded("fraud_threshold")],

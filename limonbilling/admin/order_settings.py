@@ -15,9 +15,8 @@ from .forms import OrderSettingsForm, OrderStatusForm, ToggleForm
 @requires("settings")
 def settings_orders():
     form = OrderSettingsForm(data=settings.get_all())
-    if form.validate_on_submit():
-        settings.update({name: form[name].data for name in form.data if name != "csrf_token"}, current_actor())
-        db.session.commit()
+    values = {name: form[name].data for name in form.data if name != "csrf_token"}
+    if form.validate_on_submit() and run_service(form, settings.update, values, current_actor())[0]:
         flash(_("Order settings are saved. They apply to new orders."), "success")
         return redirect(url_for("admin.settings_orders"))
     return render_template("admin/settings_orders.html", form=form)

@@ -13,6 +13,7 @@ from ..extensions import db
 from ..models import CURRENCIES, BankAccount, Order, OrderState, PaymentMethod
 from . import ServiceError, ValidationFailed, audit, notifications
 from .contacts import normalize_email, normalize_phone
+from .lifecycle import lock_order
 
 
 def add_account(*, bank_name: str, account_holder: str, iban: str, currency: str, actor: audit.Actor) -> BankAccount:
@@ -54,9 +55,15 @@ def all_accounts() -> list[BankAccount]:
 
 
 def request_activation(order: Order, *, email: str, phone: str, note: str, actor: audit.Actor) -> None:
-    """The customer says the transfer is made; the order waits, Pending and Unpaid, for an agent."""
+    """The customer says the transfer is made; the order waits, Pending and Unpaid, for an agent (and no longer
+    for a transfer deadline). The order is locked: a deadline's cancellation at the same instant comes first or
+    not at all, and a second request (another tab) is refused."""
+    order = lock_order(order)
     if order.payment_method != PaymentMethod.BANK_TRANSFER or order.holds_money or order.status != OrderState.PENDING:
         raise ServiceError("not_awaiting_transfer", _("This order is not waiting for a bank transfer."))
+    if order.activation_requested_at is not None:
+        raise ServiceError("already_requested", _("Your activation request was sent already. We activate the "
+                                                  "package when we see the transfer."))
     errors: dict[str, list[str]] = {}
     try:
         email = normalize_email(email or "")

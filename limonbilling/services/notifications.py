@@ -159,6 +159,22 @@ def order_cancelled(order: Order) -> None:
                  **_order_links(order))
 
 
+def transfer_reminder(order: Order, days: int, accounts: list) -> bool:
+    """The bank transfer for the order has not arrived after `days` days: how to pay, once per order."""
+    customer = db.session.get(Customer, order.customer_id)
+    return _to_customer(customer, "transfer_reminder", f"order:{order.number}:transfer_reminder", "transfer_reminder",
+                        lambda: _("Order %(number)s waits for your bank transfer", number=order.number), order,
+                        days=days, cancel_days=settings.get("transfer_cancel_days"), accounts=accounts,
+                        **_order_links(order))
+
+
+def transfer_cancelled(order: Order, days: int) -> None:
+    customer = db.session.get(Customer, order.customer_id)
+    _to_customer(customer, "transfer_cancelled", f"order:{order.number}:transfer_cancelled", "transfer_cancelled",
+                 lambda: _("Order %(number)s is cancelled: no transfer arrived", number=order.number), order,
+                 days=days, **_order_links(order))
+
+
 def order_refunded(order: Order, refund) -> None:
     """A refund is made (each one mails once: a partial refund and the rest later are two mails)."""
     customer = db.session.get(Customer, order.customer_id)

@@ -48,6 +48,10 @@ DEFAULTS: dict[str, Any] = {
     "vat_rate_percent": 20,
     "vat_inclusive": True,
     "card_checkout_minutes": 30,
+    # Bank-transfer orders nobody paid (and the customer did not say they paid): a reminder after this many days,
+    # cancelled after that many; 0 switches either off.
+    "transfer_reminder_days": 3,
+    "transfer_cancel_days": 0,
     # Card testing (services/card_payments.py): card attempts per order, and per customer in a rolling hour
     "card_attempts_per_order": 5,
     "card_attempts_per_customer_hour": 10,
@@ -122,6 +126,7 @@ def get_all() -> dict[str, Any]:
 # bounds from here). Attempts: at 50 a message is already retried 6 hours apart for almost two weeks.
 BOUNDS = {
     "renewal_window_days": (1, 365), "vat_rate_percent": (0, 100), "card_checkout_minutes": (5, 1440),
+    "transfer_reminder_days": (0, 60), "transfer_cancel_days": (0, 90),
     "notification_max_attempts": (1, 50), "low_credit_threshold": (0, 1_000_000), "smtp_port": (1, 65535),
     "card_attempts_per_order": (1, 50), "card_attempts_per_customer_hour": (1, 200),
     "fraud_threshold": (1, 1000), "fraud_failed_cards_points": (0, 1000), "fraud_failed_cards_limit": (1, 100),
@@ -139,9 +144,19 @@ def bound_errors(values: dict[str, Any]) -> dict[str, list[str]]:
             if key in values and (type(values[key]) is not int or not low <= values[key] <= high)}
 
 
+def _transfer_deadline_errors(values: dict[str, Any]) -> dict[str, list[str]]:
+    """An unpaid transfer order is reminded of before it is cancelled, never after."""
+    if not {"transfer_reminder_days", "transfer_cancel_days"} & values.keys():
+        return {}
+    remind, cancel = (values.get(key, get(key)) for key in ("transfer_reminder_days", "transfer_cancel_days"))
+    if remind and cancel and cancel <= remind:
+        return {"transfer_cancel_days": [_("Cancel later than the reminder goes out (more days), or enter 0.")]}
+    return {}
+
+
 def update(values: dict[str, Any], actor: audit.Actor) -> list[str]:
     """Store the given values; returns the keys that changed (audited by name only)."""
-    if errors := bound_errors(values):
+    if errors := bound_errors(values) or _transfer_deadline_errors(values):
         raise ValidationFailed(errors)
     changed = []
     for key, value in values.items():
