@@ -36,7 +36,7 @@ def seed(app, orders_wanted: int) -> list[dict]:
         for customer in db.session.scalars(select(Customer).where(Customer.id >= first).order_by(Customer.id)).all():
             order = orders.create_order(customer, package, payment_method="card",
                                         actor=audit.Actor.of(customer, "127.0.0.1"), ip=None)
-            attempt = card_payments.start_card_payment(order)
+            attempt = card_payments.start_card_payment(order, "nestpay")
             made.append({"customer_id": customer.id, "number": order.number, "oid": attempt.oid,
                          "amount_minor": attempt.amount_minor, "currency": attempt.currency, "status": order.status})
             if len(made) % 100 == 0:
