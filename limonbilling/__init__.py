@@ -14,7 +14,7 @@ from config import CONFIGS, INSTANCE_DIR
 
 from .extensions import babel, csrf, db, limiter, login_manager, migrate
 from .formatting import format_money
-from .labels import customer_decline, customer_invoice_status, customer_order_status, label
+from .labels import customer_decline, customer_invoice_status, customer_order_status, label, ledger_reason
 from .models import MAX_RECORD_ID
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,6 +120,7 @@ def create_app(config=None) -> Flask:
 
 
 def _register_template_helpers(app: Flask) -> None:
+    from .services import fraud
     from .services.settings import LANGUAGES
 
     app.jinja_env.filters["datetime"] = lambda value, fmt="medium": format_datetime(value, fmt) if value else ""
@@ -129,6 +130,8 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["customer_invoice_status"] = customer_invoice_status
     app.jinja_env.filters["customer_order_status"] = customer_order_status
     app.jinja_env.filters["customer_decline"] = customer_decline
+    app.jinja_env.filters["fraud_check"] = fraud.describe
+    app.jinja_env.filters["ledger_reason"] = ledger_reason
 
     @app.context_processor
     def inject_globals():

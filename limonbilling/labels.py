@@ -3,6 +3,9 @@
 One place, so every page says the same word in the reader's language:
 `{{ order.payment_method | label("payment_method") }}`.
 """
+from datetime import datetime
+
+from flask_babel import format_date, gettext, ngettext
 from flask_babel import lazy_gettext as _l
 
 LABELS = {
@@ -77,3 +80,29 @@ def customer_invoice_status(invoice) -> str:
     if order is not None and order.status == OrderState.FRAUD and invoice.status == InvoiceState.CANCELLED:
         return str(_l("On hold"))
     return label(invoice.status, "invoice_status")
+
+
+# Why the system wrote a ledger row: a code and its arguments, worded when read (ledger_reason)
+LEDGER_REASONS = {
+    "credits_forfeited": lambda a: gettext("Credits forfeited on switching to a subscription."),
+    "subscription_forfeited": lambda a: gettext(
+        "Subscription until %(date)s forfeited on switching to credits.",
+        date=format_date(datetime.fromisoformat(a["until"]), "long")),
+    "order_cancelled": lambda a: gettext("Order %(number)s cancelled.", number=a["number"]),
+    "order_under_review": lambda a: gettext("Order %(number)s is under review.", number=a["number"]),
+    "order_refunded": lambda a: gettext("Order %(number)s refunded.", number=a["number"]),
+    "subscription_cancelled": lambda a: gettext("Subscription cancelled on request."),
+    "credits_already_used": lambda a: ngettext(
+        "%(num)d of the %(granted)d credits was already used and cannot be taken back.",
+        "%(num)d of the %(granted)d credits were already used and cannot be taken back.",
+        a["num"], granted=a["granted"]),
+}
+
+
+def ledger_reason(entry) -> str:
+    """Why a ledger row was written, in the reader's language: the system stores a code and its arguments (the
+    customer who caused a forfeit and the agent who reads it may speak different languages); an agent's
+    adjustment keeps the agent's own words, as do rows written before codes."""
+    if entry.reason_code:
+        return LEDGER_REASONS[entry.reason_code](entry.reason_args or {})
+    return entry.reason or ""

@@ -95,12 +95,14 @@ SCHEMAS = {
         },
     },
     "LedgerEntry": {
-        "type": "object", "required": ["id", "kind", "amount", "balance_after", "reason", "usage", "created_at"],
+        "type": "object",
+        "required": ["id", "kind", "amount", "balance_after", "reason", "reason_code", "usage", "created_at"],
         "properties": {
             "id": {"type": "integer"},
             "kind": {"type": "string", "enum": ["purchase", "usage", "forfeit", "reversal", "adjustment"]},
             "amount": {"type": "integer"}, "balance_after": {"type": "integer", "minimum": 0},
             "reason": NULLABLE_STRING, "created_at": {"type": "string", "format": "date-time"},
+            "reason_code": NULLABLE_STRING,  # why the system wrote it (reason: its words; an agent's own words)
             "usage": {"oneOf": [{"type": "null"}, {
                 "type": "object", "required": ["kind", "reference"],
                 "properties": {"kind": {"type": "string"}, "reference": {"type": "string"}},

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from .. import pagination
 from ..extensions import csrf, db
 from ..formatting import plain_amount
+from ..labels import ledger_reason
 from ..models import MAX_RECORD_ID, Customer, Department, LedgerEntry, Order, Package, RefundDestination
 from ..payments import gateways
 from ..services import ServiceError, audit, customers, entitlements, ledger, orders, refunds, settings
@@ -154,7 +155,7 @@ def entitlement(customer_id: int):
 def _ledger_json(entry: LedgerEntry) -> dict:
     return {
         "id": entry.id, "kind": entry.kind, "amount": entry.amount, "balance_after": entry.balance_after,
-        "reason": entry.reason, "created_at": _time(entry.created_at),
+        "reason": ledger_reason(entry) or None, "reason_code": entry.reason_code, "created_at": _time(entry.created_at),
         "usage": {"kind": entry.usage.kind, "reference": entry.usage.reference} if entry.usage else None,
     }
 

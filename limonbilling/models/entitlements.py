@@ -88,7 +88,10 @@ class LedgerEntry(db.Model):
     grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id", ondelete="SET NULL"), index=True)
     usage_id: Mapped[int | None] = mapped_column(ForeignKey("usages.id", ondelete="SET NULL"), index=True)
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
-    reason: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)  # an agent's own words (an adjustment)
+    # Why the system wrote the row, worded when read in the reader's language (labels.ledger_reason)
+    reason_code: Mapped[str | None] = mapped_column(String(40))
+    reason_args: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
 
     usage: Mapped["Usage | None"] = relationship()

@@ -88,7 +88,7 @@ class Order(db.Model):
     placed_by_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
     price_overridden: Mapped[bool] = mapped_column(Boolean, default=False)
     fraud_score: Mapped[int | None] = mapped_column(Integer)  # None: not checked (placed by an agent)
-    fraud_checks: Mapped[list] = mapped_column(JSON, default=list)  # [{"rule", "points", "detail"}]
+    fraud_checks: Mapped[list] = mapped_column(JSON, default=list)  # [{"rule", "points", "args"}]: fraud.describe
     ip: Mapped[str | None] = mapped_column(String(45))
     notes: Mapped[str | None] = mapped_column(Text)  # internal: agents only
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)

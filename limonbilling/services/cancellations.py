@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ..clock import now
 from ..extensions import db
 from ..models import CANCELLATION_TIMINGS, CancellationRequest, Customer, Order, RefundDestination
-from . import ServiceError, ValidationFailed, audit, entitlements, holdings, notifications, refunds
+from . import ServiceError, ValidationFailed, audit, entitlements, holdings, ledger, notifications, refunds
 
 
 def pending_request(customer: Customer) -> CancellationRequest | None:
@@ -89,7 +89,7 @@ def approve(request: CancellationRequest, actor: audit.Actor, note: str = "",
     customer = db.session.get(Customer, customer_id)
     request = db.session.get(CancellationRequest, request_id)
     if timing == "now":
-        entitlements.end_subscription(customer, moment, actor, _("Subscription cancelled on request."))
+        entitlements.end_subscription(customer, moment, actor, ledger.because("subscription_cancelled"))
     end = moment if timing == "now" else holdings.current_period_end(customer) or moment
     kept = [period for period, order in renewals_ahead(customer, moment)
             if order is None or order.id not in refunded]

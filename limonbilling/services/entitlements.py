@@ -322,7 +322,7 @@ def _forfeit_old_type(customer: Customer, grant: Grant, moment: datetime) -> Non
             old.ended_at, old.end_reason = moment, "forfeit"
         if customer.credits:
             ledger.post(customer, "forfeit", -customer.credits, grant_id=grant.id,
-                        reason=_("Credits forfeited on switching to a subscription."))
+                        **ledger.because("credits_forfeited"))
     else:
         until = None
         for period in holdings.subscription_periods(customer):
@@ -331,8 +331,8 @@ def _forfeit_old_type(customer: Customer, grant: Grant, moment: datetime) -> Non
                 period.cut_at = max(period.starts_at, moment)
                 period.grant.ended_at, period.grant.end_reason = moment, "forfeit"
         if until is not None:
-            ledger.note(customer, "forfeit", _("Subscription until %(date)s forfeited on switching to credits.",
-                                               date=format_date(until, "long")), grant_id=grant.id)
+            ledger.note(customer, "forfeit", grant_id=grant.id,
+                        **ledger.because("subscription_forfeited", until=until.isoformat()))
 
 
 # --- rule 6: charging ---------------------------------------------------------------------------
@@ -515,7 +515,7 @@ class Revocation:
     period_removed: bool = False
 
 
-def revoke_grant(grant: Grant, actor: audit.Actor, reason: str) -> Revocation:
+def revoke_grant(grant: Grant, actor: audit.Actor, reason: dict) -> Revocation:
     """Take back what one purchase gave (a cancelled, refunded or fraudulent order).
 
     Credits are taken back as far as they remain, never below zero; the rest
@@ -533,16 +533,14 @@ def revoke_grant(grant: Grant, actor: audit.Actor, reason: str) -> Revocation:
             result.credits_taken_back = min(granted, customer.credits)
             result.credits_already_used = granted - result.credits_taken_back
             if result.credits_taken_back:
-                ledger.post(customer, "reversal", -result.credits_taken_back, grant_id=grant.id, reason=reason)
+                ledger.post(customer, "reversal", -result.credits_taken_back, grant_id=grant.id, **reason)
             if result.credits_already_used:
-                ledger.note(customer, "reversal", ngettext(
-                    "%(num)d of the %(granted)d credits was already used and cannot be taken back.",
-                    "%(num)d of the %(granted)d credits were already used and cannot be taken back.",
-                    result.credits_already_used, granted=granted), grant_id=grant.id)
+                ledger.note(customer, "reversal", grant_id=grant.id, **ledger.because(
+                    "credits_already_used", num=result.credits_already_used, granted=granted))
     elif grant.period is not None and grant.period.effective_end > grant.period.starts_at:
         grant.period.cut_at = grant.period.starts_at
         result.period_removed = True
-        ledger.note(customer, "reversal", reason, grant_id=grant.id)
+        ledger.note(customer, "reversal", grant_id=grant.id, **reason)
     grant.ended_at, grant.end_reason = moment, "revoked"
     db.session.flush()
     sync_departments(customer)
@@ -552,7 +550,7 @@ def revoke_grant(grant: Grant, actor: audit.Actor, reason: str) -> Revocation:
     return result
 
 
-def end_subscription(customer: Customer, at: datetime, actor: audit.Actor, reason: str) -> int:
+def end_subscription(customer: Customer, at: datetime, actor: audit.Actor, reason: dict) -> int:
     """End the subscription period running at `at` there (an approved cancellation request).
 
     Renewals bought ahead (periods that start after `at`) are paid time and stay:
@@ -568,7 +566,7 @@ def end_subscription(customer: Customer, at: datetime, actor: audit.Actor, reaso
         period.cut_at = at
         changed += 1
     if changed:
-        ledger.note(customer, "forfeit", reason)
+        ledger.note(customer, "forfeit", **reason)
         db.session.flush()
         sync_departments(customer, actor)
         audit.record(actor, "entitlement.end_subscription", customer, at=at.isoformat(), periods=changed)

@@ -39,22 +39,21 @@ def _has_earlier_orders(order: Order, customer: Customer) -> bool:
 
 
 def score(order: Order, customer: Customer) -> tuple[int, list[dict]]:
-    """The order's score and the rules that fired, as [{"rule", "points", "detail"}]."""
+    """The order's score and the rules that fired, as [{"rule", "points", "args"}]: the words are not stored,
+    `describe` writes them in the reader's language (the customer who placed the order may read another)."""
     values = settings.get_all()
     checks = []
 
-    def fire(rule: str, points: int, detail: str) -> None:
+    def fire(rule: str, points: int, **args) -> None:
         if points > 0:
-            checks.append({"rule": rule, "points": points, "detail": detail})
+            checks.append({"rule": rule, "points": points, "args": args})
 
     moment = now()
     hour_ago = moment - FAILED_CARDS_WINDOW
     own_failures = _failed_card_payments(hour_ago).where(Order.customer_id == customer.id).subquery()
     failed = db.session.scalar(select(func.count()).select_from(own_failures))
     if failed >= values["fraud_failed_cards_limit"]:
-        fire("failed_cards", values["fraud_failed_cards_points"],
-             ngettext("%(num)d failed card payment by this customer in the last hour.",
-                      "%(num)d failed card payments by this customer in the last hour.", failed))
+        fire("failed_cards", values["fraud_failed_cards_points"], num=failed)
 
     minutes = values["fraud_many_orders_minutes"]
     recent_orders = select(func.count(Order.id)).where(
@@ -63,19 +62,16 @@ def score(order: Order, customer: Customer) -> tuple[int, list[dict]]:
         recent_orders = recent_orders.where(Order.id != order.id)
     recent = db.session.scalar(recent_orders)
     if recent + 1 >= values["fraud_many_orders_limit"]:
-        fire("many_orders", values["fraud_many_orders_points"],
-             ngettext("%(num)d order by this customer in %(minutes)d minutes.",
-                      "%(num)d orders by this customer in %(minutes)d minutes.", recent + 1, minutes=minutes))
+        fire("many_orders", values["fraud_many_orders_points"], num=recent + 1, minutes=minutes)
 
     if customer.email_verified_at is None:
-        fire("unverified_email", values["fraud_unverified_email_points"], _("The e-mail address is not verified."))
+        fire("unverified_email", values["fraud_unverified_email_points"])
 
     usual = db.session.scalar(select(func.avg(Order.amount_minor)).where(
         Order.customer_id == customer.id, Order.payment_status == "paid", Order.currency == order.currency))
     factor = values["fraud_price_factor"]
     if usual and order.amount_minor > factor * usual:
-        fire("price_above_usual", values["fraud_price_points"],
-             _("The amount is more than %(factor)d times this customer's usual order.", factor=factor))
+        fire("price_above_usual", values["fraud_price_points"], factor=factor)
 
     if order.ip:
         checks.extend(_ip_checks(order, customer, values, hour_ago, sum(check["points"] for check in checks)))
@@ -96,15 +92,36 @@ def _ip_checks(order: Order, customer: Customer, values: dict, since, other_poin
     others = db.session.scalar(select(func.count(func.distinct(failures.c.customer_id))))
     if others < values["fraud_ip_failed_customers_limit"]:
         return []
-    detail = ngettext("%(num)d other customer had card payments refused from this IP address in the last hour.",
-                      "%(num)d other customers had card payments refused from this IP address in the last hour.",
-                      others)
-    threshold = values["fraud_threshold"]
+    threshold, capped = values["fraud_threshold"], False
     if other_points < threshold and other_points + points >= threshold and not _has_earlier_orders(order, customer):
-        points = max(threshold - 1 - other_points, 0)
-        detail = " ".join((detail, _("Counted below the threshold: this is the customer's first order, and a "
-                                     "shared address alone does not send it to Fraud.")))
-    return [{"rule": "ip_failed_customers", "points": points, "detail": detail}]
+        points, capped = max(threshold - 1 - other_points, 0), True
+    return [{"rule": "ip_failed_customers", "points": points, "args": {"num": others, "capped": capped}}]
+
+
+def describe(check: dict) -> str:
+    """A rule that fired, in the language of whoever reads it now (a page, an agent's e-mail). Checks recorded
+    before the words were left out of the row keep the words they were stored with."""
+    args, rule = check.get("args"), check.get("rule")
+    if args is None:
+        return check.get("detail", "")
+    if rule == "failed_cards":
+        return ngettext("%(num)d failed card payment by this customer in the last hour.",
+                        "%(num)d failed card payments by this customer in the last hour.", args["num"])
+    if rule == "many_orders":
+        return ngettext("%(num)d order by this customer in %(minutes)d minutes.",
+                        "%(num)d orders by this customer in %(minutes)d minutes.", args["num"],
+                        minutes=args["minutes"])
+    if rule == "unverified_email":
+        return _("The e-mail address is not verified.")
+    if rule == "price_above_usual":
+        return _("The amount is more than %(factor)d times this customer's usual order.", factor=args["factor"])
+    text = ngettext("%(num)d other customer had card payments refused from this IP address in the last hour.",
+                    "%(num)d other customers had card payments refused from this IP address in the last hour.",
+                    args["num"])
+    if args.get("capped"):
+        text = " ".join((text, _("Counted below the threshold: this is the customer's first order, and a shared "
+                                 "address alone does not send it to Fraud.")))
+    return text
 
 
 def is_fraud(order: Order, customer: Customer) -> bool:

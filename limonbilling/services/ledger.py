@@ -12,6 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from .. import signals
 from ..clock import now
 from ..extensions import db
+from ..labels import ledger_reason
 from ..models import Conversation, Customer, Grant, LedgerEntry, Order, OrderState
 from . import ServiceError, ValidationFailed, audit, settings
 
@@ -116,11 +117,15 @@ def post_usage(customer_id: int, cost: int, usage_id: int, own_low_credit_thresh
     return balance
 
 
-def note(customer: Customer, kind: str, reason: str, **cause) -> LedgerEntry:
-    """A ledger row that moves nothing but records an event, e.g. a forfeited subscription."""
-    entry = LedgerEntry(
-        customer_id=customer.id, kind=kind, amount=0, balance_after=customer.credits, reason=reason, **cause
-    )
+def because(code: str, **args) -> dict:
+    """Why the system writes a row, as `post` and `note` take it: a code of labels.LEDGER_REASONS and its
+    arguments, worded when read in the reader's language."""
+    return {"reason_code": code, "reason_args": args or None}
+
+
+def note(customer: Customer, kind: str, **cause) -> LedgerEntry:
+    """A ledger row that moves nothing but records an event, e.g. a forfeited subscription (`because`)."""
+    entry = LedgerEntry(customer_id=customer.id, kind=kind, amount=0, balance_after=customer.credits, **cause)
     db.session.add(entry)
     return entry
 
@@ -167,8 +172,8 @@ def customer_descriptions(entries: list[LedgerEntry], causes: dict[int, Conversa
         cause = causes.get(entry.id)
         if entry.kind == "reversal":
             described[entry.id] = _reversal_for_customer(entry, cause if isinstance(cause, Order) else None)
-        elif cause is None and entry.reason:
-            described[entry.id] = entry.reason
+        elif cause is None and (entry.reason or entry.reason_code):
+            described[entry.id] = ledger_reason(entry)
     return described
 
 

@@ -231,7 +231,7 @@ def cancel_unpaid_order(order: Order, actor: audit.Actor) -> None:
 
 # --- agent actions (WHMCS): each locks the order, checks its move, acts; one transaction, audited ----------
 
-def _revoke(order: Order, actor: audit.Actor, reason: str) -> None:
+def _revoke(order: Order, actor: audit.Actor, reason: dict) -> None:
     for grant in order.grants:
         if grant.end_reason != "revoked":
             entitlements.revoke_grant(grant, actor, reason)
@@ -290,7 +290,7 @@ def _take_payment_on_accept(order: Order, actor: audit.Actor, received_on: date 
     settle(order)
 
 
-def _set_aside(order: Order, target: OrderState, actor: audit.Actor, reason: str) -> Order:
+def _set_aside(order: Order, target: OrderState, actor: audit.Actor, reason: dict) -> Order:
     """Cancel and Set as Fraud: revoke what the order gave, then the status; the invoice follows (Cancelled
     while the money is neither paid nor refunded). The money stays where it is (see refunds)."""
     order = lock_order(order)
@@ -303,13 +303,13 @@ def _set_aside(order: Order, target: OrderState, actor: audit.Actor, reason: str
 
 
 def cancel_order(order: Order, actor: audit.Actor) -> Order:
-    order = _set_aside(order, OrderState.CANCELLED, actor, _("Order %(number)s cancelled.", number=order.number))
+    order = _set_aside(order, OrderState.CANCELLED, actor, ledger.because("order_cancelled", number=order.number))
     notifications.order_cancelled(order)
     return order
 
 
 def set_fraud(order: Order, actor: audit.Actor) -> Order:
-    order = _set_aside(order, OrderState.FRAUD, actor, _("Order %(number)s is under review.", number=order.number))
+    order = _set_aside(order, OrderState.FRAUD, actor, ledger.because("order_under_review", number=order.number))
     notifications.order_set_to_fraud(order)
     return order
 

@@ -22,7 +22,7 @@ from ..models import Order, OrderState, Payment, PaymentMethod, PaymentState, Re
 from ..models import RefundState as State
 from ..models.lifecycle import REFUND_MOVES, move
 from ..payments.base import GatewayError, PaymentGateway, SaleStatus
-from . import ServiceError, audit, balance, entitlements, notifications, webhooks
+from . import ServiceError, audit, balance, entitlements, ledger, notifications, webhooks
 from .lifecycle import lock_order, move_order, settle
 from .payments import move_payment
 
@@ -179,7 +179,7 @@ def _cancel_refunded(order: Order, actor: audit.Actor) -> None:
     """Cancel & Refund made: what the order gave is revoked and the order is Cancelled."""
     for grant in order.grants:
         if grant.end_reason != "revoked":
-            entitlements.revoke_grant(grant, actor, _("Order %(number)s refunded.", number=order.number))
+            entitlements.revoke_grant(grant, actor, ledger.because("order_refunded", number=order.number))
     if order.status != OrderState.CANCELLED:
         move_order(order, OrderState.CANCELLED)
     settle(order)

@@ -4,6 +4,7 @@ from datetime import timedelta
 import pytest
 
 from limonbilling.extensions import db
+from limonbilling.labels import ledger_reason
 from limonbilling.models import LedgerEntry, Usage
 from limonbilling.services import ServiceError, audit, entitlements, holdings, ledger, packages, settings
 from limonbilling.services.entitlements import DepartmentNotEnabled, PurchaseRefused, charge_usage, preview_purchase
@@ -161,7 +162,8 @@ def test_a_period_covers_from_its_first_instant_to_just_before_its_end_and_a_cut
     clock.advance(days=5)  # exactly the first period's end, the renewal's first instant
     assert clock.now() == end
     assert charge_usage(renewed.id, support.id, "ticket", "renewal-start").covered_by == "subscription"
-    entitlements.end_subscription(renewed, clock.now() + timedelta(minutes=1), audit.Actor.system("t"), "Cancelled")
+    entitlements.end_subscription(renewed, clock.now() + timedelta(minutes=1), audit.Actor.system("t"),
+                                  {"reason": "Cancelled"})
     db.session.commit()
     assert charge_usage(renewed.id, support.id, "ticket", "before-the-cut").covered_by == "subscription"
     clock.advance(minutes=1)
@@ -204,7 +206,7 @@ def test_switch_subscription_to_credits_forfeits_the_rest(clock, support, server
     assert holdings.subscription_periods(customer)[-1].effective_end == clock.now()
     assert holdings.subscription_expiry(customer) == clock.now()
     note = db.session.scalars(db.select(LedgerEntry).where(LedgerEntry.kind == "forfeit")).one()
-    assert note.amount == 0 and "forfeited" in note.reason
+    assert note.amount == 0 and "forfeited" in ledger_reason(note)
     with pytest.raises(DepartmentNotEnabled):
         charge_usage(customer.id, support.id, "ticket", "after-switch")
     db.session.rollback()
@@ -349,3 +351,23 @@ def test_package_not_on_sale_cannot_be_bought(support):
     package = make_package("credit", [support], on_sale=False)
     preview = preview_purchase(customer, package)
     assert not preview.allowed and preview.reason_code == "not_on_sale"
+
+
+def test_ledger_reasons_are_worded_in_the_reader_s_language(app, clock):
+    """A Turkish customer's switch forfeits credits, an English agent cancels an order: each row keeps a code and
+    its arguments, and every reader gets their own language (the words used to be stored in the writer's)."""
+    from flask_babel import force_locale
+
+    web = make_department("Web")
+    customer = make_customer()
+    with force_locale("tr"):
+        activate(customer, make_package("credit", [web], credits=10))
+        activate(customer, make_package("subscription", [web], days=30))
+    db.session.commit()
+    forfeit = db.session.scalar(db.select(LedgerEntry).where(LedgerEntry.kind == "forfeit"))
+    assert (forfeit.reason, forfeit.reason_code, forfeit.reason_args) == (None, "credits_forfeited", None)
+    with force_locale("en"):
+        assert ledger_reason(forfeit) == "Credits forfeited on switching to a subscription."
+    with force_locale("tr"):
+        assert ledger_reason(forfeit) == "Aboneliğe geçişte krediler silindi."
+    assert ledger_reason(LedgerEntry(reason="Goodwill, agent Mert")) == "Goodwill, agent Mert"  # an agent's words

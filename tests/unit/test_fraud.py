@@ -4,6 +4,7 @@ is the score, whatever service placed the order."""
 from datetime import timedelta
 
 import pytest
+from flask_babel import force_locale
 
 from limonbilling.extensions import db
 from limonbilling.services import audit, fraud, settings
@@ -59,7 +60,7 @@ def test_the_customers_own_failed_cards_and_orders_still_count(package):
 
     assert is_fraud and order.fraud_score == 80
     assert rules(order) == {"failed_cards": 40, "many_orders": 30, "unverified_email": 10}
-    details = {check["rule"]: check["detail"] for check in order.fraud_checks}
+    details = {check["rule"]: fraud.describe(check) for check in order.fraud_checks}
     assert details["failed_cards"] == "3 failed card payments by this customer in the last hour."
     assert details["many_orders"] == "4 orders by this customer in 60 minutes."
 
@@ -94,7 +95,7 @@ def test_the_ip_rule_fires_at_exactly_the_number_of_other_customers(package):
     is_fraud, order = check(customer, package)
 
     assert not is_fraud and rules(order) == {"ip_failed_customers": 30}
-    assert order.fraud_checks[0]["detail"] == (
+    assert fraud.describe(order.fraud_checks[0]) == (
         "3 other customers had card payments refused from this IP address in the last hour.")
 
 
@@ -141,7 +142,7 @@ def test_the_ip_rule_alone_never_sends_a_first_order_to_fraud_whatever_its_point
     assert not is_fraud
     assert order.fraud_score == settings.get("fraud_threshold") - 1 == 59
     assert rules(order) == {"unverified_email": 10, "ip_failed_customers": 49}  # recorded, below the threshold
-    assert "first order" in order.fraud_checks[-1]["detail"]
+    assert "first order" in fraud.describe(order.fraud_checks[-1])
 
     # the same address counts in full once the customer has ordered before
     is_fraud, second = check(newcomer, package)
@@ -168,3 +169,22 @@ def test_the_ip_rule_can_be_switched_off_with_zero_points(package):
 def test_the_new_settings_have_defaults():
     assert settings.DEFAULTS["fraud_ip_failed_customers_limit"] == 3
     assert settings.DEFAULTS["fraud_ip_failed_customers_points"] < settings.DEFAULTS["fraud_threshold"]
+
+
+def test_the_words_of_a_check_are_written_in_the_reader_s_language_not_the_customer_s(package):
+    """A Turkish customer's order is reviewed by an English agent and the reverse: the row keeps the rule and
+    its numbers, each reader gets their own language (the words used to be stored in the customer's)."""
+    customer = make_customer()
+    fails_cards(customer, package, 3)
+    with force_locale("tr"):
+        _is_fraud, order = check(customer, package)
+    failed = next(check for check in order.fraud_checks if check["rule"] == "failed_cards")
+    assert failed == {"rule": "failed_cards", "points": 40, "args": {"num": 3}}
+    with force_locale("en"):
+        assert fraud.describe(failed) == "3 failed card payments by this customer in the last hour."
+    with force_locale("tr"):
+        assert fraud.describe(failed) == "Bu müşterinin son bir saatte 3 başarısız kart ödemesi var."
+
+
+def test_checks_stored_with_their_words_before_keep_them():
+    assert fraud.describe({"rule": "failed_cards", "points": 40, "detail": "kept as it was"}) == "kept as it was"

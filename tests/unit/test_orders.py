@@ -2,6 +2,7 @@
 import pytest
 
 from limonbilling.extensions import db
+from limonbilling.labels import ledger_reason
 from limonbilling.models import AuditEntry, LedgerEntry, Order, Payment, Refund
 from limonbilling.services import ServiceError, audit, card_payments, entitlements, ledger, orders, settings
 from limonbilling.services.entitlements import PurchaseRefused, charge_usage
@@ -116,7 +117,7 @@ def test_cancel_takes_back_what_remains_and_records_the_rest(gateway, support):
     assert (order.status, customer.credits) == ("cancelled", 0)
     reversals = db.session.scalars(db.select(LedgerEntry).where(LedgerEntry.kind == "reversal")).all()
     assert [entry.amount for entry in reversals] == [-1, 0]
-    assert "9 of the 10 credits were already used" in reversals[1].reason
+    assert "9 of the 10 credits were already used" in ledger_reason(reversals[1])
     assert ledger.ledger_sum(customer.id) == 0 and customer.departments == []
 
 

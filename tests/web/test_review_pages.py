@@ -95,7 +95,7 @@ def test_the_usage_page_describes_credits_taken_back_without_the_agents_reason(c
     order = make_order(customer, make_package("credit", credits=10), payment_status="paid", notes=INTERNAL_NOTE)
     grant = grant_from(order)
     internal_reason = f"Order {order.number} marked as fraud."
-    entitlements.revoke_grant(grant, AGENT, internal_reason)
+    entitlements.revoke_grant(grant, AGENT, {"reason": internal_reason})
     order.status = "fraud"
     db.session.commit()
 
@@ -111,7 +111,7 @@ def test_the_usage_page_never_shows_a_reversal_reason_even_without_its_order(cli
     """A grant whose order is gone (deleted) still shows a neutral description, not the stored reason."""
     order = make_order(customer, make_package("credit", credits=10), payment_status="paid")
     grant = grant_from(order)
-    entitlements.revoke_grant(grant, AGENT, "Chargeback suspected, agent Mert, ticket #4411")
+    entitlements.revoke_grant(grant, AGENT, {"reason": "Chargeback suspected, agent Mert, ticket #4411"})
     grant.order_id = None
     db.session.commit()
 
@@ -126,7 +126,7 @@ def test_the_usage_page_keeps_what_is_written_for_the_customer(client, customer)
     grant = grant_from(order)
     ledger.adjust_credits(customer, 5, "Goodwill credits for the outage on 3 March", AGENT)  # for the customer
     customer_credits = customer.credits
-    entitlements.revoke_grant(grant, AGENT, f"Order {order.number} cancelled by agent")
+    entitlements.revoke_grant(grant, AGENT, {"reason": f"Order {order.number} cancelled by agent"})
     order.status = "cancelled"
     db.session.commit()
 
