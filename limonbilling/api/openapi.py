@@ -1,4 +1,5 @@
 """The OpenAPI 3 description of /api/v1, kept as data beside the handlers (a test checks they match)."""
+from ..services.orders import AGENT_PAYMENT_METHODS
 
 
 def _ref(name: str) -> dict:
@@ -130,8 +131,9 @@ SCHEMAS = {
         "type": "object", "required": ["customer_id", "package_id", "payment_method"],
         "properties": {
             "customer_id": RECORD_ID, "package_id": RECORD_ID,
-            "payment_method": {"type": "string", "enum": ["manual", "bank_transfer"],
-                               "description": "manual: paid and activated at once; bank_transfer: waits for accept"},
+            "payment_method": {"type": "string", "enum": list(AGENT_PAYMENT_METHODS),
+                               "description": "manual (money received outside) and account_balance (debited now): "
+                                              "paid and activated at once; bank_transfer: waits for accept"},
             "promo_code": {"type": ["string", "null"]},
             "price_override": {"type": ["string", "null"], "pattern": r"^[0-9]+([.,][0-9]{1,2})?$",
                                "description": "the price of this order instead of the package's; 0 makes it free"},

@@ -244,14 +244,15 @@ def _order(number: str) -> Order:
 @bp.post("/orders")
 @scope("write", billing=True)
 def create_order():
-    """Place an order for a customer: manual (paid and activated at once) or bank transfer (waits for accept)."""
+    """Place an order for a customer as an agent would: manual or from the account balance (paid and activated
+    at once), or bank transfer (waits for accept)."""
     data = _body()
     errors = {}
     for field in ("customer_id", "package_id"):
         if not isinstance(data.get(field), int) or isinstance(data.get(field), bool):
             errors[field] = ["Give the id as a whole number."]
-    if data.get("payment_method") not in ("manual", "bank_transfer"):
-        errors["payment_method"] = ["Use 'manual' or 'bank_transfer'."]
+    if data.get("payment_method") not in orders.AGENT_PAYMENT_METHODS:
+        errors["payment_method"] = ["Use one of: " + ", ".join(orders.AGENT_PAYMENT_METHODS) + "."]
     for field in ("send_confirmation", "send_invoice"):
         if not isinstance(data.get(field, False), bool):
             errors[field] = ["Use true or false."]

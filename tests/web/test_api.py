@@ -319,3 +319,24 @@ def test_order_requests_are_validated(client, auth, world):
     assert promo.status_code == 409 and promo.json["error"]["code"] == "promo_unknown"
     read_only = _token("read")
     assert client.post("/api/v1/orders", headers=read_only, json={}).status_code == 403
+
+
+def test_an_order_paid_from_the_account_balance_as_agents_can(client, auth, world):
+    """The API offers the payment methods agents have (it kept its own shorter list): a balance order is paid
+    from the balance and active at once, and refused while the balance does not cover it."""
+    from limonbilling.services import balance, orders
+
+    document = client.get("/api/v1/openapi.json").json
+    assert document["components"]["schemas"]["NewOrder"]["properties"]["payment_method"]["enum"] == list(
+        orders.AGENT_PAYMENT_METHODS)
+    customer = world["customer"]
+    body = {"customer_id": customer.id, "package_id": world["credits"].id, "payment_method": "account_balance"}
+    refused = client.post("/api/v1/orders", headers=auth, json=body)
+    assert refused.status_code == 409 and refused.json["error"]["code"] == "insufficient_balance"
+    balance.move(customer.id, "TRY", world["credits"].price_minor, "adjustment", reason="prepaid")
+    db.session.commit()
+    created = client.post("/api/v1/orders", headers=auth, json=body)
+    assert created.status_code == 201, created.json
+    assert (created.json["status"], created.json["payment_status"]) == ("active", "paid")
+    db.session.expire_all()
+    assert balance.amount(customer, "TRY") == 0
