@@ -14,7 +14,14 @@ from config import CONFIGS, INSTANCE_DIR
 
 from .extensions import babel, csrf, db, limiter, login_manager, migrate
 from .formatting import format_money
-from .labels import customer_decline, customer_invoice_status, customer_order_status, label, ledger_reason
+from .labels import (
+    balance_reason,
+    customer_decline,
+    customer_invoice_status,
+    customer_order_status,
+    label,
+    ledger_reason,
+)
 from .models import MAX_RECORD_ID
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,6 +139,7 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["customer_decline"] = customer_decline
     app.jinja_env.filters["fraud_check"] = fraud.describe
     app.jinja_env.filters["ledger_reason"] = ledger_reason
+    app.jinja_env.filters["balance_reason"] = balance_reason
 
     @app.context_processor
     def inject_globals():

@@ -106,3 +106,15 @@ def ledger_reason(entry) -> str:
     if entry.reason_code:
         return LEDGER_REASONS[entry.reason_code](entry.reason_args or {})
     return entry.reason or ""
+
+
+def balance_reason(entry) -> str:
+    """Why an account-balance row was written, in the reader's language: a payment or a refund of an order is
+    named from the row's kind and order; an agent's adjustment keeps the agent's words, as do older rows."""
+    if entry.reason:
+        return entry.reason
+    if entry.order is not None and entry.kind == "payment":
+        return gettext("Order %(number)s", number=entry.order.number)
+    if entry.order is not None and entry.kind == "refund":
+        return gettext("Refund of order %(number)s", number=entry.order.number)
+    return ""

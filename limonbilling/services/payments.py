@@ -48,8 +48,7 @@ def record(order: Order, method: PaymentMethod, amount_minor: int, actor: audit.
 def take_from_balance(order: Order, amount_minor: int, actor: audit.Actor) -> Payment:
     """Debit the customer's account balance in the order's currency (never below zero) and record it."""
     if amount_minor:
-        balance.move(order.customer_id, order.currency, -amount_minor, "payment", order=order,
-                     reason=_("Order %(number)s", number=order.number))
+        balance.move(order.customer_id, order.currency, -amount_minor, "payment", order=order)  # labels.balance_reason
     return record(order, PaymentMethod.ACCOUNT_BALANCE, amount_minor, actor)
 
 

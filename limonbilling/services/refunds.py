@@ -89,8 +89,7 @@ def start(order: Order, *, to: RefundDestination, actor: audit.Actor, amount_min
                  automatic=automatic)
     if to == RefundDestination.BALANCE:
         balance.move(order.customer_id, order.currency, amount_minor, "refund", order=order,
-                     agent_id=actor.id if actor.type == "agent" else None,
-                     reason=_("Refund of order %(number)s", number=order.number))
+                     agent_id=actor.id if actor.type == "agent" else None)  # worded by labels.balance_reason
         for row in rows:
             _done(order, row, _("Added to the account balance."), actor)
     settle(order)

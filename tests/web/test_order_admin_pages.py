@@ -4,7 +4,7 @@ import pytest
 
 from limonbilling.extensions import db
 from limonbilling.models import CancellationRequest, Order, OrderStatus, PromoCode
-from limonbilling.services import audit, balance, bank_transfer, entitlements, orders
+from limonbilling.services import audit, balance, bank_transfer, entitlements, orders, refunds
 
 from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
 
@@ -223,3 +223,26 @@ def test_the_pending_badge_counts_up_to_its_limit_then_says_plus(app, agent_clie
             db.session.commit()
         page = agent_client.get("/admin/billing/orders").data.decode()
         assert f"{badge}{shown}</span>" in page
+
+
+def test_balance_rows_are_named_in_the_reader_s_language(app, agent_client, support):
+    """A refund to the balance made by a Turkish-speaking agent is named in English on an English page and the
+    reverse: the row keeps its kind and order, not words (they were stored in the language of whoever refunded)."""
+    from flask_babel import force_locale
+
+    from limonbilling.labels import balance_reason
+    from limonbilling.models import BalanceEntry
+
+    customer = make_customer()
+    order = orders.create_order(customer, make_package("credit", [support]), payment_method="manual", actor=ACTOR)
+    db.session.commit()
+    with force_locale("tr"):
+        refunds.start(order, to="balance", actor=ACTOR)
+    db.session.commit()
+    entry = db.session.scalar(db.select(BalanceEntry).where(BalanceEntry.kind == "refund"))
+    assert entry.reason is None
+    with force_locale("en"):
+        assert balance_reason(entry) == f"Refund of order {order.number}"
+    with force_locale("tr"):
+        assert balance_reason(entry) == f"{order.number} numaralı sipariş iadesi"
+    assert balance_reason(BalanceEntry(kind="adjustment", reason="goodwill")) == "goodwill"
