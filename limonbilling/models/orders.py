@@ -238,13 +238,17 @@ class Order(db.Model):
         return self.refundable_minor > 0
 
     @property
+    def still_busy(self) -> bool:
+        """Something given still stands, money is held, or something is on its way at the bank (or may still
+        come: a card attempt the bank had no sale for is asked about again for a day)."""
+        return (self.live_grant is not None and self.live_grant.ended_at is None) or self.refundable_minor > 0 \
+            or self.refund_in_flight or bool(self.pending_attempts) or bool(self.rechecked_attempts)
+
+    @property
     def can_delete(self) -> bool:
-        """Nothing given still stands, no money is held and nothing is on its way at the bank (nor may still
-        come: a card attempt the bank had no sale for is asked about again for a day), and no money ever went
-        through it: payments and refunds stay on record, so such an order stays cancelled instead."""
-        return (self.live_grant is None or self.live_grant.ended_at is not None) and self.refundable_minor == 0 \
-            and not self.refund_in_flight and not self.pending_attempts and not self.rechecked_attempts \
-            and not self.moved_money
+        """Not busy, and no money ever went through it: payments and refunds stay on record, so such an order
+        stays cancelled instead."""
+        return not self.still_busy and not self.moved_money
 
     @property
     def moved_money(self) -> bool:

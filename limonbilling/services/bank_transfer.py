@@ -10,7 +10,7 @@ from stdnum import iban as iban_number
 
 from ..clock import now
 from ..extensions import db
-from ..models import CURRENCIES, BankAccount, Order, OrderState, PaymentMethod
+from ..models import CURRENCIES, BankAccount, Order
 from . import ServiceError, ValidationFailed, audit, notifications
 from .contacts import normalize_email, normalize_phone
 from .lifecycle import lock_order
@@ -59,7 +59,7 @@ def request_activation(order: Order, *, email: str, phone: str, note: str, actor
     for a transfer deadline). The order is locked: a deadline's cancellation at the same instant comes first or
     not at all, and a second request (another tab) is refused."""
     order = lock_order(order)
-    if order.payment_method != PaymentMethod.BANK_TRANSFER or order.holds_money or order.status != OrderState.PENDING:
+    if not order.awaiting_transfer:
         raise ServiceError("not_awaiting_transfer", _("This order is not waiting for a bank transfer."))
     if order.activation_requested_at is not None:
         raise ServiceError("already_requested", _("Your activation request was sent already. We activate the "

@@ -345,9 +345,7 @@ def delete_order(order: Order, actor: audit.Actor) -> None:
     gives something, holds money or waits for the bank."""
     order = lock_order(order)
     if not order.can_delete:
-        grant = order.live_grant
-        settled = order.refundable_minor == 0 and not order.refund_in_flight and (grant is None or grant.ended_at)
-        if order.moved_money and settled:
+        if not order.still_busy:  # then money went through it
             raise ServiceError("money_on_record", _("Money went through this order: its payments and refunds stay "
                                                     "on record, so it cannot be deleted. It stays cancelled."))
         raise ServiceError("still_active", _("Cancel the order and refund its money first: it still gives "

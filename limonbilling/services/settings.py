@@ -204,8 +204,7 @@ def update_general(
             )
     if default_language not in LANGUAGES:
         errors["default_language"] = [_("Choose a language from the list.")]
-    if not 1 <= int(renewal_window_days) <= 365:
-        errors["renewal_window_days"] = [_("Enter a number of days from 1 to 365.")]
+    errors |= bound_errors({"renewal_window_days": renewal_window_days})
     if not (company_name or "").strip():
         errors["company_name"] = [_("This field is required.")]
     if errors:
@@ -216,7 +215,7 @@ def update_general(
             "notification_email": email,
             "notification_email_cc": cc,
             "default_language": default_language,
-            "renewal_window_days": int(renewal_window_days),
+            "renewal_window_days": renewal_window_days,
         },
         actor,
     )

@@ -17,9 +17,9 @@ from .lifecycle import lock_order
 
 
 def _waiting_for_transfer(order: Order) -> bool:
-    return (order.payment_method == PaymentMethod.BANK_TRANSFER and order.status == OrderState.PENDING
-            and order.payment_status == MoneyState.UNPAID and order.activation_requested_at is None
-            and not order.holds_money and not order.refund_in_flight)
+    """What `_placed_before` selects, checked again on the locked order."""
+    return (order.awaiting_transfer and order.payment_status == MoneyState.UNPAID
+            and order.activation_requested_at is None and not order.refund_in_flight)
 
 
 def _placed_before(days: int) -> list[int]:

@@ -197,3 +197,23 @@ def test_the_customer_saying_paid_at_the_deadline_either_keeps_the_order_or_is_t
         assert order.status == "pending" and order.activation_requested_at is not None and requests == 1
         assert {o.value for o in outcomes if o.kind == "refused"} == {"already_requested"}
         assert not any(o.value is True for o in done(outcomes))
+
+
+def test_sixteen_activation_requests_at_once_are_taken_once(postgresql_only, worker, transfer_order):  # noqa: F811
+    """The customer's "I have paid" from many tabs at one instant: one request is recorded, audited and sent to
+    the team; every other one is told it was sent already."""
+    settings.update({"notification_email": "team@example.com"}, AGENT)
+    order_id, number = transfer_order.id, transfer_order.number
+    customer = as_customer(transfer_order.customer)
+
+    def tell(order):
+        bank_transfer.request_activation(order, email="zeynep@example.com", phone="0532 123 45 67", note="",
+                                         actor=customer)
+
+    outcomes = race(worker, [on_order(order_id, tell)] * THREADS)
+    no_errors(outcomes)
+    assert len(done(outcomes)) == 1
+    assert {o.value for o in outcomes if o.kind == "refused"} == {"already_requested"}
+    requests = select(db.func.count(AuditEntry.id)).where(AuditEntry.action == "order.activation_request")
+    assert db.session.scalar(requests) == 1
+    assert len(mails(number, "activation_requested")) == 1
