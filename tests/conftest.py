@@ -6,6 +6,7 @@ test, its configuration restored first (building an app compiles 130 URL rules).
 only one locally; REQUIRE_POSTGRES=1 (CI) turns a missing PostgreSQL into a failure.
 """
 import copy
+import functools
 import os
 from datetime import datetime
 
@@ -17,11 +18,32 @@ from limonbilling import create_app
 from limonbilling.clock import FrozenClock
 from limonbilling.extensions import db, limiter
 
+from .factories import PASSWORD
 from .postgres import PostgresServer, find_bin_dir
 
 os.environ["LIMONBILLING_CONFIG"] = "testing"
 DATABASES = [name for name in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if name]
 START = datetime(2026, 3, 1, 9, 0, 0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _password_hashes_worked_out_once():
+    """scrypt costs a tenth of a second of CPU per hash and per check, and most tests make accounts and sign
+    them in (thousands of each per run). A check is a pure function of (hash, password): its answers are kept.
+    The factories' PASSWORD is hashed once and that hash shared; any other password gets its own salted hash,
+    as in production."""
+    from limonbilling.models import accounts
+
+    make, check = accounts.generate_password_hash, accounts.check_password_hash
+    password_hash = make(PASSWORD)
+
+    def make_once_for_the_test_password(password, *args, **kwargs):
+        return password_hash if password == PASSWORD and not (args or kwargs) else make(password, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accounts, "generate_password_hash", make_once_for_the_test_password)
+        patch.setattr(accounts, "check_password_hash", functools.cache(check))
+        yield
 
 
 @pytest.fixture(scope="session")
