@@ -155,6 +155,32 @@ def app(database_url, clock):
     ctx.pop()
 
 
+NO_DATABASE = "sqlite://"  # empty, in memory: a test that reaches it after all fails on a missing table
+
+
+@pytest.fixture
+def app_without_database(clock):
+    """For tests that never reach a database (formatting, routes, headers): they run once, not once per
+    database, which would test the same thing twice."""
+    app = _shared_app(NO_DATABASE)
+    app.extensions["clock"] = clock
+    with app.app_context():
+        yield app
+        db.session.remove()
+
+
+@pytest.fixture
+def make_app_without_database(clock):
+    """Build an app for a test that never reaches the test databases (it names its own, or uses none)."""
+
+    def build(**overrides):
+        other = _make_app(NO_DATABASE, **overrides)
+        other.extensions["clock"] = clock
+        return other
+
+    return build
+
+
 @pytest.fixture
 def make_app(database_url, clock):
     """Build another app on the same database with other settings (e.g. CSRF on)."""
