@@ -38,7 +38,9 @@ def hashing(monkeypatch):
 
 
 def mails(event: str) -> list[Notification]:
-    return db.session.scalars(db.select(Notification).where(Notification.event == event)).all()
+    """In the order they were queued (without ORDER BY, PostgreSQL returns rows as they lie in the table)."""
+    return db.session.scalars(db.select(Notification).where(Notification.event == event)
+                              .order_by(Notification.id)).all()
 
 
 def register(client, email: str):
