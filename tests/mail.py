@@ -13,6 +13,8 @@ from aiosmtpd.controller import Controller
 from limonbilling.extensions import db
 from limonbilling.services import audit, settings
 
+from .http.servers import POLL_SECONDS
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -113,7 +115,7 @@ class SmsProvider:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/send"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(POLL_SECONDS,), daemon=True)
 
     def start(self) -> "SmsProvider":
         self.thread.start()

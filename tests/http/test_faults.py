@@ -14,6 +14,7 @@ from limonbilling.services import card_payments, outbox, settings
 
 from ..factories import make_customer, make_package
 from ..payment_support import AGENT, bank_answer, card_order, configure_gateway, refund_to_card
+from .servers import POLL_SECONDS
 from .test_refunds import paid  # noqa: F401  (a fixture)
 
 
@@ -90,7 +91,7 @@ class _GarbageBank(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def garbage_bank():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _GarbageBank)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(POLL_SECONDS,), daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}/fim/api"
     server.shutdown()
 

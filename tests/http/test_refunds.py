@@ -14,7 +14,7 @@ from limonbilling.services import ServiceError, card_payments, refunds, settings
 
 from ..factories import make_customer, make_department, make_package
 from ..payment_support import AGENT, BANK, card_order, configure_gateway, refund_to_card
-from .servers import form_with_field, forms_of
+from .servers import POLL_SECONDS, form_with_field, forms_of
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ class _SlowBank(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def slow_bank():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowBank)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(POLL_SECONDS,), daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}/fim/api"
     server.shutdown()
 
