@@ -1,9 +1,10 @@
 """Fixtures: an app per test on SQLite and on a real PostgreSQL server, a test clock, clients.
 
-Every test that uses `app` runs twice, once per database. The schema is made
-once per database and emptied between tests; one app per database serves every
-test, its configuration restored first (building an app compiles 130 URL rules). Set TEST_DATABASES=sqlite to run
-only one locally; REQUIRE_POSTGRES=1 (CI) turns a missing PostgreSQL into a failure.
+Every test that uses `app` runs twice, once per database; one that never reaches a database uses
+`app_without_database` and runs once. The schema is made once per database and emptied between tests; one app
+per database serves every test, its configuration restored first (building an app compiles 130 URL rules). Set
+TEST_DATABASES=sqlite to run only one locally; REQUIRE_POSTGRES=1 (CI) turns a missing PostgreSQL into a failure.
+Tests marked `slow` are collected first, so that the xdist workers share them.
 """
 import copy
 import functools
@@ -26,6 +27,13 @@ from .postgres import PostgresServer, find_bin_dir
 os.environ["LIMONBILLING_CONFIG"] = "testing"
 DATABASES = [name for name in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if name]
 START = datetime(2026, 3, 1, 9, 0, 0)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """The slow tests first, in their order: xdist hands tests out in this order, and a slow test handed out
+    last would keep its worker busy long after the other one had nothing left to do."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -90,18 +98,25 @@ def _make_app(database_url: str, **overrides):
     return app
 
 
+_DATABASE_URLS: dict[str, str] = {}
+
+
 @pytest.fixture(scope="session", params=DATABASES)
 def database_url(request, tmp_path_factory):
-    """A database with the current schema, made once per test session."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
-    else:
-        url = request.getfixturevalue("postgres_server").create_database("limonbilling_test")
-    app = _make_app(url)
-    with app.app_context():
-        db.create_all()
-        db.engine.dispose()
-    return url
+    """A database with the current schema, made once per test session (per xdist worker). pytest sets this
+    fixture up again whenever a worker's next test is on the other database (xdist hands tests out in any
+    order): the database made the first time is reused, not made again beside the shared app's open pool."""
+    if request.param not in _DATABASE_URLS:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+        else:
+            url = request.getfixturevalue("postgres_server").create_database("limonbilling_test")
+        app = _make_app(url)
+        with app.app_context():
+            db.create_all()
+            db.engine.dispose()
+        _DATABASE_URLS[request.param] = url
+    return _DATABASE_URLS[request.param]
 
 
 def _empty_all_tables() -> None:

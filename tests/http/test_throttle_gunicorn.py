@@ -24,6 +24,7 @@ from ..conftest import DATABASES
 from ..factories import PASSWORD, make_customer
 from .servers import form_with_field
 
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 GUESSES = 40
 FREE = 5  # SIGN_IN_FREE_ATTEMPTS

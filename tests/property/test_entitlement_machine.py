@@ -5,6 +5,7 @@ ones), order cancellations, credit adjustments and the clock moving: after every
 equals the ledger and is never negative, a customer holds one package type at a time, subscription
 periods never overlap, and a repeated reference never charges twice.
 """
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
@@ -17,6 +18,7 @@ from ..factories import make_customer, make_department, make_package
 from ..payment_support import AGENT
 
 
+@pytest.mark.slow
 def test_the_rules_hold_whatever_happens(app, clock):
     web, mail = make_department("Web", credit_per_request=2), make_department("Mail", credit_per_request=3)
     catalogue = [

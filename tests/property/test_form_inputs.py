@@ -110,6 +110,7 @@ def _fill(draw, fields: dict) -> dict:
             for name, value in fields.items()}
 
 
+@pytest.mark.slow
 @RUNS
 @given(data=st.data())
 def test_no_agent_form_answers_500_whatever_number_is_typed(world, data):
@@ -136,6 +137,7 @@ def _portal_forms(w) -> dict:
     }
 
 
+@pytest.mark.slow
 @RUNS
 @given(data=st.data())
 def test_no_customer_form_answers_500_whatever_number_is_typed(world, data):
@@ -149,6 +151,7 @@ def test_no_customer_form_answers_500_whatever_number_is_typed(world, data):
     db.session.commit()
 
 
+@pytest.mark.slow
 @RUNS
 @given(data=st.data())
 def test_no_list_filter_answers_500_whatever_number_is_typed(world, data):

@@ -108,6 +108,7 @@ class DatabaseChanges:
             self.count += 1
 
 
+@pytest.mark.slow
 def test_the_lifecycle_holds_whatever_happens(app, clock):
     bank = create_simulator()
     the_bank = bank.extensions["nestpay_simulator"]  # what the bank holds, by oid

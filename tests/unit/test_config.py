@@ -21,6 +21,7 @@ def _start(tmp_path, **env):
                           timeout=60)
 
 
+@pytest.mark.slow
 def test_development_makes_a_secret_key_once_and_keeps_it(tmp_path):
     first = _start(tmp_path, LIMONBILLING_CONFIG="development")
     assert first.returncode == 0, first.stderr
@@ -31,6 +32,7 @@ def test_development_makes_a_secret_key_once_and_keeps_it(tmp_path):
     assert _start(tmp_path, LIMONBILLING_CONFIG="development").stdout.split()[0] == key
 
 
+@pytest.mark.slow
 def test_production_refuses_a_missing_or_short_secret_key(tmp_path):
     for key in (None, "short-key"):
         env = {"LIMONBILLING_CONFIG": "production", **({"SECRET_KEY": key} if key else {})}
@@ -45,6 +47,7 @@ def test_production_refuses_a_missing_or_short_secret_key(tmp_path):
     assert started.stdout.split() == [good, "postgresql+psycopg://billing@db.example/limon"]
 
 
+@pytest.mark.slow
 def test_development_uses_a_given_secret_key_and_database_url(tmp_path):
     started = _start(tmp_path, LIMONBILLING_CONFIG="development", SECRET_KEY="from-the-environment",
                      DATABASE_URL=f"sqlite:///{tmp_path / 'elsewhere' / 'billing.db'}")

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "limonbilling"
 
@@ -84,6 +86,7 @@ def test_a_circle_is_found_when_there_is_one():
     assert ["limonbilling.api", "limonbilling.api.views"] in _cycles({"limonbilling.api", "limonbilling.api.views"})
 
 
+@pytest.mark.slow
 def test_every_module_below_the_blueprints_imports_on_its_own():
     """Each in a fresh set of our modules (third-party ones stay loaded: they are not ours to check).
     The blueprints are imported by create_app in every other test."""

@@ -33,6 +33,7 @@ def _differences() -> list:
 
 # The trigram search indexes exist on PostgreSQL only (models/accounts.py); on SQLite alembic says it skips them.
 @pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index")
+@pytest.mark.slow
 def test_upgrade_matches_the_models_and_downgrade_undoes_it(empty_database):
     app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database})
     with app.app_context():

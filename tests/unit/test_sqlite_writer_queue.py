@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from limonbilling import create_app
@@ -81,6 +82,7 @@ with app.app_context():
 """
 
 
+@pytest.mark.slow
 def test_writers_in_several_processes_and_threads_never_overlap(tmp_path):
     """Read, then write what was read plus one: any two writers inside at once would lose an increment."""
     path = tmp_path / "q.db"

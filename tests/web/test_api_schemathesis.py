@@ -7,6 +7,7 @@ phone number, a tax number's checksum, the purchase rules) and answers them with
 The operations are driven by Hypothesis directly (one `given` per operation), so each runs inside the
 test's app and database, on SQLite and on PostgreSQL.
 """
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,6 +26,7 @@ from limonbilling.services import api_tokens, audit
 from ..factories import activate, make_customer, make_department, make_package
 
 
+@pytest.mark.slow
 def test_the_api_keeps_its_documented_promises(app):
     department = make_department("Teknik Destek", credit_per_request=1)
     activate(make_customer(), make_package("credit", [department], credits=1000))
@@ -48,6 +50,7 @@ def test_the_api_keeps_its_documented_promises(app):
         keeps_promises()
 
 
+@pytest.mark.slow
 def test_requests_outside_the_schema_find_no_500(app):
     """Schemathesis's negative mode breaks the schema on purpose: numbers of any size and sign where ids, credits
     and limits go, wrong types, missing fields. Every answer is a documented refusal, never a 500 (issue 15)."""
@@ -119,6 +122,7 @@ def _with_huge_numbers(operation, headers: dict) -> None:
     refuses_cleanly()
 
 
+@pytest.mark.slow
 def test_huge_numbers_in_every_numeric_field_find_no_500(app):
     """Numbers no column holds (2**31 and past, 1e30, NaN, thousands of digits) in every field that takes a
     number: the API refuses them in its JSON shape (issue 15)."""

@@ -67,6 +67,7 @@ def _form_of_length(length: int, **fields) -> str:
     return head + "x" * (length - len(head))
 
 
+@pytest.mark.slow
 def test_the_limits_come_from_the_environment(tmp_path):
     show = "from limonbilling import create_app; a = create_app(); " \
            "print(a.config['MAX_CONTENT_LENGTH'], a.config['NESTPAY_CALLBACK_MAX_LENGTH'])"
