@@ -9,9 +9,16 @@ from wtforms import BooleanField, EmailField, PasswordField, RadioField, SelectF
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import EqualTo, InputRequired, Length
 
+from .models import AccountType, Choice, Language
 from .services import ValidationFailed
 
-LANGUAGE_CHOICES = [SelectChoice("", _l("Default")), SelectChoice("en", "English"), SelectChoice("tr", "Türkçe")]
+
+def choices_of(choice: type[Choice], *, excluding=()) -> list[SelectChoice]:
+    """A field's choices from the enum of stored values, worded by their labels."""
+    return [SelectChoice(member.value, member.label) for member in choice if member not in excluding]
+
+
+LANGUAGE_CHOICES = [SelectChoice("", _l("Default")), *choices_of(Language)]
 MAX_MESSAGE_LENGTH = 20_000  # characters in one ticket or chat message: a long pasted log still fits
 MESSAGE_LENGTH = Length(max=MAX_MESSAGE_LENGTH, message=_l("Write at most %(max)d characters."))
 
@@ -19,8 +26,8 @@ MESSAGE_LENGTH = Length(max=MAX_MESSAGE_LENGTH, message=_l("Write at most %(max)
 class CustomerDetailsForm(FlaskForm):
     account_type = RadioField(
         _l("Account type"),
-        choices=[SelectChoice("individual", _l("Individual")), SelectChoice("corporate", _l("Corporate"))],
-        default="individual",
+        choices=choices_of(AccountType),
+        default=AccountType.INDIVIDUAL,
     )
     first_name = StringField(_l("First name"))
     last_name = StringField(_l("Last name"))

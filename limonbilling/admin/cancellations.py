@@ -6,7 +6,7 @@ from ..auth import current_actor
 from ..clock import now
 from ..extensions import db
 from ..forms import run_service
-from ..models import CANCELLATION_STATES, CancellationRequest, RefundDestination
+from ..models import CancellationRequest, CancellationState, RefundDestination
 from ..pagination import page_number
 from ..payments import gateways
 from ..services import cancellations, holdings, refunds
@@ -17,13 +17,14 @@ from .forms import DecisionForm
 @billing_view("/billing/cancellations")
 def cancellation_list():
     state = request.args.get("state", "pending")
-    page = db.paginate(cancellations.requests(state if state in CANCELLATION_STATES else None),
+    page = db.paginate(cancellations.requests(state if CancellationState.has(state) else None),
                        page=page_number(request.args),
                        per_page=current_app.config["ITEMS_PER_PAGE"], error_out=False)
-    periods = {r.id: holdings.current_period_end(r.customer) for r in page.items if r.state == "pending"}
-    ahead = {r.id: cancellations.renewals_ahead(r.customer, now()) for r in page.items if r.state == "pending"}
-    return render_template("admin/cancellations.html", page=page, state=state, form=DecisionForm(),
-                           period_ends=periods, renewals=ahead)
+    waiting = [r for r in page.items if r.state == CancellationState.PENDING]
+    periods = {r.id: holdings.current_period_end(r.customer) for r in waiting}
+    ahead = {r.id: cancellations.renewals_ahead(r.customer, now()) for r in waiting}
+    return render_template("admin/cancellations.html", page=page, state=state, states=list(CancellationState),
+                           form=DecisionForm(), period_ends=periods, renewals=ahead)
 
 
 @billing_view("/billing/cancellations/<int:request_id>/<any(approve, reject):decision>", methods=["POST"])

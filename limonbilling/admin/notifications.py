@@ -7,7 +7,7 @@ from .. import security
 from ..auth import current_actor, current_agent, requires
 from ..extensions import db
 from ..forms import ButtonForm, run_service
-from ..models import NOTIFICATION_CHANNELS, NOTIFICATION_STATES, Notification
+from ..models import Notification, NotificationChannel, NotificationState
 from ..pagination import keyset_page
 from ..search import contains
 from ..services import ServiceError, outbox, settings
@@ -19,9 +19,9 @@ from .forms import NotificationSettingsForm, TestSendForm
 
 def _filtered(args):
     statement = select(Notification)
-    if args.get("state") in NOTIFICATION_STATES:
+    if NotificationState.has(args.get("state")):
         statement = statement.where(Notification.state == args["state"])
-    if args.get("channel") in NOTIFICATION_CHANNELS:
+    if NotificationChannel.has(args.get("channel")):
         statement = statement.where(Notification.channel == args["channel"])
     if args.get("event"):
         statement = statement.where(Notification.event == args["event"])
@@ -40,7 +40,7 @@ def notification_list():
     events = list(db.session.scalars(select(Notification.event).distinct().order_by(Notification.event)))
     filters = {key: request.args.get(key, "") for key in ("state", "channel", "event", "q")}
     return render_template("admin/notifications.html", page=page, events=events, filters=filters,
-                           states=NOTIFICATION_STATES, waiting=outbox.waiting_for_smtp(), retry_form=ButtonForm(),
+                           states=list(NotificationState), waiting=outbox.waiting_for_smtp(), retry_form=ButtonForm(),
                            smtp_ready=smtp_configured())
 
 

@@ -18,12 +18,12 @@ from ..formatting import format_money
 from ..forms import run_service
 from ..labels import label
 from ..models import (
-    ORDER_STATUSES,
     BalanceEntry,
     Customer,
     LedgerEntry,
     Notification,
     Order,
+    OrderState,
     Package,
     RefundDestination,
 )
@@ -59,7 +59,7 @@ def _filtered(args) -> tuple:
     statement = (select(Order).join(Customer, Customer.id == Order.customer_id)
                  .options(contains_eager(Order.customer)))  # one query for the page, not one per row
     status = args.get("status", "")
-    if status in ORDER_STATUSES:
+    if OrderState.has(status):
         statement = statement.where(Order.status == status)
     elif (custom_id := order_statuses.choice_id(status)) is not None:
         statement = statement.where(Order.custom_status_id == custom_id)
@@ -94,7 +94,7 @@ def order_list():
     pending = reports.pending_orders(at_most=PENDING_BADGE_MOST + 1)
     return render_template("admin/orders.html", page=page, filters=filters, pending=pending,
                            pending_most=PENDING_BADGE_MOST,
-                           statuses=ORDER_STATUSES, custom_statuses=order_statuses.all_statuses(), form=ToggleForm())
+                           statuses=list(OrderState), custom_statuses=order_statuses.all_statuses(), form=ToggleForm())
 
 
 @billing_view("/billing/orders.csv")

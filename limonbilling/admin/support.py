@@ -6,7 +6,7 @@ from flask_babel import lazy_gettext as _l
 from ..auth import current_actor, current_agent, requires
 from ..extensions import db
 from ..forms import run_service
-from ..models import CONVERSATION_STATUSES, Conversation
+from ..models import Conversation, ConversationStatus
 from ..pagination import page_number
 from ..services import helpdesk
 from . import bp
@@ -28,11 +28,11 @@ def _conversation_or_404(section: str, conversation_id: int) -> Conversation:
 def support_list(section: str):
     kind = SECTIONS[section]
     status = request.args.get("status", "")
-    status = status if status in CONVERSATION_STATUSES else None
+    status = status if ConversationStatus.has(status) else None
     page = db.paginate(helpdesk.agent_conversations(kind, status), page=page_number(request.args),
                        per_page=current_app.config["ITEMS_PER_PAGE"], error_out=False)
     return render_template("admin/conversations.html", page=page, section=section, status=status,
-                           statuses=CONVERSATION_STATUSES, title=TITLES[kind])
+                           statuses=list(ConversationStatus), title=TITLES[kind])
 
 
 @bp.route("/<any(tickets, chats):section>/<int:conversation_id>", methods=["GET", "POST"])

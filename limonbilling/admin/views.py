@@ -23,6 +23,7 @@ from ..auth import (
 )
 from ..extensions import db
 from ..forms import ButtonForm, CustomerDetailsForm, PasswordChangeForm, TwoFactorRequirementForm, run_service
+from ..labels import label
 from ..models import Agent, AuditEntry, Customer, Department
 from ..pagination import keyset_page
 from ..services import ValidationFailed, accounts, customers, departments, reports, settings
@@ -105,12 +106,11 @@ def dashboard():
 
 def _dashboard_charts(billing: dict) -> dict:
     """What static/js/dashboard.js draws; the page shows the same numbers in tables."""
-    status_labels = {"pending": _("Pending"), "active": _("Active"), "fraud": _("Fraud"), "cancelled": _("Cancelled")}
     return {
         "months": [format_date(date(int(month[:4]), int(month[5:]), 1), "MMM yyyy") for month in billing["months"]],
         "revenue": [{"label": currency, "data": [amount / 100 for amount in by_month.values()]}
                     for currency, by_month in billing["revenue"].items()],
-        "statuses": {"labels": [status_labels[status] for status in billing["statuses"]],
+        "statuses": {"labels": [label(status, "order_status") for status in billing["statuses"]],
                      "data": list(billing["statuses"].values())},
         "credits": {"labels": [row.department for row in billing["credits"]],
                     "sold": [row.sold for row in billing["credits"]], "used": [row.used for row in billing["credits"]],

@@ -6,30 +6,20 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import BooleanField, URLField
-from wtforms.fields.choices import SelectChoice
 
 from ..auth import current_actor, requires
 from ..extensions import db
-from ..forms import ButtonForm, run_service
-from ..models import Webhook
+from ..forms import ButtonForm, choices_of, run_service
+from ..models import Webhook, WebhookEvent
 from ..services import webhooks
 from . import bp
 from .forms import MultiCheckboxField
-
-EVENT_CHOICES = [
-    SelectChoice("order.paid", _l("an order is paid")),
-    SelectChoice("order.status_changed", _l("an order moves to another status")),
-    SelectChoice("order.refunded", _l("money of an order is refunded")),
-    SelectChoice("entitlement.changed", _l("a package is given, taken back or ended")),
-    SelectChoice("credits.low", _l("a customer's credits fall below the warning threshold")),
-    SelectChoice("usage.charged", _l("a new ticket or chat is charged")),
-]
 
 
 class WebhookForm(FlaskForm):
     url = URLField(_l("Endpoint URL"), description=_l("Where the events are posted, e.g. "
                                                       "https://helpdesk.example.com/webhook"))
-    events = MultiCheckboxField(_l("Events"), choices=EVENT_CHOICES, validate_choice=False)
+    events = MultiCheckboxField(_l("Events"), choices=choices_of(WebhookEvent), validate_choice=False)
 
 
 class WebhookEditForm(WebhookForm):

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    func,
     literal_column,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -24,8 +25,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..clock import now
 from ..extensions import db
-
-PERMISSIONS = ("billing", "customers", "settings", "support")
+from .choices import AccountType, DepartmentSource, Language, PackageType, Permission
 
 
 @cache
@@ -83,6 +83,10 @@ class SignInMixin:
 
 class Agent(SignInMixin, UserMixin, db.Model):
     __tablename__ = "agents"
+    __table_args__ = (
+        CheckConstraint(Language.check("language"), name="language"),
+        Index("uq_agents_email_ci", func.lower(literal_column("email")), unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
@@ -104,7 +108,7 @@ class Agent(SignInMixin, UserMixin, db.Model):
 
     def can(self, permission: str) -> bool:
         """The owner holds every permission."""
-        if permission not in PERMISSIONS:
+        if not Permission.has(permission):
             raise ValueError(f"unknown permission {permission!r}")
         return self.is_owner or bool(getattr(self, f"can_{permission}"))
 
@@ -115,7 +119,7 @@ class Agent(SignInMixin, UserMixin, db.Model):
 
     @property
     def permissions(self) -> list[str]:
-        return [p for p in PERMISSIONS if self.can(p)]
+        return [p for p in Permission if self.can(p)]
 
 
 # What the admin searches look in (services/customers.py `matching`), as SQL folded to lower case. On
@@ -132,9 +136,11 @@ CUSTOMER_SEARCH_SQL = {
 class Customer(SignInMixin, UserMixin, db.Model):
     __tablename__ = "customers"
     __table_args__ = (
-        CheckConstraint("account_type IN ('individual', 'corporate')", name="account_type"),
+        CheckConstraint(AccountType.check("account_type"), name="account_type"),
         CheckConstraint("credits >= 0", name="credits_not_negative"),
-        CheckConstraint("package_type IN ('credit', 'subscription')", name="package_type"),
+        CheckConstraint(PackageType.check("package_type"), name="package_type"),
+        CheckConstraint(Language.check("language"), name="language"),
+        Index("uq_customers_email_ci", func.lower(literal_column("email")), unique=True),
         # Rule 1, one type at a time: a subscriber holds no credits.
         CheckConstraint("credits = 0 OR COALESCE(package_type, '') = 'credit'", name="credits_only_for_credit_type"),
         *(Index(f"ix_customers_{key}_trigram", literal_column(sql).label(key), postgresql_using="gin",
@@ -197,7 +203,7 @@ class CustomerDepartment(db.Model):
     __tablename__ = "customer_departments"
     __table_args__ = (
         UniqueConstraint("customer_id", "department_id"),
-        CheckConstraint("source IN ('manual', 'package')", name="source"),
+        CheckConstraint(DepartmentSource.check("source"), name="source"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

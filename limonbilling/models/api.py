@@ -7,8 +7,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..clock import now
 from ..extensions import db
 
-API_SCOPES = ("read", "write")
-
 
 class ApiToken(db.Model):
     __tablename__ = "api_tokens"

@@ -6,15 +6,17 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
 from ..extensions import db
-
-BALANCE_KINDS = ("refund", "adjustment", "payment")
+from .choices import BalanceKind, Currency
 
 
 class AccountBalance(db.Model):
     """What the customer holds in one currency; always the sum of its entries, never negative."""
 
     __tablename__ = "account_balances"
-    __table_args__ = (CheckConstraint("amount_minor >= 0", name="not_negative"),)
+    __table_args__ = (
+        CheckConstraint("amount_minor >= 0", name="not_negative"),
+        CheckConstraint(Currency.check("currency"), name="currency"),
+    )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="RESTRICT"), primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
@@ -26,7 +28,8 @@ class BalanceEntry(db.Model):
 
     __tablename__ = "balance_entries"
     __table_args__ = (
-        CheckConstraint("kind IN ('refund', 'adjustment', 'payment')", name="kind"),
+        CheckConstraint(BalanceKind.check("kind"), name="kind"),
+        CheckConstraint(Currency.check("currency"), name="currency"),
         CheckConstraint("amount_minor <> 0", name="not_zero"),
     )
 

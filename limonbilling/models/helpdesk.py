@@ -6,9 +6,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
 from ..extensions import db
-
-CONVERSATION_KINDS = ("ticket", "chat")
-CONVERSATION_STATUSES = ("open", "answered", "closed")
+from .choices import ConversationStatus, MessageAuthor, RequestKind
 
 
 class Conversation(db.Model):
@@ -16,8 +14,8 @@ class Conversation(db.Model):
 
     __tablename__ = "conversations"
     __table_args__ = (
-        CheckConstraint("kind IN ('ticket', 'chat')", name="kind"),
-        CheckConstraint("status IN ('open', 'answered', 'closed')", name="status"),
+        CheckConstraint(RequestKind.check("kind"), name="kind"),
+        CheckConstraint(ConversationStatus.check("status"), name="status"),
         Index("ix_conversations_customer_kind", "customer_id", "kind", "id"),
         Index("ix_conversations_kind_status", "kind", "status", "id"),
     )
@@ -46,10 +44,11 @@ class Conversation(db.Model):
 
 class Message(db.Model):
     __tablename__ = "messages"
+    __table_args__ = (CheckConstraint(MessageAuthor.check("author_type"), name="author_type"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
-    author_type: Mapped[str] = mapped_column(String(10))  # customer, agent
+    author_type: Mapped[str] = mapped_column(String(10))
     author_id: Mapped[int | None] = mapped_column(Integer)
     author_name: Mapped[str] = mapped_column(String(220))
     body: Mapped[str] = mapped_column(Text)

@@ -16,9 +16,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
 from ..extensions import db
+from .choices import Currency
 from .lifecycle import InvoiceState
-
-INVOICE_STATUSES = tuple(InvoiceState)
 
 
 class InvoiceCounter(db.Model):
@@ -33,7 +32,8 @@ class InvoiceCounter(db.Model):
 class Invoice(db.Model):
     __tablename__ = "invoices"
     __table_args__ = (
-        CheckConstraint("status IN (" + ", ".join(f"'{state}'" for state in InvoiceState) + ")", name="status"),
+        CheckConstraint(InvoiceState.check("status"), name="status"),
+        CheckConstraint(Currency.check("currency"), name="currency"),
         UniqueConstraint("year", "sequence"),
     )
 

@@ -6,9 +6,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import now
 from ..extensions import db
-
-NOTIFICATION_CHANNELS = ("email", "sms", "webhook")
-NOTIFICATION_STATES = ("pending", "sending", "sent", "failed")
+from .choices import NotificationChannel, NotificationState
 
 
 class Notification(db.Model):
@@ -26,8 +24,8 @@ class Notification(db.Model):
     __tablename__ = "notifications"
     __table_args__ = (
         UniqueConstraint("event_key", "channel", "recipient"),
-        CheckConstraint("channel IN ('email', 'sms', 'webhook')", name="channel"),
-        CheckConstraint("state IN ('pending', 'sending', 'sent', 'failed')", name="state"),
+        CheckConstraint(NotificationChannel.check("channel"), name="channel"),
+        CheckConstraint(NotificationState.check("state"), name="state"),
         Index("ix_notifications_due", "state", "next_attempt_at"),
     )
 

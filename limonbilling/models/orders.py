@@ -14,11 +14,14 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    func,
+    literal_column,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
 from ..extensions import db
+from .choices import Currency, OrderKind, PromoKind, RefundOperation
 from .lifecycle import (
     ORDER_MOVES,
     REFUNDS_HOLDING_MONEY,
@@ -33,14 +36,8 @@ from .lifecycle import (
     money_state,
 )
 
-ORDER_STATUSES = tuple(OrderState)
 STATUS_FAILURE = "bank_status"  # a card attempt failed by the bank's status answer, not by its callback
 RECHECK_FAILED = timedelta(days=1)
-ORDER_KINDS = ("new", "top-up", "renewal", "switch")
-
-
-def _in(column: str, values) -> str:
-    return f"{column} IN (" + ", ".join(f"'{value}'" for value in values) + ")"
 
 
 class Order(db.Model):
@@ -52,10 +49,12 @@ class Order(db.Model):
 
     __tablename__ = "orders"
     __table_args__ = (
-        CheckConstraint(_in("status", OrderState), name="status"),
-        CheckConstraint(_in("payment_status", MoneyState), name="payment_status"),
-        CheckConstraint(_in("payment_method", ("card", "bank_transfer", "account_balance", "manual")),
-                        name="payment_method"),
+        CheckConstraint(OrderState.check("status"), name="status"),
+        CheckConstraint(MoneyState.check("payment_status"), name="payment_status"),
+        # An agent's free grant is a payment row of its own; the order says how it was meant to be paid.
+        CheckConstraint(PaymentMethod.check("payment_method", excluding={PaymentMethod.FREE}), name="payment_method"),
+        CheckConstraint(OrderKind.check("kind"), name="kind"),
+        CheckConstraint(Currency.check("currency"), name="currency"),
         CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
         Index("ix_orders_status_id", "status", "id"),
         Index("ix_orders_customer_id_id", "customer_id", "id"),
@@ -271,8 +270,9 @@ class Payment(db.Model):
 
     __tablename__ = "payments"
     __table_args__ = (
-        CheckConstraint(_in("state", PaymentState), name="state"),
-        CheckConstraint(_in("method", PaymentMethod), name="method"),
+        CheckConstraint(PaymentState.check("state"), name="state"),
+        CheckConstraint(PaymentMethod.check("method"), name="method"),
+        CheckConstraint(Currency.check("currency"), name="currency"),
         CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
         CheckConstraint("(method = 'card') = (oid IS NOT NULL)", name="card_has_oid"),
         Index("ix_payments_state_created_at", "state", "created_at"),
@@ -346,8 +346,10 @@ class Refund(db.Model):
 
     __tablename__ = "refunds"
     __table_args__ = (
-        CheckConstraint(_in("state", RefundState), name="state"),
-        CheckConstraint(_in("destination", RefundDestination), name="destination"),
+        CheckConstraint(RefundState.check("state"), name="state"),
+        CheckConstraint(RefundDestination.check("destination"), name="destination"),
+        CheckConstraint(RefundOperation.check("operation"), name="operation"),
+        CheckConstraint(Currency.check("currency"), name="currency"),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         Index("ix_refunds_state_created_at", "state", "created_at"),
     )
@@ -359,7 +361,7 @@ class Refund(db.Model):
     state: Mapped[str] = mapped_column(String(10), default=RefundState.CREATED)
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    operation: Mapped[str | None] = mapped_column(String(8))  # the bank's Void or Credit, once sent
+    operation: Mapped[str | None] = mapped_column(String(8))  # once sent to the bank
     automatic: Mapped[bool] = mapped_column(Boolean, default=False)  # money we did not accept, sent back by itself
     # All the order's money, as an agent asked (Cancel & Refund): when done, the order is cancelled and revoked.
     closes_order: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -394,6 +396,7 @@ class BankAccount(db.Model):
     """An account customers can pay into by bank transfer (Settings → Payment Systems)."""
 
     __tablename__ = "bank_accounts"
+    __table_args__ = (CheckConstraint(Currency.check("currency"), name="currency"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     bank_name: Mapped[str] = mapped_column(String(120))
@@ -412,7 +415,9 @@ class PromoCode(db.Model):
 
     __tablename__ = "promo_codes"
     __table_args__ = (
-        CheckConstraint("kind IN ('percent', 'fixed')", name="kind"),
+        CheckConstraint(PromoKind.check("kind"), name="kind"),
+        CheckConstraint(Currency.check("currency"), name="currency"),
+        Index("uq_promo_codes_code_ci", func.lower(literal_column("code")), unique=True),
         CheckConstraint("value > 0", name="value_positive"),
         CheckConstraint("uses >= 0 AND (max_uses IS NULL OR uses <= max_uses)", name="uses_within_limit"),
     )
@@ -435,7 +440,10 @@ class OrderStatus(db.Model):
     """A status agents define (WHMCS custom order statuses), counted as pending, active or cancelled."""
 
     __tablename__ = "order_statuses"
-    __table_args__ = (CheckConstraint("counts_as IN ('pending', 'active', 'cancelled')", name="counts_as"),)
+    __table_args__ = (
+        CheckConstraint(OrderState.check("counts_as", excluding={OrderState.FRAUD}), name="counts_as"),
+        Index("uq_order_statuses_name_ci", func.lower(literal_column("name")), unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(40), unique=True)

@@ -8,9 +8,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..clock import now
 from ..extensions import db
 
-WEBHOOK_EVENTS = ("order.paid", "order.status_changed", "order.refunded", "entitlement.changed", "credits.low",
-                  "usage.charged")
-
 
 class Webhook(db.Model):
     """An endpoint and the events it hears about.

@@ -16,9 +16,9 @@ from ..auth import (
 )
 from ..extensions import db
 from ..forms import ButtonForm, PasswordChangeForm, run_service
+from ..models import Language
 from ..safe_redirect import safe_next
 from ..services import ServiceError, accounts, balance, customers, entitlements, notifications
-from ..services.settings import LANGUAGES
 from . import bp
 from .forms import EmailChangeForm, ProfileForm, RegistrationForm
 
@@ -174,7 +174,7 @@ def sign_out_everywhere():
 @public
 def set_language(code: str):
     """Remember the visitor's language choice; signed-in users keep it on their account."""
-    if code in LANGUAGES:
+    if Language.has(code):
         session["language"] = code
         if current_user.is_authenticated:
             current_user.language = code

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from ..clock import now
 from ..extensions import db
-from ..models import PERMISSIONS, Agent, Customer
+from ..models import Agent, Customer, Permission
 from ..models.accounts import check_password_of_nobody
 from . import ServiceError, ValidationFailed, audit, notifications, tokens
 from .contacts import normalize_email
@@ -217,10 +217,10 @@ def create_agent(
 
 
 def _apply_permissions(agent: Agent, permissions: list[str]) -> None:
-    unknown = set(permissions) - set(PERMISSIONS)
+    unknown = set(permissions) - set(Permission)
     if unknown:
         raise ValueError(f"unknown permissions {sorted(unknown)}")
-    for permission in PERMISSIONS:
+    for permission in Permission:
         setattr(agent, f"can_{permission}", permission in permissions)
 
 
@@ -249,7 +249,7 @@ def create_owner(email: str, password: str, name: str | None = None) -> Agent:
         name=name or email.split("@")[0],
         email=email,
         password=password,
-        permissions=list(PERMISSIONS),
+        permissions=list(Permission),
         is_owner=True,
         actor=audit.Actor.system("cli"),
     )

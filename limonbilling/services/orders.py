@@ -16,7 +16,6 @@ from sqlalchemy import select
 from ..clock import local_today, now
 from ..extensions import db
 from ..models import (
-    ORDER_STATUSES,
     Agent,
     Customer,
     MoneyState,
@@ -371,7 +370,7 @@ def bulk_set_status(orders: list[Order], status: str, actor: audit.Actor) -> tup
     """
     custom_id = order_statuses.choice_id(status)
     custom = db.session.get(OrderStatus, custom_id) if custom_id else None
-    if custom is None and status not in ORDER_STATUSES:
+    if custom is None and not OrderState.has(status):
         raise ServiceError("unknown_status", _("Choose a status from the list."))
     target = OrderState(custom.counts_as if custom else status)
     changed, skipped = [], []

@@ -13,11 +13,9 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from ..extensions import db
-from ..models import Setting
+from ..models import Language, Setting
 from . import ValidationFailed, audit
 from .contacts import normalize_email
-
-LANGUAGES = ("en", "tr")
 
 DEFAULTS: dict[str, Any] = {
     "company_name": "LimonBilling",
@@ -202,7 +200,7 @@ def update_general(
             errors.setdefault("notification_email_cc", []).append(
                 _("%(address)s is not a valid e-mail address.", address=address.strip())
             )
-    if default_language not in LANGUAGES:
+    if not Language.has(default_language):
         errors["default_language"] = [_("Choose a language from the list.")]
     errors |= bound_errors({"renewal_window_days": renewal_window_days})
     if not (company_name or "").strip():

@@ -28,7 +28,7 @@ from sqlalchemy import delete, select
 
 from ..clock import now
 from ..extensions import db
-from ..models import WEBHOOK_EVENTS, Customer, LedgerEntry, Notification, Order, Refund, Webhook
+from ..models import Customer, LedgerEntry, Notification, Order, Refund, Webhook, WebhookEvent
 from . import ServiceError, ValidationFailed, audit, holdings, ledger
 
 SIGNATURE_HEADER = "LimonBilling-Signature"
@@ -211,7 +211,7 @@ def url_refusal(url: str) -> str | None:
 # --- Settings → Webhooks ----------------------------------------------------------------------------
 
 def _checked_events(events: list[str]) -> list[str]:
-    chosen = [event for event in WEBHOOK_EVENTS if event in events]
+    chosen = [event for event in WebhookEvent if event in events]
     if not chosen:
         raise ValidationFailed({"events": [_("Choose at least one event.")]})
     return chosen

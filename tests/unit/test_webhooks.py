@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from limonbilling.extensions import db
-from limonbilling.models import WEBHOOK_EVENTS, Notification, RefundDestination, Webhook
+from limonbilling.models import Notification, RefundDestination, Webhook, WebhookEvent
 from limonbilling.services import ValidationFailed, entitlements, ledger, orders, refunds, webhooks
 
 from ..factories import activate, make_customer, make_department, make_package
@@ -39,9 +39,10 @@ def of_type(kind: str) -> list[dict]:
 
 
 def test_every_event_has_its_data_and_its_choice_on_the_page():
-    from limonbilling.admin.webhooks import EVENT_CHOICES
+    from limonbilling.admin.webhooks import WebhookForm
 
-    assert tuple(webhooks.DATA) == WEBHOOK_EVENTS == tuple(choice.value for choice in EVENT_CHOICES)
+    on_the_page = tuple(choice.value for choice in WebhookForm.events.kwargs["choices"])
+    assert tuple(webhooks.DATA) == tuple(WebhookEvent) == on_the_page
 
 
 def test_the_signature_is_hmac_sha256_of_time_dot_body():
