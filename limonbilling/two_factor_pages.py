@@ -37,7 +37,7 @@ def _pending(kind: str) -> tuple[Agent | Customer, datetime] | None:
     if not isinstance(data, dict) or data.get("kind") != kind:
         return None
     started = datetime.fromisoformat(data["started"])
-    if now() - started > timedelta(minutes=PENDING_MINUTES):
+    if started.tzinfo is None or now() - started > timedelta(minutes=PENDING_MINUTES):  # naive: from before 0018
         return None
     user = db.session.get({"agent": Agent, "customer": Customer}[kind], data["id"])
     if (user is None or not user.is_active or user.session_version != data["version"] or not user.two_factor_enabled

@@ -7,7 +7,7 @@ only one locally; REQUIRE_POSTGRES=1 (CI) turns a missing PostgreSQL into a fail
 """
 import copy
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from flask import g
@@ -21,7 +21,7 @@ from .postgres import PostgresServer, find_bin_dir
 
 os.environ["LIMONBILLING_CONFIG"] = "testing"
 DATABASES = [name for name in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if name]
-START = datetime(2026, 3, 1, 9, 0, 0)
+START = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from .. import pagination
 from ..extensions import csrf, db
-from ..formatting import plain_amount
+from ..formatting import plain_amount, utc_timestamp
 from ..labels import ledger_reason
 from ..models import MAX_RECORD_ID, Customer, Department, LedgerEntry, Order, Package, RefundDestination
 from ..payments import gateways
@@ -73,9 +73,6 @@ def _get(model, record_id: int, name: str):
     return record
 
 
-def _time(moment) -> str | None:
-    return moment.isoformat(timespec="seconds") + "Z" if moment else None
-
 
 def _customer_json(customer: Customer) -> dict:
     return {
@@ -83,7 +80,7 @@ def _customer_json(customer: Customer) -> dict:
         "last_name": customer.last_name, "email": customer.email, "phone": customer.phone,
         "company_name": customer.company_name, "tax_number": customer.tax_number,
         "tax_office": customer.tax_office, "billing_address": customer.billing_address,
-        "language": customer.language, "created_at": _time(customer.created_at),
+        "language": customer.language, "created_at": utc_timestamp(customer.created_at),
     }
 
 
@@ -145,8 +142,8 @@ def entitlement(customer_id: int):
         "customer_id": customer_id,
         "package_type": held.package_type,
         "credits": held.credits,
-        "subscription": {"expires_at": _time(held.expires_at), "renewable_from": _time(held.renewable_from)}
-        if held.expires_at else None,
+        "subscription": {"expires_at": utc_timestamp(held.expires_at),
+                         "renewable_from": utc_timestamp(held.renewable_from)} if held.expires_at else None,
         "departments": [{"id": a.department.id, "name": a.department.name, "source": a.source,
                          "usable": a.usable, "cost": a.cost} for a in held.departments],
     })
@@ -155,7 +152,8 @@ def entitlement(customer_id: int):
 def _ledger_json(entry: LedgerEntry) -> dict:
     return {
         "id": entry.id, "kind": entry.kind, "amount": entry.amount, "balance_after": entry.balance_after,
-        "reason": ledger_reason(entry) or None, "reason_code": entry.reason_code, "created_at": _time(entry.created_at),
+        "reason": ledger_reason(entry) or None, "reason_code": entry.reason_code,
+        "created_at": utc_timestamp(entry.created_at),
         "usage": {"kind": entry.usage.kind, "reference": entry.usage.reference} if entry.usage else None,
     }
 
@@ -218,18 +216,18 @@ def _order_json(order: Order) -> dict:
         "payment_status": order.payment_status, "payment_method": order.payment_method,
         "amount": plain_amount(order.amount_minor), "currency": order.currency,
         "discount": plain_amount(order.discount_minor), "promo_code": order.promo_code,
-        "invoice_number": invoice.number if invoice else None, "created_at": _time(order.created_at),
+        "invoice_number": invoice.number if invoice else None, "created_at": utc_timestamp(order.created_at),
         "invoice": {"number": invoice.number, "status": invoice.status} if invoice else None,
         "payments": [{
             "reference": payment.oid or f"P{payment.id}", "method": payment.method, "state": payment.state,
             "amount": plain_amount(payment.amount_minor),
-            "refunded": plain_amount(payment.refunded_minor), "created_at": _time(payment.created_at),
+            "refunded": plain_amount(payment.refunded_minor), "created_at": utc_timestamp(payment.created_at),
         } for payment in order.payments],
         "refunds": [{
             "id": refund.id, "payment_reference": refund.payment.oid or f"P{refund.payment_id}",
             "to": "bank" if refund.destination == RefundDestination.CARD else "balance", "state": refund.state,
             "amount": plain_amount(refund.amount_minor), "automatic": refund.automatic,
-            "created_at": _time(refund.created_at),
+            "created_at": utc_timestamp(refund.created_at),
         } for refund in order.refunds],
     }
 

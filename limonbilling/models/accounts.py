@@ -8,7 +8,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -26,6 +25,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..clock import now
 from ..extensions import db
 from .choices import AccountType, DepartmentSource, Language, PackageType, Permission
+from .columns import UtcDateTime
 
 
 @cache
@@ -59,7 +59,7 @@ class SignInMixin:
     # Two-factor sign-in (TOTP): the secret while enrolling or enrolled, the time enrolment was
     # confirmed, and the hashes of the one-time recovery codes not used yet.
     totp_secret: Mapped[str | None] = mapped_column(String(64))
-    totp_enabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     recovery_code_hashes: Mapped[list | None] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
     totp_last_step: Mapped[int | None] = mapped_column(Integer)  # a code works once: steps up to this are spent
 
@@ -98,7 +98,7 @@ class Agent(SignInMixin, UserMixin, db.Model):
     can_support: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     language: Mapped[str | None] = mapped_column(String(5))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
     kind = "agent"
 
@@ -162,12 +162,12 @@ class Customer(SignInMixin, UserMixin, db.Model):
     language: Mapped[str | None] = mapped_column(String(5))
     package_type: Mapped[str | None] = mapped_column(String(12))
     credits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    email_verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Warn by e-mail when credits fall below this; None uses the global setting.
     low_credit_threshold: Mapped[int | None] = mapped_column(Integer)
     identity_verified: Mapped[bool] = mapped_column(Boolean, default=False)
-    identity_verified_at: Mapped[datetime | None] = mapped_column(DateTime)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now, index=True)
+    identity_verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, index=True)
 
     departments: Mapped[list["CustomerDepartment"]] = relationship(
         back_populates="customer", cascade="all, delete-orphan"
@@ -210,7 +210,7 @@ class CustomerDepartment(db.Model):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
     source: Mapped[str] = mapped_column(String(10))
-    enabled_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    enabled_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
     customer: Mapped[Customer] = relationship(back_populates="departments")
     department: Mapped["Department"] = relationship()  # noqa: F821
@@ -223,7 +223,7 @@ class CustomerNote(db.Model):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
     body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
     customer: Mapped[Customer] = relationship(back_populates="notes")
     agent: Mapped[Agent | None] = relationship()

@@ -1,7 +1,7 @@
 """What customers are entitled to: grants of packages, subscription periods, the credit ledger, usage."""
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
@@ -16,6 +16,7 @@ from .choices import (
     PackageType,
     RequestKind,
 )
+from .columns import UtcDateTime
 
 
 class Grant(db.Model):
@@ -34,8 +35,8 @@ class Grant(db.Model):
     kind: Mapped[str] = mapped_column(String(10))
     snapshot: Mapped[dict] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(String(80))  # e.g. "order 4829103744", "api", "demo"
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     end_reason: Mapped[str | None] = mapped_column(String(20))
     # The order that sold it; an order may give several over time (accepted, revoked, paid and accepted again).
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"), index=True)
@@ -65,9 +66,9 @@ class SubscriptionPeriod(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     grant_id: Mapped[int] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), unique=True)
-    starts_at: Mapped[datetime] = mapped_column(DateTime)
-    ends_at: Mapped[datetime] = mapped_column(DateTime)
-    cut_at: Mapped[datetime | None] = mapped_column(DateTime)
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    cut_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     grant: Mapped[Grant] = relationship(back_populates="period")
 
@@ -107,7 +108,7 @@ class LedgerEntry(db.Model):
     # Why the system wrote the row, worded when read in the reader's language (labels.ledger_reason)
     reason_code: Mapped[str | None] = mapped_column(String(40))
     reason_args: Mapped[dict | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
     usage: Mapped["Usage | None"] = relationship()
     grant: Mapped[Grant | None] = relationship()
@@ -136,7 +137,7 @@ class Usage(db.Model):
     cost: Mapped[int] = mapped_column(Integer)
     covered_by: Mapped[str] = mapped_column(String(12))
     credits_after: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
     department = relationship("Department")
 
@@ -158,11 +159,11 @@ class CancellationRequest(db.Model):
     timing: Mapped[str] = mapped_column(String(10))
     reason: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(10), default="pending")
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
-    decided_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
     decision_note: Mapped[str | None] = mapped_column(Text)
-    ends_at: Mapped[datetime | None] = mapped_column(DateTime)  # when the approved end takes effect
+    ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # when the approved end takes effect
 
     customer = relationship("Customer")
     decided_by = relationship("Agent")

@@ -1,12 +1,13 @@
 """The help-desk side (domain.md §10): tickets and chats, both conversations in a department."""
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
 from ..extensions import db
 from .choices import ConversationStatus, MessageAuthor, RequestKind
+from .columns import UtcDateTime
 
 
 class Conversation(db.Model):
@@ -27,8 +28,8 @@ class Conversation(db.Model):
     subject: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(10), default="open")
     usage_id: Mapped[int | None] = mapped_column(ForeignKey("usages.id", ondelete="SET NULL"), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
     customer = relationship("Customer")
     department = relationship("Department")
@@ -52,6 +53,6 @@ class Message(db.Model):
     author_id: Mapped[int | None] = mapped_column(Integer)
     author_name: Mapped[str] = mapped_column(String(220))
     body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")

@@ -1,12 +1,13 @@
 """The notification outbox: every e-mail and SMS is a row first, written with the event that causes it."""
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import now
 from ..extensions import db
 from .choices import NotificationChannel, NotificationState
+from .columns import UtcDateTime
 
 
 class Notification(db.Model):
@@ -44,12 +45,12 @@ class Notification(db.Model):
     order_number: Mapped[str | None] = mapped_column(String(10), index=True)  # kept when the order is deleted
     state: Mapped[str] = mapped_column(String(8), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     claim_token: Mapped[str | None] = mapped_column(String(32))
-    claimed_until: Mapped[datetime | None] = mapped_column(DateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # A webhook delivery (channel `webhook`, body_text the signed JSON): its endpoint, and the last answer.
     webhook_id: Mapped[int | None] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
     response_code: Mapped[int | None] = mapped_column(Integer)

@@ -8,7 +8,6 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..clock import now
 from ..extensions import db
 from .choices import Currency, OrderKind, PromoKind, RefundOperation
+from .columns import UtcDateTime
 from .lifecycle import (
     ORDER_MOVES,
     REFUNDS_HOLDING_MONEY,
@@ -64,7 +64,7 @@ class Order(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(10), unique=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="RESTRICT"))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     customer_was_new: Mapped[bool] = mapped_column(Boolean, default=False)
     kind: Mapped[str] = mapped_column(String(10))
     package_id: Mapped[int | None] = mapped_column(ForeignKey("packages.id", ondelete="SET NULL"), index=True)
@@ -90,12 +90,12 @@ class Order(db.Model):
     fraud_checks: Mapped[list] = mapped_column(JSON, default=list)  # [{"rule", "points", "args"}]: fraud.describe
     ip: Mapped[str | None] = mapped_column(String(45))
     notes: Mapped[str | None] = mapped_column(Text)  # internal: agents only
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
-    paid_at: Mapped[datetime | None] = mapped_column(DateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Money the bank took that could not be returned by itself: agents must act (see the order page).
     attention: Mapped[str | None] = mapped_column(Text)
     # Bank transfer: the customer's activation request (domain.md §6)
-    activation_requested_at: Mapped[datetime | None] = mapped_column(DateTime)
+    activation_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     contact_email: Mapped[str | None] = mapped_column(String(254))
     contact_phone: Mapped[str | None] = mapped_column(String(20))
     customer_note: Mapped[str | None] = mapped_column(Text)
@@ -288,9 +288,9 @@ class Payment(db.Model):
     vat_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     vat_rate_percent: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
-    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     received_on: Mapped[date | None] = mapped_column(Date)  # bank transfer: the day the money arrived
     reason: Mapped[str | None] = mapped_column(Text)  # manual payment or free grant: the agent's words
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
@@ -367,9 +367,9 @@ class Refund(db.Model):
     closes_order: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str | None] = mapped_column(Text)
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
-    done_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     answer: Mapped[str | None] = mapped_column(Text)  # the bank's words, or what we found out
     proc_return_code: Mapped[str | None] = mapped_column(String(8))
     trans_id: Mapped[str | None] = mapped_column(String(64))
@@ -427,13 +427,13 @@ class PromoCode(db.Model):
     kind: Mapped[str] = mapped_column(String(8))
     value: Mapped[int] = mapped_column(BigInteger)  # percent (1–100) or minor units
     currency: Mapped[str | None] = mapped_column(String(3))  # for fixed amounts
-    valid_from: Mapped[datetime | None] = mapped_column(DateTime)
-    valid_until: Mapped[datetime | None] = mapped_column(DateTime)
+    valid_from: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    valid_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     max_uses: Mapped[int | None] = mapped_column(Integer)
     uses: Mapped[int] = mapped_column(Integer, default=0)
     package_ids: Mapped[list] = mapped_column(JSON, default=list)  # empty: every package
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
 
 class OrderStatus(db.Model):

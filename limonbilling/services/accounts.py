@@ -143,7 +143,7 @@ def user_for_reset(token: str, kind: str) -> Agent | Customer:
     longest = max(config["PASSWORD_RESET_MAX_AGE"], config["EMAIL_VERIFICATION_MAX_AGE"])
     data, signed_at = tokens.load(token, "reset-password", longest, with_timestamp=True)
     max_age = config["EMAIL_VERIFICATION_MAX_AGE"] if data.get("w") else config["PASSWORD_RESET_MAX_AGE"]
-    if (now() - signed_at.replace(tzinfo=None)).total_seconds() > max_age:
+    if (now() - signed_at).total_seconds() > max_age:
         raise ServiceError("link_expired", _("This link has expired; ask for a new one."))
     model = {"agent": Agent, "customer": Customer}.get(data.get("k")) if data.get("k") == kind else None
     user = db.session.get(model, data.get("id")) if model is not None else None

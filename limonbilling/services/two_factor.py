@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pyotp
 from flask_babel import gettext as _
@@ -79,7 +79,7 @@ def check_code(user: Account, code: str) -> bool:
     if not user.totp_secret or not re.fullmatch(r"[0-9]{6}", code):
         return False
     totp = pyotp.TOTP(user.totp_secret)
-    current = totp.timecode(now().replace(tzinfo=UTC))  # a naive datetime would be read as local time
+    current = totp.timecode(now())
     for step in range(current - VALID_WINDOW, current + VALID_WINDOW + 1):
         if (user.totp_last_step is None or step > user.totp_last_step) and strings_equal(code, totp.generate_otp(step)):
             user.totp_last_step = step

@@ -18,7 +18,6 @@ import ipaddress
 import json
 import secrets
 import socket
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import requests
@@ -28,6 +27,7 @@ from sqlalchemy import delete, select
 
 from ..clock import now
 from ..extensions import db
+from ..formatting import utc_timestamp
 from ..models import Customer, LedgerEntry, Notification, Order, Refund, Webhook, WebhookEvent
 from . import ServiceError, ValidationFailed, audit, holdings, ledger
 
@@ -48,10 +48,6 @@ class Undelivered(Exception):
 
 
 # --- what each event says ---------------------------------------------------------------------------
-
-def _time(moment: datetime | None) -> str | None:
-    return moment.isoformat(timespec="seconds") + "Z" if moment else None
-
 
 def _customer(customer_id: int) -> dict:
     customer = db.session.get(Customer, customer_id)
@@ -78,7 +74,7 @@ def _entitlement(customer: Customer, change: str) -> dict:
     expiry = holdings.subscription_expiry(customer) if customer.package_type == "subscription" else None
     return {"customer": _customer(customer.id), "change": change, "entitlement": {
         "package_type": customer.package_type, "credits": customer.credits,
-        "subscription_expires_at": _time(expiry)}}
+        "subscription_expires_at": utc_timestamp(expiry)}}
 
 
 def _credits_low(customer: Customer, entry: LedgerEntry) -> dict:
@@ -119,7 +115,7 @@ def emit(event: str, **subjects) -> int:
 def _queue(event: str, data: dict, endpoints: list[Webhook]) -> None:
     """One event id and body for all endpoints (a receiver may de-duplicate by id), one outbox row each."""
     event_id = "evt_" + secrets.token_hex(12)
-    body = json.dumps({"id": event_id, "type": event, "created_at": _time(now()), "data": data},
+    body = json.dumps({"id": event_id, "type": event, "created_at": utc_timestamp(now()), "data": data},
                       separators=(",", ":"))
     for endpoint in endpoints:
         db.session.add(Notification(
@@ -158,7 +154,7 @@ def deliver(message) -> dict:
     if refused:
         raise Undelivered(refused)
     body = message.body_text.encode()
-    timestamp = int(now().replace(tzinfo=UTC).timestamp())
+    timestamp = int(now().timestamp())
     headers = {"Content-Type": "application/json", "User-Agent": "LimonBilling-Webhooks/1",
                SIGNATURE_HEADER: signature(endpoint.secret, timestamp, body)}
     try:

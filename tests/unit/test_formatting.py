@@ -1,5 +1,5 @@
 """Money and dates in the page's language (issue 6): ₺1.250,00 in Turkish, TRY 1,250.00 in English."""
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from flask_babel import force_locale
@@ -24,7 +24,7 @@ def test_money_in_each_language(app, language, minor, currency, shown):
 
 
 def test_dates_in_each_language_and_in_istanbul_time(app):
-    moment = datetime(2026, 3, 12, 21, 30)  # UTC: already the 13th in Istanbul (UTC+3)
+    moment = datetime(2026, 3, 12, 21, 30, tzinfo=UTC)  # UTC: already the 13th in Istanbul (UTC+3)
     render = app.jinja_env.from_string("{{ moment | date('long') }}")
     with app.test_request_context():
         with force_locale("en"):

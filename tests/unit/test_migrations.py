@@ -4,7 +4,7 @@ The test databases are made with `db.create_all()` for speed; this proves a
 real install (`flask db upgrade`, as `make run` does) ends up the same.
 """
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -139,6 +139,31 @@ def test_upgrade_to_0013_moves_promo_days_to_istanbul_and_back(empty_database):
         march, _odd = stored()
         assert (march.valid_from, march.valid_until) == (datetime(2026, 3, 5), datetime(2026, 3, 31, 23, 59, 59,
                                                                                         999999))
+        db.engine.dispose()
+
+
+def test_upgrade_to_0018_keeps_every_moment_in_utc_whatever_the_session_zone(empty_database):
+    """A naive timestamp held UTC; after 0018 the same moment reads back aware in UTC, even when the database's
+    own zone is Istanbul's (PostgreSQL would otherwise read the old value as Istanbul time, three hours off)."""
+    from limonbilling.models import Package
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": empty_database})
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER DATABASE {db.engine.url.database} SET timezone TO 'Europe/Istanbul'"))
+            db.engine.dispose()
+        upgrade(revision="0017")
+        with db.engine.begin() as conn:
+            _insert(conn, "packages", name="Gold", type="credit", price_minor=100, credits=5, currency="TRY",
+                    created_at=datetime(2026, 3, 1, 9, 0))
+        upgrade(revision="0018")
+        assert db.session.scalar(sa.select(Package.created_at)) == datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+        db.session.remove()
+        downgrade(revision="0017")
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT created_at FROM packages")).scalar() in (
+                datetime(2026, 3, 1, 9, 0), "2026-03-01 09:00:00.000000")
         db.engine.dispose()
 
 
