@@ -11,7 +11,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from limonbilling.extensions import db
 from limonbilling.models import Customer, Order
-from limonbilling.services import ServiceError, entitlements, holdings, ledger, orders
+from limonbilling.services import ServiceError, entitlements, holdings, ledger, order_actions, placement
 
 from ..factories import make_customer, make_department, make_package
 from ..payment_support import AGENT
@@ -53,7 +53,7 @@ def test_the_rules_hold_whatever_happens(app, clock):
         def buy(self, index):
             from limonbilling.models import Package
 
-            self._attempt(orders.create_order, self._customer(), db.session.get(Package, package_ids[index]),
+            self._attempt(placement.place_agent_order, self._customer(), db.session.get(Package, package_ids[index]),
                           payment_method="manual", actor=AGENT)
 
         @rule(department=st.sampled_from(departments), kind=st.sampled_from(["ticket", "chat"]))
@@ -80,7 +80,7 @@ def test_the_rules_hold_whatever_happens(app, clock):
             mine = list(db.session.scalars(db.select(Order).where(
                 Order.customer_id == self.customer_id, Order.status != "cancelled").order_by(Order.id)))
             if mine:
-                self._attempt(orders.cancel_order, data.draw(st.sampled_from(mine)), AGENT)
+                self._attempt(order_actions.cancel_order, data.draw(st.sampled_from(mine)), AGENT)
 
         @rule(credits=st.integers(-20, 20).filter(bool))
         def adjust(self, credits):

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from limonbilling.extensions import db
 from limonbilling.models import Notification, RefundDestination, Webhook, WebhookEvent
-from limonbilling.services import ValidationFailed, entitlements, ledger, orders, refunds, webhooks
+from limonbilling.services import ValidationFailed, entitlements, ledger, placement, refunds, webhooks
 
 from ..factories import activate, make_customer, make_department, make_package
 from ..payment_support import AGENT
@@ -54,7 +54,7 @@ def test_the_signature_is_hmac_sha256_of_time_dot_body():
 def test_a_manual_order_tells_paid_and_status_and_entitlement_once_each(app, clock):
     hook()
     customer = make_customer()
-    order = orders.create_order(customer, make_package("credit", credits=10, price="150.00"),
+    order = placement.place_agent_order(customer, make_package("credit", credits=10, price="150.00"),
                                 payment_method="manual", actor=AGENT)
     db.session.commit()
     assert sorted(event["type"] for event in events()) == ["entitlement.changed", "order.paid",
@@ -79,7 +79,7 @@ def test_a_manual_order_tells_paid_and_status_and_entitlement_once_each(app, clo
 
 def test_cancel_and_refund_to_the_balance(app):
     hook("order.refunded", "order.status_changed", "entitlement.changed")
-    order = orders.create_order(make_customer(), make_package("subscription", days=30, price="100.00"),
+    order = placement.place_agent_order(make_customer(), make_package("subscription", days=30, price="100.00"),
                                 payment_method="manual", actor=AGENT)
     db.session.commit()
     before = len(deliveries())
