@@ -77,7 +77,7 @@ def show_errors(form: FlaskForm, error: ValidationFailed) -> None:
         target.extend(messages)
 
 
-def run_service(form: FlaskForm, action, *args, **kwargs) -> tuple[bool, object]:
+def run_service(form: FlaskForm, action, /, *args, **kwargs) -> tuple[bool, object]:
     """Run a service call for a submitted form that is shown again when refused: commit and return
     (True, result), or roll back, put the refusal on the form (field errors next to their fields) and
     return (False, None)."""
@@ -91,7 +91,7 @@ def run_service(form: FlaskForm, action, *args, **kwargs) -> tuple[bool, object]
     return _one_unit_of_work(on_the_form, action, args, kwargs)
 
 
-def run_action(action, *args, **kwargs) -> tuple[bool, object]:
+def run_action(action, /, *args, **kwargs) -> tuple[bool, object]:
     """Run a service call for a view that redirects whatever happens (a button that posts only its CSRF
     token, a link from an e-mail): commit and return (True, result), or roll back, flash the refusal and
     return (False, None)."""
