@@ -71,6 +71,11 @@ def change_password(user: Agent | Customer, current: str, new: str, actor: audit
     audit.record(actor, f"{user.kind}.password", user)
 
 
+def set_language(user: Agent | Customer, language: str) -> None:
+    """The account keeps the language its user chose with the language switch (pages and e-mails)."""
+    user.language = language
+
+
 def end_all_sessions(user: Agent | Customer, actor: audit.Actor) -> None:
     """"Sign out everywhere": every session of the account ends (the caller signs this one in again)."""
     user.end_sessions()
