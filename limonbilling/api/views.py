@@ -1,4 +1,7 @@
-"""API handlers: read the JSON, call one service, commit once, answer JSON. Rules live in the services."""
+"""API handlers: read the JSON, call one service, answer JSON. Rules live in the services.
+
+Every handler runs as one unit of work (`committed`, through `scope`): committed when it answers, rolled back
+when it refuses, with the refusal in the JSON error shape."""
 from datetime import date
 from functools import wraps
 
@@ -15,7 +18,7 @@ from ..services import ServiceError, audit, customers, entitlements, ledger, ord
 from ..services import api_tokens as tokens
 from ..services import packages as catalog
 from . import bp
-from .errors import ApiError, error_response, from_service_error
+from .errors import ApiError, error_response
 from .openapi import document
 
 csrf.exempt(bp)
@@ -39,20 +42,29 @@ def scope(needed: str, *, billing: bool = False):
                 return error_response(404, "module_disabled", "The Paid VIP Support System is switched off.")
             g.api_token = token
             try:
-                response = view(*args, **kwargs)
+                return committed(view, *args, **kwargs)  # also keeps the token's last use
             except ApiError as error:
-                db.session.rollback()
-                return error_response(error.status, error.code, error.message, **error.details)
-            except ServiceError as error:
-                db.session.rollback()
-                return from_service_error(error)
-            db.session.commit()  # also keeps the token's last use
-            return response
+                return error.response()
 
         wrapper.api_scope = needed
         return wrapper
 
     return decorate
+
+
+def committed(action, /, *args, **kwargs):
+    """The API's one way to change data: run `action` and commit; a refusal (a ServiceError, or an ApiError
+    for a bad request) rolls back and is raised as an ApiError, which `scope` answers as JSON."""
+    try:
+        result = action(*args, **kwargs)
+    except ApiError:
+        db.session.rollback()
+        raise
+    except ServiceError as error:
+        db.session.rollback()
+        raise ApiError.refusal(error) from error
+    db.session.commit()
+    return result
 
 
 def _actor() -> audit.Actor:
@@ -344,8 +356,8 @@ def refund_order(number: str):
     if errors:
         raise ApiError(422, "validation_failed", "Some fields are not valid.", fields=errors)
     destination = RefundDestination.BALANCE if to == "balance" else RefundDestination.CARD
-    refunds.start(order, to=destination, actor=_actor(), amount_minor=amount)
-    db.session.commit()  # recorded before the bank is asked: a crash or timeout cannot refund twice
+    # Recorded and committed before the bank is asked: a crash or timeout cannot refund twice.
+    committed(refunds.start, order, to=destination, actor=_actor(), amount_minor=amount)
     outcome = "refunded"
     if destination == RefundDestination.CARD:
         outcome = refunds.send(order, gateways.gateway(), _actor())
