@@ -97,8 +97,10 @@ def run_action(action, /, *args, **kwargs) -> tuple[bool, object]:
     return (False, None)."""
 
     def flashed(error: ServiceError) -> None:
-        messages = [m for ms in error.errors.values() for m in ms] if isinstance(error, ValidationFailed) \
-            else [error.message]
+        if isinstance(error, ValidationFailed):
+            messages = [message for field_messages in error.errors.values() for message in field_messages]
+        else:
+            messages = [error.message]
         for message in messages:
             flash(message, "danger")
 
