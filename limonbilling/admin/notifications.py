@@ -6,11 +6,11 @@ from sqlalchemy import or_, select
 from .. import security
 from ..auth import current_actor, current_agent, requires
 from ..extensions import db
-from ..forms import ButtonForm, run_service
+from ..forms import ButtonForm, run_action, run_service
 from ..models import Notification, NotificationChannel, NotificationState
 from ..pagination import keyset_page
 from ..search import contains
-from ..services import ServiceError, outbox, settings
+from ..services import outbox, settings
 from ..services.messaging import save_settings, send_test_email, send_test_sms, sms_configured, smtp_configured
 from ..transports import DeliveryError
 from . import bp
@@ -47,7 +47,7 @@ def notification_list():
 @bp.route("/notifications/<int:notification_id>")
 @requires("settings")
 def notification_detail(notification_id: int):
-    notification = db.session.get(Notification, notification_id) or abort(404)
+    notification = db.get_or_404(Notification, notification_id)
     return render_template("admin/notification_detail.html", notification=notification, retry_form=ButtonForm())
 
 
@@ -55,7 +55,7 @@ def notification_detail(notification_id: int):
 @requires("settings")
 def notification_preview(notification_id: int):
     """The mail's HTML alone, framed by the detail page: its inline styles are allowed here, scripts never."""
-    notification = db.session.get(Notification, notification_id) or abort(404)
+    notification = db.get_or_404(Notification, notification_id)
     if notification.sensitive or not notification.body_html:
         abort(404)
     response = make_response(notification.body_html)
@@ -69,15 +69,9 @@ def notification_preview(notification_id: int):
 @bp.route("/notifications/<int:notification_id>/retry", methods=["POST"])
 @requires("settings")
 def notification_retry(notification_id: int):
-    notification = db.session.get(Notification, notification_id) or abort(404)
+    notification = db.get_or_404(Notification, notification_id)
     if ButtonForm().validate_on_submit():
-        try:
-            outbox.retry(notification, current_actor())
-        except ServiceError as error:
-            db.session.rollback()
-            flash(error.message, "danger")
-        else:
-            db.session.commit()
+        if run_action(outbox.retry, notification, current_actor())[0]:
             flash(_("The message to %(recipient)s is queued again.", recipient=notification.recipient), "success")
     if request.form.get("back") == "list":
         return redirect(url_for("admin.notification_list", state="failed"))

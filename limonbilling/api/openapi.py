@@ -17,7 +17,7 @@ from ..models import (
     RefundState,
     RequestKind,
 )
-from ..services.orders import AGENT_PAYMENT_METHODS
+from ..services.placement import AGENT_PAYMENT_METHODS
 
 
 def _enum(choice: type[Choice], *, nullable: bool = False, excluding=(), **extra) -> dict:

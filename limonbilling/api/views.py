@@ -1,4 +1,7 @@
-"""API handlers: read the JSON, call one service, commit once, answer JSON. Rules live in the services."""
+"""API handlers: read the JSON, call one service, answer JSON. Rules live in the services.
+
+Every handler runs as one unit of work (`committed`, through `scope`): committed when it answers, rolled back
+when it refuses, with the refusal in the JSON error shape."""
 from datetime import date
 from functools import wraps
 
@@ -11,11 +14,11 @@ from ..formatting import plain_amount, utc_timestamp
 from ..labels import ledger_reason
 from ..models import MAX_RECORD_ID, Customer, Department, LedgerEntry, Order, Package, RefundDestination
 from ..payments import gateways
-from ..services import ServiceError, audit, customers, entitlements, ledger, orders, refunds, settings
+from ..services import ServiceError, audit, customers, entitlements, ledger, order_actions, placement, refunds, settings
 from ..services import api_tokens as tokens
 from ..services import packages as catalog
 from . import bp
-from .errors import ApiError, error_response, from_service_error
+from .errors import ApiError, error_response
 from .openapi import document
 
 csrf.exempt(bp)
@@ -39,20 +42,29 @@ def scope(needed: str, *, billing: bool = False):
                 return error_response(404, "module_disabled", "The Paid VIP Support System is switched off.")
             g.api_token = token
             try:
-                response = view(*args, **kwargs)
+                return committed(view, *args, **kwargs)  # also keeps the token's last use
             except ApiError as error:
-                db.session.rollback()
-                return error_response(error.status, error.code, error.message, **error.details)
-            except ServiceError as error:
-                db.session.rollback()
-                return from_service_error(error)
-            db.session.commit()  # also keeps the token's last use
-            return response
+                return error.response()
 
         wrapper.api_scope = needed
         return wrapper
 
     return decorate
+
+
+def committed(action, /, *args, **kwargs):
+    """The API's one way to change data: run `action` and commit; a refusal (a ServiceError, or an ApiError
+    for a bad request) rolls back and is raised as an ApiError, which `scope` answers as JSON."""
+    try:
+        result = action(*args, **kwargs)
+    except ApiError:
+        db.session.rollback()
+        raise
+    except ServiceError as error:
+        db.session.rollback()
+        raise ApiError.refusal(error) from error
+    db.session.commit()
+    return result
 
 
 def _actor() -> audit.Actor:
@@ -249,8 +261,8 @@ def create_order():
     for field in ("customer_id", "package_id"):
         if not isinstance(data.get(field), int) or isinstance(data.get(field), bool):
             errors[field] = ["Give the id as a whole number."]
-    if data.get("payment_method") not in orders.AGENT_PAYMENT_METHODS:
-        errors["payment_method"] = ["Use one of: " + ", ".join(orders.AGENT_PAYMENT_METHODS) + "."]
+    if data.get("payment_method") not in placement.AGENT_PAYMENT_METHODS:
+        errors["payment_method"] = ["Use one of: " + ", ".join(placement.AGENT_PAYMENT_METHODS) + "."]
     for field in ("send_confirmation", "send_invoice"):
         if not isinstance(data.get(field, False), bool):
             errors[field] = ["Use true or false."]
@@ -265,7 +277,7 @@ def create_order():
             errors["price_override"] = [str(error)]
     if errors:
         raise ApiError(422, "validation_failed", "Some fields are not valid.", fields=errors)
-    order = orders.create_order(
+    order = placement.place_agent_order(
         _get(Customer, data["customer_id"], "customer"), _get(Package, data["package_id"], "package"),
         payment_method=data["payment_method"], actor=_actor(), ip=request.remote_addr,
         promo_code=data.get("promo_code"), price_override_minor=override,
@@ -280,7 +292,8 @@ def get_order(number: str):
     return jsonify(_order_json(_order(number)))
 
 
-ORDER_ACTIONS = {"cancel": orders.cancel_order, "fraud": orders.set_fraud, "pending": orders.back_to_pending}
+ORDER_ACTIONS = {"cancel": order_actions.cancel_order, "fraud": order_actions.set_fraud,
+                 "pending": order_actions.back_to_pending}
 
 
 @bp.post("/orders/<number>/accept")
@@ -304,7 +317,7 @@ def accept_order(number: str):
         errors["free_reason"] = ["Give the reason as text of 1 to 500 characters."]
     if errors:
         raise ApiError(422, "validation_failed", "Some fields are not valid.", fields=errors)
-    order = orders.accept_order(order, _actor(), received_on=received_on, free_reason=reason)
+    order = order_actions.accept_order(order, _actor(), received_on=received_on, free_reason=reason)
     return jsonify(_order_json(order))
 
 
@@ -342,8 +355,8 @@ def refund_order(number: str):
     if errors:
         raise ApiError(422, "validation_failed", "Some fields are not valid.", fields=errors)
     destination = RefundDestination.BALANCE if to == "balance" else RefundDestination.CARD
-    refunds.start(order, to=destination, actor=_actor(), amount_minor=amount)
-    db.session.commit()  # recorded before the bank is asked: a crash or timeout cannot refund twice
+    # Recorded and committed before the bank is asked: a crash or timeout cannot refund twice.
+    committed(refunds.start, order, to=destination, actor=_actor(), amount_minor=amount)
     outcome = "refunded"
     if destination == RefundDestination.CARD:
         outcome = refunds.send(order, gateways.gateway(), _actor())

@@ -71,6 +71,11 @@ def change_password(user: Agent | Customer, current: str, new: str, actor: audit
     audit.record(actor, f"{user.kind}.password", user)
 
 
+def set_language(user: Agent | Customer, language: str) -> None:
+    """The account keeps the language its user chose with the language switch (pages and e-mails)."""
+    user.language = language
+
+
 def end_all_sessions(user: Agent | Customer, actor: audit.Actor) -> None:
     """"Sign out everywhere": every session of the account ends (the caller signs this one in again)."""
     user.end_sessions()
@@ -173,8 +178,8 @@ def request_password_reset(kind: str, email: str) -> None:
 
 
 def require_owner(actor: audit.Actor) -> None:
-    """Only an owner (or the installation itself, from the CLI) creates agents, changes what they may do, or
-    makes API tokens (which act with billing and customer rights).
+    """Only an owner (or the installation itself, from the CLI) creates agents, changes what they may do,
+    makes API tokens (which act with billing and customer rights) or requires two-factor sign-in of agents.
 
     The acting agent is read from the database: an actor that only claims to be an owner is not one.
     """
@@ -182,8 +187,8 @@ def require_owner(actor: audit.Actor) -> None:
         return
     agent = db.session.get(Agent, actor.id) if actor.type == "agent" and actor.id is not None else None
     if agent is None or not (agent.is_owner and agent.active):
-        raise ServiceError("owner_only", _("Only an owner can do this: create agents, change their permissions "
-                                           "or make API tokens."))
+        raise ServiceError("owner_only", _("Only an owner can do this: create agents, change their permissions, "
+                                           "make API tokens or require two-factor sign-in."))
 
 
 def create_agent(

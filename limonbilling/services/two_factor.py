@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from ..clock import now
 from ..extensions import db
 from ..models import Agent, AuditEntry, Customer
-from . import ServiceError, ValidationFailed, audit, settings
+from . import ServiceError, ValidationFailed, accounts, audit, settings
 
 VALID_WINDOW = 1  # steps accepted either side of the current one
 RECOVERY_CODES = 10
@@ -35,6 +35,12 @@ Account = Agent | Customer
 def required_for(user: Account) -> bool:
     """The owner's rule (setting `require_two_factor_agents`): every agent signs in with a second factor."""
     return user.kind == "agent" and bool(settings.get("require_two_factor_agents"))
+
+
+def require_for_agents(required: bool, actor: audit.Actor) -> None:
+    """Make the owner's rule (see required_for), or lift it: only an owner may (accounts.require_owner)."""
+    accounts.require_owner(actor)
+    settings.update({"require_two_factor_agents": required}, actor)
 
 
 def start_enrolment(user: Account) -> str:

@@ -297,6 +297,8 @@ def test_order_actions_and_refund_to_balance(client, auth, world):
     assert refunded.status_code == 200
     assert (refunded.json["status"], refunded.json["payment_status"], refunded.json["refund"]) == (
         "cancelled", "refunded", "refunded")
+    again = client.post(f"/api/v1/orders/{number}/refund", headers=auth)  # refused in its first step
+    assert again.status_code == 409 and again.json["error"]["code"] == "nothing_to_refund"
     db.session.expire_all()
     from limonbilling.services import balance
 
