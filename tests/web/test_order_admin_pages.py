@@ -197,13 +197,13 @@ def test_order_and_customer_lists_sort_oldest_first_across_pages(app, client):
         assert url is None or "sort=oldest" in url
     assert seen == [customer.email for customer in made]
 
-    from limonbilling.services import orders as order_service
+    from limonbilling.services import placement
 
     from ..factories import make_package
     from ..payment_support import AGENT
 
-    placed = [order_service.create_order(customer, make_package("credit"), payment_method="manual", actor=AGENT).number
-              for customer in made[:3]]
+    placed = [placement.place_agent_order(customer, make_package("credit"), payment_method="manual",
+                                          actor=AGENT).number for customer in made[:3]]
     db.session.commit()
     sign_in(client, make_agent("billing"))
     oldest = client.get("/admin/billing/orders?sort=oldest").get_data(as_text=True)
