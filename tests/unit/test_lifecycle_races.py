@@ -55,7 +55,6 @@ from limonbilling.services import (
     refunds,
     settings,
 )
-from limonbilling.services import orders as order_service
 
 from ..factories import make_customer, make_department, make_package
 from ..http.servers import LiveServer
@@ -683,7 +682,7 @@ class Interleaving:
 
 def test_11_bulk_status_changes_over_the_same_orders_in_another_order_do_not_deadlock(worker, support, monkeypatch):
     first, second = bank_transfer_order(support), bank_transfer_order(support)
-    Interleaving(monkeypatch).pause_after(order_service, "lock_order")
+    Interleaving(monkeypatch).pause_after(order_actions, "lock_order")
     ids = [first.order_id, second.order_id]
     outcomes = race(worker, [_bulk(ids, "cancelled", label="forward"),
                              _bulk(ids, "cancelled", reverse=True, label="backward")])
@@ -710,7 +709,7 @@ def test_approving_a_cancellation_with_refunds_while_the_renewal_is_cancelled_do
 
     interleaving = Interleaving(monkeypatch)
     interleaving.pause_after(ledger, "lock_customer", role="approve")
-    interleaving.pause_after(order_service, "lock_order", role="cancel")
+    interleaving.pause_after(order_actions, "lock_order", role="cancel")
 
     def approve():
         request = db.session.get(CancellationRequest, request_id)
