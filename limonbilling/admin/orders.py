@@ -33,11 +33,11 @@ from ..services import (
     balance,
     card_payments,
     customers,
-    entitlements,
     order_actions,
     order_statuses,
     packages,
     placement,
+    purchase_rules,
     refunds,
     reports,
 )
@@ -297,4 +297,4 @@ def _previews(customer: Customer) -> dict:
     """What buying each package would do for this customer now (allowed or why not)."""
     offered = packages.list_packages()
     return {package.id: preview for package, preview in zip(
-        offered, entitlements.preview_purchases(customer, offered, allow_off_sale=True), strict=True)}
+        offered, purchase_rules.preview_purchases(customer, offered, allow_off_sale=True), strict=True)}

@@ -14,7 +14,18 @@ from ..formatting import plain_amount, utc_timestamp
 from ..labels import ledger_reason
 from ..models import MAX_RECORD_ID, Customer, Department, LedgerEntry, Order, Package, RefundDestination
 from ..payments import gateways
-from ..services import ServiceError, audit, customers, entitlements, ledger, order_actions, placement, refunds, settings
+from ..services import (
+    ServiceError,
+    audit,
+    charging,
+    customers,
+    entitlements,
+    ledger,
+    order_actions,
+    placement,
+    refunds,
+    settings,
+)
 from ..services import api_tokens as tokens
 from ..services import packages as catalog
 from . import bp
@@ -211,8 +222,8 @@ def usage():
         if not 0 < data[field] <= MAX_RECORD_ID:
             raise ApiError(404, "not_found", f"No {name} with id {data[field]}.")
     try:
-        result = entitlements.charge_usage(data["customer_id"], data["department_id"], data["kind"], reference.strip())
-    except entitlements.NotFound as missing:
+        result = charging.charge_usage(data["customer_id"], data["department_id"], data["kind"], reference.strip())
+    except charging.NotFound as missing:
         raise ApiError(404, "not_found", str(missing)) from None
     body = {"charged": result.charged, "credits": result.credits, "covered_by": result.covered_by,
             "usage_id": result.usage_id, "repeated": result.repeated}

@@ -23,10 +23,10 @@ from ..services import (
     balance,
     bank_transfer,
     card_payments,
-    entitlements,
     order_actions,
     orders,
     placement,
+    purchase_rules,
     refunds,
 )
 from . import bp
@@ -76,7 +76,7 @@ def _to_bank(order: Order, bank_form: tuple[str, dict]):
 def _checkout_page(package: Package, form: CheckoutForm, promo_code: str | None, status: int = 200):
     """The checkout page: what the purchase does, the price with any promo code, and the ways to pay."""
     customer = current_customer()
-    preview = entitlements.preview_purchase(customer, package)
+    preview = purchase_rules.preview_purchase(customer, package)
     promo_form = PromoCodeForm(data={"promo": promo_code or ""})
     ok, price = run_service(promo_form, placement.quote, package, promo_code)
     if ok:
@@ -96,7 +96,7 @@ def _checkout_page(package: Package, form: CheckoutForm, promo_code: str | None,
 
 def _forfeit_confirmed(package: Package, form: CheckoutForm) -> bool:
     """A purchase that forfeits credits or a subscription (rule 4) needs the box ticked."""
-    preview = entitlements.preview_purchase(current_customer(), package)
+    preview = purchase_rules.preview_purchase(current_customer(), package)
     if preview.forfeits_something and not form.accept_forfeit.data:
         form.accept_forfeit.errors = [_("Tick the box to confirm what you give up.")]
         return False

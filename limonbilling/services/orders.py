@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Customer, Order, OrderState, PaymentMethod
-from . import ServiceError, audit, entitlements, notifications, settings
+from . import ServiceError, audit, entitlements, notifications, purchase_rules, settings
 from .lifecycle import settle
 
 
@@ -37,10 +37,10 @@ def activate_order(order: Order, actor: audit.Actor) -> bool:
     customer = db.session.get(Customer, order.customer_id)
     try:
         grant = entitlements.activate_package(
-            customer, entitlements.Offer.sold(order.package_snapshot), source=f"order {order.number}",
+            customer, purchase_rules.Offer.sold(order.package_snapshot), source=f"order {order.number}",
             actor=actor, for_order=order,
         )
-    except entitlements.PurchaseRefused as refused:
+    except purchase_rules.PurchaseRefused as refused:
         note = _("Activation refused: %(reason)s", reason=refused.message)
         order.notes = f"{order.notes}\n{note}" if order.notes else note
         audit.record(actor, "order.activation_refused", order, reason=refused.code)

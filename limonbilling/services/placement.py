@@ -19,13 +19,13 @@ from ..models import Agent, Customer, MoneyState, Order, OrderState, Package, Pa
 from . import (
     ServiceError,
     audit,
-    entitlements,
     fraud,
     invoices,
     ledger,
     notifications,
     payments,
     promo_codes,
+    purchase_rules,
     settings,
 )
 from .lifecycle import move_order, settle
@@ -131,9 +131,9 @@ def _new_order(customer: Customer, package: Package, *, payment_method: str, act
     """Lock the customer, check the purchase rules, price the package and write the Pending order (with its
     invoice); returns it with the locked customer."""
     customer = ledger.lock_customer(customer.id)
-    preview = entitlements.preview_purchase(customer, package)
+    preview = purchase_rules.preview_purchase(customer, package)
     if not preview.allowed:
-        raise entitlements.PurchaseRefused(preview)
+        raise purchase_rules.PurchaseRefused(preview)
     moment = now()
     has_orders = db.session.scalar(select(Order.id).where(Order.customer_id == customer.id).limit(1)) is not None
     price = quote(package, promo_code, price_override_minor)

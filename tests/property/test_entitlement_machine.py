@@ -11,7 +11,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from limonbilling.extensions import db
 from limonbilling.models import Customer, Order
-from limonbilling.services import ServiceError, entitlements, holdings, ledger, order_actions, placement
+from limonbilling.services import ServiceError, charging, holdings, ledger, order_actions, placement
 
 from ..factories import make_customer, make_department, make_package
 from ..payment_support import AGENT
@@ -60,7 +60,7 @@ def test_the_rules_hold_whatever_happens(app, clock):
         def open_something_new(self, department, kind):
             self.counter += 1
             reference = f"{self.customer_id}-{self.counter}"
-            result = self._attempt(entitlements.charge_usage, self.customer_id, department, kind, reference)
+            result = self._attempt(charging.charge_usage, self.customer_id, department, kind, reference)
             if result is not None:
                 self.references[reference] = (kind, department)
 
@@ -71,7 +71,7 @@ def test_the_rules_hold_whatever_happens(app, clock):
             reference = data.draw(st.sampled_from(sorted(self.references)))
             kind, department = self.references[reference]
             before = self._customer().credits
-            result = self._attempt(entitlements.charge_usage, self.customer_id, department, kind, reference)
+            result = self._attempt(charging.charge_usage, self.customer_id, department, kind, reference)
             assert result is not None and result.repeated
             assert self._customer().credits == before  # a repeat never charges
 

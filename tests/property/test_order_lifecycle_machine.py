@@ -70,11 +70,11 @@ from limonbilling.sandbox import TEST_CARD, create_simulator
 from limonbilling.services import (
     ServiceError,
     card_payments,
-    entitlements,
     ledger,
     order_actions,
     placement,
     promo_codes,
+    purchase_rules,
     refunds,
 )
 from limonbilling.services import settings as store_settings
@@ -276,7 +276,7 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 if len(self.order_ids) >= MAX_ORDERS:
                     return []
                 return [i for i, customer_id in enumerate(self.customer_ids)
-                        if entitlements.open_order(db.session.get(Customer, customer_id)) is None]
+                        if purchase_rules.open_order(db.session.get(Customer, customer_id)) is None]
 
             @precondition(lambda self: self._may_order())
             @rule(target=orders, customer=st.integers(0, 1), promo=st.booleans(),

@@ -7,7 +7,7 @@ from limonbilling.models import Notification
 from limonbilling.services import (
     ServiceError,
     accounts,
-    entitlements,
+    charging,
     helpdesk,
     ledger,
     notifications,
@@ -138,7 +138,7 @@ def test_credits_running_low_warns_once_per_crossing(app):
     activate(customer, make_package("credit", [department], credits=10))
 
     def charge(n):
-        entitlements.charge_usage(customer.id, department.id, "ticket", f"T-{n}")
+        charging.charge_usage(customer.id, department.id, "ticket", f"T-{n}")
         db.session.commit()
 
     for n in range(3):  # 10 → 8 → 6 → 4: below 5 once
@@ -160,7 +160,7 @@ def test_a_customer_threshold_wins_and_zero_switches_it_off(app):
     db.session.commit()
     activate(customer, make_package("credit", [department], credits=2))
     for n in range(2):
-        entitlements.charge_usage(customer.id, department.id, "chat", f"C-{n}")
+        charging.charge_usage(customer.id, department.id, "chat", f"C-{n}")
     db.session.commit()
     assert ledger.low_credit_threshold(customer.low_credit_threshold) == 0
     assert queued(event="credits_low") == []

@@ -14,12 +14,14 @@ from limonbilling.services import (
     balance,
     cancellations,
     card_payments,
+    charging,
     entitlements,
     holdings,
     order_actions,
     order_statuses,
     placement,
     promo_codes,
+    purchase_rules,
     settings,
 )
 from limonbilling.services.balance import InsufficientBalance
@@ -186,7 +188,7 @@ def test_refund_to_balance_takes_back_what_remains_and_credits_the_money(support
     package = make_package("credit", [support], credits=10, price="150.00")
     order = place(customer, package)
     order_actions.accept_order(order, AGENT)
-    entitlements.charge_usage(customer.id, support.id, "ticket", "T-1")
+    charging.charge_usage(customer.id, support.id, "ticket", "T-1")
     db.session.commit()
     refund_to_balance(order, AGENT)
     db.session.commit()
@@ -267,7 +269,7 @@ def test_fraud_rules_add_up_and_at_the_threshold_nothing_happens(support, clock)
     third = place(customer, big)  # three orders in an hour and a price far above the usual: 30 + 30
     assert {c["rule"] for c in third.fraud_checks} == {"many_orders", "price_above_usual"}
     assert (third.status, third.fraud_score, third.activated) == ("fraud", 60, False)
-    assert third.invoice.status == "cancelled" and entitlements.open_order(customer) is None
+    assert third.invoice.status == "cancelled" and purchase_rules.open_order(customer) is None
     settings.update({"fraud_check_enabled": False}, AGENT)
     order_actions.back_to_pending(third, AGENT)
     order_actions.cancel_unpaid_order(third, as_customer(customer))
@@ -345,7 +347,7 @@ def test_custom_statuses_count_as_a_core_status_until_an_action_sets_one(support
     order = place(customer, make_package("credit", [support]))
     order_actions.bulk_set_status([order], f"custom:{waiting.id}", AGENT)
     assert (order.status, order.custom_status_id) == ("pending", waiting.id)
-    assert entitlements.open_order(customer) == order  # still counts as pending for rule 7
+    assert purchase_rules.open_order(customer) == order  # still counts as pending for rule 7
     order_statuses.save(waiting, name="Waiting", colour="#1a7f37", counts_as="cancelled", actor=AGENT)
     db.session.refresh(order)
     assert order.status == "cancelled"

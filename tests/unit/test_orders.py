@@ -8,13 +8,16 @@ from limonbilling.services import (
     ServiceError,
     audit,
     card_payments,
+    charging,
     entitlements,
     ledger,
     order_actions,
     placement,
+    purchase_rules,
     settings,
 )
-from limonbilling.services.entitlements import PurchaseRefused, charge_usage
+from limonbilling.services.charging import charge_usage
+from limonbilling.services.purchase_rules import PurchaseRefused
 
 from ..factories import make_customer, make_department, make_package
 from ..payment_support import AGENT, BANK, as_customer, bank_answer, card_order, refund_to_balance
@@ -37,7 +40,7 @@ def test_one_open_order_at_a_time(gateway, support, clock):
     first = placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer))
     db.session.commit()
     assert first.customer_was_new and first.kind == "new" and first.status == "pending"
-    preview = entitlements.preview_purchase(customer, package)
+    preview = purchase_rules.preview_purchase(customer, package)
     assert preview.reason_code == "open_order" and first.number in preview.reason
     with pytest.raises(PurchaseRefused):
         placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer))
@@ -139,7 +142,7 @@ def test_fraud_removes_a_subscription_period_and_back_to_pending_then_accept(gat
     order_actions.set_fraud(order, AGENT)
     db.session.commit()
     assert order.status == "fraud" and not entitlements.entitlement(customer).subscription_active
-    with pytest.raises(entitlements.DepartmentNotEnabled):
+    with pytest.raises(charging.DepartmentNotEnabled):
         charge_usage(customer.id, support.id, "ticket", "after-fraud")
     db.session.rollback()
     order_actions.back_to_pending(order, AGENT)

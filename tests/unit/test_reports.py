@@ -1,6 +1,6 @@
 """The dashboard's figures (services/reports.py) and the dashboard page that shows them."""
 from limonbilling.extensions import db
-from limonbilling.services import entitlements, placement, reports
+from limonbilling.services import charging, placement, reports
 
 from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
 from ..payment_support import AGENT, refund_to_balance
@@ -43,8 +43,8 @@ def test_credits_sold_and_used_by_department(app):
     web, mail = make_department("Web", credit_per_request=3), make_department("Mail", credit_per_request=1)
     customer = make_customer()
     activate(customer, make_package("credit", [web, mail], credits=20))
-    entitlements.charge_usage(customer.id, web.id, "ticket", "T-1")
-    entitlements.charge_usage(customer.id, mail.id, "chat", "C-1")
+    charging.charge_usage(customer.id, web.id, "ticket", "T-1")
+    charging.charge_usage(customer.id, mail.id, "chat", "C-1")
     db.session.commit()
     rows = {row.department: (row.sold, row.used) for row in reports.credits_by_department()}
     assert rows == {"Web": (20, 3), "Mail": (20, 1)}

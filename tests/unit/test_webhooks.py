@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from limonbilling.extensions import db
 from limonbilling.models import Notification, RefundDestination, Webhook, WebhookEvent
-from limonbilling.services import ValidationFailed, entitlements, ledger, placement, refunds, webhooks
+from limonbilling.services import ValidationFailed, charging, entitlements, ledger, placement, refunds, webhooks
 
 from ..factories import activate, make_customer, make_department, make_package
 from ..payment_support import AGENT
@@ -113,7 +113,7 @@ def test_usage_charged_once_per_reference_and_credits_low_when_crossing_the_thre
     customer = make_customer()
     activate(customer, make_package("credit", [department], credits=10))
     for reference in ("T-1", "T-2", "T-2"):  # 10 → 8 → 6, the repeat charges nothing
-        entitlements.charge_usage(customer.id, department.id, "ticket", reference)
+        charging.charge_usage(customer.id, department.id, "ticket", reference)
     db.session.commit()
     charged = of_type("usage.charged")
     assert [event["data"]["usage"]["reference"] for event in charged] == ["T-1", "T-2"]
@@ -122,8 +122,8 @@ def test_usage_charged_once_per_reference_and_credits_low_when_crossing_the_thre
         "covered_by": "credits"}
     assert charged[-1]["data"]["credits"] == 6 and of_type("credits.low") == []  # 6 is not below 5
 
-    entitlements.charge_usage(customer.id, department.id, "ticket", "T-3")  # 6 → 4: below 5
-    entitlements.charge_usage(customer.id, department.id, "ticket", "T-4")  # 4 → 2: already below
+    charging.charge_usage(customer.id, department.id, "ticket", "T-3")  # 6 → 4: below 5
+    charging.charge_usage(customer.id, department.id, "ticket", "T-4")  # 4 → 2: already below
     db.session.commit()
     low = of_type("credits.low")
     assert len(low) == 1 and low[0]["data"] == {"customer": {"id": customer.id, "email": customer.email},
