@@ -6,6 +6,7 @@ settings, or at the same one in several places, pays for one small query.
 """
 import copy
 import json
+import secrets
 from typing import Any
 
 from flask_babel import gettext as _
@@ -107,8 +108,11 @@ def _stored() -> dict[str, str]:
 
 
 @event.listens_for(Session, "after_transaction_end")
-def _forget_stored(session: Session, _transaction) -> None:
-    session.info.pop(_STORED, None)  # also after a savepoint, which may have rolled back an update
+def _forget_stored(session: Session, transaction) -> None:
+    """At the end of the transaction, and of a savepoint (it may have rolled back an update); not after each
+    flush, which runs in an inner transaction of its own and changes no setting behind our back."""
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(_STORED, None)
 
 
 def get(key: str) -> Any:
@@ -120,6 +124,27 @@ def get(key: str) -> Any:
 
 def get_all() -> dict[str, Any]:
     return {key: get(key) for key in DEFAULTS}
+
+
+_VERSION_PREFIX = "version:"  # rows beside the settings that name the state of something a process may cache
+
+
+def version(name: str) -> str | None:
+    """The version of `name` (e.g. the webhook endpoints) as this transaction sees it, read with the settings
+    (no query of its own): a process keeps a copy of what it names for as long as the version stays the same."""
+    return _stored().get(_VERSION_PREFIX + name)
+
+
+def new_version(name: str) -> None:
+    """Give `name` a new version in this transaction, so every process reads it afresh once this commits.
+
+    Random rather than counted: two transactions that change it at once still leave a version no process has
+    seen."""
+    key = _VERSION_PREFIX + name
+    row = db.session.get(Setting, key) or Setting(key=key)
+    row.value = secrets.token_hex(8)
+    db.session.add(row)
+    _stored()[key] = row.value
 
 
 # Every whole-number setting with its bounds, checked by update() whoever stores them (the forms show the same

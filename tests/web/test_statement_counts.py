@@ -1,11 +1,14 @@
-"""Pages that list packages read the customer once, not once per package: the same number of statements for
-3 packages as for 20 (each offer used to query the open order, the periods and the departments again)."""
+"""Statements that must not multiply: pages that list packages read the customer once, not once per package
+(the same number of statements for 3 packages as for 50; each offer used to query the open order, the periods
+and the departments again), and settings are read once per transaction."""
 from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import event
 
 from limonbilling.extensions import db
+from limonbilling.models import Department, Setting
+from limonbilling.services import settings
 
 from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
 
@@ -63,3 +66,21 @@ def test_placing_an_order_for_a_customer_costs_the_same_for_3_or_20_packages(app
         make_package("subscription", [web])
     db.session.commit()
     assert _statements(client, url) == few
+
+
+def test_settings_are_read_once_per_transaction_not_again_after_each_flush(app):
+    settings.get("company_name")
+    with counted() as statements:
+        db.session.add(Department(name="Web", credit_per_request=1, active=True))
+        db.session.flush()
+        assert settings.get("renewal_window_days") == 30
+    assert not any("FROM settings" in statement for statement in statements)
+
+
+def test_settings_are_read_again_after_a_savepoint_that_rolled_back(app):
+    settings.get("company_name")
+    savepoint = db.session.begin_nested()
+    db.session.add(Setting(key="renewal_window_days", value="12"))
+    settings.get("renewal_window_days")  # read inside the savepoint, with its change
+    savepoint.rollback()
+    assert settings.get("renewal_window_days") == 30
