@@ -232,14 +232,16 @@ def nestpay_callback(outcome: str):
     if not gateway.is_set_up():
         abort(404)  # never set up: no bank sends answers here
     order = card_payments.apply_card_callback(gateway, fields, bank)
+    # Read before the commit, which would expire the order and cost a new transaction to read it again.
+    number, returning = (order.number, order.refund_in_flight) if order is not None else (None, False)
     db.session.commit()
-    if order is not None and order.refund_in_flight:  # money we did not accept goes back to the card now
+    if returning:  # money we did not accept goes back to the card now
         refunds.send(order, gateway, bank)
         db.session.commit()
-    if order is None:
+    if number is None:
         current_app.logger.warning("NestPay callback for an unknown order")
         return redirect(url_for("portal.order_list"), code=303)
-    return redirect(url_for("portal.order_detail", number=order.number), code=303)
+    return redirect(url_for("portal.order_detail", number=number), code=303)
 
 
 @bp.route("/orders")

@@ -99,7 +99,9 @@ def apply_card_callback(gateway: PaymentGateway, fields: Mapping[str, str], acto
         audit.record(actor, "payment.callback_unknown", None, oid=oid, reason=decision.reason)
         return None
     order = lock_order(found.order_id)
-    payment = db.session.get(Payment, found.id)
+    # From the order's payments, which the decision reads anyway (awaiting_payment): one query, and the answer
+    # and the new state of the attempt are written in one UPDATE.
+    payment = next(attempt for attempt in order.payments if attempt.id == found.id)
     decision = gateway.decide(fields, reference=payment.oid, amount_minor=payment.amount_minor,
                               currency=payment.currency)
     if decision.reason == "bad_hash":
