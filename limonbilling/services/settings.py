@@ -96,15 +96,21 @@ DEFAULTS: dict[str, Any] = {
 SECRET_KEYS = frozenset({"nestpay_store_key", "nestpay_api_password", "smtp_password", "sms_password"})
 
 
-_STORED = "limonbilling.settings"  # key in Session.info: {key: JSON text} of this transaction
+_STORED = "limonbilling.settings"  # key in Session.info: {key: value, decoded} of this transaction
+_ROWS = select(Setting.key, Setting.value)
 
 
-def _stored() -> dict[str, str]:
+def _stored() -> dict[str, Any]:
     stored = db.session.info.get(_STORED)
     if stored is None:
-        stored = dict(db.session.execute(select(Setting.key, Setting.value)).all())
+        stored = {key: json.loads(value) for key, value in db.session.execute(_ROWS)}
         db.session.info[_STORED] = stored
     return stored
+
+
+def _copy(value: Any) -> Any:
+    """A list or dict goes out as a copy, so a caller that changes it does not change the transaction's."""
+    return copy.deepcopy(value) if isinstance(value, list | dict) else value
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -118,12 +124,12 @@ def _forget_stored(session: Session, transaction) -> None:
 def get(key: str) -> Any:
     if key not in DEFAULTS:
         raise KeyError(key)
-    value = _stored().get(key)
-    return json.loads(value) if value is not None else copy.deepcopy(DEFAULTS[key])
+    return _copy(_stored().get(key, DEFAULTS[key]))
 
 
 def get_all() -> dict[str, Any]:
-    return {key: get(key) for key in DEFAULTS}
+    stored = _stored()
+    return {key: _copy(stored.get(key, default)) for key, default in DEFAULTS.items()}
 
 
 _VERSION_PREFIX = "version:"  # rows beside the settings that name the state of something a process may cache
@@ -142,9 +148,9 @@ def new_version(name: str) -> None:
     seen."""
     key = _VERSION_PREFIX + name
     row = db.session.get(Setting, key) or Setting(key=key)
-    row.value = secrets.token_hex(8)
+    row.value = json.dumps(secrets.token_hex(8))
     db.session.add(row)
-    _stored()[key] = row.value
+    _stored()[key] = json.loads(row.value)
 
 
 # Every whole-number setting with its bounds, checked by update() whoever stores them (the forms show the same
@@ -192,7 +198,7 @@ def update(values: dict[str, Any], actor: audit.Actor) -> list[str]:
         row = db.session.get(Setting, key) or Setting(key=key)
         row.value = json.dumps(value)
         db.session.add(row)
-        _stored()[key] = row.value
+        _stored()[key] = json.loads(row.value)
         changed.append(key)
     if changed:
         audit.record(actor, "settings.update", keys=changed)
