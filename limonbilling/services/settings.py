@@ -97,7 +97,7 @@ SECRET_KEYS = frozenset({"nestpay_store_key", "nestpay_api_password", "smtp_pass
 
 
 _STORED = "limonbilling.settings"  # key in Session.info: {key: value, decoded} of this transaction
-_ROWS = select(Setting.key, Setting.value)
+_ROWS = select(Setting.__table__.c.key, Setting.__table__.c.value)  # plain rows: read at least once per request
 
 
 def _stored() -> dict[str, Any]:
