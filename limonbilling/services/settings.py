@@ -96,16 +96,32 @@ DEFAULTS: dict[str, Any] = {
 SECRET_KEYS = frozenset({"nestpay_store_key", "nestpay_api_password", "smtp_password", "sms_password"})
 
 
-_STORED = "limonbilling.settings"  # key in Session.info: {key: value, decoded} of this transaction
+_STORED = "limonbilling.settings"  # key in Session.info: this transaction's (rows as JSON text, values decoded)
 _ROWS = select(Setting.__table__.c.key, Setting.__table__.c.value)  # plain rows: read at least once per request
 
 
-def _stored() -> dict[str, Any]:
+def _stored() -> tuple[dict[str, str], dict[str, Any]]:
     stored = db.session.info.get(_STORED)
     if stored is None:
-        stored = {key: json.loads(value) for key, value in db.session.execute(_ROWS)}
+        stored = dict(db.session.execute(_ROWS).all()), {}
         db.session.info[_STORED] = stored
     return stored
+
+
+def _value(key: str, default: Any = None) -> Any:
+    """The stored value of `key`, decoded once per transaction (a value that is not JSON fails only its
+    readers), else `default`."""
+    rows, decoded = _stored()
+    if key not in decoded:
+        decoded[key] = json.loads(rows[key]) if key in rows else default
+    return decoded[key]
+
+
+def _keep(key: str, text: str) -> None:
+    """A row this transaction writes, as the next read in it must see it."""
+    rows, decoded = _stored()
+    rows[key] = text
+    decoded.pop(key, None)
 
 
 def _copy(value: Any) -> Any:
@@ -124,12 +140,11 @@ def _forget_stored(session: Session, transaction) -> None:
 def get(key: str) -> Any:
     if key not in DEFAULTS:
         raise KeyError(key)
-    return _copy(_stored().get(key, DEFAULTS[key]))
+    return _copy(_value(key, DEFAULTS[key]))
 
 
 def get_all() -> dict[str, Any]:
-    stored = _stored()
-    return {key: _copy(stored.get(key, default)) for key, default in DEFAULTS.items()}
+    return {key: _copy(_value(key, default)) for key, default in DEFAULTS.items()}
 
 
 _VERSION_PREFIX = "version:"  # rows beside the settings that name the state of something a process may cache
@@ -138,7 +153,7 @@ _VERSION_PREFIX = "version:"  # rows beside the settings that name the state of 
 def version(name: str) -> str | None:
     """The version of `name` (e.g. the webhook endpoints) as this transaction sees it, read with the settings
     (no query of its own): a process keeps a copy of what it names for as long as the version stays the same."""
-    return _stored().get(_VERSION_PREFIX + name)
+    return _value(_VERSION_PREFIX + name)
 
 
 def new_version(name: str) -> None:
@@ -150,7 +165,7 @@ def new_version(name: str) -> None:
     row = db.session.get(Setting, key) or Setting(key=key)
     row.value = json.dumps(secrets.token_hex(8))
     db.session.add(row)
-    _stored()[key] = json.loads(row.value)
+    _keep(key, row.value)
 
 
 # Every whole-number setting with its bounds, checked by update() whoever stores them (the forms show the same
@@ -198,7 +213,7 @@ def update(values: dict[str, Any], actor: audit.Actor) -> list[str]:
         row = db.session.get(Setting, key) or Setting(key=key)
         row.value = json.dumps(value)
         db.session.add(row)
-        _stored()[key] = json.loads(row.value)
+        _keep(key, row.value)
         changed.append(key)
     if changed:
         audit.record(actor, "settings.update", keys=changed)
