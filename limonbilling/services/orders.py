@@ -199,7 +199,6 @@ def activate_order(order: Order, actor: audit.Actor) -> bool:
         order.notes = f"{order.notes}\n{note}" if order.notes else note
         audit.record(actor, "order.activation_refused", order, reason=refused.code)
         return False
-    grant.order = order  # also into order.grants, read above: they need not be read again
     notifications.purchase_activated(order, grant)
     return True
 
