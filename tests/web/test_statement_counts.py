@@ -1,6 +1,7 @@
 """Statements that must not multiply: pages that list packages read the customer once, not once per package
 (the same number of statements for 3 packages as for 50; each offer used to query the open order, the periods
-and the departments again), and settings are read once per transaction."""
+and the departments again), settings are read once per transaction, and the two hot paths, the API's usage
+charge and the bank's callback, run the statements counted here (bench/RESULTS.md)."""
 from contextlib import contextmanager
 
 import pytest
@@ -8,9 +9,10 @@ from sqlalchemy import event
 
 from limonbilling.extensions import db
 from limonbilling.models import Department, Setting
-from limonbilling.services import settings
+from limonbilling.services import api_tokens, audit, settings
 
 from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
+from ..payment_support import bank_answer, card_order, configure_gateway
 
 
 @contextmanager
@@ -84,3 +86,34 @@ def test_settings_are_read_again_after_a_savepoint_that_rolled_back(app):
     settings.get("renewal_window_days")  # read inside the savepoint, with its change
     savepoint.rollback()
     assert settings.get("renewal_window_days") == 30
+
+
+def test_a_charge_runs_eight_statements(app):
+    """The token, the settings, what the charge decides on, what the package covers, the usage, the balance, the
+    ledger row, the usage's balance after it: no look-up of webhook endpoints when nobody listens."""
+    department = make_department("Web", credit_per_request=1)
+    customer = make_customer()
+    activate(customer, make_package("credit", [department], credits=100))
+    _token, plain = api_tokens.create_token("Help desk", ["read", "write"], audit.Actor.system("test"))
+    db.session.commit()
+    client, ids = app.test_client(), {"customer_id": customer.id, "department_id": department.id}
+
+    def charge(reference: str):
+        return client.post("/api/v1/usage", headers={"Authorization": f"Bearer {plain}"},
+                           json={**ids, "kind": "ticket", "reference": reference})
+
+    assert charge("first").status_code == 201  # also keeps the token's last use
+    with counted() as statements:
+        assert charge("second").status_code == 201
+    assert len(statements) == 8, "\n".join(statements)
+
+
+def test_a_bank_callback_that_activates_an_order_runs_26_statements(app):
+    configure_gateway()
+    db.session.commit()
+    order, attempt = card_order(make_customer(), make_package("credit", [make_department("Web")], credits=10))
+    number, answer = order.number, bank_answer(attempt)
+    with counted() as statements:
+        response = app.test_client().post("/payments/nestpay/ok", data=answer)
+    assert response.status_code == 303 and number in response.headers["Location"]
+    assert len(statements) == 26, "\n".join(statements)
