@@ -156,7 +156,8 @@ def _apply_outcome(order: Order, payment: Payment, outcome: Outcome, actor: audi
             move_payment(payment, PaymentState.CANCELED if outcome.voided else PaymentState.FAILED)
             audit.record(actor, "payment.failed", order, oid=payment.oid, reason=payment.failure_code)
         return
-    awaiting = order.awaiting_payment
+    with db.session.no_autoflush:  # the order was locked just now: its refunds are all in the database
+        awaiting = order.awaiting_payment  # (and the attempt's answer goes out with its new state, one UPDATE)
     move_payment(payment, PaymentState.CONFIRMED)
     if outcome.accepted and awaiting:
         orders.payment_confirmed(order, actor)

@@ -108,12 +108,15 @@ def test_a_charge_runs_eight_statements(app):
     assert len(statements) == 8, "\n".join(statements)
 
 
-def test_a_bank_callback_that_activates_an_order_runs_26_statements(app):
+def test_a_bank_callback_that_activates_an_order_runs_25_statements(app):
     configure_gateway()
+    package = make_package("credit", [make_department("Web")], credits=10)
     db.session.commit()
-    order, attempt = card_order(make_customer(), make_package("credit", [make_department("Web")], credits=10))
-    number, answer = order.number, bank_answer(attempt)
-    with counted() as statements:
-        response = app.test_client().post("/payments/nestpay/ok", data=answer)
+    (_first, warm), (order, attempt) = card_order(make_customer(), package), card_order(make_customer(), package)
+    number, warm_answer, answer = order.number, bank_answer(warm), bank_answer(attempt)
+    client = app.test_client()
+    assert client.post("/payments/nestpay/ok", data=warm_answer).status_code == 303  # this process has read the
+    with counted() as statements:  # webhook endpoints now (none), as a worker has after its first request
+        response = client.post("/payments/nestpay/ok", data=answer)
     assert response.status_code == 303 and number in response.headers["Location"]
-    assert len(statements) == 26, "\n".join(statements)
+    assert len(statements) == 25, "\n".join(statements)
