@@ -2,8 +2,8 @@
 
 Each request runs in this process (Flask test client) against a fresh SQLite file or a throw-away PostgreSQL
 server, seeded as `python -m bench` seeds them. It prints the SQL statements of one request, then a
-pyinstrument profile of many (the charges: `--charges`, the callbacks: one fresh order each, `--callbacks`),
-with the frames below `--min-percent` of the time left out.
+timing of many without a profiler, and a pyinstrument profile of as many again (the charges: `--charges`, the
+callbacks: one fresh order each, `--callbacks`), with the frames below `--min-percent` of the time left out.
 """
 import argparse
 import itertools
@@ -62,6 +62,21 @@ class _listing:
         self.listed.append((took * 1000, " ".join(statement.split())))
 
 
+def _timed(send, client, times: int) -> str:
+    """Wall time, and CPU time of this process (which leaves out waiting for the disk and for other programs on
+    a shared machine)."""
+    wall, cpu = [], []
+    for _ in range(times):
+        began, began_cpu = time.perf_counter(), time.process_time()
+        send(client)
+        wall.append(time.perf_counter() - began)
+        cpu.append(time.process_time() - began_cpu)
+    wall.sort()
+    cpu.sort()
+    return (f"{times} requests without the profiler: median {wall[times // 2] * 1000:.2f} ms "
+            f"(fastest {wall[0] * 1000:.2f} ms), CPU median {cpu[times // 2] * 1000:.2f} ms")
+
+
 def _profiled(send, client, times: int, min_percent: float) -> str:
     from pyinstrument import Profiler
 
@@ -82,7 +97,7 @@ def run(db_name: str, dbs, args) -> None:
     app = seeding_app(url)
     log(f"{db_name}: seeding")
     seeded = usage.seed(app, 2)
-    items = iter(callbacks.seed(app, args.callbacks + 3))
+    items = iter(callbacks.seed(app, 2 * args.callbacks + 3))
     headers = {"Authorization": f"Bearer {seeded['token']}"}
     counter = itertools.count()
     client = app.test_client()
@@ -101,6 +116,7 @@ def run(db_name: str, dbs, args) -> None:
         print(f"\n## {db_name}: {name}\n")
         print("\n".join(_statements(app, send, client)))
         print()
+        print(_timed(send, client, times))
         print(_profiled(send, client, times, args.min_percent))
     with app.app_context():
         from limonbilling.extensions import db
