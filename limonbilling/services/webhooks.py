@@ -263,6 +263,7 @@ def create(url: str, events: list[str], actor: audit.Actor) -> tuple[Webhook, st
 def update(webhook: Webhook, events: list[str], active: bool, actor: audit.Actor) -> None:
     """The events and on/off; switched off, it hears of no new event (what is queued still goes)."""
     webhook.events, webhook.active = _checked_events(events), bool(active)
+    db.session.flush()  # as _active_endpoints reads it, should this transaction emit an event still
     settings.new_version(VERSION)
     audit.record(actor, "webhook.update", webhook, events=webhook.events, active=webhook.active)
 

@@ -188,13 +188,19 @@ def test_a_process_hears_of_every_change_of_the_endpoints_at_its_next_event(app)
     assert heard() == 0
 
 
-def test_an_endpoint_seen_in_a_rolled_back_or_deleting_transaction_is_not_kept(app):
+def test_what_a_changing_or_rolled_back_transaction_saw_of_the_endpoints_is_not_kept(app):
     customer = make_customer()
     webhooks.create("http://127.0.0.1:9/hook", ["entitlement.changed"], AGENT)
     assert webhooks.emit("entitlement.changed", customer=customer, change="granted") == 1
     db.session.rollback()
     assert webhooks.emit("entitlement.changed", customer=customer, change="granted") == 0
     endpoint = hook("entitlement.changed")
+    webhooks.update(endpoint, ["entitlement.changed"], False, AGENT)
+    assert webhooks.emit("entitlement.changed", customer=customer, change="granted") == 0
+    db.session.commit()
+    assert webhooks.emit("entitlement.changed", customer=customer, change="granted") == 0
+    webhooks.update(endpoint, ["entitlement.changed"], True, AGENT)
+    db.session.commit()
     webhooks.remove(endpoint, AGENT)
     assert webhooks.emit("entitlement.changed", customer=customer, change="granted") == 0
     db.session.commit()
