@@ -221,6 +221,13 @@ def limit_bank_callback(endpoint: str | None, _values) -> None:
         request.max_content_length = current_app.config["NESTPAY_CALLBACK_MAX_LENGTH"]
 
 
+def _apply_bank_answer(gateway: PaymentGateway, fields: dict, bank: audit.Actor):
+    """The bank's answer applied, with what the redirect needs read before the commit (which would expire the
+    order and cost a new transaction to read it again)."""
+    order = card_payments.apply_card_callback(gateway, fields, bank)
+    return (order, order.number, order.refund_in_flight) if order is not None else (None, None, False)
+
+
 @bp.route("/payments/nestpay/<any(ok, fail):outcome>", methods=["GET", "POST"])
 @public
 @csrf.exempt
@@ -235,13 +242,14 @@ def nestpay_callback(outcome: str):
     gateway = gateways.gateway()
     if not gateway.is_set_up():
         abort(404)  # never set up: no bank sends answers here
-    _ok, order = run_action(card_payments.apply_card_callback, gateway, fields, bank)
-    if order is not None and order.refund_in_flight:  # money we did not accept goes back to the card now
+    _ok, answered = run_action(_apply_bank_answer, gateway, fields, bank)
+    order, number, returning = answered or (None, None, False)
+    if returning:  # money we did not accept goes back to the card now
         run_action(refunds.send, order, gateway, bank)
-    if order is None:
+    if number is None:
         current_app.logger.warning("NestPay callback for an unknown order")
         return redirect(url_for("portal.order_list"), code=303)
-    return redirect(url_for("portal.order_detail", number=order.number), code=303)
+    return redirect(url_for("portal.order_detail", number=number), code=303)
 
 
 @bp.route("/orders")

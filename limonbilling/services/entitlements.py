@@ -76,7 +76,8 @@ def activate_package(
     """Give the customer what the package sells, in the caller's transaction.
 
     The customer row is locked and the rules are checked again, whatever a
-    page showed earlier; a refused purchase raises PurchaseRefused.
+    page showed earlier; a refused purchase raises PurchaseRefused. `for_order`
+    is the paid order that activates it: the grant is that order's.
     """
     customer = ledger.lock_customer(customer.id)
     package = Offer.of(package)
@@ -86,7 +87,7 @@ def activate_package(
     moment = now()
     grant = Grant(
         customer_id=customer.id, package_id=package.package_id, package_type=package.type, kind=preview.kind,
-        snapshot=package.snapshot(), source=source, created_at=moment,
+        snapshot=package.snapshot(), source=source, created_at=moment, order=for_order,
     )
     db.session.add(grant)
     db.session.flush()

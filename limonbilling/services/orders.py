@@ -45,9 +45,6 @@ def activate_order(order: Order, actor: audit.Actor) -> bool:
         order.notes = f"{order.notes}\n{note}" if order.notes else note
         audit.record(actor, "order.activation_refused", order, reason=refused.code)
         return False
-    grant.order_id = order.id
-    db.session.flush()
-    db.session.expire(order, ["grants"])
     notifications.purchase_activated(order, grant)
     return True
 

@@ -162,6 +162,52 @@ def test_a_rolled_back_change_queues_nothing(app):
     assert len(deliveries()) == 1
 
 
+def test_a_process_hears_of_every_change_of_the_endpoints_at_its_next_event(app):
+    """Each process keeps the active endpoints while their version, read with the settings, stays the same;
+    every change through the service gives them a new one (another gunicorn worker reads it the same way)."""
+    customer = make_customer()
+
+    def heard() -> int:
+        count = webhooks.emit("entitlement.changed", customer=customer, change="granted")
+        db.session.rollback()
+        return count
+
+    assert heard() == 0
+    endpoint = hook("entitlement.changed")
+    assert heard() == 1
+    webhooks.update(endpoint, ["order.paid"], True, AGENT)
+    db.session.commit()
+    assert heard() == 0
+    webhooks.update(endpoint, ["entitlement.changed"], False, AGENT)
+    db.session.commit()
+    assert heard() == 0
+    webhooks.update(endpoint, ["entitlement.changed"], True, AGENT)
+    db.session.commit()
+    assert heard() == 1
+    webhooks.remove(endpoint, AGENT)
+    db.session.commit()
+    assert heard() == 0
+
+
+def test_what_a_changing_or_rolled_back_transaction_saw_of_the_endpoints_is_not_kept(app):
+    customer = make_customer()
+    webhooks.create("http://127.0.0.1:9/hook", ["entitlement.changed"], AGENT)
+    assert webhooks.emit("entitlement.changed", customer=customer, change="granted") == 1
+    db.session.rollback()
+    assert webhooks.emit("entitlement.changed", customer=customer, change="granted") == 0
+    endpoint = hook("entitlement.changed")
+    webhooks.update(endpoint, ["entitlement.changed"], False, AGENT)
+    assert webhooks.emit("entitlement.changed", customer=customer, change="granted") == 0
+    db.session.commit()
+    assert webhooks.emit("entitlement.changed", customer=customer, change="granted") == 0
+    webhooks.update(endpoint, ["entitlement.changed"], True, AGENT)
+    db.session.commit()
+    webhooks.remove(endpoint, AGENT)
+    assert webhooks.emit("entitlement.changed", customer=customer, change="granted") == 0
+    db.session.commit()
+    assert deliveries() == []
+
+
 def test_deleting_an_endpoint_drops_its_waiting_deliveries(app):
     kept, dropped = hook(), hook()
     activate(make_customer(), make_package("credit"))
