@@ -6,22 +6,61 @@ test, its configuration restored first (building an app compiles 130 URL rules).
 only one locally; REQUIRE_POSTGRES=1 (CI) turns a missing PostgreSQL into a failure.
 """
 import copy
+import functools
 import os
+import sqlite3
 from datetime import UTC, datetime
 
 import pytest
 from flask import g
-from sqlalchemy import text
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from limonbilling import create_app
 from limonbilling.clock import FrozenClock
 from limonbilling.extensions import db, limiter
 
+from .factories import PASSWORD
 from .postgres import PostgresServer, find_bin_dir
 
 os.environ["LIMONBILLING_CONFIG"] = "testing"
 DATABASES = [name for name in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if name]
 START = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _password_hashes_worked_out_once():
+    """scrypt costs a tenth of a second of CPU per hash and per check, and most tests make accounts and sign
+    them in (thousands of each per run). A check is a pure function of (hash, password): its answers are kept.
+    The factories' PASSWORD is hashed once and that hash shared; any other password gets its own salted hash,
+    as in production."""
+    from limonbilling.models import accounts
+
+    make, check = accounts.generate_password_hash, accounts.check_password_hash
+    password_hash = make(PASSWORD)
+
+    def make_once_for_the_test_password(password, *args, **kwargs):
+        return password_hash if password == PASSWORD and not (args or kwargs) else make(password, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accounts, "generate_password_hash", make_once_for_the_test_password)
+        patch.setattr(accounts, "check_password_hash", functools.cache(check))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sqlite_without_fsync():
+    """Every SQLite connection the tests open skips fsync (PostgreSQL runs with fsync=off for the same reason):
+    a commit to a WAL file otherwise waits for the disk, and the tests commit tens of thousands of times.
+    Locking, WAL and the app's own pragmas are untouched; only durability after a power cut is given up."""
+
+    def no_fsync(dbapi_connection, _record):
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.execute("PRAGMA synchronous=OFF")
+
+    event.listen(Engine, "connect", no_fsync)
+    yield
+    event.remove(Engine, "connect", no_fsync)
 
 
 @pytest.fixture(scope="session")
@@ -66,16 +105,20 @@ def database_url(request, tmp_path_factory):
 
 
 def _empty_all_tables() -> None:
-    """DELETE, not TRUNCATE: on PostgreSQL a TRUNCATE of every table costs ten times as much."""
-    tables = list(reversed(db.metadata.sorted_tables))
+    """DELETE, not TRUNCATE: on PostgreSQL a TRUNCATE of every table costs ten times as much. The sequences a
+    test used go back to their start with setval (ALTER SEQUENCE … RESTART costs ~30 ms a test). Plain SQL text:
+    run before every test, the ORM's statement building would cost more than the deleting."""
+    tables = [table.name for table in reversed(db.metadata.sorted_tables)]
+    connection = db.session.connection()
     if db.engine.dialect.name == "postgresql":
-        sequences = db.session.execute(text("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'"))
-        statements = [f'DELETE FROM "{table.name}"' for table in tables]
-        statements += [f'ALTER SEQUENCE "{name}" RESTART' for (name,) in sequences]
-        db.session.connection().exec_driver_sql("; ".join(statements))
+        connection.exec_driver_sql("; ".join([
+            *(f'DELETE FROM "{name}"' for name in tables),
+            "SELECT setval(quote_ident(sequencename)::regclass, start_value, false) FROM pg_sequences"
+            " WHERE schemaname = 'public' AND last_value IS NOT NULL",  # NULL: not used since its start
+        ]))
     else:
-        for table in tables:
-            db.session.execute(table.delete())
+        for name in tables:
+            connection.exec_driver_sql(f'DELETE FROM "{name}"')
     db.session.commit()
 
 
@@ -110,8 +153,32 @@ def app(database_url, clock):
     yield app
     db.session.remove()
     ctx.pop()
+
+
+NO_DATABASE = "sqlite://"  # empty, in memory: a test that reaches it after all fails on a missing table
+
+
+@pytest.fixture
+def app_without_database(clock):
+    """For tests that never reach a database (formatting, routes, headers): they run once, not once per
+    database, which would test the same thing twice."""
+    app = _shared_app(NO_DATABASE)
+    app.extensions["clock"] = clock
     with app.app_context():
-        db.engine.dispose()
+        yield app
+        db.session.remove()
+
+
+@pytest.fixture
+def make_app_without_database(clock):
+    """Build an app for a test that never reaches the test databases (it names its own, or uses none)."""
+
+    def build(**overrides):
+        other = _make_app(NO_DATABASE, **overrides)
+        other.extensions["clock"] = clock
+        return other
+
+    return build
 
 
 @pytest.fixture

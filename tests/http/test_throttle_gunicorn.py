@@ -36,17 +36,19 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(params=DATABASES)
-def database(request, tmp_path):
+@pytest.fixture(scope="module", params=DATABASES)
+def database(request, tmp_path_factory):
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'billing.db'}"
+        return f"sqlite:///{tmp_path_factory.mktemp('gunicorn') / 'billing.db'}"
     return request.getfixturevalue("postgres_server").create_database("limonbilling_gunicorn")
 
 
-@pytest.fixture
-def gunicorn(database, tmp_path):
+@pytest.fixture(scope="module")
+def gunicorn(database, tmp_path_factory):
     """Four gunicorn workers with the production settings (throttle storage left at its default), behind
-    one trusted proxy, and two customers' e-mail addresses."""
+    one trusted proxy, and two customers' e-mail addresses. Started once for both tests (a migration and five
+    Python processes: the slowest setup of the suite); each test guesses at its own account from its own addresses."""
+    tmp_path = tmp_path_factory.mktemp("gunicorn")
     port = _free_port()
     env = {key: value for key, value in os.environ.items() if key != "RATELIMIT_STORAGE_URI"}
     env.update(LIMONBILLING_CONFIG="production", SECRET_KEY="gunicorn-throttle-test-" * 2, DATABASE_URL=database,

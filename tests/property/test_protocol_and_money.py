@@ -58,8 +58,8 @@ def _parse(shown: str, language: str) -> Decimal:
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(minor=st.integers(-10**12, 10**12), currency=st.sampled_from(["TRY", "USD", "EUR"]),
        language=st.sampled_from(["tr", "en"]))
-def test_money_reads_back_exactly_with_two_decimals(app, minor, currency, language):
-    with app.test_request_context(), force_locale(language):
+def test_money_reads_back_exactly_with_two_decimals(app_without_database, minor, currency, language):
+    with app_without_database.test_request_context(), force_locale(language):
         shown = format_money(minor, currency)
     assert re.search(r"[.,]\d{2}$", shown), shown
     assert _parse(shown, language) == Decimal(minor) / 100, shown

@@ -18,15 +18,15 @@ NBSP = "\xa0"
     ("tr", 123456789, "TRY", "₺1.234.567,89"),
     ("tr", 4000, "EUR", "€40,00"),
 ])
-def test_money_in_each_language(app, language, minor, currency, shown):
-    with app.test_request_context(), force_locale(language):
+def test_money_in_each_language(app_without_database, language, minor, currency, shown):
+    with app_without_database.test_request_context(), force_locale(language):
         assert format_money(minor, currency) == shown
 
 
-def test_dates_in_each_language_and_in_istanbul_time(app):
+def test_dates_in_each_language_and_in_istanbul_time(app_without_database):
     moment = datetime(2026, 3, 12, 21, 30, tzinfo=UTC)  # UTC: already the 13th in Istanbul (UTC+3)
-    render = app.jinja_env.from_string("{{ moment | date('long') }}")
-    with app.test_request_context():
+    render = app_without_database.jinja_env.from_string("{{ moment | date('long') }}")
+    with app_without_database.test_request_context():
         with force_locale("en"):
             assert render.render(moment=moment) == "March 13, 2026"
         with force_locale("tr"):

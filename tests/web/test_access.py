@@ -22,16 +22,17 @@ def _admin_rules(app):
 
 
 
-def test_every_admin_view_declares_what_it_needs(app):
-    rules = list(_admin_rules(app))
+def test_every_admin_view_declares_what_it_needs(app_without_database):
+    rules = list(_admin_rules(app_without_database))
     assert rules
     allowed = set(Permission) | {OWNER, SIGNED_IN}
     for rule, view, _method in rules:
         assert getattr(view, "required_permission", None) in allowed, f"{rule.endpoint} declares no permission"
 
 
-def test_no_admin_route_is_reachable_without_signing_in(app, client):
-    for rule, _view, method in _admin_rules(app):
+def test_no_admin_route_is_reachable_without_signing_in(app_without_database):
+    client = app_without_database.test_client()
+    for rule, _view, method in _admin_rules(app_without_database):
         response = client.open(sample_url(rule), method=method)
         assert response.status_code == 302, rule.endpoint
         assert response.location.startswith("/admin/login"), rule.endpoint

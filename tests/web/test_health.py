@@ -7,16 +7,17 @@ def test_healthy(client):
     assert response.status_code == 200 and response.json == {"status": "ok", "database": "ok"}
 
 
-def test_the_database_gone_is_503(app, make_app, tmp_path):
-    broken = make_app(SQLALCHEMY_DATABASE_URI="postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2")
+def test_the_database_gone_is_503(make_app_without_database):
+    broken = make_app_without_database(
+        SQLALCHEMY_DATABASE_URI="postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2")
     response = broken.test_client().get("/healthz")
     assert response.status_code == 503 and response.json["database"] == "unreachable"
     with broken.app_context():
         db.engine.dispose()
 
 
-def test_behind_a_proxy_the_forwarded_scheme_and_client_count(make_app):
-    proxied = make_app(TRUSTED_PROXIES=1)
+def test_behind_a_proxy_the_forwarded_scheme_and_client_count(make_app_without_database):
+    proxied = make_app_without_database(TRUSTED_PROXIES=1)
     seen = {}
 
     @proxied.get("/whoami")

@@ -418,10 +418,10 @@ def test_api_numbers_nobody_can_store_answer_422(api):
     assert _count(Refund) == 0 and _count(Order) == 1
 
 
-def test_an_unexpected_api_error_answers_json_without_detail(make_app, caplog):
+def test_an_unexpected_api_error_answers_json_without_detail(make_app_without_database, caplog):
     """A database that cannot be reached is an error no handler expects: the API answers its JSON shape with
     a 500 and no traceback or connection detail; the log keeps the traceback."""
-    broken = make_app(SQLALCHEMY_DATABASE_URI="postgresql+psycopg://nobody@127.0.0.1:9/none",
+    broken = make_app_without_database(SQLALCHEMY_DATABASE_URI="postgresql+psycopg://nobody@127.0.0.1:9/none",
                       PROPAGATE_EXCEPTIONS=False)
     answer = broken.test_client().get("/api/v1/departments", headers={"Authorization": "Bearer lb_x"})
     assert answer.status_code == 500 and answer.content_type == "application/json"

@@ -16,7 +16,7 @@ from ..payment_support import AGENT
 TICK = timedelta(microseconds=1)
 
 
-def test_a_local_day_starts_three_hours_before_midnight_utc(app):
+def test_a_local_day_starts_three_hours_before_midnight_utc(app_without_database):
     assert day_start(date(2026, 3, 31)) == datetime(2026, 3, 30, 21, 0, tzinfo=UTC)
     assert local_day(datetime(2026, 3, 30, 20, 59, 59, 999999, tzinfo=UTC)) == date(2026, 3, 30)
     assert local_day(datetime(2026, 3, 30, 21, 0, tzinfo=UTC)) == date(2026, 3, 31)
