@@ -38,7 +38,8 @@ def hashing(monkeypatch):
 
 
 def mails(event: str) -> list[Notification]:
-    return db.session.scalars(db.select(Notification).where(Notification.event == event)).all()
+    return db.session.scalars(db.select(Notification).where(Notification.event == event)
+                              .order_by(Notification.id)).all()
 
 
 def register(client, email: str):
