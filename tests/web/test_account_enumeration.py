@@ -38,6 +38,7 @@ def hashing(monkeypatch):
 
 
 def mails(event: str) -> list[Notification]:
+    """In the order they were queued (without ORDER BY, PostgreSQL returns rows as they lie in the table)."""
     return db.session.scalars(db.select(Notification).where(Notification.event == event)
                               .order_by(Notification.id)).all()
 
