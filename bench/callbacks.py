@@ -19,7 +19,7 @@ def seed(app, orders_wanted: int) -> list[dict]:
     from limonbilling.models import Customer
     from limonbilling.payments import nestpay
     from limonbilling.sandbox import TEST_MERCHANT
-    from limonbilling.services import audit, card_payments, orders, settings
+    from limonbilling.services import audit, card_payments, placement, settings
 
     actor = audit.Actor.system("bench")
     with app.app_context():
@@ -34,7 +34,7 @@ def seed(app, orders_wanted: int) -> list[dict]:
         db.session.commit()
         made = []
         for customer in db.session.scalars(select(Customer).where(Customer.id >= first).order_by(Customer.id)).all():
-            order = orders.create_order(customer, package, payment_method="card",
+            order = placement.place_customer_order(customer, package, payment_method="card",
                                         actor=audit.Actor.of(customer, "127.0.0.1"), ip=None)
             attempt = card_payments.start_card_payment(order, "nestpay")
             made.append({"customer_id": customer.id, "number": order.number, "oid": attempt.oid,

@@ -6,7 +6,7 @@ and N ledger entries, all N ledger entries on one customer (the page shown), the
 ANALYZE, as autovacuum would) and the pages are timed."""
 import re
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import create_engine, func, insert, select, text, update
 
@@ -14,7 +14,7 @@ from .common import log, ms, percentile, profile_request, shorten
 
 BATCH = 20_000
 PASSWORD = "bench-pass-1"
-EPOCH = datetime(2020, 1, 1)
+EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 FIRST = ["Ayşe", "Mehmet", "Zeynep", "Ali", "Elif", "Mustafa", "Fatma", "Can", "Deniz", "Emre"]
 LAST = ["Yılmaz", "Kaya", "Demir", "Şahin", "Çelik", "Yıldız", "Aydın", "Öztürk", "Arslan", "Doğan"]
 SNAPSHOT = {"package_id": None, "name": "Bench 100 credits", "type": "credit", "price_minor": 15000,

@@ -3,7 +3,7 @@ then the exact balance: what the clients were told they were charged == what lef
 and each customer's ledger sums to its balance."""
 import itertools
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import create_engine, func, insert, select
 
@@ -39,7 +39,7 @@ def customer_row(tag: str, **changes) -> dict:
     row = {
         "account_type": "individual", "first_name": "Bench", "last_name": tag.title(), "email": f"{tag}@bench.example",
         "phone": "05321234567", "password_hash": "!", "credits": 0, "identity_verified": False,
-        "language": "en", "created_at": datetime(2026, 1, 1),
+        "language": "en", "created_at": datetime(2026, 1, 1, tzinfo=UTC),
     }
     row.update(changes)
     return row

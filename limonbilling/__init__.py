@@ -22,7 +22,7 @@ from .labels import (
     label,
     ledger_reason,
 )
-from .models import MAX_RECORD_ID
+from .models import MAX_RECORD_ID, Language
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,11 +38,9 @@ class RecordIdConverter(IntegerConverter):
 def select_locale() -> str:
     """The signed-in user's language, else the visitor's choice, else the default from the settings."""
     from .services import settings
-    from .services.settings import LANGUAGES
-
     if has_request_context():
         for choice in (getattr(current_user, "language", None), session.get("language")):
-            if choice in LANGUAGES:
+            if Language.has(choice):
                 return choice
     return settings.get("default_language")
 
@@ -128,7 +126,6 @@ def create_app(config=None) -> Flask:
 
 def _register_template_helpers(app: Flask) -> None:
     from .services import fraud
-    from .services.settings import LANGUAGES
 
     app.jinja_env.filters["datetime"] = lambda value, fmt="medium": format_datetime(value, fmt) if value else ""
     app.jinja_env.filters["date"] = lambda value, fmt="medium": format_date(value, fmt) if value else ""
@@ -146,7 +143,7 @@ def _register_template_helpers(app: Flask) -> None:
         from .services import settings
 
         return {
-            "languages": LANGUAGES,
+            "languages": list(Language),
             "company_name": settings.get("company_name"),
             "vip_enabled": settings.vip_support_enabled(),
             "get_locale": get_locale,

@@ -12,10 +12,10 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from .extensions import db, limiter, login_manager
-from .forms import ForgotPasswordForm, ResetPasswordForm, SignInForm, run_service
+from .forms import ButtonForm, ForgotPasswordForm, ResetPasswordForm, SignInForm, run_action, run_service
 from .models import Agent, Customer
 from .safe_redirect import safe_next
-from .services import ServiceError, accounts, audit
+from .services import accounts, audit
 from .throttle import check_password
 
 OWNER = "owner"
@@ -53,19 +53,14 @@ def sign_out() -> None:
     cookie the server cannot forget, so a copy of it would otherwise outlive the sign-out."""
     user = current_user._get_current_object()
     if user.is_authenticated:
-        user.end_sessions()
-        db.session.commit()
+        run_action(user.end_sessions)
     logout_user()
 
 
 def sign_out_everywhere_else(profile_endpoint: str):
     """"Sign out everywhere else" of either area: every session of the account ends but this one."""
-    from .forms import ButtonForm
-
-    if ButtonForm().validate_on_submit():
-        user = current_user._get_current_object()
-        accounts.end_all_sessions(user, current_actor())
-        db.session.commit()
+    user = current_user._get_current_object()
+    if ButtonForm().validate_on_submit() and run_action(accounts.end_all_sessions, user, current_actor())[0]:
         sign_in(user)
         flash(_("Every other session of your account is signed out."), "success")
     return redirect(url_for(profile_endpoint))
@@ -169,8 +164,7 @@ def sign_in_page(authenticate, template: str, home_endpoint: str):
             if user.two_factor_enabled:
                 return begin_second_step(user, home_endpoint.split(".")[0])
             sign_in(user)
-            two_factor.record_sign_in(user, audit.Actor.of(user, client_ip()), "password")
-            db.session.commit()
+            run_action(two_factor.record_sign_in, user, audit.Actor.of(user, client_ip()), "password")
             return redirect(safe_next(request.args.get("next"), url_for(home_endpoint)))
         form.form_errors.append(_("The e-mail address or the password is wrong."))
     return render_template(template, form=form)
@@ -179,9 +173,7 @@ def sign_in_page(authenticate, template: str, home_endpoint: str):
 def forgot_password_page(kind: str, area: str):
     """Ask for a reset link. The answer is the same whether or not the address has an account."""
     form = ForgotPasswordForm()
-    if form.validate_on_submit():
-        accounts.request_password_reset(kind, form.email.data)
-        db.session.commit()
+    if form.validate_on_submit() and run_service(form, accounts.request_password_reset, kind, form.email.data)[0]:
         flash(_("If %(email)s has an account, a link to choose a new password is on its way. "
                 "Check your inbox (and the spam folder).", email=form.email.data), "info")
         return redirect(url_for(f"{area}.login"))
@@ -193,10 +185,8 @@ def reset_password_page(token: str, area: str):
     two-factor sign-in still needs its code: the link proves the mailbox, not the second factor."""
     from .two_factor_pages import begin_second_step
 
-    try:
-        user = accounts.user_for_reset(token, "customer" if area == "portal" else "agent")
-    except ServiceError as error:
-        flash(error.message, "danger")
+    ok, user = run_action(accounts.user_for_reset, token, "customer" if area == "portal" else "agent")
+    if not ok:
         return redirect(url_for(f"{area}.forgot_password"))
     form = ResetPasswordForm()
     if form.validate_on_submit():

@@ -3,7 +3,7 @@
 Like Kill Bill's and Stripe's test clocks: the app holds a clock object
 (`app.extensions["clock"]`); production uses the system clock, tests install
 a `FrozenClock` and advance it to make subscriptions expire or windows open.
-Times are naive UTC everywhere in the database. People count days in the
+Moments are time-zone-aware, in UTC (models/columns.py stores them so). People count days in the
 display zone (BABEL_DEFAULT_TIMEZONE, Istanbul): a day an agent types, the
 bank's business day and the invoice year are all local days, converted here.
 """
@@ -15,20 +15,22 @@ from flask import current_app, has_app_context
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(UTC).replace(tzinfo=None)
+        return datetime.now(UTC)
 
 
 class FrozenClock:
     """A clock that stands still until a test moves it."""
 
     def __init__(self, start: datetime):
-        self._now = start
+        self.set(start)
 
     def now(self) -> datetime:
         return self._now
 
     def set(self, moment: datetime) -> None:
-        self._now = moment
+        if moment.tzinfo is None:
+            raise ValueError("the clock tells aware moments: give it a time zone")
+        self._now = moment.astimezone(UTC)
 
     def advance(self, **delta) -> datetime:
         self._now += timedelta(**delta)
@@ -49,8 +51,8 @@ def _local_zone() -> ZoneInfo:
 
 
 def local_day(moment: datetime) -> date:
-    """The local day a (naive UTC) moment falls on."""
-    return moment.replace(tzinfo=UTC).astimezone(_local_zone()).date()
+    """The local day a moment falls on."""
+    return moment.astimezone(_local_zone()).date()
 
 
 def local_today() -> date:
@@ -58,5 +60,5 @@ def local_today() -> date:
 
 
 def day_start(day: date) -> datetime:
-    """The (naive UTC) moment a local day begins; the day after's start is where it ends."""
-    return datetime.combine(day, time.min, tzinfo=_local_zone()).astimezone(UTC).replace(tzinfo=None)
+    """The moment (in UTC) a local day begins; the day after's start is where it ends."""
+    return datetime.combine(day, time.min, tzinfo=_local_zone()).astimezone(UTC)

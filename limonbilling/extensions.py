@@ -36,13 +36,22 @@ def insert_ignoring_conflict(model, returning=None, **values):
 
     With `returning` (a column), the new row's value of it, or None when a row with
     the same unique key exists (or a concurrent transaction inserted one and committed).
+    The statement is built once per table, dialect and returned column; the values are its parameters.
     """
-    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    dialect = db.session.get_bind().dialect.name
+    key = (model.__table__, dialect, returning)
+    statement = _IGNORING_CONFLICT.get(key)
+    if statement is None:
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    insert = postgresql_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(model.__table__).values(**values).on_conflict_do_nothing()
-    if returning is None:
-        db.session.execute(statement)
-        return None
-    return db.session.execute(statement.returning(returning)).scalar()
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(model.__table__).on_conflict_do_nothing()
+        if returning is not None:
+            statement = statement.returning(returning)
+        _IGNORING_CONFLICT[key] = statement
+    result = db.session.execute(statement, values)
+    return None if returning is None else result.scalar()
+
+
+_IGNORING_CONFLICT: dict = {}  # insert_ignoring_conflict's statements

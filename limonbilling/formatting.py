@@ -1,5 +1,6 @@
 """Money as people read it (a leaf: pages, e-mails and CSV-free reports all format through it)."""
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from flask_babel import format_currency
@@ -20,3 +21,8 @@ def plain_amount(minor: int) -> str:
     """Minor units as the plain decimal string the API, forms and messages to agents use: 15000 → '150.00'."""
     sign = "-" if minor < 0 else ""
     return f"{sign}{abs(minor) // 100}.{abs(minor) % 100:02d}"
+
+
+def utc_timestamp(moment: datetime | None) -> str | None:
+    """A moment as machines read it (the API, webhooks): RFC 3339 in UTC, to the second, e.g. 2026-03-01T09:00:00Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None

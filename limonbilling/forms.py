@@ -1,17 +1,28 @@
-"""Forms shared by the portal and the admin pages, and the bridge from service errors to fields.
+"""Forms shared by the portal and the admin pages, and the one way a view runs a service.
 
-Forms carry the fields and the CSRF token; the rules live in the services,
-whose ValidationFailed errors `show_errors` puts next to the right fields.
+Forms carry the fields and the CSRF token; the rules live in the services. A view that changes data calls
+`run_service` (a refusal goes on the form shown again, field errors next to their fields) or `run_action`
+(a refusal is flashed): both commit the request's work, or roll it back on a refusal. No page view commits
+or catches a ServiceError itself (tests/unit/test_view_conventions.py).
 """
+from flask import flash
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import EqualTo, InputRequired, Length
 
-from .services import ValidationFailed
+from .extensions import db
+from .models import AccountType, Choice, Language
+from .services import ServiceError, ValidationFailed
 
-LANGUAGE_CHOICES = [SelectChoice("", _l("Default")), SelectChoice("en", "English"), SelectChoice("tr", "Türkçe")]
+
+def choices_of(choice: type[Choice], *, excluding=()) -> list[SelectChoice]:
+    """A field's choices from the enum of stored values, worded by their labels."""
+    return [SelectChoice(member.value, member.label) for member in choice if member not in excluding]
+
+
+LANGUAGE_CHOICES = [SelectChoice("", _l("Default")), *choices_of(Language)]
 MAX_MESSAGE_LENGTH = 20_000  # characters in one ticket or chat message: a long pasted log still fits
 MESSAGE_LENGTH = Length(max=MAX_MESSAGE_LENGTH, message=_l("Write at most %(max)d characters."))
 
@@ -19,8 +30,8 @@ MESSAGE_LENGTH = Length(max=MAX_MESSAGE_LENGTH, message=_l("Write at most %(max)
 class CustomerDetailsForm(FlaskForm):
     account_type = RadioField(
         _l("Account type"),
-        choices=[SelectChoice("individual", _l("Individual")), SelectChoice("corporate", _l("Corporate"))],
-        default="individual",
+        choices=choices_of(AccountType),
+        default=AccountType.INDIVIDUAL,
     )
     first_name = StringField(_l("First name"))
     last_name = StringField(_l("Last name"))
@@ -45,7 +56,7 @@ class SignInForm(FlaskForm):
 
 
 class ButtonForm(FlaskForm):
-    """A form that is only a button: it carries the CSRF token."""
+    """A form that is only a button: it carries the CSRF token. Every such button uses this one class."""
 
 
 class ForgotPasswordForm(FlaskForm):
@@ -73,24 +84,47 @@ def show_errors(form: FlaskForm, error: ValidationFailed) -> None:
         target.extend(messages)
 
 
-def run_service(form: FlaskForm, action, *args, **kwargs) -> tuple[bool, object]:
-    """Run a service call for a submitted form: commit and return (True, result), or roll back,
-    put the refusal on the form (field errors next to their fields) and return (False, None)."""
-    from .extensions import db
-    from .services import ServiceError
+def run_service(form: FlaskForm, action, /, *args, **kwargs) -> tuple[bool, object]:
+    """Run a service call for a submitted form that is shown again when refused: commit and return
+    (True, result), or roll back, put the refusal on the form (field errors next to their fields) and
+    return (False, None)."""
 
+    def on_the_form(error: ServiceError) -> None:
+        if isinstance(error, ValidationFailed):
+            show_errors(form, error)
+        else:
+            form.form_errors.append(error.message)
+
+    return _one_unit_of_work(on_the_form, action, args, kwargs)
+
+
+def run_action(action, /, *args, **kwargs) -> tuple[bool, object]:
+    """Run a service call for a view that redirects whatever happens (a button that posts only its CSRF
+    token, a link from an e-mail): commit and return (True, result), or roll back, flash the refusal and
+    return (False, None)."""
+
+    def flashed(error: ServiceError) -> None:
+        if isinstance(error, ValidationFailed):
+            messages = [message for field_messages in error.errors.values() for message in field_messages]
+        else:
+            messages = [error.message]
+        for message in messages:
+            flash(message, "danger")
+
+    return _one_unit_of_work(flashed, action, args, kwargs)
+
+
+def _one_unit_of_work(refused, action, args, kwargs) -> tuple[bool, object]:
+    """The request's unit of work (architecture.md, Transactions): the service does its work in the session,
+    the view's helper commits it, or rolls all of it back and hands the refusal to `refused`."""
     try:
         result = action(*args, **kwargs)
-    except ValidationFailed as error:
-        db.session.rollback()
-        show_errors(form, error)
     except ServiceError as error:
         db.session.rollback()
-        form.form_errors.append(error.message)
-    else:
-        db.session.commit()
-        return True, result
-    return False, None
+        refused(error)
+        return False, None
+    db.session.commit()
+    return True, result
 
 
 # --- two-factor sign-in ----------------------------------------------------------------------------

@@ -8,38 +8,57 @@ from datetime import datetime
 from flask_babel import format_date, gettext, ngettext
 from flask_babel import lazy_gettext as _l
 
-LABELS = {
-    "channel": {"email": _l("E-mail"), "sms": "SMS", "webhook": "Webhook"},
-    "order_kind": {"new": _l("New"), "top-up": _l("Top-up"), "renewal": _l("Renewal"), "switch": _l("Switch")},
-    "order_status": {"pending": _l("Pending"), "active": _l("Active"), "fraud": _l("Fraud"),
-                     "cancelled": _l("Cancelled")},
-    # What customers see of their own order's status: an order kept aside for fraud is "under review".
-    "customer_order_status": {"pending": _l("Pending"), "active": _l("Active"), "fraud": _l("Under review"),
-                              "cancelled": _l("Cancelled")},
-    "payment_method": {"card": _l("Card"), "bank_transfer": _l("Bank transfer"),
-                       "account_balance": _l("Account balance"), "manual": _l("Manual"),
-                       "free": _l("Given without payment")},
-    "payment_status": {"unpaid": _l("Unpaid"), "paid": _l("Paid"), "partly_refunded": _l("Partly refunded"),
-                       "refunded": _l("Refunded")},
-    "invoice_status": {"unpaid": _l("Unpaid"), "paid": _l("Paid"), "partly_refunded": _l("Partly refunded"),
-                       "cancelled": _l("Cancelled"), "refunded": _l("Refunded")},
-    "payment_state": {"pending": _l("sent to the bank"), "confirmed": _l("received"), "failed": _l("failed"),
-                      "canceled": _l("cancelled"), "refunded": _l("refunded")},
-    "refund_state": {"created": _l("recorded"), "unknown": _l("unknown: the bank did not answer"),
-                     "done": _l("done"), "failed": _l("refused by the bank")},
-    "refund_destination": {"card": _l("to the card"), "balance": _l("to the account balance")},
-    "ledger_kind": {"purchase": _l("Purchase"), "usage": _l("Used"), "forfeit": _l("Forfeited"),
-                    "reversal": _l("Taken back"), "adjustment": _l("Adjustment")},
-    "balance_kind": {"refund": _l("Refund"), "adjustment": _l("Adjustment"), "payment": _l("Payment")},
-    "covered_by": {"credits": _l("credits"), "subscription": _l("subscription"), "manual": _l("included")},
-    "usage_kind": {"ticket": _l("Ticket"), "chat": _l("Chat")},
-    "actor_type": {"agent": _l("agent"), "customer": _l("customer"), "system": _l("system"), "api": _l("API")},
+from .models import (
+    ActorType,
+    BalanceKind,
+    CancellationState,
+    Choice,
+    ConversationStatus,
+    CoveredBy,
+    InvoiceState,
+    LedgerKind,
+    MoneyState,
+    NotificationChannel,
+    NotificationState,
+    OrderKind,
+    OrderState,
+    PaymentMethod,
+    PaymentState,
+    RefundDestination,
+    RefundOperation,
+    RefundState,
+    RequestKind,
+)
+
+# The enum each label group names; a group's words are the labels of its enum's members (models/choices.py).
+LABELS: dict[str, type[Choice]] = {
+    "channel": NotificationChannel,
+    "order_kind": OrderKind,
+    "order_status": OrderState,
+    "payment_method": PaymentMethod,
+    "payment_status": MoneyState,
+    "invoice_status": InvoiceState,
+    "payment_state": PaymentState,
+    "refund_state": RefundState,
+    "refund_destination": RefundDestination,
+    "refund_operation": RefundOperation,
+    "ledger_kind": LedgerKind,
+    "balance_kind": BalanceKind,
+    "covered_by": CoveredBy,
+    "usage_kind": RequestKind,
+    "actor_type": ActorType,
+    "conversation_status": ConversationStatus,
+    "notification_state": NotificationState,
+    "cancellation_state": CancellationState,
 }
+# What customers see of their own order's status: an order kept aside for fraud is "under review".
+CUSTOMER_ORDER_STATUS = {OrderState.FRAUD: _l("Under review")}
 
 
 def label(value: str | None, group: str) -> str:
     """The name of a stored value; an unknown value shows as it is rather than breaking the page."""
-    return LABELS[group].get(value, value or "")
+    member = LABELS[group]._value2member_map_.get(value)
+    return str(member.label) if member is not None else value or ""
 
 
 def customer_order_status(order) -> str:
@@ -47,7 +66,7 @@ def customer_order_status(order) -> str:
     reviewed", not "Pending" beside "Paid"."""
     if order.awaits_review:
         return str(_l("Paid — being reviewed"))
-    return label(order.status, "customer_order_status")
+    return str(CUSTOMER_ORDER_STATUS.get(order.status) or label(order.status, "order_status"))
 
 
 # The bank's ProcReturnCode of a declined card payment, by what the customer can do about it.
@@ -74,8 +93,6 @@ def customer_decline(payment) -> str:
 def customer_invoice_status(invoice) -> str:
     """The invoice's status as its customer reads it. An order under review (Fraud) may still go ahead, so its
     invoice is "On hold" to the customer, never "Cancelled"; agents see the stored status."""
-    from .models.lifecycle import InvoiceState, OrderState
-
     order = invoice.order
     if order is not None and order.status == OrderState.FRAUD and invoice.status == InvoiceState.CANCELLED:
         return str(_l("On hold"))

@@ -15,7 +15,6 @@ Guessing across accounts is limited per IP by Flask-Limiter (`auth.throttled`).
 import hashlib
 import math
 import time
-from datetime import UTC
 
 from flask import current_app
 from limits.storage import Storage
@@ -64,7 +63,7 @@ class DatabaseStorage(Storage):
 
     @staticmethod
     def now() -> float:
-        return clock.now().replace(tzinfo=UTC).timestamp()
+        return clock.now().timestamp()
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         """INSERT … ON CONFLICT DO UPDATE … RETURNING: one statement, so parallel increments each count once."""

@@ -7,7 +7,6 @@ agents: it never holds a password.
 import smtplib
 import ssl
 from collections.abc import Mapping
-from datetime import UTC
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -43,7 +42,7 @@ def build_email(values: Mapping, *, to: str, cc: list[str], subject: str, text: 
     if cc:
         message["Cc"] = tuple(Address(addr_spec=address) for address in cc)
     message["Subject"] = _one_line(subject)
-    message["Date"] = format_datetime(now().replace(tzinfo=UTC))  # when it is sent (the app clock is UTC)
+    message["Date"] = format_datetime(now())  # when it is sent
     domain = values["smtp_from_address"].rpartition("@")[2] or None
     message["Message-ID"] = f"<{message_id}@{domain}>" if message_id else make_msgid(domain=domain)
     message.set_content(text)

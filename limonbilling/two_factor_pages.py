@@ -14,10 +14,10 @@ from flask_login import current_user
 from .auth import client_ip, current_actor, sign_in
 from .clock import now
 from .extensions import db
-from .forms import TwoFactorCodeForm, TwoFactorDisableForm, run_service
+from .forms import TwoFactorCodeForm, TwoFactorDisableForm, run_action, run_service
 from .models import Agent, Customer
 from .safe_redirect import safe_next
-from .services import ServiceError, audit, two_factor
+from .services import audit, two_factor
 
 PENDING = "two_factor_pending"
 PENDING_MINUTES = 5
@@ -37,7 +37,7 @@ def _pending(kind: str) -> tuple[Agent | Customer, datetime] | None:
     if not isinstance(data, dict) or data.get("kind") != kind:
         return None
     started = datetime.fromisoformat(data["started"])
-    if now() - started > timedelta(minutes=PENDING_MINUTES):
+    if started.tzinfo is None or now() - started > timedelta(minutes=PENDING_MINUTES):  # naive: from before 0018
         return None
     user = db.session.get({"agent": Agent, "customer": Customer}[kind], data["id"])
     if (user is None or not user.is_active or user.session_version != data["version"] or not user.two_factor_enabled
@@ -63,13 +63,10 @@ def second_step_page(area: str, home_endpoint: str):
                                          "then sign in again.", minutes=two_factor.ACCOUNT_WINDOW.seconds // 60))
     form = TwoFactorCodeForm()
     if form.validate_on_submit():
-        try:
-            signed = two_factor.second_step(user, form.code.data, audit.Actor.of(user, client_ip()),
-                                            pending_since=started)
-        except ServiceError as refused:
-            db.session.rollback()
-            return _back_to_password(area, refused.message)
-        db.session.commit()
+        ok, signed = run_service(form, two_factor.second_step, user, form.code.data, audit.Actor.of(user, client_ip()),
+                                 pending_since=started)
+        if not ok:
+            return _back_to_password(area, form.form_errors[-1])
         if signed:
             sign_in(user)
             return redirect(safe_next(request.args.get("next"), url_for(home_endpoint)))
@@ -98,8 +95,7 @@ def _settings(area: str, status: int = 200, **forms):
     enrolment = None
     if not user.two_factor_enabled:
         if not user.totp_secret:
-            two_factor.start_enrolment(user)
-            db.session.commit()
+            run_action(two_factor.start_enrolment, user)
         uri = two_factor.provisioning_uri(user)
         enrolment = {"secret": user.totp_secret, "qr": _qr_code(uri)}
     forms = {"enrol_form": TwoFactorCodeForm(prefix="enrol", formdata=None),

@@ -10,7 +10,7 @@ import copy
 import functools
 import os
 import sqlite3
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from flask import g
@@ -26,7 +26,7 @@ from .postgres import PostgresServer, find_bin_dir
 
 os.environ["LIMONBILLING_CONFIG"] = "testing"
 DATABASES = [name for name in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if name]
-START = datetime(2026, 3, 1, 9, 0, 0)
+START = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
 
 
 @pytest.hookimpl(trylast=True)

@@ -5,7 +5,7 @@ from limonbilling.models import RefundDestination
 from limonbilling.payments import nestpay
 from limonbilling.payments.nestpay_gateway import NestPayGateway
 from limonbilling.sandbox import TEST_MERCHANT
-from limonbilling.services import audit, card_payments, orders, refunds, settings
+from limonbilling.services import audit, card_payments, placement, refunds, settings
 
 AGENT = audit.Actor("agent", None, "agent@example.com")
 BANK = audit.Actor("system", None, "nestpay")
@@ -42,7 +42,8 @@ def as_customer(customer) -> audit.Actor:
 
 
 def card_order(customer, package):
-    order = orders.create_order(customer, package, payment_method="card", actor=as_customer(customer), ip="127.0.0.1")
+    order = placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer),
+                                           ip="127.0.0.1")
     attempt = card_payments.start_card_payment(order, "nestpay")
     db.session.commit()
     return order, attempt

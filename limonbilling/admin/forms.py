@@ -16,17 +16,9 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from ..forms import LANGUAGE_CHOICES, MESSAGE_LENGTH
-from ..models import CURRENCIES, PERMISSIONS
+from ..forms import LANGUAGE_CHOICES, MESSAGE_LENGTH, choices_of
+from ..models import ApiScope, Currency, OrderState, PackageType, Permission, PromoKind
 from ..services.settings import BOUNDS
-
-PERMISSION_LABELS = {
-    "billing": _l("Billing: packages, subscriptions, orders, invoices, promo codes"),
-    "customers": _l("Customers: customer cards"),
-    "settings": _l("Settings: general, payment systems, modules, API tokens, agents"),
-    "support": _l("Support: tickets and chats"),
-}
-
 
 
 def bounded(setting: str) -> NumberRange:
@@ -76,13 +68,13 @@ class ModulesForm(FlaskForm):
 
 class AgentPermissionsForm(FlaskForm):
     is_owner = BooleanField(_l("Owner (all permissions, sees the audit log)"))
-    can_billing = BooleanField(PERMISSION_LABELS["billing"])
-    can_customers = BooleanField(PERMISSION_LABELS["customers"])
-    can_settings = BooleanField(PERMISSION_LABELS["settings"])
-    can_support = BooleanField(PERMISSION_LABELS["support"])
+    can_billing = BooleanField(Permission.BILLING.label)
+    can_customers = BooleanField(Permission.CUSTOMERS.label)
+    can_settings = BooleanField(Permission.SETTINGS.label)
+    can_support = BooleanField(Permission.SUPPORT.label)
 
     def selected_permissions(self) -> list[str]:
-        return [permission for permission in PERMISSIONS if self[f"can_{permission}"].data]
+        return [permission for permission in Permission if self[f"can_{permission}"].data]
 
 
 class AgentCreateForm(AgentPermissionsForm):
@@ -105,11 +97,11 @@ class PackageForm(FlaskForm):
     description = TextAreaField(_l("Description"), description=_l("Shown to customers on the packages page."))
     type = RadioField(
         _l("Type"),
-        choices=[SelectChoice("credit", _l("Credit")), SelectChoice("subscription", _l("Subscription"))],
+        choices=choices_of(PackageType),
         default="credit",
     )
     price = StringField(_l("Price"), description=_l("e.g. 150.00"))
-    currency = SelectField(_l("Currency"), choices=[SelectChoice(c, c) for c in CURRENCIES], default="TRY")
+    currency = SelectField(_l("Currency"), choices=choices_of(Currency), default="TRY")
     credits = StringField(_l("Credits"), description=_l("Credit packages: credits added to the balance."))
     days = StringField(_l("Days"), description=_l("Subscription packages: length of one period."))
     department_ids = MultiCheckboxField(_l("Departments"), coerce=int, validate_choice=False)
@@ -174,8 +166,8 @@ class InvoiceSettingsForm(FlaskForm):
 
 class ApiTokenForm(FlaskForm):
     name = StringField(_l("Name"), description=_l("The system that uses it, e.g. “Help desk production”."))
-    scope_read = BooleanField(_l("read: departments, packages, customers, entitlements, ledgers"), default=True)
-    scope_write = BooleanField(_l("write: create customers, charge usage, adjust credits"), default=True)
+    scope_read = BooleanField(ApiScope.READ.label, default=True)
+    scope_write = BooleanField(ApiScope.WRITE.label, default=True)
 
     def scopes(self) -> list[str]:
         return [name for name, field in (("read", self.scope_read), ("write", self.scope_write)) if field.data]
@@ -189,16 +181,14 @@ class BankAccountForm(FlaskForm):
     bank_name = StringField(_l("Bank"))
     account_holder = StringField(_l("Account holder"))
     iban = StringField(_l("IBAN"))
-    currency = SelectField(_l("Currency"), choices=[SelectChoice(c, c) for c in CURRENCIES], default="TRY")
+    currency = SelectField(_l("Currency"), choices=choices_of(Currency), default="TRY")
 
 
 class PromoCodeForm(FlaskForm):
     code = StringField(_l("Code"), description=_l("Letters, digits, - and _; customers type it at checkout."))
-    kind = RadioField(_l("Discount"), choices=[SelectChoice("percent", _l("Percent")),
-                                               SelectChoice("fixed", _l("Fixed amount"))],
-                      default="percent")
+    kind = RadioField(_l("Discount"), choices=choices_of(PromoKind), default=PromoKind.PERCENT)
     value = StringField(_l("Value"), description=_l("Percent (1–99) or an amount like 50.00."))
-    currency = SelectField(_l("Currency of a fixed amount"), choices=[SelectChoice(c, c) for c in CURRENCIES],
+    currency = SelectField(_l("Currency of a fixed amount"), choices=choices_of(Currency),
                            default="TRY")
     valid_from = DateField(_l("Valid from"), validators=[Optional()])
     valid_until = DateField(_l("Valid until"), validators=[Optional()])
@@ -212,10 +202,7 @@ class PromoCodeForm(FlaskForm):
 class OrderStatusForm(FlaskForm):
     name = StringField(_l("Name"))
     colour = StringField(_l("Colour"), default="#6c757d", render_kw={"type": "color"})
-    counts_as = SelectField(_l("Counted as"), choices=[
-        SelectChoice("pending", _l("Pending")), SelectChoice("active", _l("Active")),
-        SelectChoice("cancelled", _l("Cancelled")),
-    ])
+    counts_as = SelectField(_l("Counted as"), choices=choices_of(OrderState, excluding={OrderState.FRAUD}))
 
 
 class OrderSettingsForm(FlaskForm):
@@ -277,7 +264,7 @@ class PlaceOrderForm(FlaskForm):
 
 class BalanceAdjustmentForm(FlaskForm):
     amount = StringField(_l("Amount"), description=_l("e.g. 250.00 to add, -250.00 to take away."))
-    currency = SelectField(_l("Currency"), choices=[SelectChoice(c, c) for c in CURRENCIES], default="TRY")
+    currency = SelectField(_l("Currency"), choices=choices_of(Currency), default="TRY")
     reason = StringField(_l("Reason"), description=_l("Required; the customer sees it."))
 
 

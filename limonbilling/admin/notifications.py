@@ -6,11 +6,11 @@ from sqlalchemy import or_, select
 from .. import security
 from ..auth import current_actor, current_agent, requires
 from ..extensions import db
-from ..forms import ButtonForm, run_service
-from ..models import NOTIFICATION_CHANNELS, NOTIFICATION_STATES, Notification
+from ..forms import ButtonForm, run_action, run_service
+from ..models import Notification, NotificationChannel, NotificationState
 from ..pagination import keyset_page
 from ..search import contains
-from ..services import ServiceError, outbox, settings
+from ..services import outbox, settings
 from ..services.messaging import save_settings, send_test_email, send_test_sms, sms_configured, smtp_configured
 from ..transports import DeliveryError
 from . import bp
@@ -19,9 +19,9 @@ from .forms import NotificationSettingsForm, TestSendForm
 
 def _filtered(args):
     statement = select(Notification)
-    if args.get("state") in NOTIFICATION_STATES:
+    if NotificationState.has(args.get("state")):
         statement = statement.where(Notification.state == args["state"])
-    if args.get("channel") in NOTIFICATION_CHANNELS:
+    if NotificationChannel.has(args.get("channel")):
         statement = statement.where(Notification.channel == args["channel"])
     if args.get("event"):
         statement = statement.where(Notification.event == args["event"])
@@ -40,14 +40,14 @@ def notification_list():
     events = list(db.session.scalars(select(Notification.event).distinct().order_by(Notification.event)))
     filters = {key: request.args.get(key, "") for key in ("state", "channel", "event", "q")}
     return render_template("admin/notifications.html", page=page, events=events, filters=filters,
-                           states=NOTIFICATION_STATES, waiting=outbox.waiting_for_smtp(), retry_form=ButtonForm(),
+                           states=list(NotificationState), waiting=outbox.waiting_for_smtp(), retry_form=ButtonForm(),
                            smtp_ready=smtp_configured())
 
 
 @bp.route("/notifications/<int:notification_id>")
 @requires("settings")
 def notification_detail(notification_id: int):
-    notification = db.session.get(Notification, notification_id) or abort(404)
+    notification = db.get_or_404(Notification, notification_id)
     return render_template("admin/notification_detail.html", notification=notification, retry_form=ButtonForm())
 
 
@@ -55,7 +55,7 @@ def notification_detail(notification_id: int):
 @requires("settings")
 def notification_preview(notification_id: int):
     """The mail's HTML alone, framed by the detail page: its inline styles are allowed here, scripts never."""
-    notification = db.session.get(Notification, notification_id) or abort(404)
+    notification = db.get_or_404(Notification, notification_id)
     if notification.sensitive or not notification.body_html:
         abort(404)
     response = make_response(notification.body_html)
@@ -69,15 +69,9 @@ def notification_preview(notification_id: int):
 @bp.route("/notifications/<int:notification_id>/retry", methods=["POST"])
 @requires("settings")
 def notification_retry(notification_id: int):
-    notification = db.session.get(Notification, notification_id) or abort(404)
+    notification = db.get_or_404(Notification, notification_id)
     if ButtonForm().validate_on_submit():
-        try:
-            outbox.retry(notification, current_actor())
-        except ServiceError as error:
-            db.session.rollback()
-            flash(error.message, "danger")
-        else:
-            db.session.commit()
+        if run_action(outbox.retry, notification, current_actor())[0]:
             flash(_("The message to %(recipient)s is queued again.", recipient=notification.recipient), "success")
     if request.form.get("back") == "list":
         return redirect(url_for("admin.notification_list", state="failed"))

@@ -1,14 +1,14 @@
 """Settings → Orders (checkout rules, the fraud check) and Settings → Order Statuses (agents with `settings`)."""
-from flask import abort, flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 
 from ..auth import current_actor, requires
 from ..extensions import db
-from ..forms import run_service
+from ..forms import ButtonForm, run_action, run_service
 from ..models import OrderStatus
 from ..services import order_statuses, settings
 from . import bp
-from .forms import OrderSettingsForm, OrderStatusForm, ToggleForm
+from .forms import OrderSettingsForm, OrderStatusForm
 
 
 @bp.route("/settings/orders", methods=["GET", "POST"])
@@ -26,9 +26,7 @@ def settings_orders():
 @bp.route("/settings/order-statuses/<int:status_id>", methods=["GET", "POST"])
 @requires("settings")
 def order_status_list(status_id: int | None = None):
-    status = None
-    if status_id is not None:
-        status = db.session.get(OrderStatus, status_id) or abort(404)
+    status = db.get_or_404(OrderStatus, status_id) if status_id is not None else None
     form = OrderStatusForm(obj=status)
     if form.validate_on_submit():
         ok, saved = run_service(form, order_statuses.save, status, name=form.name.data, colour=form.colour.data,
@@ -37,17 +35,15 @@ def order_status_list(status_id: int | None = None):
             flash(_("Status %(name)s is saved.", name=saved.name), "success")
             return redirect(url_for("admin.order_status_list"))
     return render_template("admin/order_statuses.html", form=form, editing=status,
-                           statuses=order_statuses.all_statuses(), delete_form=ToggleForm())
+                           statuses=order_statuses.all_statuses(), delete_form=ButtonForm())
 
 
 @bp.route("/settings/order-statuses/<int:status_id>/delete", methods=["POST"])
 @requires("settings")
 def order_status_delete(status_id: int):
-    status = db.session.get(OrderStatus, status_id) or abort(404)
-    form = ToggleForm()
-    if form.validate_on_submit():
+    status = db.get_or_404(OrderStatus, status_id)
+    if ButtonForm().validate_on_submit():
         name = status.name
-        ok, _result = run_service(form, order_statuses.delete, status, current_actor())
-        flash(_("Status %(name)s is deleted.", name=name) if ok else form.form_errors[-1],
-              "success" if ok else "danger")
+        if run_action(order_statuses.delete, status, current_actor())[0]:
+            flash(_("Status %(name)s is deleted.", name=name), "success")
     return redirect(url_for("admin.order_status_list"))

@@ -2,7 +2,7 @@
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
@@ -15,41 +15,41 @@ from ..clock import day_start
 from ..csv_export import csv_response
 from ..extensions import db
 from ..formatting import format_money
-from ..forms import run_service
+from ..forms import ButtonForm, run_action, run_service
 from ..labels import label
 from ..models import (
-    ORDER_STATUSES,
     BalanceEntry,
     Customer,
     LedgerEntry,
     Notification,
     Order,
+    OrderState,
     Package,
     RefundDestination,
 )
 from ..pagination import keyset_page
 from ..payments import gateways
 from ..services import (
-    ServiceError,
     balance,
     card_payments,
     customers,
-    entitlements,
+    order_actions,
     order_statuses,
-    orders,
     packages,
+    placement,
+    purchase_rules,
     refunds,
     reports,
 )
 from .billing import billing_view
-from .forms import AcceptForm, PlaceOrderForm, RefundForm, SettleAttentionForm, ToggleForm
+from .forms import AcceptForm, PlaceOrderForm, RefundForm, SettleAttentionForm
 
 PENDING_BADGE_MOST = 999  # the list's pending badge counts this far, then says "999+"
 
 ACTIONS = {
-    "cancel": (orders.cancel_order, _l("Order %(number)s is cancelled.")),
-    "fraud": (orders.set_fraud, _l("Order %(number)s is marked as fraud.")),
-    "pending": (orders.back_to_pending, _l("Order %(number)s is pending again.")),
+    "cancel": (order_actions.cancel_order, _l("Order %(number)s is cancelled.")),
+    "fraud": (order_actions.set_fraud, _l("Order %(number)s is marked as fraud.")),
+    "pending": (order_actions.back_to_pending, _l("Order %(number)s is pending again.")),
 }
 
 
@@ -59,7 +59,7 @@ def _filtered(args) -> tuple:
     statement = (select(Order).join(Customer, Customer.id == Order.customer_id)
                  .options(contains_eager(Order.customer)))  # one query for the page, not one per row
     status = args.get("status", "")
-    if status in ORDER_STATUSES:
+    if OrderState.has(status):
         statement = statement.where(Order.status == status)
     elif (custom_id := order_statuses.choice_id(status)) is not None:
         statement = statement.where(Order.custom_status_id == custom_id)
@@ -94,7 +94,7 @@ def order_list():
     pending = reports.pending_orders(at_most=PENDING_BADGE_MOST + 1)
     return render_template("admin/orders.html", page=page, filters=filters, pending=pending,
                            pending_most=PENDING_BADGE_MOST,
-                           statuses=ORDER_STATUSES, custom_statuses=order_statuses.all_statuses(), form=ToggleForm())
+                           statuses=list(OrderState), custom_statuses=order_statuses.all_statuses(), form=ButtonForm())
 
 
 @billing_view("/billing/orders.csv")
@@ -110,16 +110,14 @@ def order_export():
         for order in db.session.scalars(statement.order_by(Order.id.desc()))))
 
 
-def _order_or_404(number: str) -> Order:
-    order = db.session.scalar(select(Order).where(Order.number == number))
-    if order is None:
-        abort(404)
-    return order
+def order_or_404(number: str) -> Order:
+    """The order with this number (the admin pages find orders by number, not by id), or 404."""
+    return db.first_or_404(select(Order).where(Order.number == number))
 
 
 @billing_view("/billing/orders/<number>")
 def order_detail(number: str):
-    order = _order_or_404(number)
+    order = order_or_404(number)
     grant_ids = [grant.id for grant in order.grants]
     entries = list(db.session.scalars(
         select(LedgerEntry).where(LedgerEntry.grant_id.in_(grant_ids)).order_by(LedgerEntry.id))) if grant_ids else []
@@ -127,7 +125,7 @@ def order_detail(number: str):
         select(BalanceEntry).where(BalanceEntry.order_id == order.id).order_by(BalanceEntry.id)))
     messages = list(db.session.scalars(
         select(Notification).where(Notification.order_number == order.number).order_by(Notification.id)))
-    return render_template("admin/order_detail.html", order=order, entries=entries, form=ToggleForm(),
+    return render_template("admin/order_detail.html", order=order, entries=entries, form=ButtonForm(),
                            accept_form=AcceptForm(), attention_form=SettleAttentionForm(),
                            balance_entries=balance_entries, messages=messages,
                            card_plan=refunds.card_plan(order))
@@ -136,15 +134,12 @@ def order_detail(number: str):
 @billing_view("/billing/orders/<number>/accept", methods=["POST"])
 def order_accept(number: str):
     """Accept: with the day a bank transfer arrived, or an explicit reason to give a card order free."""
-    order = _order_or_404(number)
+    order = order_or_404(number)
     form = AcceptForm()
     if form.validate_on_submit():
-        ok, _order = run_service(form, orders.accept_order, order, current_actor(), received_on=form.received_on.data,
-                                 free_reason=form.free_reason.data or None)
-        if ok:
+        if run_action(order_actions.accept_order, order, current_actor(), received_on=form.received_on.data,
+                      free_reason=form.free_reason.data or None)[0]:
             flash(_("Order %(number)s is accepted.", number=number), "success")
-        else:
-            flash(form.form_errors[-1], "danger")
     else:
         flash(_("Check the date: %(error)s", error=" ".join(form.received_on.errors + form.free_reason.errors)),
               "danger")
@@ -153,16 +148,10 @@ def order_accept(number: str):
 
 @billing_view("/billing/orders/<number>/<any(cancel, fraud, pending):action>", methods=["POST"])
 def order_action(number: str, action: str):
-    order = _order_or_404(number)
-    if ToggleForm().validate_on_submit():
+    order = order_or_404(number)
+    if ButtonForm().validate_on_submit():
         handler, message = ACTIONS[action]
-        try:
-            handler(order, current_actor())
-        except ServiceError as error:
-            db.session.rollback()
-            flash(error.message, "danger")
-        else:
-            db.session.commit()
+        if run_action(handler, order, current_actor())[0]:
             flash(message % {"number": number}, "success")
     return redirect(url_for("admin.order_detail", number=number))
 
@@ -170,41 +159,35 @@ def order_action(number: str, action: str):
 @billing_view("/billing/orders/<number>/attention", methods=["POST"])
 def order_settle_attention(number: str):
     """The agent settled what the order was flagged for (kept the money, or returned it outside the system)."""
-    order = _order_or_404(number)
+    order = order_or_404(number)
     form = SettleAttentionForm()
-    if form.validate_on_submit():
-        if run_service(form, orders.settle_attention, order, form.note.data, current_actor())[0]:
-            flash(_("Order %(number)s no longer needs attention.", number=number), "success")
-            return redirect(url_for("admin.order_detail", number=number))
-    flash(" ".join(form.form_errors + form.note.errors), "danger")
+    if not form.validate_on_submit():
+        flash(" ".join(form.note.errors), "danger")
+    elif run_action(order_actions.settle_attention, order, form.note.data, current_actor())[0]:
+        flash(_("Order %(number)s no longer needs attention.", number=number), "success")
     return redirect(url_for("admin.order_detail", number=number))
 
 
 @billing_view("/billing/orders/<number>/ask-bank", methods=["POST"])
 def order_ask_bank(number: str):
     """Ask the bank about the order's attempts without a final answer and its refunds in flight."""
-    order = _order_or_404(number)
-    if ToggleForm().validate_on_submit():
-        lines = card_payments.ask_bank(order, gateways.gateway(), current_actor())
-        db.session.commit()
-        for line in lines or [_("Nothing is waiting for the bank.")]:
-            flash(line, "info")
+    order = order_or_404(number)
+    if ButtonForm().validate_on_submit():
+        ok, lines = run_action(card_payments.ask_bank, order, gateways.gateway(), current_actor())
+        if ok:
+            for line in lines or [_("Nothing is waiting for the bank.")]:
+                flash(line, "info")
     return redirect(url_for("admin.order_detail", number=number))
 
 
 @billing_view("/billing/orders/<number>/delete", methods=["GET", "POST"])
 def order_delete(number: str):
     """Delete needs an explicit confirmation step: it cannot be undone."""
-    order = _order_or_404(number)
-    form = ToggleForm()
+    order = order_or_404(number)
+    form = ButtonForm()
     if form.validate_on_submit() and request.form.get("confirm") == number:
-        try:
-            orders.delete_order(order, current_actor())
-        except ServiceError as error:
-            db.session.rollback()
-            flash(error.message, "danger")
+        if not run_action(order_actions.delete_order, order, current_actor())[0]:
             return redirect(url_for("admin.order_detail", number=number))
-        db.session.commit()
         flash(_("Order %(number)s is deleted. The audit log keeps the record.", number=number), "success")
         return redirect(url_for("admin.order_list"))
     if request.method == "POST":
@@ -216,11 +199,11 @@ def order_delete(number: str):
 def order_bulk():
     """Bulk status change: only the status moves, no payment or entitlement command runs."""
     numbers = request.form.getlist("numbers")
-    form = ToggleForm()
+    form = ButtonForm()
     if form.validate_on_submit() and numbers:
         selected = list(db.session.scalars(select(Order).where(Order.number.in_(numbers))))
         status = request.form.get("status", "")
-        ok, result = run_service(form, orders.bulk_set_status, selected, status, current_actor())
+        ok, result = run_service(form, order_actions.bulk_set_status, selected, status, current_actor())
         if ok:
             count, skipped = result
             custom = selected[0].custom_status if selected else None
@@ -241,7 +224,7 @@ def order_refund(number: str):
     """Cancel & Refund, after a confirmation page that says what will happen: the money goes back to the
     card (Void or Credit at the bank) or to the customer's account balance, all of it (the order is then
     cancelled) or a part."""
-    order = _order_or_404(number)
+    order = order_or_404(number)
     form = RefundForm()
     plan = refunds.card_plan(order)
     if not plan:
@@ -273,20 +256,17 @@ _REFUND_OUTCOMES = {
 def _refund(order: Order, form: RefundForm, amount: int | None) -> str | None:
     """Record the refund and commit; a card refund then goes to the bank and its answer is committed too."""
     to = RefundDestination.BALANCE if form.to.data == "balance" else RefundDestination.CARD
-    ok, _rows = run_service(form, refunds.start, order, to=to, actor=current_actor(), amount_minor=amount)
-    if not ok:
+    if not run_service(form, refunds.start, order, to=to, actor=current_actor(), amount_minor=amount)[0]:
         return None
     if to == RefundDestination.BALANCE:
         return "refunded"
-    outcome = refunds.send(order, gateways.gateway(), current_actor())
-    db.session.commit()
-    return outcome
+    return run_service(form, refunds.send, order, gateways.gateway(), current_actor())[1]
 
 
 @billing_view("/billing/customers/<int:customer_id>/orders/new", methods=["GET", "POST"])
 def order_place(customer_id: int):
     """An agent places an order for a customer: package, payment method, promo code, price override."""
-    customer = db.session.get(Customer, customer_id) or abort(404)
+    customer = db.get_or_404(Customer, customer_id)
     form = PlaceOrderForm()
     form.package_id.choices = [SelectChoice(p.id, f"{p.name} · {format_money(p.price_minor, p.currency)}")
                                for p in packages.list_packages()]
@@ -299,7 +279,7 @@ def order_place(customer_id: int):
         else:
             agent = current_agent()
             ok, order = run_service(
-                form, orders.create_order, customer, package, payment_method=form.payment_method.data,
+                form, placement.place_agent_order, customer, package, payment_method=form.payment_method.data,
                 actor=current_actor(), ip=request.remote_addr, promo_code=form.promo_code.data, placed_by=agent,
                 price_override_minor=override, create_invoice=form.create_invoice.data,
                 send_confirmation=form.send_confirmation.data,
@@ -317,4 +297,4 @@ def _previews(customer: Customer) -> dict:
     """What buying each package would do for this customer now (allowed or why not)."""
     offered = packages.list_packages()
     return {package.id: preview for package, preview in zip(
-        offered, entitlements.preview_purchases(customer, offered, allow_off_sale=True), strict=True)}
+        offered, purchase_rules.preview_purchases(customer, offered, allow_off_sale=True), strict=True)}

@@ -1,16 +1,16 @@
 """Settings → Payment Systems (agents with `settings`)."""
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from ..auth import current_actor, requires
 from ..extensions import db
-from ..forms import run_service
+from ..forms import ButtonForm, run_action, run_service
 from ..models import BankAccount
 from ..payments import gateways
 from ..payments.nestpay_gateway import BANK_PRESETS, preset_urls, save_settings
-from ..services import ValidationFailed, bank_transfer, settings
+from ..services import bank_transfer, settings
 from . import bp
-from .forms import BankAccountForm, PaymentSettingsForm, ToggleForm
+from .forms import BankAccountForm, PaymentSettingsForm
 
 
 @bp.route("/settings/payments", methods=["GET", "POST"])
@@ -33,7 +33,7 @@ def settings_payments():
     return render_template(
         "admin/settings_payments.html", form=form, secrets_stored=secrets_stored,
         available=gateways.gateway().is_available(), accounts=bank_transfer.all_accounts(),
-        account_form=BankAccountForm(prefix="account"), remove_form=ToggleForm(),
+        account_form=BankAccountForm(prefix="account"), remove_form=ButtonForm(),
     )
 
 
@@ -42,16 +42,8 @@ def settings_payments():
 def bank_account_add():
     form = BankAccountForm(prefix="account")
     if form.validate_on_submit():
-        try:
-            bank_transfer.add_account(bank_name=form.bank_name.data, account_holder=form.account_holder.data,
-                                      iban=form.iban.data, currency=form.currency.data, actor=current_actor())
-        except ValidationFailed as error:
-            db.session.rollback()
-            for messages in error.errors.values():
-                for message in messages:
-                    flash(message, "danger")
-        else:
-            db.session.commit()
+        if run_action(bank_transfer.add_account, bank_name=form.bank_name.data, account_holder=form.account_holder.data,
+                      iban=form.iban.data, currency=form.currency.data, actor=current_actor())[0]:
             flash(_("The bank account is added; customers can now pay by bank transfer."), "success")
     return redirect(url_for("admin.settings_payments"))
 
@@ -59,11 +51,7 @@ def bank_account_add():
 @bp.route("/settings/payments/bank-accounts/<int:account_id>/remove", methods=["POST"])
 @requires("settings")
 def bank_account_remove(account_id: int):
-    account = db.session.get(BankAccount, account_id)
-    if account is None:
-        abort(404)
-    if ToggleForm().validate_on_submit():
-        bank_transfer.remove_account(account, current_actor())
-        db.session.commit()
+    account = db.get_or_404(BankAccount, account_id)
+    if ButtonForm().validate_on_submit() and run_action(bank_transfer.remove_account, account, current_actor())[0]:
         flash(_("The bank account is removed."), "success")
     return redirect(url_for("admin.settings_payments"))

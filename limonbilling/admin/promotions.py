@@ -1,11 +1,11 @@
 """Billing → Promo Codes (agents with `billing`)."""
-from flask import abort, flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from wtforms.fields.choices import SelectChoice
 
 from ..auth import current_actor
 from ..extensions import db
-from ..forms import run_service
+from ..forms import run_action, run_service
 from ..models import PromoCode
 from ..services import packages, promo_codes
 from .billing import billing_view
@@ -32,13 +32,9 @@ def promo_code_list():
 
 @billing_view("/billing/promo-codes/<int:promo_id>/active", methods=["POST"])
 def promo_code_active(promo_id: int):
-    promo = db.session.get(PromoCode, promo_id)
-    if promo is None:
-        abort(404)
+    promo = db.get_or_404(PromoCode, promo_id)
     form = ToggleForm()
-    if form.validate_on_submit():
-        promo_codes.set_active(promo, form.enabled.data, current_actor())
-        db.session.commit()
+    if form.validate_on_submit() and run_action(promo_codes.set_active, promo, form.enabled.data, current_actor())[0]:
         flash(_("%(code)s can be used.", code=promo.code) if promo.active
               else _("%(code)s can no longer be used.", code=promo.code), "success")
     return redirect(url_for("admin.promo_code_list"))

@@ -1,14 +1,14 @@
 """Settings → API tokens: agents with `settings` list and revoke them; only an owner creates one (shown once)."""
-from flask import abort, flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 
 from ..auth import OWNER, current_actor, requires
 from ..extensions import db
-from ..forms import run_service
+from ..forms import ButtonForm, run_action, run_service
 from ..models import ApiToken
 from ..services import api_tokens as tokens
 from . import bp
-from .forms import ApiTokenForm, ToggleForm
+from .forms import ApiTokenForm
 
 
 @bp.route("/settings/api-tokens")
@@ -33,18 +33,14 @@ def api_token_create():
 
 def _tokens_page(form: ApiTokenForm, new_token: str | None = None):
     response = render_template("admin/api_tokens.html", form=form, new_token=new_token,
-                               tokens=tokens.list_tokens(), revoke_form=ToggleForm())
+                               tokens=tokens.list_tokens(), revoke_form=ButtonForm())
     return response, 200, {"Cache-Control": "no-store"}
 
 
 @bp.route("/settings/api-tokens/<int:token_id>/revoke", methods=["POST"])
 @requires("settings")
 def api_token_revoke(token_id: int):
-    token = db.session.get(ApiToken, token_id)
-    if token is None:
-        abort(404)
-    if ToggleForm().validate_on_submit():
-        tokens.revoke(token, current_actor())
-        db.session.commit()
+    token = db.get_or_404(ApiToken, token_id)
+    if ButtonForm().validate_on_submit() and run_action(tokens.revoke, token, current_actor())[0]:
         flash(_("Token %(name)s is revoked; calls with it are refused from now on.", name=token.name), "success")
     return redirect(url_for("admin.api_tokens"))

@@ -5,9 +5,8 @@ from flask_babel import gettext as _
 
 from .. import two_factor_pages as pages
 from ..auth import OWNER, SIGNED_IN, current_actor, current_agent, public, requires
-from ..extensions import db
-from ..forms import TwoFactorRequirementForm
-from ..services import settings, two_factor
+from ..forms import TwoFactorRequirementForm, run_action
+from ..services import two_factor
 from . import bp
 
 OPEN_WHILE_REQUIRED = {"admin.two_factor_settings", "admin.logout"}
@@ -53,9 +52,7 @@ def two_factor_disable():
 def two_factor_requirement():
     """Settings → Agents: only an owner may require two-factor sign-in of every agent."""
     form = TwoFactorRequirementForm()
-    if form.validate_on_submit():
-        settings.update({"require_two_factor_agents": form.required.data}, current_actor())
-        db.session.commit()
+    if form.validate_on_submit() and run_action(two_factor.require_for_agents, form.required.data, current_actor())[0]:
         flash(_("Every agent must now use two-factor sign-in.") if form.required.data
               else _("Two-factor sign-in is now each agent's choice."), "success")
     return redirect(url_for("admin.agent_list"))

@@ -1,7 +1,7 @@
 from datetime import date
 from functools import partial
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import format_date
 from flask_babel import gettext as _
 from sqlalchemy import func, select
@@ -22,10 +22,18 @@ from ..auth import (
     throttled,
 )
 from ..extensions import db
-from ..forms import ButtonForm, CustomerDetailsForm, PasswordChangeForm, TwoFactorRequirementForm, run_service
+from ..forms import (
+    ButtonForm,
+    CustomerDetailsForm,
+    PasswordChangeForm,
+    TwoFactorRequirementForm,
+    run_action,
+    run_service,
+)
+from ..labels import label
 from ..models import Agent, AuditEntry, Customer, Department
 from ..pagination import keyset_page
-from ..services import ValidationFailed, accounts, customers, departments, reports, settings
+from ..services import accounts, customers, departments, reports, settings
 from . import bp
 from .forms import (
     AgentCreateForm,
@@ -43,13 +51,6 @@ def _page(statement, id_column):
     return keyset_page(statement.order_by(None), id_column, before=request.args.get("before", type=int),
                        after=request.args.get("after", type=int), per_page=current_app.config["ITEMS_PER_PAGE"],
                        oldest_first=request.args.get("sort") == "oldest")
-
-
-def _get_or_404(model, record_id: int):
-    record = db.session.get(model, record_id)
-    if record is None:
-        abort(404)
-    return record
 
 
 # --- signing in -----------------------------------------------------------------------------
@@ -105,12 +106,11 @@ def dashboard():
 
 def _dashboard_charts(billing: dict) -> dict:
     """What static/js/dashboard.js draws; the page shows the same numbers in tables."""
-    status_labels = {"pending": _("Pending"), "active": _("Active"), "fraud": _("Fraud"), "cancelled": _("Cancelled")}
     return {
         "months": [format_date(date(int(month[:4]), int(month[5:]), 1), "MMM yyyy") for month in billing["months"]],
         "revenue": [{"label": currency, "data": [amount / 100 for amount in by_month.values()]}
                     for currency, by_month in billing["revenue"].items()],
-        "statuses": {"labels": [status_labels[status] for status in billing["statuses"]],
+        "statuses": {"labels": [label(status, "order_status") for status in billing["statuses"]],
                      "data": list(billing["statuses"].values())},
         "credits": {"labels": [row.department for row in billing["credits"]],
                     "sold": [row.sold for row in billing["credits"]], "used": [row.used for row in billing["credits"]],
@@ -149,7 +149,7 @@ def department_list():
 @bp.route("/departments/<int:department_id>/edit", methods=["GET", "POST"])
 @requires("settings")
 def department_edit(department_id: int | None = None):
-    department = _get_or_404(Department, department_id) if department_id else None
+    department = db.get_or_404(Department, department_id) if department_id else None
     form = DepartmentForm(obj=department)
     if form.validate_on_submit():
         values = {
@@ -190,7 +190,7 @@ def customer_new():
 @bp.route("/customers/<int:customer_id>")
 @requires("customers")
 def customer_detail(customer_id: int):
-    customer = _get_or_404(Customer, customer_id)
+    customer = db.get_or_404(Customer, customer_id)
     return render_template(
         "admin/customer_detail.html",
         customer=customer,
@@ -203,7 +203,7 @@ def customer_detail(customer_id: int):
 @bp.route("/customers/<int:customer_id>/edit", methods=["GET", "POST"])
 @requires("customers")
 def customer_edit(customer_id: int):
-    customer = _get_or_404(Customer, customer_id)
+    customer = db.get_or_404(Customer, customer_id)
     form = CustomerDetailsForm(obj=customer)
     if form.validate_on_submit():
         if run_service(form, customers.update_customer, customer, form.details(), current_actor())[0]:
@@ -215,12 +215,11 @@ def customer_edit(customer_id: int):
 @bp.route("/customers/<int:customer_id>/departments/<int:department_id>", methods=["POST"])
 @requires("customers")
 def customer_department(customer_id: int, department_id: int):
-    customer = _get_or_404(Customer, customer_id)
-    department = _get_or_404(Department, department_id)
+    customer = db.get_or_404(Customer, customer_id)
+    department = db.get_or_404(Department, department_id)
     form = ToggleForm()
-    if form.validate_on_submit():
-        customers.set_department(customer, department, form.enabled.data, current_actor())
-        db.session.commit()
+    if form.validate_on_submit() and run_action(customers.set_department, customer, department, form.enabled.data,
+                                                current_actor())[0]:
         if form.enabled.data:
             flash(_("%(department)s is on for this customer, free of charge.", department=department.name), "success")
         else:
@@ -231,28 +230,20 @@ def customer_department(customer_id: int, department_id: int):
 @bp.route("/customers/<int:customer_id>/notes", methods=["POST"])
 @requires("customers")
 def customer_note(customer_id: int):
-    customer = _get_or_404(Customer, customer_id)
+    customer = db.get_or_404(Customer, customer_id)
     form = NoteForm()
-    if form.validate_on_submit():
-        try:
-            customers.add_note(customer, form.body.data, current_actor())
-        except ValidationFailed as error:
-            db.session.rollback()
-            flash(" ".join(error.errors["body"]), "danger")
-        else:
-            db.session.commit()
-            flash(_("The note is added."), "success")
+    if form.validate_on_submit() and run_action(customers.add_note, customer, form.body.data, current_actor())[0]:
+        flash(_("The note is added."), "success")
     return redirect(url_for("admin.customer_detail", customer_id=customer.id))
 
 
 @bp.route("/customers/<int:customer_id>/identity", methods=["POST"])
 @requires("customers")
 def customer_identity(customer_id: int):
-    customer = _get_or_404(Customer, customer_id)
+    customer = db.get_or_404(Customer, customer_id)
     form = ToggleForm()
-    if form.validate_on_submit():
-        customers.set_identity_verified(customer, form.enabled.data, current_actor())
-        db.session.commit()
+    if form.validate_on_submit() and run_action(customers.set_identity_verified, customer, form.enabled.data,
+                                                current_actor())[0]:
         flash(_("Identity marked as verified.") if form.enabled.data else _("Identity mark removed."), "success")
     return redirect(url_for("admin.customer_detail", customer_id=customer.id))
 
@@ -283,9 +274,9 @@ def settings_general():
 @requires("settings")
 def settings_modules():
     form = ModulesForm(data=settings.get_all())
-    if form.validate_on_submit():
-        settings.update({"vip_support_enabled": form.vip_support_enabled.data}, current_actor())
-        db.session.commit()
+    if form.validate_on_submit() and run_service(form, settings.update,
+                                                 {"vip_support_enabled": form.vip_support_enabled.data},
+                                                 current_actor())[0]:
         if form.vip_support_enabled.data:
             flash(_("The Paid VIP Support System is on."), "success")
         else:
@@ -323,7 +314,7 @@ def agent_new():
 @bp.route("/settings/agents/<int:agent_id>/edit", methods=["GET", "POST"])
 @requires(OWNER)
 def agent_edit(agent_id: int):
-    agent = _get_or_404(Agent, agent_id)
+    agent = db.get_or_404(Agent, agent_id)
     form = AgentEditForm(obj=agent)
     if form.validate_on_submit():
         if run_service(form, accounts.update_agent, agent, permissions=form.selected_permissions(),

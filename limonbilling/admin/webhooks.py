@@ -1,44 +1,30 @@
 """Settings → Webhooks (agents with `settings`): endpoints with their secret (shown once), events, on/off,
 a test event, and each endpoint's delivery log."""
-from flask import abort, flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import BooleanField, URLField
-from wtforms.fields.choices import SelectChoice
 
 from ..auth import current_actor, requires
 from ..extensions import db
-from ..forms import ButtonForm, run_service
-from ..models import Webhook
+from ..forms import ButtonForm, choices_of, run_action, run_service
+from ..models import Webhook, WebhookEvent
 from ..services import webhooks
 from . import bp
 from .forms import MultiCheckboxField
-
-EVENT_CHOICES = [
-    SelectChoice("order.paid", _l("an order is paid")),
-    SelectChoice("order.status_changed", _l("an order moves to another status")),
-    SelectChoice("order.refunded", _l("money of an order is refunded")),
-    SelectChoice("entitlement.changed", _l("a package is given, taken back or ended")),
-    SelectChoice("credits.low", _l("a customer's credits fall below the warning threshold")),
-    SelectChoice("usage.charged", _l("a new ticket or chat is charged")),
-]
 
 
 class WebhookForm(FlaskForm):
     url = URLField(_l("Endpoint URL"), description=_l("Where the events are posted, e.g. "
                                                       "https://helpdesk.example.com/webhook"))
-    events = MultiCheckboxField(_l("Events"), choices=EVENT_CHOICES, validate_choice=False)
+    events = MultiCheckboxField(_l("Events"), choices=choices_of(WebhookEvent), validate_choice=False)
 
 
 class WebhookEditForm(WebhookForm):
     url = None  # an endpoint keeps its address: add a new one for another
     active = BooleanField(_l("Active (new events are sent)"))
-
-
-def _webhook(webhook_id: int) -> Webhook:
-    return db.session.get(Webhook, webhook_id) or abort(404)
 
 
 @bp.route("/settings/webhooks", methods=["GET", "POST"])
@@ -60,7 +46,7 @@ def webhook_list():
 @bp.route("/settings/webhooks/<int:webhook_id>", methods=["GET", "POST"])
 @requires("settings")
 def webhook_detail(webhook_id: int):
-    webhook = _webhook(webhook_id)
+    webhook = db.get_or_404(Webhook, webhook_id)
     form = WebhookEditForm(obj=webhook)
     if form.validate_on_submit():
         if run_service(form, webhooks.update, webhook, form.events.data or [], form.active.data, current_actor())[0]:
@@ -73,24 +59,18 @@ def webhook_detail(webhook_id: int):
 @bp.route("/settings/webhooks/<int:webhook_id>/test", methods=["POST"])
 @requires("settings")
 def webhook_test(webhook_id: int):
-    webhook = _webhook(webhook_id)
-    form = ButtonForm()
-    if form.validate_on_submit():
-        if run_service(form, webhooks.send_test, webhook, current_actor())[0]:
-            flash(_("A test event is on its way; its answer appears in the delivery log below."), "success")
-        else:
-            flash(form.form_errors[0], "danger")
+    webhook = db.get_or_404(Webhook, webhook_id)
+    if ButtonForm().validate_on_submit() and run_action(webhooks.send_test, webhook, current_actor())[0]:
+        flash(_("A test event is on its way; its answer appears in the delivery log below."), "success")
     return redirect(url_for("admin.webhook_detail", webhook_id=webhook.id))
 
 
 @bp.route("/settings/webhooks/<int:webhook_id>/delete", methods=["POST"])
 @requires("settings")
 def webhook_delete(webhook_id: int):
-    webhook = _webhook(webhook_id)
-    if ButtonForm().validate_on_submit():
-        url = webhook.url
-        webhooks.remove(webhook, current_actor())
-        db.session.commit()
+    webhook = db.get_or_404(Webhook, webhook_id)
+    url = webhook.url
+    if ButtonForm().validate_on_submit() and run_action(webhooks.remove, webhook, current_actor())[0]:
         flash(_("The webhook to %(url)s is deleted; nothing more is sent there.", url=url), "success")
         return redirect(url_for("admin.webhook_list"))
-    return redirect(url_for("admin.webhook_detail", webhook_id=webhook.id))
+    return redirect(url_for("admin.webhook_detail", webhook_id=webhook_id))

@@ -13,9 +13,22 @@ STATUS_BY_CODE = {
 
 
 class ApiError(Exception):
+    """A request the API refuses, answered in the JSON error shape by `error_response`."""
+
     def __init__(self, status: int, code: str, message: str, **details):
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
+
+    @classmethod
+    def refusal(cls, error: ServiceError) -> "ApiError":
+        """A service's refusal as the API answers it: its stable code, with the HTTP status of that code."""
+        if isinstance(error, ValidationFailed):
+            return cls(422, error.code, error.message, fields=error.errors)
+        details = {key: value for key, value in error.details.items() if isinstance(value, (int, str))}
+        return cls(STATUS_BY_CODE.get(error.code, 409), error.code, error.message, **details)
+
+    def response(self):
+        return error_response(self.status, self.code, self.message, **self.details)
 
 
 def error_response(status: int, code: str, message: str, **details):
@@ -31,9 +44,3 @@ def code_of(status: int) -> str:
     413 request_entity_too_large, 500 internal_server_error)."""
     return HTTP_STATUS_CODES.get(status, "error").lower().replace(" ", "_")
 
-
-def from_service_error(error: ServiceError):
-    if isinstance(error, ValidationFailed):
-        return error_response(422, error.code, error.message, fields=error.errors)
-    details = {key: value for key, value in error.details.items() if isinstance(value, (int, str))}
-    return error_response(STATUS_BY_CODE.get(error.code, 409), error.code, error.message, **details)

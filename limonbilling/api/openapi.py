@@ -1,5 +1,31 @@
 """The OpenAPI 3 description of /api/v1, kept as data beside the handlers (a test checks they match)."""
-from ..services.orders import AGENT_PAYMENT_METHODS
+from ..models import (
+    AccountType,
+    Choice,
+    CoveredBy,
+    Currency,
+    DepartmentSource,
+    InvoiceState,
+    Language,
+    LedgerKind,
+    MoneyState,
+    OrderKind,
+    OrderState,
+    PackageType,
+    PaymentMethod,
+    PaymentState,
+    RefundState,
+    RequestKind,
+)
+from ..services.placement import AGENT_PAYMENT_METHODS
+
+
+def _enum(choice: type[Choice], *, nullable: bool = False, excluding=(), **extra) -> dict:
+    """A string property holding one of an enum's stored values (models/choices.py)."""
+    values = [member.value for member in choice if member not in excluding]
+    if nullable:
+        return {"type": ["string", "null"], "enum": [*values, None], **extra}
+    return {"type": "string", "enum": values, **extra}
 
 
 def _ref(name: str) -> dict:
@@ -47,9 +73,9 @@ SCHEMAS = {
         "type": "object", "required": ["id", "name", "type", "price", "currency", "credits", "days", "department_ids"],
         "properties": {
             "id": {"type": "integer"}, "name": {"type": "string"},
-            "type": {"type": "string", "enum": ["credit", "subscription"]},
+            "type": _enum(PackageType),
             "price": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$", "example": "150.00"},
-            "currency": {"type": "string", "enum": ["TRY", "USD", "EUR"]},
+            "currency": _enum(Currency),
             "credits": {"type": ["integer", "null"]}, "days": {"type": ["integer", "null"]},
             "department_ids": {"type": "array", "items": {"type": "integer"}},
         },
@@ -58,7 +84,7 @@ SCHEMAS = {
         "type": "object",
         "required": ["id", "account_type", "first_name", "last_name", "email", "phone", "created_at"],
         "properties": {
-            "id": {"type": "integer"}, "account_type": {"type": "string", "enum": ["individual", "corporate"]},
+            "id": {"type": "integer"}, "account_type": _enum(AccountType),
             "first_name": {"type": "string"}, "last_name": {"type": "string"}, "email": {"type": "string"},
             "phone": {"type": "string"}, "company_name": NULLABLE_STRING, "tax_number": NULLABLE_STRING,
             "tax_office": NULLABLE_STRING, "billing_address": NULLABLE_STRING, "language": NULLABLE_STRING,
@@ -68,11 +94,11 @@ SCHEMAS = {
     "NewCustomer": {
         "type": "object", "required": ["first_name", "last_name", "email", "phone"],
         "properties": {
-            "account_type": {"type": "string", "enum": ["individual", "corporate"], "default": "individual"},
+            "account_type": _enum(AccountType, default=AccountType.INDIVIDUAL),
             "first_name": {"type": "string"}, "last_name": {"type": "string"},
             "email": {"type": "string", "format": "email"}, "phone": {"type": "string"},
             "company_name": {"type": "string"}, "tax_number": {"type": "string"}, "tax_office": {"type": "string"},
-            "billing_address": {"type": "string"}, "language": {"type": "string", "enum": ["en", "tr"]},
+            "billing_address": {"type": "string"}, "language": _enum(Language),
             "password": {"type": "string", "minLength": 8},
         },
     },
@@ -80,7 +106,7 @@ SCHEMAS = {
         "type": "object", "required": ["customer_id", "package_type", "credits", "subscription", "departments"],
         "properties": {
             "customer_id": {"type": "integer"},
-            "package_type": {"type": ["string", "null"], "enum": ["credit", "subscription", None]},
+            "package_type": _enum(PackageType, nullable=True),
             "credits": {"type": "integer", "minimum": 0},
             "subscription": {"oneOf": [{"type": "null"}, {
                 "type": "object", "required": ["expires_at", "renewable_from"],
@@ -90,7 +116,7 @@ SCHEMAS = {
             "departments": {"type": "array", "items": {
                 "type": "object", "required": ["id", "name", "source", "usable", "cost"],
                 "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
-                               "source": {"type": "string", "enum": ["manual", "package"]},
+                               "source": _enum(DepartmentSource),
                                "usable": {"type": "boolean"}, "cost": {"type": "integer", "minimum": 0}},
             }},
         },
@@ -100,7 +126,7 @@ SCHEMAS = {
         "required": ["id", "kind", "amount", "balance_after", "reason", "reason_code", "usage", "created_at"],
         "properties": {
             "id": {"type": "integer"},
-            "kind": {"type": "string", "enum": ["purchase", "usage", "forfeit", "reversal", "adjustment"]},
+            "kind": _enum(LedgerKind),
             "amount": {"type": "integer"}, "balance_after": {"type": "integer", "minimum": 0},
             "reason": NULLABLE_STRING, "created_at": {"type": "string", "format": "date-time"},
             "reason_code": NULLABLE_STRING,  # why the system wrote it (reason: its words; an agent's own words)
@@ -118,13 +144,13 @@ SCHEMAS = {
     "UsageRequest": {
         "type": "object", "required": ["customer_id", "department_id", "kind", "reference"],
         "properties": {"customer_id": RECORD_ID, "department_id": RECORD_ID,
-                       "kind": {"type": "string", "enum": ["ticket", "chat"]},
+                       "kind": _enum(RequestKind),
                        "reference": {"type": "string", "minLength": 1, "maxLength": 120}},
     },
     "UsageResult": {
         "type": "object", "required": ["charged", "credits", "covered_by", "usage_id", "repeated"],
         "properties": {"charged": {"type": "integer", "minimum": 0}, "credits": {"type": "integer", "minimum": 0},
-                       "covered_by": {"type": "string", "enum": ["credits", "subscription", "manual"]},
+                       "covered_by": _enum(CoveredBy),
                        "usage_id": {"type": "integer"}, "repeated": {"type": "boolean"}},
     },
     "NewOrder": {
@@ -152,20 +178,19 @@ SCHEMAS = {
             "id": {"type": "integer"}, "number": {"type": "string", "pattern": "^[1-9][0-9]{9}$"},
             "customer_id": {"type": "integer"}, "package_id": {"type": ["integer", "null"]},
             "package_name": {"type": "string"},
-            "kind": {"type": "string", "enum": ["new", "top-up", "renewal", "switch"]},
-            "status": {"type": "string", "enum": ["pending", "active", "fraud", "cancelled"]},
+            "kind": _enum(OrderKind),
+            "status": _enum(OrderState),
             "custom_status": NULLABLE_STRING,
-            "payment_status": {"type": "string", "enum": ["unpaid", "paid", "partly_refunded", "refunded"],
-                               "description": "derived from the payments and refunds"},
-            "payment_method": {"type": "string", "enum": ["card", "bank_transfer", "account_balance", "manual"]},
+            "payment_status": _enum(MoneyState, description="derived from the payments and refunds"),
+            "payment_method": _enum(PaymentMethod, excluding={PaymentMethod.FREE}),
             "amount": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$"},
-            "currency": {"type": "string", "enum": ["TRY", "USD", "EUR"]},
+            "currency": _enum(Currency),
             "discount": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$"},
             "promo_code": NULLABLE_STRING, "invoice_number": NULLABLE_STRING,
             "created_at": {"type": "string", "format": "date-time"},
             "invoice": {"type": ["object", "null"], "required": ["number", "status"], "properties": {
                 "number": NULLABLE_STRING,
-                "status": {"type": "string", "enum": ["unpaid", "paid", "partly_refunded", "refunded", "cancelled"]},
+                "status": _enum(InvoiceState),
             }},
             "payments": {"type": "array", "items": _ref("Payment")},
             "refunds": {"type": "array", "items": _ref("Refund")},
@@ -178,8 +203,8 @@ SCHEMAS = {
         "required": ["reference", "method", "state", "amount", "refunded", "created_at"],
         "properties": {
             "reference": {"type": "string", "description": "the bank's order id for a card attempt"},
-            "method": {"type": "string", "enum": ["card", "bank_transfer", "account_balance", "manual", "free"]},
-            "state": {"type": "string", "enum": ["pending", "confirmed", "failed", "canceled", "refunded"]},
+            "method": _enum(PaymentMethod),
+            "state": _enum(PaymentState),
             "amount": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$"},
             "refunded": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$"},
             "created_at": {"type": "string", "format": "date-time"},
@@ -191,7 +216,7 @@ SCHEMAS = {
         "properties": {
             "id": {"type": "integer"}, "payment_reference": {"type": "string"},
             "to": {"type": "string", "enum": ["bank", "balance"]},
-            "state": {"type": "string", "enum": ["created", "unknown", "done", "failed"]},
+            "state": _enum(RefundState),
             "amount": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$"},
             "automatic": {"type": "boolean", "description": "money the bank took that we did not accept"},
             "created_at": {"type": "string", "format": "date-time"},

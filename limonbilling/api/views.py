@@ -1,4 +1,7 @@
-"""API handlers: read the JSON, call one service, commit once, answer JSON. Rules live in the services."""
+"""API handlers: read the JSON, call one service, answer JSON. Rules live in the services.
+
+Every handler runs as one unit of work (`committed`, through `scope`): committed when it answers, rolled back
+when it refuses, with the refusal in the JSON error shape."""
 from datetime import date
 from functools import wraps
 
@@ -7,15 +10,26 @@ from sqlalchemy import func, select
 
 from .. import pagination
 from ..extensions import csrf, db
-from ..formatting import plain_amount
+from ..formatting import plain_amount, utc_timestamp
 from ..labels import ledger_reason
 from ..models import MAX_RECORD_ID, Customer, Department, LedgerEntry, Order, Package, RefundDestination
 from ..payments import gateways
-from ..services import ServiceError, audit, customers, entitlements, ledger, orders, refunds, settings
+from ..services import (
+    ServiceError,
+    audit,
+    charging,
+    customers,
+    entitlements,
+    ledger,
+    order_actions,
+    placement,
+    refunds,
+    settings,
+)
 from ..services import api_tokens as tokens
 from ..services import packages as catalog
 from . import bp
-from .errors import ApiError, error_response, from_service_error
+from .errors import ApiError, error_response
 from .openapi import document
 
 csrf.exempt(bp)
@@ -39,20 +53,29 @@ def scope(needed: str, *, billing: bool = False):
                 return error_response(404, "module_disabled", "The Paid VIP Support System is switched off.")
             g.api_token = token
             try:
-                response = view(*args, **kwargs)
+                return committed(view, *args, **kwargs)  # also keeps the token's last use
             except ApiError as error:
-                db.session.rollback()
-                return error_response(error.status, error.code, error.message, **error.details)
-            except ServiceError as error:
-                db.session.rollback()
-                return from_service_error(error)
-            db.session.commit()  # also keeps the token's last use
-            return response
+                return error.response()
 
         wrapper.api_scope = needed
         return wrapper
 
     return decorate
+
+
+def committed(action, /, *args, **kwargs):
+    """The API's one way to change data: run `action` and commit; a refusal (a ServiceError, or an ApiError
+    for a bad request) rolls back and is raised as an ApiError, which `scope` answers as JSON."""
+    try:
+        result = action(*args, **kwargs)
+    except ApiError:
+        db.session.rollback()
+        raise
+    except ServiceError as error:
+        db.session.rollback()
+        raise ApiError.refusal(error) from error
+    db.session.commit()
+    return result
 
 
 def _actor() -> audit.Actor:
@@ -73,9 +96,6 @@ def _get(model, record_id: int, name: str):
     return record
 
 
-def _time(moment) -> str | None:
-    return moment.isoformat(timespec="seconds") + "Z" if moment else None
-
 
 def _customer_json(customer: Customer) -> dict:
     return {
@@ -83,7 +103,7 @@ def _customer_json(customer: Customer) -> dict:
         "last_name": customer.last_name, "email": customer.email, "phone": customer.phone,
         "company_name": customer.company_name, "tax_number": customer.tax_number,
         "tax_office": customer.tax_office, "billing_address": customer.billing_address,
-        "language": customer.language, "created_at": _time(customer.created_at),
+        "language": customer.language, "created_at": utc_timestamp(customer.created_at),
     }
 
 
@@ -145,8 +165,8 @@ def entitlement(customer_id: int):
         "customer_id": customer_id,
         "package_type": held.package_type,
         "credits": held.credits,
-        "subscription": {"expires_at": _time(held.expires_at), "renewable_from": _time(held.renewable_from)}
-        if held.expires_at else None,
+        "subscription": {"expires_at": utc_timestamp(held.expires_at),
+                         "renewable_from": utc_timestamp(held.renewable_from)} if held.expires_at else None,
         "departments": [{"id": a.department.id, "name": a.department.name, "source": a.source,
                          "usable": a.usable, "cost": a.cost} for a in held.departments],
     })
@@ -155,7 +175,8 @@ def entitlement(customer_id: int):
 def _ledger_json(entry: LedgerEntry) -> dict:
     return {
         "id": entry.id, "kind": entry.kind, "amount": entry.amount, "balance_after": entry.balance_after,
-        "reason": ledger_reason(entry) or None, "reason_code": entry.reason_code, "created_at": _time(entry.created_at),
+        "reason": ledger_reason(entry) or None, "reason_code": entry.reason_code,
+        "created_at": utc_timestamp(entry.created_at),
         "usage": {"kind": entry.usage.kind, "reference": entry.usage.reference} if entry.usage else None,
     }
 
@@ -201,8 +222,8 @@ def usage():
         if not 0 < data[field] <= MAX_RECORD_ID:
             raise ApiError(404, "not_found", f"No {name} with id {data[field]}.")
     try:
-        result = entitlements.charge_usage(data["customer_id"], data["department_id"], data["kind"], reference.strip())
-    except entitlements.NotFound as missing:
+        result = charging.charge_usage(data["customer_id"], data["department_id"], data["kind"], reference.strip())
+    except charging.NotFound as missing:
         raise ApiError(404, "not_found", str(missing)) from None
     body = {"charged": result.charged, "credits": result.credits, "covered_by": result.covered_by,
             "usage_id": result.usage_id, "repeated": result.repeated}
@@ -218,18 +239,18 @@ def _order_json(order: Order) -> dict:
         "payment_status": order.payment_status, "payment_method": order.payment_method,
         "amount": plain_amount(order.amount_minor), "currency": order.currency,
         "discount": plain_amount(order.discount_minor), "promo_code": order.promo_code,
-        "invoice_number": invoice.number if invoice else None, "created_at": _time(order.created_at),
+        "invoice_number": invoice.number if invoice else None, "created_at": utc_timestamp(order.created_at),
         "invoice": {"number": invoice.number, "status": invoice.status} if invoice else None,
         "payments": [{
             "reference": payment.oid or f"P{payment.id}", "method": payment.method, "state": payment.state,
             "amount": plain_amount(payment.amount_minor),
-            "refunded": plain_amount(payment.refunded_minor), "created_at": _time(payment.created_at),
+            "refunded": plain_amount(payment.refunded_minor), "created_at": utc_timestamp(payment.created_at),
         } for payment in order.payments],
         "refunds": [{
             "id": refund.id, "payment_reference": refund.payment.oid or f"P{refund.payment_id}",
             "to": "bank" if refund.destination == RefundDestination.CARD else "balance", "state": refund.state,
             "amount": plain_amount(refund.amount_minor), "automatic": refund.automatic,
-            "created_at": _time(refund.created_at),
+            "created_at": utc_timestamp(refund.created_at),
         } for refund in order.refunds],
     }
 
@@ -251,8 +272,8 @@ def create_order():
     for field in ("customer_id", "package_id"):
         if not isinstance(data.get(field), int) or isinstance(data.get(field), bool):
             errors[field] = ["Give the id as a whole number."]
-    if data.get("payment_method") not in orders.AGENT_PAYMENT_METHODS:
-        errors["payment_method"] = ["Use one of: " + ", ".join(orders.AGENT_PAYMENT_METHODS) + "."]
+    if data.get("payment_method") not in placement.AGENT_PAYMENT_METHODS:
+        errors["payment_method"] = ["Use one of: " + ", ".join(placement.AGENT_PAYMENT_METHODS) + "."]
     for field in ("send_confirmation", "send_invoice"):
         if not isinstance(data.get(field, False), bool):
             errors[field] = ["Use true or false."]
@@ -267,7 +288,7 @@ def create_order():
             errors["price_override"] = [str(error)]
     if errors:
         raise ApiError(422, "validation_failed", "Some fields are not valid.", fields=errors)
-    order = orders.create_order(
+    order = placement.place_agent_order(
         _get(Customer, data["customer_id"], "customer"), _get(Package, data["package_id"], "package"),
         payment_method=data["payment_method"], actor=_actor(), ip=request.remote_addr,
         promo_code=data.get("promo_code"), price_override_minor=override,
@@ -282,7 +303,8 @@ def get_order(number: str):
     return jsonify(_order_json(_order(number)))
 
 
-ORDER_ACTIONS = {"cancel": orders.cancel_order, "fraud": orders.set_fraud, "pending": orders.back_to_pending}
+ORDER_ACTIONS = {"cancel": order_actions.cancel_order, "fraud": order_actions.set_fraud,
+                 "pending": order_actions.back_to_pending}
 
 
 @bp.post("/orders/<number>/accept")
@@ -306,7 +328,7 @@ def accept_order(number: str):
         errors["free_reason"] = ["Give the reason as text of 1 to 500 characters."]
     if errors:
         raise ApiError(422, "validation_failed", "Some fields are not valid.", fields=errors)
-    order = orders.accept_order(order, _actor(), received_on=received_on, free_reason=reason)
+    order = order_actions.accept_order(order, _actor(), received_on=received_on, free_reason=reason)
     return jsonify(_order_json(order))
 
 
@@ -344,8 +366,8 @@ def refund_order(number: str):
     if errors:
         raise ApiError(422, "validation_failed", "Some fields are not valid.", fields=errors)
     destination = RefundDestination.BALANCE if to == "balance" else RefundDestination.CARD
-    refunds.start(order, to=destination, actor=_actor(), amount_minor=amount)
-    db.session.commit()  # recorded before the bank is asked: a crash or timeout cannot refund twice
+    # Recorded and committed before the bank is asked: a crash or timeout cannot refund twice.
+    committed(refunds.start, order, to=destination, actor=_actor(), amount_minor=amount)
     outcome = "refunded"
     if destination == RefundDestination.CARD:
         outcome = refunds.send(order, gateways.gateway(), _actor())

@@ -1,21 +1,37 @@
 """All models, imported here so Alembic and `db.create_all()` see every table."""
-from .accounts import CUSTOMER_SEARCH_SQL, PERMISSIONS, Agent, Customer, CustomerDepartment, CustomerNote
-from .api import API_SCOPES, ApiToken
-from .balance import BALANCE_KINDS, AccountBalance, BalanceEntry
-from .catalog import CURRENCIES, PACKAGE_TYPES, Department, Package
-from .entitlements import (
-    CANCELLATION_STATES,
-    CANCELLATION_TIMINGS,
-    LEDGER_KINDS,
-    USAGE_KINDS,
-    CancellationRequest,
-    Grant,
-    LedgerEntry,
-    SubscriptionPeriod,
-    Usage,
+from .accounts import CUSTOMER_SEARCH_SQL, Agent, Customer, CustomerDepartment, CustomerNote
+from .api import ApiToken
+from .balance import AccountBalance, BalanceEntry
+from .catalog import Department, Package
+from .choices import (
+    AccountType,
+    ActorType,
+    ApiScope,
+    BalanceKind,
+    CancellationState,
+    CancellationTiming,
+    Choice,
+    ConversationStatus,
+    CoveredBy,
+    Currency,
+    DepartmentSource,
+    GrantEnd,
+    Language,
+    LedgerKind,
+    MessageAuthor,
+    NotificationChannel,
+    NotificationState,
+    OrderKind,
+    PackageType,
+    Permission,
+    PromoKind,
+    RefundOperation,
+    RequestKind,
+    WebhookEvent,
 )
-from .helpdesk import CONVERSATION_KINDS, CONVERSATION_STATUSES, Conversation, Message
-from .invoices import INVOICE_STATUSES, Invoice, InvoiceCounter
+from .entitlements import CancellationRequest, Grant, LedgerEntry, SubscriptionPeriod, Usage
+from .helpdesk import Conversation, Message
+from .invoices import Invoice, InvoiceCounter
 from .lifecycle import (
     InvoiceState,
     MoneyState,
@@ -26,67 +42,74 @@ from .lifecycle import (
     RefundDestination,
     RefundState,
 )
-from .notifications import NOTIFICATION_CHANNELS, NOTIFICATION_STATES, Notification
-from .orders import ORDER_KINDS, ORDER_STATUSES, BankAccount, Order, OrderStatus, Payment, PromoCode, Refund
+from .notifications import Notification
+from .orders import BankAccount, Order, OrderStatus, Payment, PromoCode, Refund
 from .settings import AuditEntry, RateLimitCounter, Setting
-from .webhooks import WEBHOOK_EVENTS, Webhook
+from .webhooks import Webhook
 
 __all__ = [
-    "BALANCE_KINDS",
     "AccountBalance",
-    "BalanceEntry",
-    "CANCELLATION_STATES",
-    "CANCELLATION_TIMINGS",
-    "CancellationRequest",
-    "OrderStatus",
-    "API_SCOPES",
-    "ApiToken",
-    "CONVERSATION_KINDS",
-    "CONVERSATION_STATUSES",
-    "Conversation",
-    "Message",
-    "ORDER_KINDS",
-    "ORDER_STATUSES",
-    "Order",
-    "InvoiceState",
-    "MoneyState",
-    "MoveRefused",
-    "OrderState",
-    "Payment",
-    "PaymentMethod",
-    "PaymentState",
-    "Refund",
-    "RefundDestination",
-    "RefundState",
-    "CURRENCIES",
-    "LEDGER_KINDS",
-    "PACKAGE_TYPES",
-    "PERMISSIONS",
-    "USAGE_KINDS",
+    "AccountType",
+    "ActorType",
     "Agent",
+    "ApiScope",
+    "ApiToken",
     "AuditEntry",
+    "BalanceEntry",
+    "BalanceKind",
     "BankAccount",
+    "CUSTOMER_SEARCH_SQL",
+    "CancellationRequest",
+    "CancellationState",
+    "CancellationTiming",
+    "Choice",
+    "Conversation",
+    "ConversationStatus",
+    "CoveredBy",
+    "Currency",
     "Customer",
     "CustomerDepartment",
     "CustomerNote",
-    "CUSTOMER_SEARCH_SQL",
     "Department",
+    "DepartmentSource",
     "Grant",
-    "INVOICE_STATUSES",
+    "GrantEnd",
     "Invoice",
     "InvoiceCounter",
+    "InvoiceState",
+    "Language",
     "LedgerEntry",
-    "NOTIFICATION_CHANNELS",
-    "NOTIFICATION_STATES",
+    "LedgerKind",
+    "Message",
+    "MessageAuthor",
+    "MoneyState",
+    "MoveRefused",
     "Notification",
+    "NotificationChannel",
+    "NotificationState",
+    "Order",
+    "OrderKind",
+    "OrderState",
+    "OrderStatus",
     "Package",
+    "PackageType",
+    "Payment",
+    "PaymentMethod",
+    "PaymentState",
+    "Permission",
     "PromoCode",
+    "PromoKind",
     "RateLimitCounter",
+    "Refund",
+    "RefundDestination",
+    "RefundOperation",
+    "RefundState",
+    "RequestKind",
     "Setting",
     "SubscriptionPeriod",
     "Usage",
-    "WEBHOOK_EVENTS",
     "Webhook",
+    "WebhookEvent",
 ]
 
 MAX_RECORD_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL

@@ -8,7 +8,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -16,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    func,
     literal_column,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -24,8 +24,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..clock import now
 from ..extensions import db
-
-PERMISSIONS = ("billing", "customers", "settings", "support")
+from .choices import AccountType, DepartmentSource, Language, PackageType, Permission
+from .columns import UtcDateTime
 
 
 @cache
@@ -59,7 +59,7 @@ class SignInMixin:
     # Two-factor sign-in (TOTP): the secret while enrolling or enrolled, the time enrolment was
     # confirmed, and the hashes of the one-time recovery codes not used yet.
     totp_secret: Mapped[str | None] = mapped_column(String(64))
-    totp_enabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     recovery_code_hashes: Mapped[list | None] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
     totp_last_step: Mapped[int | None] = mapped_column(Integer)  # a code works once: steps up to this are spent
 
@@ -83,6 +83,10 @@ class SignInMixin:
 
 class Agent(SignInMixin, UserMixin, db.Model):
     __tablename__ = "agents"
+    __table_args__ = (
+        CheckConstraint(Language.check("language"), name="language"),
+        Index("uq_agents_email_ci", func.lower(literal_column("email")), unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
@@ -94,7 +98,7 @@ class Agent(SignInMixin, UserMixin, db.Model):
     can_support: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     language: Mapped[str | None] = mapped_column(String(5))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
     kind = "agent"
 
@@ -104,7 +108,7 @@ class Agent(SignInMixin, UserMixin, db.Model):
 
     def can(self, permission: str) -> bool:
         """The owner holds every permission."""
-        if permission not in PERMISSIONS:
+        if not Permission.has(permission):
             raise ValueError(f"unknown permission {permission!r}")
         return self.is_owner or bool(getattr(self, f"can_{permission}"))
 
@@ -115,7 +119,7 @@ class Agent(SignInMixin, UserMixin, db.Model):
 
     @property
     def permissions(self) -> list[str]:
-        return [p for p in PERMISSIONS if self.can(p)]
+        return [p for p in Permission if self.can(p)]
 
 
 # What the admin searches look in (services/customers.py `matching`), as SQL folded to lower case. On
@@ -132,9 +136,11 @@ CUSTOMER_SEARCH_SQL = {
 class Customer(SignInMixin, UserMixin, db.Model):
     __tablename__ = "customers"
     __table_args__ = (
-        CheckConstraint("account_type IN ('individual', 'corporate')", name="account_type"),
+        CheckConstraint(AccountType.check("account_type"), name="account_type"),
         CheckConstraint("credits >= 0", name="credits_not_negative"),
-        CheckConstraint("package_type IN ('credit', 'subscription')", name="package_type"),
+        CheckConstraint(PackageType.check("package_type"), name="package_type"),
+        CheckConstraint(Language.check("language"), name="language"),
+        Index("uq_customers_email_ci", func.lower(literal_column("email")), unique=True),
         # Rule 1, one type at a time: a subscriber holds no credits.
         CheckConstraint("credits = 0 OR COALESCE(package_type, '') = 'credit'", name="credits_only_for_credit_type"),
         *(Index(f"ix_customers_{key}_trigram", literal_column(sql).label(key), postgresql_using="gin",
@@ -156,12 +162,12 @@ class Customer(SignInMixin, UserMixin, db.Model):
     language: Mapped[str | None] = mapped_column(String(5))
     package_type: Mapped[str | None] = mapped_column(String(12))
     credits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    email_verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Warn by e-mail when credits fall below this; None uses the global setting.
     low_credit_threshold: Mapped[int | None] = mapped_column(Integer)
     identity_verified: Mapped[bool] = mapped_column(Boolean, default=False)
-    identity_verified_at: Mapped[datetime | None] = mapped_column(DateTime)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now, index=True)
+    identity_verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, index=True)
 
     departments: Mapped[list["CustomerDepartment"]] = relationship(
         back_populates="customer", cascade="all, delete-orphan"
@@ -197,14 +203,14 @@ class CustomerDepartment(db.Model):
     __tablename__ = "customer_departments"
     __table_args__ = (
         UniqueConstraint("customer_id", "department_id"),
-        CheckConstraint("source IN ('manual', 'package')", name="source"),
+        CheckConstraint(DepartmentSource.check("source"), name="source"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
     source: Mapped[str] = mapped_column(String(10))
-    enabled_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    enabled_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
     customer: Mapped[Customer] = relationship(back_populates="departments")
     department: Mapped["Department"] = relationship()  # noqa: F821
@@ -217,7 +223,7 @@ class CustomerNote(db.Model):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
     body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
     customer: Mapped[Customer] = relationship(back_populates="notes")
     agent: Mapped[Agent | None] = relationship()

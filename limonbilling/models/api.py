@@ -1,13 +1,12 @@
 """Bearer tokens for the help-desk JSON API, stored hashed."""
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, String
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
 from ..extensions import db
-
-API_SCOPES = ("read", "write")
+from .columns import UtcDateTime
 
 
 class ApiToken(db.Model):
@@ -18,10 +17,10 @@ class ApiToken(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 hex of the token
     prefix: Mapped[str] = mapped_column(String(12))  # shown in lists to tell tokens apart
     scopes: Mapped[str] = mapped_column(String(40), default="read write")
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     created_by_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     created_by = relationship("Agent")
 

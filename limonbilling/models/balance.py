@@ -1,20 +1,23 @@
 """The customer's account balance: money (not support credits), per currency, with its own ledger."""
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
 from ..extensions import db
-
-BALANCE_KINDS = ("refund", "adjustment", "payment")
+from .choices import BalanceKind, Currency
+from .columns import UtcDateTime
 
 
 class AccountBalance(db.Model):
     """What the customer holds in one currency; always the sum of its entries, never negative."""
 
     __tablename__ = "account_balances"
-    __table_args__ = (CheckConstraint("amount_minor >= 0", name="not_negative"),)
+    __table_args__ = (
+        CheckConstraint("amount_minor >= 0", name="not_negative"),
+        CheckConstraint(Currency.check("currency"), name="currency"),
+    )
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="RESTRICT"), primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
@@ -26,7 +29,8 @@ class BalanceEntry(db.Model):
 
     __tablename__ = "balance_entries"
     __table_args__ = (
-        CheckConstraint("kind IN ('refund', 'adjustment', 'payment')", name="kind"),
+        CheckConstraint(BalanceKind.check("kind"), name="kind"),
+        CheckConstraint(Currency.check("currency"), name="currency"),
         CheckConstraint("amount_minor <> 0", name="not_zero"),
     )
 
@@ -39,7 +43,7 @@ class BalanceEntry(db.Model):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"), index=True)
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
     reason: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
     order = relationship("Order")
     agent = relationship("Agent")

@@ -1,18 +1,36 @@
 """What is sold: departments and packages."""
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    func,
+    literal_column,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
 from ..extensions import db
+from .choices import Currency, PackageType
+from .columns import UtcDateTime
 
 
 class Department(db.Model):
     """A help-desk department; one new ticket or chat in it costs `credit_per_request` credits."""
 
     __tablename__ = "departments"
-    __table_args__ = (CheckConstraint("credit_per_request >= 0", name="credit_per_request"),)
+    __table_args__ = (
+        CheckConstraint("credit_per_request >= 0", name="credit_per_request"),
+        Index("uq_departments_name_ci", func.lower(literal_column("name")), unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
@@ -27,8 +45,6 @@ package_departments = Table(
     Column("department_id", ForeignKey("departments.id"), primary_key=True, index=True),
 )
 
-PACKAGE_TYPES = ("credit", "subscription")
-CURRENCIES = ("TRY", "USD", "EUR")
 
 
 class Package(db.Model):
@@ -36,8 +52,8 @@ class Package(db.Model):
 
     __tablename__ = "packages"
     __table_args__ = (
-        CheckConstraint("type IN ('credit', 'subscription')", name="type"),
-        CheckConstraint("currency IN ('TRY', 'USD', 'EUR')", name="currency"),
+        CheckConstraint(PackageType.check("type"), name="type"),
+        CheckConstraint(Currency.check("currency"), name="currency"),
         CheckConstraint("price_minor > 0", name="price_positive"),
         CheckConstraint(
             "(type = 'credit' AND credits > 0 AND days IS NULL) OR "
@@ -57,7 +73,7 @@ class Package(db.Model):
     on_sale: Mapped[bool] = mapped_column(Boolean, default=False)
     archived: Mapped[bool] = mapped_column(Boolean, default=False)
     sort_order: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
     departments: Mapped[list[Department]] = relationship(secondary=package_departments, order_by=Department.name)
 

@@ -1,11 +1,22 @@
 """What customers are entitled to: grants of packages, subscription periods, the credit ledger, usage."""
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
 from ..extensions import db
+from .choices import (
+    CancellationState,
+    CancellationTiming,
+    CoveredBy,
+    GrantEnd,
+    LedgerKind,
+    OrderKind,
+    PackageType,
+    RequestKind,
+)
+from .columns import UtcDateTime
 
 
 class Grant(db.Model):
@@ -21,19 +32,25 @@ class Grant(db.Model):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     package_id: Mapped[int | None] = mapped_column(ForeignKey("packages.id", ondelete="SET NULL"), index=True)
     package_type: Mapped[str] = mapped_column(String(12))
-    kind: Mapped[str] = mapped_column(String(10))  # new, top-up, renewal, switch
+    kind: Mapped[str] = mapped_column(String(10))
     snapshot: Mapped[dict] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(String(80))  # e.g. "order 4829103744", "api", "demo"
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
-    end_reason: Mapped[str | None] = mapped_column(String(20))  # forfeit, revoked
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(20))
     # The order that sold it; an order may give several over time (accepted, revoked, paid and accepted again).
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"), index=True)
 
     period: Mapped["SubscriptionPeriod | None"] = relationship(back_populates="grant", uselist=False)
     order = relationship("Order", back_populates="grants")
 
-    __table_args__ = (Index("ix_grants_customer_active", "customer_id", "ended_at"),)
+    __table_args__ = (
+        Index("ix_grants_customer_active", "customer_id", "ended_at"),
+        CheckConstraint(PackageType.check("package_type"), name="package_type"),
+        CheckConstraint(OrderKind.check("kind"), name="kind"),
+        CheckConstraint(GrantEnd.check("end_reason"), name="end_reason"),
+        CheckConstraint("(ended_at IS NULL) = (end_reason IS NULL)", name="ended_with_reason"),
+    )
 
     @property
     def department_ids(self) -> list[int]:
@@ -49,9 +66,9 @@ class SubscriptionPeriod(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     grant_id: Mapped[int] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"), unique=True)
-    starts_at: Mapped[datetime] = mapped_column(DateTime)
-    ends_at: Mapped[datetime] = mapped_column(DateTime)
-    cut_at: Mapped[datetime | None] = mapped_column(DateTime)
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    cut_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     grant: Mapped[Grant] = relationship(back_populates="period")
 
@@ -63,7 +80,6 @@ class SubscriptionPeriod(db.Model):
         return self.starts_at <= moment < self.effective_end
 
 
-LEDGER_KINDS = ("purchase", "usage", "forfeit", "reversal", "adjustment")
 
 
 class LedgerEntry(db.Model):
@@ -75,7 +91,7 @@ class LedgerEntry(db.Model):
 
     __tablename__ = "ledger_entries"
     __table_args__ = (
-        CheckConstraint("kind IN ('purchase', 'usage', 'forfeit', 'reversal', 'adjustment')", name="kind"),
+        CheckConstraint(LedgerKind.check("kind"), name="kind"),
         CheckConstraint("balance_after >= 0", name="balance_not_negative"),
         Index("ix_ledger_entries_customer_id_id", "customer_id", "id"),
     )
@@ -92,14 +108,13 @@ class LedgerEntry(db.Model):
     # Why the system wrote the row, worded when read in the reader's language (labels.ledger_reason)
     reason_code: Mapped[str | None] = mapped_column(String(40))
     reason_args: Mapped[dict | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
     usage: Mapped["Usage | None"] = relationship()
     grant: Mapped[Grant | None] = relationship()
     agent = relationship("Agent")
 
 
-USAGE_KINDS = ("ticket", "chat")
 
 
 class Usage(db.Model):
@@ -108,7 +123,8 @@ class Usage(db.Model):
     __tablename__ = "usages"
     __table_args__ = (
         UniqueConstraint("kind", "reference"),
-        CheckConstraint("kind IN ('ticket', 'chat')", name="kind"),
+        CheckConstraint(RequestKind.check("kind"), name="kind"),
+        CheckConstraint(CoveredBy.check("covered_by"), name="covered_by"),
         CheckConstraint("cost >= 0", name="cost_not_negative"),
         Index("ix_usages_customer_id_id", "customer_id", "id"),
     )
@@ -119,15 +135,13 @@ class Usage(db.Model):
     kind: Mapped[str] = mapped_column(String(10))
     reference: Mapped[str] = mapped_column(String(120))
     cost: Mapped[int] = mapped_column(Integer)
-    covered_by: Mapped[str] = mapped_column(String(12))  # credits, subscription, manual
+    covered_by: Mapped[str] = mapped_column(String(12))
     credits_after: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
     department = relationship("Department")
 
 
-CANCELLATION_TIMINGS = ("now", "period_end")
-CANCELLATION_STATES = ("pending", "approved", "rejected")
 
 
 class CancellationRequest(db.Model):
@@ -135,8 +149,8 @@ class CancellationRequest(db.Model):
 
     __tablename__ = "cancellation_requests"
     __table_args__ = (
-        CheckConstraint("timing IN ('now', 'period_end')", name="timing"),
-        CheckConstraint("state IN ('pending', 'approved', 'rejected')", name="state"),
+        CheckConstraint(CancellationTiming.check("timing"), name="timing"),
+        CheckConstraint(CancellationState.check("state"), name="state"),
         Index("ix_cancellation_requests_state_id", "state", "id"),
     )
 
@@ -145,11 +159,11 @@ class CancellationRequest(db.Model):
     timing: Mapped[str] = mapped_column(String(10))
     reason: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(10), default="pending")
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
-    decided_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
     decision_note: Mapped[str | None] = mapped_column(Text)
-    ends_at: Mapped[datetime | None] = mapped_column(DateTime)  # when the approved end takes effect
+    ends_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # when the approved end takes effect
 
     customer = relationship("Customer")
     decided_by = relationship("Agent")

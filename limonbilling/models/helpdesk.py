@@ -1,14 +1,13 @@
 """The help-desk side (domain.md §10): tickets and chats, both conversations in a department."""
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
 from ..extensions import db
-
-CONVERSATION_KINDS = ("ticket", "chat")
-CONVERSATION_STATUSES = ("open", "answered", "closed")
+from .choices import ConversationStatus, MessageAuthor, RequestKind
+from .columns import UtcDateTime
 
 
 class Conversation(db.Model):
@@ -16,8 +15,8 @@ class Conversation(db.Model):
 
     __tablename__ = "conversations"
     __table_args__ = (
-        CheckConstraint("kind IN ('ticket', 'chat')", name="kind"),
-        CheckConstraint("status IN ('open', 'answered', 'closed')", name="status"),
+        CheckConstraint(RequestKind.check("kind"), name="kind"),
+        CheckConstraint(ConversationStatus.check("status"), name="status"),
         Index("ix_conversations_customer_kind", "customer_id", "kind", "id"),
         Index("ix_conversations_kind_status", "kind", "status", "id"),
     )
@@ -29,8 +28,8 @@ class Conversation(db.Model):
     subject: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(10), default="open")
     usage_id: Mapped[int | None] = mapped_column(ForeignKey("usages.id", ondelete="SET NULL"), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
     customer = relationship("Customer")
     department = relationship("Department")
@@ -46,13 +45,14 @@ class Conversation(db.Model):
 
 class Message(db.Model):
     __tablename__ = "messages"
+    __table_args__ = (CheckConstraint(MessageAuthor.check("author_type"), name="author_type"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
-    author_type: Mapped[str] = mapped_column(String(10))  # customer, agent
+    author_type: Mapped[str] = mapped_column(String(10))
     author_id: Mapped[int | None] = mapped_column(Integer)
     author_name: Mapped[str] = mapped_column(String(220))
     body: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")

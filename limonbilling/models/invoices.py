@@ -6,7 +6,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Integer,
     String,
@@ -16,9 +15,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
 from ..extensions import db
+from .choices import Currency
+from .columns import UtcDateTime
 from .lifecycle import InvoiceState
-
-INVOICE_STATUSES = tuple(InvoiceState)
 
 
 class InvoiceCounter(db.Model):
@@ -33,7 +32,8 @@ class InvoiceCounter(db.Model):
 class Invoice(db.Model):
     __tablename__ = "invoices"
     __table_args__ = (
-        CheckConstraint("status IN (" + ", ".join(f"'{state}'" for state in InvoiceState) + ")", name="status"),
+        CheckConstraint(InvoiceState.check("status"), name="status"),
+        CheckConstraint(Currency.check("currency"), name="currency"),
         UniqueConstraint("year", "sequence"),
     )
 
@@ -44,8 +44,8 @@ class Invoice(db.Model):
     year: Mapped[int | None] = mapped_column(Integer)
     sequence: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default=InvoiceState.UNPAID)  # follows the order's money
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
-    issued_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    issued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     seller: Mapped[dict] = mapped_column(JSON)
     buyer: Mapped[dict] = mapped_column(JSON)
     lines: Mapped[list] = mapped_column(JSON)

@@ -5,62 +5,67 @@ Models expose predicates built on these tables (`Order.can_accept`, …); views
 and templates call the predicates and never compare a state string.
 (pretix `OrderPayment` / `OrderRefund`, Indico registration states.)
 """
-from enum import StrEnum
+from flask_babel import lazy_gettext as _l
+
+from .choices import Choice
 
 
-class OrderState(StrEnum):
-    PENDING = "pending"
-    ACTIVE = "active"
-    FRAUD = "fraud"
-    CANCELLED = "cancelled"
+class OrderState(Choice):
+    PENDING = "pending", _l("Pending")
+    ACTIVE = "active", _l("Active")
+    FRAUD = "fraud", _l("Fraud")
+    CANCELLED = "cancelled", _l("Cancelled")
 
 
-class PaymentMethod(StrEnum):
+class PaymentMethod(Choice):
     """How money arrived: a card attempt the bank confirmed, a bank transfer an agent confirmed, a debit of
     the account balance, money an agent received outside the system, or an agent's free grant (amount 0)."""
 
-    CARD = "card"
-    BANK_TRANSFER = "bank_transfer"
-    ACCOUNT_BALANCE = "account_balance"
-    MANUAL = "manual"
-    FREE = "free"
+    CARD = "card", _l("Card")
+    BANK_TRANSFER = "bank_transfer", _l("Bank transfer")
+    ACCOUNT_BALANCE = "account_balance", _l("Account balance")
+    MANUAL = "manual", _l("Manual")
+    FREE = "free", _l("Given without payment")
 
 
-class PaymentState(StrEnum):
-    PENDING = "pending"      # a card attempt sent to the bank, no final answer yet
-    CONFIRMED = "confirmed"  # the money is ours (partly refunded ones stay confirmed)
-    FAILED = "failed"        # the bank refused, or said it has no such sale
-    CANCELED = "canceled"    # voided at the bank before we heard of it: no money is there
-    REFUNDED = "refunded"    # all of it went back
+class PaymentState(Choice):
+    PENDING = "pending", _l("sent to the bank")  # a card attempt sent to the bank, no final answer yet
+    CONFIRMED = "confirmed", _l("received")  # the money is ours (partly refunded ones stay confirmed)
+    FAILED = "failed", _l("failed")  # the bank refused, or said it has no such sale
+    CANCELED = "canceled", _l("cancelled")  # voided at the bank before we heard of it: no money is there
+    REFUNDED = "refunded", _l("refunded")  # all of it went back
 
 
-class RefundState(StrEnum):
-    CREATED = "created"  # recorded; the bank has not been asked yet, or we do not know whether it was
-    UNKNOWN = "unknown"  # sent to the bank, no readable answer: ask the bank's status before any retry
-    DONE = "done"
-    FAILED = "failed"    # the bank refused; the money stays with us
+class RefundState(Choice):
+    """Created: recorded, the bank not asked yet (or we do not know whether it was). Unknown: sent to the bank,
+    no readable answer; ask the bank's status before any retry."""
+
+    CREATED = "created", _l("recorded")
+    UNKNOWN = "unknown", _l("unknown: the bank did not answer")
+    DONE = "done", _l("done")
+    FAILED = "failed", _l("refused by the bank")  # the bank refused; the money stays with us
 
 
-class RefundDestination(StrEnum):
-    CARD = "card"
-    BALANCE = "balance"
+class RefundDestination(Choice):
+    CARD = "card", _l("to the card")
+    BALANCE = "balance", _l("to the account balance")
 
 
-class MoneyState(StrEnum):
+class MoneyState(Choice):
     """Where an order's money stands (`orders.payment_status`), derived from its payments and refunds."""
 
-    UNPAID = "unpaid"
-    PAID = "paid"
-    PARTLY_REFUNDED = "partly_refunded"
-    REFUNDED = "refunded"
+    UNPAID = "unpaid", _l("Unpaid")
+    PAID = "paid", _l("Paid")
+    PARTLY_REFUNDED = "partly_refunded", _l("Partly refunded")
+    REFUNDED = "refunded", _l("Refunded")
 
 
-class InvoiceState(StrEnum):
-    UNPAID = "unpaid"
-    PAID = "paid"
-    PARTLY_REFUNDED = "partly_refunded"
-    REFUNDED = "refunded"
-    CANCELLED = "cancelled"
+class InvoiceState(Choice):
+    UNPAID = "unpaid", _l("Unpaid")
+    PAID = "paid", _l("Paid")
+    PARTLY_REFUNDED = "partly_refunded", _l("Partly refunded")
+    REFUNDED = "refunded", _l("Refunded")
+    CANCELLED = "cancelled", _l("Cancelled")
 
 
 # Back to Pending only from Fraud or Cancelled (domain.md §6); Active is reached by Accept.

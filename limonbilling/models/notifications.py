@@ -1,14 +1,13 @@
 """The notification outbox: every e-mail and SMS is a row first, written with the event that causes it."""
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import now
 from ..extensions import db
-
-NOTIFICATION_CHANNELS = ("email", "sms", "webhook")
-NOTIFICATION_STATES = ("pending", "sending", "sent", "failed")
+from .choices import NotificationChannel, NotificationState
+from .columns import UtcDateTime
 
 
 class Notification(db.Model):
@@ -26,8 +25,8 @@ class Notification(db.Model):
     __tablename__ = "notifications"
     __table_args__ = (
         UniqueConstraint("event_key", "channel", "recipient"),
-        CheckConstraint("channel IN ('email', 'sms', 'webhook')", name="channel"),
-        CheckConstraint("state IN ('pending', 'sending', 'sent', 'failed')", name="state"),
+        CheckConstraint(NotificationChannel.check("channel"), name="channel"),
+        CheckConstraint(NotificationState.check("state"), name="state"),
         Index("ix_notifications_due", "state", "next_attempt_at"),
     )
 
@@ -46,12 +45,12 @@ class Notification(db.Model):
     order_number: Mapped[str | None] = mapped_column(String(10), index=True)  # kept when the order is deleted
     state: Mapped[str] = mapped_column(String(8), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     claim_token: Mapped[str | None] = mapped_column(String(32))
-    claimed_until: Mapped[datetime | None] = mapped_column(DateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # A webhook delivery (channel `webhook`, body_text the signed JSON): its endpoint, and the last answer.
     webhook_id: Mapped[int | None] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"), index=True)
     response_code: Mapped[int | None] = mapped_column(Integer)

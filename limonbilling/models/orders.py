@@ -8,17 +8,20 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
+    func,
+    literal_column,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
 from ..extensions import db
+from .choices import Currency, OrderKind, PromoKind, RefundOperation
+from .columns import UtcDateTime
 from .lifecycle import (
     ORDER_MOVES,
     REFUNDS_HOLDING_MONEY,
@@ -33,14 +36,8 @@ from .lifecycle import (
     money_state,
 )
 
-ORDER_STATUSES = tuple(OrderState)
 STATUS_FAILURE = "bank_status"  # a card attempt failed by the bank's status answer, not by its callback
 RECHECK_FAILED = timedelta(days=1)
-ORDER_KINDS = ("new", "top-up", "renewal", "switch")
-
-
-def _in(column: str, values) -> str:
-    return f"{column} IN (" + ", ".join(f"'{value}'" for value in values) + ")"
 
 
 class Order(db.Model):
@@ -52,10 +49,12 @@ class Order(db.Model):
 
     __tablename__ = "orders"
     __table_args__ = (
-        CheckConstraint(_in("status", OrderState), name="status"),
-        CheckConstraint(_in("payment_status", MoneyState), name="payment_status"),
-        CheckConstraint(_in("payment_method", ("card", "bank_transfer", "account_balance", "manual")),
-                        name="payment_method"),
+        CheckConstraint(OrderState.check("status"), name="status"),
+        CheckConstraint(MoneyState.check("payment_status"), name="payment_status"),
+        # An agent's free grant is a payment row of its own; the order says how it was meant to be paid.
+        CheckConstraint(PaymentMethod.check("payment_method", excluding={PaymentMethod.FREE}), name="payment_method"),
+        CheckConstraint(OrderKind.check("kind"), name="kind"),
+        CheckConstraint(Currency.check("currency"), name="currency"),
         CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
         Index("ix_orders_status_id", "status", "id"),
         Index("ix_orders_customer_id_id", "customer_id", "id"),
@@ -65,7 +64,7 @@ class Order(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(10), unique=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="RESTRICT"))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     customer_was_new: Mapped[bool] = mapped_column(Boolean, default=False)
     kind: Mapped[str] = mapped_column(String(10))
     package_id: Mapped[int | None] = mapped_column(ForeignKey("packages.id", ondelete="SET NULL"), index=True)
@@ -91,12 +90,12 @@ class Order(db.Model):
     fraud_checks: Mapped[list] = mapped_column(JSON, default=list)  # [{"rule", "points", "args"}]: fraud.describe
     ip: Mapped[str | None] = mapped_column(String(45))
     notes: Mapped[str | None] = mapped_column(Text)  # internal: agents only
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
-    paid_at: Mapped[datetime | None] = mapped_column(DateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Money the bank took that could not be returned by itself: agents must act (see the order page).
     attention: Mapped[str | None] = mapped_column(Text)
     # Bank transfer: the customer's activation request (domain.md §6)
-    activation_requested_at: Mapped[datetime | None] = mapped_column(DateTime)
+    activation_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     contact_email: Mapped[str | None] = mapped_column(String(254))
     contact_phone: Mapped[str | None] = mapped_column(String(20))
     customer_note: Mapped[str | None] = mapped_column(Text)
@@ -271,8 +270,9 @@ class Payment(db.Model):
 
     __tablename__ = "payments"
     __table_args__ = (
-        CheckConstraint(_in("state", PaymentState), name="state"),
-        CheckConstraint(_in("method", PaymentMethod), name="method"),
+        CheckConstraint(PaymentState.check("state"), name="state"),
+        CheckConstraint(PaymentMethod.check("method"), name="method"),
+        CheckConstraint(Currency.check("currency"), name="currency"),
         CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
         CheckConstraint("(method = 'card') = (oid IS NOT NULL)", name="card_has_oid"),
         Index("ix_payments_state_created_at", "state", "created_at"),
@@ -288,9 +288,9 @@ class Payment(db.Model):
     vat_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     vat_rate_percent: Mapped[int] = mapped_column(Integer, default=0)
     currency: Mapped[str] = mapped_column(String(3))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
-    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     received_on: Mapped[date | None] = mapped_column(Date)  # bank transfer: the day the money arrived
     reason: Mapped[str | None] = mapped_column(Text)  # manual payment or free grant: the agent's words
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
@@ -346,8 +346,10 @@ class Refund(db.Model):
 
     __tablename__ = "refunds"
     __table_args__ = (
-        CheckConstraint(_in("state", RefundState), name="state"),
-        CheckConstraint(_in("destination", RefundDestination), name="destination"),
+        CheckConstraint(RefundState.check("state"), name="state"),
+        CheckConstraint(RefundDestination.check("destination"), name="destination"),
+        CheckConstraint(RefundOperation.check("operation"), name="operation"),
+        CheckConstraint(Currency.check("currency"), name="currency"),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         Index("ix_refunds_state_created_at", "state", "created_at"),
     )
@@ -359,15 +361,15 @@ class Refund(db.Model):
     state: Mapped[str] = mapped_column(String(10), default=RefundState.CREATED)
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    operation: Mapped[str | None] = mapped_column(String(8))  # the bank's Void or Credit, once sent
+    operation: Mapped[str | None] = mapped_column(String(8))  # once sent to the bank
     automatic: Mapped[bool] = mapped_column(Boolean, default=False)  # money we did not accept, sent back by itself
     # All the order's money, as an agent asked (Cancel & Refund): when done, the order is cancelled and revoked.
     closes_order: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str | None] = mapped_column(Text)
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
-    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
-    done_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     answer: Mapped[str | None] = mapped_column(Text)  # the bank's words, or what we found out
     proc_return_code: Mapped[str | None] = mapped_column(String(8))
     trans_id: Mapped[str | None] = mapped_column(String(64))
@@ -394,6 +396,7 @@ class BankAccount(db.Model):
     """An account customers can pay into by bank transfer (Settings → Payment Systems)."""
 
     __tablename__ = "bank_accounts"
+    __table_args__ = (CheckConstraint(Currency.check("currency"), name="currency"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     bank_name: Mapped[str] = mapped_column(String(120))
@@ -412,7 +415,9 @@ class PromoCode(db.Model):
 
     __tablename__ = "promo_codes"
     __table_args__ = (
-        CheckConstraint("kind IN ('percent', 'fixed')", name="kind"),
+        CheckConstraint(PromoKind.check("kind"), name="kind"),
+        CheckConstraint(Currency.check("currency"), name="currency"),
+        Index("uq_promo_codes_code_ci", func.lower(literal_column("code")), unique=True),
         CheckConstraint("value > 0", name="value_positive"),
         CheckConstraint("uses >= 0 AND (max_uses IS NULL OR uses <= max_uses)", name="uses_within_limit"),
     )
@@ -422,20 +427,23 @@ class PromoCode(db.Model):
     kind: Mapped[str] = mapped_column(String(8))
     value: Mapped[int] = mapped_column(BigInteger)  # percent (1–100) or minor units
     currency: Mapped[str | None] = mapped_column(String(3))  # for fixed amounts
-    valid_from: Mapped[datetime | None] = mapped_column(DateTime)
-    valid_until: Mapped[datetime | None] = mapped_column(DateTime)
+    valid_from: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    valid_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
     max_uses: Mapped[int | None] = mapped_column(Integer)
     uses: Mapped[int] = mapped_column(Integer, default=0)
     package_ids: Mapped[list] = mapped_column(JSON, default=list)  # empty: every package
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
 
 class OrderStatus(db.Model):
     """A status agents define (WHMCS custom order statuses), counted as pending, active or cancelled."""
 
     __tablename__ = "order_statuses"
-    __table_args__ = (CheckConstraint("counts_as IN ('pending', 'active', 'cancelled')", name="counts_as"),)
+    __table_args__ = (
+        CheckConstraint(OrderState.check("counts_as", excluding={OrderState.FRAUD}), name="counts_as"),
+        Index("uq_order_statuses_name_ci", func.lower(literal_column("name")), unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(40), unique=True)

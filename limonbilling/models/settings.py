@@ -1,11 +1,13 @@
 """Settings (key/value, typed in services.settings) and the audit log."""
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import now
 from ..extensions import db
+from .choices import ActorType
+from .columns import UtcDateTime
 
 
 class Setting(db.Model):
@@ -19,10 +21,11 @@ class AuditEntry(db.Model):
     """Who did what to which record, when, from which IP. Never updated or deleted."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (CheckConstraint(ActorType.check("actor_type"), name="actor_type"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime, default=now, index=True)
-    actor_type: Mapped[str] = mapped_column(String(10))  # agent, customer, system, api
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, index=True)
+    actor_type: Mapped[str] = mapped_column(String(10))
     actor_id: Mapped[int | None] = mapped_column(Integer)
     actor_label: Mapped[str] = mapped_column(String(254))
     action: Mapped[str] = mapped_column(String(80), index=True)

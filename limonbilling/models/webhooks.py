@@ -2,14 +2,12 @@
 the outbox (`Notification`, channel `webhook`), so it is claimed and retried like an e-mail."""
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, String
+from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..clock import now
 from ..extensions import db
-
-WEBHOOK_EVENTS = ("order.paid", "order.status_changed", "order.refunded", "entitlement.changed", "credits.low",
-                  "usage.charged")
+from .columns import UtcDateTime
 
 
 class Webhook(db.Model):
@@ -25,4 +23,4 @@ class Webhook(db.Model):
     secret: Mapped[str] = mapped_column(String(64))
     events: Mapped[list] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)

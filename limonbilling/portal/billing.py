@@ -6,7 +6,7 @@ from ..auth import current_actor, current_customer, vip_required
 from ..forms import run_service
 from ..models import LedgerEntry
 from ..pagination import keyset_page
-from ..services import balance, cancellations, entitlements, holdings, ledger
+from ..services import balance, cancellations, entitlements, holdings, ledger, purchase_rules
 from ..services import packages as catalog
 from . import bp
 from .forms import CancellationRequestForm
@@ -18,7 +18,7 @@ def packages():
     """On-sale packages by type, each with what buying it would do for this customer (rules 1–4)."""
     customer = current_customer()
     on_sale = catalog.on_sale()
-    offers = list(zip(on_sale, entitlements.preview_purchases(customer, on_sale), strict=True))
+    offers = list(zip(on_sale, purchase_rules.preview_purchases(customer, on_sale), strict=True))
     return render_template(
         "portal/packages.html",
         entitlement=entitlements.entitlement(customer),

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from .. import security
 from ..auth import current_actor, current_customer, public, vip_required
 from ..extensions import csrf, db
-from ..forms import show_errors
+from ..forms import ButtonForm, run_action, run_service
 from ..links import external_url
 from ..models import Order, Package
 from ..pagination import page_number
@@ -19,14 +19,14 @@ from ..payments import gateways
 from ..payments.base import PaymentGateway
 from ..payments.cards import parse_card
 from ..services import (
-    ServiceError,
-    ValidationFailed,
     audit,
     balance,
     bank_transfer,
     card_payments,
-    entitlements,
+    order_actions,
     orders,
+    placement,
+    purchase_rules,
     refunds,
 )
 from . import bp
@@ -34,34 +34,39 @@ from .forms import ActivationRequestForm, CheckoutForm, PromoCodeForm
 
 
 def _package_on_sale_or_404(package_id: int) -> Package:
-    package = db.session.get(Package, package_id)
-    if package is None or not package.on_sale or package.archived:
+    package = db.get_or_404(Package, package_id)
+    if not package.on_sale or package.archived:
         abort(404)
     return package
 
 
 def _order_or_404(number: str) -> Order:
+    """The signed-in customer's own order by its number; another customer's is 404, as one that does not exist."""
     order = orders.customer_order(current_customer(), number)
     if order is None:
         abort(404)
     return order
 
 
-def _send_to_bank(gateway: PaymentGateway, order: Order, form: CheckoutForm):
-    """Create a payment attempt and answer with the auto-submitting form to the bank's gate."""
+def _bank_form(gateway: PaymentGateway, order: Order, form: CheckoutForm) -> tuple[str, dict]:
+    """Create a payment attempt; the address and fields of the auto-submitting form to the bank's gate."""
     card = None
     if gateway.card_on_our_page:
         card = parse_card(form.card_number.data, form.card_expiry.data, form.card_cvv.data)
     attempt = card_payments.start_card_payment(order, gateway.name)
     customer = current_customer()
-    action, fields = gateway.payment_form(
+    return gateway.payment_form(
         reference=attempt.oid, amount_minor=attempt.amount_minor, currency=attempt.currency,
         ok_url=external_url("portal.nestpay_callback", outcome="ok"),
         fail_url=external_url("portal.nestpay_callback", outcome="fail"),
         lang="tr" if str(get_locale()).startswith("tr") else "en",
         card=card, email=customer.email, name=customer.full_name,
     )
-    db.session.commit()
+
+
+def _to_bank(order: Order, bank_form: tuple[str, dict]):
+    """The auto-submitting form to the bank's gate (its attempt is committed)."""
+    action, fields = bank_form
     response = make_response(render_template("portal/to_bank.html", action=action, fields=fields, order=order))
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Security-Policy"] = security.policy(form_action_to=action)
@@ -71,43 +76,48 @@ def _send_to_bank(gateway: PaymentGateway, order: Order, form: CheckoutForm):
 def _checkout_page(package: Package, form: CheckoutForm, promo_code: str | None, status: int = 200):
     """The checkout page: what the purchase does, the price with any promo code, and the ways to pay."""
     customer = current_customer()
-    preview = entitlements.preview_purchase(customer, package)
+    preview = purchase_rules.preview_purchase(customer, package)
     promo_form = PromoCodeForm(data={"promo": promo_code or ""})
-    try:
-        price = orders.quote(package, promo_code)
-    except ServiceError as error:
-        promo_form.promo.errors = [error.message]
-        form.promo_code.data = ""
-        price = orders.quote(package)
-    else:
+    ok, price = run_service(promo_form, placement.quote, package, promo_code)
+    if ok:
         form.promo_code.data = price.promo.code if price.promo else ""
+    else:  # the code is refused: say why next to it, and show the price without it
+        promo_form.promo.errors, promo_form.form_errors = promo_form.form_errors, []
+        form.promo_code.data = ""
+        price = placement.quote(package)
     form.forget_card()
     return render_template(
         "portal/checkout.html", form=form, promo_form=promo_form, package=package, preview=preview,
-        price=price, refusal=orders.checkout_refusal(customer), gateway=gateways.gateway(), order=None,
+        price=price, refusal=placement.checkout_refusal(customer), gateway=gateways.gateway(), order=None,
         transfer_accounts=bank_transfer.accounts_for(package.currency),
         balance_minor=balance.amount(customer, package.currency),
     ), status
 
 
-def _place_order(package: Package, form: CheckoutForm, payment_method: str) -> Order | None:
-    """Create the order from a confirmed checkout form, or put the reason on the form and return None."""
-    preview = entitlements.preview_purchase(current_customer(), package)
+def _forfeit_confirmed(package: Package, form: CheckoutForm) -> bool:
+    """A purchase that forfeits credits or a subscription (rule 4) needs the box ticked."""
+    preview = purchase_rules.preview_purchase(current_customer(), package)
     if preview.forfeits_something and not form.accept_forfeit.data:
         form.accept_forfeit.errors = [_("Tick the box to confirm what you give up.")]
-        return None
-    try:
-        return orders.create_order(current_customer(), package, payment_method=payment_method,
-                                   actor=current_actor(), ip=request.remote_addr, promo_code=form.promo_code.data)
-    except ServiceError as error:
-        db.session.rollback()
-        form.form_errors.append(error.message)
-        return None
+        return False
+    return True
+
+
+def _place_order(package: Package, form: CheckoutForm, payment_method: str) -> Order:
+    return placement.place_customer_order(current_customer(), package, payment_method=payment_method,
+                                          actor=current_actor(), ip=request.remote_addr,
+                                          promo_code=form.promo_code.data)
+
+
+def _place_card_order(gateway: PaymentGateway, package: Package, form: CheckoutForm):
+    """The card order and its first attempt in one unit of work: a card the bank form refuses leaves no order
+    behind to block the next try (rule 7). An order held for review goes to no bank: (order, None)."""
+    order = _place_order(package, form, "card")
+    return order, None if order.under_review else _bank_form(gateway, order, form)
 
 
 def _after_placing(order: Order):
     """Orders that did not go to the bank: held for review as fraud, or paid from the balance."""
-    db.session.commit()
     if order.under_review:
         flash(_("Order %(number)s needs a review by our team before it can go ahead; we will contact you.",
                 number=order.number), "warning")
@@ -127,18 +137,11 @@ def checkout(package_id: int):
     form = CheckoutForm()
     gateway = gateways.gateway()
     if form.validate_on_submit() and gateway.is_available():
-        order = _place_order(package, form, "card")
-        if order is not None and order.under_review:
-            return _after_placing(order)
-        if order is not None:
-            try:
-                return _send_to_bank(gateway, order, form)
-            except ValidationFailed as error:
-                db.session.rollback()
-                show_errors(form, error)
-            except ServiceError as error:
-                db.session.rollback()
-                form.form_errors.append(error.message)
+        if _forfeit_confirmed(package, form):
+            ok, placed = run_service(form, _place_card_order, gateway, package, form)
+            if ok:
+                order, bank_form = placed
+                return _after_placing(order) if bank_form is None else _to_bank(order, bank_form)
         return _checkout_page(package, form, form.promo_code.data, 422)
     return _checkout_page(package, form, request.args.get("promo"))
 
@@ -155,10 +158,22 @@ def checkout_other(package_id: int, method: str):
     if method == "transfer" and not bank_transfer.accounts_for(package.currency):
         form.form_errors.append(_("Bank transfer is not available for this currency."))
         return _checkout_page(package, form, form.promo_code.data, 422)
-    order = _place_order(package, form, "bank_transfer" if method == "transfer" else "account_balance")
-    if order is None:
-        return _checkout_page(package, form, form.promo_code.data, 422)
-    return _after_placing(order)
+    if _forfeit_confirmed(package, form):
+        ok, order = run_service(form, _place_order, package, form,
+                                "bank_transfer" if method == "transfer" else "account_balance")
+        if ok:
+            return _after_placing(order)
+    return _checkout_page(package, form, form.promo_code.data, 422)
+
+
+def _order_page(order: Order, request_form: ActivationRequestForm | None = None, status: int = 200):
+    """The customer's order page; an activation request just refused replaces the blank one (with its errors)."""
+    if request_form is None:
+        customer = current_customer()
+        request_form = ActivationRequestForm(formdata=None, data={"email": customer.email, "phone": customer.phone})
+    return render_template("portal/order.html", order=order, gateway=gateways.gateway(), form=ButtonForm(),
+                           request_form=request_form,
+                           transfer_accounts=bank_transfer.accounts_for(order.currency)), status
 
 
 @bp.route("/orders/<number>/activation-request", methods=["POST"])
@@ -167,20 +182,14 @@ def activation_request(number: str):
     order = _order_or_404(number)
     form = ActivationRequestForm()
     if form.validate_on_submit():
-        try:
-            bank_transfer.request_activation(order, email=form.email.data, phone=form.phone.data,
-                                             note=form.note.data, actor=current_actor())
-        except ValidationFailed as error:
-            db.session.rollback()
-            show_errors(form, error)
-            return render_template("portal/order.html", order=order, gateway=gateways.gateway(), form=CheckoutForm(),
-                                   request_form=form, transfer_accounts=bank_transfer.accounts_for(order.currency)), 422
-        except ServiceError as error:
-            db.session.rollback()
-            flash(error.message, "danger")
-        else:
-            db.session.commit()
+        ok, _request = run_service(form, bank_transfer.request_activation, order, email=form.email.data,
+                                   phone=form.phone.data, note=form.note.data, actor=current_actor())
+        if ok:
             flash(_("Thank you. We activate your package as soon as we see the transfer."), "success")
+        elif form.form_errors:  # the order no longer takes a request: said on the order page
+            flash(form.form_errors[-1], "danger")
+        else:
+            return _order_page(order, request_form=form, status=422)
     return redirect(url_for("portal.order_detail", number=number))
 
 
@@ -195,14 +204,9 @@ def pay_order(number: str):
         flash(_("This order is not waiting for a card payment."), "info")
         return redirect(url_for("portal.order_detail", number=order.number))
     if form.validate_on_submit() and gateway.is_available():
-        try:
-            return _send_to_bank(gateway, order, form)
-        except ValidationFailed as error:
-            db.session.rollback()
-            show_errors(form, error)
-        except ServiceError as error:
-            db.session.rollback()
-            form.form_errors.append(error.message)
+        ok, bank_form = run_service(form, _bank_form, gateway, order, form)
+        if ok:
+            return _to_bank(order, bank_form)
     form.forget_card()
     return render_template(
         "portal/checkout.html", form=form, package=None, preview=None, gateway=gateway, order=order,
@@ -215,6 +219,13 @@ def limit_bank_callback(endpoint: str | None, _values) -> None:
     Set here because this runs before every before_request hook, and those read the form."""
     if endpoint == "portal.nestpay_callback":
         request.max_content_length = current_app.config["NESTPAY_CALLBACK_MAX_LENGTH"]
+
+
+def _apply_bank_answer(gateway: PaymentGateway, fields: dict, bank: audit.Actor):
+    """The bank's answer applied, with what the redirect needs read before the commit (which would expire the
+    order and cost a new transaction to read it again)."""
+    order = card_payments.apply_card_callback(gateway, fields, bank)
+    return (order, order.number, order.refund_in_flight) if order is not None else (None, None, False)
 
 
 @bp.route("/payments/nestpay/<any(ok, fail):outcome>", methods=["GET", "POST"])
@@ -231,15 +242,14 @@ def nestpay_callback(outcome: str):
     gateway = gateways.gateway()
     if not gateway.is_set_up():
         abort(404)  # never set up: no bank sends answers here
-    order = card_payments.apply_card_callback(gateway, fields, bank)
-    db.session.commit()
-    if order is not None and order.refund_in_flight:  # money we did not accept goes back to the card now
-        refunds.send(order, gateway, bank)
-        db.session.commit()
-    if order is None:
+    _ok, answered = run_action(_apply_bank_answer, gateway, fields, bank)
+    order, number, returning = answered or (None, None, False)
+    if returning:  # money we did not accept goes back to the card now
+        run_action(refunds.send, order, gateway, bank)
+    if number is None:
         current_app.logger.warning("NestPay callback for an unknown order")
         return redirect(url_for("portal.order_list"), code=303)
-    return redirect(url_for("portal.order_detail", number=order.number), code=303)
+    return redirect(url_for("portal.order_detail", number=number), code=303)
 
 
 @bp.route("/orders")
@@ -253,11 +263,7 @@ def order_list():
 @bp.route("/orders/<number>")
 @vip_required
 def order_detail(number: str):
-    order = _order_or_404(number)
-    customer = current_customer()
-    request_form = ActivationRequestForm(data={"email": customer.email, "phone": customer.phone})
-    return render_template("portal/order.html", order=order, gateway=gateways.gateway(), form=CheckoutForm(),
-                           request_form=request_form, transfer_accounts=bank_transfer.accounts_for(order.currency))
+    return _order_page(_order_or_404(number))
 
 
 @bp.route("/orders/<number>/cancel", methods=["POST"])
@@ -265,15 +271,8 @@ def order_detail(number: str):
 def cancel_order(number: str):
     """The customer gives up an unpaid order, so a new one can start (rule 7)."""
     order = _order_or_404(number)
-    if CheckoutForm().validate_on_submit():
-        try:
-            orders.cancel_unpaid_order(order, current_actor())
-        except ServiceError as error:
-            db.session.rollback()
-            flash(error.message, "danger")
-        else:
-            db.session.commit()
-            flash(_("Order %(number)s is cancelled.", number=order.number), "success")
+    if ButtonForm().validate_on_submit() and run_action(order_actions.cancel_unpaid_order, order, current_actor())[0]:
+        flash(_("Order %(number)s is cancelled.", number=order.number), "success")
     return redirect(url_for("portal.order_detail", number=order.number))
 
 

@@ -10,10 +10,10 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.fields.choices import SelectChoice
 from wtforms.validators import EqualTo, InputRequired
 
-from ..forms import MESSAGE_LENGTH, CustomerDetailsForm
+from ..forms import MESSAGE_LENGTH, CustomerDetailsForm, choices_of
+from ..models import CancellationTiming
 
 
 class ProfileForm(CustomerDetailsForm):
@@ -77,7 +77,6 @@ class ActivationRequestForm(FlaskForm):
 
 
 class CancellationRequestForm(FlaskForm):
-    timing = RadioField(_l("End my subscription"), choices=[
-        SelectChoice("period_end", _l("at the end of the current period")), SelectChoice("now", _l("now")),
-    ], default="period_end")
+    timing = RadioField(_l("End my subscription"), choices=choices_of(CancellationTiming),
+                        default=CancellationTiming.PERIOD_END)
     reason = TextAreaField(_l("Why do you want to cancel?"))

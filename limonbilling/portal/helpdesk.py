@@ -1,14 +1,15 @@
 """Tickets and chats for customers: opening one is charged once (rule 6), replies never are."""
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
 
 from ..auth import current_actor, current_customer
 from ..extensions import db
-from ..forms import run_service, show_errors
+from ..forms import ButtonForm, run_action, run_service
 from ..models import Conversation, Department
 from ..pagination import page_number
-from ..services import ServiceError, ValidationFailed, helpdesk, packages
+from ..services import helpdesk, packages
 from . import bp
 from .forms import MessageForm, NewConversationForm
 
@@ -20,10 +21,10 @@ WORDS = {
 
 
 def _own_conversation(kind: str, conversation_id: int) -> Conversation:
-    conversation = db.session.get(Conversation, conversation_id)
-    if conversation is None or conversation.kind != kind or conversation.customer_id != current_customer().id:
-        abort(404)
-    return conversation
+    """The signed-in customer's own ticket or chat; another customer's is 404, as one that does not exist."""
+    return db.first_or_404(select(Conversation).where(
+        Conversation.id == conversation_id, Conversation.kind == kind,
+        Conversation.customer_id == current_customer().id))
 
 
 @bp.route("/<any(tickets, chats):section>")
@@ -46,18 +47,13 @@ def conversation_new(section: str):
     refusal, covering = None, []
     if form.validate_on_submit():
         department = db.session.get(Department, form.department_id.data)
-        try:
-            conversation = helpdesk.open_conversation(customer, department, kind, form.subject.data, form.body.data)
-        except ValidationFailed as error:
-            db.session.rollback()
-            show_errors(form, error)
-        except ServiceError as error:
-            db.session.rollback()
-            refusal, covering = error.message, packages.covering(department.id)
-        else:
-            db.session.commit()
+        ok, conversation = run_service(form, helpdesk.open_conversation, customer, department, kind,
+                                       form.subject.data, form.body.data)
+        if ok:
             flash(str(WORDS[kind]["opened"]), "success")
             return redirect(url_for("portal.conversation_detail", section=section, conversation_id=conversation.id))
+        if form.form_errors:  # not a field's error but the charge's refusal (rule 6): with packages that cover it
+            refusal, covering = form.form_errors.pop(), packages.covering(department.id)
     return render_template("portal/conversation_new.html", form=form, section=section, kind=kind,
                            words=WORDS[kind], refusal=refusal, covering=covering)
 
@@ -71,14 +67,12 @@ def conversation_detail(section: str, conversation_id: int):
             flash(_("Your message is sent."), "success")
             return redirect(url_for("portal.conversation_detail", section=section, conversation_id=conversation_id))
     return render_template("portal/conversation.html", conversation=conversation, form=form, section=section,
-                           words=WORDS[conversation.kind])
+                           words=WORDS[conversation.kind], button=ButtonForm())
 
 
 @bp.route("/<any(tickets, chats):section>/<int:conversation_id>/close", methods=["POST"])
 def conversation_close(section: str, conversation_id: int):
     conversation = _own_conversation(SECTIONS[section], conversation_id)
-    if MessageForm().validate_on_submit():
-        helpdesk.close(conversation, current_actor())
-        db.session.commit()
+    if ButtonForm().validate_on_submit() and run_action(helpdesk.close, conversation, current_actor())[0]:
         flash(_("Closed. Writing a new message opens it again."), "success")
     return redirect(url_for("portal.conversation_detail", section=section, conversation_id=conversation_id))

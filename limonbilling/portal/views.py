@@ -14,11 +14,10 @@ from ..auth import (
     sign_out_everywhere_else,
     throttled,
 )
-from ..extensions import db
-from ..forms import ButtonForm, PasswordChangeForm, run_service
+from ..forms import ButtonForm, PasswordChangeForm, run_action, run_service
+from ..models import Language
 from ..safe_redirect import safe_next
-from ..services import ServiceError, accounts, balance, customers, entitlements, notifications
-from ..services.settings import LANGUAGES
+from ..services import accounts, balance, customers, entitlements, notifications
 from . import bp
 from .forms import EmailChangeForm, ProfileForm, RegistrationForm
 
@@ -61,12 +60,7 @@ def reset_password(token: str):
 @public
 def verify_email(token: str):
     """The link of the welcome / confirmation e-mail; it works signed in or not."""
-    try:
-        accounts.verify_email(token)
-    except ServiceError as error:
-        flash(error.message, "danger")
-    else:
-        db.session.commit()
+    if run_action(accounts.verify_email, token)[0]:
         flash(_("Thank you: your e-mail address is confirmed."), "success")
     return redirect(url_for("portal.profile" if current_customer() else "portal.login"))
 
@@ -74,9 +68,8 @@ def verify_email(token: str):
 @bp.route("/profile/verify-email", methods=["POST"])
 def resend_verification():
     customer = current_customer()
-    if customer.email_verified_at is None and ButtonForm().validate_on_submit():
-        notifications.email_verification(customer)
-        db.session.commit()
+    if (customer.email_verified_at is None and ButtonForm().validate_on_submit()
+            and run_action(notifications.email_verification, customer)[0]):
         flash(_("A new confirmation link is on its way to %(email)s.", email=customer.email), "info")
     return redirect(url_for("portal.profile"))
 
@@ -154,12 +147,8 @@ def change_email():
 def confirm_email_change(token: str):
     """The link sent to a new address. It signs no one in (whoever holds the link is not proven to hold the
     password or the second factor): the customer signs in again with the new address."""
-    try:
-        customer = accounts.confirm_email_change(token)
-        db.session.commit()
-    except ServiceError as error:
-        db.session.rollback()
-        flash(error.message, "danger")
+    ok, customer = run_action(accounts.confirm_email_change, token)
+    if not ok:
         return redirect(url_for("portal.profile" if current_customer() else "portal.login"))
     flash(_("Your e-mail address is now %(email)s. Sign in with it.", email=customer.email), "success")
     return redirect(url_for("portal.login"))
@@ -174,9 +163,8 @@ def sign_out_everywhere():
 @public
 def set_language(code: str):
     """Remember the visitor's language choice; signed-in users keep it on their account."""
-    if code in LANGUAGES:
+    if Language.has(code):
         session["language"] = code
         if current_user.is_authenticated:
-            current_user.language = code
-            db.session.commit()
+            run_action(accounts.set_language, current_user._get_current_object(), code)
     return redirect(safe_next(request.form.get("next"), url_for("portal.home")))

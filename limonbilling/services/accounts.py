@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from ..clock import now
 from ..extensions import db
-from ..models import PERMISSIONS, Agent, Customer
+from ..models import Agent, Customer, Permission
 from ..models.accounts import check_password_of_nobody
 from . import ServiceError, ValidationFailed, audit, notifications, tokens
 from .contacts import normalize_email
@@ -69,6 +69,11 @@ def change_password(user: Agent | Customer, current: str, new: str, actor: audit
     user.set_password(new)
     user.end_sessions()
     audit.record(actor, f"{user.kind}.password", user)
+
+
+def set_language(user: Agent | Customer, language: str) -> None:
+    """The account keeps the language its user chose with the language switch (pages and e-mails)."""
+    user.language = language
 
 
 def end_all_sessions(user: Agent | Customer, actor: audit.Actor) -> None:
@@ -143,7 +148,7 @@ def user_for_reset(token: str, kind: str) -> Agent | Customer:
     longest = max(config["PASSWORD_RESET_MAX_AGE"], config["EMAIL_VERIFICATION_MAX_AGE"])
     data, signed_at = tokens.load(token, "reset-password", longest, with_timestamp=True)
     max_age = config["EMAIL_VERIFICATION_MAX_AGE"] if data.get("w") else config["PASSWORD_RESET_MAX_AGE"]
-    if (now() - signed_at.replace(tzinfo=None)).total_seconds() > max_age:
+    if (now() - signed_at).total_seconds() > max_age:
         raise ServiceError("link_expired", _("This link has expired; ask for a new one."))
     model = {"agent": Agent, "customer": Customer}.get(data.get("k")) if data.get("k") == kind else None
     user = db.session.get(model, data.get("id")) if model is not None else None
@@ -173,8 +178,8 @@ def request_password_reset(kind: str, email: str) -> None:
 
 
 def require_owner(actor: audit.Actor) -> None:
-    """Only an owner (or the installation itself, from the CLI) creates agents, changes what they may do, or
-    makes API tokens (which act with billing and customer rights).
+    """Only an owner (or the installation itself, from the CLI) creates agents, changes what they may do,
+    makes API tokens (which act with billing and customer rights) or requires two-factor sign-in of agents.
 
     The acting agent is read from the database: an actor that only claims to be an owner is not one.
     """
@@ -182,8 +187,8 @@ def require_owner(actor: audit.Actor) -> None:
         return
     agent = db.session.get(Agent, actor.id) if actor.type == "agent" and actor.id is not None else None
     if agent is None or not (agent.is_owner and agent.active):
-        raise ServiceError("owner_only", _("Only an owner can do this: create agents, change their permissions "
-                                           "or make API tokens."))
+        raise ServiceError("owner_only", _("Only an owner can do this: create agents, change their permissions, "
+                                           "make API tokens or require two-factor sign-in."))
 
 
 def create_agent(
@@ -217,10 +222,10 @@ def create_agent(
 
 
 def _apply_permissions(agent: Agent, permissions: list[str]) -> None:
-    unknown = set(permissions) - set(PERMISSIONS)
+    unknown = set(permissions) - set(Permission)
     if unknown:
         raise ValueError(f"unknown permissions {sorted(unknown)}")
-    for permission in PERMISSIONS:
+    for permission in Permission:
         setattr(agent, f"can_{permission}", permission in permissions)
 
 
@@ -249,7 +254,7 @@ def create_owner(email: str, password: str, name: str | None = None) -> Agent:
         name=name or email.split("@")[0],
         email=email,
         password=password,
-        permissions=list(PERMISSIONS),
+        permissions=list(Permission),
         is_owner=True,
         actor=audit.Actor.system("cli"),
     )

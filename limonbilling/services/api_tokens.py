@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, select, update
 
 from ..clock import now
 from ..extensions import db
-from ..models import API_SCOPES, ApiToken
+from ..models import ApiScope, ApiToken
 from . import ValidationFailed, accounts, audit
 
 PREFIX = "lb_"
@@ -28,7 +28,7 @@ def create_token(name: str, scopes: list[str], actor: audit.Actor) -> tuple[ApiT
     name = (name or "").strip()
     if not name:
         errors["name"] = [_("Name the token after the system that uses it.")]
-    scopes = [scope for scope in API_SCOPES if scope in scopes]
+    scopes = [scope for scope in ApiScope if scope in scopes]
     if not scopes:
         errors["scopes"] = [_("Choose at least one scope.")]
     if errors:

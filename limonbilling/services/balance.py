@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from ..clock import now
 from ..extensions import db, insert_ignoring_conflict
-from ..models import CURRENCIES, AccountBalance, BalanceEntry, Customer, Order
+from ..models import AccountBalance, BalanceEntry, Currency, Customer, Order
 from . import ServiceError, ValidationFailed, audit
 from .packages import parse_price
 
@@ -76,7 +76,7 @@ def adjust(customer: Customer, raw_amount: str, currency: str, reason: str, acto
     reason = (reason or "").strip()
     if not reason:
         errors["reason"] = [_("Say why the balance changes; the customer sees it.")]
-    if currency not in CURRENCIES:
+    if not Currency.has(currency):
         errors["currency"] = [_("Choose TRY, USD or EUR.")]
     text = (raw_amount or "").strip()
     sign = -1 if text.startswith("-") else 1

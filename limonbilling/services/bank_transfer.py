@@ -10,7 +10,7 @@ from stdnum import iban as iban_number
 
 from ..clock import now
 from ..extensions import db
-from ..models import CURRENCIES, BankAccount, Order
+from ..models import BankAccount, Currency, Order
 from . import ServiceError, ValidationFailed, audit, notifications
 from .contacts import normalize_email, normalize_phone
 from .lifecycle import lock_order
@@ -28,7 +28,7 @@ def add_account(*, bank_name: str, account_holder: str, iban: str, currency: str
         errors["iban"] = [_("This IBAN is not valid: check the letters, the digits and the checksum.")]
     elif db.session.scalar(select(BankAccount.id).where(BankAccount.iban == compact)) is not None:
         errors["iban"] = [_("This IBAN is already listed.")]
-    if currency not in CURRENCIES:
+    if not Currency.has(currency):
         errors["currency"] = [_("Choose TRY, USD or EUR.")]
     if errors:
         raise ValidationFailed(errors)

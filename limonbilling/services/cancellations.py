@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from ..clock import now
 from ..extensions import db
-from ..models import CANCELLATION_TIMINGS, CancellationRequest, Customer, Order, RefundDestination
+from ..models import CancellationRequest, CancellationTiming, Customer, Order, RefundDestination
 from . import ServiceError, ValidationFailed, audit, entitlements, holdings, ledger, notifications, refunds
 
 
@@ -22,7 +22,7 @@ def pending_request(customer: Customer) -> CancellationRequest | None:
 
 def request_cancellation(customer: Customer, *, timing: str, reason: str, actor: audit.Actor) -> CancellationRequest:
     errors: dict[str, list[str]] = {}
-    if timing not in CANCELLATION_TIMINGS:
+    if not CancellationTiming.has(timing):
         errors["timing"] = [_("Choose when the subscription should end.")]
     reason = (reason or "").strip()
     if not reason:

@@ -99,7 +99,9 @@ def apply_card_callback(gateway: PaymentGateway, fields: Mapping[str, str], acto
         audit.record(actor, "payment.callback_unknown", None, oid=oid, reason=decision.reason)
         return None
     order = lock_order(found.order_id)
-    payment = db.session.get(Payment, found.id)
+    # From the order's payments, which the decision reads anyway (awaiting_payment): one query, and the answer
+    # and the new state of the attempt are written in one UPDATE.
+    payment = next(attempt for attempt in order.payments if attempt.id == found.id)
     decision = gateway.decide(fields, reference=payment.oid, amount_minor=payment.amount_minor,
                               currency=payment.currency)
     if decision.reason == "bad_hash":
@@ -154,7 +156,8 @@ def _apply_outcome(order: Order, payment: Payment, outcome: Outcome, actor: audi
             move_payment(payment, PaymentState.CANCELED if outcome.voided else PaymentState.FAILED)
             audit.record(actor, "payment.failed", order, oid=payment.oid, reason=payment.failure_code)
         return
-    awaiting = order.awaiting_payment
+    with db.session.no_autoflush:  # the order was locked just now: its refunds are all in the database
+        awaiting = order.awaiting_payment  # (and the attempt's answer goes out with its new state, one UPDATE)
     move_payment(payment, PaymentState.CONFIRMED)
     if outcome.accepted and awaiting:
         orders.payment_confirmed(order, actor)

@@ -12,13 +12,12 @@ from stdnum.tr import tckimlik, vkn
 
 from ..clock import now
 from ..extensions import db
-from ..models import CUSTOMER_SEARCH_SQL, Customer, CustomerDepartment, CustomerNote, Department
+from ..models import CUSTOMER_SEARCH_SQL, Customer, CustomerDepartment, CustomerNote, Department, Language
 from ..models.accounts import hash_password_for_nobody
 from ..search import contains
 from ..sqlite import fold_case
 from . import ValidationFailed, accounts, audit, notifications
 from .contacts import normalize_email, normalize_phone
-from .settings import LANGUAGES
 
 ACCOUNT_TYPES = ("individual", "corporate")
 PERSONAL_FIELDS = ("first_name", "last_name", "email", "phone")
@@ -102,7 +101,7 @@ def validate_details(data: dict[str, Any], *, customer: Customer | None = None,
                     "and a valid checksum."
                 ))
 
-    if clean["language"] and clean["language"] not in LANGUAGES:
+    if clean["language"] and not Language.has(clean["language"]):
         fail("language", _("Choose a language from the list."))
 
     if errors:

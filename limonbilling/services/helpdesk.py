@@ -6,7 +6,7 @@ from sqlalchemy import select
 from ..clock import now
 from ..extensions import db
 from ..models import Agent, Conversation, Customer, Department, Message
-from . import ValidationFailed, audit, entitlements, settings
+from . import ValidationFailed, audit, charging, entitlements, settings
 
 
 def _author(user: Agent | Customer) -> dict:
@@ -43,10 +43,10 @@ def open_conversation(
     db.session.add(conversation)
     db.session.flush()
     if settings.vip_support_enabled():
-        result = entitlements.charge_usage(customer.id, department.id, kind, f"limonbilling-{kind}-{conversation.id}")
+        result = charging.charge_usage(customer.id, department.id, kind, f"limonbilling-{kind}-{conversation.id}")
         conversation.usage_id = result.usage_id
     elif not department.active:
-        raise entitlements.DepartmentNotEnabled(department.id, department.name)
+        raise charging.DepartmentNotEnabled(department.id, department.name)
     audit.record(audit.Actor.of(customer), f"{kind}.open", conversation, department=department.name)
     return conversation
 

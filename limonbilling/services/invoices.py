@@ -1,17 +1,19 @@
 """Invoices (domain.md §7): one per order, VAT from the settings, gap-free numbers per year.
 
 An invoice is made Unpaid with its order and gets its number when it is
-issued (paid). The number comes from a per-year counter row incremented with
-UPDATE … RETURNING inside the paying transaction: a rolled-back payment rolls
-its number back too, so numbers have no gaps even under concurrent issuing.
+issued (paid). The number comes from a per-year counter row made or incremented
+with INSERT … ON CONFLICT DO UPDATE … RETURNING inside the paying transaction: a
+rolled-back payment rolls its number back too, so numbers have no gaps even under
+concurrent issuing.
 """
 from decimal import ROUND_HALF_UP, Decimal
 
 from flask_babel import gettext as _
-from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..clock import local_day, now
-from ..extensions import db, insert_ignoring_conflict
+from ..extensions import db
 from ..models import Customer, Invoice, InvoiceCounter, Order
 from . import settings
 
@@ -83,11 +85,13 @@ def _lines(order: Order, net: int) -> list[dict]:
 
 
 def _next_sequence(year: int) -> int:
-    insert_ignoring_conflict(InvoiceCounter, year=year, last_number=0)
-    return db.session.execute(
-        update(InvoiceCounter).where(InvoiceCounter.year == year)
-        .values(last_number=InvoiceCounter.last_number + 1).returning(InvoiceCounter.last_number)
-    ).scalar_one()
+    """The year's next number, in one statement: the year's row is made at 1 or incremented under its lock."""
+    insert = postgresql_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    counters = InvoiceCounter.__table__
+    statement = insert(counters).values(year=year, last_number=1)
+    return db.session.execute(statement.on_conflict_do_update(
+        index_elements=[counters.c.year], set_={"last_number": counters.c.last_number + 1},
+    ).returning(counters.c.last_number)).scalar_one()
 
 
 def issue(invoice: Invoice) -> None:

@@ -44,19 +44,14 @@ def _customer_language(customer: Customer) -> str:
     return customer.language or settings.get("default_language")
 
 
-def _already_queued(event_key: str, channel: str, recipient: str) -> bool:
-    return db.session.scalar(select(Notification.id).where(
-        Notification.event_key == event_key, Notification.channel == channel, Notification.recipient == recipient,
-    )) is not None
-
-
 def _queue(event: str, event_key: str, *, channel: str, recipient: str, language: str, template: str,
            context: dict, subject: Callable[[], str] | None = None, cc: list[str] | None = None,
            customer_id: int | None = None, order: Order | None = None, sensitive: bool = False) -> bool:
     """Render the message in the recipient's language and add it to the outbox unless it is there already.
 
-    Returns whether it was added (a concurrent transaction adding the same key first still wins quietly)."""
-    if not recipient or _already_queued(event_key, channel, recipient):
+    Returns whether it was added: the unique key decides (INSERT … ON CONFLICT DO NOTHING), so a message queued
+    before, or by a concurrent transaction first, is not added again."""
+    if not recipient:
         return False
     with force_locale(language):
         if channel == "email":
@@ -66,14 +61,16 @@ def _queue(event: str, event_key: str, *, channel: str, recipient: str, language
         else:
             title, body_html = "", None
             body_text = render_template(f"sms/{template}.txt", **context).strip()
-    insert_ignoring_conflict(
-        Notification, event=event, event_key=event_key, channel=channel, recipient=recipient, cc=cc or [],
-        language=language, subject=title[:255], body_text=body_text, body_html=body_html, sensitive=sensitive,
-        customer_id=customer_id, order_number=order.number if order is not None else None, state="pending",
-        attempts=0, next_attempt_at=now(), created_at=now(),
-    )
-    db.session.info["outbox_queued"] = True
-    return True
+    added = insert_ignoring_conflict(
+        Notification, returning=Notification.id, event=event, event_key=event_key, channel=channel,
+        recipient=recipient, cc=cc or [], language=language, subject=title[:255], body_text=body_text,
+        body_html=body_html, sensitive=sensitive, customer_id=customer_id,
+        order_number=order.number if order is not None else None, state="pending", attempts=0,
+        next_attempt_at=now(), created_at=now(),
+    ) is not None
+    if added:
+        db.session.info["outbox_queued"] = True
+    return added
 
 
 def _to_customer(customer: Customer, event: str, event_key: str, template: str, subject: Callable[[], str],

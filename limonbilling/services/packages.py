@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
-from ..models import CURRENCIES, MAX_RECORD_ID, PACKAGE_TYPES, Department, Grant, Package
+from ..models import MAX_RECORD_ID, Currency, Department, Grant, Package, PackageType
 from . import ServiceError, ValidationFailed, audit
 
 # The largest amount anyone may type (a price, discount, refund or balance adjustment): 10,000,000.00 in any
@@ -86,7 +86,7 @@ def _validate(values: dict, package: Package | None) -> dict:
         errors["name"] = [_("At most %(n)d characters.", n=120)]
     clean["description"] = (values.get("description") or "").strip()
     clean["type"] = values.get("type")
-    if clean["type"] not in PACKAGE_TYPES:
+    if not PackageType.has(clean["type"]):
         errors["type"] = [_("Choose credit or subscription.")]
     if package is not None and _was_sold(package) and clean["type"] != package.type:
         errors["type"] = [_("A package that was sold keeps its type; create a new package instead.")]
@@ -95,11 +95,11 @@ def _validate(values: dict, package: Package | None) -> dict:
     except ValueError as error:
         errors["price"] = [str(error)]
     clean["currency"] = values.get("currency") or "TRY"
-    if clean["currency"] not in CURRENCIES:
+    if not Currency.has(clean["currency"]):
         errors["currency"] = [_("Choose TRY, USD or EUR.")]
     clean["credits"] = clean["days"] = None
     amount_field = "credits" if clean["type"] == "credit" else "days"
-    if clean["type"] in PACKAGE_TYPES:
+    if PackageType.has(clean["type"]):
         try:
             clean[amount_field] = _positive_int(values.get(amount_field), MAX_AMOUNT[amount_field])
         except (TypeError, ValueError):

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from ..clock import day_start, local_day, now
 from ..extensions import db
-from ..models import CURRENCIES, Order, Package, PromoCode
+from ..models import Currency, Order, Package, PromoCode
 from . import ServiceError, ValidationFailed, audit
 from .packages import parse_price
 
@@ -111,7 +111,7 @@ def create(values: dict, actor: audit.Actor) -> PromoCode:
             value = parse_price(values.get("value"))
         except ValueError as error:
             errors["value"] = [str(error)]
-        if values.get("currency") not in CURRENCIES:
+        if not Currency.has(values.get("currency")):
             errors["currency"] = [_("Choose TRY, USD or EUR.")]
     else:
         errors["kind"] = [_("Choose percent or fixed amount.")]

@@ -25,9 +25,9 @@ from ..models import (
 
 
 def _month(column):
-    """'YYYY-MM' of a timestamp column, in the session's SQL dialect."""
+    """'YYYY-MM' (in UTC) of a timestamp column, in the session's SQL dialect."""
     if db.session.get_bind().dialect.name == "postgresql":
-        return func.to_char(column, "YYYY-MM")
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM")
     return func.strftime("%Y-%m", column)
 
 

@@ -6,6 +6,7 @@ settings, or at the same one in several places, pays for one small query.
 """
 import copy
 import json
+import secrets
 from typing import Any
 
 from flask_babel import gettext as _
@@ -13,11 +14,9 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from ..extensions import db
-from ..models import Setting
+from ..models import Language, Setting
 from . import ValidationFailed, audit
 from .contacts import normalize_email
-
-LANGUAGES = ("en", "tr")
 
 DEFAULTS: dict[str, Any] = {
     "company_name": "LimonBilling",
@@ -95,31 +94,76 @@ DEFAULTS: dict[str, Any] = {
 SECRET_KEYS = frozenset({"nestpay_store_key", "nestpay_api_password", "smtp_password", "sms_password"})
 
 
-_STORED = "limonbilling.settings"  # key in Session.info: {key: JSON text} of this transaction
+_STORED = "limonbilling.settings"  # key in Session.info: this transaction's (rows as JSON text, values decoded)
+_ROWS = select(Setting.__table__.c.key, Setting.__table__.c.value)  # plain rows: read at least once per request
 
 
-def _stored() -> dict[str, str]:
+def _stored() -> tuple[dict[str, str], dict[str, Any]]:
     stored = db.session.info.get(_STORED)
     if stored is None:
-        stored = dict(db.session.execute(select(Setting.key, Setting.value)).all())
+        stored = dict(db.session.execute(_ROWS).all()), {}
         db.session.info[_STORED] = stored
     return stored
 
 
+def _value(key: str, default: Any = None) -> Any:
+    """The stored value of `key`, decoded once per transaction (a value that is not JSON fails only its
+    readers), else `default`."""
+    rows, decoded = _stored()
+    if key not in decoded:
+        decoded[key] = json.loads(rows[key]) if key in rows else default
+    return decoded[key]
+
+
+def _keep(key: str, text: str) -> None:
+    """A row this transaction writes, as the next read in it must see it."""
+    rows, decoded = _stored()
+    rows[key] = text
+    decoded.pop(key, None)
+
+
+def _copy(value: Any) -> Any:
+    """A list or dict goes out as a copy, so a caller that changes it does not change the transaction's."""
+    return copy.deepcopy(value) if isinstance(value, list | dict) else value
+
+
 @event.listens_for(Session, "after_transaction_end")
-def _forget_stored(session: Session, _transaction) -> None:
-    session.info.pop(_STORED, None)  # also after a savepoint, which may have rolled back an update
+def _forget_stored(session: Session, transaction) -> None:
+    """At the end of the transaction, and of a savepoint (it may have rolled back an update); not after each
+    flush, which runs in an inner transaction of its own and changes no setting behind our back."""
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(_STORED, None)
 
 
 def get(key: str) -> Any:
     if key not in DEFAULTS:
         raise KeyError(key)
-    value = _stored().get(key)
-    return json.loads(value) if value is not None else copy.deepcopy(DEFAULTS[key])
+    return _copy(_value(key, DEFAULTS[key]))
 
 
 def get_all() -> dict[str, Any]:
-    return {key: get(key) for key in DEFAULTS}
+    return {key: _copy(_value(key, default)) for key, default in DEFAULTS.items()}
+
+
+_VERSION_PREFIX = "version:"  # rows beside the settings that name the state of something a process may cache
+
+
+def version(name: str) -> str | None:
+    """The version of `name` (e.g. the webhook endpoints) as this transaction sees it, read with the settings
+    (no query of its own): a process keeps a copy of what it names for as long as the version stays the same."""
+    return _value(_VERSION_PREFIX + name)
+
+
+def new_version(name: str) -> None:
+    """Give `name` a new version in this transaction, so every process reads it afresh once this commits.
+
+    Random rather than counted: two transactions that change it at once still leave a version no process has
+    seen."""
+    key = _VERSION_PREFIX + name
+    row = db.session.get(Setting, key) or Setting(key=key)
+    row.value = json.dumps(secrets.token_hex(8))
+    db.session.add(row)
+    _keep(key, row.value)
 
 
 # Every whole-number setting with its bounds, checked by update() whoever stores them (the forms show the same
@@ -167,7 +211,7 @@ def update(values: dict[str, Any], actor: audit.Actor) -> list[str]:
         row = db.session.get(Setting, key) or Setting(key=key)
         row.value = json.dumps(value)
         db.session.add(row)
-        _stored()[key] = row.value
+        _keep(key, row.value)
         changed.append(key)
     if changed:
         audit.record(actor, "settings.update", keys=changed)
@@ -202,7 +246,7 @@ def update_general(
             errors.setdefault("notification_email_cc", []).append(
                 _("%(address)s is not a valid e-mail address.", address=address.strip())
             )
-    if default_language not in LANGUAGES:
+    if not Language.has(default_language):
         errors["default_language"] = [_("Choose a language from the list.")]
     errors |= bound_errors({"renewal_window_days": renewal_window_days})
     if not (company_name or "").strip():

@@ -5,7 +5,6 @@ confirmation (a link for an old address confirms nothing), the password hash for
 link works once: the new password changes the hash). Both expire (config *_MAX_AGE).
 """
 import hashlib
-from datetime import UTC
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -20,7 +19,7 @@ class _ClockSigner(TimestampSigner):
     """Signs and checks ages by the app's clock, so tests can let a link expire."""
 
     def get_timestamp(self) -> int:
-        return int(now().replace(tzinfo=UTC).timestamp())
+        return int(now().timestamp())
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from ..clock import now
 from ..extensions import db
 from ..models import MoneyState, Order, OrderState, PaymentMethod
-from . import audit, bank_transfer, notifications, orders, settings
+from . import audit, bank_transfer, notifications, order_actions, settings
 from .lifecycle import lock_order
 
 
@@ -56,6 +56,6 @@ def cancel_overdue(order_id: int, actor: audit.Actor) -> bool:
     days = settings.get("transfer_cancel_days")
     if not days or not _waiting_for_transfer(order) or order.created_at > now() - timedelta(days=days):
         return False
-    orders.cancel_unpaid_order(order, actor)
+    order_actions.cancel_unpaid_order(order, actor)
     notifications.transfer_cancelled(order, days)
     return True

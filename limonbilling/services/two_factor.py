@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pyotp
 from flask_babel import gettext as _
@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from ..clock import now
 from ..extensions import db
 from ..models import Agent, AuditEntry, Customer
-from . import ServiceError, ValidationFailed, audit, settings
+from . import ServiceError, ValidationFailed, accounts, audit, settings
 
 VALID_WINDOW = 1  # steps accepted either side of the current one
 RECOVERY_CODES = 10
@@ -35,6 +35,12 @@ Account = Agent | Customer
 def required_for(user: Account) -> bool:
     """The owner's rule (setting `require_two_factor_agents`): every agent signs in with a second factor."""
     return user.kind == "agent" and bool(settings.get("require_two_factor_agents"))
+
+
+def require_for_agents(required: bool, actor: audit.Actor) -> None:
+    """Make the owner's rule (see required_for), or lift it: only an owner may (accounts.require_owner)."""
+    accounts.require_owner(actor)
+    settings.update({"require_two_factor_agents": required}, actor)
 
 
 def start_enrolment(user: Account) -> str:
@@ -79,7 +85,7 @@ def check_code(user: Account, code: str) -> bool:
     if not user.totp_secret or not re.fullmatch(r"[0-9]{6}", code):
         return False
     totp = pyotp.TOTP(user.totp_secret)
-    current = totp.timecode(now().replace(tzinfo=UTC))  # a naive datetime would be read as local time
+    current = totp.timecode(now())
     for step in range(current - VALID_WINDOW, current + VALID_WINDOW + 1):
         if (user.totp_last_step is None or step > user.totp_last_step) and strings_equal(code, totp.generate_otp(step)):
             user.totp_last_step = step

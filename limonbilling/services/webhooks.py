@@ -18,7 +18,7 @@ import ipaddress
 import json
 import secrets
 import socket
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
@@ -28,8 +28,9 @@ from sqlalchemy import delete, select
 
 from ..clock import now
 from ..extensions import db
-from ..models import WEBHOOK_EVENTS, Customer, LedgerEntry, Notification, Order, Refund, Webhook
-from . import ServiceError, ValidationFailed, audit, holdings, ledger
+from ..formatting import utc_timestamp
+from ..models import Customer, LedgerEntry, Notification, Order, Refund, Webhook, WebhookEvent
+from . import ServiceError, ValidationFailed, audit, holdings, ledger, settings
 
 SIGNATURE_HEADER = "LimonBilling-Signature"
 TEST_EVENT = "webhook.test"
@@ -48,10 +49,6 @@ class Undelivered(Exception):
 
 
 # --- what each event says ---------------------------------------------------------------------------
-
-def _time(moment: datetime | None) -> str | None:
-    return moment.isoformat(timespec="seconds") + "Z" if moment else None
-
 
 def _customer(customer_id: int) -> dict:
     customer = db.session.get(Customer, customer_id)
@@ -78,7 +75,7 @@ def _entitlement(customer: Customer, change: str) -> dict:
     expiry = holdings.subscription_expiry(customer) if customer.package_type == "subscription" else None
     return {"customer": _customer(customer.id), "change": change, "entitlement": {
         "package_type": customer.package_type, "credits": customer.credits,
-        "subscription_expires_at": _time(expiry)}}
+        "subscription_expires_at": utc_timestamp(expiry)}}
 
 
 def _credits_low(customer: Customer, entry: LedgerEntry) -> dict:
@@ -104,22 +101,48 @@ DATA = {
 
 # --- queueing ---------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _Endpoint:
+    """What queueing needs of an active endpoint, kept by each process between requests."""
+
+    id: int
+    url: str
+    events: frozenset[str]
+
+
+VERSION = "webhooks"  # its settings.version changes with every change of an endpoint (create, update, remove)
+
+
+def _active_endpoints() -> list[_Endpoint]:
+    """The active endpoints, read once per process (per app) for as long as their version stays the same.
+
+    Every charge and bank callback emits events, and almost always nobody listens: this costs no query then
+    (the version is read with the settings). The version is read before the endpoints, so a copy is never
+    older than the version it is kept under."""
+    seen = settings.version(VERSION)
+    cached = current_app.extensions.get("webhook_endpoints")  # (version, endpoints)
+    if cached is None or cached[0] != seen:
+        with db.session.no_autoflush:  # the caller's half-made changes stay unwritten until it flushes
+            hooks = db.session.scalars(select(Webhook).where(Webhook.active).order_by(Webhook.id))
+            cached = (seen, [_Endpoint(hook.id, hook.url, frozenset(hook.events)) for hook in hooks])
+        current_app.extensions["webhook_endpoints"] = cached
+    return cached[1]
+
+
 def emit(event: str, **subjects) -> int:
     """Queue `event` for each active endpoint listening to it (in the caller's transaction); how many.
 
     The body is built only when someone listens, from `subjects` as `DATA[event]` takes them."""
-    with db.session.no_autoflush:  # the caller's half-made changes stay unwritten until it flushes
-        listening = [hook for hook in db.session.scalars(select(Webhook).where(Webhook.active).order_by(Webhook.id))
-                     if event in hook.events]
+    listening = [endpoint for endpoint in _active_endpoints() if event in endpoint.events]
     if listening:
         _queue(event, DATA[event](**subjects), listening)
     return len(listening)
 
 
-def _queue(event: str, data: dict, endpoints: list[Webhook]) -> None:
+def _queue(event: str, data: dict, endpoints: list[Webhook] | list[_Endpoint]) -> None:
     """One event id and body for all endpoints (a receiver may de-duplicate by id), one outbox row each."""
     event_id = "evt_" + secrets.token_hex(12)
-    body = json.dumps({"id": event_id, "type": event, "created_at": _time(now()), "data": data},
+    body = json.dumps({"id": event_id, "type": event, "created_at": utc_timestamp(now()), "data": data},
                       separators=(",", ":"))
     for endpoint in endpoints:
         db.session.add(Notification(
@@ -158,7 +181,7 @@ def deliver(message) -> dict:
     if refused:
         raise Undelivered(refused)
     body = message.body_text.encode()
-    timestamp = int(now().replace(tzinfo=UTC).timestamp())
+    timestamp = int(now().timestamp())
     headers = {"Content-Type": "application/json", "User-Agent": "LimonBilling-Webhooks/1",
                SIGNATURE_HEADER: signature(endpoint.secret, timestamp, body)}
     try:
@@ -211,7 +234,7 @@ def url_refusal(url: str) -> str | None:
 # --- Settings → Webhooks ----------------------------------------------------------------------------
 
 def _checked_events(events: list[str]) -> list[str]:
-    chosen = [event for event in WEBHOOK_EVENTS if event in events]
+    chosen = [event for event in WebhookEvent if event in events]
     if not chosen:
         raise ValidationFailed({"events": [_("Choose at least one event.")]})
     return chosen
@@ -228,6 +251,7 @@ def create(url: str, events: list[str], actor: audit.Actor) -> tuple[Webhook, st
     webhook = Webhook(url=url, secret=secret, events=_checked_events(events), active=True, created_at=now())
     db.session.add(webhook)
     db.session.flush()
+    settings.new_version(VERSION)
     audit.record(actor, "webhook.create", webhook, url=url, events=webhook.events)
     return webhook, secret
 
@@ -235,6 +259,8 @@ def create(url: str, events: list[str], actor: audit.Actor) -> tuple[Webhook, st
 def update(webhook: Webhook, events: list[str], active: bool, actor: audit.Actor) -> None:
     """The events and on/off; switched off, it hears of no new event (what is queued still goes)."""
     webhook.events, webhook.active = _checked_events(events), bool(active)
+    db.session.flush()  # as _active_endpoints reads it, should this transaction emit an event still
+    settings.new_version(VERSION)
     audit.record(actor, "webhook.update", webhook, events=webhook.events, active=webhook.active)
 
 
@@ -243,6 +269,8 @@ def remove(webhook: Webhook, actor: audit.Actor) -> None:
     audit.record(actor, "webhook.delete", webhook, url=webhook.url)
     db.session.execute(delete(Notification).where(Notification.webhook_id == webhook.id))
     db.session.delete(webhook)
+    db.session.flush()  # gone from what _active_endpoints reads, should this transaction emit an event still
+    settings.new_version(VERSION)
 
 
 def send_test(webhook: Webhook, actor: audit.Actor) -> None:

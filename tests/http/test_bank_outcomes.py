@@ -8,7 +8,7 @@ from limonbilling.models import Customer, Order, Payment
 from limonbilling.payments import nestpay
 from limonbilling.payments.nestpay_gateway import NestPayGateway
 from limonbilling.sandbox import TEST_MERCHANT
-from limonbilling.services import audit, orders, settings
+from limonbilling.services import audit, order_actions, settings
 
 from .servers import form_with_field
 from .test_card_payments import _signed_in, _through_3d, _to_the_bank
@@ -151,7 +151,7 @@ def test_a_late_approval_on_a_fraud_order_is_voided(shop):
     server, ids = shop
     browser = _signed_in(server.url, ids["email"])
     bank_form = _to_the_bank(browser, server.url, ids["package"])
-    orders.set_fraud(_order(ids), AGENT)
+    order_actions.set_fraud(_order(ids), AGENT)
     db.session.commit()
     db.session.close()
     callback = _through_3d(browser, bank_form, "approve")
@@ -199,7 +199,7 @@ def test_money_paid_after_the_bank_said_no_sale_is_found_and_the_order_cannot_be
     order = _order(ids)
     oid = order.payments[0].oid
     assert f"{oid}: failed" in runner.invoke(args=["billing", "reconcile"]).output  # no sale at the bank yet
-    orders.cancel_order(order, AGENT)
+    order_actions.cancel_order(order, AGENT)
     db.session.commit()
     order = _order(ids)
     assert not order.can_delete  # the bank may still take money for it

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from limonbilling.extensions import db
 from limonbilling.models import Notification
-from limonbilling.services import orders, outbox, settings
+from limonbilling.services import outbox, placement, settings
 
 from ..factories import activate, make_customer, make_package
 from ..payment_support import AGENT, paid_by_card
@@ -208,14 +208,15 @@ def test_sms_through_the_http_provider(app, smtp_server, sms_provider, clock):
     settings.update({"sms_agent_phone": "+905551112233"}, AGENT)
     db.session.commit()
     customer = make_customer(phone="0532 765 43 21")
-    order = orders.create_order(customer, make_package("credit", credits=5), payment_method="manual", actor=AGENT)
+    order = placement.place_agent_order(customer, make_package("credit", credits=5), payment_method="manual",
+                                        actor=AGENT)
     db.session.commit()
     outbox.send_due()
     assert [(request["to"], request["sender"]) for request in sms_provider.requests] == [("905327654321", "LIMON")]
     assert order.number in sms_provider.requests[0]["message"]
 
     sms_provider.status = 500
-    second = orders.create_order(make_customer(phone="0533 000 11 22"), make_package("credit"),
+    second = placement.place_agent_order(make_customer(phone="0533 000 11 22"), make_package("credit"),
                                  payment_method="manual", actor=AGENT)
     db.session.commit()
     outbox.send_due()

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from limonbilling.extensions import db
 from limonbilling.models import Notification, Setting
-from limonbilling.services import notifications, orders, outbox, settings
+from limonbilling.services import notifications, outbox, placement, settings
 
 from ..factories import make_agent, make_customer, make_package, sign_in
 from ..payment_support import AGENT
@@ -116,7 +116,7 @@ def test_a_customer_name_with_cr_lf_is_folded_and_the_mail_goes_out(app, smtp_se
     settings.update({"notification_email": "billing@limon.example", "smtp_from_name": "Limon\r\nBcc: x@evil.example"},
                     AGENT)
     customer = make_customer(first_name="Evil\r\nBcc: attacker@evil.example\r\n", last_name="Name")
-    order = orders.create_order(customer, make_package("credit"), payment_method="manual", actor=AGENT)
+    order = placement.place_agent_order(customer, make_package("credit"), payment_method="manual", actor=AGENT)
     notifications.activation_requested(order)
     db.session.commit()
     report = outbox.send_due()

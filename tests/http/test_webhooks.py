@@ -16,7 +16,7 @@ from werkzeug.wrappers import Request, Response
 from limonbilling.clock import SystemClock
 from limonbilling.extensions import db
 from limonbilling.models import Notification, Webhook
-from limonbilling.services import ValidationFailed, entitlements, ledger, outbox, webhooks
+from limonbilling.services import ValidationFailed, charging, ledger, outbox, webhooks
 
 from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
 from ..payment_support import AGENT, paid_by_card
@@ -176,7 +176,7 @@ def test_two_senders_racing_deliver_each_event_once(app, make_app, receiver):
     customer = make_customer()
     activate(customer, make_package("credit", [department]))
     for number in range(40):
-        entitlements.charge_usage(customer.id, department.id, "ticket", f"T-{number}")
+        charging.charge_usage(customer.id, department.id, "ticket", f"T-{number}")
     db.session.commit()
     receiver.delay = 0.01
     results = []

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from limonbilling.extensions import db
 from limonbilling.models import Order
-from limonbilling.services import audit, bank_transfer, orders
+from limonbilling.services import audit, bank_transfer, order_actions
 
 from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
 from ..payment_support import configure_gateway, paid_by_card
@@ -147,7 +147,7 @@ def test_no_customer_form_answers_500_whatever_number_is_typed(world, data):
     assert answer.status_code < 500, (name, answer.status_code)
     for order in db.session.scalars(db.select(Order).where(Order.customer_id == world["shopper"].id)):
         if order.awaiting_payment:  # one unpaid order at a time: clear the way for the next example
-            orders.cancel_unpaid_order(order, SYSTEM)
+            order_actions.cancel_unpaid_order(order, SYSTEM)
     db.session.commit()
 
 

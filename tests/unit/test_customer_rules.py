@@ -295,7 +295,8 @@ def test_switching_a_department_off_removes_it_from_the_card(app):
     db.session.commit()
     db.session.expire_all()
     assert _rows(customer) == {("Servers", "manual")}
-    offs = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "customer.department")).all()
+    offs = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "customer.department")
+                              .order_by(AuditEntry.id)).all()
     assert [e.details["enabled"] for e in offs] == [True, True, False]
 
 

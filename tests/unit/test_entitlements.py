@@ -7,8 +7,9 @@ from limonbilling.extensions import db
 from limonbilling.labels import ledger_reason
 from limonbilling.models import LedgerEntry, Usage
 from limonbilling.services import ServiceError, audit, entitlements, holdings, ledger, packages, settings
-from limonbilling.services.entitlements import DepartmentNotEnabled, PurchaseRefused, charge_usage, preview_purchase
+from limonbilling.services.charging import DepartmentNotEnabled, charge_usage
 from limonbilling.services.ledger import InsufficientCredits
+from limonbilling.services.purchase_rules import PurchaseRefused, preview_purchase
 
 from ..factories import activate, make_customer, make_department, make_package
 

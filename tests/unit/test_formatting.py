@@ -1,5 +1,5 @@
 """Money and dates in the page's language (issue 6): ₺1.250,00 in Turkish, TRY 1,250.00 in English."""
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from flask_babel import force_locale
@@ -24,7 +24,7 @@ def test_money_in_each_language(app_without_database, language, minor, currency,
 
 
 def test_dates_in_each_language_and_in_istanbul_time(app_without_database):
-    moment = datetime(2026, 3, 12, 21, 30)  # UTC: already the 13th in Istanbul (UTC+3)
+    moment = datetime(2026, 3, 12, 21, 30, tzinfo=UTC)  # UTC: already the 13th in Istanbul (UTC+3)
     render = app_without_database.jinja_env.from_string("{{ moment | date('long') }}")
     with app_without_database.test_request_context():
         with force_locale("en"):

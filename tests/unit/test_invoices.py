@@ -6,7 +6,7 @@ import pytest
 
 from limonbilling.extensions import db
 from limonbilling.models import Invoice, Order
-from limonbilling.services import ServiceError, card_payments, invoices, orders, settings
+from limonbilling.services import ServiceError, card_payments, invoices, order_actions, placement, settings
 
 from ..factories import make_corporate_customer, make_customer, make_department, make_package
 from ..payment_support import AGENT, BANK, as_customer, bank_answer, card_order, refund_to_balance
@@ -42,17 +42,17 @@ def test_invoice_follows_the_order(gateway):
     card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
     assert invoice.status == "paid" and invoice.number == "2026-000001"
-    orders.cancel_order(order, AGENT)
+    order_actions.cancel_order(order, AGENT)
     assert invoice.status == "cancelled"
-    orders.back_to_pending(order, AGENT)
+    order_actions.back_to_pending(order, AGENT)
     assert invoice.status == "paid" and invoice.number == "2026-000001"  # the money is still held
-    orders.set_fraud(order, AGENT)
+    order_actions.set_fraud(order, AGENT)
     assert invoice.status == "cancelled"
     refund_to_balance(order)
     assert invoice.status == "refunded"
     db.session.commit()
     with pytest.raises(ServiceError):  # an order with an issued invoice moved money: it is never deleted
-        orders.delete_order(order, AGENT)
+        order_actions.delete_order(order, AGENT)
     db.session.rollback()
     kept = db.session.scalar(db.select(Invoice))
     assert (kept.number, kept.status, kept.order_id) == ("2026-000001", "refunded", order.id)
@@ -60,10 +60,10 @@ def test_invoice_follows_the_order(gateway):
 
 def test_an_unissued_invoice_goes_with_its_deleted_order(gateway):
     customer = make_customer()
-    order = orders.create_order(customer, make_package("credit", [make_department()]), payment_method="card",
+    order = placement.place_customer_order(customer, make_package("credit", [make_department()]), payment_method="card",
                                 actor=as_customer(customer))
-    orders.cancel_unpaid_order(order, AGENT)
-    orders.delete_order(order, AGENT)
+    order_actions.cancel_unpaid_order(order, AGENT)
+    order_actions.delete_order(order, AGENT)
     db.session.commit()
     assert db.session.scalar(db.select(db.func.count(Invoice.id))) == 0
 

@@ -49,12 +49,12 @@ from limonbilling.services import (
     balance,
     card_payments,
     ledger,
-    orders,
+    order_actions,
+    placement,
     promo_codes,
     refunds,
     settings,
 )
-from limonbilling.services import orders as order_service
 
 from ..factories import make_customer, make_department, make_package
 from ..http.servers import LiveServer
@@ -255,7 +255,7 @@ def paid_card_order(gateway, support, *, auto_activate: bool = True) -> Case:
 
 def bank_transfer_order(support, **kwargs) -> Case:
     customer = make_customer()
-    order = orders.create_order(customer, make_package("credit", [support], credits=10),
+    order = placement.place_customer_order(customer, make_package("credit", [support], credits=10),
                                 payment_method="bank_transfer", actor=as_customer(customer), **kwargs)
     db.session.commit()
     return case_of(order, customer)
@@ -271,7 +271,7 @@ def bank_holds(state, case: Case) -> None:
 
 def test_1_sixteen_accepts_of_a_paid_card_order_grant_once(worker, gateway, support):
     case = paid_card_order(gateway, support, auto_activate=False)
-    outcomes = race(worker, [on_order(case.order_id, lambda o: orders.accept_order(o, AGENT))] * THREADS)
+    outcomes = race(worker, [on_order(case.order_id, lambda o: order_actions.accept_order(o, AGENT))] * THREADS)
 
     exactly_one(outcomes, "already_active")
     order = db.session.get(Order, case.order_id)
@@ -286,7 +286,7 @@ def test_1_sixteen_accepts_of_a_paid_card_order_grant_once(worker, gateway, supp
 
 def test_2_sixteen_accepts_of_an_unpaid_bank_transfer_record_one_payment(worker, support):
     case = bank_transfer_order(support)
-    outcomes = race(worker, [on_order(case.order_id, lambda o: orders.accept_order(o, AGENT))] * THREADS)
+    outcomes = race(worker, [on_order(case.order_id, lambda o: order_actions.accept_order(o, AGENT))] * THREADS)
 
     exactly_one(outcomes, "already_active")
     order = db.session.get(Order, case.order_id)
@@ -306,15 +306,16 @@ def test_2_sixteen_accepts_of_a_reopened_balance_order_take_the_balance_once(wor
     customer = make_customer()
     package = make_package("credit", [support], credits=10)
     balance.move(customer.id, "TRY", 2 * package.price_minor, "adjustment", reason="top-up")
-    order = orders.create_order(customer, package, payment_method="account_balance", actor=as_customer(customer))
+    order = placement.place_customer_order(customer, package, payment_method="account_balance",
+                                           actor=as_customer(customer))
     db.session.commit()
     refunds.start(order, to=RefundDestination.BALANCE, actor=AGENT)
-    orders.back_to_pending(order, AGENT)
+    order_actions.back_to_pending(order, AGENT)
     db.session.commit()
     case = case_of(order, customer)
     assert balance_of(case.customer_id) == 2 * case.amount_minor and not order.holds_money
 
-    outcomes = race(worker, [on_order(case.order_id, lambda o: orders.accept_order(o, AGENT))] * THREADS)
+    outcomes = race(worker, [on_order(case.order_id, lambda o: order_actions.accept_order(o, AGENT))] * THREADS)
 
     exactly_one(outcomes, "already_active")
     order = db.session.get(Order, case.order_id)
@@ -367,7 +368,7 @@ def test_3_sixteen_partial_refunds_never_return_more_than_was_paid(worker, gatew
 
 def test_3_cancel_and_refund_pressed_at_once_revoke_and_return_once(worker, gateway, support):
     case = paid_card_order(gateway, support)
-    jobs = [on_order(case.order_id, lambda o: orders.cancel_order(o, AGENT), "cancel"),
+    jobs = [on_order(case.order_id, lambda o: order_actions.cancel_order(o, AGENT), "cancel"),
             on_order(case.order_id, lambda o: refunds.start(o, to=RefundDestination.BALANCE, actor=AGENT),
                      "refund")] * HALF
     outcomes = race(worker, jobs)
@@ -423,8 +424,8 @@ def test_4_refunds_to_the_card_and_to_the_balance_at_once_return_the_money_once(
 # --- 5: Cancel, Set as Fraud, Back to Pending ---------------------------------------------------------------
 
 @pytest.mark.parametrize(("action", "state", "event"), [
-    (orders.cancel_order, "cancelled", "order_cancelled"),
-    (orders.set_fraud, "fraud", "order_set_to_fraud"),
+    (order_actions.cancel_order, "cancelled", "order_cancelled"),
+    (order_actions.set_fraud, "fraud", "order_set_to_fraud"),
 ], ids=["cancel", "fraud"])
 def test_5_sixteen_cancels_or_frauds_revoke_once(worker, gateway, support, action, state, event):
     case = paid_card_order(gateway, support)
@@ -440,7 +441,8 @@ def test_5_sixteen_cancels_or_frauds_revoke_once(worker, gateway, support, actio
     assert mails(case.number, event) == 1
 
 
-@pytest.mark.parametrize("set_aside", [orders.cancel_order, orders.set_fraud], ids=["from_cancelled", "from_fraud"])
+@pytest.mark.parametrize("set_aside", [order_actions.cancel_order, order_actions.set_fraud], ids=["from_cancelled",
+                                                                                                  "from_fraud"])
 def test_5_sixteen_back_to_pendings_move_once_and_hold_one_promo_use(worker, support, set_aside):
     code_id = promo_codes.create({"code": "AGAIN", "kind": "percent", "value": "10", "max_uses": 5}, AGENT).id
     db.session.commit()
@@ -449,7 +451,7 @@ def test_5_sixteen_back_to_pendings_move_once_and_hold_one_promo_use(worker, sup
     db.session.commit()
     assert db.session.get(PromoCode, code_id).uses == 0
 
-    outcomes = race(worker, [on_order(case.order_id, lambda o: orders.back_to_pending(o, AGENT))] * THREADS)
+    outcomes = race(worker, [on_order(case.order_id, lambda o: order_actions.back_to_pending(o, AGENT))] * THREADS)
 
     exactly_one(outcomes, "already_pending")
     order = db.session.get(Order, case.order_id)
@@ -464,8 +466,8 @@ def test_5_sixteen_back_to_pendings_move_once_and_hold_one_promo_use(worker, sup
 @pytest.mark.parametrize("round_", range(2))
 def test_6_accepts_and_cancels_at_once_end_consistent(worker, gateway, support, round_):
     case = paid_card_order(gateway, support, auto_activate=False)
-    jobs = [on_order(case.order_id, lambda o: orders.accept_order(o, AGENT), "accept"),
-            on_order(case.order_id, lambda o: orders.cancel_order(o, AGENT), "cancel")] * HALF
+    jobs = [on_order(case.order_id, lambda o: order_actions.accept_order(o, AGENT), "accept"),
+            on_order(case.order_id, lambda o: order_actions.cancel_order(o, AGENT), "cancel")] * HALF
     outcomes = race(worker, jobs)
 
     no_errors(outcomes)
@@ -523,7 +525,7 @@ def test_7_approval_and_set_fraud_at_once_never_leave_a_fraud_order_giving_or_ke
     bank_holds(bank, case)
     gateway = NestPayGateway()
     jobs = [call(as_the_callback_view(gateway, approval), "callback"),
-            on_order(case.order_id, lambda o: orders.set_fraud(o, AGENT), "fraud")] * HALF
+            on_order(case.order_id, lambda o: order_actions.set_fraud(o, AGENT), "fraud")] * HALF
     outcomes = race(worker, jobs)
 
     no_errors(outcomes)
@@ -589,17 +591,17 @@ def test_9_sixteen_cancels_of_an_unpaid_order_give_back_one_promo_use(worker, su
     package = make_package("credit", [support], credits=10)
     if max_uses == 2:  # another order holds the other use: a second give-back would show
         other = make_customer()
-        orders.create_order(other, package, payment_method="bank_transfer", actor=as_customer(other),
+        placement.place_customer_order(other, package, payment_method="bank_transfer", actor=as_customer(other),
                             promo_code="ONCE")
     customer = make_customer()
-    order = orders.create_order(customer, package, payment_method="card", actor=as_customer(customer),
+    order = placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer),
                                 promo_code="ONCE")
     db.session.commit()
     case, customer_actor = case_of(order, customer), as_customer(customer)
     assert db.session.get(PromoCode, code_id).uses == max_uses
 
-    jobs = [on_order(case.order_id, lambda o: orders.cancel_unpaid_order(o, customer_actor)),
-            on_order(case.order_id, lambda o: orders.cancel_order(o, AGENT))] * HALF
+    jobs = [on_order(case.order_id, lambda o: order_actions.cancel_unpaid_order(o, customer_actor)),
+            on_order(case.order_id, lambda o: order_actions.cancel_order(o, AGENT))] * HALF
     outcomes = race(worker, jobs)
 
     exactly_one(outcomes, "not_cancellable", "already_cancelled")
@@ -613,9 +615,9 @@ def test_9_sixteen_cancels_of_an_unpaid_order_give_back_one_promo_use(worker, su
 
 def test_10_sixteen_deletes_delete_once_and_the_others_are_told_it_is_gone(worker, support):
     case = bank_transfer_order(support)
-    orders.cancel_order(db.session.get(Order, case.order_id), AGENT)
+    order_actions.cancel_order(db.session.get(Order, case.order_id), AGENT)
     db.session.commit()
-    outcomes = race(worker, [on_order(case.order_id, lambda o: orders.delete_order(o, AGENT))] * THREADS)
+    outcomes = race(worker, [on_order(case.order_id, lambda o: order_actions.delete_order(o, AGENT))] * THREADS)
 
     exactly_one(outcomes, "not_found")
     assert refusals(outcomes) == Counter({"not_found": THREADS - 1})
@@ -628,7 +630,7 @@ def _bulk(order_ids, status, *, reverse=False, label=""):
     def job():
         selected = list(db.session.scalars(select(Order).where(Order.id.in_(order_ids)).order_by(Order.id)))
         selected = selected[::-1] if reverse else selected
-        return lambda: orders.bulk_set_status(selected, status, AGENT)
+        return lambda: order_actions.bulk_set_status(selected, status, AGENT)
     return labelled(job, label)
 
 
@@ -680,7 +682,7 @@ class Interleaving:
 
 def test_11_bulk_status_changes_over_the_same_orders_in_another_order_do_not_deadlock(worker, support, monkeypatch):
     first, second = bank_transfer_order(support), bank_transfer_order(support)
-    Interleaving(monkeypatch).pause_after(order_service, "lock_order")
+    Interleaving(monkeypatch).pause_after(order_actions, "lock_order")
     ids = [first.order_id, second.order_id]
     outcomes = race(worker, [_bulk(ids, "cancelled", label="forward"),
                              _bulk(ids, "cancelled", reverse=True, label="backward")])
@@ -696,9 +698,9 @@ def test_approving_a_cancellation_with_refunds_while_the_renewal_is_cancelled_do
 
     customer = make_customer()
     package = make_package("subscription", [support], days=30)
-    orders.create_order(customer, package, payment_method="manual", actor=AGENT)
+    placement.place_agent_order(customer, package, payment_method="manual", actor=AGENT)
     clock.advance(days=10)
-    renewal = orders.create_order(customer, package, payment_method="manual", actor=AGENT)  # days 30–60
+    renewal = placement.place_agent_order(customer, package, payment_method="manual", actor=AGENT)  # days 30–60
     request_id = cancellations.request_cancellation(customer, timing="period_end", reason="Too expensive",
                                                     actor=as_customer(customer)).id
     db.session.commit()
@@ -707,14 +709,15 @@ def test_approving_a_cancellation_with_refunds_while_the_renewal_is_cancelled_do
 
     interleaving = Interleaving(monkeypatch)
     interleaving.pause_after(ledger, "lock_customer", role="approve")
-    interleaving.pause_after(order_service, "lock_order", role="cancel")
+    interleaving.pause_after(order_actions, "lock_order", role="cancel")
 
     def approve():
         request = db.session.get(CancellationRequest, request_id)
         return lambda: cancellations.approve(request, AGENT, refund_renewals=RefundDestination.BALANCE)
 
     outcomes = race(worker, [interleaving.as_role(approve, "approve"),
-                             interleaving.as_role(on_order(case.order_id, lambda o: orders.cancel_order(o, AGENT)),
+                             interleaving.as_role(on_order(case.order_id, lambda o: order_actions.cancel_order(o,
+                                                                                                               AGENT)),
                                                   "cancel")])
 
     no_errors(outcomes)
@@ -777,7 +780,8 @@ def test_12_sixteen_expiries_of_a_checkout_the_bank_never_paid_cancel_once(worke
     code_id = promo_codes.create({"code": "LATE", "kind": "percent", "value": "10", "max_uses": 3}, AGENT).id
     db.session.commit()
     customer = make_customer()
-    order = orders.create_order(customer, make_package("credit", [support], credits=10), payment_method="card",
+    order = placement.place_customer_order(customer, make_package("credit", [support], credits=10),
+                                           payment_method="card",
                                 actor=as_customer(customer), promo_code="LATE")
     attempt = card_payments.start_card_payment(order, "nestpay")
     db.session.commit()
@@ -818,7 +822,8 @@ def test_13_sixteen_agents_settling_one_flag_settle_it_once(worker, gateway, sup
     case = paid_card_order(gateway, support)
     db.session.get(Order, case.order_id).attention = "The bank refused the Void."
     db.session.commit()
-    outcomes = race(worker, [on_order(case.order_id, lambda o: orders.settle_attention(o, "kept", AGENT))] * THREADS)
+    outcomes = race(worker, [on_order(case.order_id, lambda o: order_actions.settle_attention(o, "kept",
+                                                                                              AGENT))] * THREADS)
 
     exactly_one(outcomes, "nothing_flagged")
     assert db.session.get(Order, case.order_id).attention is None

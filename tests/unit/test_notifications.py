@@ -7,11 +7,12 @@ from limonbilling.models import Notification
 from limonbilling.services import (
     ServiceError,
     accounts,
-    entitlements,
+    charging,
     helpdesk,
     ledger,
     notifications,
-    orders,
+    order_actions,
+    placement,
     settings,
     tokens,
 )
@@ -67,7 +68,7 @@ def test_the_same_event_twice_is_one_message(app, agents_mailbox):
 def test_a_rolled_back_purchase_sends_nothing(app, agents_mailbox):
     customer = make_customer()
     package = make_package("credit")
-    order = orders.create_order(customer, package, payment_method="manual", actor=AGENT)
+    order = placement.place_agent_order(customer, package, payment_method="manual", actor=AGENT)
     assert queued(event="purchase_activated")  # in the transaction…
     db.session.rollback()
     assert [row.event for row in queued()] == ["welcome"]  # …gone with it; the earlier welcome stays
@@ -76,7 +77,7 @@ def test_a_rolled_back_purchase_sends_nothing(app, agents_mailbox):
 
 def test_no_agent_mail_without_addresses_and_no_sms_when_sms_is_off(app):
     customer = make_customer()
-    orders.create_order(customer, make_package("credit"), payment_method="manual", actor=AGENT)
+    placement.place_agent_order(customer, make_package("credit"), payment_method="manual", actor=AGENT)
     db.session.commit()
     assert [(row.channel, row.recipient) for row in queued(event="purchase_activated")] == [
         ("email", customer.email)]
@@ -84,7 +85,8 @@ def test_no_agent_mail_without_addresses_and_no_sms_when_sms_is_off(app):
 
 def test_sms_goes_to_the_customer_when_sms_is_on(app, sms_provider):
     customer = make_customer(phone="0532 765 43 21")
-    order = orders.create_order(customer, make_package("credit", credits=7), payment_method="manual", actor=AGENT)
+    order = placement.place_agent_order(customer, make_package("credit", credits=7), payment_method="manual",
+                                        actor=AGENT)
     db.session.commit()
     sms = queued(channel="sms")
     assert [row.recipient for row in sms] == ["+905327654321"]
@@ -95,14 +97,14 @@ def test_order_events_for_the_customer(app):
     customer = make_customer()
     package = make_package("credit")
     order = paid_by_card(customer, package)
-    orders.accept_order(order, AGENT)
+    order_actions.accept_order(order, AGENT)
     db.session.commit()
     assert len(queued(event="order_accepted")) == 1
-    orders.cancel_order(order, AGENT)
+    order_actions.cancel_order(order, AGENT)
     db.session.commit()
     assert len(queued(event="order_cancelled")) == 1
 
-    other = orders.create_order(customer, package, payment_method="manual", actor=AGENT)
+    other = placement.place_agent_order(customer, package, payment_method="manual", actor=AGENT)
     refund_to_balance(other, AGENT)
     db.session.commit()
     refunded = queued(event="order_refunded")
@@ -111,16 +113,16 @@ def test_order_events_for_the_customer(app):
 
 def test_accepting_a_bank_transfer_order_sends_the_activation_mail_only(app):
     customer = make_customer()
-    order = orders.create_order(customer, make_package("credit"), payment_method="bank_transfer", actor=AGENT)
+    order = placement.place_agent_order(customer, make_package("credit"), payment_method="bank_transfer", actor=AGENT)
     db.session.commit()
-    orders.accept_order(order, AGENT)
+    order_actions.accept_order(order, AGENT)
     db.session.commit()
     assert [row.event for row in queued(customer_id=customer.id) if row.event != "welcome"] == ["purchase_activated"]
 
 
 def test_agent_order_options_send_confirmation_and_invoice(app):
     customer = make_customer()
-    order = orders.create_order(customer, make_package("credit"), payment_method="bank_transfer", actor=AGENT,
+    order = placement.place_agent_order(customer, make_package("credit"), payment_method="bank_transfer", actor=AGENT,
                                 send_confirmation=True, send_invoice=True)
     db.session.commit()
     events = {row.event: row for row in queued(customer_id=customer.id)}
@@ -136,7 +138,7 @@ def test_credits_running_low_warns_once_per_crossing(app):
     activate(customer, make_package("credit", [department], credits=10))
 
     def charge(n):
-        entitlements.charge_usage(customer.id, department.id, "ticket", f"T-{n}")
+        charging.charge_usage(customer.id, department.id, "ticket", f"T-{n}")
         db.session.commit()
 
     for n in range(3):  # 10 → 8 → 6 → 4: below 5 once
@@ -158,7 +160,7 @@ def test_a_customer_threshold_wins_and_zero_switches_it_off(app):
     db.session.commit()
     activate(customer, make_package("credit", [department], credits=2))
     for n in range(2):
-        entitlements.charge_usage(customer.id, department.id, "chat", f"C-{n}")
+        charging.charge_usage(customer.id, department.id, "chat", f"C-{n}")
     db.session.commit()
     assert ledger.low_credit_threshold(customer.low_credit_threshold) == 0
     assert queued(event="credits_low") == []
@@ -282,10 +284,10 @@ def test_helpdesk_charge_crossing_comes_from_the_ledger_not_from_the_view(app):
 
 def test_an_order_deleted_keeps_its_messages(app):
     customer = make_customer()
-    order = orders.create_order(customer, make_package("credit"), payment_method="bank_transfer", actor=AGENT)
-    orders.cancel_order(order, AGENT)
+    order = placement.place_agent_order(customer, make_package("credit"), payment_method="bank_transfer", actor=AGENT)
+    order_actions.cancel_order(order, AGENT)
     number = order.number
-    orders.delete_order(order, AGENT)
+    order_actions.delete_order(order, AGENT)
     db.session.commit()
     assert [row.event for row in queued(order_number=number)] == ["order_cancelled"]
 

@@ -14,11 +14,14 @@ from limonbilling.services import (
     balance,
     cancellations,
     card_payments,
+    charging,
     entitlements,
     holdings,
+    order_actions,
     order_statuses,
-    orders,
+    placement,
     promo_codes,
+    purchase_rules,
     settings,
 )
 from limonbilling.services.balance import InsufficientBalance
@@ -39,7 +42,8 @@ def promo(**values) -> PromoCode:
 
 
 def place(customer, package, method="bank_transfer", **kwargs) -> Order:
-    order = orders.create_order(customer, package, payment_method=method, actor=as_customer(customer), **kwargs)
+    order = placement.place_customer_order(customer, package, payment_method=method, actor=as_customer(customer),
+                                           **kwargs)
     db.session.commit()
     return order
 
@@ -88,7 +92,7 @@ def test_promo_code_refusals_say_why(support, clock):
 def test_percent_discount_rounds_half_up_and_vat_is_on_the_discounted_price(support):
     package = make_package("credit", [support], price="99.99")
     promo(code="THIRD", value="33")
-    price = orders.quote(package, " third ")
+    price = placement.quote(package, " third ")
     assert (price.discount_minor, price.total_minor) == (3300, 6699)  # 9999 × 33% = 3299.67 → 3300
     assert price.vat_minor == 1116  # 20% inside 66.99: net 55.825 → 55.83
     customer = make_customer()
@@ -116,16 +120,16 @@ def test_a_use_is_counted_per_order_and_given_back_when_the_unpaid_order_ends(su
     db.session.expire_all()
     assert db.session.get(PromoCode, code.id).uses == 0
     transfer = place(make_customer(), package, promo_code="SAVE10")
-    orders.cancel_order(transfer, AGENT)  # agent's Cancel of an unpaid order also gives it back
+    order_actions.cancel_order(transfer, AGENT)  # agent's Cancel of an unpaid order also gives it back
     db.session.commit()
     db.session.expire_all()
     assert db.session.get(PromoCode, code.id).uses == 0
-    orders.back_to_pending(transfer, AGENT)  # reopened: counted again
+    order_actions.back_to_pending(transfer, AGENT)  # reopened: counted again
     db.session.commit()
     db.session.expire_all()
     assert db.session.get(PromoCode, code.id).uses == 1
-    orders.accept_order(transfer, AGENT)
-    orders.cancel_order(transfer, AGENT)  # a paid order keeps its use
+    order_actions.accept_order(transfer, AGENT)
+    order_actions.cancel_order(transfer, AGENT)  # a paid order keeps its use
     db.session.commit()
     db.session.expire_all()
     assert db.session.get(PromoCode, code.id).uses == 1
@@ -183,8 +187,8 @@ def test_refund_to_balance_takes_back_what_remains_and_credits_the_money(support
     customer = make_customer()
     package = make_package("credit", [support], credits=10, price="150.00")
     order = place(customer, package)
-    orders.accept_order(order, AGENT)
-    entitlements.charge_usage(customer.id, support.id, "ticket", "T-1")
+    order_actions.accept_order(order, AGENT)
+    charging.charge_usage(customer.id, support.id, "ticket", "T-1")
     db.session.commit()
     refund_to_balance(order, AGENT)
     db.session.commit()
@@ -231,7 +235,8 @@ def test_32_concurrent_checkouts_never_use_a_promo_code_past_its_limit(app, supp
 
             buyer = db.session.get(Customer, customer_id)
             try:
-                orders.create_order(buyer, db.session.get(Package, package_id), payment_method="bank_transfer",
+                placement.place_customer_order(buyer, db.session.get(Package, package_id),
+                                               payment_method="bank_transfer",
                                     actor=as_customer(buyer), promo_code="SAVE10")
                 return "ordered"
             except ServiceError as error:
@@ -253,21 +258,21 @@ def test_fraud_rules_add_up_and_at_the_threshold_nothing_happens(support, clock)
     customer = make_customer()
     first = place(customer, package)
     assert first.fraud_score == 10 and [c["rule"] for c in first.fraud_checks] == ["unverified_email"]
-    orders.accept_order(first, AGENT)
+    order_actions.accept_order(first, AGENT)
     customer.email_verified_at = clock.now()
     db.session.commit()
     big = make_package("credit", [support], credits=100, price="600.00")
     second = place(customer, big)
     assert [c["rule"] for c in second.fraud_checks] == ["price_above_usual"] and second.status == "pending"
-    orders.cancel_unpaid_order(second, as_customer(customer))
+    order_actions.cancel_unpaid_order(second, as_customer(customer))
     db.session.commit()
     third = place(customer, big)  # three orders in an hour and a price far above the usual: 30 + 30
     assert {c["rule"] for c in third.fraud_checks} == {"many_orders", "price_above_usual"}
     assert (third.status, third.fraud_score, third.activated) == ("fraud", 60, False)
-    assert third.invoice.status == "cancelled" and entitlements.open_order(customer) is None
+    assert third.invoice.status == "cancelled" and purchase_rules.open_order(customer) is None
     settings.update({"fraud_check_enabled": False}, AGENT)
-    orders.back_to_pending(third, AGENT)
-    orders.cancel_unpaid_order(third, as_customer(customer))
+    order_actions.back_to_pending(third, AGENT)
+    order_actions.cancel_unpaid_order(third, as_customer(customer))
     fourth = place(customer, big)
     assert fourth.status == "pending" and fourth.fraud_score is None
 
@@ -282,10 +287,11 @@ def test_failed_card_payments_of_other_customers_from_the_same_ip_count_but_not_
         buyer = make_customer()
         order, attempt = card_order(buyer, package)
         card_payments.apply_card_callback(gateway, bank_answer(attempt, approved=False), AGENT)
-        orders.cancel_unpaid_order(order, as_customer(buyer))
+        order_actions.cancel_unpaid_order(order, as_customer(buyer))
         db.session.commit()
     buyer = make_customer()  # a new customer from the same IP, 127.0.0.1
-    order = orders.create_order(buyer, package, payment_method="card", actor=as_customer(buyer), ip="127.0.0.1")
+    order = placement.place_customer_order(buyer, package, payment_method="card", actor=as_customer(buyer),
+                                           ip="127.0.0.1")
     assert {c["rule"]: c["points"] for c in order.fraud_checks} == {"unverified_email": 10, "ip_failed_customers": 30}
     assert order.status == "pending"
 
@@ -294,7 +300,7 @@ def test_individuals_must_be_identity_verified_when_the_setting_is_on(support):
     settings.update({"require_identity_verification": True}, AGENT)
     package = make_package("credit", [support])
     person, company = make_customer(), make_corporate_customer()
-    assert orders.checkout_refusal(person) and orders.checkout_refusal(company) is None
+    assert placement.checkout_refusal(person) and placement.checkout_refusal(company) is None
     with pytest.raises(ServiceError) as refused:
         place(person, package)
     assert refused.value.code == "identity_not_verified"
@@ -302,7 +308,7 @@ def test_individuals_must_be_identity_verified_when_the_setting_is_on(support):
     place(company, package)
     person.identity_verified = True
     assert place(person, package).status == "pending"
-    agent_order = orders.create_order(make_customer(), package, payment_method="manual", actor=AGENT)
+    agent_order = placement.place_agent_order(make_customer(), package, payment_method="manual", actor=AGENT)
     assert agent_order.status == "active"  # agents are not bound by it
 
 
@@ -313,16 +319,17 @@ def test_agent_orders_manual_bank_transfer_balance_and_price_override(support):
     actor = audit.Actor.of(agent)
     package = make_package("credit", [support], credits=10, price="150.00")
     customer = make_customer()
-    manual = orders.create_order(customer, package, payment_method="manual", actor=actor, placed_by=agent,
+    manual = placement.place_agent_order(customer, package, payment_method="manual", actor=actor, placed_by=agent,
                                  price_override_minor=0, create_invoice=False)
     assert (manual.status, manual.payment_status, manual.amount_minor, manual.price_overridden) == (
         "active", "paid", 0, True)
     assert manual.invoice is None and manual.fraud_score is None and customer.credits == 10
     assert manual.placed_by_agent_id == agent.id
-    transfer = orders.create_order(customer, package, payment_method="bank_transfer", actor=actor, placed_by=agent)
+    transfer = placement.place_agent_order(customer, package, payment_method="bank_transfer", actor=actor,
+                                           placed_by=agent)
     assert (transfer.status, transfer.payment_status) == ("pending", "unpaid")
     with pytest.raises(ServiceError) as refused:
-        orders.create_order(make_customer(), package, payment_method="card", actor=actor, placed_by=agent)
+        placement.place_agent_order(make_customer(), package, payment_method="card", actor=actor, placed_by=agent)
     assert refused.value.code == "payment_method"
 
 
@@ -338,20 +345,20 @@ def test_custom_statuses_count_as_a_core_status_until_an_action_sets_one(support
         order_statuses.save(None, name="Active", colour="#000000", counts_as="active", actor=AGENT)
     customer = make_customer()
     order = place(customer, make_package("credit", [support]))
-    orders.bulk_set_status([order], f"custom:{waiting.id}", AGENT)
+    order_actions.bulk_set_status([order], f"custom:{waiting.id}", AGENT)
     assert (order.status, order.custom_status_id) == ("pending", waiting.id)
-    assert entitlements.open_order(customer) == order  # still counts as pending for rule 7
+    assert purchase_rules.open_order(customer) == order  # still counts as pending for rule 7
     order_statuses.save(waiting, name="Waiting", colour="#1a7f37", counts_as="cancelled", actor=AGENT)
     db.session.refresh(order)
     assert order.status == "cancelled"
     with pytest.raises(ServiceError) as refused:
         order_statuses.delete(waiting, AGENT)
     assert refused.value.code == "in_use"
-    orders.back_to_pending(order, AGENT)
+    order_actions.back_to_pending(order, AGENT)
     assert order.custom_status_id is None
     order_statuses.delete(waiting, AGENT)
     with pytest.raises(ServiceError):
-        orders.bulk_set_status([order], "custom:999", AGENT)
+        order_actions.bulk_set_status([order], "custom:999", AGENT)
 
 
 # --- subscription cancellation requests ----------------------------------------------------------------

@@ -8,7 +8,16 @@ from limonbilling.extensions import db
 from limonbilling.models import LedgerEntry, Order, Payment, PromoCode, Refund, RefundDestination
 from limonbilling.models.lifecycle import ORDER_MOVES, OrderState, invoice_state
 from limonbilling.payments.nestpay_gateway import NestPayGateway
-from limonbilling.services import ServiceError, balance, cancellations, card_payments, entitlements, orders, settings
+from limonbilling.services import (
+    ServiceError,
+    balance,
+    cancellations,
+    card_payments,
+    entitlements,
+    order_actions,
+    placement,
+    settings,
+)
 from limonbilling.services import ledger as ledger_service
 
 from ..factories import make_customer, make_department, make_package
@@ -35,10 +44,10 @@ def test_a_refunded_card_order_back_to_pending_cannot_be_accepted_without_a_new_
     refund_to_balance(order)
     db.session.commit()
     assert (order.status, order.payment_status, customer.credits) == ("cancelled", "refunded", 0)
-    orders.back_to_pending(order, AGENT)
+    order_actions.back_to_pending(order, AGENT)
     db.session.commit()
     with pytest.raises(ServiceError) as refused:
-        orders.accept_order(order, AGENT)
+        order_actions.accept_order(order, AGENT)
     db.session.rollback()
     assert refused.value.code == "payment_required"
     db.session.expire_all()
@@ -55,10 +64,10 @@ def test_an_agent_may_give_a_card_order_free_only_with_a_reason(gateway):
     customer = make_customer()
     order, _attempt = card_order(customer, _credit_package())
     with pytest.raises(ServiceError) as refused:
-        orders.accept_order(order, AGENT, free_reason="   ")
+        order_actions.accept_order(order, AGENT, free_reason="   ")
     db.session.rollback()
     assert refused.value.code == "payment_required"
-    orders.accept_order(order, AGENT, free_reason="Goodwill after the outage of 3 March")
+    order_actions.accept_order(order, AGENT, free_reason="Goodwill after the outage of 3 March")
     db.session.commit()
     [free] = [p for p in order.payments if p.method == "free"]
     assert (free.amount_minor, free.reason, free.state) == (0, "Goodwill after the outage of 3 March", "confirmed")
@@ -67,8 +76,8 @@ def test_an_agent_may_give_a_card_order_free_only_with_a_reason(gateway):
 
 def test_accepting_a_bank_transfer_records_the_payment_with_its_day(gateway):
     customer = make_customer()
-    order = orders.create_order(customer, _credit_package(), payment_method="bank_transfer", actor=AGENT)
-    orders.accept_order(order, AGENT, received_on=date(2026, 2, 27))
+    order = placement.place_agent_order(customer, _credit_package(), payment_method="bank_transfer", actor=AGENT)
+    order_actions.accept_order(order, AGENT, received_on=date(2026, 2, 27))
     db.session.commit()
     [payment] = order.payments
     assert (payment.method, payment.amount_minor, payment.received_on) == ("bank_transfer", 10000, date(2026, 2, 27))
@@ -81,12 +90,12 @@ def test_accepting_a_bank_transfer_records_the_payment_with_its_day(gateway):
 def test_fraud_or_cancel_then_back_to_pending_then_accept_leaves_a_paid_invoice(gateway, aside):
     customer = make_customer()
     order = paid_by_card(customer, _credit_package())
-    (orders.set_fraud if aside == "fraud" else orders.cancel_order)(order, AGENT)
+    (order_actions.set_fraud if aside == "fraud" else order_actions.cancel_order)(order, AGENT)
     db.session.commit()
     assert order.invoice.status == "cancelled"
-    orders.back_to_pending(order, AGENT)
+    order_actions.back_to_pending(order, AGENT)
     assert order.invoice.status == "paid"  # the money never left
-    orders.accept_order(order, AGENT)
+    order_actions.accept_order(order, AGENT)
     db.session.commit()
     assert (order.status, order.payment_status, order.invoice.status, customer.credits) == (
         "active", "paid", "paid", 10)
@@ -109,7 +118,7 @@ def test_the_invoice_is_always_what_the_payments_and_refunds_say(gateway):
 def test_a_partial_refund_keeps_the_order_and_the_rest_stays_refundable(gateway):
     customer = make_customer()
     order = paid_by_card(customer, _credit_package(price="100.00"))
-    orders.accept_order(order, AGENT)
+    order_actions.accept_order(order, AGENT)
     refund_to_balance(order, amount_minor=2500)
     db.session.commit()
     assert (order.status, order.payment_status, order.invoice.status) == ("active", "partly_refunded",
@@ -155,7 +164,7 @@ def test_half_3d_is_taken_when_the_store_accepts_it(gateway):
 def test_a_late_approval_for_an_order_set_aside_is_returned(gateway, aside):
     customer = make_customer()
     order, attempt = card_order(customer, _credit_package())
-    (orders.set_fraud if aside == "fraud" else orders.cancel_order)(order, AGENT)
+    (order_actions.set_fraud if aside == "fraud" else order_actions.cancel_order)(order, AGENT)
     db.session.commit()
     card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
@@ -201,11 +210,11 @@ def test_a_single_use_code_cannot_be_used_again_by_cancelling_and_paying_the_sav
     promo = _single_use_code()
     customer = make_customer()
     package = _credit_package()
-    order = orders.create_order(customer, package, payment_method="card", actor=as_customer(customer),
+    order = placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer),
                                 promo_code="ONCE")
     attempt = card_payments.start_card_payment(order, "nestpay")
     db.session.commit()
-    orders.cancel_unpaid_order(order, as_customer(customer))
+    order_actions.cancel_unpaid_order(order, as_customer(customer))
     db.session.commit()
     assert db.session.get(PromoCode, promo.id).uses == 0  # ended unpaid: the use comes back
     card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)  # the bank form saved earlier
@@ -219,18 +228,18 @@ def test_a_single_use_code_cannot_be_used_again_by_cancelling_and_paying_the_sav
 def test_a_paid_order_keeps_its_use_when_cancelled_and_back_to_pending_takes_it_again(gateway):
     promo = _single_use_code()
     customer = make_customer()
-    order = orders.create_order(customer, _credit_package(), payment_method="bank_transfer", actor=AGENT,
+    order = placement.place_agent_order(customer, _credit_package(), payment_method="bank_transfer", actor=AGENT,
                                 promo_code="ONCE")
     db.session.commit()
-    orders.cancel_order(order, AGENT)
+    order_actions.cancel_order(order, AGENT)
     db.session.commit()
     with pytest.raises(ServiceError):  # a second cancel is refused and gives back nothing more
-        orders.cancel_order(order, AGENT)
+        order_actions.cancel_order(order, AGENT)
     db.session.rollback()
     assert db.session.get(PromoCode, promo.id).uses == 0
-    orders.back_to_pending(order, AGENT)
-    orders.accept_order(order, AGENT)
-    orders.cancel_order(order, AGENT)
+    order_actions.back_to_pending(order, AGENT)
+    order_actions.accept_order(order, AGENT)
+    order_actions.cancel_order(order, AGENT)
     db.session.commit()
     db.session.expire_all()
     assert db.session.get(PromoCode, promo.id).uses == 1  # money arrived once: the use stays
@@ -242,13 +251,14 @@ def test_a_paid_order_keeps_its_use_when_cancelled_and_back_to_pending_takes_it_
 @pytest.mark.parametrize("action", ["accept", "cancel", "fraud", "pending"])
 def test_every_action_follows_the_move_table(gateway, start, action):
     customer = make_customer()
-    order = orders.create_order(customer, _credit_package(), payment_method="bank_transfer", actor=AGENT)
+    order = placement.place_agent_order(customer, _credit_package(), payment_method="bank_transfer", actor=AGENT)
     order.status = start
     db.session.commit()
     target = {"accept": OrderState.ACTIVE, "cancel": OrderState.CANCELLED, "fraud": OrderState.FRAUD,
               "pending": OrderState.PENDING}[action]
-    handler = {"accept": orders.accept_order, "cancel": orders.cancel_order, "fraud": orders.set_fraud,
-               "pending": orders.back_to_pending}[action]
+    handler = {"accept": order_actions.accept_order, "cancel": order_actions.cancel_order,
+               "fraud": order_actions.set_fraud,
+               "pending": order_actions.back_to_pending}[action]
     if target in ORDER_MOVES[start]:
         handler(order, AGENT)
         db.session.commit()
@@ -263,7 +273,7 @@ def test_every_action_follows_the_move_table(gateway, start, action):
 def test_bulk_status_never_makes_an_unpaid_order_active(gateway):
     customer = make_customer()
     unpaid, _attempt = card_order(customer, _credit_package())
-    changed, skipped = orders.bulk_set_status([unpaid], "active", AGENT)
+    changed, skipped = order_actions.bulk_set_status([unpaid], "active", AGENT)
     db.session.commit()
     assert (changed, skipped, unpaid.status) == (0, [unpaid.number], "pending")
 
@@ -273,10 +283,10 @@ def test_bulk_status_never_makes_an_unpaid_order_active(gateway):
 def _subscriber_with_a_paid_renewal(clock):
     customer = make_customer()
     package = make_package("subscription", [make_department()], days=30, price="300.00")
-    first = orders.create_order(customer, package, payment_method="manual", actor=AGENT)
+    first = placement.place_agent_order(customer, package, payment_method="manual", actor=AGENT)
     db.session.commit()
     clock.advance(days=25)  # inside the renewal window
-    renewal = orders.create_order(customer, package, payment_method="manual", actor=AGENT)
+    renewal = placement.place_agent_order(customer, package, payment_method="manual", actor=AGENT)
     db.session.commit()
     request = cancellations.request_cancellation(customer, timing="period_end", reason="Moving on",
                                                  actor=as_customer(customer))
@@ -310,10 +320,10 @@ def test_deleting_an_unpaid_order_gives_its_promo_use_back(gateway):
     """Found by the lifecycle state machine: the use of a deleted, never paid order was lost for good."""
     promo = _single_use_code()
     customer = make_customer()
-    order = orders.create_order(customer, _credit_package(), payment_method="bank_transfer", actor=AGENT,
+    order = placement.place_agent_order(customer, _credit_package(), payment_method="bank_transfer", actor=AGENT,
                                 promo_code="ONCE")
     db.session.commit()
-    orders.delete_order(order, AGENT)
+    order_actions.delete_order(order, AGENT)
     db.session.commit()
     assert db.session.get(PromoCode, promo.id).uses == 0
 
@@ -322,16 +332,16 @@ def test_bulk_back_to_pending_holds_the_promo_use_again(gateway):
     """Found by the lifecycle state machine: bulk Pending reopened an order without its promo use, so two
     orders could be paid with a code of one use."""
     promo = _single_use_code()
-    order = orders.create_order(make_customer(), _credit_package(), payment_method="bank_transfer", actor=AGENT,
+    order = placement.place_agent_order(make_customer(), _credit_package(), payment_method="bank_transfer", actor=AGENT,
                                 promo_code="ONCE")
     db.session.commit()
-    orders.cancel_order(order, AGENT)
+    order_actions.cancel_order(order, AGENT)
     db.session.commit()
     assert db.session.get(PromoCode, promo.id).uses == 0
-    assert orders.bulk_set_status([order], "pending", AGENT) == (1, [])
+    assert order_actions.bulk_set_status([order], "pending", AGENT) == (1, [])
     db.session.commit()
     assert order.promo_use_held and db.session.get(PromoCode, promo.id).uses == 1
     with pytest.raises(ServiceError) as used_up:
-        orders.create_order(make_customer(), _credit_package(), payment_method="bank_transfer", actor=AGENT,
+        placement.place_agent_order(make_customer(), _credit_package(), payment_method="bank_transfer", actor=AGENT,
                             promo_code="ONCE")
     assert used_up.value.code == "promo_used_up"

@@ -4,8 +4,20 @@ import pytest
 from limonbilling.extensions import db
 from limonbilling.labels import ledger_reason
 from limonbilling.models import AuditEntry, LedgerEntry, Order, Payment, Refund
-from limonbilling.services import ServiceError, audit, card_payments, entitlements, ledger, orders, settings
-from limonbilling.services.entitlements import PurchaseRefused, charge_usage
+from limonbilling.services import (
+    ServiceError,
+    audit,
+    card_payments,
+    charging,
+    entitlements,
+    ledger,
+    order_actions,
+    placement,
+    purchase_rules,
+    settings,
+)
+from limonbilling.services.charging import charge_usage
+from limonbilling.services.purchase_rules import PurchaseRefused
 
 from ..factories import make_customer, make_department, make_package
 from ..payment_support import AGENT, BANK, as_customer, bank_answer, card_order, refund_to_balance
@@ -17,7 +29,7 @@ def support(app):
 
 
 def test_order_numbers_are_random_ten_digits(app):
-    numbers = {orders.new_order_number() for _ in range(200)}
+    numbers = {placement.new_order_number() for _ in range(200)}
     assert len(numbers) == 200
     assert all(len(n) == 10 and n.isdigit() and n[0] != "0" for n in numbers)
 
@@ -25,16 +37,16 @@ def test_order_numbers_are_random_ten_digits(app):
 def test_one_open_order_at_a_time(gateway, support, clock):
     customer = make_customer()
     package = make_package("credit", [support])
-    first = orders.create_order(customer, package, payment_method="card", actor=as_customer(customer))
+    first = placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer))
     db.session.commit()
     assert first.customer_was_new and first.kind == "new" and first.status == "pending"
-    preview = entitlements.preview_purchase(customer, package)
+    preview = purchase_rules.preview_purchase(customer, package)
     assert preview.reason_code == "open_order" and first.number in preview.reason
     with pytest.raises(PurchaseRefused):
-        orders.create_order(customer, package, payment_method="card", actor=as_customer(customer))
+        placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer))
     db.session.rollback()
     clock.advance(minutes=31)  # an abandoned card checkout stops blocking
-    second = orders.create_order(customer, package, payment_method="card", actor=as_customer(customer))
+    second = placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer))
     assert not second.customer_was_new
     db.session.commit()
     assert card_payments.stale_checkouts() == [first.id]  # never sent to the bank: nothing to ask
@@ -63,7 +75,7 @@ def test_card_payment_waits_for_accept_when_auto_activation_is_off(gateway, supp
     card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
     assert (order.payment_status, order.activated, customer.credits) == ("paid", False, 0)
-    orders.accept_order(order, AGENT)
+    order_actions.accept_order(order, AGENT)
     db.session.commit()
     assert (order.status, order.activated, customer.credits) == ("active", True, 10)
 
@@ -94,7 +106,7 @@ def test_late_approval_of_a_cancelled_checkout_is_returned_not_activated(gateway
     the money now goes back by itself (here the bank is out of reach, so the refund waits, recorded)."""
     customer = make_customer()
     order, attempt = card_order(customer, make_package("credit", [support], credits=10))
-    orders.cancel_unpaid_order(order, audit.Actor.of(customer))
+    order_actions.cancel_unpaid_order(order, audit.Actor.of(customer))
     db.session.commit()
     card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
@@ -112,7 +124,7 @@ def test_cancel_takes_back_what_remains_and_records_the_rest(gateway, support):
     for n in range(3):
         charge_usage(customer.id, support.id, "ticket", f"T{n}")  # 9 of 10 credits used
     db.session.commit()
-    orders.cancel_order(order, AGENT)
+    order_actions.cancel_order(order, AGENT)
     db.session.commit()
     assert (order.status, customer.credits) == ("cancelled", 0)
     reversals = db.session.scalars(db.select(LedgerEntry).where(LedgerEntry.kind == "reversal")).all()
@@ -127,14 +139,14 @@ def test_fraud_removes_a_subscription_period_and_back_to_pending_then_accept(gat
     card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
     assert entitlements.entitlement(customer).subscription_active
-    orders.set_fraud(order, AGENT)
+    order_actions.set_fraud(order, AGENT)
     db.session.commit()
     assert order.status == "fraud" and not entitlements.entitlement(customer).subscription_active
-    with pytest.raises(entitlements.DepartmentNotEnabled):
+    with pytest.raises(charging.DepartmentNotEnabled):
         charge_usage(customer.id, support.id, "ticket", "after-fraud")
     db.session.rollback()
-    orders.back_to_pending(order, AGENT)
-    orders.accept_order(order, AGENT)
+    order_actions.back_to_pending(order, AGENT)
+    order_actions.accept_order(order, AGENT)
     db.session.commit()
     assert order.status == "active" and entitlements.entitlement(customer).subscription_active
 
@@ -146,7 +158,7 @@ def test_delete_needs_the_grant_revoked_and_keeps_the_audit_record(gateway, supp
     db.session.commit()
     assert order.payments[0].state == "failed" and order.can_delete
     number = order.number
-    orders.delete_order(order, AGENT)
+    order_actions.delete_order(order, AGENT)
     db.session.commit()
     assert db.session.scalar(db.select(Order).where(Order.number == number)) is None
     assert db.session.scalar(db.select(db.func.count(Payment.id))) == 0  # the attempt took nothing: it goes too
@@ -160,17 +172,17 @@ def test_an_order_that_moved_money_is_never_deleted_and_keeps_its_payment_and_re
     card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
     with pytest.raises(ServiceError) as refused:
-        orders.delete_order(order, AGENT)
+        order_actions.delete_order(order, AGENT)
     assert refused.value.code == "still_active"  # it gives credits and holds the money
-    orders.cancel_order(order, AGENT)
+    order_actions.cancel_order(order, AGENT)
     with pytest.raises(ServiceError) as refused:  # the money is still ours: refund it first
-        orders.delete_order(order, AGENT)
+        order_actions.delete_order(order, AGENT)
     assert refused.value.code == "still_active"
     refund_to_balance(order)
     db.session.commit()
     assert not order.can_delete
     with pytest.raises(ServiceError) as refused:
-        orders.delete_order(order, AGENT)
+        order_actions.delete_order(order, AGENT)
     assert refused.value.code == "money_on_record" and "stay on record" in refused.value.message
     db.session.rollback()
     assert (db.session.scalar(db.select(db.func.count(Payment.id))), db.session.scalar(
@@ -183,6 +195,6 @@ def test_bulk_changes_status_only(gateway, support):
     order, attempt = card_order(customer, make_package("credit", [support], credits=10))
     card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
-    orders.bulk_set_status([order], "cancelled", AGENT)
+    order_actions.bulk_set_status([order], "cancelled", AGENT)
     db.session.commit()
     assert order.status == "cancelled" and customer.credits == 10 and order.live_grant.ended_at is None

@@ -1,13 +1,13 @@
 """The dashboard's figures (services/reports.py) and the dashboard page that shows them."""
 from limonbilling.extensions import db
-from limonbilling.services import entitlements, orders, reports
+from limonbilling.services import charging, placement, reports
 
 from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
 from ..payment_support import AGENT, refund_to_balance
 
 
 def manual_order(customer, package):
-    order = orders.create_order(customer, package, payment_method="manual", actor=AGENT)
+    order = placement.place_agent_order(customer, package, payment_method="manual", actor=AGENT)
     db.session.commit()
     return order
 
@@ -33,7 +33,7 @@ def test_revenue_by_month_keeps_currencies_apart_and_leaves_what_was_refunded_ou
 def test_orders_by_status_and_pending(app):
     package = make_package("credit")
     manual_order(make_customer(), package)
-    orders.create_order(make_customer(), package, payment_method="bank_transfer", actor=AGENT)
+    placement.place_agent_order(make_customer(), package, payment_method="bank_transfer", actor=AGENT)
     db.session.commit()
     assert reports.orders_by_status() == {"pending": 1, "active": 1, "fraud": 0, "cancelled": 0}
     assert reports.pending_orders() == 1
@@ -43,8 +43,8 @@ def test_credits_sold_and_used_by_department(app):
     web, mail = make_department("Web", credit_per_request=3), make_department("Mail", credit_per_request=1)
     customer = make_customer()
     activate(customer, make_package("credit", [web, mail], credits=20))
-    entitlements.charge_usage(customer.id, web.id, "ticket", "T-1")
-    entitlements.charge_usage(customer.id, mail.id, "chat", "C-1")
+    charging.charge_usage(customer.id, web.id, "ticket", "T-1")
+    charging.charge_usage(customer.id, mail.id, "chat", "C-1")
     db.session.commit()
     rows = {row.department: (row.sold, row.used) for row in reports.credits_by_department()}
     assert rows == {"Web": (20, 3), "Mail": (20, 1)}
@@ -63,7 +63,7 @@ def test_subscriptions_ending_in_the_next_30_days(app, clock):
 
 def test_the_dashboard_shows_the_figures_to_billing_agents_only(app, client):
     manual_order(make_customer(), make_package("credit", price="1250.00"))
-    orders.create_order(make_customer(), make_package("credit"), payment_method="bank_transfer", actor=AGENT)
+    placement.place_agent_order(make_customer(), make_package("credit"), payment_method="bank_transfer", actor=AGENT)
     db.session.commit()
     sign_in(client, make_agent("billing"))
     page = client.get("/admin/").get_data(as_text=True)

@@ -10,7 +10,15 @@ from sqlalchemy.engine import make_url
 
 from limonbilling.extensions import db
 from limonbilling.models import AuditEntry, Notification, Order, PromoCode
-from limonbilling.services import ValidationFailed, audit, bank_transfer, orders, promo_codes, settings
+from limonbilling.services import (
+    ValidationFailed,
+    audit,
+    bank_transfer,
+    order_actions,
+    placement,
+    promo_codes,
+    settings,
+)
 from limonbilling.services import transfer_deadlines as deadlines
 
 from ..factories import make_customer, make_department, make_package
@@ -28,7 +36,7 @@ def transfer_order(app):
     bank_transfer.add_account(bank_name="Limon Bank", account_holder="Limon Ltd", iban="TR330006100519786457841326",
                               currency="TRY", actor=AGENT)
     customer = make_customer()
-    order = orders.create_order(customer, make_package("credit", [make_department()]),
+    order = placement.place_customer_order(customer, make_package("credit", [make_department()]),
                                 payment_method="bank_transfer", actor=as_customer(customer))
     db.session.commit()
     return order
@@ -64,7 +72,8 @@ def test_cancelled_on_the_seventh_day_to_the_second_once_with_a_mail_and_the_pro
     settings.update({"transfer_reminder_days": 3, "transfer_cancel_days": 7}, AGENT)
     promo_codes.create({"code": "ONCE", "kind": "percent", "value": "10", "max_uses": 1}, AGENT)
     customer = make_customer()
-    order = orders.create_order(customer, make_package("credit", [make_department()]), payment_method="bank_transfer",
+    order = placement.place_customer_order(customer, make_package("credit", [make_department()]),
+                                           payment_method="bank_transfer",
                                 actor=as_customer(customer), promo_code="ONCE")
     db.session.commit()
     clock.set(order.created_at + 7 * DAY - TICK)
@@ -91,7 +100,7 @@ def test_an_order_whose_customer_says_it_is_paid_is_neither_reminded_nor_cancell
 
 
 def test_an_accepted_order_is_not_cancelled(transfer_order, clock):
-    orders.accept_order(transfer_order, AGENT)
+    order_actions.accept_order(transfer_order, AGENT)
     db.session.commit()
     clock.set(transfer_order.created_at + 30 * DAY)
     assert deadlines.queue_reminders() == 0 and run_cancellations() == 0

@@ -177,6 +177,19 @@ def test_an_agent_cannot_turn_it_off_while_the_owner_requires_it_a_customer_can(
     assert not customer.two_factor_enabled
 
 
+def test_only_an_owner_requires_it_of_every_agent(app):
+    """The rule is the service's, not only the page's @requires(OWNER): an agent with `settings`, or an owner no
+    longer active, is refused."""
+    for agent in (make_agent("settings"), make_agent(is_owner=True, active=False)):
+        with pytest.raises(ServiceError) as refused:
+            two_factor.require_for_agents(True, audit.Actor.of(agent))
+        assert refused.value.code == "owner_only"
+    assert settings.get("require_two_factor_agents") is False
+    owner = make_agent(is_owner=True)
+    two_factor.require_for_agents(True, audit.Actor.of(owner))
+    assert settings.get("require_two_factor_agents") is True
+
+
 def test_many_callers_with_one_recovery_code_have_one_success(app, clock, database_url, worker):  # noqa: F811
     """Each caller loads the account (as the sign-in page does) before the barrier; only the row lock keeps
     them from all spending the same code."""

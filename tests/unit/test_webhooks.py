@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from limonbilling.extensions import db
-from limonbilling.models import WEBHOOK_EVENTS, Notification, RefundDestination, Webhook
-from limonbilling.services import ValidationFailed, entitlements, ledger, orders, refunds, webhooks
+from limonbilling.models import Notification, RefundDestination, Webhook, WebhookEvent
+from limonbilling.services import ValidationFailed, charging, entitlements, ledger, placement, refunds, webhooks
 
 from ..factories import activate, make_customer, make_department, make_package
 from ..payment_support import AGENT
@@ -39,9 +39,10 @@ def of_type(kind: str) -> list[dict]:
 
 
 def test_every_event_has_its_data_and_its_choice_on_the_page():
-    from limonbilling.admin.webhooks import EVENT_CHOICES
+    from limonbilling.admin.webhooks import WebhookForm
 
-    assert tuple(webhooks.DATA) == WEBHOOK_EVENTS == tuple(choice.value for choice in EVENT_CHOICES)
+    on_the_page = tuple(choice.value for choice in WebhookForm.events.kwargs["choices"])
+    assert tuple(webhooks.DATA) == tuple(WebhookEvent) == on_the_page
 
 
 def test_the_signature_is_hmac_sha256_of_time_dot_body():
@@ -53,7 +54,7 @@ def test_the_signature_is_hmac_sha256_of_time_dot_body():
 def test_a_manual_order_tells_paid_and_status_and_entitlement_once_each(app, clock):
     hook()
     customer = make_customer()
-    order = orders.create_order(customer, make_package("credit", credits=10, price="150.00"),
+    order = placement.place_agent_order(customer, make_package("credit", credits=10, price="150.00"),
                                 payment_method="manual", actor=AGENT)
     db.session.commit()
     assert sorted(event["type"] for event in events()) == ["entitlement.changed", "order.paid",
@@ -78,7 +79,7 @@ def test_a_manual_order_tells_paid_and_status_and_entitlement_once_each(app, clo
 
 def test_cancel_and_refund_to_the_balance(app):
     hook("order.refunded", "order.status_changed", "entitlement.changed")
-    order = orders.create_order(make_customer(), make_package("subscription", days=30, price="100.00"),
+    order = placement.place_agent_order(make_customer(), make_package("subscription", days=30, price="100.00"),
                                 payment_method="manual", actor=AGENT)
     db.session.commit()
     before = len(deliveries())
@@ -112,7 +113,7 @@ def test_usage_charged_once_per_reference_and_credits_low_when_crossing_the_thre
     customer = make_customer()
     activate(customer, make_package("credit", [department], credits=10))
     for reference in ("T-1", "T-2", "T-2"):  # 10 → 8 → 6, the repeat charges nothing
-        entitlements.charge_usage(customer.id, department.id, "ticket", reference)
+        charging.charge_usage(customer.id, department.id, "ticket", reference)
     db.session.commit()
     charged = of_type("usage.charged")
     assert [event["data"]["usage"]["reference"] for event in charged] == ["T-1", "T-2"]
@@ -121,8 +122,8 @@ def test_usage_charged_once_per_reference_and_credits_low_when_crossing_the_thre
         "covered_by": "credits"}
     assert charged[-1]["data"]["credits"] == 6 and of_type("credits.low") == []  # 6 is not below 5
 
-    entitlements.charge_usage(customer.id, department.id, "ticket", "T-3")  # 6 → 4: below 5
-    entitlements.charge_usage(customer.id, department.id, "ticket", "T-4")  # 4 → 2: already below
+    charging.charge_usage(customer.id, department.id, "ticket", "T-3")  # 6 → 4: below 5
+    charging.charge_usage(customer.id, department.id, "ticket", "T-4")  # 4 → 2: already below
     db.session.commit()
     low = of_type("credits.low")
     assert len(low) == 1 and low[0]["data"] == {"customer": {"id": customer.id, "email": customer.email},
@@ -159,6 +160,52 @@ def test_a_rolled_back_change_queues_nothing(app):
     assert deliveries() == []
     activate(customer, package)
     assert len(deliveries()) == 1
+
+
+def test_a_process_hears_of_every_change_of_the_endpoints_at_its_next_event(app):
+    """Each process keeps the active endpoints while their version, read with the settings, stays the same;
+    every change through the service gives them a new one (another gunicorn worker reads it the same way)."""
+    customer = make_customer()
+
+    def heard() -> int:
+        count = webhooks.emit("entitlement.changed", customer=customer, change="granted")
+        db.session.rollback()
+        return count
+
+    assert heard() == 0
+    endpoint = hook("entitlement.changed")
+    assert heard() == 1
+    webhooks.update(endpoint, ["order.paid"], True, AGENT)
+    db.session.commit()
+    assert heard() == 0
+    webhooks.update(endpoint, ["entitlement.changed"], False, AGENT)
+    db.session.commit()
+    assert heard() == 0
+    webhooks.update(endpoint, ["entitlement.changed"], True, AGENT)
+    db.session.commit()
+    assert heard() == 1
+    webhooks.remove(endpoint, AGENT)
+    db.session.commit()
+    assert heard() == 0
+
+
+def test_what_a_changing_or_rolled_back_transaction_saw_of_the_endpoints_is_not_kept(app):
+    customer = make_customer()
+    webhooks.create("http://127.0.0.1:9/hook", ["entitlement.changed"], AGENT)
+    assert webhooks.emit("entitlement.changed", customer=customer, change="granted") == 1
+    db.session.rollback()
+    assert webhooks.emit("entitlement.changed", customer=customer, change="granted") == 0
+    endpoint = hook("entitlement.changed")
+    webhooks.update(endpoint, ["entitlement.changed"], False, AGENT)
+    assert webhooks.emit("entitlement.changed", customer=customer, change="granted") == 0
+    db.session.commit()
+    assert webhooks.emit("entitlement.changed", customer=customer, change="granted") == 0
+    webhooks.update(endpoint, ["entitlement.changed"], True, AGENT)
+    db.session.commit()
+    webhooks.remove(endpoint, AGENT)
+    assert webhooks.emit("entitlement.changed", customer=customer, change="granted") == 0
+    db.session.commit()
+    assert deliveries() == []
 
 
 def test_deleting_an_endpoint_drops_its_waiting_deliveries(app):

@@ -3,7 +3,7 @@
 import pytest
 
 from limonbilling.auth import OWNER, SIGNED_IN
-from limonbilling.models import PERMISSIONS
+from limonbilling.models import Permission
 
 from ..factories import make_agent, make_customer, sign_in
 from ..urls import sample_url
@@ -25,7 +25,7 @@ def _admin_rules(app):
 def test_every_admin_view_declares_what_it_needs(app_without_database):
     rules = list(_admin_rules(app_without_database))
     assert rules
-    allowed = set(PERMISSIONS) | {OWNER, SIGNED_IN}
+    allowed = set(Permission) | {OWNER, SIGNED_IN}
     for rule, view, _method in rules:
         assert getattr(view, "required_permission", None) in allowed, f"{rule.endpoint} declares no permission"
 
@@ -45,7 +45,7 @@ def test_no_admin_route_is_reachable_by_a_customer(app, client):
         assert response.status_code == 302 and response.location.startswith("/admin/login"), rule.endpoint
 
 
-@pytest.mark.parametrize("held", [(), *[(p,) for p in PERMISSIONS]])
+@pytest.mark.parametrize("held", [(), *[(p,) for p in Permission]])
 def test_each_admin_route_needs_its_permission(app, held):
     agent = make_agent(*held)
     client = app.test_client()

@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from limonbilling.extensions import db
-from limonbilling.models import PERMISSIONS, Agent
+from limonbilling.models import Agent, Permission
 from limonbilling.services import ServiceError, accounts, audit
 
 from ..factories import make_agent, sign_in
@@ -16,13 +16,13 @@ from ..factories import make_agent, sign_in
 ACTING = {
     "owner": lambda: make_agent(is_owner=True),
     "settings": lambda: make_agent("settings"),
-    "everything but owner": lambda: make_agent(*PERMISSIONS),
+    "everything but owner": lambda: make_agent(*Permission),
     "billing": lambda: make_agent("billing"),
 }
 TARGETS = ("self", "agent", "owner")
 CHANGES = [
-    *({"permissions": [permission]} for permission in PERMISSIONS),
-    {"permissions": list(PERMISSIONS)},
+    *({"permissions": [permission]} for permission in Permission),
+    {"permissions": list(Permission)},
     {"permissions": []},
     {"is_owner": True},
     {"is_owner": False},
@@ -42,7 +42,7 @@ def state(agent: Agent) -> tuple:
 
 
 def request_for(target: Agent, change: dict) -> dict:
-    current = {"permissions": [p for p in PERMISSIONS if getattr(target, f"can_{p}")],
+    current = {"permissions": [p for p in Permission if getattr(target, f"can_{p}")],
                "is_owner": target.is_owner, "active": target.active}
     return {**current, **change}
 
@@ -72,7 +72,7 @@ def test_every_combination_through_the_service(app, acting_kind):
 @pytest.mark.parametrize("acting_kind", ACTING)
 def test_creating_an_agent_with_any_permission_needs_an_owner(app, acting_kind):
     acting = ACTING[acting_kind]()
-    for number, permissions in enumerate([[], ["billing"], list(PERMISSIONS)]):
+    for number, permissions in enumerate([[], ["billing"], list(Permission)]):
         try:
             accounts.create_agent(name="New", email=f"new{number}@example.com", password="new-pass-123",
                                   permissions=permissions, is_owner=False, actor=audit.Actor.of(acting))
@@ -115,8 +115,8 @@ def test_a_former_owner_session_cannot_use_the_owner_rule(app):
     former = make_agent("settings")
     target = make_agent("support")
     with pytest.raises(ServiceError):
-        accounts.update_agent(target, permissions=list(PERMISSIONS), is_owner=False, active=True,
+        accounts.update_agent(target, permissions=list(Permission), is_owner=False, active=True,
                               actor=audit.Actor("agent", former.id, former.email))
     with pytest.raises(ServiceError):
-        accounts.update_agent(target, permissions=list(PERMISSIONS), is_owner=False, active=True,
+        accounts.update_agent(target, permissions=list(Permission), is_owner=False, active=True,
                               actor=audit.Actor("customer", 1, "someone@example.com"))

@@ -5,7 +5,7 @@ import pytest
 
 from limonbilling.extensions import db
 from limonbilling.models import ApiToken, Customer, LedgerEntry, Usage
-from limonbilling.services import ServiceError, api_tokens, audit, ledger, settings
+from limonbilling.services import ServiceError, api_tokens, audit, ledger, placement, settings
 
 from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
 
@@ -299,6 +299,8 @@ def test_order_actions_and_refund_to_balance(client, auth, world):
     assert refunded.status_code == 200
     assert (refunded.json["status"], refunded.json["payment_status"], refunded.json["refund"]) == (
         "cancelled", "refunded", "refunded")
+    again = client.post(f"/api/v1/orders/{number}/refund", headers=auth)  # refused in its first step
+    assert again.status_code == 409 and again.json["error"]["code"] == "nothing_to_refund"
     db.session.expire_all()
     from limonbilling.services import balance
 
@@ -326,11 +328,11 @@ def test_order_requests_are_validated(client, auth, world):
 def test_an_order_paid_from_the_account_balance_as_agents_can(client, auth, world):
     """The API offers the payment methods agents have (it kept its own shorter list): a balance order is paid
     from the balance and active at once, and refused while the balance does not cover it."""
-    from limonbilling.services import balance, orders
+    from limonbilling.services import balance
 
     document = client.get("/api/v1/openapi.json").json
     assert document["components"]["schemas"]["NewOrder"]["properties"]["payment_method"]["enum"] == list(
-        orders.AGENT_PAYMENT_METHODS)
+        placement.AGENT_PAYMENT_METHODS)
     customer = world["customer"]
     body = {"customer_id": customer.id, "package_id": world["credits"].id, "payment_method": "account_balance"}
     refused = client.post("/api/v1/orders", headers=auth, json=body)

@@ -159,6 +159,27 @@ def test_paid_subscriptions_list_detail_and_adjustment(app, billing_client, cloc
     assert "Adjust credits" not in subscriber_page and "Subscription periods" in subscriber_page
 
 
+def test_a_refused_form_of_the_subscription_page_marks_only_itself(billing_client):
+    """The page has three forms (credits, balance, warning threshold); the one refused shows its error, and the
+    others stay blank: the credits form does not judge a post that was not meant for it."""
+    customer = make_customer()
+    activate(customer, make_package("credit", [make_department("Support")], credits=10))
+    url = f"/admin/billing/subscriptions/{customer.id}"
+    for path, fields, refusal in (
+        ("/balance", {"amount": "10", "currency": "TRY", "reason": "kept"}, None),
+        ("/balance", {"amount": "10", "currency": "TRY", "reason": ""}, "Say why the balance changes"),
+        ("/low-credit-threshold", {"low_credit_threshold": "2000000"}, "Enter a whole number from 0 to 1,000,000."),
+    ):
+        answer = billing_client.post(url + path, data=fields)
+        if refusal is None:
+            assert answer.status_code == 302
+            continue
+        page = answer.data.decode()
+        assert answer.status_code == 422 and refusal in page
+        assert page.count('class="invalid-feedback"') == 1
+        assert "Enter a whole number of credits." not in page
+
+
 def test_customer_packages_page_shows_what_each_purchase_would_do(app, clock):
     support = make_department("Support")
     credits = make_package("credit", [support], credits=10, name="Ten credits")

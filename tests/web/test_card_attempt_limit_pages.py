@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from limonbilling.extensions import db
 from limonbilling.models import Order, Payment
 from limonbilling.sandbox import TEST_CARD
-from limonbilling.services import audit, bank_transfer, card_payments, orders, settings
+from limonbilling.services import audit, bank_transfer, card_payments, order_actions, settings
 
 from ..factories import make_agent, make_customer, make_department, make_package, sign_in
 from ..payment_support import as_customer, card_order
@@ -57,7 +57,7 @@ def test_checkout_past_the_hourly_limit_offers_bank_transfer_and_places_nothing(
         order, _first = card_order(customer, package)
         for _ in range(4):
             card_payments.start_card_payment(order, "nestpay")
-        orders.cancel_unpaid_order(order, as_customer(customer))
+        order_actions.cancel_unpaid_order(order, as_customer(customer))
         db.session.commit()
     clock.advance(minutes=20)
     response = client.post(f"/checkout/{package.id}", data=CARD)

@@ -6,7 +6,7 @@ from datetime import UTC
 from zoneinfo import ZoneInfo
 
 from limonbilling.extensions import db
-from limonbilling.services import orders
+from limonbilling.services import placement
 
 from ..factories import make_customer, make_package
 from ..payment_support import AGENT
@@ -24,7 +24,7 @@ def export(client) -> tuple[str, list[dict]]:
 def order_for(first_name: str):
     customer = make_customer()
     customer.first_name = first_name  # set as stored: the forms strip a leading tab or CR, older data may not
-    order = orders.create_order(customer, make_package("credit", price="150.00"), payment_method="manual",
+    order = placement.place_agent_order(customer, make_package("credit", price="150.00"), payment_method="manual",
                                 actor=AGENT)
     db.session.commit()
     return order

@@ -1,7 +1,7 @@
 """Days people type or read are Istanbul days (UTC+3), whatever the database keeps: a promo code valid
 until 31 March works until midnight in Istanbul, not until 03:00 the next morning; the order filter's
 "from 2 March" starts at 2 March 00:00 in Istanbul. Each edge is pinned to the microsecond."""
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -17,9 +17,9 @@ TICK = timedelta(microseconds=1)
 
 
 def test_a_local_day_starts_three_hours_before_midnight_utc(app_without_database):
-    assert day_start(date(2026, 3, 31)) == datetime(2026, 3, 30, 21, 0)
-    assert local_day(datetime(2026, 3, 30, 20, 59, 59, 999999)) == date(2026, 3, 30)
-    assert local_day(datetime(2026, 3, 30, 21, 0)) == date(2026, 3, 31)
+    assert day_start(date(2026, 3, 31)) == datetime(2026, 3, 30, 21, 0, tzinfo=UTC)
+    assert local_day(datetime(2026, 3, 30, 20, 59, 59, 999999, tzinfo=UTC)) == date(2026, 3, 30)
+    assert local_day(datetime(2026, 3, 30, 21, 0, tzinfo=UTC)) == date(2026, 3, 31)
 
 
 def test_a_promo_code_works_from_the_first_to_the_last_moment_of_its_days_in_istanbul(app, clock):
@@ -27,7 +27,8 @@ def test_a_promo_code_works_from_the_first_to_the_last_moment_of_its_days_in_ist
     promo_codes.create({"code": "MARCH", "kind": "percent", "value": "10", "valid_from": date(2026, 3, 5),
                         "valid_until": date(2026, 3, 31)}, AGENT)
     db.session.commit()
-    first, after_last = datetime(2026, 3, 4, 21, 0), datetime(2026, 3, 31, 21, 0)  # 00:00 in Istanbul
+    # 00:00 in Istanbul
+    first, after_last = datetime(2026, 3, 4, 21, 0, tzinfo=UTC), datetime(2026, 3, 31, 21, 0, tzinfo=UTC)
 
     clock.set(first - TICK)
     with pytest.raises(ServiceError) as refused:
@@ -53,8 +54,8 @@ def test_the_promo_list_shows_the_days_the_agent_typed(app, billing_client):
 
 def test_the_order_filter_counts_days_in_istanbul(app, billing_client):
     customer, package = make_customer(), make_package()
-    late_on_the_first = make_order(customer, package, created_at=datetime(2026, 3, 1, 20, 59, 59, 999999))
-    early_on_the_second = make_order(customer, package, created_at=datetime(2026, 3, 1, 21, 0))
+    late_on_the_first = make_order(customer, package, created_at=datetime(2026, 3, 1, 20, 59, 59, 999999, tzinfo=UTC))
+    early_on_the_second = make_order(customer, package, created_at=datetime(2026, 3, 1, 21, 0, tzinfo=UTC))
 
     def listed(day: str) -> set[str]:
         html = billing_client.get(f"/admin/billing/orders?from={day}&to={day}").get_data(as_text=True)

@@ -7,7 +7,7 @@ import pytest
 
 from limonbilling.extensions import db
 from limonbilling.models import Agent, AuditEntry, Customer, Notification, Order
-from limonbilling.services import api_tokens, audit, bank_transfer, orders, outbox, settings
+from limonbilling.services import api_tokens, audit, bank_transfer, outbox, placement, settings
 
 from ..factories import PASSWORD, make_agent, make_customer, make_package, sign_in
 from ..mail import SmtpServer
@@ -155,7 +155,7 @@ def test_a_test_sms_reaches_the_provider(admin, sms_provider):
 # --- 3. The outbox -----------------------------------------------------------------------------------------
 
 def _order(customer, package, **options) -> Order:
-    order = orders.create_order(customer, package, payment_method="manual", actor=SYSTEM, **options)
+    order = placement.place_agent_order(customer, package, payment_method="manual", actor=SYSTEM, **options)
     db.session.commit()
     return order
 
@@ -466,7 +466,7 @@ def test_an_activation_request_mails_the_team_with_cc_and_texts_the_agents_phone
 def test_the_order_page_lists_its_messages(client):
     sign_in(client, make_agent("billing", "settings"))
     customer = make_customer()
-    order = orders.create_order(customer, make_package("credit"), payment_method="manual",
+    order = placement.place_agent_order(customer, make_package("credit"), payment_method="manual",
                                 actor=audit.Actor.system("test"))
     db.session.commit()
     page = client.get(f"/admin/billing/orders/{order.number}").get_data(as_text=True)

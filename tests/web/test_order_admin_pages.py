@@ -4,7 +4,7 @@ import pytest
 
 from limonbilling.extensions import db
 from limonbilling.models import CancellationRequest, Order, OrderStatus, PromoCode
-from limonbilling.services import audit, balance, bank_transfer, entitlements, orders, refunds
+from limonbilling.services import audit, balance, bank_transfer, entitlements, placement, refunds
 
 from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
 
@@ -105,7 +105,8 @@ def test_custom_statuses_on_the_pages(agent_client, shopper):
     page = agent_client.post("/admin/settings/order-statuses", data={"name": "documents", "colour": "#000000",
                                                                      "counts_as": "pending"}).data.decode()
     assert "exists already" in page
-    order = orders.create_order(customer, package, payment_method="bank_transfer", actor=audit.Actor.of(customer))
+    order = placement.place_customer_order(customer, package, payment_method="bank_transfer",
+                                           actor=audit.Actor.of(customer))
     db.session.commit()
     agent_client.post("/admin/billing/orders/bulk", data={"numbers": [order.number], "status": f"custom:{status.id}"})
     db.session.expire_all()
@@ -163,7 +164,7 @@ def test_cancellation_request_from_the_portal_to_the_agent(app, agent_client, su
 def test_order_list_pages_by_keyset(app, agent_client, support):
     app.config["ITEMS_PER_PAGE"] = 2
     package = make_package("credit", [support])
-    placed = [orders.create_order(make_customer(), package, payment_method="manual", actor=ACTOR).number
+    placed = [placement.place_agent_order(make_customer(), package, payment_method="manual", actor=ACTOR).number
               for _ in range(5)]
     db.session.commit()
     seen, url = [], "/admin/billing/orders"
@@ -196,13 +197,13 @@ def test_order_and_customer_lists_sort_oldest_first_across_pages(app, client):
         assert url is None or "sort=oldest" in url
     assert seen == [customer.email for customer in made]
 
-    from limonbilling.services import orders as order_service
+    from limonbilling.services import placement
 
     from ..factories import make_package
     from ..payment_support import AGENT
 
-    placed = [order_service.create_order(customer, make_package("credit"), payment_method="manual", actor=AGENT).number
-              for customer in made[:3]]
+    placed = [placement.place_agent_order(customer, make_package("credit"), payment_method="manual",
+                                          actor=AGENT).number for customer in made[:3]]
     db.session.commit()
     sign_in(client, make_agent("billing"))
     oldest = client.get("/admin/billing/orders?sort=oldest").get_data(as_text=True)
@@ -219,7 +220,7 @@ def test_the_pending_badge_counts_up_to_its_limit_then_says_plus(app, agent_clie
     badge = '<span class="badge text-bg-warning">'
     for count, shown in ((2, "2"), (3, "2+")):
         while db.session.scalar(db.select(db.func.count(Order.id)).where(Order.status == "pending")) < count:
-            orders.create_order(make_customer(), package, payment_method="bank_transfer", actor=ACTOR)
+            placement.place_agent_order(make_customer(), package, payment_method="bank_transfer", actor=ACTOR)
             db.session.commit()
         page = agent_client.get("/admin/billing/orders").data.decode()
         assert f"{badge}{shown}</span>" in page
@@ -234,7 +235,8 @@ def test_balance_rows_are_named_in_the_reader_s_language(app, agent_client, supp
     from limonbilling.models import BalanceEntry
 
     customer = make_customer()
-    order = orders.create_order(customer, make_package("credit", [support]), payment_method="manual", actor=ACTOR)
+    order = placement.place_agent_order(customer, make_package("credit", [support]), payment_method="manual",
+                                        actor=ACTOR)
     db.session.commit()
     with force_locale("tr"):
         refunds.start(order, to="balance", actor=ACTOR)

@@ -4,7 +4,7 @@ import pytest
 
 from limonbilling.extensions import db
 from limonbilling.models import Order
-from limonbilling.services import api_tokens, audit, balance, card_payments, orders
+from limonbilling.services import api_tokens, audit, balance, card_payments, placement
 
 from ..factories import make_customer, make_department, make_package
 from ..payment_support import BANK, bank_answer, card_order
@@ -70,7 +70,7 @@ def test_a_card_order_without_its_payment_is_accepted_only_with_a_reason(billing
 
 def test_an_unsent_checkout_offers_the_free_grant(billing_client, gateway):
     customer = make_customer()
-    order = orders.create_order(customer, make_package("credit", [make_department()], credits=5),
+    order = placement.place_customer_order(customer, make_package("credit", [make_department()], credits=5),
                                 payment_method="card", actor=audit.Actor.of(customer))
     db.session.commit()
     assert "Accept without payment" in _page(billing_client, order)

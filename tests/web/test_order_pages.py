@@ -3,7 +3,7 @@ import pytest
 
 from limonbilling.extensions import db
 from limonbilling.models import Order
-from limonbilling.services import card_payments, orders
+from limonbilling.services import card_payments, order_actions, placement
 
 from ..factories import make_corporate_customer, make_customer, make_department, make_package
 from ..payment_support import AGENT, BANK, bank_answer, card_order
@@ -21,7 +21,7 @@ def paid_order(gateway):
 def test_list_filters_search_and_csv(billing_client, paid_order, gateway):
     other = make_customer(first_name="Ömer", email="omer@example.com")
     unpaid, _attempt = card_order(other, make_package("credit", [make_department("Sales")]))
-    orders.cancel_unpaid_order(unpaid, AGENT)
+    order_actions.cancel_unpaid_order(unpaid, AGENT)
     db.session.commit()
     page = billing_client.get("/admin/billing/orders").data.decode()
     assert paid_order.number in page and unpaid.number in page
@@ -62,9 +62,9 @@ def test_delete_asks_for_the_number(billing_client, paid_order):
 
 
 def test_delete_of_an_order_no_money_touched_asks_for_the_number(billing_client, app):
-    order = orders.create_order(make_customer(), make_package("credit"), payment_method="bank_transfer",
+    order = placement.place_agent_order(make_customer(), make_package("credit"), payment_method="bank_transfer",
                                 actor=AGENT)
-    orders.cancel_order(order, AGENT)
+    order_actions.cancel_order(order, AGENT)
     db.session.commit()
     url = f"/admin/billing/orders/{order.number}"
     page = billing_client.post(f"{url}/delete", data={"confirm": "wrong"}).data.decode()

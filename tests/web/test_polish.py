@@ -16,8 +16,9 @@ from limonbilling.services import (
     bank_transfer,
     card_payments,
     ledger,
-    orders,
+    order_actions,
     outbox,
+    placement,
     promo_codes,
     settings,
 )
@@ -142,7 +143,7 @@ def test_a_paid_order_waiting_for_review_is_paid_being_reviewed_not_pending(app,
     listed = page(client, "/orders")
     assert "Paid — being reviewed" in listed and listed.count("Pending") == 1
 
-    orders.accept_order(order, AGENT)
+    order_actions.accept_order(order, AGENT)
     db.session.commit()
     assert badges(page(client, f"/orders/{order.number}")) == ["Active", "Paid"]
 
@@ -182,9 +183,9 @@ def test_my_orders_and_my_usage_label_each_cell_for_stacked_rows_on_phones(app, 
 # --- 5. an expired card is refused before the bank -------------------------------------------------------
 
 @pytest.mark.parametrize(("utc", "expiry", "accepted"), [
-    (datetime(2026, 6, 30, 20, 59, 59), "06/26", True),  # 23:59:59 on 30 June in Istanbul: its last day
-    (datetime(2026, 6, 30, 21, 0, 0), "06/26", False),   # 00:00 on 1 July in Istanbul
-    (datetime(2026, 6, 30, 21, 0, 0), "07/2026", True),
+    (datetime(2026, 6, 30, 20, 59, 59, tzinfo=UTC), "06/26", True),  # 23:59:59 on 30 June in Istanbul: its last day
+    (datetime(2026, 6, 30, 21, 0, 0, tzinfo=UTC), "06/26", False),   # 00:00 on 1 July in Istanbul
+    (datetime(2026, 6, 30, 21, 0, 0, tzinfo=UTC), "07/2026", True),
     (START, "01/20", False),
     (START, "02/26", False),
     (START, "03/26", True),
@@ -223,12 +224,12 @@ def test_team_mails_speak_of_the_customer_and_keep_each_field_on_its_line(app):
     settings.update({"notification_email": TEAM}, SYSTEM)
     add_bank_account()
     customer = make_customer(first_name="Elif", last_name="Kaya")
-    order = orders.create_order(customer, make_package("credit", credits=10), payment_method="bank_transfer",
+    order = placement.place_customer_order(customer, make_package("credit", credits=10), payment_method="bank_transfer",
                                 actor=as_customer(customer))
     db.session.commit()
     bank_transfer.request_activation(order, email="elif@example.com", phone="0532 123 45 67", note="",
                                      actor=as_customer(customer))
-    orders.accept_order(order, AGENT)
+    order_actions.accept_order(order, AGENT)
     db.session.commit()
 
     mails = team_mails()
@@ -245,7 +246,7 @@ def test_team_mails_speak_of_the_customer_and_keep_each_field_on_its_line(app):
 def test_the_team_mail_of_a_subscription_does_not_say_your_subscription(app):
     settings.update({"notification_email": TEAM}, SYSTEM)
     customer = make_customer(first_name="Elif", last_name="Kaya")
-    orders.create_order(customer, make_package("subscription", days=30), payment_method="manual",
+    placement.place_agent_order(customer, make_package("subscription", days=30), payment_method="manual",
                         actor=AGENT, placed_by=make_agent("billing"))
     db.session.commit()
     body = team_mails()["purchase_activated"].body_text
@@ -277,7 +278,7 @@ def test_mails_count_in_singular_and_plural(app):
     assert low.subject == "You have 1 credit left" and "You have 1 credit left." in low.body_text
 
     buyer = make_customer()
-    orders.create_order(buyer, make_package("credit", credits=1), payment_method="manual", actor=AGENT,
+    placement.place_agent_order(buyer, make_package("credit", credits=1), payment_method="manual", actor=AGENT,
                         placed_by=make_agent("billing"))
     db.session.commit()
     [mail] = db.session.scalars(db.select(Notification).where(
@@ -296,7 +297,7 @@ def test_bulk_status_messages_count_and_name_the_status(app, billing_client):
         return page(billing_client, response.headers["Location"])
 
     assert "1 order set to Cancelled." in bulk(first.number)
-    orders.back_to_pending(first, AGENT)
+    order_actions.back_to_pending(first, AGENT)
     db.session.commit()
     assert "2 orders set to Cancelled." in bulk(first.number, second.number)
 
@@ -319,5 +320,5 @@ def test_a_promo_code_ends_on_the_day_it_was_given(app, billing_client):
 def test_the_date_filter_keeps_a_date_and_shows_a_moment_in_istanbul(app):
     with app.test_request_context():
         shown = render_template_string("{{ day | date('short') }} {{ moment | date('short') }}",
-                                       day=date(2026, 6, 30), moment=datetime(2026, 6, 30, 21, 0))
+                                       day=date(2026, 6, 30), moment=datetime(2026, 6, 30, 21, 0, tzinfo=UTC))
     assert shown == "6/30/26 7/1/26"

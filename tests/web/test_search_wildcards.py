@@ -3,7 +3,7 @@ list, the order list and the notifications outbox, never any text or any one cha
 import pytest
 
 from limonbilling.extensions import db
-from limonbilling.services import audit, orders
+from limonbilling.services import audit, placement
 
 from ..factories import make_agent, make_corporate_customer, make_customer, make_package, sign_in
 
@@ -60,7 +60,7 @@ def test_the_customer_list_matches_wildcards_literally(agent, people, query, fou
 ])
 def test_the_order_search_matches_wildcards_literally(agent, people, query, found):
     package = make_package("credit")
-    numbers = {key: orders.create_order(customer, package, payment_method="manual", actor=ACTOR).number
+    numbers = {key: placement.place_agent_order(customer, package, payment_method="manual", actor=ACTOR).number
                for key, customer in people.items()}
     db.session.commit()
     table = rows(agent, "/admin/billing/orders", query)

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from limonbilling.extensions import db
 from limonbilling.models import AuditEntry, Department
-from limonbilling.services import bank_transfer, helpdesk, orders
+from limonbilling.services import bank_transfer, helpdesk, placement
 
 from ..factories import PASSWORD, make_agent, make_customer, make_department, make_package, sign_in
 from ..payment_support import AGENT
@@ -68,11 +68,12 @@ def test_the_exempt_posts_are_exactly_the_bank_callback_and_the_api(app_without_
 def _someone_elses_things():
     department = make_department("Teknik Destek", credit_per_request=1)
     other = make_customer(email="other@example.com")
-    paid = orders.create_order(other, make_package("credit", [department]), payment_method="manual", actor=AGENT)
+    paid = placement.place_agent_order(other, make_package("credit", [department]), payment_method="manual",
+                                       actor=AGENT)
     db.session.commit()
     bank_transfer.add_account(bank_name="B", account_holder="H", iban="TR330006100519786457841326", currency="TRY",
                               actor=AGENT)
-    waiting = orders.create_order(make_customer(email="third@example.com"), make_package("credit"),
+    waiting = placement.place_agent_order(make_customer(email="third@example.com"), make_package("credit"),
                                   payment_method="bank_transfer", actor=AGENT)
     ticket = helpdesk.open_conversation(other, db.session.get(Department, department.id), "ticket", "Gizli", "…")
     chat = helpdesk.open_conversation(other, db.session.get(Department, department.id), "chat", "", "Gizli sohbet")

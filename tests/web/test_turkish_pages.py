@@ -9,7 +9,7 @@ from babel.messages.pofile import read_po
 
 from limonbilling.extensions import db
 from limonbilling.models import Department
-from limonbilling.services import api_tokens, audit, bank_transfer, cancellations, helpdesk, order_statuses, orders
+from limonbilling.services import api_tokens, audit, bank_transfer, cancellations, helpdesk, order_statuses, placement
 from limonbilling.services import promo_codes as promos
 
 from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
@@ -59,7 +59,7 @@ def world(app):
     customer = make_customer(language="tr", first_name="Şule", last_name="Öztürk")
     credit = make_package("credit", [department], credits=10, price="150.00", name="On Kredi")
     subscription = make_package("subscription", [department], days=30, name="Aylık Abonelik")
-    order = orders.create_order(customer, credit, payment_method="manual", actor=AGENT)
+    order = placement.place_agent_order(customer, credit, payment_method="manual", actor=AGENT)
     subscriber = make_customer(language="tr", first_name="Çağrı")
     activate(subscriber, subscription)
     request = cancellations.request_cancellation(subscriber, timing="period_end", reason="Gerek kalmadı",

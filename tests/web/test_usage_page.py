@@ -3,14 +3,15 @@ import re
 
 from limonbilling.extensions import db
 from limonbilling.models import Department
-from limonbilling.services import helpdesk, orders
+from limonbilling.services import helpdesk, placement
 
 from ..factories import make_customer, make_department, make_package, sign_in
 from ..payment_support import AGENT
 
 
 def buy_and_open(customer, department, subject):
-    order = orders.create_order(customer, make_package("credit", [department], credits=10), payment_method="manual",
+    order = placement.place_agent_order(customer, make_package("credit", [department], credits=10),
+                                        payment_method="manual",
                                 actor=AGENT)
     db.session.commit()
     department = db.session.get(Department, department.id)

@@ -1,0 +1,171 @@
+"""Placing an order (domain.md §6): a customer's own checkout, or an agent (or the API) ordering for a customer.
+
+Both run the purchase rules on the locked customer, price the package, number the order and write its
+invoice; they differ in what follows. A customer's order is fraud-checked and waits for its payment (a
+card checkout expires after `card_checkout_minutes`, so an abandoned one does not block: rule 7). An
+agent's is not fraud-checked, may override the price, and one paid manually or from the balance is paid,
+activated and Active at once.
+"""
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from ..clock import now
+from ..extensions import db
+from ..models import Agent, Customer, MoneyState, Order, OrderState, Package, PaymentMethod, PromoCode
+from . import (
+    ServiceError,
+    audit,
+    fraud,
+    invoices,
+    ledger,
+    notifications,
+    payments,
+    promo_codes,
+    purchase_rules,
+    settings,
+)
+from .lifecycle import move_order, settle
+from .orders import payment_confirmed
+
+NUMBER_DIGITS = 10
+CUSTOMER_PAYMENT_METHODS = (PaymentMethod.CARD, PaymentMethod.BANK_TRANSFER, PaymentMethod.ACCOUNT_BALANCE)
+AGENT_PAYMENT_METHODS = (PaymentMethod.MANUAL, PaymentMethod.BANK_TRANSFER, PaymentMethod.ACCOUNT_BALANCE)
+
+
+def new_order_number() -> str:
+    """A random 10-digit number that never starts with 0 and does not reveal how many orders exist."""
+    while True:
+        number = str(secrets.randbelow(9 * 10 ** (NUMBER_DIGITS - 1)) + 10 ** (NUMBER_DIGITS - 1))
+        if db.session.scalar(select(Order.id).where(Order.number == number)) is None:
+            return number
+
+
+def checkout_refusal(customer: Customer) -> str | None:
+    """Why the customer may not check out at all now (DT: identity verification), or None."""
+    if (settings.get("require_identity_verification") and customer.account_type == "individual"
+            and not customer.identity_verified):
+        return _("Your identity must be verified by our team before you can buy a package. "
+                 "Please contact support.")
+    return None
+
+
+@dataclass
+class Quote:
+    """What an order of the package costs: price, promo discount, VAT (inside the total) and total."""
+
+    price_minor: int
+    discount_minor: int
+    vat_rate_percent: int
+    vat_minor: int
+    total_minor: int
+    currency: str
+    promo: PromoCode | None
+
+
+def quote(package: Package, promo_code: str | None = None, price_minor: int | None = None) -> Quote:
+    """The price of the package now, with the promo code's discount (a bad code raises ServiceError)."""
+    price = package.price_minor if price_minor is None else price_minor
+    promo, discount = None, 0
+    if promo_code and promo_code.strip():
+        promo, discount = promo_codes.check(promo_code, package, price)
+    vat_rate, vat, total = invoices.order_totals(price - discount)
+    return Quote(price, discount, vat_rate, vat, total, package.currency, promo)
+
+
+def place_customer_order(customer: Customer, package: Package, *, payment_method: str, actor: audit.Actor,
+                         ip: str | None = None, promo_code: str | None = None) -> Order:
+    """The customer's own order, if the identity rule and the purchase rules (1–4, 7) allow it now. At the
+    fraud threshold it goes to Fraud and nothing happens to it; paid from the balance, it is paid at once and
+    stays Pending for an agent's review."""
+    if payment_method not in CUSTOMER_PAYMENT_METHODS:
+        raise ServiceError("payment_method", _("Pay by card, by bank transfer or from your account balance."))
+    refusal = checkout_refusal(customer)
+    if refusal:
+        raise ServiceError("identity_not_verified", refusal)
+    order, customer = _new_order(customer, package, payment_method=payment_method, actor=actor, ip=ip,
+                                 promo_code=promo_code)
+    if fraud.is_fraud(order, customer):
+        move_order(order, OrderState.FRAUD)
+        promo_codes.release_use(order)
+        settle(order)
+        audit.record(actor, "order.fraud_check", order, number=order.number, score=order.fraud_score)
+        notifications.order_set_to_fraud(order)
+        return order
+    _pay_at_once(order, actor)
+    settle(order)
+    return order
+
+
+def place_agent_order(customer: Customer, package: Package, *, payment_method: str, actor: audit.Actor,
+                      ip: str | None = None, promo_code: str | None = None, placed_by: Agent | None = None,
+                      price_override_minor: int | None = None, create_invoice: bool = True,
+                      send_confirmation: bool = False, send_invoice: bool = False) -> Order:
+    """An order an agent (`placed_by`) or the API places for the customer, if the purchase rules allow it.
+    Paid manually (money received outside the system) or from the balance, it is paid, activated and Active
+    at once; by bank transfer it waits for Accept. `send_confirmation` and `send_invoice` mail the order
+    confirmation and the invoice to the customer."""
+    if payment_method not in AGENT_PAYMENT_METHODS:
+        raise ServiceError("payment_method", _("An agent places orders paid manually, by bank transfer or "
+                                               "from the account balance."))
+    order, _customer = _new_order(customer, package, payment_method=payment_method, actor=actor, ip=ip,
+                                  promo_code=promo_code, placed_by=placed_by,
+                                  price_override_minor=price_override_minor, create_invoice=create_invoice)
+    _pay_at_once(order, actor)
+    if order.holds_money and order.activated:
+        move_order(order, OrderState.ACTIVE)
+    settle(order)
+    if send_confirmation:
+        notifications.order_confirmation(order)
+    if send_invoice:
+        notifications.invoice_issued(order)
+    return order
+
+
+def _new_order(customer: Customer, package: Package, *, payment_method: str, actor: audit.Actor,
+               ip: str | None, promo_code: str | None, placed_by: Agent | None = None,
+               price_override_minor: int | None = None, create_invoice: bool = True) -> tuple[Order, Customer]:
+    """Lock the customer, check the purchase rules, price the package and write the Pending order (with its
+    invoice); returns it with the locked customer."""
+    customer = ledger.lock_customer(customer.id)
+    preview = purchase_rules.preview_purchase(customer, package)
+    if not preview.allowed:
+        raise purchase_rules.PurchaseRefused(preview)
+    moment = now()
+    has_orders = db.session.scalar(select(Order.id).where(Order.customer_id == customer.id).limit(1)) is not None
+    price = quote(package, promo_code, price_override_minor)
+    if price.promo is not None:
+        promo_codes.take_use(price.promo)
+    order = Order(
+        number=new_order_number(), customer_id=customer.id, created_at=moment, customer_was_new=not has_orders,
+        kind=preview.kind, package_id=package.id, package_snapshot=package.snapshot(),
+        promo_code_id=price.promo.id if price.promo else None, promo_code=price.promo.code if price.promo else None,
+        promo_use_held=price.promo is not None,
+        discount_minor=price.discount_minor, amount_minor=price.total_minor, vat_minor=price.vat_minor,
+        vat_rate_percent=price.vat_rate_percent,
+        currency=package.currency, payment_method=payment_method, payment_status=MoneyState.UNPAID,
+        status=OrderState.PENDING, ip=ip, placed_by_agent_id=placed_by.id if placed_by else None,
+        price_overridden=price_override_minor is not None and price_override_minor != package.price_minor,
+        expires_at=moment + timedelta(minutes=settings.get("card_checkout_minutes"))
+        if payment_method == PaymentMethod.CARD else None,
+    )
+    db.session.add(order)
+    if create_invoice:
+        invoices.create_for_order(order)
+    db.session.flush()
+    audit.record(actor, "order.create", order, number=order.number, package=package.name,
+                 method=payment_method, kind=preview.kind, agent=placed_by.email if placed_by else None)
+    return order, customer
+
+
+def _pay_at_once(order: Order, actor: audit.Actor) -> None:
+    """An order paid from the account balance, or with money an agent received outside, is paid now."""
+    if order.payment_method == PaymentMethod.ACCOUNT_BALANCE:
+        payments.take_from_balance(order, order.amount_minor, actor)
+        payment_confirmed(order, actor)
+    elif order.payment_method == PaymentMethod.MANUAL:
+        payments.record(order, PaymentMethod.MANUAL, order.amount_minor, actor)
+        payment_confirmed(order, actor)
