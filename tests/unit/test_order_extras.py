@@ -413,3 +413,15 @@ def test_cancellation_now_ends_at_once_and_a_rejection_needs_a_note(support, clo
     activate(credit_customer, make_package("credit", [support]))
     with pytest.raises(ServiceError):
         cancellations.request_cancellation(credit_customer, timing="now", reason="x", actor=me)
+
+
+@pytest.mark.parametrize("method", ["manual", "free", "cheque"])
+def test_a_customer_cannot_place_an_order_paid_in_a_way_only_agents_have(app, method):
+    """Money received outside the system (manual) is an agent's word: a customer's own order naming it would be
+    paid and activated at once. Nothing is written."""
+    customer = make_customer()
+    with pytest.raises(ServiceError) as refused:
+        place(customer, make_package("credit", [make_department()]), method=method)
+    assert refused.value.code == "payment_method"
+    db.session.rollback()
+    assert db.session.scalar(db.select(db.func.count(Order.id))) == 0 and customer.credits == 0
