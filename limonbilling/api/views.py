@@ -20,6 +20,7 @@ from ..services import (
     charging,
     customers,
     entitlements,
+    invoices,
     ledger,
     order_actions,
     placement,
@@ -232,6 +233,8 @@ def usage():
 
 def _order_json(order: Order) -> dict:
     invoice = order.invoice
+    if invoice is not None:
+        invoices.number_now(invoice)  # an invoice issued in this request shows its number in the answer
     return {
         "id": order.id, "number": order.number, "customer_id": order.customer_id, "package_id": order.package_id,
         "package_name": order.package_name, "kind": order.kind, "status": order.status,

@@ -17,7 +17,7 @@ from ..auth import (
 from ..forms import ButtonForm, PasswordChangeForm, run_action, run_service
 from ..models import Language
 from ..safe_redirect import safe_next
-from ..services import accounts, balance, customers, entitlements, notifications
+from ..services import accounts, balance, customers, entitlements
 from . import bp
 from .forms import EmailChangeForm, ProfileForm, RegistrationForm
 
@@ -68,8 +68,7 @@ def verify_email(token: str):
 @bp.route("/profile/verify-email", methods=["POST"])
 def resend_verification():
     customer = current_customer()
-    if (customer.email_verified_at is None and ButtonForm().validate_on_submit()
-            and run_action(notifications.email_verification, customer)[0]):
+    if ButtonForm().validate_on_submit() and run_action(accounts.resend_verification, customer)[0]:
         flash(_("A new confirmation link is on its way to %(email)s.", email=customer.email), "info")
     return redirect(url_for("portal.profile"))
 

@@ -94,6 +94,13 @@ def verify_email(token: str) -> Customer:
     return customer
 
 
+def resend_verification(customer: Customer) -> None:
+    """A new confirmation link for an address not confirmed yet; a confirmed one needs none."""
+    if customer.email_verified_at is not None:
+        raise ServiceError("already_confirmed", _("Your e-mail address is already confirmed."))
+    notifications.email_verification(customer)
+
+
 def request_email_change(customer: Customer, new_email: str, password: str, actor: audit.Actor) -> str:
     """Start moving the account to a new address: the password proves it is the customer, a link to the
     new address proves it is theirs, and the old address is told (a stolen session cannot quietly take

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from ..clock import now
 from ..extensions import db, insert_ignoring_conflict
-from ..models import AccountBalance, BalanceEntry, Currency, Customer, Order
+from ..models import AccountBalance, ActorType, BalanceEntry, Currency, Customer, Order
 from . import ServiceError, ValidationFailed, audit
 from .packages import parse_price
 
@@ -88,7 +88,7 @@ def adjust(customer: Customer, raw_amount: str, currency: str, reason: str, acto
         raise ValidationFailed(errors)
     try:
         entry = move(customer.id, currency, minor, "adjustment",
-                     agent_id=actor.id if actor.type == "agent" else None, reason=reason)
+                     agent_id=actor.id if actor.type == ActorType.AGENT else None, reason=reason)
     except InsufficientBalance:
         raise ValidationFailed({"amount": [_("The balance would go below zero.")]}) from None
     except BalanceLimit as error:

@@ -11,13 +11,22 @@ from sqlalchemy import select
 
 from ..clock import now
 from ..extensions import db
-from ..models import CancellationRequest, CancellationTiming, Customer, Order, RefundDestination
+from ..models import (
+    ActorType,
+    CancellationRequest,
+    CancellationState,
+    CancellationTiming,
+    Customer,
+    Order,
+    PackageType,
+    RefundDestination,
+)
 from . import ServiceError, ValidationFailed, audit, entitlements, holdings, ledger, notifications, refunds
 
 
 def pending_request(customer: Customer) -> CancellationRequest | None:
     return db.session.scalar(select(CancellationRequest).where(
-        CancellationRequest.customer_id == customer.id, CancellationRequest.state == "pending"))
+        CancellationRequest.customer_id == customer.id, CancellationRequest.state == CancellationState.PENDING))
 
 
 def request_cancellation(customer: Customer, *, timing: str, reason: str, actor: audit.Actor) -> CancellationRequest:
@@ -29,12 +38,12 @@ def request_cancellation(customer: Customer, *, timing: str, reason: str, actor:
         errors["reason"] = [_("Tell us why you want to cancel.")]
     if errors:
         raise ValidationFailed(errors)
-    if customer.package_type != "subscription" or holdings.current_period_end(customer) is None:
+    if customer.package_type != PackageType.SUBSCRIPTION or holdings.current_period_end(customer) is None:
         raise ServiceError("no_subscription", _("You have no running subscription to cancel."))
     if pending_request(customer) is not None:
         raise ServiceError("already_requested", _("Your cancellation request is already waiting for our answer."))
-    request = CancellationRequest(customer_id=customer.id, timing=timing, reason=reason, state="pending",
-                                  created_at=now())
+    request = CancellationRequest(customer_id=customer.id, timing=timing, reason=reason,
+                                  state=CancellationState.PENDING, created_at=now())
     db.session.add(request)
     db.session.flush()
     audit.record(actor, "cancellation.request", request, timing=timing)
@@ -46,10 +55,10 @@ def _decide(request: CancellationRequest, state: str, note: str, actor: audit.Ac
     """Lock the request and record the decision once (a second click, or another agent, is refused)."""
     request = db.session.execute(select(CancellationRequest).where(CancellationRequest.id == request.id)
                                  .with_for_update().execution_options(populate_existing=True)).scalar_one()
-    if request.state != "pending":
+    if request.state != CancellationState.PENDING:
         raise ServiceError("already_decided", _("This request has been answered already."))
     request.state, request.decided_at = state, now()
-    request.decided_by_id = actor.id if actor.type == "agent" else None
+    request.decided_by_id = actor.id if actor.type == ActorType.AGENT else None
     request.decision_note = (note or "").strip() or None
     return request
 
@@ -76,7 +85,7 @@ def approve(request: CancellationRequest, actor: audit.Actor, note: str = "",
     the orders refunded to the card: the caller commits, then sends them to the bank (refunds.send).
     Orders are locked before the customer, as every order action does.
     """
-    request = _decide(request, "approved", note, actor)
+    request = _decide(request, CancellationState.APPROVED, note, actor)
     customer_id, timing, request_id = request.customer_id, request.timing, request.id
     moment = now()
     ahead = renewals_ahead(db.session.get(Customer, customer_id), moment)
@@ -104,7 +113,7 @@ def approve(request: CancellationRequest, actor: audit.Actor, note: str = "",
 def reject(request: CancellationRequest, actor: audit.Actor, note: str) -> None:
     if not (note or "").strip():
         raise ValidationFailed({"note": [_("Tell the customer why the request is rejected.")]})
-    request = _decide(request, "rejected", note, actor)
+    request = _decide(request, CancellationState.REJECTED, note, actor)
     audit.record(actor, "cancellation.reject", request)
     notifications.cancellation_decided(request)
 
@@ -115,6 +124,6 @@ def latest_request(customer: Customer) -> CancellationRequest | None:
                              .order_by(CancellationRequest.id.desc()).limit(1))
 
 
-def requests(state: str | None = "pending"):
+def requests(state: str | None = CancellationState.PENDING):
     statement = select(CancellationRequest).order_by(CancellationRequest.id.desc())
     return statement.where(CancellationRequest.state == state) if state else statement

@@ -11,7 +11,20 @@ from sqlalchemy import select
 
 from ..clock import now
 from ..extensions import db
-from ..models import Customer, CustomerDepartment, Department, Grant, Order, Package, SubscriptionPeriod
+from ..models import (
+    Customer,
+    CustomerDepartment,
+    Department,
+    DepartmentSource,
+    Grant,
+    GrantEnd,
+    LedgerKind,
+    Order,
+    OrderKind,
+    Package,
+    PackageType,
+    SubscriptionPeriod,
+)
 from . import audit, holdings, ledger, webhooks
 from .charging import DepartmentNotEnabled, paid_by
 from .purchase_rules import Offer, PurchaseRefused, preview_purchase, renewal_window
@@ -20,7 +33,8 @@ from .purchase_rules import Offer, PurchaseRefused, preview_purchase, renewal_wi
 
 def _entitled_department_ids(customer: Customer, moment: datetime) -> set[int]:
     """Departments some entitlement covers now or later (a renewal already bought)."""
-    ids = holdings.covered_department_ids(customer.id, "credit", moment) if customer.package_type == "credit" else set()
+    ids = (holdings.covered_department_ids(customer.id, PackageType.CREDIT, moment)
+           if customer.package_type == PackageType.CREDIT else set())
     for period in holdings.subscription_periods(customer):
         if period.effective_end > moment:
             ids.update(period.grant.department_ids)
@@ -39,10 +53,10 @@ def sync_departments(customer: Customer, actor: audit.Actor | None = None) -> No
     rows = {row.department_id: row for row in customer.departments}
     switched_on, switched_off = [], []
     for department_id in sorted(entitled - rows.keys()):
-        customer.departments.append(CustomerDepartment(department_id=department_id, source="package"))
+        customer.departments.append(CustomerDepartment(department_id=department_id, source=DepartmentSource.PACKAGE))
         switched_on.append(department_id)
     for department_id, row in rows.items():
-        if row.source == "package" and department_id not in entitled:
+        if row.source == DepartmentSource.PACKAGE and department_id not in entitled:
             customer.departments.remove(row)
             switched_off.append(department_id)
     if (switched_on or switched_off) and actor is not None:
@@ -56,9 +70,10 @@ def expire_entitlements() -> int:
     time too, so this only keeps the cards tidy.
     """
     changed = 0
-    with_package_departments = select(CustomerDepartment.customer_id).where(CustomerDepartment.source == "package")
+    with_package_departments = select(CustomerDepartment.customer_id).where(
+        CustomerDepartment.source == DepartmentSource.PACKAGE)
     subscribers = db.session.scalars(select(Customer).where(
-        Customer.id.in_(with_package_departments), Customer.package_type == "subscription"))
+        Customer.id.in_(with_package_departments), Customer.package_type == PackageType.SUBSCRIPTION))
     for customer in subscribers:
         before = {row.department_id for row in customer.departments}
         sync_departments(customer, audit.Actor.system("expiry"))
@@ -91,10 +106,10 @@ def activate_package(
     )
     db.session.add(grant)
     db.session.flush()
-    if preview.kind == "switch":
+    if preview.kind == OrderKind.SWITCH:
         _forfeit_old_type(customer, grant, moment)
     customer.package_type = package.type
-    if package.type == "credit":
+    if package.type == PackageType.CREDIT:
         ledger.post(customer, "purchase", package.credits, grant_id=grant.id)
     else:
         db.session.add(SubscriptionPeriod(
@@ -104,7 +119,7 @@ def activate_package(
     sync_departments(customer)
     audit.record(
         actor, "entitlement.activate", customer, package=package.name, kind=preview.kind, source=source,
-        credits=customer.credits if package.type == "credit" else None,
+        credits=customer.credits if package.type == PackageType.CREDIT else None,
         expires=preview.new_expiry.isoformat() if preview.new_expiry else None,
     )
     webhooks.emit("entitlement.changed", customer=customer, change="granted")
@@ -113,9 +128,9 @@ def activate_package(
 
 def _forfeit_old_type(customer: Customer, grant: Grant, moment: datetime) -> None:
     """Rule 4: a purchase of the other type forfeits the old one, written to the ledger."""
-    if customer.package_type == "credit":
+    if customer.package_type == PackageType.CREDIT:
         for old in holdings.active_credit_grants(customer):
-            old.ended_at, old.end_reason = moment, "forfeit"
+            old.ended_at, old.end_reason = moment, GrantEnd.FORFEIT
         if customer.credits:
             ledger.post(customer, "forfeit", -customer.credits, grant_id=grant.id,
                         **ledger.because("credits_forfeited"))
@@ -125,9 +140,9 @@ def _forfeit_old_type(customer: Customer, grant: Grant, moment: datetime) -> Non
             if period.effective_end > moment:
                 until = max(until or period.effective_end, period.effective_end)
                 period.cut_at = max(period.starts_at, moment)
-                period.grant.ended_at, period.grant.end_reason = moment, "forfeit"
+                period.grant.ended_at, period.grant.end_reason = moment, GrantEnd.FORFEIT
         if until is not None:
-            ledger.note(customer, "forfeit", grant_id=grant.id,
+            ledger.note(customer, LedgerKind.FORFEIT, grant_id=grant.id,
                         **ledger.because("subscription_forfeited", until=until.isoformat()))
 
 
@@ -156,7 +171,7 @@ class Entitlement:
 
 def entitlement(customer: Customer) -> Entitlement:
     """What the customer holds now: type, credits or expiry, and each enabled department's usability."""
-    expiry = holdings.subscription_expiry(customer) if customer.package_type == "subscription" else None
+    expiry = holdings.subscription_expiry(customer) if customer.package_type == PackageType.SUBSCRIPTION else None
     covered = holdings.covered_department_ids(customer.id, customer.package_type, now())
     access = []
     for row in sorted(customer.departments, key=lambda r: r.department.name):
@@ -193,12 +208,12 @@ def revoke_grant(grant: Grant, actor: audit.Actor, reason: dict) -> Revocation:
     """
     customer = ledger.lock_customer(grant.customer_id)
     result = Revocation()
-    if grant.ended_at is not None and grant.end_reason == "revoked":
+    if grant.ended_at is not None and grant.end_reason == GrantEnd.REVOKED:
         return result
     moment = now()
-    if grant.package_type == "credit":
+    if grant.package_type == PackageType.CREDIT:
         granted = grant.snapshot["credits"]
-        if grant.ended_at is None and customer.package_type == "credit":
+        if grant.ended_at is None and customer.package_type == PackageType.CREDIT:
             result.credits_taken_back = min(granted, customer.credits)
             result.credits_already_used = granted - result.credits_taken_back
             if result.credits_taken_back:
@@ -210,7 +225,7 @@ def revoke_grant(grant: Grant, actor: audit.Actor, reason: dict) -> Revocation:
         grant.period.cut_at = grant.period.starts_at
         result.period_removed = True
         ledger.note(customer, "reversal", grant_id=grant.id, **reason)
-    grant.ended_at, grant.end_reason = moment, "revoked"
+    grant.ended_at, grant.end_reason = moment, GrantEnd.REVOKED
     db.session.flush()
     sync_departments(customer)
     audit.record(actor, "entitlement.revoke", customer, grant=grant.id, taken_back=result.credits_taken_back,
@@ -235,7 +250,7 @@ def end_subscription(customer: Customer, at: datetime, actor: audit.Actor, reaso
         period.cut_at = at
         changed += 1
     if changed:
-        ledger.note(customer, "forfeit", **reason)
+        ledger.note(customer, LedgerKind.FORFEIT, **reason)
         db.session.flush()
         sync_departments(customer, actor)
         audit.record(actor, "entitlement.end_subscription", customer, at=at.isoformat(), periods=changed)

@@ -8,14 +8,14 @@ from sqlalchemy import bindparam, or_, select
 
 from ..clock import now
 from ..extensions import db
-from ..models import Customer, Grant, SubscriptionPeriod
+from ..models import Customer, Grant, PackageType, SubscriptionPeriod
 
 
 def active_credit_grants(customer: Customer) -> list[Grant]:
     """Rule 2: credits cover the departments of every credit package bought since the last switch."""
     return list(db.session.scalars(
         select(Grant).where(
-            Grant.customer_id == customer.id, Grant.package_type == "credit", Grant.ended_at.is_(None)
+            Grant.customer_id == customer.id, Grant.package_type == PackageType.CREDIT, Grant.ended_at.is_(None)
         ).order_by(Grant.id)
     ))
 
@@ -47,11 +47,11 @@ def _statements_of_coverage():
     grants, periods = Grant.__table__.c, SubscriptionPeriod.__table__.c
     customer_id, moment = bindparam("customer_id"), bindparam("moment")
     credit = select(grants.snapshot).where(
-        grants.customer_id == customer_id, grants.package_type == "credit", grants.ended_at.is_(None))
+        grants.customer_id == customer_id, grants.package_type == PackageType.CREDIT, grants.ended_at.is_(None))
     subscription = select(grants.snapshot).join_from(Grant.__table__, SubscriptionPeriod.__table__).where(
         periods.customer_id == customer_id, periods.starts_at <= moment, periods.ends_at > moment,
         or_(periods.cut_at.is_(None), periods.cut_at > moment))
-    return {"credit": credit, "subscription": subscription}
+    return {PackageType.CREDIT: credit, PackageType.SUBSCRIPTION: subscription}
 
 
 _COVERAGE = _statements_of_coverage()  # built once: every charge runs one of them

@@ -4,13 +4,18 @@ An invoice is made Unpaid with its order and gets its number when it is
 issued (paid). The number comes from a per-year counter row made or incremented
 with INSERT … ON CONFLICT DO UPDATE … RETURNING inside the paying transaction: a
 rolled-back payment rolls its number back too, so numbers have no gaps even under
-concurrent issuing.
+concurrent issuing. Every paying transaction writes that one row, so the number is
+taken as the transaction commits (`_number_issued_invoices`), not when the money is
+settled: the row stays locked for the commit only, not for the activation and the
+e-mails that follow the payment, and concurrent payments do not queue behind it.
 """
 from decimal import ROUND_HALF_UP, Decimal
 
 from flask_babel import gettext as _
+from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from ..clock import local_day, now
 from ..extensions import db
@@ -84,25 +89,48 @@ def _lines(order: Order, net: int) -> list[dict]:
     ]
 
 
-def _next_sequence(year: int) -> int:
+_TO_NUMBER = "invoices_to_number"
+
+
+def _next_sequence(session: Session, year: int) -> int:
     """The year's next number, in one statement: the year's row is made at 1 or incremented under its lock."""
-    insert = postgresql_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     counters = InvoiceCounter.__table__
     statement = insert(counters).values(year=year, last_number=1)
-    return db.session.execute(statement.on_conflict_do_update(
+    return session.execute(statement.on_conflict_do_update(
         index_elements=[counters.c.year], set_={"last_number": counters.c.last_number + 1},
     ).returning(counters.c.last_number)).scalar_one()
 
 
 def issue(invoice: Invoice) -> None:
-    """Give the invoice its number (once), e.g. 2026-000123, in the seller's calendar year."""
-    if invoice.number is not None:
-        return
-    moment = now()
-    year = local_day(moment).year
-    invoice.year, invoice.sequence = year, _next_sequence(year)
-    invoice.number = f"{year}-{invoice.sequence:06d}"
-    invoice.issued_at = moment
+    """Issue the invoice (once): it gets its number, e.g. 2026-000123 in the seller's calendar year, when this
+    transaction commits, or at once through `number_now`."""
+    waiting = db.session.info.setdefault(_TO_NUMBER, [])
+    if invoice.number is None and invoice not in waiting:
+        waiting.append(invoice)
+
+
+def number_now(invoice: Invoice) -> None:
+    """Number the invoice before the commit, for a text that shows its number in this transaction."""
+    if invoice in db.session.info.get(_TO_NUMBER, []):
+        _number_issued_invoices(db.session())
+
+
+@event.listens_for(Session, "before_commit")
+def _number_issued_invoices(session: Session) -> None:
+    for invoice in session.info.pop(_TO_NUMBER, []):
+        if invoice.number is not None or invoice not in session:
+            continue
+        moment = now()
+        year = local_day(moment).year
+        invoice.year, invoice.sequence = year, _next_sequence(session, year)
+        invoice.number = f"{year}-{invoice.sequence:06d}"
+        invoice.issued_at = moment
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_issued_invoices(session: Session) -> None:
+    session.info.pop(_TO_NUMBER, None)
 
 
 def remove_with_order(order: Order) -> None:

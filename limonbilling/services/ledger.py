@@ -6,14 +6,15 @@ concurrent requests can neither overdraw it nor lose an update (domain.md §7).
 """
 from flask_babel import format_decimal
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, event, func, insert, select, update
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import signals
 from ..clock import now
 from ..extensions import db
 from ..labels import ledger_reason
-from ..models import Conversation, Customer, Grant, LedgerEntry, Order, OrderState
+from ..models import ActorType, Conversation, Customer, Grant, LedgerEntry, LedgerKind, Order, OrderState, PackageType
 from . import ServiceError, ValidationFailed, audit, settings
 
 customers_table = Customer.__table__
@@ -37,12 +38,28 @@ class BalanceLimit(ServiceError):
                                             "can hold.", max=format_decimal(MAX_BALANCE)))
 
 
+_LOCKED = "locked_customers"
+
+
 def lock_customer(customer_id: int) -> Customer:
     """Reload the customer with its row locked until the transaction ends (PostgreSQL: FOR UPDATE;
-    SQLite already serialises writers with BEGIN IMMEDIATE)."""
-    return db.session.execute(
-        select(Customer).where(Customer.id == customer_id).with_for_update().execution_options(populate_existing=True)
-    ).scalar_one()
+    SQLite already serialises writers with BEGIN IMMEDIATE). A customer locked earlier in the transaction is not
+    read again: nobody else can have changed the row since."""
+    locked = db.session.info.setdefault(_LOCKED, {})
+    customer = locked.get(customer_id)
+    if customer is None or customer not in db.session:
+        customer = locked[customer_id] = db.session.execute(
+            select(Customer).where(Customer.id == customer_id).with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalar_one()
+    return customer
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_locks(session: Session, transaction) -> None:
+    """Row locks end with the transaction (and with a savepoint rolled back to)."""
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(_LOCKED, None)
 
 
 _MOVE = (update(customers_table).where(customers_table.c.id == bindparam("customer_id"))
@@ -109,7 +126,7 @@ def post_usage(customer_id: int, cost: int, usage_id: int, own_low_credit_thresh
     ledger row, written as two plain statements without loading the customer. Returns the balance after."""
     balance = _move(customer_id, -cost)
     entry_id = db.session.execute(_INSERT_ENTRY, {
-        "customer_id": customer_id, "kind": "usage", "amount": -cost, "balance_after": balance,
+        "customer_id": customer_id, "kind": LedgerKind.USAGE, "amount": -cost, "balance_after": balance,
         "usage_id": usage_id, "created_at": now(),
     }).scalar_one()
     signals.credits_moved.send("usage", customer_id=customer_id, entry_id=entry_id, before=balance + cost,
@@ -179,7 +196,7 @@ def customer_descriptions(entries: list[LedgerEntry], causes: dict[int, Conversa
 
 def _reversal_for_customer(entry: LedgerEntry, order: Order | None) -> str:
     if entry.amount == 0:
-        if entry.grant is not None and entry.grant.package_type == "credit":
+        if entry.grant is not None and entry.grant.package_type == PackageType.CREDIT:
             return _("Credits of this order that were already used are not taken back.")
         return _("The subscription time of this order is removed.")
     if order is not None and order.status == OrderState.FRAUD:
@@ -200,13 +217,14 @@ def adjust_credits(customer: Customer, credits: int, reason: str, actor: audit.A
     if errors:
         raise ValidationFailed(errors)
     customer = lock_customer(customer.id)
-    if customer.package_type != "credit":
+    if customer.package_type != PackageType.CREDIT:
         raise ServiceError(
             "not_a_credit_customer",
             _("Only a customer with a credit package holds credits (one package type at a time)."),
         )
     entry = post(
-        customer, "adjustment", credits, agent_id=actor.id if actor.type == "agent" else None, reason=reason
+        customer, LedgerKind.ADJUSTMENT, credits, agent_id=actor.id if actor.type == ActorType.AGENT else None,
+        reason=reason,
     )
     audit.record(actor, "ledger.adjustment", customer, credits=credits, reason=reason, balance=entry.balance_after)
     return entry

@@ -32,7 +32,7 @@ from ..models import (
     Order,
     SubscriptionPeriod,
 )
-from . import holdings, ledger, messaging, settings, tokens, webhooks
+from . import holdings, invoices, ledger, messaging, settings, tokens, webhooks
 
 # The reminders before a subscription ends, in days; each goes once, the nearest one that applies.
 ENDING_REMINDER_DAYS = (1, 7, 30)
@@ -191,6 +191,7 @@ def invoice_issued(order: Order) -> None:
     """An agent placed the order for the customer and ticked "Send invoice e-mail"."""
     if order.invoice is None:
         return
+    invoices.number_now(order.invoice)
     customer = db.session.get(Customer, order.customer_id)
     _to_customer(customer, "invoice_issued", f"order:{order.number}:invoice", "invoice_issued",
                  lambda: _("Invoice for order %(number)s", number=order.number), order, invoice=order.invoice,

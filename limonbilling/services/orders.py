@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Customer, Order, OrderState, PaymentMethod
-from . import ServiceError, audit, entitlements, notifications, purchase_rules, settings
+from . import ServiceError, audit, entitlements, ledger, notifications, purchase_rules, settings
 from .lifecycle import settle
 
 
@@ -34,7 +34,7 @@ def activate_order(order: Order, actor: audit.Actor) -> bool:
         return True
     if not order.holds_money:
         raise ServiceError("payment_required", _("This order has no payment; it cannot be activated."))
-    customer = db.session.get(Customer, order.customer_id)
+    customer = ledger.lock_customer(order.customer_id)
     try:
         grant = entitlements.activate_package(
             customer, purchase_rules.Offer.sold(order.package_snapshot), source=f"order {order.number}",

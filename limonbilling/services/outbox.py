@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..clock import now
 from ..extensions import db
-from ..models import Notification
+from ..models import Notification, NotificationChannel, NotificationState
 from ..transports import DeliveryError, SmtpConnection, build_email, send_sms
 from . import ServiceError, audit, messaging, settings, webhooks
 
@@ -58,7 +58,7 @@ def ready_channels(values: dict) -> list[str]:
 
 def _claimable(moment: datetime, channels: list[str]):
     return and_(Notification.channel.in_(channels), or_(
-        and_(Notification.state == "pending", Notification.next_attempt_at <= moment),
+        and_(Notification.state == NotificationState.PENDING, Notification.next_attempt_at <= moment),
         and_(Notification.state == "sending", Notification.claimed_until < moment),
     ))
 
@@ -148,8 +148,8 @@ def deliver(message: Claimed, values: dict, connection: SmtpConnection, report: 
             current_app.logger.warning("outbox: notification %s failed for good: %s", message.id, reason)
         else:
             report.retrying += 1
-            _finish(message, state="pending", last_error=reason[:2000], next_attempt_at=now() + retry_delay(attempts),
-                    **recorded)
+            _finish(message, state=NotificationState.PENDING, last_error=reason[:2000],
+                    next_attempt_at=now() + retry_delay(attempts), **recorded)
         return
     report.sent += 1
     _finish(message, state="sent", sent_at=now(), last_error=None, **recorded)
@@ -172,7 +172,7 @@ def retry(notification: Notification, actor: audit.Actor) -> None:
     """An agent sends a failed message again: it gets a fresh set of attempts, starting now."""
     if notification.state != "failed":
         raise ServiceError("not_failed", _("Only a failed message can be sent again."))
-    notification.state = "pending"
+    notification.state = NotificationState.PENDING
     notification.attempts = 0
     notification.next_attempt_at = now()
     audit.record(actor, "notification.retry", notification, recipient=notification.recipient,
@@ -185,7 +185,7 @@ def waiting_for_smtp() -> int:
     if messaging.smtp_configured():
         return 0
     return db.session.scalar(select(db.func.count(Notification.id)).where(
-        Notification.channel == "email", Notification.state == "pending")) or 0
+        Notification.channel == NotificationChannel.EMAIL, Notification.state == NotificationState.PENDING)) or 0
 
 
 # --- right after commit -----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from ..clock import now
 from ..extensions import db
-from ..models import Customer, Order, Package
+from ..models import Customer, MoneyState, Order, OrderKind, OrderState, Package, PackageType
 from . import ServiceError, holdings, ledger, settings
 
 
@@ -85,7 +85,8 @@ def open_order(customer: Customer, exclude: Order | None = None) -> Order | None
     An unpaid card checkout stops counting once it expires (it is abandoned).
     """
     statement = select(Order).where(
-        Order.customer_id == customer.id, Order.status == "pending", Order.payment_status.in_(("unpaid", "refunded")),
+        Order.customer_id == customer.id, Order.status == OrderState.PENDING,
+        Order.payment_status.in_((MoneyState.UNPAID, MoneyState.REFUNDED)),
         (Order.expires_at.is_(None)) | (Order.expires_at > now()),
     )
     if exclude is not None:
@@ -103,7 +104,7 @@ class _Standing:
 
     @classmethod
     def of(cls, customer: Customer, for_order: Order | None) -> "_Standing":
-        expiry = holdings.subscription_expiry(customer) if customer.package_type == "subscription" else None
+        expiry = holdings.subscription_expiry(customer) if customer.package_type == PackageType.SUBSCRIPTION else None
         return cls(open_order(customer, exclude=for_order), expiry, renewal_window())
 
 
@@ -134,11 +135,11 @@ def preview_purchase(
     package = Offer.of(package)
     current = customer.package_type
     if current is None:
-        kind = "new"
+        kind = OrderKind.NEW
     elif current == package.type:
-        kind = "top-up" if package.type == "credit" else "renewal"
+        kind = OrderKind.TOP_UP if package.type == PackageType.CREDIT else OrderKind.RENEWAL
     else:
-        kind = "switch"
+        kind = OrderKind.SWITCH
     preview = PurchasePreview(allowed=True, kind=kind, department_names=package.department_names)
 
     if not (package.on_sale or allow_off_sale):
@@ -158,8 +159,8 @@ def preview_purchase(
         return preview
 
     expiry = standing.expiry
-    if package.type == "credit":
-        if kind == "switch" and expiry is not None and expiry > moment:
+    if package.type == PackageType.CREDIT:
+        if kind == OrderKind.SWITCH and expiry is not None and expiry > moment:
             preview.forfeit_subscription_until = expiry
         preview.new_credits = (customer.credits if kind == "top-up" else 0) + package.credits
         if preview.new_credits > ledger.MAX_BALANCE:
@@ -168,10 +169,10 @@ def preview_purchase(
             preview.reason = ledger.BalanceLimit().message
         return preview
 
-    if kind == "switch":
+    if kind == OrderKind.SWITCH:
         preview.forfeit_credits = customer.credits
     start = moment
-    if kind == "renewal" and expiry is not None and expiry > moment:
+    if kind == OrderKind.RENEWAL and expiry is not None and expiry > moment:
         opens = expiry - standing.window
         preview.renewable_from = opens
         if moment < opens:

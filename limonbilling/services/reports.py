@@ -14,7 +14,10 @@ from ..models import (
     Customer,
     Department,
     Grant,
+    GrantEnd,
     Order,
+    OrderState,
+    PackageType,
     Payment,
     PaymentState,
     Refund,
@@ -61,7 +64,7 @@ def revenue_by_month(months: int = 12) -> dict[str, dict[str, int]]:
 
 def orders_by_status() -> dict[str, int]:
     counts = dict(db.session.execute(select(Order.status, func.count(Order.id)).group_by(Order.status)).all())
-    return {status: counts.get(status, 0) for status in ("pending", "active", "fraud", "cancelled")}
+    return {status: counts.get(status, 0) for status in OrderState}
 
 
 @dataclass
@@ -80,7 +83,8 @@ def credits_by_department(months: int = 12) -> list[DepartmentCredits]:
     names = dict(db.session.execute(select(Department.id, Department.name)).all())
     sold = dict.fromkeys(names, 0)
     for snapshot in db.session.scalars(select(Grant.snapshot).where(
-            Grant.package_type == "credit", Grant.created_at >= since, Grant.end_reason.is_distinct_from("revoked"))):
+            Grant.package_type == PackageType.CREDIT, Grant.created_at >= since,
+            Grant.end_reason.is_distinct_from(GrantEnd.REVOKED))):
         for department_id in snapshot["department_ids"]:
             if department_id in sold:
                 sold[department_id] += snapshot["credits"]
@@ -107,7 +111,7 @@ def subscriptions_ending(days: int = 30) -> list[EndingSubscription]:
     rows = db.session.execute(
         select(Customer, last_end.c.ends_at).join(last_end, last_end.c.customer_id == Customer.id)
         .where(last_end.c.ends_at > moment, last_end.c.ends_at <= moment + timedelta(days=days),
-               Customer.package_type == "subscription")
+               Customer.package_type == PackageType.SUBSCRIPTION)
         .order_by(last_end.c.ends_at)
     )
     return [EndingSubscription(customer, ends_at) for customer, ends_at in rows]
@@ -116,7 +120,7 @@ def subscriptions_ending(days: int = 30) -> list[EndingSubscription]:
 def pending_orders(at_most: int | None = None) -> int:
     """How many orders wait for review. With `at_most`, counting stops there: a badge that says "999+"
     costs the same at a thousand pending orders as at a million."""
-    pending = select(Order.id).where(Order.status == "pending")
+    pending = select(Order.id).where(Order.status == OrderState.PENDING)
     if at_most is not None:
         pending = pending.limit(at_most)
     return db.session.scalar(select(func.count()).select_from(pending.subquery())) or 0

@@ -3,8 +3,9 @@
 Customer details, card actions and search are in test_customer_rules.py."""
 import pytest
 
+from limonbilling.clock import now
 from limonbilling.extensions import db
-from limonbilling.models import Agent, AuditEntry
+from limonbilling.models import Agent, AuditEntry, Notification
 from limonbilling.services import ServiceError, ValidationFailed, accounts, audit, departments, settings
 
 from ..factories import make_agent, make_customer
@@ -86,3 +87,15 @@ def test_every_bounded_setting_is_checked_by_the_service_at_its_edges(app, key):
     for accepted in (low, high):
         settings.update({key: accepted}, ACTOR)
         assert settings.get(key) == accepted
+
+
+def test_a_new_confirmation_link_only_for_an_address_not_confirmed_yet(app):
+    customer = make_customer(email="unconfirmed@example.com")
+    assert customer.email_verified_at is None
+    accounts.resend_verification(customer)
+    customer.email_verified_at = now()
+    with pytest.raises(ServiceError) as refused:
+        accounts.resend_verification(customer)
+    assert refused.value.code == "already_confirmed"
+    sent = db.session.scalars(db.select(Notification.recipient).where(Notification.event == "email_verification"))
+    assert list(sent) == ["unconfirmed@example.com"]

@@ -3,6 +3,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from limonbilling.extensions import db
 from limonbilling.models import Invoice, Order
@@ -99,6 +101,7 @@ def test_concurrent_issuing_is_gap_free(app, gateway):
                 order = db.session.get(Order, order_id)
                 invoices.issue(order.invoice)
                 if fail:
+                    invoices.number_now(order.invoice)
                     raise RuntimeError("the paying transaction fails after taking a number")
                 db.session.commit()
             except RuntimeError:
@@ -110,6 +113,43 @@ def test_concurrent_issuing_is_gap_free(app, gateway):
         list(pool.map(pay, order_ids, [n % 4 == 0 for n in range(len(order_ids))]))
     numbers = sorted(db.session.scalars(db.select(Invoice.sequence).where(Invoice.sequence.is_not(None))))
     assert numbers == list(range(1, 13))
+
+
+def test_an_open_payment_does_not_hold_up_the_next_invoice_number(app, gateway, database_url):
+    """Every payment writes the year's counter row; its number is taken as it commits, so a payment that is still
+    activating its order (or rendering its mails) does not make the next one wait."""
+    if make_url(database_url).get_backend_name() != "postgresql":
+        pytest.skip("SQLite lets one transaction write at a time anyway")
+    department = make_department()
+    answers = []
+    for _ in range(2):
+        order, attempt = card_order(make_customer(), make_package("credit", [department]))
+        answers.append((order.id, bank_answer(attempt)))
+    db.session.close()
+    first_open, second_committed = threading.Event(), threading.Event()
+
+    def pay(answer, *, first: bool):
+        with app.app_context():
+            try:
+                if not first:
+                    assert first_open.wait(20)
+                    db.session.execute(text("SET LOCAL lock_timeout = '3s'"))
+                card_payments.apply_card_callback(gateway, answer, BANK)
+                if first:
+                    first_open.set()
+                    assert second_committed.wait(20), "the second payment waited for the first one's commit"
+                db.session.commit()
+                if not first:
+                    second_committed.set()
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        running = [pool.submit(pay, answers[0][1], first=True), pool.submit(pay, answers[1][1], first=False)]
+        for future in running:
+            future.result(timeout=60)
+    numbers = {order_id: db.session.get(Order, order_id).invoice.number for order_id, _answer in answers}
+    assert numbers == {answers[1][0]: "2026-000001", answers[0][0]: "2026-000002"}  # in the order of the commits
 
 
 def test_invoice_pages(app, gateway):

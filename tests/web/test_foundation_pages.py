@@ -305,7 +305,10 @@ def test_customer_card_departments_notes_and_identity(cards, clock):
     cards.post(f"{url}/departments/{department.id}", data={"enabled": "y"})
     row = db.session.scalar(db.select(CustomerDepartment))
     assert (row.customer_id, row.department_id, row.source) == (customer.id, department.id, "manual")
-    assert "is on for this customer, free of charge." in cards.get(url).data.decode()
+    assert row.enabled_at == clock.now()
+    switched_on = cards.get(url).data.decode()
+    assert "is on for this customer, free of charge." in switched_on
+    assert f"on since {clock.now():%b} {clock.now().day}, {clock.now().year}" in switched_on
     cards.post(f"{url}/departments/{department.id}", data={})
     assert count(CustomerDepartment) == 0
 
