@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from limonbilling.extensions import db
 from limonbilling.models import Affiliate, AuditEntry, Order
-from limonbilling.services import affiliates, audit, bank_transfer
+from limonbilling.services import affiliates, announcements, audit, bank_transfer
+from limonbilling.services.demo import load_demo_data
 
 from ..factories import make_agent, make_customer, make_package, sign_in
 from ..payment_support import AGENT
@@ -133,3 +134,14 @@ def test_an_order_at_checkout_records_the_affiliate_of_the_link(app, client, clo
     assert response.status_code == 302, response.get_data(as_text=True)
     order = db.session.scalar(select(Order).where(Order.customer_id == customer.id))
     assert order.affiliate_id == blog.id
+
+
+def test_the_demo_data_has_an_affiliate_and_an_announcement_in_each_language_once(app):
+    created = load_demo_data()
+    db.session.commit()
+    assert "affiliate PARTNER (link /?ref=PARTNER)" in created and "announcement (in English and Turkish)" in created
+    assert affiliates.find("partner").commission_percent == 10
+    assert [a.title for a in announcements.latest("tr")] == ["VIP desteğe hoş geldiniz"]
+    assert [a.title for a in announcements.latest("en")] == ["Welcome to VIP support"]
+    again = load_demo_data()
+    assert not any(line.startswith(("affiliate", "announcement")) for line in again)
