@@ -17,7 +17,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..forms import LANGUAGE_CHOICES, MESSAGE_LENGTH, choices_of
-from ..models import ApiScope, Currency, OrderState, PackageType, Permission, PromoKind
+from ..models import ApiScope, Currency, Language, OrderState, PackageType, Permission, PromoKind
 from ..services.settings import BOUNDS
 
 
@@ -341,3 +341,33 @@ class TestSendForm(FlaskForm):
 class LowCreditThresholdForm(FlaskForm):
     low_credit_threshold = IntegerField(_l("Warn when credits fall below"), validators=[Optional(), NumberRange(min=0)],
                                         description=_l("Empty: the global setting."))
+
+
+class AffiliateForm(FlaskForm):
+    name = StringField(_l("Name"))
+    code = StringField(_l("Code"), description=_l("Letters, digits, - and _; the affiliate's link is /?ref=CODE."))
+    commission_percent = IntegerField(_l("Commission (%)"), validators=[Optional()],
+                                      description=_l("0 to 100, of the money kept from the orders it brings."))
+
+    def values(self) -> dict:
+        return {"name": self.name.data, "code": self.code.data, "commission_percent": self.commission_percent.data}
+
+
+class AffiliateAssignForm(FlaskForm):
+    """The affiliate of an order (empty: none), chosen by an agent on the order page."""
+
+    affiliate_id = SelectField(_l("Affiliate"))
+
+    def with_choices(self, affiliates) -> "AffiliateAssignForm":
+        self.affiliate_id.choices = [SelectChoice("", _l("None")), *(
+            SelectChoice(str(a.id), f"{a.name} · {a.code}" if a.active else f"{a.name} · {a.code} ({_l('inactive')})")
+            for a in affiliates)]
+        return self
+
+
+class AnnouncementForm(FlaskForm):
+    language = SelectField(_l("Language"), choices=choices_of(Language), default=Language.TR,
+                           description=_l("Customers see the announcements in the language they use."))
+    title = StringField(_l("Title"))
+    body = TextAreaField(_l("Text"), description=_l("Plain text; line breaks are kept."))
+    publish = BooleanField(_l("Publish now"), default=True)

@@ -30,6 +30,7 @@ from ..models import (
 from ..pagination import keyset_page
 from ..payments import gateways
 from ..services import (
+    affiliates,
     balance,
     card_payments,
     customers,
@@ -42,7 +43,7 @@ from ..services import (
     reports,
 )
 from .billing import billing_view
-from .forms import AcceptForm, PlaceOrderForm, RefundForm, SettleAttentionForm
+from .forms import AcceptForm, AffiliateAssignForm, PlaceOrderForm, RefundForm, SettleAttentionForm
 
 PENDING_BADGE_MOST = 999  # the list's pending badge counts this far, then says "999+"
 
@@ -128,7 +129,9 @@ def order_detail(number: str):
     return render_template("admin/order_detail.html", order=order, entries=entries, form=ButtonForm(),
                            accept_form=AcceptForm(), attention_form=SettleAttentionForm(),
                            balance_entries=balance_entries, messages=messages,
-                           card_plan=refunds.card_plan(order))
+                           card_plan=refunds.card_plan(order),
+                           affiliate_form=AffiliateAssignForm(affiliate_id=str(order.affiliate_id or ""))
+                           .with_choices(affiliates.all_affiliates()))
 
 
 @billing_view("/billing/orders/<number>/accept", methods=["POST"])

@@ -42,6 +42,7 @@ from .lifecycle import (
     RefundDestination,
     RefundState,
 )
+from .marketing import Affiliate, Announcement
 from .notifications import Notification
 from .orders import BankAccount, Order, OrderStatus, Payment, PromoCode, Refund
 from .settings import AuditEntry, RateLimitCounter, Setting
@@ -51,7 +52,9 @@ __all__ = [
     "AccountBalance",
     "AccountType",
     "ActorType",
+    "Affiliate",
     "Agent",
+    "Announcement",
     "ApiScope",
     "ApiToken",
     "AuditEntry",

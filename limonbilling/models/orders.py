@@ -99,11 +99,14 @@ class Order(db.Model):
     contact_email: Mapped[str | None] = mapped_column(String(254))
     contact_phone: Mapped[str | None] = mapped_column(String(20))
     customer_note: Mapped[str | None] = mapped_column(Text)
+    # Who referred the customer (a `?ref=` link remembered at checkout, or an agent's choice).
+    affiliate_id: Mapped[int | None] = mapped_column(ForeignKey("affiliates.id", ondelete="RESTRICT"), index=True)
 
     customer = relationship("Customer")
     package = relationship("Package")
     custom_status = relationship("OrderStatus")
     placed_by = relationship("Agent")
+    affiliate = relationship("Affiliate")
     grants = relationship("Grant", back_populates="order", order_by="Grant.id", passive_deletes=True)
     # Money rows are never deleted with their order (the database refuses: RESTRICT); delete_order removes
     # only card attempts that took nothing, and refuses an order that ever moved money.

@@ -19,6 +19,7 @@ from ..payments import gateways
 from ..payments.base import PaymentGateway
 from ..payments.cards import parse_card
 from ..services import (
+    affiliates,
     audit,
     balance,
     bank_transfer,
@@ -106,7 +107,8 @@ def _forfeit_confirmed(package: Package, form: CheckoutForm) -> bool:
 def _place_order(package: Package, form: CheckoutForm, payment_method: str) -> Order:
     return placement.place_customer_order(current_customer(), package, payment_method=payment_method,
                                           actor=current_actor(), ip=request.remote_addr,
-                                          promo_code=form.promo_code.data)
+                                          promo_code=form.promo_code.data,
+                                          affiliate=affiliates.referrer(request.cookies.get(affiliates.REFERRAL_COOKIE)))
 
 
 def _place_card_order(gateway: PaymentGateway, package: Package, form: CheckoutForm):

@@ -1,4 +1,5 @@
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -17,16 +18,36 @@ from ..auth import (
 from ..forms import ButtonForm, PasswordChangeForm, run_action, run_service
 from ..models import Language
 from ..safe_redirect import safe_next
-from ..services import accounts, balance, customers, entitlements
+from ..services import accounts, affiliates, announcements, balance, customers, entitlements
 from . import bp
 from .forms import EmailChangeForm, ProfileForm, RegistrationForm
+
+
+@bp.after_request
+def remember_referral(response):
+    """Any portal page reached with `?ref=CODE` of an active affiliate remembers it for 30 days in a signed
+    cookie (the last valid code wins; an unknown code changes nothing and says nothing)."""
+    code = request.args.get("ref")
+    cookie = affiliates.referral_cookie(code) if code else None
+    if cookie is not None:
+        response.set_cookie(affiliates.REFERRAL_COOKIE, cookie, max_age=affiliates.REFERRAL_MAX_AGE, httponly=True,
+                            samesite="Lax", secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
 
 
 @bp.route("/")
 def home():
     customer = current_customer()
     return render_template("portal/home.html", customer=customer, departments=customers.department_state(customer),
-                           entitlement=entitlements.entitlement(customer), balances=balance.amounts(customer))
+                           entitlement=entitlements.entitlement(customer), balances=balance.amounts(customer),
+                           announcements=announcements.latest(get_locale().language))
+
+
+@bp.route("/announcements")
+def announcement_list():
+    """Every published announcement in the reader's language, newest first."""
+    return render_template("portal/announcements.html",
+                           announcements=announcements.published(get_locale().language))
 
 
 @bp.route("/login", methods=["GET", "POST"])

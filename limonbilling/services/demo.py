@@ -3,8 +3,19 @@ from sqlalchemy import select
 
 from ..clock import now
 from ..extensions import db
-from ..models import Agent, Customer, Department, Package
-from . import accounts, audit, bank_transfer, customers, departments, packages, promo_codes, settings
+from ..models import Agent, Announcement, Customer, Department, Package
+from . import (
+    accounts,
+    affiliates,
+    announcements,
+    audit,
+    bank_transfer,
+    customers,
+    departments,
+    packages,
+    promo_codes,
+    settings,
+)
 
 DEMO_PASSWORD = "demo-pass-1"
 OWNER_EMAIL = "owner@example.com"
@@ -46,6 +57,16 @@ DEMO_PROMO_CODE = "WELCOME10"
 # Bank transfer is offered only once a bank account exists (a published example IBAN, no real account).
 DEMO_BANK_ACCOUNT = {"bank_name": "Ziraat Bankası", "account_holder": "Limon Yazılım A.Ş.",
                      "iban": "TR330006100519786457841326", "currency": "TRY"}
+DEMO_AFFILIATE = {"name": "Partner Blog", "code": "PARTNER", "commission_percent": 10}
+# One announcement, written in each language (customers read the one of their language).
+DEMO_ANNOUNCEMENT = (
+    {"language": "en", "title": "Welcome to VIP support",
+     "body": "Buy credits or a monthly subscription under Packages.\n"
+             "A new ticket or chat costs credits; replies are free."},
+    {"language": "tr", "title": "VIP desteğe hoş geldiniz",
+     "body": "Paketler sayfasından kredi ya da aylık abonelik alabilirsiniz.\nYeni bir talep ya da sohbet kredi "
+             "harcar; yanıtlar ücretsizdir."},
+)
 
 
 def load_demo_data() -> list[str]:
@@ -76,6 +97,13 @@ def load_demo_data() -> list[str]:
     if promo_codes.find(DEMO_PROMO_CODE) is None:
         promo_codes.create({"code": DEMO_PROMO_CODE, "kind": "percent", "value": "10", "max_uses": 100}, actor)
         created.append(f"promo code {DEMO_PROMO_CODE} (10% off)")
+    if affiliates.find(DEMO_AFFILIATE["code"]) is None:
+        affiliates.create(DEMO_AFFILIATE, actor)
+        created.append(f"affiliate {DEMO_AFFILIATE['code']} (link /?ref={DEMO_AFFILIATE['code']})")
+    if db.session.scalar(select(Announcement.id).limit(1)) is None:
+        for values in DEMO_ANNOUNCEMENT:
+            announcements.create({**values, "publish": True}, None, actor)
+        created.append("announcement (in English and Turkish)")
     if not bank_transfer.all_accounts():
         bank_transfer.add_account(**DEMO_BANK_ACCOUNT, actor=actor)
         created.append(f"bank account {DEMO_BANK_ACCOUNT['bank_name']} ({DEMO_BANK_ACCOUNT['currency']})")

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from ..clock import now
 from ..extensions import db
-from ..models import Agent, Customer, MoneyState, Order, OrderState, Package, PaymentMethod, PromoCode
+from ..models import Affiliate, Agent, Customer, MoneyState, Order, OrderState, Package, PaymentMethod, PromoCode
 from . import (
     ServiceError,
     audit,
@@ -77,17 +77,18 @@ def quote(package: Package, promo_code: str | None = None, price_minor: int | No
 
 
 def place_customer_order(customer: Customer, package: Package, *, payment_method: str, actor: audit.Actor,
-                         ip: str | None = None, promo_code: str | None = None) -> Order:
+                         ip: str | None = None, promo_code: str | None = None,
+                         affiliate: Affiliate | None = None) -> Order:
     """The customer's own order, if the identity rule and the purchase rules (1–4, 7) allow it now. At the
     fraud threshold it goes to Fraud and nothing happens to it; paid from the balance, it is paid at once and
-    stays Pending for an agent's review."""
+    stays Pending for an agent's review. `affiliate`: who referred the customer (affiliates.referrer)."""
     if payment_method not in CUSTOMER_PAYMENT_METHODS:
         raise ServiceError("payment_method", _("Pay by card, by bank transfer or from your account balance."))
     refusal = checkout_refusal(customer)
     if refusal:
         raise ServiceError("identity_not_verified", refusal)
     order, customer = _new_order(customer, package, payment_method=payment_method, actor=actor, ip=ip,
-                                 promo_code=promo_code)
+                                 promo_code=promo_code, affiliate=affiliate)
     if fraud.is_fraud(order, customer):
         move_order(order, OrderState.FRAUD)
         promo_codes.release_use(order)
@@ -127,7 +128,8 @@ def place_agent_order(customer: Customer, package: Package, *, payment_method: s
 
 def _new_order(customer: Customer, package: Package, *, payment_method: str, actor: audit.Actor,
                ip: str | None, promo_code: str | None, placed_by: Agent | None = None,
-               price_override_minor: int | None = None, create_invoice: bool = True) -> tuple[Order, Customer]:
+               price_override_minor: int | None = None, create_invoice: bool = True,
+               affiliate: Affiliate | None = None) -> tuple[Order, Customer]:
     """Lock the customer, check the purchase rules, price the package and write the Pending order (with its
     invoice); returns it with the locked customer."""
     customer = ledger.lock_customer(customer.id)
@@ -148,6 +150,7 @@ def _new_order(customer: Customer, package: Package, *, payment_method: str, act
         vat_rate_percent=price.vat_rate_percent,
         currency=package.currency, payment_method=payment_method, payment_status=MoneyState.UNPAID,
         status=OrderState.PENDING, ip=ip, placed_by_agent_id=placed_by.id if placed_by else None,
+        affiliate_id=affiliate.id if affiliate else None,
         price_overridden=price_override_minor is not None and price_override_minor != package.price_minor,
         expires_at=moment + timedelta(minutes=settings.get("card_checkout_minutes"))
         if payment_method == PaymentMethod.CARD else None,

@@ -1,4 +1,4 @@
-"""Signed links: e-mail confirmation, e-mail change and password reset.
+"""Signed links: e-mail confirmation, e-mail change and password reset (and the referral cookie).
 
 A link carries the account and a fingerprint of what it is about: the e-mail address for a
 confirmation (a link for an old address confirms nothing), the password hash for a reset (the
@@ -45,6 +45,11 @@ def password_reset_token(user: Agent | Customer, welcome: bool = False) -> str:
     """A reset link; in a welcome mail (`welcome`) it lives as long as a confirmation link."""
     return _serializer("reset-password").dumps(
         {"k": user.kind, "id": user.id, "f": fingerprint(user.password_hash), "w": welcome})
+
+
+def referral_token(code: str) -> str:
+    """The referral cookie: an affiliate's code, signed with the moment of the visit (the age `load` checks)."""
+    return _serializer("referral").dumps({"code": code})
 
 
 def load(token: str, purpose: str, max_age: int, with_timestamp: bool = False):

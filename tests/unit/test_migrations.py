@@ -210,11 +210,13 @@ def test_the_case_insensitive_unique_indexes_refuse_the_same_name_in_other_lette
             _insert(connection, "departments", name="Teknik Destek")
             _insert(connection, "order_statuses", name="Waiting", colour="#000000", counts_as="pending")
             _insert(connection, "promo_codes", code="SPRING", kind="percent", value=10)
+            _insert(connection, "affiliates", name="Blog", code="BLOG", commission_percent=10)
             _insert(connection, "agents", name="A", email="ayse@example.com")
             _insert(connection, "customers", email="mehmet@example.com", account_type="individual")
         for table, values in [("departments", {"name": "TEKNIK destek"}),
                               ("order_statuses", {"name": "waiting", "colour": "#000000", "counts_as": "pending"}),
                               ("promo_codes", {"code": "spring", "kind": "percent", "value": 10}),
+                              ("affiliates", {"name": "Other", "code": "blog", "commission_percent": 10}),
                               ("agents", {"name": "B", "email": "Ayse@Example.com"}),
                               ("customers", {"email": "MEHMET@example.com", "account_type": "individual"})]:
             with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as connection:
