@@ -16,7 +16,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from ..forms import LANGUAGE_CHOICES, MESSAGE_LENGTH, choices_of
+from ..forms import LANGUAGE_CHOICES, MESSAGE_LENGTH, choices_of, optional_id
 from ..models import ApiScope, Currency, OrderState, PackageType, Permission, PromoKind
 from ..services.settings import BOUNDS
 
@@ -341,3 +341,11 @@ class TestSendForm(FlaskForm):
 class LowCreditThresholdForm(FlaskForm):
     low_credit_threshold = IntegerField(_l("Warn when credits fall below"), validators=[Optional(), NumberRange(min=0)],
                                         description=_l("Empty: the global setting."))
+
+
+class ActivationApprovalForm(FlaskForm):
+    package_id = SelectField(_l("Package"), coerce=optional_id, validate_choice=False)
+
+
+class ActivationRejectionForm(FlaskForm):
+    reason = TextAreaField(_l("Reason (the customer reads it)"))
