@@ -7,6 +7,7 @@ set-password link), a known one gets the request, and the answer is the same. On
 at a time; for someone not signed in as that customer a second one is not recorded and the customer is mailed
 instead (a refusal on the page would say the address has an account).
 """
+import secrets
 from datetime import date
 
 from flask_babel import gettext as _
@@ -17,6 +18,7 @@ from ..clock import local_today, now
 from ..extensions import db
 from ..formatting import format_money
 from ..models import ActivationRequest, ActivationState, Agent, Currency, Customer, Order, Package, PaymentMethod
+from ..models.accounts import hash_password_for_nobody
 from . import (
     ServiceError,
     ValidationFailed,
@@ -108,6 +110,7 @@ def _customer_for(clean: dict, language: str | None, actor: audit.Actor) -> Cust
 
     customer = existing()
     if customer is not None:
+        hash_password_for_nobody(secrets.token_urlsafe(32))  # a known address costs what a new account does
         return customer
     details = {"account_type": "individual", "first_name": clean["first_name"], "last_name": clean["last_name"],
                "email": clean["email"], "phone": clean["phone"], "language": language}

@@ -11,6 +11,7 @@ from limonbilling.services import settings
 
 from ..factories import make_agent, make_customer, make_department, make_package, sign_in
 from ..payment_support import AGENT
+from .test_account_enumeration import hashing  # noqa: F401 (a fixture)
 from .test_foundation_pages import csrf_token
 
 FORM = {"first_name": "Deniz", "last_name": "Kaya", "email": "deniz@example.com", "phone": "0532 765 43 21",
@@ -62,6 +63,16 @@ def test_sending_the_form_answers_the_same_for_a_new_and_a_known_address(app, pa
         answers.append(re.sub(r'nonce="[^"]+"', "", page.split("<main", 1)[1]).replace(email, "EMAIL"))
     assert count(ActivationRequest) == 2 and count(Customer) == 2
     assert len(set(answers)) == 1
+
+
+def test_a_known_address_costs_the_same_password_hashing_as_a_new_one(app, package, hashing):  # noqa: F811
+    make_customer(email="ayse@example.com")
+    made = []
+    for email in ("deniz@example.com", "ayse@example.com"):
+        hashing["made"] = 0
+        assert app.test_client().post("/activate", data={**FORM, "email": email}).status_code == 302
+        made.append(hashing["made"])
+    assert made == [1, 1]
 
 
 def test_a_signed_in_customer_with_a_request_waiting_is_told_on_the_page(app, package):
