@@ -137,9 +137,9 @@ def vip_required(view):
 
 
 def _counts(response) -> bool:
-    """Every reset request and registration counts (each may send a mail); of sign-ins only the failed or
-    refused ones (a working one redirects)."""
-    return request.endpoint.endswith(("forgot_password", "register")) or response.status_code != 302
+    """Every reset request, registration and activation form counts (each may send a mail); of sign-ins only
+    the failed or refused ones (a working one redirects)."""
+    return request.endpoint.endswith(("forgot_password", "register", "activate")) or response.status_code != 302
 
 
 def throttled(view):

@@ -22,6 +22,14 @@ def choices_of(choice: type[Choice], *, excluding=()) -> list[SelectChoice]:
     return [SelectChoice(member.value, member.label) for member in choice if member not in excluding]
 
 
+def optional_id(value) -> int | None:
+    """A select's record id; empty (or not a number) is none, and the service says what it makes of it."""
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
 LANGUAGE_CHOICES = [SelectChoice("", _l("Default")), *choices_of(Language)]
 MAX_MESSAGE_LENGTH = 20_000  # characters in one ticket or chat message: a long pasted log still fits
 MESSAGE_LENGTH = Length(max=MAX_MESSAGE_LENGTH, message=_l("Write at most %(max)d characters."))

@@ -16,7 +16,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from ..forms import LANGUAGE_CHOICES, MESSAGE_LENGTH, choices_of
+from ..forms import LANGUAGE_CHOICES, MESSAGE_LENGTH, choices_of, optional_id
 from ..models import ApiScope, Currency, Language, OrderState, PackageType, Permission, PromoKind
 from ..services.settings import BOUNDS
 
@@ -371,3 +371,11 @@ class AnnouncementForm(FlaskForm):
     title = StringField(_l("Title"))
     body = TextAreaField(_l("Text"), description=_l("Plain text; line breaks are kept."))
     publish = BooleanField(_l("Publish now"), default=True)
+
+
+class ActivationApprovalForm(FlaskForm):
+    package_id = SelectField(_l("Package"), coerce=optional_id, validate_choice=False)
+
+
+class ActivationRejectionForm(FlaskForm):
+    reason = TextAreaField(_l("Reason (the customer reads it)"))

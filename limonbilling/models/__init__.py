@@ -1,10 +1,12 @@
 """All models, imported here so Alembic and `db.create_all()` see every table."""
 from .accounts import CUSTOMER_SEARCH_SQL, Agent, Customer, CustomerDepartment, CustomerNote
+from .activation import ActivationRequest
 from .api import ApiToken
 from .balance import AccountBalance, BalanceEntry
 from .catalog import Department, Package
 from .choices import (
     AccountType,
+    ActivationState,
     ActorType,
     ApiScope,
     BalanceKind,
@@ -51,6 +53,8 @@ from .webhooks import Webhook
 __all__ = [
     "AccountBalance",
     "AccountType",
+    "ActivationRequest",
+    "ActivationState",
     "ActorType",
     "Affiliate",
     "Agent",

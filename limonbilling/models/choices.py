@@ -127,6 +127,15 @@ class CancellationState(Choice):
     REJECTED = "rejected", _l("Rejected")
 
 
+class ActivationState(Choice):
+    """An activation request from the public form (xcPanel): waiting for an agent, approved with a package
+    (its order made), or rejected with a reason."""
+
+    PENDING = "pending", _l("Waiting")
+    APPROVED = "approved", _l("Approved")
+    REJECTED = "rejected", _l("Rejected")
+
+
 class ConversationStatus(Choice):
     OPEN = "open", _l("Open")
     ANSWERED = "answered", _l("Answered")

@@ -2,6 +2,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    DateField,
     EmailField,
     HiddenField,
     PasswordField,
@@ -10,10 +11,10 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import EqualTo, InputRequired
+from wtforms.validators import EqualTo, InputRequired, Optional
 
-from ..forms import MESSAGE_LENGTH, CustomerDetailsForm, choices_of
-from ..models import CancellationTiming
+from ..forms import MESSAGE_LENGTH, CustomerDetailsForm, choices_of, optional_id
+from ..models import CancellationTiming, Currency
 
 
 class ProfileForm(CustomerDetailsForm):
@@ -80,3 +81,23 @@ class CancellationRequestForm(FlaskForm):
     timing = RadioField(_l("End my subscription"), choices=choices_of(CancellationTiming),
                         default=CancellationTiming.PERIOD_END)
     reason = TextAreaField(_l("Why do you want to cancel?"))
+
+
+class ActivationForm(FlaskForm):
+    """The public activation form (xcPanel): who paid, how much, when, and for what; the rules are the
+    service's (services/activation_requests.py)."""
+
+    first_name = StringField(_l("First name"), render_kw={"autocomplete": "given-name"})
+    last_name = StringField(_l("Last name"), render_kw={"autocomplete": "family-name"})
+    email = EmailField(_l("E-mail"), render_kw={"autocomplete": "email"})
+    phone = StringField(_l("Phone"), description=_l("e.g. 0532 123 45 67 or +44 20 7946 0958"),
+                        render_kw={"autocomplete": "tel"})
+    amount = StringField(_l("Amount paid"), description=_l("e.g. 150.00"), render_kw={"inputmode": "decimal"})
+    currency = SelectField(_l("Currency"), choices=choices_of(Currency), default=Currency.TRY)
+    paid_on = DateField(_l("Day paid"), validators=[Optional()])
+    package_id = SelectField(_l("Package paid for (optional)"), coerce=optional_id, validate_choice=False)
+    note = TextAreaField(_l("Note (optional)"), description=_l("e.g. the sender's name or the bank"))
+
+    def fields(self) -> dict:
+        return {name: self[name].data for name in ("first_name", "last_name", "email", "phone", "amount", "currency",
+                                                   "paid_on", "package_id", "note")}

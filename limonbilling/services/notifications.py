@@ -23,6 +23,7 @@ from ..clock import now
 from ..extensions import db, insert_ignoring_conflict
 from ..links import external_url
 from ..models import (
+    ActivationRequest,
     Agent,
     CancellationRequest,
     Customer,
@@ -122,13 +123,16 @@ def purchase_activated(order: Order, grant: Grant) -> None:
         if grant.package_type == "subscription" else None, **_order_links(order),
     }
     key = f"order:{order.number}:activated:{grant.id}"
-    _to_customer(customer, "purchase_activated", key, "purchase_activated",
-                 lambda: _("Your %(package)s package is active", package=order.package_name), order, **details)
+    approved = db.session.scalar(select(ActivationRequest).where(ActivationRequest.order_id == order.id))
+    event = "activation_approved" if approved is not None else "purchase_activated"  # the form's request
+    _to_customer(customer, event, key, event,
+                 lambda: _("Your %(package)s package is active", package=order.package_name), order,
+                 request=approved, sign_in_url=external_url("portal.login"), **details)
     _to_agents("purchase_activated", key, "purchase_activated_agents",
                lambda: _("Purchase: %(package)s for %(customer)s (order %(number)s)", package=order.package_name,
                          customer=customer.display_name, number=order.number), customer, order, **details)
-    _sms("purchase_activated", key, customer.phone, _customer_language(customer), "purchase_activated",
-         customer, order, **details)
+    _sms(event, key, approved.phone if approved is not None else customer.phone, _customer_language(customer),
+         event, customer, order, request=approved, **details)
 
 
 def activation_requested(order: Order) -> None:
@@ -141,6 +145,33 @@ def activation_requested(order: Order) -> None:
                          customer=customer.display_name), customer, order, **links)
     _sms("activation_requested", key, settings.get("sms_agent_phone"), settings.get("default_language"),
          "activation_requested", customer, order, **links)
+
+
+def activation_form_received(request: ActivationRequest) -> None:
+    """Someone sent the public activation form: the agents check the account, then approve with a package."""
+    customer = db.session.get(Customer, request.customer_id)
+    key = f"activation:{request.id}:received"
+    links = {"requests_url": external_url("admin.activation_list")}
+    _to_agents("activation_form_received", key, "activation_form_received",
+               lambda: _("Activation request from %(customer)s", customer=customer.display_name), customer,
+               request=request, **links)
+    _sms("activation_form_received", key, settings.get("sms_agent_phone"), settings.get("default_language"),
+         "activation_form_received", customer, request=request, **links)
+
+
+def activation_already_waiting(customer: Customer) -> None:
+    """The form was sent again for a customer whose request waits (by someone not signed in as them, who is
+    not told on the page): tell the customer, at most once an hour."""
+    _to_customer(customer, "activation_already_waiting",
+                 f"customer:{customer.id}:activation-waiting:{now():%Y-%m-%dT%H}", "activation_already_waiting",
+                 lambda: _("Your activation request is already waiting"))
+
+
+def activation_rejected(request: ActivationRequest) -> None:
+    customer = db.session.get(Customer, request.customer_id)
+    _to_customer(customer, "activation_rejected", f"activation:{request.id}:rejected", "activation_rejected",
+                 lambda: _("Your activation request is not approved"), request=request,
+                 form_url=external_url("portal.activate"))
 
 
 def order_accepted(order: Order) -> None:
