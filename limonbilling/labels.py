@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 
 from .models import (
     ActorType,
+    AttachmentKind,
     BalanceKind,
     CancellationState,
     Choice,
@@ -50,6 +51,7 @@ LABELS: dict[str, type[Choice]] = {
     "conversation_status": ConversationStatus,
     "notification_state": NotificationState,
     "cancellation_state": CancellationState,
+    "attachment_kind": AttachmentKind,
 }
 # What customers see of their own order's status: an order kept aside for fraud is "under review".
 CUSTOMER_ORDER_STATUS = {OrderState.FRAUD: _l("Under review")}

@@ -16,7 +16,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from ..forms import LANGUAGE_CHOICES, MESSAGE_LENGTH, choices_of
+from ..forms import LANGUAGE_CHOICES, MESSAGE_LENGTH, AttachmentsForm, choices_of
 from ..models import ApiScope, Currency, OrderState, PackageType, Permission, PromoKind
 from ..services.settings import BOUNDS
 
@@ -64,6 +64,10 @@ class GeneralSettingsForm(FlaskForm):
 
 class ModulesForm(FlaskForm):
     vip_support_enabled = BooleanField(_l("Paid VIP Support System"))
+    attachment_max_mb = IntegerField(_l("Largest file (MB)"), validators=[InputRequired(), bounded("attachment_max_mb")],
+                                     description=_l("A file of exactly this size is accepted; one byte more is not."))
+    attachment_max_count = IntegerField(_l("Files per message"),
+                                        validators=[InputRequired(), bounded("attachment_max_count")])
 
 
 class AgentPermissionsForm(FlaskForm):
@@ -173,7 +177,7 @@ class ApiTokenForm(FlaskForm):
         return [name for name, field in (("read", self.scope_read), ("write", self.scope_write)) if field.data]
 
 
-class ReplyForm(FlaskForm):
+class ReplyForm(AttachmentsForm):
     body = TextAreaField(_l("Reply"), validators=[MESSAGE_LENGTH])
 
 

@@ -6,11 +6,13 @@ from .catalog import Department, Package
 from .choices import (
     AccountType,
     ActorType,
+    AttachmentKind,
     ApiScope,
     BalanceKind,
     CancellationState,
     CancellationTiming,
     Choice,
+    ConversationChannel,
     ConversationStatus,
     CoveredBy,
     Currency,
@@ -30,7 +32,7 @@ from .choices import (
     WebhookEvent,
 )
 from .entitlements import CancellationRequest, Grant, LedgerEntry, SubscriptionPeriod, Usage
-from .helpdesk import Conversation, Message
+from .helpdesk import Attachment, Conversation, Message
 from .invoices import Invoice, InvoiceCounter
 from .lifecycle import (
     InvoiceState,
@@ -54,6 +56,8 @@ __all__ = [
     "Agent",
     "ApiScope",
     "ApiToken",
+    "Attachment",
+    "AttachmentKind",
     "AuditEntry",
     "BalanceEntry",
     "BalanceKind",
@@ -64,6 +68,7 @@ __all__ = [
     "CancellationTiming",
     "Choice",
     "Conversation",
+    "ConversationChannel",
     "ConversationStatus",
     "CoveredBy",
     "Currency",
