@@ -64,7 +64,8 @@ class GeneralSettingsForm(FlaskForm):
 
 class ModulesForm(FlaskForm):
     vip_support_enabled = BooleanField(_l("Paid VIP Support System"))
-    attachment_max_mb = IntegerField(_l("Largest file (MB)"), validators=[InputRequired(), bounded("attachment_max_mb")],
+    attachment_max_mb = IntegerField(_l("Largest file (MB)"),
+                                     validators=[InputRequired(), bounded("attachment_max_mb")],
                                      description=_l("A file of exactly this size is accepted; one byte more is not."))
     attachment_max_count = IntegerField(_l("Files per message"),
                                         validators=[InputRequired(), bounded("attachment_max_count")])

@@ -6,8 +6,8 @@ from .catalog import Department, Package
 from .choices import (
     AccountType,
     ActorType,
-    AttachmentKind,
     ApiScope,
+    AttachmentKind,
     BalanceKind,
     CancellationState,
     CancellationTiming,

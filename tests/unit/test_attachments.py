@@ -324,7 +324,7 @@ def test_marking_verified_from_many_callers_at_once_records_one_change(app, work
     def mark(actor):
         with worker.app_context():
             conversation = db.session.get(Conversation, conversation_id)
-            conversation.customer.identity_verified  # read before the others commit: every caller saw "not yet"
+            assert not conversation.customer.identity_verified  # every caller saw "not yet" before the others
             barrier.wait()
             try:
                 changed = helpdesk.verify_identity(conversation, actor)
