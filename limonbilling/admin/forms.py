@@ -214,7 +214,9 @@ class OrderSettingsForm(FlaskForm):
     """Settings → Orders: checkout rules and the fraud check's points."""
 
     require_identity_verification = BooleanField(
-        _l("Individual customers must be identity-verified by an agent before they can check out"))
+        _l("Individual customers must be identity-verified by an agent before their first purchase"),
+        description=_l("Customers who already bought keep renewing and topping up. Customers send their documents "
+                       "in the free Account verification ticket channel."))
     transfer_reminder_days = IntegerField(_l("Remind the customer after (days)"),
                                           validators=[Optional(), bounded("transfer_reminder_days")])
     transfer_cancel_days = IntegerField(_l("Cancel the order after (days)"),

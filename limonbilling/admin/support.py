@@ -23,7 +23,7 @@ TITLES = {"ticket": _l("Tickets"), "chat": _l("Chats")}
 def allow_files(endpoint: str | None, _values) -> None:
     """A signed-in agent's reply with files may send more than the site's usual limit: as much as the
     attachment settings allow. Set here, before any before_request hook reads the form."""
-    if endpoint == "admin.support_detail" and current_agent() is not None:
+    if endpoint == "admin.support_detail" and request.mimetype == "multipart/form-data" and current_agent() is not None:
         request.max_content_length = attachments.request_limit()
 
 

@@ -25,9 +25,10 @@ WORDS = {
 
 @bp.url_value_preprocessor
 def allow_files(endpoint: str | None, _values) -> None:
-    """A signed-in customer's forms with files may send more than the site's usual limit: as much as the
-    attachment settings allow. Set here, before any before_request hook reads the form."""
-    if endpoint in WITH_FILES and current_customer() is not None:
+    """A signed-in customer's forms with files (multipart) may send more than the site's usual limit: as much as
+    the attachment settings allow; their text fields stay within MAX_FORM_MEMORY_SIZE. Set here, before any
+    before_request hook reads the form."""
+    if endpoint in WITH_FILES and request.mimetype == "multipart/form-data" and current_customer() is not None:
         request.max_content_length = attachments.request_limit()
 
 

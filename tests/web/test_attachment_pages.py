@@ -89,6 +89,15 @@ def test_one_file_too_many_and_one_byte_too_large_are_refused_with_the_reason(ap
     response = _send(client, *[(f"{n}.png", exactly) for n in range(3)])
     assert response.status_code == 302
     assert db.session.scalar(select(func.count(Attachment.id))) == 3
+    one_more = _send(client, *[(f"{n}.png", exactly) for n in range(4)])  # one too many, each as large as allowed
+    assert one_more.status_code == 200 and "Attach at most 3 files to a message." in one_more.data.decode()
+    assert _send(client, *[(f"{n}.png", exactly) for n in range(5)]).status_code == 413  # past (3 + 1) × 5 MB + 1 MB
+    text_only = client.post("/verification/new", data={"subject": "Big", "body": "x" * (2 * MEGABYTE)})
+    assert text_only.status_code == 413  # a form without files keeps the site's usual limit
+    big_text = client.post("/verification/new", data={"subject": "Big", "body": "x" * (2 * MEGABYTE),
+                                                      "attachments": [(io.BytesIO(PNG), "a.png")]},
+                           content_type="multipart/form-data")
+    assert big_text.status_code == 413  # a text field never gets the files' allowance
 
 
 def test_replies_with_files_on_both_sides_and_the_agent_marks_the_identity_verified(app, customer_client):
