@@ -56,6 +56,9 @@ class Config:
     # of form fields from anyone on the internet, has its own much smaller limit.
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(1024 * 1024)))
     NESTPAY_CALLBACK_MAX_LENGTH = int(os.environ.get("NESTPAY_CALLBACK_MAX_LENGTH", str(16 * 1024)))
+    # Files sent with tickets and chats: outside static/, never served but through the attachment views (which
+    # check who asks). A request that carries them may be as large as the settings' limits allow.
+    ATTACHMENTS_FOLDER = os.environ.get("ATTACHMENTS_FOLDER", str(INSTANCE_DIR / "attachments"))
     # How many proxies (nginx, a load balancer) stand in front; their X-Forwarded-* headers are trusted.
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
     # Where the throttle counts, shared by every worker: database:// (a table of the app's database) or,

@@ -8,13 +8,23 @@ or catches a ServiceError itself (tests/unit/test_view_conventions.py).
 from flask import flash
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, RadioField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    MultipleFileField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import EqualTo, InputRequired, Length
 
 from .extensions import db
 from .models import AccountType, Choice, Language
 from .services import ServiceError, ValidationFailed
+from .services.attachments import Upload, limits_hint
 
 
 def choices_of(choice: type[Choice], *, excluding=()) -> list[SelectChoice]:
@@ -33,6 +43,23 @@ def optional_id(value) -> int | None:
 LANGUAGE_CHOICES = [SelectChoice("", _l("Default")), *choices_of(Language)]
 MAX_MESSAGE_LENGTH = 20_000  # characters in one ticket or chat message: a long pasted log still fits
 MESSAGE_LENGTH = Length(max=MAX_MESSAGE_LENGTH, message=_l("Write at most %(max)d characters."))
+
+
+class AttachmentsForm(FlaskForm):
+    """A message form that takes files (tickets and chats): its page posts multipart/form-data, and its view
+    passes `uploads(form)` to the service, which checks them."""
+
+    attachments = MultipleFileField(_l("Attach files"), render_kw={
+        "accept": "image/png,image/jpeg,image/webp,application/pdf"})
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.attachments.description = limits_hint()
+
+    def uploads(self) -> list[Upload]:
+        """The chosen files (an empty file input sends one part with no name: not a file)."""
+        return [Upload(file.filename, file.read()) for file in self.attachments.data or []
+                if getattr(file, "filename", None)]
 
 
 class CustomerDetailsForm(FlaskForm):

@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from .models import (
     ActivationState,
     ActorType,
+    AttachmentKind,
     BalanceKind,
     CancellationState,
     Choice,
@@ -52,6 +53,7 @@ LABELS: dict[str, type[Choice]] = {
     "notification_state": NotificationState,
     "cancellation_state": CancellationState,
     "activation_state": ActivationState,
+    "attachment_kind": AttachmentKind,
 }
 # What customers see of their own order's status: an order kept aside for fraud is "under review".
 CUSTOMER_ORDER_STATUS = {OrderState.FRAUD: _l("Under review")}

@@ -158,9 +158,10 @@ def clock():
 
 
 @pytest.fixture
-def app(database_url, clock):
+def app(database_url, clock, tmp_path):
     app = _shared_app(database_url)
     app.extensions["clock"] = clock
+    app.config["ATTACHMENTS_FOLDER"] = str(tmp_path / "attachments")  # files sent with messages: the test's own
     with app.app_context():
         _empty_all_tables()
     ctx = app.app_context()

@@ -16,7 +16,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from ..forms import LANGUAGE_CHOICES, MESSAGE_LENGTH, choices_of, optional_id
+from ..forms import LANGUAGE_CHOICES, MESSAGE_LENGTH, AttachmentsForm, choices_of, optional_id
 from ..models import ApiScope, Currency, Language, OrderState, PackageType, Permission, PromoKind
 from ..services.settings import BOUNDS
 
@@ -64,6 +64,11 @@ class GeneralSettingsForm(FlaskForm):
 
 class ModulesForm(FlaskForm):
     vip_support_enabled = BooleanField(_l("Paid VIP Support System"))
+    attachment_max_mb = IntegerField(_l("Largest file (MB)"),
+                                     validators=[InputRequired(), bounded("attachment_max_mb")],
+                                     description=_l("A file of exactly this size is accepted; one byte more is not."))
+    attachment_max_count = IntegerField(_l("Files per message"),
+                                        validators=[InputRequired(), bounded("attachment_max_count")])
 
 
 class AgentPermissionsForm(FlaskForm):
@@ -173,7 +178,7 @@ class ApiTokenForm(FlaskForm):
         return [name for name, field in (("read", self.scope_read), ("write", self.scope_write)) if field.data]
 
 
-class ReplyForm(FlaskForm):
+class ReplyForm(AttachmentsForm):
     body = TextAreaField(_l("Reply"), validators=[MESSAGE_LENGTH])
 
 
@@ -209,7 +214,9 @@ class OrderSettingsForm(FlaskForm):
     """Settings → Orders: checkout rules and the fraud check's points."""
 
     require_identity_verification = BooleanField(
-        _l("Individual customers must be identity-verified by an agent before they can check out"))
+        _l("Individual customers must be identity-verified by an agent before their first purchase"),
+        description=_l("Customers who already bought keep renewing and topping up. Customers send their documents "
+                       "in the free Account verification ticket channel."))
     transfer_reminder_days = IntegerField(_l("Remind the customer after (days)"),
                                           validators=[Optional(), bounded("transfer_reminder_days")])
     transfer_cancel_days = IntegerField(_l("Cancel the order after (days)"),

@@ -274,9 +274,8 @@ def settings_general():
 @requires("settings")
 def settings_modules():
     form = ModulesForm(data=settings.get_all())
-    if form.validate_on_submit() and run_service(form, settings.update,
-                                                 {"vip_support_enabled": form.vip_support_enabled.data},
-                                                 current_actor())[0]:
+    values = {name: form[name].data for name in form.data if name != "csrf_token"}
+    if form.validate_on_submit() and run_service(form, settings.update, values, current_actor())[0]:
         if form.vip_support_enabled.data:
             flash(_("The Paid VIP Support System is on."), "success")
         else:

@@ -9,10 +9,12 @@ from .choices import (
     ActivationState,
     ActorType,
     ApiScope,
+    AttachmentKind,
     BalanceKind,
     CancellationState,
     CancellationTiming,
     Choice,
+    ConversationChannel,
     ConversationStatus,
     CoveredBy,
     Currency,
@@ -32,7 +34,7 @@ from .choices import (
     WebhookEvent,
 )
 from .entitlements import CancellationRequest, Grant, LedgerEntry, SubscriptionPeriod, Usage
-from .helpdesk import Conversation, Message
+from .helpdesk import Attachment, Conversation, Message
 from .invoices import Invoice, InvoiceCounter
 from .lifecycle import (
     InvoiceState,
@@ -61,6 +63,8 @@ __all__ = [
     "Announcement",
     "ApiScope",
     "ApiToken",
+    "Attachment",
+    "AttachmentKind",
     "AuditEntry",
     "BalanceEntry",
     "BalanceKind",
@@ -71,6 +75,7 @@ __all__ = [
     "CancellationTiming",
     "Choice",
     "Conversation",
+    "ConversationChannel",
     "ConversationStatus",
     "CoveredBy",
     "Currency",

@@ -136,6 +136,23 @@ class ActivationState(Choice):
     REJECTED = "rejected", _l("Rejected")
 
 
+class ConversationChannel(Choice):
+    """Where a conversation is: a department (charged by rule 6), or the free identity-verification channel (DT)
+    every customer may use, department or none."""
+
+    DEPARTMENT = "department", _l("Department")
+    VERIFICATION = "verification", _l("Account verification")
+
+
+class AttachmentKind(Choice):
+    """What an attachment is, as its content shows (never its name or the browser's word): the only kinds kept."""
+
+    PNG = "png", "PNG"
+    JPEG = "jpeg", "JPEG"
+    WEBP = "webp", "WebP"
+    PDF = "pdf", "PDF"
+
+
 class ConversationStatus(Choice):
     OPEN = "open", _l("Open")
     ANSWERED = "answered", _l("Answered")

@@ -1,4 +1,5 @@
-"""The help-desk side (domain.md §10): tickets and chats, both conversations in a department."""
+"""The help-desk side (domain.md §10): tickets and chats, conversations in a department (or the free
+identity-verification channel), and the files attached to their messages."""
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
@@ -6,17 +7,22 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
 from ..extensions import db
-from .choices import ConversationStatus, MessageAuthor, RequestKind
+from .choices import AttachmentKind, ConversationChannel, ConversationStatus, MessageAuthor, RequestKind
 from .columns import UtcDateTime
 
 
 class Conversation(db.Model):
-    """A ticket or a chat. Opening one is what rule 6 charges; its messages never are."""
+    """A ticket or a chat. Opening one in a department is what rule 6 charges; its messages never are. A
+    verification ticket has no department and is never charged."""
 
     __tablename__ = "conversations"
     __table_args__ = (
         CheckConstraint(RequestKind.check("kind"), name="kind"),
         CheckConstraint(ConversationStatus.check("status"), name="status"),
+        CheckConstraint(ConversationChannel.check("channel"), name="channel"),
+        CheckConstraint("(channel = 'verification') = (department_id IS NULL)", name="department_unless_verification"),
+        CheckConstraint("channel = 'department' OR (kind = 'ticket' AND usage_id IS NULL)",
+                        name="verification_is_a_free_ticket"),
         Index("ix_conversations_customer_kind", "customer_id", "kind", "id"),
         Index("ix_conversations_kind_status", "kind", "status", "id"),
     )
@@ -24,7 +30,9 @@ class Conversation(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(10))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
-    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(12), default=ConversationChannel.DEPARTMENT,
+                                         server_default=ConversationChannel.DEPARTMENT.value)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"), index=True)
     subject: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(10), default="open")
     usage_id: Mapped[int | None] = mapped_column(ForeignKey("usages.id", ondelete="SET NULL"), index=True)
@@ -42,6 +50,15 @@ class Conversation(db.Model):
     def credits_spent(self) -> int:
         return self.usage.cost if self.usage is not None else 0
 
+    @property
+    def is_verification(self) -> bool:
+        return self.channel == ConversationChannel.VERIFICATION
+
+    @property
+    def place_name(self) -> str:
+        """The department's name, or the verification channel's, as lists and pages show where it is."""
+        return str(ConversationChannel.VERIFICATION.label) if self.is_verification else self.department.name
+
 
 class Message(db.Model):
     __tablename__ = "messages"
@@ -56,3 +73,40 @@ class Message(db.Model):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
+    attachments: Mapped[list["Attachment"]] = relationship(
+        back_populates="message", cascade="all, delete-orphan", order_by="Attachment.id"
+    )
+
+
+CONTENT_TYPES = {AttachmentKind.PNG: "image/png", AttachmentKind.JPEG: "image/jpeg",
+                 AttachmentKind.WEBP: "image/webp", AttachmentKind.PDF: "application/pdf"}
+
+
+class Attachment(db.Model):
+    """A file sent with a message, kept outside `static/` under `stored_name` (random); `original_name` is only
+    what the sender called it (cleaned), never a path. `kind` is what its content is, and alone decides how it
+    is served."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (
+        CheckConstraint(AttachmentKind.check("kind"), name="kind"),
+        CheckConstraint("size_bytes > 0", name="size_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(4))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    original_name: Mapped[str] = mapped_column(String(120))
+    stored_name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+
+    message: Mapped[Message] = relationship(back_populates="attachments")
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[AttachmentKind(self.kind)]
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind != AttachmentKind.PDF

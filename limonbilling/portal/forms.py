@@ -13,7 +13,7 @@ from wtforms import (
 )
 from wtforms.validators import EqualTo, InputRequired, Optional
 
-from ..forms import MESSAGE_LENGTH, CustomerDetailsForm, choices_of, optional_id
+from ..forms import MESSAGE_LENGTH, AttachmentsForm, CustomerDetailsForm, choices_of, optional_id
 from ..models import CancellationTiming, Currency
 
 
@@ -61,13 +61,20 @@ class PromoCodeForm(FlaskForm):
     promo = StringField(_l("Promo code"), render_kw={"autocomplete": "off"})
 
 
-class NewConversationForm(FlaskForm):
+class NewConversationForm(AttachmentsForm):
     department_id = SelectField(_l("Department"), coerce=int)
     subject = StringField(_l("Subject"))
     body = TextAreaField(_l("Message"), validators=[MESSAGE_LENGTH])
 
 
-class MessageForm(FlaskForm):
+class VerificationForm(AttachmentsForm):
+    """A ticket in the free Account verification channel, with the identity documents."""
+
+    subject = StringField(_l("Subject"), default=_l("Identity verification"))
+    body = TextAreaField(_l("Message"), validators=[MESSAGE_LENGTH])
+
+
+class MessageForm(AttachmentsForm):
     body = TextAreaField(_l("Your message"), validators=[MESSAGE_LENGTH])
 
 

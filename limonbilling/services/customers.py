@@ -16,7 +16,7 @@ from ..models import CUSTOMER_SEARCH_SQL, Customer, CustomerDepartment, Customer
 from ..models.accounts import hash_password_for_nobody
 from ..search import contains
 from ..sqlite import fold_case
-from . import ValidationFailed, accounts, audit, notifications
+from . import ValidationFailed, accounts, audit, ledger, notifications
 from .contacts import normalize_email, normalize_phone
 
 ACCOUNT_TYPES = ("individual", "corporate")
@@ -251,9 +251,13 @@ def add_note(customer: Customer, body: str, actor: audit.Actor) -> CustomerNote:
     return note
 
 
-def set_identity_verified(customer: Customer, verified: bool, actor: audit.Actor) -> None:
+def set_identity_verified(customer: Customer, verified: bool, actor: audit.Actor, **details) -> bool:
+    """Mark (or unmark) the customer identity-verified, on the locked row: the same mark twice at once is one
+    change and one audit row. True when it changed."""
+    customer = ledger.lock_customer(customer.id)
     if customer.identity_verified == verified:
-        return
+        return False
     customer.identity_verified = verified
     customer.identity_verified_at = now() if verified else None
-    audit.record(actor, "customer.identity_verified", customer, verified=verified)
+    audit.record(actor, "customer.identity_verified", customer, verified=verified, **details)
+    return True

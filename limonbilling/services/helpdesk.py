@@ -1,12 +1,14 @@
-"""Tickets and chats: opening one runs the rule-6 charge, replies never do."""
+"""Tickets and chats: opening one in a department runs the rule-6 charge, replies never do; the "Account
+verification" channel (DT) is always open and always free."""
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import select
 
 from ..clock import now
 from ..extensions import db
-from ..models import Agent, Conversation, Customer, Department, Message
-from . import ValidationFailed, audit, charging, entitlements, settings
+from ..models import Agent, Conversation, ConversationChannel, Customer, Department, Message
+from . import ServiceError, ValidationFailed, attachments, audit, charging, customers, entitlements, settings
+from .attachments import Upload
 
 
 def _author(user: Agent | Customer) -> dict:
@@ -14,14 +16,10 @@ def _author(user: Agent | Customer) -> dict:
     return {"author_type": user.kind, "author_id": user.id, "author_name": name}
 
 
-def open_conversation(
-    customer: Customer, department: Department, kind: str, subject: str, body: str
-) -> Conversation:
-    """Open a ticket or start a chat, charged once by rule 6 in the same transaction.
-
-    Refusals (department not enabled, not enough credits) raise, and the caller
-    rolls back: no conversation exists without its charge.
-    """
+def _new_conversation(customer: Customer, kind: str, subject: str, body: str, uploads: list[Upload],
+                      **place) -> Conversation:
+    """The conversation with its first message and files, checked all at once; `place` is its department or
+    its channel."""
     errors: dict[str, list[str]] = {}
     subject = (subject or "").strip()
     body = (body or "").strip()
@@ -31,17 +29,33 @@ def open_conversation(
         errors["subject"] = [_("At most %(n)d characters.", n=200)]
     if not body:
         errors["body"] = [_("Write your message.")]
+    try:
+        checked = attachments.check(uploads)
+    except ValidationFailed as refused:
+        errors |= refused.errors
     if errors:
         raise ValidationFailed(errors)
     moment = now()
-    conversation = Conversation(
-        kind=kind, customer_id=customer.id, department_id=department.id,
-        subject=subject or _("Chat in %(department)s", department=department.name),
-        status="open", created_at=moment, updated_at=moment,
-    )
-    conversation.messages.append(Message(body=body, created_at=moment, **_author(customer)))
+    conversation = Conversation(kind=kind, customer_id=customer.id, subject=subject, status="open",
+                                created_at=moment, updated_at=moment, **place)
+    message = Message(body=body, created_at=moment, **_author(customer))
+    conversation.messages.append(message)
     db.session.add(conversation)
+    attachments.attach(message, checked)
     db.session.flush()
+    return conversation
+
+
+def open_conversation(customer: Customer, department: Department, kind: str, subject: str, body: str,
+                      uploads: list[Upload] = ()) -> Conversation:
+    """Open a ticket or start a chat, charged once by rule 6 in the same transaction.
+
+    Refusals (department not enabled, not enough credits, a file not allowed) raise, and the caller rolls
+    back: no conversation exists without its charge.
+    """
+    if kind == "chat" and not (subject or "").strip():
+        subject = _("Chat in %(department)s", department=department.name)
+    conversation = _new_conversation(customer, kind, subject, body, list(uploads), department_id=department.id)
     if settings.vip_support_enabled():
         result = charging.charge_usage(customer.id, department.id, kind, f"limonbilling-{kind}-{conversation.id}")
         conversation.usage_id = result.usage_id
@@ -51,17 +65,36 @@ def open_conversation(
     return conversation
 
 
-def reply(conversation: Conversation, author: Agent | Customer, body: str) -> Message:
-    """Add a message; never charged (rule 6). A closed conversation reopens on a customer reply."""
+def open_verification(customer: Customer, subject: str, body: str, uploads: list[Upload] = ()) -> Conversation:
+    """A ticket in the "Account verification" channel (DT), to send identity documents: open to every customer,
+    with or without departments, packages or the Paid VIP Support System, and never charged."""
+    conversation = _new_conversation(customer, "ticket", subject, body, list(uploads),
+                                     channel=ConversationChannel.VERIFICATION, department_id=None)
+    audit.record(audit.Actor.of(customer), "verification.open", conversation)
+    return conversation
+
+
+def reply(conversation: Conversation, author: Agent | Customer, body: str, uploads: list[Upload] = ()) -> Message:
+    """Add a message, with files or text or both; never charged (rule 6). A closed conversation reopens on a
+    customer reply."""
     body = (body or "").strip()
-    if not body:
+    if not body and not uploads:
         raise ValidationFailed({"body": [_("Write your message.")]})
+    checked = attachments.check(list(uploads))
     moment = now()
     message = Message(body=body, created_at=moment, **_author(author))
     conversation.messages.append(message)
+    attachments.attach(message, checked)
     conversation.status = "answered" if author.kind == "agent" else "open"
     conversation.updated_at = moment
     return message
+
+
+def verify_identity(conversation: Conversation, actor: audit.Actor) -> bool:
+    """An agent marks the customer of a verification ticket identity-verified (once: True only the first time)."""
+    if not conversation.is_verification:
+        raise ServiceError("not_verification", _("Only a ticket in Account verification can verify an identity."))
+    return customers.set_identity_verified(conversation.customer, True, actor, conversation_id=conversation.id)
 
 
 def close(conversation: Conversation, actor: audit.Actor) -> None:
@@ -78,10 +111,12 @@ def customer_conversations(customer: Customer, kind: str):
     )
 
 
-def agent_conversations(kind: str, status: str | None = None):
+def agent_conversations(kind: str, status: str | None = None, channel: str | None = None):
     statement = select(Conversation).where(Conversation.kind == kind).order_by(Conversation.id.desc())
     if status:
         statement = statement.where(Conversation.status == status)
+    if channel:
+        statement = statement.where(Conversation.channel == channel)
     return statement
 
 

@@ -15,7 +15,18 @@ from sqlalchemy import select
 
 from ..clock import now
 from ..extensions import db
-from ..models import Affiliate, Agent, Customer, MoneyState, Order, OrderState, Package, PaymentMethod, PromoCode
+from ..models import (
+    Affiliate,
+    Agent,
+    Customer,
+    MoneyState,
+    Order,
+    OrderState,
+    Package,
+    Payment,
+    PaymentMethod,
+    PromoCode,
+)
 from . import (
     ServiceError,
     audit,
@@ -44,12 +55,21 @@ def new_order_number() -> str:
             return number
 
 
+def has_bought(customer: Customer) -> bool:
+    """Whether money (or an agent's grant) was ever accepted for one of the customer's orders, refunded since
+    or not: such a customer already bought."""
+    return db.session.scalar(select(Payment.id).join(Payment.order).where(
+        Order.customer_id == customer.id, Payment.confirmed_at.is_not(None)).limit(1)) is not None
+
+
 def checkout_refusal(customer: Customer) -> str | None:
-    """Why the customer may not check out at all now (DT: identity verification), or None."""
+    """Why the customer may not check out at all now, or None. DT: with "identity verification required" on,
+    an individual who never bought must be identity-verified first; one who already bought keeps renewing
+    and topping up unverified (turning the setting on blocks no existing customer)."""
     if (settings.get("require_identity_verification") and customer.account_type == "individual"
-            and not customer.identity_verified):
-        return _("Your identity must be verified by our team before you can buy a package. "
-                 "Please contact support.")
+            and not customer.identity_verified and not has_bought(customer)):
+        return _("Your identity must be verified by our team before you can buy a package. Send a photo or "
+                 "scan of your identity document in an Account verification ticket: it is free.")
     return None
 
 

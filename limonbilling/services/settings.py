@@ -89,6 +89,9 @@ DEFAULTS: dict[str, Any] = {
     "sms_username": "",
     "sms_password": "",
     "sms_agent_phone": "",
+    # Help desk: files with a ticket or chat message (services/attachments.py)
+    "attachment_max_mb": 5,
+    "attachment_max_count": 3,
 }
 
 SECRET_KEYS = frozenset({"nestpay_store_key", "nestpay_api_password", "smtp_password", "sms_password"})
@@ -178,6 +181,7 @@ BOUNDS = {
     "fraud_many_orders_minutes": (1, 10080), "fraud_ip_failed_customers_points": (0, 1000),
     "fraud_ip_failed_customers_limit": (1, 100), "fraud_unverified_email_points": (0, 1000),
     "fraud_price_points": (0, 1000), "fraud_price_factor": (2, 100),
+    "attachment_max_mb": (1, 20), "attachment_max_count": (1, 10),
 }
 
 

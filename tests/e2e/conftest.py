@@ -69,7 +69,7 @@ class Shop:
 def shop(tmp_path):
     """The app (CSRF on) and the simulator on loopback, with packages, a bank account and an owner agent."""
     app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'e2e.db'}", "WTF_CSRF_ENABLED": True,
-                      "OUTBOX_SEND_AFTER_COMMIT": False})
+                      "OUTBOX_SEND_AFTER_COMMIT": False, "ATTACHMENTS_FOLDER": str(tmp_path / "attachments")})
     with LiveServer(create_simulator()) as bank, LiveServer(app) as server:
         with app.app_context():
             db.create_all()
