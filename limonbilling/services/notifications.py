@@ -123,7 +123,8 @@ def purchase_activated(order: Order, grant: Grant) -> None:
         if grant.package_type == "subscription" else None, **_order_links(order),
     }
     key = f"order:{order.number}:activated:{grant.id}"
-    approved = db.session.scalar(select(ActivationRequest).where(ActivationRequest.order_id == order.id))
+    approved = (db.session.scalar(select(ActivationRequest).where(ActivationRequest.order_id == order.id))
+                if order.placed_by_agent_id is not None else None)  # only agents place orders for the form
     event = "activation_approved" if approved is not None else "purchase_activated"  # the form's request
     _to_customer(customer, event, key, event,
                  lambda: _("Your %(package)s package is active", package=order.package_name), order,
