@@ -22,6 +22,7 @@ from .models import (
     NotificationState,
     OrderKind,
     OrderState,
+    PackageType,
     PaymentMethod,
     PaymentState,
     RefundDestination,
@@ -34,6 +35,7 @@ from .models import (
 LABELS: dict[str, type[Choice]] = {
     "channel": NotificationChannel,
     "order_kind": OrderKind,
+    "package_type": PackageType,
     "order_status": OrderState,
     "payment_method": PaymentMethod,
     "payment_status": MoneyState,

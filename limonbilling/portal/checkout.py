@@ -106,7 +106,7 @@ def _forfeit_confirmed(package: Package, form: CheckoutForm) -> bool:
 def _place_order(package: Package, form: CheckoutForm, payment_method: str) -> Order:
     return placement.place_customer_order(current_customer(), package, payment_method=payment_method,
                                           actor=current_actor(), ip=request.remote_addr,
-                                          promo_code=form.promo_code.data)
+                                          promo_code=form.promo_code.data, note=form.note.data)
 
 
 def _place_card_order(gateway: PaymentGateway, package: Package, form: CheckoutForm):
@@ -211,6 +211,17 @@ def pay_order(number: str):
     return render_template(
         "portal/checkout.html", form=form, package=None, preview=None, gateway=gateway, order=order,
     )
+
+
+@bp.route("/pay/<token>")
+@vip_required
+def payment_link(token: str):
+    """The payment link mailed with an agent's card order: after sign-in (the portal asks first, then comes
+    back here), the card checkout of that order, if the link still works for this customer."""
+    ok, order = run_action(card_payments.payment_link_order, token, current_customer())
+    if not ok:
+        return redirect(url_for("portal.order_list"))
+    return redirect(url_for("portal.pay_order", number=order.number))
 
 
 @bp.url_value_preprocessor
