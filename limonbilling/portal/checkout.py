@@ -154,6 +154,8 @@ def checkout_other(package_id: int, method: str):
     package = _package_on_sale_or_404(package_id)
     form = CheckoutForm()
     if not form.validate_on_submit():
+        if form.note.errors:  # a note too long: said next to it, with what was written
+            return _checkout_page(package, form, form.promo_code.data, 422)
         return redirect(url_for("portal.checkout", package_id=package_id))
     if method == "transfer" and not bank_transfer.accounts_for(package.currency):
         form.form_errors.append(_("Bank transfer is not available for this currency."))
