@@ -27,7 +27,7 @@ def test_an_agent_orders_two_periods_and_the_customer_pays_through_the_mailed_li
     agent.get_by_role("button", name="Search").click()
     screenshot(agent, "admin-order-new-search")
     agent.get_by_role("link", name="Order for this customer").click()
-    agent.select_option("#package_id", label=re.compile("^Aylık VIP"))
+    agent.select_option("#package_id", agent.locator("#package_id option", has_text="Aylık VIP").get_attribute("value"))
     agent.fill("#quantity", "2")
     agent.select_option("#payment_method", "card")
     agent.get_by_role("button", name="Place order").click()
