@@ -24,6 +24,7 @@ from .models import (
     NotificationState,
     OrderKind,
     OrderState,
+    PackageType,
     PaymentMethod,
     PaymentState,
     RefundDestination,
@@ -36,6 +37,7 @@ from .models import (
 LABELS: dict[str, type[Choice]] = {
     "channel": NotificationChannel,
     "order_kind": OrderKind,
+    "package_type": PackageType,
     "order_status": OrderState,
     "payment_method": PaymentMethod,
     "payment_status": MoneyState,

@@ -18,6 +18,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..forms import LANGUAGE_CHOICES, MESSAGE_LENGTH, AttachmentsForm, choices_of, optional_id
 from ..models import ApiScope, Currency, Language, OrderState, PackageType, Permission, PromoKind
+from ..services.placement import MAX_QUANTITY
 from ..services.settings import BOUNDS
 
 
@@ -255,18 +256,36 @@ class PlaceOrderForm(FlaskForm):
     """An agent orders a package for a customer."""
 
     package_id = SelectField(_l("Package"), coerce=int)
+    quantity = IntegerField(
+        _l("Quantity"), default=1,
+        validators=[Optional(), NumberRange(min=1, max=max(MAX_QUANTITY.values()),
+                                                 message=_l("Enter a number from %(min)d to %(max)d."))],
+        description=_l("n × the package: n × the credits (at most %(credits)d), or n consecutive periods "
+                       "(at most %(periods)d), at n × the price.", credits=MAX_QUANTITY["credit"],
+                       periods=MAX_QUANTITY["subscription"]))
     payment_method = SelectField(_l("Payment method"), choices=[
         SelectChoice("manual", _l("Manual: paid outside, activate now")),
         SelectChoice("bank_transfer", _l("Bank transfer: wait for the money, then Accept")),
         SelectChoice("account_balance", _l("Account balance: pay from the customer's balance now")),
+        SelectChoice("card", _l("Card: e-mail the customer a payment link")),
     ])
-    promo_code = StringField(_l("Promo code"), validators=[Optional()])
-    price_override = StringField(_l("Price override"), validators=[Optional()],
+    promo_code = StringField(_l("Promo code"), validators=[Optional()],
+                             description=_l("Applied whatever its dates, use limit or packages; it counts as a use."))
+    price_override = StringField(_l("Price override (each)"), validators=[Optional()],
                                  description=_l("Empty: the package price. 0 makes it free."))
     create_invoice = BooleanField(_l("Create an invoice"), default=True)
     send_confirmation = BooleanField(_l("Send the order confirmation e-mail"), default=True)
     send_invoice = BooleanField(_l("Send the invoice by e-mail"), default=False,
                                 description=_l("Needs \"Create an invoice\"."))
+
+
+class CustomerSearchForm(FlaskForm):
+    """Finds the customer to order for (Billing → Orders → Add new order): a GET that only searches."""
+
+    class Meta:
+        csrf = False
+
+    q = StringField(_l("Customer"), description=_l("Name, company, e-mail or phone"))
 
 
 class BalanceAdjustmentForm(FlaskForm):

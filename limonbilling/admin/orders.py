@@ -43,7 +43,7 @@ from ..services import (
     reports,
 )
 from .billing import billing_view
-from .forms import AcceptForm, AffiliateAssignForm, PlaceOrderForm, RefundForm, SettleAttentionForm
+from .forms import AcceptForm, AffiliateAssignForm, CustomerSearchForm, PlaceOrderForm, RefundForm, SettleAttentionForm
 
 PENDING_BADGE_MOST = 999  # the list's pending badge counts this far, then says "999+"
 
@@ -266,9 +266,23 @@ def _refund(order: Order, form: RefundForm, amount: int | None) -> str | None:
     return run_service(form, refunds.send, order, gateways.gateway(), current_actor())[1]
 
 
+CUSTOMER_PICKS = 20  # customers the "Add new order" search shows; more: narrow the search
+
+
+@billing_view("/billing/orders/new")
+def order_new():
+    """Add new order: find the customer (any customer, also one who never bought), then the order form."""
+    form = CustomerSearchForm(request.args)
+    query = (form.q.data or "").strip()
+    found = list(db.session.scalars(customers.search(query).limit(CUSTOMER_PICKS + 1))) if query else []
+    return render_template("admin/order_new.html", form=form, query=query, found=found[:CUSTOMER_PICKS],
+                           more=len(found) > CUSTOMER_PICKS)
+
+
 @billing_view("/billing/customers/<int:customer_id>/orders/new", methods=["GET", "POST"])
 def order_place(customer_id: int):
-    """An agent places an order for a customer: package, payment method, promo code, price override."""
+    """An agent places an order for a customer: package, quantity, payment method (a card order mails the
+    customer a payment link), promo code, price override."""
     customer = db.get_or_404(Customer, customer_id)
     form = PlaceOrderForm()
     form.package_id.choices = [SelectChoice(p.id, f"{p.name} · {format_money(p.price_minor, p.currency)}")
@@ -284,7 +298,8 @@ def order_place(customer_id: int):
             ok, order = run_service(
                 form, placement.place_agent_order, customer, package, payment_method=form.payment_method.data,
                 actor=current_actor(), ip=request.remote_addr, promo_code=form.promo_code.data, placed_by=agent,
-                price_override_minor=override, create_invoice=form.create_invoice.data,
+                price_override_minor=override, quantity=form.quantity.data or 1,
+                create_invoice=form.create_invoice.data,
                 send_confirmation=form.send_confirmation.data,
                 send_invoice=form.send_invoice.data and form.create_invoice.data,
             )

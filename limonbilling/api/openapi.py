@@ -17,7 +17,7 @@ from ..models import (
     RefundState,
     RequestKind,
 )
-from ..services.placement import AGENT_PAYMENT_METHODS
+from ..services.placement import AGENT_PAYMENT_METHODS, MAX_QUANTITY
 
 
 def _enum(choice: type[Choice], *, nullable: bool = False, excluding=(), **extra) -> dict:
@@ -159,10 +159,17 @@ SCHEMAS = {
             "customer_id": RECORD_ID, "package_id": RECORD_ID,
             "payment_method": {"type": "string", "enum": list(AGENT_PAYMENT_METHODS),
                                "description": "manual (money received outside) and account_balance (debited now): "
-                                              "paid and activated at once; bank_transfer: waits for accept"},
-            "promo_code": {"type": ["string", "null"]},
+                                              "paid and activated at once; bank_transfer: waits for accept; "
+                                              "card: the customer is e-mailed a payment link"},
+            "quantity": {"type": "integer", "minimum": 1, "maximum": max(MAX_QUANTITY.values()), "default": 1,
+                         "description": "n × the package: n × the credits (at most "
+                                        f"{MAX_QUANTITY['credit']}) or n consecutive periods (at most "
+                                        f"{MAX_QUANTITY['subscription']}), at n × the price"},
+            "promo_code": {"type": ["string", "null"],
+                           "description": "applied whatever its dates, use limit or packages (promo_forced)"},
             "price_override": {"type": ["string", "null"], "pattern": r"^[0-9]+([.,][0-9]{1,2})?$",
-                               "description": "the price of this order instead of the package's; 0 makes it free"},
+                               "description": "the price of one package instead of the package's; 0 makes it "
+                                              "free"},
             "send_confirmation": {"type": "boolean", "default": False,
                                   "description": "e-mail the order confirmation to the customer"},
             "send_invoice": {"type": "boolean", "default": False,
@@ -187,6 +194,8 @@ SCHEMAS = {
             "currency": _enum(Currency),
             "discount": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$"},
             "promo_code": NULLABLE_STRING, "invoice_number": NULLABLE_STRING,
+            "promo_forced": {"type": "boolean", "description": "an agent applied the code whatever its terms"},
+            "quantity": {"type": "integer", "minimum": 1},
             "created_at": {"type": "string", "format": "date-time"},
             "invoice": {"type": ["object", "null"], "required": ["number", "status"], "properties": {
                 "number": NULLABLE_STRING,

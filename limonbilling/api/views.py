@@ -242,6 +242,7 @@ def _order_json(order: Order) -> dict:
         "payment_status": order.payment_status, "payment_method": order.payment_method,
         "amount": plain_amount(order.amount_minor), "currency": order.currency,
         "discount": plain_amount(order.discount_minor), "promo_code": order.promo_code,
+        "promo_forced": order.promo_forced, "quantity": order.quantity,
         "invoice_number": invoice.number if invoice else None, "created_at": utc_timestamp(order.created_at),
         "invoice": {"number": invoice.number, "status": invoice.status} if invoice else None,
         "payments": [{
@@ -268,8 +269,9 @@ def _order(number: str) -> Order:
 @bp.post("/orders")
 @scope("write", billing=True)
 def create_order():
-    """Place an order for a customer as an agent would: manual or from the account balance (paid and activated
-    at once), or bank transfer (waits for accept)."""
+    """Place an order for a customer as an agent would (`quantity` × the package, the promo code applied whatever
+    its terms): manual or from the account balance (paid and activated at once), bank transfer (waits for
+    accept), or card (the customer is mailed a payment link)."""
     data = _body()
     errors = {}
     for field in ("customer_id", "package_id"):
@@ -280,6 +282,9 @@ def create_order():
     for field in ("send_confirmation", "send_invoice"):
         if not isinstance(data.get(field, False), bool):
             errors[field] = ["Use true or false."]
+    quantity = data.get("quantity", 1)
+    if not isinstance(quantity, int) or isinstance(quantity, bool):
+        errors["quantity"] = ["Give the quantity as a whole number."]
     for field in ("promo_code", "price_override"):
         if data.get(field) is not None and not isinstance(data.get(field), str):
             errors[field] = ["Give it as text, e.g. \"150.00\"." if field == "price_override" else "Must be text."]
@@ -294,7 +299,7 @@ def create_order():
     order = placement.place_agent_order(
         _get(Customer, data["customer_id"], "customer"), _get(Package, data["package_id"], "package"),
         payment_method=data["payment_method"], actor=_actor(), ip=request.remote_addr,
-        promo_code=data.get("promo_code"), price_override_minor=override,
+        promo_code=data.get("promo_code"), price_override_minor=override, quantity=quantity,
         send_confirmation=data.get("send_confirmation", False), send_invoice=data.get("send_invoice", False),
     )
     return jsonify(_order_json(order)), 201

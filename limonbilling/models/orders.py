@@ -56,6 +56,7 @@ class Order(db.Model):
         CheckConstraint(OrderKind.check("kind"), name="kind"),
         CheckConstraint(Currency.check("currency"), name="currency"),
         CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
         Index("ix_orders_status_id", "status", "id"),
         Index("ix_orders_customer_id_id", "customer_id", "id"),
         Index("ix_orders_created_at_id", "created_at", "id"),
@@ -68,11 +69,15 @@ class Order(db.Model):
     customer_was_new: Mapped[bool] = mapped_column(Boolean, default=False)
     kind: Mapped[str] = mapped_column(String(10))
     package_id: Mapped[int | None] = mapped_column(ForeignKey("packages.id", ondelete="SET NULL"), index=True)
-    package_snapshot: Mapped[dict] = mapped_column(JSON)
+    package_snapshot: Mapped[dict] = mapped_column(JSON)  # one unit of the package, as sold
+    # n × the package (an agent's order): n × the credits, or n consecutive periods, at n × the price.
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
     promo_code_id: Mapped[int | None] = mapped_column(ForeignKey("promo_codes.id", ondelete="SET NULL"), index=True)
     promo_code: Mapped[str | None] = mapped_column(String(40))
     # The promo code's use is held by this order (given back only when it ends without any payment).
     promo_use_held: Mapped[bool] = mapped_column(Boolean, default=False)
+    # An agent applied the code whatever its dates, use limit or packages (it still counted as a use).
+    promo_forced: Mapped[bool] = mapped_column(Boolean, default=False)
     discount_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     amount_minor: Mapped[int] = mapped_column(BigInteger)  # what the customer pays, VAT included
     vat_minor: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -98,7 +103,7 @@ class Order(db.Model):
     activation_requested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     contact_email: Mapped[str | None] = mapped_column(String(254))
     contact_phone: Mapped[str | None] = mapped_column(String(20))
-    customer_note: Mapped[str | None] = mapped_column(Text)
+    customer_note: Mapped[str | None] = mapped_column(Text)  # the customer's own words (checkout, transfer)
     # Who referred the customer (a `?ref=` link remembered at checkout, or an agent's choice).
     affiliate_id: Mapped[int | None] = mapped_column(ForeignKey("affiliates.id", ondelete="RESTRICT"), index=True)
 
@@ -123,6 +128,11 @@ class Order(db.Model):
     @property
     def list_price_minor(self) -> int:
         return self.package_snapshot["price_minor"]
+
+    @property
+    def item_label(self) -> str:
+        """What was bought, with the arithmetic of a quantity: "3 × Gold"."""
+        return self.package_name if self.quantity == 1 else f"{self.quantity} × {self.package_name}"
 
     # --- what the order gave -------------------------------------------------------------------------
 
@@ -422,7 +432,8 @@ class PromoCode(db.Model):
         CheckConstraint(Currency.check("currency"), name="currency"),
         Index("uq_promo_codes_code_ci", func.lower(literal_column("code")), unique=True),
         CheckConstraint("value > 0", name="value_positive"),
-        CheckConstraint("uses >= 0 AND (max_uses IS NULL OR uses <= max_uses)", name="uses_within_limit"),
+        # `max_uses` limits customers' uses (promo_codes.take_use); a code an agent forces still counts past it.
+        CheckConstraint("uses >= 0", name="uses_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -107,7 +107,7 @@ def _forfeit_confirmed(package: Package, form: CheckoutForm) -> bool:
 def _place_order(package: Package, form: CheckoutForm, payment_method: str) -> Order:
     return placement.place_customer_order(current_customer(), package, payment_method=payment_method,
                                           actor=current_actor(), ip=request.remote_addr,
-                                          promo_code=form.promo_code.data,
+                                          promo_code=form.promo_code.data, note=form.note.data,
                                           affiliate=affiliates.referrer(request.cookies.get(affiliates.REFERRAL_COOKIE)))
 
 
@@ -156,6 +156,8 @@ def checkout_other(package_id: int, method: str):
     package = _package_on_sale_or_404(package_id)
     form = CheckoutForm()
     if not form.validate_on_submit():
+        if form.note.errors:  # a note too long: said next to it, with what was written
+            return _checkout_page(package, form, form.promo_code.data, 422)
         return redirect(url_for("portal.checkout", package_id=package_id))
     if method == "transfer" and not bank_transfer.accounts_for(package.currency):
         form.form_errors.append(_("Bank transfer is not available for this currency."))
@@ -213,6 +215,17 @@ def pay_order(number: str):
     return render_template(
         "portal/checkout.html", form=form, package=None, preview=None, gateway=gateway, order=order,
     )
+
+
+@bp.route("/pay/<token>")
+@vip_required
+def payment_link(token: str):
+    """The payment link mailed with an agent's card order: after sign-in (the portal asks first, then comes
+    back here), the card checkout of that order, if the link still works for this customer."""
+    ok, order = run_action(card_payments.payment_link_order, token, current_customer())
+    if not ok:
+        return redirect(url_for("portal.order_list"))
+    return redirect(url_for("portal.pay_order", number=order.number))
 
 
 @bp.url_value_preprocessor

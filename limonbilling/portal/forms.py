@@ -11,10 +11,11 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import EqualTo, InputRequired, Optional
+from wtforms.validators import EqualTo, InputRequired, Length, Optional
 
 from ..forms import MESSAGE_LENGTH, AttachmentsForm, CustomerDetailsForm, choices_of, optional_id
 from ..models import CancellationTiming, Currency
+from ..services.placement import CUSTOMER_NOTE_LENGTH
 
 
 class ProfileForm(CustomerDetailsForm):
@@ -40,6 +41,9 @@ class CheckoutForm(FlaskForm):
     """Confirms a purchase; for store type 3d_pay it also carries the card, which goes to the bank form only."""
 
     promo_code = HiddenField()
+    note = TextAreaField(_l("Note for us (optional)"), validators=[Length(
+        max=CUSTOMER_NOTE_LENGTH, message=_l("Write at most %(max)d characters."))],
+        description=_l("Shown on your order; e.g. what the support is for."))
     accept_forfeit = BooleanField(_l("I understand what I lose by switching and want to continue."))
     card_number = StringField(_l("Card number"), render_kw={"autocomplete": "cc-number", "inputmode": "numeric"})
     card_expiry = StringField(_l("Expiry (MM/YY)"), render_kw={"autocomplete": "cc-exp", "placeholder": "MM/YY"})

@@ -79,6 +79,8 @@ def request_activation(order: Order, *, email: str, phone: str, note: str, actor
         raise ValidationFailed(errors)
     order.activation_requested_at = now()
     order.contact_email, order.contact_phone = email, phone
-    order.customer_note = (note or "").strip() or None
+    note = (note or "").strip()
+    if note:  # after the note written at checkout, if any: both are the customer's words
+        order.customer_note = f"{order.customer_note}\n{note}" if order.customer_note else note
     audit.record(actor, "order.activation_request", order, number=order.number)
     notifications.activation_requested(order)

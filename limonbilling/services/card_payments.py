@@ -18,6 +18,7 @@ from sqlalchemy import select
 from ..clock import now
 from ..extensions import db
 from ..models import (
+    Customer,
     MoneyState,
     Order,
     OrderState,
@@ -30,11 +31,38 @@ from ..models import (
 )
 from ..models.orders import RECHECK_FAILED, STATUS_FAILURE
 from ..payments.base import GatewayError, PaymentGateway, SaleStatus
-from . import ServiceError, audit, ledger, notifications, orders, payments, promo_codes, refunds, settings
+from . import ServiceError, audit, ledger, notifications, orders, payments, promo_codes, refunds, settings, tokens
 from .lifecycle import lock_order, move_order, settle
 from .payments import move_payment
 
 ATTEMPT_WINDOW = timedelta(hours=1)  # the customer's card attempts count for an hour (rolling)
+# An agent's card order waits this long for the customer to pay through the mailed link, then expires (rule 7).
+PAYMENT_LINK_LIFETIME = timedelta(days=7)
+
+
+def payment_link_order(token: str, customer: Customer) -> Order:
+    """The order a mailed payment link is for, if this customer may pay it now: the link is signed for that
+    order and customer, and works until the order is paid, cancelled or expired (`expires_at`)."""
+    data = tokens.load(token, "payment-link", max_age=int(PAYMENT_LINK_LIFETIME.total_seconds()))
+    order = db.session.get(Order, data.get("o")) if isinstance(data.get("o"), int) else None
+    if order is None or order.number != data.get("n"):
+        raise ServiceError("link_invalid", _("This payment link is no longer valid: its order does not exist."))
+    if order.customer_id != customer.id:
+        raise ServiceError("link_other_customer", _(
+            "This payment link was sent to another account. Sign out, then open it again and sign in with the "
+            "account it was sent to."))
+    if order.holds_money:
+        raise ServiceError("link_paid", _("Order %(number)s is already paid; the link is no longer needed.",
+                                          number=order.number))
+    if order.status == OrderState.CANCELLED:
+        raise ServiceError("link_cancelled", _("Order %(number)s was cancelled; the link no longer works.",
+                                               number=order.number))
+    if order.expires_at is not None and order.expires_at <= now():
+        raise ServiceError("link_expired", _("The payment link of order %(number)s has expired. Please contact "
+                                             "us for a new order.", number=order.number))
+    if not order.awaiting_payment:
+        raise ServiceError("not_payable", _("This order cannot be paid any more."))
+    return order
 
 
 def start_card_payment(order: Order, provider: str) -> Payment:

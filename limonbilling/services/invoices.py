@@ -76,15 +76,16 @@ def create_for_order(order: Order) -> Invoice:
 
 
 def _lines(order: Order, net: int) -> list[dict]:
-    """The package at its net price, and a promo code's discount as a negative line of its own."""
-    name = order.package_snapshot["name"]
+    """The package at its net price (n × the package on one line: "n × name", quantity n, the line's total),
+    and a promo code's discount as a negative line of its own."""
+    name, quantity = order.item_label, order.quantity
     if not order.discount_minor:
-        return [{"description": name, "quantity": 1, "net_minor": net}]
+        return [{"description": name, "quantity": quantity, "net_minor": net}]
     price = order.amount_minor - order.vat_minor + order.discount_minor if not settings.get("vat_inclusive") else (
         order.amount_minor + order.discount_minor)
     price_net, _vat, _total = vat_totals(price, order.vat_rate_percent, settings.get("vat_inclusive"))
     return [
-        {"description": name, "quantity": 1, "net_minor": price_net},
+        {"description": name, "quantity": quantity, "net_minor": price_net},
         {"description": f"{_('Promo code')} {order.promo_code}", "quantity": 1, "net_minor": net - price_net},
     ]
 

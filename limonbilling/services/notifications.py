@@ -118,7 +118,7 @@ def purchase_activated(order: Order, grant: Grant) -> None:
     """A purchase is activated: the customer (e-mail and SMS), and the agents, with what it gave."""
     customer = db.session.get(Customer, order.customer_id)
     details = {
-        "grant": grant, "package": order.package_snapshot,
+        "grant": grant, "package": grant.snapshot,  # all the order gave: n × the credits of a quantity
         "credits_now": customer.credits, "expiry": holdings.subscription_expiry(customer)
         if grant.package_type == "subscription" else None, **_order_links(order),
     }
@@ -217,6 +217,16 @@ def order_confirmation(order: Order) -> None:
     customer = db.session.get(Customer, order.customer_id)
     _to_customer(customer, "order_confirmation", f"order:{order.number}:confirmation", "order_confirmation",
                  lambda: _("Order confirmation %(number)s", number=order.number), order, **_order_links(order))
+
+
+def payment_link(order: Order) -> None:
+    """An agent placed a card order for the customer: the signed link to pay it (card_payments.payment_link_order),
+    with the day it stops working."""
+    customer = db.session.get(Customer, order.customer_id)
+    _to_customer(customer, "payment_link", f"order:{order.number}:payment_link", "payment_link",
+                 lambda: _("Pay order %(number)s by card", number=order.number), order, sensitive=True,
+                 pay_url=external_url("portal.payment_link", token=tokens.payment_link_token(order)),
+                 **_order_links(order))
 
 
 def invoice_issued(order: Order) -> None:

@@ -37,7 +37,8 @@ def activate_order(order: Order, actor: audit.Actor) -> bool:
     customer = ledger.lock_customer(order.customer_id)
     try:
         grant = entitlements.activate_package(
-            customer, purchase_rules.Offer.sold(order.package_snapshot), source=f"order {order.number}",
+            customer, purchase_rules.Offer.sold(order.package_snapshot, order.quantity),
+            source=f"order {order.number}",
             actor=actor, for_order=order,
         )
     except purchase_rules.PurchaseRefused as refused:

@@ -3,8 +3,9 @@
 Both run the purchase rules on the locked customer, price the package, number the order and write its
 invoice; they differ in what follows. A customer's order is fraud-checked and waits for its payment (a
 card checkout expires after `card_checkout_minutes`, so an abandoned one does not block: rule 7). An
-agent's is not fraud-checked, may override the price, and one paid manually or from the balance is paid,
-activated and Active at once.
+agent's is not fraud-checked, may buy n × the package (`quantity`), may override the price, always applies
+the promo code the agent picked, and one paid manually or from the balance is paid, activated and Active at
+once; one paid by card waits for the customer, who gets a payment link by e-mail.
 """
 import secrets
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ from ..models import (
 )
 from . import (
     ServiceError,
+    ValidationFailed,
     audit,
+    card_payments,
     fraud,
     invoices,
     ledger,
@@ -44,7 +47,11 @@ from .orders import payment_confirmed
 
 NUMBER_DIGITS = 10
 CUSTOMER_PAYMENT_METHODS = (PaymentMethod.CARD, PaymentMethod.BANK_TRANSFER, PaymentMethod.ACCOUNT_BALANCE)
-AGENT_PAYMENT_METHODS = (PaymentMethod.MANUAL, PaymentMethod.BANK_TRANSFER, PaymentMethod.ACCOUNT_BALANCE)
+AGENT_PAYMENT_METHODS = (PaymentMethod.MANUAL, PaymentMethod.BANK_TRANSFER, PaymentMethod.ACCOUNT_BALANCE,
+                         PaymentMethod.CARD)
+# How many of one package an agent's order may buy: a year of monthly periods, or a hundred credit packages.
+MAX_QUANTITY = {"credit": 100, "subscription": 12}
+CUSTOMER_NOTE_LENGTH = 500  # characters of the customer's note at checkout
 
 
 def new_order_number() -> str:
@@ -86,22 +93,40 @@ class Quote:
     promo: PromoCode | None
 
 
-def quote(package: Package, promo_code: str | None = None, price_minor: int | None = None) -> Quote:
-    """The price of the package now, with the promo code's discount (a bad code raises ServiceError)."""
-    price = package.price_minor if price_minor is None else price_minor
+def quote(package: Package, promo_code: str | None = None, price_minor: int | None = None, *, quantity: int = 1,
+          forced_promo: bool = False) -> Quote:
+    """The price of `quantity` × the package now (at `price_minor` each, its price by default), with the promo
+    code's discount on the total (a bad code raises ServiceError; `forced_promo`: see promo_codes.check)."""
+    price = (package.price_minor if price_minor is None else price_minor) * quantity
     promo, discount = None, 0
     if promo_code and promo_code.strip():
-        promo, discount = promo_codes.check(promo_code, package, price)
+        promo, discount = promo_codes.check(promo_code, package, price, forced=forced_promo)
     vat_rate, vat, total = invoices.order_totals(price - discount)
     return Quote(price, discount, vat_rate, vat, total, package.currency, promo)
 
 
+def check_quantity(package: Package, quantity: int) -> None:
+    """n × the package: from 1 to MAX_QUANTITY of its type."""
+    most = MAX_QUANTITY[package.type]
+    if not 1 <= quantity <= most:
+        raise ValidationFailed({"quantity": [_("Order from 1 to %(most)d of this package.", most=most)]})
+
+
+def check_customer_note(note: str | None) -> str | None:
+    """The customer's note at checkout, trimmed, at most CUSTOMER_NOTE_LENGTH characters; None when empty."""
+    note = (note or "").strip()
+    if len(note) > CUSTOMER_NOTE_LENGTH:
+        raise ServiceError("customer_note", _("Write at most %(max)d characters.", max=CUSTOMER_NOTE_LENGTH))
+    return note or None
+
+
 def place_customer_order(customer: Customer, package: Package, *, payment_method: str, actor: audit.Actor,
-                         ip: str | None = None, promo_code: str | None = None,
+                         ip: str | None = None, promo_code: str | None = None, note: str | None = None,
                          affiliate: Affiliate | None = None) -> Order:
     """The customer's own order, if the identity rule and the purchase rules (1–4, 7) allow it now. At the
     fraud threshold it goes to Fraud and nothing happens to it; paid from the balance, it is paid at once and
-    stays Pending for an agent's review. `affiliate`: who referred the customer (affiliates.referrer)."""
+    stays Pending for an agent's review. `note` is the customer's own note, shown on the order; `affiliate`:
+    who referred the customer (affiliates.referrer)."""
     if payment_method not in CUSTOMER_PAYMENT_METHODS:
         raise ServiceError("payment_method", _("Pay by card, by bank transfer or from your account balance."))
     refusal = checkout_refusal(customer)
@@ -109,6 +134,7 @@ def place_customer_order(customer: Customer, package: Package, *, payment_method
         raise ServiceError("identity_not_verified", refusal)
     order, customer = _new_order(customer, package, payment_method=payment_method, actor=actor, ip=ip,
                                  promo_code=promo_code, affiliate=affiliate)
+    order.customer_note = check_customer_note(note)
     if fraud.is_fraud(order, customer):
         move_order(order, OrderState.FRAUD)
         promo_codes.release_use(order)
@@ -124,17 +150,23 @@ def place_customer_order(customer: Customer, package: Package, *, payment_method
 def place_agent_order(customer: Customer, package: Package, *, payment_method: str, actor: audit.Actor,
                       ip: str | None = None, promo_code: str | None = None, placed_by: Agent | None = None,
                       price_override_minor: int | None = None, create_invoice: bool = True,
-                      send_confirmation: bool = False, send_invoice: bool = False) -> Order:
-    """An order an agent (`placed_by`) or the API places for the customer, if the purchase rules allow it.
-    Paid manually (money received outside the system) or from the balance, it is paid, activated and Active
-    at once; by bank transfer it waits for Accept. `send_confirmation` and `send_invoice` mail the order
-    confirmation and the invoice to the customer."""
+                      send_confirmation: bool = False, send_invoice: bool = False, quantity: int = 1) -> Order:
+    """An order an agent (`placed_by`) or the API places for the customer, if the purchase rules allow it:
+    `quantity` × the package, at `price_override_minor` each if given, with the promo code applied whatever its
+    terms (recorded as forced). Paid manually (money received outside the system) or from the balance, it is
+    paid, activated and Active at once; by bank transfer it waits for Accept; by card the customer is mailed a
+    payment link, which works until the order is paid, cancelled or expires (card_payments.PAYMENT_LINK_LIFETIME).
+    `send_confirmation` and `send_invoice` mail the order confirmation and the invoice to the customer."""
     if payment_method not in AGENT_PAYMENT_METHODS:
-        raise ServiceError("payment_method", _("An agent places orders paid manually, by bank transfer or "
-                                               "from the account balance."))
+        raise ServiceError("payment_method", _("An agent places orders paid manually, by bank transfer, from "
+                                               "the account balance or by card through a payment link."))
     order, _customer = _new_order(customer, package, payment_method=payment_method, actor=actor, ip=ip,
                                   promo_code=promo_code, placed_by=placed_by,
-                                  price_override_minor=price_override_minor, create_invoice=create_invoice)
+                                  price_override_minor=price_override_minor, create_invoice=create_invoice,
+                                  quantity=quantity, forced_promo=True)
+    if payment_method == PaymentMethod.CARD:
+        order.expires_at = order.created_at + card_payments.PAYMENT_LINK_LIFETIME
+        notifications.payment_link(order)
     _pay_at_once(order, actor)
     if order.holds_money and order.activated:
         move_order(order, OrderState.ACTIVE)
@@ -148,24 +180,26 @@ def place_agent_order(customer: Customer, package: Package, *, payment_method: s
 
 def _new_order(customer: Customer, package: Package, *, payment_method: str, actor: audit.Actor,
                ip: str | None, promo_code: str | None, placed_by: Agent | None = None,
-               price_override_minor: int | None = None, create_invoice: bool = True,
-               affiliate: Affiliate | None = None) -> tuple[Order, Customer]:
+               price_override_minor: int | None = None, create_invoice: bool = True, quantity: int = 1,
+               forced_promo: bool = False, affiliate: Affiliate | None = None) -> tuple[Order, Customer]:
     """Lock the customer, check the purchase rules, price the package and write the Pending order (with its
     invoice); returns it with the locked customer."""
+    check_quantity(package, quantity)
     customer = ledger.lock_customer(customer.id)
-    preview = purchase_rules.preview_purchase(customer, package)
+    preview = purchase_rules.preview_purchase(customer, purchase_rules.Offer.of(package).times(quantity))
     if not preview.allowed:
         raise purchase_rules.PurchaseRefused(preview)
     moment = now()
     has_orders = db.session.scalar(select(Order.id).where(Order.customer_id == customer.id).limit(1)) is not None
-    price = quote(package, promo_code, price_override_minor)
+    price = quote(package, promo_code, price_override_minor, quantity=quantity, forced_promo=forced_promo)
     if price.promo is not None:
-        promo_codes.take_use(price.promo)
+        promo_codes.take_use(price.promo, forced=forced_promo)
     order = Order(
         number=new_order_number(), customer_id=customer.id, created_at=moment, customer_was_new=not has_orders,
         kind=preview.kind, package_id=package.id, package_snapshot=package.snapshot(),
         promo_code_id=price.promo.id if price.promo else None, promo_code=price.promo.code if price.promo else None,
-        promo_use_held=price.promo is not None,
+        promo_use_held=price.promo is not None, promo_forced=forced_promo and price.promo is not None,
+        quantity=quantity,
         discount_minor=price.discount_minor, amount_minor=price.total_minor, vat_minor=price.vat_minor,
         vat_rate_percent=price.vat_rate_percent,
         currency=package.currency, payment_method=payment_method, payment_status=MoneyState.UNPAID,
@@ -180,7 +214,8 @@ def _new_order(customer: Customer, package: Package, *, payment_method: str, act
         invoices.create_for_order(order)
     db.session.flush()
     audit.record(actor, "order.create", order, number=order.number, package=package.name,
-                 method=payment_method, kind=preview.kind, agent=placed_by.email if placed_by else None)
+                 method=payment_method, kind=preview.kind, agent=placed_by.email if placed_by else None,
+                 quantity=quantity, promo=order.promo_code, promo_forced=order.promo_forced)
     return order, customer
 
 

@@ -26,23 +26,18 @@ def find(code: str) -> PromoCode | None:
     return db.session.scalar(select(PromoCode).where(PromoCode.code == code)) if code else None
 
 
-def check(code: str, package: Package, price_minor: int | None = None) -> tuple[PromoCode, int]:
+def check(code: str, package: Package, price_minor: int | None = None, *, forced: bool = False
+          ) -> tuple[PromoCode, int]:
     """The code and the discount it gives on the package (at `price_minor`, its price by default) now,
-    or a refusal that says why."""
+    or a refusal that says why. A code an agent picks (`forced`) applies whatever its dates, use limit or
+    packages; it must still exist, be active, fit the currency and leave something to pay."""
     price_minor = package.price_minor if price_minor is None else price_minor
     promo = find(code)
     moment = now()
     if promo is None or not promo.active:
         raise ServiceError("promo_unknown", _("This promo code does not exist."))
-    if promo.valid_from and moment < promo.valid_from:
-        raise ServiceError("promo_not_yet", _("This promo code is valid from %(date)s.",
-                                              date=local_day(promo.valid_from).isoformat()))
-    if promo.valid_until and moment > promo.valid_until:
-        raise ServiceError("promo_expired", _("This promo code has expired."))
-    if promo.max_uses is not None and promo.uses >= promo.max_uses:
-        raise ServiceError("promo_used_up", _("This promo code has been used as many times as it may."))
-    if promo.package_ids and package.id not in promo.package_ids:
-        raise ServiceError("promo_not_for_package", _("This promo code does not apply to this package."))
+    if not forced:
+        _check_terms(promo, package, moment)
     if promo.kind == "fixed" and promo.currency != package.currency:
         raise ServiceError("promo_currency", _("This promo code is for prices in %(currency)s.",
                                                currency=promo.currency))
@@ -52,6 +47,19 @@ def check(code: str, package: Package, price_minor: int | None = None) -> tuple[
     return promo, amount
 
 
+def _check_terms(promo: PromoCode, package: Package, moment: datetime) -> None:
+    """The code's dates, use limit and packages, which bind customers (not an agent who picks the code)."""
+    if promo.valid_from and moment < promo.valid_from:
+        raise ServiceError("promo_not_yet", _("This promo code is valid from %(date)s.",
+                                              date=local_day(promo.valid_from).isoformat()))
+    if promo.valid_until and moment > promo.valid_until:
+        raise ServiceError("promo_expired", _("This promo code has expired."))
+    if promo.max_uses is not None and promo.uses >= promo.max_uses:
+        raise ServiceError("promo_used_up", _("This promo code has been used as many times as it may."))
+    if promo.package_ids and package.id not in promo.package_ids:
+        raise ServiceError("promo_not_for_package", _("This promo code does not apply to this package."))
+
+
 def discount(promo: PromoCode, price_minor: int) -> int:
     if promo.kind == "percent":
         value = (Decimal(price_minor) * promo.value / 100).quantize(Decimal(1), ROUND_HALF_UP)
@@ -59,10 +67,10 @@ def discount(promo: PromoCode, price_minor: int) -> int:
     return min(promo.value, price_minor)
 
 
-def take_use(promo: PromoCode) -> None:
-    """Count one use, never past the limit, even when checkouts race."""
+def take_use(promo: PromoCode, *, forced: bool = False) -> None:
+    """Count one use, never past the limit, even when checkouts race; a code an agent forces counts past it."""
     statement = update(PromoCode).where(PromoCode.id == promo.id)
-    if promo.max_uses is not None:
+    if promo.max_uses is not None and not forced:
         statement = statement.where(PromoCode.uses < PromoCode.max_uses)
     statement = statement.values(uses=PromoCode.uses + 1).execution_options(synchronize_session=False)
     if db.session.execute(statement).rowcount != 1:
@@ -71,12 +79,13 @@ def take_use(promo: PromoCode) -> None:
 
 
 def hold_use(order: Order) -> None:
-    """An order reopened (Back to Pending) holds its code's use again, if one is left. The order is locked."""
+    """An order reopened (Back to Pending) holds its code's use again, if one is left (an agent's forced code
+    takes one whatever the limit). The order is locked."""
     if order.promo_code_id is None or order.promo_use_held:
         return
     promo = db.session.get(PromoCode, order.promo_code_id)
     if promo is not None:
-        take_use(promo)
+        take_use(promo, forced=order.promo_forced)
     order.promo_use_held = True
 
 

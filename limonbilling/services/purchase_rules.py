@@ -3,7 +3,7 @@
 Pure rules over what is read once about the customer (`_Standing`), so a page of offers costs the same few
 statements for 3 packages or 50. `entitlements.activate_package` checks them again under the customer's lock.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from flask_babel import format_date, ngettext
@@ -38,9 +38,20 @@ class Offer:
         return cls(**package.snapshot(), on_sale=package.on_sale and not package.archived)
 
     @classmethod
-    def sold(cls, snapshot: dict) -> "Offer":
-        """What an order bought: it completes even if the package was edited or taken off sale since."""
-        return cls(**snapshot, on_sale=True)
+    def sold(cls, snapshot: dict, quantity: int = 1) -> "Offer":
+        """What an order bought (`quantity` × the package): it completes even if the package was edited or taken
+        off sale since."""
+        return cls(**snapshot, on_sale=True).times(quantity)
+
+    def times(self, quantity: int) -> "Offer":
+        """n × the package as one purchase: n × the credits, or n consecutive periods (one period of n × the
+        days, starting where one period would), at n × the price. The grant's snapshot keeps the total, so a
+        revocation takes back all of it."""
+        if quantity == 1:
+            return self
+        return replace(self, price_minor=self.price_minor * quantity,
+                       credits=self.credits * quantity if self.credits is not None else None,
+                       days=self.days * quantity if self.days is not None else None)
 
     def snapshot(self) -> dict:
         values = {name: getattr(self, name) for name in self.__dataclass_fields__}

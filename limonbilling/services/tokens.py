@@ -1,4 +1,5 @@
-"""Signed links: e-mail confirmation, e-mail change and password reset (and the referral cookie).
+"""Signed links: e-mail confirmation, e-mail change, password reset and an order's payment link (and the
+referral cookie).
 
 A link carries the account and a fingerprint of what it is about: the e-mail address for a
 confirmation (a link for an old address confirms nothing), the password hash for a reset (the
@@ -11,7 +12,7 @@ from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from ..clock import now
-from ..models import Agent, Customer
+from ..models import Agent, Customer, Order
 from . import ServiceError
 
 
@@ -50,6 +51,11 @@ def password_reset_token(user: Agent | Customer, welcome: bool = False) -> str:
 def referral_token(code: str) -> str:
     """The referral cookie: an affiliate's code, signed with the moment of the visit (the age `load` checks)."""
     return _serializer("referral").dumps({"code": code})
+
+
+def payment_link_token(order: Order) -> str:
+    """A link to pay the order by card (card_payments.payment_link_order decides whether it still works)."""
+    return _serializer("payment-link").dumps({"o": order.id, "n": order.number})
 
 
 def load(token: str, purpose: str, max_age: int, with_timestamp: bool = False):

@@ -54,6 +54,7 @@ from limonbilling.services import (
     promo_codes,
     refunds,
     settings,
+    tokens,
 )
 
 from ..factories import make_customer, make_department, make_package
@@ -828,3 +829,36 @@ def test_13_sixteen_agents_settling_one_flag_settle_it_once(worker, gateway, sup
     exactly_one(outcomes, "nothing_flagged")
     assert db.session.get(Order, case.order_id).attention is None
     assert audits("order.attention_settled", case.order_id) == 1
+
+
+# --- 14: an agent's card order paid through its mailed link -------------------------------------------------
+
+def test_14_sixteen_payers_of_one_payment_link_pay_and_activate_once(worker, gateway, support):
+    """Sixteen tabs open the mailed link of a 2 × 10 credits order and pay at once (each card attempt approved
+    at once): one payment is taken and activates 20 credits; the others find the order paid."""
+    customer = make_customer()
+    order = placement.place_agent_order(customer, make_package("credit", [support], credits=10), quantity=2,
+                                        payment_method="card", actor=AGENT)
+    db.session.commit()
+    case, token = case_of(order, customer), tokens.payment_link_token(order)
+
+    def payer():
+        payer_customer = db.session.get(Customer, case.customer_id)
+
+        def pay():
+            linked = card_payments.payment_link_order(token, payer_customer)
+            attempt = card_payments.start_card_payment(linked, "nestpay")
+            db.session.flush()
+            return card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK).number
+        return pay
+
+    outcomes = race(worker, [labelled(payer, "payer")] * THREADS)
+    exactly_one(outcomes, "not_payable", "link_paid")
+    order = db.session.get(Order, case.order_id)
+    [payment] = order.payments
+    assert (payment.state, order.payment_status, order.activated, order.quantity) == ("confirmed", "paid", True, 2)
+    assert count(Grant, Grant.order_id == case.order_id) == 1 and order.refunds == []
+    assert ledger_rows(case.customer_id, "purchase") == [20] and credits_consistent(case.customer_id) == 20
+    assert audits("order.paid", case.order_id) == 1 and audits("entitlement.activate") == 1
+    assert mails(case.number, "payment_link", case.email) == 1
+    assert mails(case.number, "purchase_activated", case.email) == 1

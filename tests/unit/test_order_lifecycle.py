@@ -341,7 +341,7 @@ def test_bulk_back_to_pending_holds_the_promo_use_again(gateway):
     assert order_actions.bulk_set_status([order], "pending", AGENT) == (1, [])
     db.session.commit()
     assert order.promo_use_held and db.session.get(PromoCode, promo.id).uses == 1
-    with pytest.raises(ServiceError) as used_up:
-        placement.place_agent_order(make_customer(), _credit_package(), payment_method="bank_transfer", actor=AGENT,
-                            promo_code="ONCE")
+    with pytest.raises(ServiceError) as used_up:  # a customer's order (an agent's forces the code past its limit)
+        placement.place_customer_order(make_customer(), _credit_package(), payment_method="bank_transfer",
+                                       actor=AGENT, promo_code="ONCE")
     assert used_up.value.code == "promo_used_up"

@@ -311,9 +311,10 @@ def test_order_actions_and_refund_to_balance(client, auth, world):
 
 def test_order_requests_are_validated(client, auth, world):
     bad = client.post("/api/v1/orders", headers=auth, json={
-        "customer_id": "1", "package_id": world["credits"].id, "payment_method": "card", "price_override": "-5"})
+        "customer_id": "1", "package_id": world["credits"].id, "payment_method": "free", "price_override": "-5",
+        "quantity": "2"})
     assert bad.status_code == 422
-    assert set(bad.json["error"]["fields"]) == {"customer_id", "payment_method", "price_override"}
+    assert set(bad.json["error"]["fields"]) == {"customer_id", "payment_method", "price_override", "quantity"}
     unknown = client.post("/api/v1/orders", headers=auth, json={
         "customer_id": 999999, "package_id": world["credits"].id, "payment_method": "manual"})
     assert unknown.status_code == 404

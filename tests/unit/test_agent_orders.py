@@ -1,0 +1,296 @@
+"""Orders agents place (issue 17, WHMCS order placement): n × a package, promo codes the agent forces, card
+orders paid through a mailed payment link, and the customer's own note at checkout."""
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from limonbilling.extensions import db
+from limonbilling.models import AuditEntry, Notification, Order, PromoCode
+from limonbilling.services import (
+    ServiceError,
+    ValidationFailed,
+    bank_transfer,
+    card_payments,
+    entitlements,
+    holdings,
+    invoices,
+    order_actions,
+    placement,
+    promo_codes,
+    purchase_rules,
+    tokens,
+)
+
+from ..factories import activate, make_agent, make_customer, make_department, make_package
+from ..payment_support import AGENT, BANK, as_customer, bank_answer, configure_gateway, refund_to_balance
+
+
+@pytest.fixture
+def support(app):
+    return make_department("Support", credit_per_request=1)
+
+
+def agent_order(customer, package, method="manual", **kwargs) -> Order:
+    order = placement.place_agent_order(customer, package, payment_method=method, actor=AGENT, **kwargs)
+    db.session.commit()
+    return order
+
+
+def promo(**values) -> PromoCode:
+    code = promo_codes.create({"code": "SAVE10", "kind": "percent", "value": "10", **values}, AGENT)
+    db.session.commit()
+    return code
+
+
+# --- quantity ----------------------------------------------------------------------------------------
+
+def test_three_credit_packages_cost_three_times_and_give_three_times_the_credits(support):
+    package = make_package("credit", [support], credits=10, price="100.00", name="Ten")
+    customer = make_customer()
+    order = agent_order(customer, package, quantity=3)
+    _rate, vat, total = invoices.order_totals(30000)
+    assert (order.quantity, order.amount_minor, order.vat_minor, order.status) == (3, total, vat, "active")
+    assert order.item_label == "3 × Ten" and order.package_snapshot["credits"] == 10  # the unit, as sold
+    assert customer.credits == 30 and order.live_grant.snapshot["credits"] == 30
+    assert order.invoice.lines == [{"description": "3 × Ten", "quantity": 3, "net_minor": total - vat}]
+
+
+def test_the_discount_is_on_the_total_and_the_invoice_shows_both_lines(support):
+    package = make_package("credit", [support], price="100.00", name="Ten")
+    promo(code="TENOFF")
+    order = agent_order(make_customer(), package, quantity=3, promo_code="TENOFF")
+    assert order.discount_minor == 3000  # 10 % of 3 × 100.00
+    _rate, _vat, total = invoices.order_totals(27000)
+    assert order.amount_minor == total
+    assert [line["description"] for line in order.invoice.lines] == ["3 × Ten", "Promo code TENOFF"]
+    assert sum(line["net_minor"] for line in order.invoice.lines) == order.invoice.net_minor
+
+
+def test_a_price_override_is_the_price_of_one(support):
+    package = make_package("credit", [support], price="100.00")
+    order = agent_order(make_customer(), package, quantity=4, price_override_minor=5000)
+    assert order.amount_minor == invoices.order_totals(20000)[2] and order.price_overridden
+
+
+def test_two_subscription_periods_run_back_to_back(support, clock):
+    package = make_package("subscription", [support], days=30, price="900.00")
+    customer = make_customer()
+    order = agent_order(customer, package, quantity=2)
+    assert holdings.subscription_expiry(customer) == clock.now() + timedelta(days=60)
+    assert order.amount_minor == invoices.order_totals(180000)[2]
+
+
+@pytest.mark.parametrize("days_left, allowed", [(31, False), (30, True)])
+def test_rule_3_holds_for_the_first_of_n_periods(support, clock, days_left, allowed):
+    """A renewal of n periods opens when one would (30 days before the end, not n × 30) and starts at the end."""
+    package = make_package("subscription", [support], days=30)
+    customer = make_customer()
+    activate(customer, make_package("subscription", [support], days=days_left))
+    expiry = holdings.subscription_expiry(customer)
+    if not allowed:
+        with pytest.raises(purchase_rules.PurchaseRefused) as refused:
+            agent_order(customer, package, quantity=3)
+        assert refused.value.code == "renewal_not_open"
+        return
+    agent_order(customer, package, quantity=3)
+    assert holdings.subscription_expiry(customer) == expiry + timedelta(days=90)
+
+
+@pytest.mark.parametrize("kind, most", [("credit", 100), ("subscription", 12)])
+def test_the_quantity_edges(support, kind, most):
+    package = make_package(kind, [support])
+    for refused_quantity in (0, most + 1):
+        with pytest.raises(ValidationFailed) as refused:
+            agent_order(make_customer(), package, quantity=refused_quantity)
+        assert list(refused.value.errors) == ["quantity"]
+        db.session.rollback()
+    assert agent_order(make_customer(), package, quantity=most).quantity == most
+
+
+def test_a_full_refund_of_a_credit_quantity_order_takes_back_every_credit(support):
+    customer = make_customer()
+    order = agent_order(customer, make_package("credit", [support], credits=10), quantity=3)
+    assert customer.credits == 30
+    refund_to_balance(order)
+    db.session.commit()
+    assert (customer.credits, order.status, order.activated) == (0, "cancelled", False)
+
+
+def test_a_full_refund_of_n_periods_removes_them_all(support, clock):
+    customer = make_customer()
+    order = agent_order(customer, make_package("subscription", [support], days=30), quantity=2)
+    clock.advance(days=40)  # into the second period
+    refund_to_balance(order)
+    db.session.commit()
+    assert holdings.subscription_expiry(customer) is None and order.status == "cancelled"
+    assert entitlements.entitlement(customer).departments == []
+
+
+# --- promo codes an agent picks ------------------------------------------------------------------------
+
+def test_a_forced_promo_code_applies_outside_its_dates_limit_and_packages(support, clock):
+    package = make_package("credit", [support], price="100.00")
+    other = make_package("credit", [support], price="100.00")
+    today = clock.now().date()
+    codes = {
+        "LATER": promo(code="LATER", valid_from=today + timedelta(days=2)),
+        "OVER": promo(code="OVER", valid_until=today - timedelta(days=1)),
+        "ONLY": promo(code="ONLY", package_ids=[other.id]),
+        "USEDUP": promo(code="USEDUP", max_uses=1),
+    }
+    promo_codes.take_use(codes["USEDUP"])
+    db.session.commit()
+    for code in codes:
+        with pytest.raises(ServiceError):  # a customer is refused each of them
+            placement.place_customer_order(make_customer(), package, payment_method="bank_transfer",
+                                           actor=AGENT, promo_code=code)
+        db.session.rollback()
+    agent = make_agent("billing")
+    for code, promo_code in codes.items():
+        order = agent_order(make_customer(), package, method="bank_transfer", promo_code=code, placed_by=agent)
+        assert (order.promo_code, order.discount_minor, order.promo_forced) == (code, 1000, True)
+        db.session.refresh(promo_code)
+    assert [codes[c].uses for c in ("LATER", "OVER", "ONLY", "USEDUP")] == [1, 1, 1, 2]  # past its limit of 1
+    logged = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "order.create")).all()
+    assert {(entry.details["promo"], entry.details["promo_forced"]) for entry in logged} == {
+        (code, True) for code in codes}
+
+
+def test_a_forced_code_still_needs_to_exist_be_active_fit_the_currency_and_leave_a_price(support):
+    package = make_package("credit", [support], price="100.00")
+    promo(code="EUROS", kind="fixed", value="10", currency="EUR")
+    promo(code="HUGE", kind="fixed", value="100", currency="TRY")
+    promo_codes.set_active(promo(code="OFF"), False, AGENT)
+    db.session.commit()
+    for code, reason in {"NOPE": "promo_unknown", "OFF": "promo_unknown", "EUROS": "promo_currency",
+                         "HUGE": "promo_too_large"}.items():
+        with pytest.raises(ServiceError) as refused:
+            agent_order(make_customer(), package, promo_code=code)
+        assert refused.value.code == reason
+        db.session.rollback()
+
+
+def test_a_forced_use_given_back_and_taken_again_passes_the_limit(support):
+    """An unpaid forced order gives its use back when cancelled, and Back to Pending takes it again."""
+    package = make_package("credit", [support], price="100.00")
+    code = promo(code="ONCE", max_uses=1)
+    agent_order(make_customer(), package, promo_code="ONCE")
+    order = agent_order(make_customer(), package, method="bank_transfer", promo_code="ONCE")
+    order_actions.cancel_order(order, AGENT)
+    db.session.commit()
+    db.session.refresh(code)
+    assert code.uses == 1
+    order_actions.back_to_pending(order, AGENT)
+    db.session.commit()
+    db.session.refresh(code)
+    assert code.uses == 2 and order.promo_use_held
+
+
+# --- the payment link ------------------------------------------------------------------------------------
+
+def link_token(order: Order) -> str:
+    mail = db.session.scalars(select(Notification).where(
+        Notification.order_number == order.number, Notification.event == "payment_link")).one()
+    return re.search(r"/pay/([^\s\"<]+)", mail.body_text).group(1)
+
+
+def test_a_card_order_mails_the_customer_a_payment_link_in_their_language(support, clock):
+    customer = make_customer(language="tr")
+    order = agent_order(customer, make_package("subscription", [support]), method="card", quantity=2)
+    assert (order.status, order.payment_status, order.activated) == ("pending", "unpaid", False)
+    assert order.expires_at == clock.now() + timedelta(days=7)
+    mail = db.session.scalars(select(Notification).where(Notification.event == "payment_link")).one()
+    assert (mail.recipient, mail.language, mail.sensitive) == (customer.email, "tr", True)
+    assert order.number in mail.subject and "2 × " in mail.body_text
+    assert card_payments.payment_link_order(link_token(order), customer) == order
+
+
+def test_the_link_works_until_the_last_second_before_the_order_expires(support, clock):
+    customer = make_customer()
+    order = agent_order(customer, make_package("credit", [support]), method="card")
+    token = link_token(order)
+    clock.advance(seconds=card_payments.PAYMENT_LINK_LIFETIME.total_seconds() - 1)
+    assert card_payments.payment_link_order(token, customer) == order
+    clock.advance(seconds=1)
+    with pytest.raises(ServiceError) as refused:
+        card_payments.payment_link_order(token, customer)
+    assert refused.value.code == "link_expired"
+
+
+def test_the_link_stops_once_paid_or_cancelled_and_only_serves_its_customer(support):
+    customer = make_customer()
+    package = make_package("credit", [support], credits=10)
+    order = agent_order(customer, package, method="card", quantity=3)
+    token = link_token(order)
+    for other_token, code in ((token[:-2] + "xx", "link_invalid"),
+                              (tokens.payment_link_token(order), None)):
+        if code is None:
+            with pytest.raises(ServiceError) as refused:
+                card_payments.payment_link_order(other_token, make_customer())
+            assert refused.value.code == "link_other_customer"
+        else:
+            with pytest.raises(ServiceError) as refused:
+                card_payments.payment_link_order(other_token, customer)
+            assert refused.value.code == code
+    gateway = configure_gateway()
+    attempt = card_payments.start_card_payment(card_payments.payment_link_order(token, customer), "nestpay")
+    db.session.commit()
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+    assert (order.payment_status, customer.credits) == ("paid", 30)  # n × the credits, activated by the card
+    with pytest.raises(ServiceError) as refused:
+        card_payments.payment_link_order(token, customer)
+    assert refused.value.code == "link_paid"
+
+    second = agent_order(make_customer(), package, method="card")
+    order_actions.cancel_order(second, AGENT)
+    db.session.commit()
+    with pytest.raises(ServiceError) as refused:
+        card_payments.payment_link_order(link_token(second), second.customer)
+    assert refused.value.code == "link_cancelled"
+
+
+def test_an_unpaid_link_order_is_the_customers_one_open_order(support, clock):
+    """Rule 7: until it is paid, cancelled or expired, the customer cannot start another order."""
+    customer = make_customer()
+    package = make_package("credit", [support])
+    agent_order(customer, package, method="card")
+    with pytest.raises(purchase_rules.PurchaseRefused) as refused:
+        placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer))
+    assert refused.value.code == "open_order"
+    db.session.rollback()
+    clock.advance(seconds=card_payments.PAYMENT_LINK_LIFETIME.total_seconds())
+    placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer))
+
+
+# --- the customer's note at checkout ---------------------------------------------------------------------
+
+def test_the_customers_note_is_kept_trimmed_and_limited(support):
+    package = make_package("credit", [support])
+    customer = make_customer()
+    longest = "n" * placement.CUSTOMER_NOTE_LENGTH
+    order = placement.place_customer_order(customer, package, payment_method="bank_transfer",
+                                           actor=as_customer(customer), note=f"  {longest}  ")
+    assert order.customer_note == longest
+    db.session.rollback()
+    with pytest.raises(ServiceError) as refused:
+        placement.place_customer_order(customer, package, payment_method="bank_transfer",
+                                       actor=as_customer(customer), note=longest + "n")
+    assert refused.value.code == "customer_note"
+    db.session.rollback()
+    blank = placement.place_customer_order(customer, package, payment_method="bank_transfer",
+                                           actor=as_customer(customer), note="   ")
+    assert blank.customer_note is None
+
+
+def test_the_activation_request_note_follows_the_checkout_note(support):
+    package = make_package("credit", [support])
+    customer = make_customer()
+    order = placement.place_customer_order(customer, package, payment_method="bank_transfer",
+                                           actor=as_customer(customer), note="For the Ankara office")
+    db.session.commit()
+    bank_transfer.request_activation(order, email=customer.email, phone=customer.phone, note="Sent by Ali Veli",
+                                     actor=as_customer(customer))
+    assert order.customer_note == "For the Ankara office\nSent by Ali Veli"
