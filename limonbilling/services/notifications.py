@@ -31,6 +31,7 @@ from ..models import (
     LedgerEntry,
     Notification,
     Order,
+    PaymentMethod,
     SubscriptionPeriod,
 )
 from . import holdings, invoices, ledger, messaging, settings, tokens, webhooks
@@ -124,7 +125,7 @@ def purchase_activated(order: Order, grant: Grant) -> None:
     }
     key = f"order:{order.number}:activated:{grant.id}"
     approved = (db.session.scalar(select(ActivationRequest).where(ActivationRequest.order_id == order.id))
-                if order.placed_by_agent_id is not None else None)  # only agents place orders for the form
+                if order.payment_method == PaymentMethod.BANK_TRANSFER else None)  # the form's orders are transfers
     event = "activation_approved" if approved is not None else "purchase_activated"  # the form's request
     _to_customer(customer, event, key, event,
                  lambda: _("Your %(package)s package is active", package=order.package_name), order,

@@ -44,6 +44,11 @@ def test_anyone_may_open_the_form_and_a_package_in_the_link_is_chosen(app, packa
     assert 'name="email"' in body and 'value="deniz' not in body
 
 
+def test_the_sign_in_page_leads_to_the_form(app):
+    page = app.test_client().get("/login").get_data(as_text=True)
+    assert 'href="/activate"' in page and "Paid for a package by bank transfer?" in page
+
+
 def test_a_signed_in_customer_finds_their_details_filled_in(app, package):
     customer = make_customer(email="ayse@example.com")
     client = app.test_client()
