@@ -82,6 +82,9 @@ def test_an_unissued_invoice_is_a_proforma(gateway):
     order, _attempt = card_order(make_customer(), make_package("credit", [make_department()]))
     text = text_of(invoice_pdf.render(order.invoice, for_customer=False))
     assert "Proforma invoice" in text and "Not issued yet: the number is given when the order is paid." in text
+    with force_locale("tr"):
+        text = text_of(invoice_pdf.render(order.invoice, for_customer=True))
+    assert "Proforma fatura" in text and "Henüz düzenlenmedi" in text
     assert invoice_pdf.file_name(order.invoice) == f"proforma-{order.number}.pdf"
 
 
