@@ -121,3 +121,9 @@ def test_other_mails_carry_no_attachment(app, smtp_server):
     outbox.send_due()
     mails = smtp_server.to("plain@example.com")
     assert mails and all(not list(mail.message.iter_attachments()) for mail in mails)
+
+
+def test_markup_a_customer_typed_stays_text(gateway):
+    address = '<link rel="stylesheet" href="file:///etc/hostname"><img src="http://127.0.0.1:9/x.png">'
+    order = paid_order(gateway, make_corporate_customer(billing_address=address))
+    assert address in text_of(invoice_pdf.render(order.invoice, for_customer=True)).replace("\n", "")
