@@ -94,7 +94,7 @@ def test_the_invoice_mail_attaches_the_pdf_and_a_resend_attaches_the_same_invoic
                                         actor=AGENT, send_invoice=True)
     db.session.commit()
     row = db.session.scalars(db.select(Notification).where(Notification.event == "invoice_issued")).one()
-    assert row.body_text and "PDF" not in row.body_text  # the row holds the mail; the PDF is made when it is sent
+    assert "attached to this e-mail as a PDF" in row.body_text  # the row holds the text; the PDF is made at sending
     outbox.send_due()
     number = order.invoice.number
     assert number == "2026-000001"
@@ -104,6 +104,8 @@ def test_the_invoice_mail_attaches_the_pdf_and_a_resend_attaches_the_same_invoic
         return [(part.get_filename(), part.get_content_type(), text_of(part.get_content()))
                 for mail in mails for part in mail.message.iter_attachments()]
 
+    [mail] = [mail for mail in smtp_server.to("cagri@example.com") if mail.subject.startswith("Invoice")]
+    assert "attached to this e-mail as a PDF" in mail.text() and "attached to this e-mail as a PDF" in mail.html()
     [(filename, content_type, text)] = attachments()
     assert (filename, content_type) == (f"invoice-{number}.pdf", "application/pdf")
     assert number in text and " ".join(TURKISH_NAME) in text and money(order.invoice.total_minor) in text
