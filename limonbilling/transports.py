@@ -6,7 +6,7 @@ agents: it never holds a password.
 """
 import smtplib
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -30,8 +30,9 @@ def _one_line(text: str) -> str:
 
 
 def build_email(values: Mapping, *, to: str, cc: list[str], subject: str, text: str, html: str | None,
-                message_id: str | None = None) -> EmailMessage:
-    """A plain-text mail with an HTML alternative; the Message-ID stays the same on every retry.
+                message_id: str | None = None, attachments: Sequence[tuple[str, bytes]] = ()) -> EmailMessage:
+    """A plain-text mail with an HTML alternative and PDF `attachments` (file name, content); the Message-ID
+    stays the same on every retry.
 
     Headers are built by the standard library's header classes: names and subjects are folded onto one
     line, and an address they refuse (e.g. one holding CR/LF) raises ValueError instead of injecting."""
@@ -48,6 +49,8 @@ def build_email(values: Mapping, *, to: str, cc: list[str], subject: str, text: 
     message.set_content(text)
     if html:
         message.add_alternative(html, subtype="html")
+    for filename, content in attachments:
+        message.add_attachment(content, maintype="application", subtype="pdf", filename=filename)
     return message
 
 

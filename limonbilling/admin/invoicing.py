@@ -1,9 +1,10 @@
-"""Invoices for agents: the printable invoice of an order, and Settings → Invoices."""
+"""Invoices for agents: the printable invoice of an order and its PDF, and Settings → Invoices."""
 from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 
 from ..auth import current_actor, requires
 from ..forms import run_service
+from ..invoice_responses import invoice_pdf_response
 from ..services import settings
 from . import bp
 from .billing import billing_view
@@ -17,6 +18,11 @@ def order_invoice(number: str):
     if order.invoice is None:
         abort(404)
     return render_template("admin/invoice.html", invoice=order.invoice, order=order)
+
+
+@billing_view("/billing/orders/<number>/invoice.pdf")
+def order_invoice_pdf(number: str):
+    return invoice_pdf_response(order_or_404(number).invoice, for_customer=False)
 
 
 @bp.route("/settings/invoices", methods=["GET", "POST"])

@@ -16,7 +16,8 @@ class Notification(db.Model):
     `event_key` names the event (e.g. `order:4829103744:activated:17`); with the
     channel and the recipient it is unique, so an event processed twice queues
     its message once. The content is rendered when the row is written, in the
-    recipient's language, so a sender needs nothing but the row. A sender
+    recipient's language, so a sender needs nothing but the row (the invoice e-mail's PDF alone is rendered
+    when it is sent, from the order the row names: services/invoice_pdf.py). A sender
     claims a row (`sending`, `claim_token`, `claimed_until`) before it talks
     to the mail server; a claim whose time ran out (a killed worker) may be
     taken again.

@@ -12,6 +12,7 @@ from .. import security
 from ..auth import current_actor, current_customer, public, vip_required
 from ..extensions import csrf, db
 from ..forms import ButtonForm, run_action, run_service
+from ..invoice_responses import invoice_pdf_response
 from ..links import external_url
 from ..models import Order, Package
 from ..pagination import page_number
@@ -298,3 +299,9 @@ def order_invoice(number: str):
     if order.invoice is None:
         abort(404)
     return render_template("portal/invoice.html", invoice=order.invoice, order=order)
+
+
+@bp.route("/orders/<number>/invoice.pdf")
+@vip_required
+def order_invoice_pdf(number: str):
+    return invoice_pdf_response(_order_or_404(number).invoice, for_customer=True)

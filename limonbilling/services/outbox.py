@@ -23,7 +23,7 @@ from ..clock import now
 from ..extensions import db
 from ..models import Notification, NotificationChannel, NotificationState
 from ..transports import DeliveryError, SmtpConnection, build_email, send_sms
-from . import ServiceError, audit, messaging, settings, webhooks
+from . import ServiceError, audit, invoice_pdf, messaging, settings, webhooks
 
 BATCH_SIZE = 20
 FIRST_RETRY = timedelta(minutes=1)
@@ -76,6 +76,9 @@ class Claimed:
     body_text: str
     body_html: str | None
     attempts: int
+    event: str
+    order_number: str | None
+    language: str
 
 
 def claim(limit: int, channels: list[str]) -> list[Claimed]:
@@ -98,7 +101,7 @@ def claim(limit: int, channels: list[str]) -> list[Claimed]:
         )
         claimed = [
             Claimed(row.id, token, row.channel, row.recipient, tuple(row.cc or ()), row.subject, row.body_text,
-                    row.body_html, row.attempts)
+                    row.body_html, row.attempts, row.event, row.order_number, row.language)
             for row in db.session.scalars(
                 select(Notification).where(Notification.claim_token == token).order_by(Notification.id)
                 .execution_options(populate_existing=True))
@@ -125,10 +128,12 @@ def deliver(message: Claimed, values: dict, connection: SmtpConnection, report: 
     recorded = {}
     try:
         if message.channel == "email":
+            attachments = invoice_pdf.mail_attachments(message.event, message.order_number, message.language)
+            db.session.commit()  # end the read of the invoice before the mail server is talked to
             connection.send(build_email(
                 values, to=message.recipient, cc=list(message.cc), subject=message.subject,
                 text=message.body_text, html=message.body_html,
-                message_id=f"limonbilling-notification-{message.id}",
+                message_id=f"limonbilling-notification-{message.id}", attachments=attachments,
             ))
         elif message.channel == "webhook":
             recorded = webhooks.deliver(message)
