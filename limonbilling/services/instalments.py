@@ -10,8 +10,9 @@ it is split into equal instalments, and when it does not split evenly the first 
 so every instalment is within a kuruş of the others and they add up to the total exactly. (The card's issuer
 makes the monthly charges; these are what the customer is shown.)
 """
+import re
 from dataclasses import asdict, dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 
 from flask_babel import gettext as _
 
@@ -147,14 +148,10 @@ def _parse_line(line: str) -> Plan:
         raise ValueError(_("the count must be from %(min)d to %(max)d.", min=MIN_COUNT, max=MAX_COUNT))
     minimum = 0 if minimum_text.replace(",", ".").strip("0.") == "" and minimum_text[:1].isdigit() \
         else parse_price(minimum_text)
-    try:
-        percent = Decimal(percent_text.replace(",", "."))
-    except InvalidOperation:
-        percent = Decimal(-1)
-    if not percent_text.isascii() or not percent.is_finite() or not 0 <= percent * 100 <= MAX_SURCHARGE_BASIS_POINTS \
-            or percent * 100 != (percent * 100).to_integral_value():
+    if not re.fullmatch(r"[0-9]{1,3}(?:[.,][0-9]{1,2})?", percent_text) \
+            or not 0 <= (points := int(Decimal(percent_text.replace(",", ".")) * 100)) <= MAX_SURCHARGE_BASIS_POINTS:
         raise ValueError(_("the surcharge must be a percent from 0 to 100 with at most 2 decimals."))
-    return Plan(int(count_text), minimum, int(percent * 100))
+    return Plan(int(count_text), minimum, points)
 
 
 def save_settings(enabled: bool, plans_text_value: str, actor: audit.Actor) -> list[str]:

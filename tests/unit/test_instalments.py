@@ -58,7 +58,8 @@ def test_plans_are_parsed_from_lines(app):
 
 @pytest.mark.parametrize("line", [
     "1; 100.00; 2", "13; 100.00; 2", "3; 100.00", "3; abc; 2", "3; 100.00; 100.01", "3; 100.00; 2.555",
-    "3; 100.00; -1", "3; 100.00; x", "3; 100.00; NaN", "3; -5; 2", "٣; 100.00; 2", "3; 100.00; 2; 4",
+    "3; 100.00; -1", "3; 100.00; x", "3; 100.00; NaN", "3; 100.00; 1e2", "3; 100.00; ٢", "3; -5; 2",
+    "٣; 100.00; 2", "3; 100.00; 2; 4",
 ])
 def test_a_bad_line_is_refused_with_its_number(app, line):
     with pytest.raises(ValidationFailed) as refused:
