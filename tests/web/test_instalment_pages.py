@@ -6,7 +6,7 @@ import pytest
 
 from limonbilling.extensions import db
 from limonbilling.models import Order
-from limonbilling.services import settings
+from limonbilling.services import api_tokens, audit, settings
 
 from ..factories import make_agent, make_customer, make_department, make_package, sign_in
 from ..payment_support import configure_gateway, offer_instalments
@@ -103,3 +103,16 @@ def test_settings_save_the_counts_and_refuse_a_bad_line(app):
         "instalments-card_instalments_enabled": "y", "instalments-card_instalment_plans": "13; 1; 1"})
     assert refused.status_code == 422 and "Line 1: the count must be from 2 to 12." in refused.data.decode()
     assert len(settings.get("card_instalment_plans")) == 2
+
+
+def test_the_api_tells_the_count_and_the_surcharge(app, shopper):
+    client, package, customer = shopper
+    offer_instalments((3, 0, 250))
+    db.session.commit()
+    client.post(f"/checkout/{package.id}", data={
+        "card_number": "4355084355084358", "card_expiry": "12/30", "card_cvv": "000", "instalments": "3"})
+    order = db.session.scalars(db.select(Order).where(Order.customer_id == customer.id)).one()
+    _record, token = api_tokens.create_token("Help desk", ["read"], audit.Actor.system("t"))
+    db.session.commit()
+    answer = app.test_client().get(f"/api/v1/orders/{order.number}", headers={"Authorization": f"Bearer {token}"})
+    assert (answer.json["instalments"], answer.json["surcharge"], answer.json["amount"]) == (3, "2.50", "102.50")
