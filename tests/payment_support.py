@@ -11,6 +11,13 @@ AGENT = audit.Actor("agent", None, "agent@example.com")
 BANK = audit.Actor("system", None, "nestpay")
 
 
+def offer_instalments(*plans: tuple[int, int, int]) -> None:
+    """Instalments on, with (count, minimum in minor units, surcharge in basis points) offered."""
+    settings.update({"card_instalments_enabled": True, "card_instalment_plans": [
+        {"count": count, "minimum_minor": minimum, "surcharge_basis_points": points}
+        for count, minimum, points in plans]}, AGENT)
+
+
 def configure_gateway(bank_url: str = "http://127.0.0.1:9") -> NestPayGateway:
     """NestPay with the published test merchant, at `bank_url` (the simulator's; by default an address that
     leads nowhere)."""
@@ -31,7 +38,8 @@ def bank_answer(attempt, *, approved=True, **changes) -> dict:
         "mdStatus": "1", "Response": "Approved" if approved else "Declined",
         "ProcReturnCode": "00" if approved else "05", "ErrMsg": "" if approved else "Do not honour",
         "MaskedPan": "435508***4358", "TransId": "T1", "AuthCode": "123456", "HostRefNum": "H1",
-        "hashAlgorithm": "ver3", "rnd": "r", **changes,
+        "hashAlgorithm": "ver3", "rnd": "r",
+        **({"Instalment": str(attempt.instalments)} if attempt.instalments > 1 else {}), **changes,
     }
     fields["HASH"] = nestpay.hash_v3(fields, TEST_MERCHANT["store_key"])
     return fields
@@ -41,9 +49,9 @@ def as_customer(customer) -> audit.Actor:
     return audit.Actor.of(customer, "127.0.0.1")
 
 
-def card_order(customer, package):
+def card_order(customer, package, instalment_count: int = 1):
     order = placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer),
-                                           ip="127.0.0.1")
+                                           ip="127.0.0.1", instalment_count=instalment_count)
     attempt = card_payments.start_card_payment(order, "nestpay")
     db.session.commit()
     return order, attempt

@@ -162,6 +162,16 @@ class PaymentSettingsForm(FlaskForm):
         description=_l("Over all their orders, in the last 60 minutes."))
 
 
+class InstalmentSettingsForm(FlaskForm):
+    """Settings → Payment Systems, card instalments (services/instalments.py)."""
+
+    card_instalments_enabled = BooleanField(_l("Offer card payments in instalments (TRY orders)"))
+    card_instalment_plans = TextAreaField(
+        _l("Instalments offered"), render_kw={"rows": 6, "placeholder": "3; 300.00; 2.50"},
+        description=_l("One line per count: the count (2 to 12); the minimum order amount from which it is offered; "
+                       "the surcharge (vade farkı) in percent, 0 allowed. E.g. 3; 300.00; 2.50"))
+
+
 class InvoiceSettingsForm(FlaskForm):
     seller_address = TextAreaField(_l("Seller address"))
     seller_tax_office = StringField(_l("Tax office"))

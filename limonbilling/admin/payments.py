@@ -8,18 +8,15 @@ from ..forms import ButtonForm, run_action, run_service
 from ..models import BankAccount
 from ..payments import gateways
 from ..payments.nestpay_gateway import BANK_PRESETS, preset_urls, save_settings
-from ..services import bank_transfer, settings
+from ..services import bank_transfer, instalments, settings
 from . import bp
-from .forms import BankAccountForm, PaymentSettingsForm
+from .forms import BankAccountForm, InstalmentSettingsForm, PaymentSettingsForm
 
 
 @bp.route("/settings/payments", methods=["GET", "POST"])
 @requires("settings")
 def settings_payments():
-    current = settings.get_all()
-    secrets_stored = {key: bool(current[key]) for key in settings.SECRET_KEYS}
-    form = PaymentSettingsForm(data={k: v for k, v in current.items() if k not in settings.SECRET_KEYS})
-    form.nestpay_bank.choices = [(key, label) for key, (label, _host) in BANK_PRESETS.items()]
+    form = _payment_form()
     if form.validate_on_submit():
         if "fill_preset" in request.form:
             form.nestpay_gate_url.data, form.nestpay_api_url.data = preset_urls(form.nestpay_bank.data)
@@ -30,11 +27,39 @@ def settings_payments():
             if run_service(form, save_settings, values, current_actor())[0]:
                 flash(_("Payment settings are saved."), "success")
                 return redirect(url_for("admin.settings_payments"))
+    return _payments_page(form)
+
+
+def _payment_form(**kwargs) -> PaymentSettingsForm:
+    """The NestPay form filled from the settings (secrets never: they are write-only)."""
+    form = PaymentSettingsForm(data={k: v for k, v in settings.get_all().items() if k not in settings.SECRET_KEYS},
+                               **kwargs)
+    form.nestpay_bank.choices = [(key, label) for key, (label, _host) in BANK_PRESETS.items()]
+    return form
+
+
+def _payments_page(form: PaymentSettingsForm, instalment_form: InstalmentSettingsForm | None = None, status=200):
+    if instalment_form is None:
+        instalment_form = InstalmentSettingsForm(prefix="instalments", formdata=None, data={
+            "card_instalments_enabled": settings.get("card_instalments_enabled"),
+            "card_instalment_plans": instalments.plans_text()})
     return render_template(
-        "admin/settings_payments.html", form=form, secrets_stored=secrets_stored,
+        "admin/settings_payments.html", form=form,
+        secrets_stored={key: bool(settings.get(key)) for key in settings.SECRET_KEYS},
         available=gateways.gateway().is_available(), accounts=bank_transfer.all_accounts(),
-        account_form=BankAccountForm(prefix="account"), remove_form=ButtonForm(),
-    )
+        account_form=BankAccountForm(prefix="account"), remove_form=ButtonForm(), instalment_form=instalment_form,
+    ), status
+
+
+@bp.route("/settings/payments/instalments", methods=["POST"])
+@requires("settings")
+def settings_instalments():
+    form = InstalmentSettingsForm(prefix="instalments")
+    if form.validate_on_submit() and run_service(form, instalments.save_settings, form.card_instalments_enabled.data,
+                                                 form.card_instalment_plans.data, current_actor())[0]:
+        flash(_("Instalment settings are saved."), "success")
+        return redirect(url_for("admin.settings_payments") + "#instalments")
+    return _payments_page(_payment_form(formdata=None), form, 422)
 
 
 @bp.route("/settings/payments/bank-accounts", methods=["POST"])

@@ -196,6 +196,10 @@ SCHEMAS = {
             "promo_code": NULLABLE_STRING, "invoice_number": NULLABLE_STRING,
             "promo_forced": {"type": "boolean", "description": "an agent applied the code whatever its terms"},
             "quantity": {"type": "integer", "minimum": 1},
+            "instalments": {"type": "integer", "minimum": 1, "maximum": 12,
+                            "description": "card instalments (taksit); 1 is a single payment"},
+            "surcharge": {"type": "string", "pattern": r"^[0-9]+\.[0-9]{2}$",
+                          "description": "the instalment surcharge (vade farkı), VAT included, part of amount"},
             "created_at": {"type": "string", "format": "date-time"},
             "invoice": {"type": ["object", "null"], "required": ["number", "status"], "properties": {
                 "number": NULLABLE_STRING,

@@ -242,7 +242,8 @@ def _order_json(order: Order) -> dict:
         "payment_status": order.payment_status, "payment_method": order.payment_method,
         "amount": plain_amount(order.amount_minor), "currency": order.currency,
         "discount": plain_amount(order.discount_minor), "promo_code": order.promo_code,
-        "promo_forced": order.promo_forced, "quantity": order.quantity,
+        "promo_forced": order.promo_forced, "quantity": order.quantity, "instalments": order.instalments,
+        "surcharge": plain_amount(order.surcharge_minor),
         "invoice_number": invoice.number if invoice else None, "created_at": utc_timestamp(order.created_at),
         "invoice": {"number": invoice.number, "status": invoice.status} if invoice else None,
         "payments": [{

@@ -35,6 +35,7 @@ class Invoice(db.Model):
         CheckConstraint(InvoiceState.check("status"), name="status"),
         CheckConstraint(Currency.check("currency"), name="currency"),
         UniqueConstraint("year", "sequence"),
+        CheckConstraint("instalments BETWEEN 1 AND 12", name="instalments_range"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -55,5 +56,6 @@ class Invoice(db.Model):
     net_minor: Mapped[int] = mapped_column(BigInteger)
     vat_minor: Mapped[int] = mapped_column(BigInteger)
     total_minor: Mapped[int] = mapped_column(BigInteger)
+    instalments: Mapped[int] = mapped_column(Integer, default=1)  # the card sale's count; its surcharge is a line
 
     order = relationship("Order", back_populates="invoice")

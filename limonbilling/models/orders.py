@@ -57,6 +57,8 @@ class Order(db.Model):
         CheckConstraint(Currency.check("currency"), name="currency"),
         CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
         CheckConstraint("quantity >= 1", name="quantity_positive"),
+        CheckConstraint("instalments BETWEEN 1 AND 12", name="instalments_range"),
+        CheckConstraint("surcharge_minor >= 0", name="surcharge_not_negative"),
         Index("ix_orders_status_id", "status", "id"),
         Index("ix_orders_customer_id_id", "customer_id", "id"),
         Index("ix_orders_created_at_id", "created_at", "id"),
@@ -82,6 +84,10 @@ class Order(db.Model):
     amount_minor: Mapped[int] = mapped_column(BigInteger)  # what the customer pays, VAT included
     vat_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     vat_rate_percent: Mapped[int] = mapped_column(Integer, default=0)
+    # A card sale split by the card's issuer (taksit): the count (1: a single payment) and the surcharge (vade
+    # farkı, VAT included, part of amount_minor), chosen at checkout and fixed for the order (services/instalments).
+    instalments: Mapped[int] = mapped_column(Integer, default=1)
+    surcharge_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     currency: Mapped[str] = mapped_column(String(3))
     payment_method: Mapped[str] = mapped_column(String(16))
     payment_status: Mapped[str] = mapped_column(String(16), default=MoneyState.UNPAID)
@@ -288,6 +294,7 @@ class Payment(db.Model):
         CheckConstraint(Currency.check("currency"), name="currency"),
         CheckConstraint("amount_minor >= 0", name="amount_not_negative"),
         CheckConstraint("(method = 'card') = (oid IS NOT NULL)", name="card_has_oid"),
+        CheckConstraint("instalments BETWEEN 1 AND 12", name="instalments_range"),
         Index("ix_payments_state_created_at", "state", "created_at"),
     )
 
@@ -300,6 +307,7 @@ class Payment(db.Model):
     amount_minor: Mapped[int] = mapped_column(BigInteger)  # what the customer pays, VAT included
     vat_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     vat_rate_percent: Mapped[int] = mapped_column(Integer, default=0)
+    instalments: Mapped[int] = mapped_column(Integer, default=1)  # what the bank was asked to split it into
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 CardType = Literal["visa", "mastercard"]
-# Why a callback was not accepted: its signature, the attempt it names, the amount, the currency or the merchant
-# do not match ours, 3-D Secure authentication was not good enough, or the bank declined.
+# Why a callback was not accepted: its signature, the attempt it names, the amount, the currency, the instalment
+# count or the merchant do not match ours, 3-D Secure authentication was not good enough, or the bank declined.
 DeclineReason = Literal[
-    "bad_hash", "unknown_order", "amount_mismatch", "currency_mismatch", "client_mismatch", "md_status", "declined"
+    "bad_hash", "unknown_order", "amount_mismatch", "currency_mismatch", "instalment_mismatch", "client_mismatch",
+    "md_status", "declined",
 ]
 RefundOperation = Literal["void", "credit"]
 
@@ -150,15 +151,18 @@ class PaymentGateway(ABC):
     @abstractmethod
     def payment_form(
         self, *, reference: str, amount_minor: int, currency: str, ok_url: str, fail_url: str, lang: str,
-        card: Card | None, email: str | None, name: str | None,
+        card: Card | None, email: str | None, name: str | None, instalments: int = 1,
     ) -> tuple[str, dict[str, str]]:
-        """The URL and the fields of the auto-submitting form that sends the customer to the bank."""
+        """The URL and the fields of the auto-submitting form that sends the customer to the bank;
+        `instalments`: the count the card's issuer splits the amount into (1: a single payment)."""
 
     @abstractmethod
     def decide(
-        self, fields: Mapping[str, str], *, reference: str | None, amount_minor: int | None, currency: str | None
+        self, fields: Mapping[str, str], *, reference: str | None, amount_minor: int | None, currency: str | None,
+        instalments: int = 1,
     ) -> CallbackDecision:
-        """Verify a callback against the attempt it names (None when there is none awaiting payment)."""
+        """Verify a callback against the attempt it names (None when there is none awaiting payment); a count of
+        instalments other than the attempt's is refused like an amount of its own."""
 
     @abstractmethod
     def refund(self, reference: str, amount_minor: int, currency: str, *, operation: RefundOperation,

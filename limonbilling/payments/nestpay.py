@@ -29,6 +29,7 @@ Language = Literal["tr", "en"]
 
 CURRENCY_CODES: dict[str, str] = {"TRY": "949", "USD": "840", "EUR": "978"}
 CARD_TYPE_CODES: dict[str, str] = {"visa": "1", "mastercard": "2"}
+MIN_INSTALMENTS, MAX_INSTALMENTS = 2, 12  # an instalment sale; 1 is a single payment (the field sent empty)
 FULL_3D_MD_STATUSES = frozenset({"1"})
 HALF_3D_MD_STATUSES = frozenset({"2", "3", "4"})
 
@@ -259,6 +260,32 @@ def format_amount(amount_minor: int) -> str:
     return f"{amount_minor // 100}.{amount_minor % 100:02d}"
 
 
+def format_instalments(count: int) -> str:
+    """The instalment count as the bank wants it: empty for a single payment, "2" to "12" otherwise."""
+    if isinstance(count, bool) or not isinstance(count, int) or not (count == 1 or MIN_INSTALMENTS <= count
+                                                                     <= MAX_INSTALMENTS):
+        raise ValueError("the instalment count must be 1 (single payment) or 2 to 12")
+    return "" if count == 1 else str(count)
+
+
+def received_instalments(fields: Mapping[str, str | None], hash_version: HashVersion) -> int | None:
+    """The count a callback carries back (empty or absent: 1); None when unreadable.
+
+    ver3 signs every field: the count is under the name we post (`Instalment`), else under `taksit` (which
+    clients such as mewebstudio/pos post, and which the bank's own callbacks may carry empty). ver1's callback
+    signs neither, but its request hash covers `taksit` (the bank refuses a request whose count was changed),
+    so an unsigned ver1 count can only make us refuse our own sale."""
+    name = "Instalment" if hash_version == "ver3" and "Instalment" in fields else "taksit"
+    return _instalment_count((fields.get(name) or "").strip())
+
+
+def _instalment_count(text: str) -> int | None:
+    if not text:
+        return 1
+    return int(text) if text.isascii() and text.isdigit() and MIN_INSTALMENTS <= int(text) <= MAX_INSTALMENTS \
+        else None
+
+
 def _amount_minor(text: str) -> int | None:
     """The bank's amount ("1.01") in minor units; None when it is not a plain decimal or has sub-cent digits."""
     if not _AMOUNT.fullmatch(text):
@@ -280,10 +307,12 @@ def build_payment_form(
     email: str | None = None,
     bill_to_name: str | None = None,
     rnd: str | None = None,
+    instalments: int = 1,
 ) -> tuple[str, dict[str, str]]:
     """The gate URL and the fields the browser posts to it, hash last.
 
     For 3d_pay the fields hold the card: render them into the auto-submitting form and nowhere else.
+    `instalments` is the count (taksit), 1 for a single payment, which the bank wants as an empty field.
     """
     if currency not in CURRENCY_CODES:
         raise ValueError(f"unsupported currency {currency!r}")
@@ -296,6 +325,7 @@ def build_payment_form(
     if config.store_type == "3d_pay_hosting" and card is not None:
         raise ValueError("storetype 3d_pay_hosting: the bank's page asks for the card, do not pass it")
     amount = format_amount(amount_minor)
+    instalment = format_instalments(instalments)
     rnd = rnd if rnd is not None else secrets.token_urlsafe(15)  # 20 characters
     ver1 = config.hash_version == "ver1"
     tran_type_name, instalment_name = ("islemtipi", "taksit") if ver1 else ("TranType", "Instalment")
@@ -311,7 +341,7 @@ def build_payment_form(
         "failUrl": fail_url,
         "lang": lang,
         "rnd": rnd,
-        instalment_name: "",
+        instalment_name: instalment,
     }
     if card is not None:
         fields |= {
@@ -327,7 +357,7 @@ def build_payment_form(
         fields["BillToName"] = bill_to_name
     if ver1:
         fields["hash"] = hash_v1_request(
-            config.client_id, oid, amount, ok_url, fail_url, "Auth", "", rnd, config.store_key
+            config.client_id, oid, amount, ok_url, fail_url, "Auth", instalment, rnd, config.store_key
         )
     else:
         fields["hashAlgorithm"] = "ver3"
@@ -359,6 +389,7 @@ class PendingPayment:
     oid: str
     amount_minor: int
     currency: Currency
+    instalments: int = 1
 
 
 @dataclass(frozen=True)
@@ -384,6 +415,8 @@ _MESSAGES: dict[str, str] = {
     "unknown_order": "The bank's answer does not match an order awaiting payment.",
     "amount_mismatch": "The bank's answer does not match the order amount. The payment was not accepted.",
     "currency_mismatch": "The bank's answer does not match the order currency. The payment was not accepted.",
+    "instalment_mismatch": "The bank's answer does not match the order's number of instalments. The payment was not "
+                           "accepted.",
     "client_mismatch": "The bank's answer is for another merchant account. The payment was not accepted.",
     "md_status": "3-D Secure authentication failed. Please try again or use another card.",
     "declined": "The bank declined the payment. Please try again or use another card.",
@@ -411,6 +444,8 @@ def _failed_check(fields: Mapping[str, str | None], config: MerchantConfig, pend
         return "amount_mismatch"
     if value("currency") != CURRENCY_CODES[pending.currency]:
         return "currency_mismatch"
+    if received_instalments(fields, config.hash_version) != pending.instalments:
+        return "instalment_mismatch"
     if value("clientid") != config.client_id:
         return "client_mismatch"
     if not _md_status_accepted(value("mdStatus"), config):
@@ -433,7 +468,7 @@ def decide_callback(
     reason = _failed_check(fields, config, pending)
     if reason is None:
         return CallbackDecision(True, None, "Payment approved.", attempt, raw, money_taken=True)
-    taken = reason in ("amount_mismatch", "currency_mismatch", "md_status") and (
+    taken = reason in ("amount_mismatch", "currency_mismatch", "instalment_mismatch", "md_status") and (
         fields.get("Response") == "Approved" and fields.get("ProcReturnCode") == "00"
         and fields.get("clientid") == config.client_id)
     # The bank's own words only for the bank's refusals: before that, the text is not known to come from the bank.

@@ -58,14 +58,16 @@ class NestPayGateway(PaymentGateway):
     def reference(self, fields):
         return str(fields.get("oid") or fields.get("ReturnOid") or "")
 
-    def payment_form(self, *, reference, amount_minor, currency, ok_url, fail_url, lang, card, email, name):
+    def payment_form(self, *, reference, amount_minor, currency, ok_url, fail_url, lang, card, email, name,
+                     instalments=1):
         return nestpay.build_payment_form(
             self.config, oid=reference, amount_minor=amount_minor, currency=currency, ok_url=ok_url,
-            fail_url=fail_url, lang=lang, card=card, email=email, bill_to_name=name,
+            fail_url=fail_url, lang=lang, card=card, email=email, bill_to_name=name, instalments=instalments,
         )
 
-    def decide(self, fields, *, reference, amount_minor, currency):
-        pending = nestpay.PendingPayment(reference, amount_minor, currency) if reference is not None else None
+    def decide(self, fields, *, reference, amount_minor, currency, instalments=1):
+        pending = (nestpay.PendingPayment(reference, amount_minor, currency, instalments)
+                   if reference is not None else None)
         decision = nestpay.decide_callback(fields, config=self.config, pending=pending)
         said = decision.attempt_fields
         details = AttemptDetails(

@@ -25,6 +25,7 @@ from ..services import (
     balance,
     bank_transfer,
     card_payments,
+    instalments,
     order_actions,
     orders,
     placement,
@@ -62,7 +63,7 @@ def _bank_form(gateway: PaymentGateway, order: Order, form: CheckoutForm) -> tup
         ok_url=external_url("portal.nestpay_callback", outcome="ok"),
         fail_url=external_url("portal.nestpay_callback", outcome="fail"),
         lang="tr" if str(get_locale()).startswith("tr") else "en",
-        card=card, email=customer.email, name=customer.full_name,
+        card=card, email=customer.email, name=customer.full_name, instalments=attempt.instalments,
     )
 
 
@@ -91,6 +92,7 @@ def _checkout_page(package: Package, form: CheckoutForm, promo_code: str | None,
     return render_template(
         "portal/checkout.html", form=form, promo_form=promo_form, package=package, preview=preview,
         price=price, refusal=placement.checkout_refusal(customer), gateway=gateways.gateway(), order=None,
+        instalment_options=instalments.offered(price.total_minor, package.currency),
         transfer_accounts=bank_transfer.accounts_for(package.currency),
         balance_minor=balance.amount(customer, package.currency),
     ), status
@@ -109,7 +111,8 @@ def _place_order(package: Package, form: CheckoutForm, payment_method: str) -> O
     return placement.place_customer_order(current_customer(), package, payment_method=payment_method,
                                           actor=current_actor(), ip=request.remote_addr,
                                           promo_code=form.promo_code.data, note=form.note.data,
-                                          affiliate=affiliates.referrer(request.cookies.get(affiliates.REFERRAL_COOKIE)))
+                                          affiliate=affiliates.referrer(request.cookies.get(affiliates.REFERRAL_COOKIE)),
+                                          instalment_count=form.instalments.data if payment_method == "card" else 1)
 
 
 def _place_card_order(gateway: PaymentGateway, package: Package, form: CheckoutForm):

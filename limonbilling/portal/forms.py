@@ -48,6 +48,8 @@ class CheckoutForm(FlaskForm):
     card_number = StringField(_l("Card number"), render_kw={"autocomplete": "cc-number", "inputmode": "numeric"})
     card_expiry = StringField(_l("Expiry (MM/YY)"), render_kw={"autocomplete": "cc-exp", "placeholder": "MM/YY"})
     card_cvv = PasswordField(_l("Security code (CVV)"), render_kw={"autocomplete": "cc-csc", "inputmode": "numeric"})
+    # The count of card instalments (1: a single payment); the service checks it is offered for the order.
+    instalments = RadioField(_l("Payment plan"), coerce=int, default=1, validate_choice=False)
 
     def forget_card(self) -> None:
         """Never show the card back on a re-rendered page."""

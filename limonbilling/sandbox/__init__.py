@@ -4,12 +4,15 @@ A separate small WSGI app that behaves like the bank at `/fim/est3Dgate` and
 `/fim/api`: it checks the request hash with its store key, shows a 3-D page
 where the tester picks the outcome, posts the full result back to okUrl or
 failUrl with a correct HASH, and answers Void, Credit and ORDERSTATUS from its
-own record of payments. `POST /sandbox/settle` ends the bank's day, after
+own record of payments. A count of instalments (`Instalment`, ver1 `taksit`: empty
+for a single payment, 2 to 12) is shown on the 3-D page and posted back, as the
+bank does. `POST /sandbox/settle` ends the bank's day, after
 which a Credit (refund) is accepted and a Void is not.
 
 Run it with `python -m limonbilling.sandbox --port 5001`.
 """
 import os
+import re
 import secrets
 import threading
 import xml.etree.ElementTree as ET
@@ -83,6 +86,7 @@ def create_simulator(
         hosting = fields.get("storetype") == "3d_pay_hosting"
         return render_template(
             "sandbox/3d.html", token=token, fields=fields, hosting=hosting, outcomes=OUTCOMES,
+            instalments=_instalment_text(fields),
             masked=mask_pan(fields.get("pan", "")) if not hosting else "",
             currency=CURRENCY_NAMES.get(fields.get("currency", ""), fields.get("currency")),
         )
@@ -160,9 +164,15 @@ def _request_problem(fields: dict[str, str], client_id: str, store_key: str) -> 
         )
     if not secrets.compare_digest(received, expected):
         return "Güvenlik Uyarısı: hash değeri uyuşmuyor (hash mismatch)."
+    if _instalment_text(fields) and not re.fullmatch(r"[2-9]|1[0-2]", _instalment_text(fields)):
+        return "Geçersiz taksit sayısı (instalment count must be empty or 2 to 12)."
     if fields.get("storetype") == "3d_pay" and not fields.get("pan"):
         return "Kart numarası eksik (card number missing)."
     return None
+
+
+def _instalment_text(fields: dict[str, str]) -> str:
+    return (fields.get("Instalment") or fields.get("taksit") or "").strip()
 
 
 def _result_fields(fields: dict[str, str], outcome: str, store_key: str) -> dict[str, str]:

@@ -131,7 +131,7 @@ def apply_card_callback(gateway: PaymentGateway, fields: Mapping[str, str], acto
     # and the new state of the attempt are written in one UPDATE.
     payment = next(attempt for attempt in order.payments if attempt.id == found.id)
     decision = gateway.decide(fields, reference=payment.oid, amount_minor=payment.amount_minor,
-                              currency=payment.currency)
+                              currency=payment.currency, instalments=payment.instalments)
     if decision.reason == "bad_hash":
         # Not from the bank: the attempt stays as it is so the bank's real answer still counts.
         audit.record(actor, "payment.callback_rejected", order, oid=oid, reason=decision.reason)
@@ -146,7 +146,9 @@ def apply_card_callback(gateway: PaymentGateway, fields: Mapping[str, str], acto
     _record_answer(payment, decision)
     refusal = {"md_status": _("half 3-D Secure, which this store does not accept"),
                "amount_mismatch": _("the amount differs from the order's"),
-               "currency_mismatch": _("the currency differs from the order's")}.get(decision.reason or "", "")
+               "currency_mismatch": _("the currency differs from the order's"),
+               "instalment_mismatch": _("the number of instalments differs from the order's"),
+               }.get(decision.reason or "", "")
     _apply_outcome(order, payment, Outcome(decision.money_taken, decision.approved, refusal), actor)
     return order
 

@@ -33,6 +33,11 @@ def vat_totals(amount_minor: int, rate_percent: int, inclusive: bool) -> tuple[i
     return amount_minor, vat, amount_minor + vat
 
 
+def vat_included(amount_minor: int, rate_percent: int) -> int:
+    """The VAT inside an amount that includes it (an instalment surcharge): rounded half up to the kuruş."""
+    return vat_totals(amount_minor, rate_percent, True)[1]
+
+
 def order_totals(price_minor: int) -> tuple[int, int, int]:
     """(VAT rate, VAT, what the customer pays) for a price, with the VAT settings of now."""
     rate = settings.get("vat_rate_percent")
@@ -69,7 +74,7 @@ def create_for_order(order: Order) -> Invoice:
         lines=_lines(order, net),
         currency=order.currency, vat_rate_percent=order.vat_rate_percent,
         vat_inclusive=settings.get("vat_inclusive"),
-        net_minor=net, vat_minor=vat, total_minor=total,
+        net_minor=net, vat_minor=vat, total_minor=total, instalments=order.instalments,
     )
     db.session.add(invoice)
     return invoice
@@ -77,16 +82,22 @@ def create_for_order(order: Order) -> Invoice:
 
 def _lines(order: Order, net: int) -> list[dict]:
     """The package at its net price (n × the package on one line: "n × name", quantity n, the line's total),
-    and a promo code's discount as a negative line of its own."""
+    a promo code's discount as a negative line of its own, and an instalment surcharge as a line of its own
+    (VAT included in it, as in the price: instalments.py)."""
     name, quantity = order.item_label, order.quantity
+    surcharge_net = order.surcharge_minor - vat_included(order.surcharge_minor, order.vat_rate_percent)
+    goods_net = net - surcharge_net
+    surcharge = [{"description": _("Instalment surcharge (%(count)d instalments)", count=order.instalments),
+                  "quantity": 1, "net_minor": surcharge_net}] if order.surcharge_minor else []
     if not order.discount_minor:
-        return [{"description": name, "quantity": quantity, "net_minor": net}]
-    price = order.amount_minor - order.vat_minor + order.discount_minor if not settings.get("vat_inclusive") else (
-        order.amount_minor + order.discount_minor)
+        return [{"description": name, "quantity": quantity, "net_minor": goods_net}, *surcharge]
+    price = goods_net + order.discount_minor if not settings.get("vat_inclusive") else (
+        order.amount_minor - order.surcharge_minor + order.discount_minor)
     price_net, _vat, _total = vat_totals(price, order.vat_rate_percent, settings.get("vat_inclusive"))
     return [
         {"description": name, "quantity": quantity, "net_minor": price_net},
-        {"description": f"{_('Promo code')} {order.promo_code}", "quantity": 1, "net_minor": net - price_net},
+        {"description": f"{_('Promo code')} {order.promo_code}", "quantity": 1, "net_minor": goods_net - price_net},
+        *surcharge,
     ]
 
 

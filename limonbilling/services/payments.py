@@ -53,12 +53,14 @@ def take_from_balance(order: Order, amount_minor: int, actor: audit.Actor) -> Pa
 
 
 def start_card_attempt(order: Order, gateway: str) -> Payment:
-    """A new card attempt for the order's amount; its `oid` is what the bank sees and sends back."""
+    """A new card attempt for the order's amount in its instalments; its `oid` is what the bank sees and sends
+    back."""
     moment = now()
     attempt = Payment(
         order=order, method=PaymentMethod.CARD, gateway=gateway, oid=f"{order.number}-{len(order.card_attempts) + 1}",
         state=PaymentState.PENDING, amount_minor=order.amount_minor, vat_minor=order.vat_minor,
-        vat_rate_percent=order.vat_rate_percent, currency=order.currency, created_at=moment, updated_at=moment,
+        vat_rate_percent=order.vat_rate_percent, instalments=order.instalments, currency=order.currency,
+        created_at=moment, updated_at=moment,
     )
     db.session.add(attempt)
     db.session.flush()

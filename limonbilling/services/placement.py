@@ -34,6 +34,7 @@ from . import (
     audit,
     card_payments,
     fraud,
+    instalments,
     invoices,
     ledger,
     notifications,
@@ -122,18 +123,19 @@ def check_customer_note(note: str | None) -> str | None:
 
 def place_customer_order(customer: Customer, package: Package, *, payment_method: str, actor: audit.Actor,
                          ip: str | None = None, promo_code: str | None = None, note: str | None = None,
-                         affiliate: Affiliate | None = None) -> Order:
+                         affiliate: Affiliate | None = None, instalment_count: int = 1) -> Order:
     """The customer's own order, if the identity rule and the purchase rules (1–4, 7) allow it now. At the
     fraud threshold it goes to Fraud and nothing happens to it; paid from the balance, it is paid at once and
     stays Pending for an agent's review. `note` is the customer's own note, shown on the order; `affiliate`:
-    who referred the customer (affiliates.referrer)."""
+    who referred the customer (affiliates.referrer); `instalment_count`: a card payment in that many
+    instalments, with its surcharge (instalments.choose), 1 for a single payment."""
     if payment_method not in CUSTOMER_PAYMENT_METHODS:
         raise ServiceError("payment_method", _("Pay by card, by bank transfer or from your account balance."))
     refusal = checkout_refusal(customer)
     if refusal:
         raise ServiceError("identity_not_verified", refusal)
     order, customer = _new_order(customer, package, payment_method=payment_method, actor=actor, ip=ip,
-                                 promo_code=promo_code, affiliate=affiliate)
+                                 promo_code=promo_code, affiliate=affiliate, instalment_count=instalment_count)
     order.customer_note = check_customer_note(note)
     if fraud.is_fraud(order, customer):
         move_order(order, OrderState.FRAUD)
@@ -181,7 +183,8 @@ def place_agent_order(customer: Customer, package: Package, *, payment_method: s
 def _new_order(customer: Customer, package: Package, *, payment_method: str, actor: audit.Actor,
                ip: str | None, promo_code: str | None, placed_by: Agent | None = None,
                price_override_minor: int | None = None, create_invoice: bool = True, quantity: int = 1,
-               forced_promo: bool = False, affiliate: Affiliate | None = None) -> tuple[Order, Customer]:
+               forced_promo: bool = False, affiliate: Affiliate | None = None,
+               instalment_count: int = 1) -> tuple[Order, Customer]:
     """Lock the customer, check the purchase rules, price the package and write the Pending order (with its
     invoice); returns it with the locked customer."""
     check_quantity(package, quantity)
@@ -192,6 +195,7 @@ def _new_order(customer: Customer, package: Package, *, payment_method: str, act
     moment = now()
     has_orders = db.session.scalar(select(Order.id).where(Order.customer_id == customer.id).limit(1)) is not None
     price = quote(package, promo_code, price_override_minor, quantity=quantity, forced_promo=forced_promo)
+    plan = instalments.choose(price.total_minor, package.currency, instalment_count, payment_method)
     if price.promo is not None:
         promo_codes.take_use(price.promo, forced=forced_promo)
     order = Order(
@@ -200,8 +204,9 @@ def _new_order(customer: Customer, package: Package, *, payment_method: str, act
         promo_code_id=price.promo.id if price.promo else None, promo_code=price.promo.code if price.promo else None,
         promo_use_held=price.promo is not None, promo_forced=forced_promo and price.promo is not None,
         quantity=quantity,
-        discount_minor=price.discount_minor, amount_minor=price.total_minor, vat_minor=price.vat_minor,
-        vat_rate_percent=price.vat_rate_percent,
+        discount_minor=price.discount_minor, amount_minor=plan.total_minor,
+        vat_minor=price.vat_minor + invoices.vat_included(plan.surcharge_minor, price.vat_rate_percent),
+        vat_rate_percent=price.vat_rate_percent, instalments=plan.count, surcharge_minor=plan.surcharge_minor,
         currency=package.currency, payment_method=payment_method, payment_status=MoneyState.UNPAID,
         status=OrderState.PENDING, ip=ip, placed_by_agent_id=placed_by.id if placed_by else None,
         affiliate_id=affiliate.id if affiliate else None,
@@ -215,7 +220,8 @@ def _new_order(customer: Customer, package: Package, *, payment_method: str, act
     db.session.flush()
     audit.record(actor, "order.create", order, number=order.number, package=package.name,
                  method=payment_method, kind=preview.kind, agent=placed_by.email if placed_by else None,
-                 quantity=quantity, promo=order.promo_code, promo_forced=order.promo_forced)
+                 quantity=quantity, promo=order.promo_code, promo_forced=order.promo_forced,
+                 instalments=plan.count, surcharge_minor=plan.surcharge_minor)
     return order, customer
 
 

@@ -11,6 +11,10 @@ When an agent refunds all the order's money (Cancel & Refund), what the order
 gave is revoked and the order is Cancelled once the refund is made; a partial
 refund changes nothing else. Money we refused (half 3-D, a second approval, a late one) is refunded
 `automatic`ally and leaves the order as it is.
+
+A sale in instalments (taksit) goes back to the card only whole, by the same Void or Credit: Turkish issuers
+do not reliably take back part of an instalment plan, so a partial refund of one is refused (a refund to the
+account balance may still be partial; the card part then stays with us).
 """
 
 from flask_babel import gettext as _
@@ -75,6 +79,11 @@ def start(order: Order, *, to: RefundDestination, actor: audit.Actor, amount_min
     rows, left = [], amount_minor
     for source in sources:
         part = min(left, source.refundable_minor)
+        if part and to == RefundDestination.CARD and source.instalments > 1 and part != source.amount_minor:
+            raise ServiceError("instalments_whole_refund", _(
+                "A card payment in %(count)d instalments goes back to the card only whole (%(amount)s), as the "
+                "bank takes it; refund all of it, or refund part of it to the account balance.",
+                count=source.instalments, amount=format_money(source.amount_minor, source.currency)))
         if part:
             rows.append(Refund(
                 order=order, payment=source, destination=to, state=State.CREATED, amount_minor=part,

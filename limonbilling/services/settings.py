@@ -40,6 +40,10 @@ DEFAULTS: dict[str, Any] = {
     "nestpay_test_mode": True,
     "nestpay_api_body": "raw",
     "auto_activate_card": True,
+    # Card instalments (services/instalments.py): on or off, and the counts offered, each as
+    # {"count": 2–12, "minimum_minor": single-payment total from which it is offered, "surcharge_basis_points"}
+    "card_instalments_enabled": False,
+    "card_instalment_plans": [],
     # Invoices: seller details and VAT (domain.md §7)
     "seller_address": "",
     "seller_tax_office": "",

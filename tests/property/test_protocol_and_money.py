@@ -64,3 +64,32 @@ def test_money_reads_back_exactly_with_two_decimals(app_without_database, minor,
     assert re.search(r"[.,]\d{2}$", shown), shown
     assert _parse(shown, language) == Decimal(minor) / 100, shown
     assert ("₺" in shown) == (currency == "TRY" and language == "tr")
+
+
+# --- card instalments: the surcharge arithmetic (services/instalments.py) ------------------------------------
+
+@given(price=st.integers(1, 10**11), count=st.integers(2, 12), points=st.integers(0, 10_000))
+def test_instalments_add_up_to_the_price_and_its_surcharge(price, count, points):
+    from limonbilling.services.instalments import split, surcharge
+
+    plan = split(price, count, points)
+    exact = Decimal(price) * points / 10_000
+    assert plan.surcharge_minor == surcharge(price, points)
+    assert abs(plan.surcharge_minor - exact) <= Decimal("0.5")  # rounded to the kuruş…
+    assert plan.surcharge_minor - exact != Decimal("-0.5")  # …half up
+    assert plan.total_minor == price + plan.surcharge_minor
+    assert len(plan.parts) == count and sum(plan.parts) == plan.total_minor
+    assert max(plan.parts) - min(plan.parts) <= 1 and list(plan.parts) == sorted(plan.parts, reverse=True)
+
+
+@given(count=st.integers(2, 12), data=st.data())
+def test_the_bank_form_carries_the_instalment_count_inside_the_hash(count, data):
+    config = nestpay.MerchantConfig(client_id="190100000", store_key=STORE_KEY, store_type="3d_pay_hosting",
+                                    gate_url="https://bank.example/fim/est3Dgate",
+                                    api_url="https://bank.example/fim/api", api_user="u", api_password="p")
+    values = dict(oid="1-1", amount_minor=data.draw(st.integers(1, 10**9)), currency="TRY",
+                  ok_url="https://shop.example/ok", fail_url="https://shop.example/fail", lang="tr", rnd="r")
+    _url, fields = nestpay.build_payment_form(config, instalments=count, **values)
+    other = data.draw(st.sampled_from([n for n in range(1, 13) if n != count]))
+    assert fields["Instalment"] == str(count)
+    assert fields["hash"] != nestpay.build_payment_form(config, instalments=other, **values)[1]["hash"]

@@ -59,7 +59,7 @@ from limonbilling.services import (
 
 from ..factories import make_customer, make_department, make_package
 from ..http.servers import LiveServer
-from ..payment_support import AGENT, BANK, as_customer, bank_answer, card_order, configure_gateway
+from ..payment_support import AGENT, BANK, as_customer, bank_answer, card_order, configure_gateway, offer_instalments
 
 THREADS = 16
 HALF = THREADS // 2
@@ -862,3 +862,60 @@ def test_14_sixteen_payers_of_one_payment_link_pay_and_activate_once(worker, gat
     assert audits("order.paid", case.order_id) == 1 and audits("entitlement.activate") == 1
     assert mails(case.number, "payment_link", case.email) == 1
     assert mails(case.number, "purchase_activated", case.email) == 1
+
+
+# --- 15: a card sale in instalments -----------------------------------------------------------------------------
+
+def instalment_card_order(support, count: int = 3) -> tuple[Case, Payment]:
+    offer_instalments((count, 0, 250))
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("credit", [support], credits=10), instalment_count=count)
+    return case_of(order, customer, attempt), attempt
+
+
+def test_15_sixteen_copies_of_an_approval_in_instalments_pay_once(worker, gateway, support):
+    case, attempt = instalment_card_order(support, 6)
+    approval = bank_answer(attempt)
+    outcomes = race(worker, [call(lambda: card_payments.apply_card_callback(gateway, approval, BANK))] * THREADS)
+    no_errors(outcomes)
+    order = db.session.get(Order, case.order_id)
+    [payment] = order.payments
+    assert (payment.state, payment.instalments, order.payment_status, order.refunds) == ("confirmed", 6, "paid", [])
+    assert count(Grant, Grant.order_id == case.order_id) == 1 and audits("order.paid", case.order_id) == 1
+    assert credits_consistent(case.customer_id) == 10
+
+
+def test_15_sixteen_copies_of_an_approval_with_another_count_return_the_money_once(worker, bank, support):
+    case, attempt = instalment_card_order(support, 3)
+    tampered = bank_answer(attempt, Instalment="6")  # signed: the bank took the money, in another split
+    bank_holds(bank, case)
+    outcomes = race(worker, [call(as_the_callback_view(NestPayGateway(), tampered))] * THREADS)
+    no_errors(outcomes)
+    order = db.session.get(Order, case.order_id)
+    [payment] = order.payments
+    [refund] = order.refunds
+    assert (payment.failure_code, order.activated, order.grants) == ("instalment_mismatch", False, [])
+    assert (refund.automatic, refund.state, refund.operation, refund.amount_minor) == (
+        True, "done", "void", case.amount_minor)
+    assert (payment.state, order.payment_status, bank.payments[case.oid].status) == ("refunded", "refunded", "V")
+    assert audits("payment.returned", case.order_id) == 1 and audits("order.refund", case.order_id) == 1
+
+
+def test_15_sixteen_refunds_of_an_instalment_sale_return_it_whole_once(worker, gateway, support):
+    case, attempt = instalment_card_order(support, 3)
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+
+    def whole(order):
+        return refunds.start(order, to=RefundDestination.CARD, actor=AGENT)
+
+    def part(order):
+        return refunds.start(order, to=RefundDestination.CARD, actor=AGENT, amount_minor=100)
+
+    outcomes = race(worker, [on_order(case.order_id, whole, "whole"), on_order(case.order_id, part, "part")] * HALF)
+    winner = exactly_one(outcomes, "nothing_to_refund", "refund_in_flight", "instalments_whole_refund",
+                         "refund_amount")
+    assert winner.name == "whole"
+    order = db.session.get(Order, case.order_id)
+    [refund] = order.refunds
+    assert (refund.amount_minor, refund.destination, refund.closes_order) == (case.amount_minor, "card", True)

@@ -825,3 +825,89 @@ def test_errors_never_carry_the_password(bank):
     assert API_PASSWORD.encode() in bank.received[-1][2]
     assert API_PASSWORD not in str(error.value) and API_PASSWORD not in repr(error.value)
     assert API_PASSWORD not in repr(api_client(bank).config)
+
+
+# --- instalments (taksit) ---------------------------------------------------------------------------------------
+
+# The page's ver3 worked example with taksit 3: the count takes the empty slot after storetype.
+V3_INSTALMENT_PLAINTEXT = (
+    "100.25|190100000|949|test@test.com|https://domain.com/fail_url|siparis veren|ver3|Auth|tr|order222"
+    "|https://domain.com/success|rand|3d_pay|3|123456"
+)
+
+
+def test_ver3_request_hash_with_a_count():
+    fields = V3_EXAMPLE_FIELDS | {"taksit": "3"}
+    assert hash_v3(fields, "123456") == b64_sha512(V3_INSTALMENT_PLAINTEXT)
+    assert hash_v3(fields, "123456") != V3_EXAMPLE_HASH
+
+
+def test_ver3_form_with_six_instalments_hashes_the_count():
+    _, fields = form(make_config(store_type="3d_pay_hosting"), card=None, instalments=6)
+    assert fields["Instalment"] == "6"
+    # amount|clientid|currency|failUrl|hashAlgorithm|Instalment|lang|oid|okUrl|rnd|storetype|TranType|key
+    plaintext = ("150.00|190200000|949|https://billing.example/pay/fail|ver3|6|tr|4827163950"
+                 "|https://billing.example/pay/ok|fixedrandomvalue0001|3d_pay_hosting|Auth|123456")
+    assert fields["hash"] == b64_sha512(plaintext)
+    single = form(make_config(store_type="3d_pay_hosting"), card=None)[1]
+    assert single["Instalment"] == "" and single["hash"] != fields["hash"]
+
+
+def test_ver1_form_with_three_instalments_hashes_taksit():
+    config = make_config(hash_version="ver1", store_type="3d_pay_hosting", client_id="700655000200",
+                         store_key="TRPS0200")
+    _, fields = build_payment_form(
+        config, oid="order222", amount_minor=10025, currency="TRY", ok_url="https://domain.com/success",
+        fail_url="https://domain.com/fail_url", lang="tr", rnd="rand", instalments=3,
+    )
+    assert fields["taksit"] == "3"
+    assert fields["hash"] == b64_sha1(
+        "700655000200order222100.25https://domain.com/successhttps://domain.com/fail_urlAuth3randTRPS0200")
+
+
+@pytest.mark.parametrize("count", [0, -3, 13, 1.5, True, "3"])
+def test_form_refuses_a_count_outside_2_to_12(count):
+    with pytest.raises(ValueError, match="instalment"):
+        form(instalments=count)
+
+
+@pytest.mark.parametrize("count", [2, 12])
+def test_form_takes_counts_2_to_12(count):
+    assert form(instalments=count)[1]["Instalment"] == str(count)
+
+
+def test_callback_with_the_orders_count_is_approved():
+    pending = PendingPayment(oid="202210308C0F", amount_minor=101, currency="TRY", instalments=3)
+    assert decide(signed(load_example() | {"Instalment": "3"}), pending).approved is True
+    # The other name, when ours is not there (the real callback carries an empty taksit).
+    assert decide(signed(load_example() | {"taksit": "3"}), pending).approved is True
+
+
+@pytest.mark.parametrize(("changes", "instalments"), [
+    ({"Instalment": "6"}, 3),  # another count, signed by the bank
+    ({"Instalment": ""}, 3),  # a single payment for an instalment order
+    ({"Instalment": "3"}, 1),  # instalments for a single-payment order
+    ({"Instalment": "6", "taksit": "3"}, 3),  # ours counts
+    ({"Instalment": "03x"}, 3),
+    ({"Instalment": "13"}, 1),
+])
+def test_instalment_mismatch_is_refused_and_the_money_returned(changes, instalments):
+    pending = PendingPayment(oid="202210308C0F", amount_minor=101, currency="TRY", instalments=instalments)
+    decision = decide(signed(load_example() | changes), pending)
+    assert (decision.approved, decision.reason, decision.money_taken) == (False, "instalment_mismatch", True)
+    assert "instalments" in decision.message
+
+
+def test_unsigned_count_change_is_a_bad_hash():
+    pending = PendingPayment(oid="202210308C0F", amount_minor=101, currency="TRY", instalments=3)
+    decision = decide(signed(load_example() | {"Instalment": "3"}) | {"Instalment": "6"}, pending)
+    assert decision.reason == "bad_hash" and decision.money_taken is False
+
+
+def test_ver1_callback_count_is_compared():
+    callback = v1_signed(V1_CALLBACK | {"taksit": "3"}, V1_BANK_NAMES)
+    pending = PendingPayment(oid="1291899411421", amount_minor=1250, currency="TRY", instalments=3)
+    config = {"client_id": "990000000000001", "hash_version": "ver1"}
+    assert decide(callback, pending, **config).approved is True
+    wrong = decide(callback | {"taksit": "6"}, pending, **config)
+    assert (wrong.reason, wrong.money_taken) == ("instalment_mismatch", True)

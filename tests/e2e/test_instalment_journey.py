@@ -1,0 +1,58 @@
+"""In Turkish: an agent offers instalments, a customer buys 10 credits in 3 instalments through the simulator's
+3-D page, and the order and its invoice show the count and the surcharge (vade farkı)."""
+import re
+
+from sqlalchemy import select
+
+from limonbilling.models import Order
+
+from ..factories import PASSWORD
+from .conftest import screenshot
+from .test_journeys import CARD, register
+from .test_turkish_journey import turkish
+
+
+def test_a_turkish_customer_buys_in_three_instalments(shop, new_page):
+    agent = new_page()
+    agent.goto(f"{shop.url}/admin/login")
+    agent.locator("button[lang=tr]").first.click()
+    agent.fill("#email", shop.agent_email)
+    agent.fill("#password", PASSWORD)
+    agent.locator("form button.btn-dark").click()
+    agent.wait_for_url(f"{shop.url}/admin/")
+    agent.goto(f"{shop.url}/admin/settings/payments")
+    agent.locator("#instalments-card_instalments_enabled").check()
+    agent.fill("#instalments-card_instalment_plans", "3; 100,00; 2,5\n6; 500,00; 5")
+    agent.get_by_role("button", name=turkish(shop, "Save instalments")).click()
+    assert turkish(shop, "Instalment settings are saved.") in agent.locator(".alert-success").inner_text()
+
+    page = new_page()
+    page.goto(f"{shop.url}/register")
+    page.locator("button[lang=tr]").first.click()
+    page.wait_for_url(f"{shop.url}/register")
+    register(page, shop, "taksit@example.com", first_name="Gökçe")
+    page.goto(f"{shop.url}/packages")
+    page.get_by_role("link", name=re.compile("10 Kredi$")).click()
+    choice = page.get_by_test_id("instalments")
+    # ₺150,00 + %2,5 = ₺153,75 in 3 × ₺51,25; 6 instalments start at ₺500,00, so they are not offered here.
+    assert "₺150,00" in choice.inner_text() and "₺51,25" in choice.inner_text() and "₺153,75" in choice.inner_text()
+    assert page.locator("#instalments-6").count() == 0
+    screenshot(page, "tr-portal-checkout-instalments")
+    page.locator("#instalments-3").check()
+    page.fill("#card_number", CARD)
+    page.fill("#card_expiry", "12/30")
+    page.fill("#card_cvv", "000")
+    page.locator("form:has(#card_number) button.btn-primary").click()
+    assert page.get_by_test_id("instalments").inner_text() == "3 (taksit)"  # the bank's 3-D page
+    page.get_by_role("button", name="Approve").click()
+    page.wait_for_url(re.compile(r"/orders/\d{10}$"))
+    number = page.url.rsplit("/", 1)[1]
+    shown = page.get_by_test_id("instalments").inner_text()
+    assert shown == turkish(shop, "%(count)d instalments, surcharge %(surcharge)s included", count=3,
+                            surcharge="₺3,75")
+    page.goto(f"{shop.url}/orders/{number}/invoice")
+    assert turkish(shop, "Instalment surcharge (%(count)d instalments)", count=3) in page.content()
+    screenshot(page, "tr-portal-invoice-instalments")
+    [(amount, count, surcharge, status)] = shop.query(select(
+        Order.amount_minor, Order.instalments, Order.surcharge_minor, Order.payment_status))
+    assert (amount, count, surcharge, status) == (15375, 3, 375, "paid")
