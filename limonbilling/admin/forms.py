@@ -403,5 +403,9 @@ class ActivationApprovalForm(FlaskForm):
     package_id = SelectField(_l("Package"), coerce=optional_id, validate_choice=False)
 
 
+class ErasureRejectionForm(FlaskForm):
+    note = TextAreaField(_l("Why not (the customer reads it)"))
+
+
 class ActivationRejectionForm(FlaskForm):
     reason = TextAreaField(_l("Reason (the customer reads it)"))
