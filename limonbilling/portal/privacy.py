@@ -16,8 +16,8 @@ def _customer_key() -> str:
 
 def _privacy_page(export_form=None, erasure_form=None, status: int = 200):
     customer = current_customer()
-    return render_template("portal/privacy.html", export_form=export_form or DataExportForm(formdata=None),
-                           erasure_form=erasure_form or ErasureRequestForm(formdata=None),
+    return render_template("portal/privacy.html", export_form=export_form or DataExportForm(prefix="export", formdata=None),
+                           erasure_form=erasure_form or ErasureRequestForm(prefix="erasure", formdata=None),
                            latest=privacy.latest_request(customer),
                            retention_years=settings.get("retention_years")), status
 
@@ -34,7 +34,7 @@ def data_export():
     """The archive, after the password again (a stolen session cannot take the data away); every POST counts
     against the per-customer limit, wrong passwords too."""
     customer = current_customer()
-    form = DataExportForm()
+    form = DataExportForm(prefix="export")
     if form.validate_on_submit():
         ok, archive = run_service(form, privacy.export_archive, customer, form.password.data, current_actor())
         if ok:
@@ -46,7 +46,7 @@ def data_export():
 
 @bp.route("/profile/privacy/erasure", methods=["POST"])
 def request_erasure():
-    form = ErasureRequestForm()
+    form = ErasureRequestForm(prefix="erasure")
     if form.validate_on_submit():
         if run_service(form, privacy.request_erasure, current_customer(), form.reason.data, form.password.data,
                        current_actor())[0]:

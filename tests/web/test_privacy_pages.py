@@ -32,7 +32,7 @@ def test_the_data_page_is_linked_from_the_profile(customer_client):
 def test_the_archive_is_a_zip_of_the_customer_s_own_records(customer_client):
     client, customer = customer_client
     other = make_customer(first_name="Kerem", email="kerem@example.com")
-    response = client.post("/profile/privacy/export", data={"password": PASSWORD})
+    response = client.post("/profile/privacy/export", data={"export-password": PASSWORD})
 
     assert response.status_code == 200
     assert response.mimetype == "application/zip"
@@ -52,7 +52,7 @@ def test_the_archive_is_a_zip_of_the_customer_s_own_records(customer_client):
 
 def test_a_wrong_password_gives_no_archive(customer_client):
     client, _customer = customer_client
-    response = client.post("/profile/privacy/export", data={"password": "wrong-password-1"})
+    response = client.post("/profile/privacy/export", data={"export-password": "wrong-password-1"})
     assert response.status_code == 422 and response.mimetype == "text/html"
     assert b"This is not your current password." in response.data
 
@@ -60,27 +60,27 @@ def test_a_wrong_password_gives_no_archive(customer_client):
 def test_the_archive_is_throttled_per_customer(customer_client, app):
     client, _customer = customer_client
     limit = int(app.config["DATA_EXPORT_LIMIT"].split()[0])
-    answers = [client.post("/profile/privacy/export", data={"password": PASSWORD}).status_code
+    answers = [client.post("/profile/privacy/export", data={"export-password": PASSWORD}).status_code
                for _ in range(limit + 1)]
     assert answers == [200] * limit + [429]
     other = app.test_client()
     sign_in(other, make_customer())
-    assert other.post("/profile/privacy/export", data={"password": PASSWORD}).status_code == 200
+    assert other.post("/profile/privacy/export", data={"export-password": PASSWORD}).status_code == 200
 
 
 def test_no_one_else_gets_the_archive(app, customer_client):
     _client, customer = customer_client
     stranger = app.test_client()
-    signed_out = stranger.post("/profile/privacy/export", data={"password": PASSWORD})
+    signed_out = stranger.post("/profile/privacy/export", data={"export-password": PASSWORD})
     assert signed_out.status_code == 302 and "/login" in signed_out.headers["Location"]
     agent = app.test_client()
     sign_in(agent, make_agent("customers"))
-    assert agent.post("/profile/privacy/export", data={"password": PASSWORD}).status_code == 302
+    assert agent.post("/profile/privacy/export", data={"export-password": PASSWORD}).status_code == 302
     # the archive is always the signed-in customer's: no id in the address to change, another's id is a 404
     other = app.test_client()
     intruder = make_customer()
     sign_in(other, intruder)
-    response = other.post(f"/profile/privacy/export?customer_id={customer.id}", data={"password": PASSWORD})
+    response = other.post(f"/profile/privacy/export?customer_id={customer.id}", data={"export-password": PASSWORD})
     with zipfile.ZipFile(io.BytesIO(response.data)) as archive:
         assert [row["id"] for row in json.loads(archive.read("profile.json"))] == [intruder.id]
     assert other.get(f"/profile/privacy/export/{customer.id}").status_code == 404
@@ -88,11 +88,11 @@ def test_no_one_else_gets_the_archive(app, customer_client):
 
 def test_request_then_an_agent_approves_and_the_customer_cannot_sign_in(app, customer_client):
     client, customer = customer_client
-    response = client.post("/profile/privacy/erasure", data={"reason": "Closing my company", "password": PASSWORD})
+    response = client.post("/profile/privacy/erasure", data={"erasure-reason": "Closing my company", "erasure-password": PASSWORD})
     assert response.status_code == 302
     page = client.get("/profile/privacy")
     assert b"Waiting" in page.data and b"Ask to erase my data" not in page.data  # one open request
-    again = client.post("/profile/privacy/erasure", data={"reason": "", "password": PASSWORD})
+    again = client.post("/profile/privacy/erasure", data={"erasure-reason": "", "erasure-password": PASSWORD})
     assert again.status_code == 422 and b"already waiting" in again.data
 
     agent = app.test_client()
@@ -111,7 +111,7 @@ def test_request_then_an_agent_approves_and_the_customer_cannot_sign_in(app, cus
 
 def test_an_agent_rejects_with_a_note_the_customer_reads(app, customer_client):
     client, _customer = customer_client
-    client.post("/profile/privacy/erasure", data={"reason": "", "password": PASSWORD})
+    client.post("/profile/privacy/erasure", data={"erasure-reason": "", "erasure-password": PASSWORD})
     request = db.session.scalar(select(ErasureRequest))
     agent = app.test_client()
     sign_in(agent, make_agent("customers"))
@@ -125,7 +125,7 @@ def test_an_agent_rejects_with_a_note_the_customer_reads(app, customer_client):
 
 def test_only_agents_with_the_customers_permission_decide(app, customer_client):
     client, _customer = customer_client
-    client.post("/profile/privacy/erasure", data={"reason": "", "password": PASSWORD})
+    client.post("/profile/privacy/erasure", data={"erasure-reason": "", "erasure-password": PASSWORD})
     request = db.session.scalar(select(ErasureRequest))
     agent = app.test_client()
     sign_in(agent, make_agent("billing", "support"))
@@ -137,6 +137,6 @@ def test_only_agents_with_the_customers_permission_decide(app, customer_client):
 def test_money_in_flight_is_refused_with_a_clear_message(customer_client):
     client, customer = customer_client
     card_order(customer, make_package("credit"))
-    response = client.post("/profile/privacy/erasure", data={"reason": "", "password": PASSWORD})
+    response = client.post("/profile/privacy/erasure", data={"erasure-reason": "", "erasure-password": PASSWORD})
     assert response.status_code == 422 and b"still on its way" in response.data
     assert db.session.scalar(select(ErasureRequest)) is None
