@@ -15,10 +15,10 @@ def _customer_key() -> str:
 
 
 def _privacy_page(export_form=None, erasure_form=None, status: int = 200):
-    customer = current_customer()
-    return render_template("portal/privacy.html", export_form=export_form or DataExportForm(prefix="export", formdata=None),
+    return render_template("portal/privacy.html",
+                           export_form=export_form or DataExportForm(prefix="export", formdata=None),
                            erasure_form=erasure_form or ErasureRequestForm(prefix="erasure", formdata=None),
-                           latest=privacy.latest_request(customer),
+                           latest=privacy.latest_request(current_customer()),
                            retention_years=settings.get("retention_years")), status
 
 

@@ -88,7 +88,8 @@ def test_no_one_else_gets_the_archive(app, customer_client):
 
 def test_request_then_an_agent_approves_and_the_customer_cannot_sign_in(app, customer_client):
     client, customer = customer_client
-    response = client.post("/profile/privacy/erasure", data={"erasure-reason": "Closing my company", "erasure-password": PASSWORD})
+    response = client.post("/profile/privacy/erasure",
+                           data={"erasure-reason": "Closing my company", "erasure-password": PASSWORD})
     assert response.status_code == 302
     page = client.get("/profile/privacy")
     assert b"Waiting" in page.data and b"Ask to erase my data" not in page.data  # one open request
