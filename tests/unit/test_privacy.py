@@ -246,3 +246,16 @@ def test_the_retention_command_blanks_only_old_invoices_of_erased_customers(rich
     assert db.session.get(Invoice, kept.invoice.id).buyer["email"] == "other@example.com"
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "invoice.buyers_anonymised"))
     assert entry.details["count"] == 1
+
+
+def test_nothing_is_mailed_to_an_erased_customer(app):
+    from limonbilling.services import notifications
+
+    customer = make_customer()
+    request = privacy.request_erasure(customer, "", PASSWORD, as_customer(customer))
+    db.session.commit()
+    privacy.approve(request.id, AGENT)
+    db.session.commit()
+    before = db.session.scalar(select(func.count()).select_from(Notification))  # the welcome mail, erased
+    notifications.email_verification(db.session.get(Customer, customer.id))
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == before
