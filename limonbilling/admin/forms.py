@@ -168,6 +168,11 @@ class InvoiceSettingsForm(FlaskForm):
     seller_tax_number = StringField(_l("Tax number"))
     vat_rate_percent = IntegerField(_l("VAT rate (%)"), validators=[InputRequired(), bounded("vat_rate_percent")])
     vat_inclusive = BooleanField(_l("Package prices include VAT"))
+    retention_years = IntegerField(
+        _l("Keep the buyer's details on invoices for (years)"),
+        validators=[InputRequired(), bounded("retention_years")],
+        description=_l("The tax law keeps invoices with their buyer; after this many years `flask billing "
+                       "anonymise-invoices` erases the buyer of customers whose data was erased (KVKK)."))
 
 
 class ApiTokenForm(FlaskForm):

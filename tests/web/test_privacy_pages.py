@@ -141,3 +141,18 @@ def test_money_in_flight_is_refused_with_a_clear_message(customer_client):
     response = client.post("/profile/privacy/erasure", data={"erasure-reason": "", "erasure-password": PASSWORD})
     assert response.status_code == 422 and b"still on its way" in response.data
     assert db.session.scalar(select(ErasureRequest)) is None
+
+
+def test_the_retention_period_is_set_on_the_invoice_settings_page(app):
+    from limonbilling.services import settings
+
+    agent = app.test_client()
+    sign_in(agent, make_agent("billing", "settings"))
+    page = agent.get("/admin/settings/invoices").data.decode()
+    assert 'name="retention_years"' in page and 'value="10"' in page
+    refused = agent.post("/admin/settings/invoices", data={"vat_rate_percent": "20", "retention_years": "0"})
+    assert refused.status_code == 200 and settings.get("retention_years") == 10
+    saved = agent.post("/admin/settings/invoices", data={"vat_rate_percent": "20", "retention_years": "12"})
+    assert saved.status_code == 302
+    db.session.rollback()
+    assert settings.get("retention_years") == 12
