@@ -67,6 +67,8 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = False  # the 429 page sets Retry-After itself
     # Failed sign-ins per client IP across accounts, and password-reset requests per IP.
     SIGN_IN_LIMIT_PER_IP = os.environ.get("SIGN_IN_LIMIT_PER_IP", "50 per 15 minutes")
+    # KVKK archives a customer may ask for (each needs the password; wrong ones count too)
+    DATA_EXPORT_LIMIT = os.environ.get("DATA_EXPORT_LIMIT", "5 per hour")
     # Sign-in lock-out per (account, client IP): free attempts, then one per window doubling from
     # SIGN_IN_LOCKOUT_SECONDS up to the maximum; a pair's count starts again a day after its first attempt.
     SIGN_IN_FREE_ATTEMPTS = int(os.environ.get("SIGN_IN_FREE_ATTEMPTS", "5"))

@@ -20,6 +20,7 @@ from .services import (
     entitlements,
     notifications,
     outbox,
+    privacy,
     transfer_deadlines,
 )
 from .services.demo import DEMO_PASSWORD, SIGN_INS, load_demo_data, use_debug_smtp, use_simulator
@@ -145,6 +146,15 @@ def remind() -> None:
     queued = notifications.queue_reminders() + transfer_deadlines.queue_reminders()
     db.session.commit()
     click.echo(f"{queued} reminder(s) queued.")
+
+
+@billing_cli.command("anonymise-invoices")
+def anonymise_invoices() -> None:
+    """Blank the buyer details of erased customers' invoices older than the retention period (setting
+    `retention_years`, default 10): the tax law keeps them until then. Run it from cron, e.g. daily."""
+    changed = privacy.anonymise_expired_invoices(audit.Actor.system("retention"))
+    db.session.commit()
+    click.echo(f"{changed} invoice(s) no longer name their buyer.")
 
 
 outbox_cli = AppGroup("outbox", help="Deliver the queued e-mails and SMS.")

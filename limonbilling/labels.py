@@ -17,6 +17,7 @@ from .models import (
     Choice,
     ConversationStatus,
     CoveredBy,
+    ErasureState,
     InvoiceState,
     LedgerKind,
     MoneyState,
@@ -54,6 +55,7 @@ LABELS: dict[str, type[Choice]] = {
     "conversation_status": ConversationStatus,
     "notification_state": NotificationState,
     "cancellation_state": CancellationState,
+    "erasure_state": ErasureState,
     "activation_state": ActivationState,
     "attachment_kind": AttachmentKind,
 }

@@ -178,6 +178,11 @@ class InvoiceSettingsForm(FlaskForm):
     seller_tax_number = StringField(_l("Tax number"))
     vat_rate_percent = IntegerField(_l("VAT rate (%)"), validators=[InputRequired(), bounded("vat_rate_percent")])
     vat_inclusive = BooleanField(_l("Package prices include VAT"))
+    retention_years = IntegerField(
+        _l("Keep the buyer's details on invoices for (years)"),
+        validators=[InputRequired(), bounded("retention_years")],
+        description=_l("The tax law keeps invoices with their buyer; after this many years `flask billing "
+                       "anonymise-invoices` erases the buyer of customers whose data was erased (KVKK)."))
 
 
 class ApiTokenForm(FlaskForm):
@@ -411,6 +416,10 @@ class AnnouncementForm(FlaskForm):
 
 class ActivationApprovalForm(FlaskForm):
     package_id = SelectField(_l("Package"), coerce=optional_id, validate_choice=False)
+
+
+class ErasureRejectionForm(FlaskForm):
+    note = TextAreaField(_l("Why not (the customer reads it)"))
 
 
 class ActivationRejectionForm(FlaskForm):

@@ -36,6 +36,7 @@ def settings_invoices():
             "seller_tax_number": form.seller_tax_number.data.strip(),
             "vat_rate_percent": form.vat_rate_percent.data,
             "vat_inclusive": form.vat_inclusive.data,
+            "retention_years": form.retention_years.data,
         }
         if run_service(form, settings.update, values, current_actor())[0]:
             flash(_("Invoice settings are saved. New orders use them; issued invoices keep theirs."), "success")

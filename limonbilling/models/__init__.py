@@ -19,6 +19,7 @@ from .choices import (
     CoveredBy,
     Currency,
     DepartmentSource,
+    ErasureState,
     GrantEnd,
     Language,
     LedgerKind,
@@ -49,6 +50,7 @@ from .lifecycle import (
 from .marketing import Affiliate, Announcement
 from .notifications import Notification
 from .orders import BankAccount, Order, OrderStatus, Payment, PromoCode, Refund
+from .privacy import ErasureRequest
 from .settings import AuditEntry, RateLimitCounter, Setting
 from .webhooks import Webhook
 
@@ -84,6 +86,8 @@ __all__ = [
     "CustomerNote",
     "Department",
     "DepartmentSource",
+    "ErasureRequest",
+    "ErasureState",
     "Grant",
     "GrantEnd",
     "Invoice",

@@ -168,6 +168,8 @@ class Customer(SignInMixin, UserMixin, db.Model):
     identity_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     identity_verified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, index=True)
+    # Set when an approved erasure request anonymised the account (services/privacy.py): it signs in no more.
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     departments: Mapped[list["CustomerDepartment"]] = relationship(
         back_populates="customer", cascade="all, delete-orphan"
@@ -177,6 +179,10 @@ class Customer(SignInMixin, UserMixin, db.Model):
     )
 
     kind = "customer"
+
+    @property
+    def is_active(self) -> bool:
+        return self.erased_at is None
 
     @property
     def full_name(self) -> str:

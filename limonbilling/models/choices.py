@@ -136,6 +136,15 @@ class ActivationState(Choice):
     REJECTED = "rejected", _l("Rejected")
 
 
+class ErasureState(Choice):
+    """A customer's request to erase their personal data (KVKK): waiting for an agent, approved (the data is
+    anonymised then), or rejected with a note."""
+
+    PENDING = "pending", _l("Waiting")
+    APPROVED = "approved", _l("Approved")
+    REJECTED = "rejected", _l("Rejected")
+
+
 class ConversationChannel(Choice):
     """Where a conversation is: a department (charged by rule 6), or the free identity-verification channel (DT)
     every customer may use, department or none."""

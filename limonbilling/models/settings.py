@@ -18,7 +18,8 @@ class Setting(db.Model):
 
 
 class AuditEntry(db.Model):
-    """Who did what to which record, when, from which IP. Never updated or deleted."""
+    """Who did what to which record, when, from which IP. Never deleted; only an approved erasure (KVKK,
+    services/privacy.py) replaces the personal data in the entries about that customer."""
 
     __tablename__ = "audit_log"
     __table_args__ = (CheckConstraint(ActorType.check("actor_type"), name="actor_type"),)

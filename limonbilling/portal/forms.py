@@ -29,6 +29,16 @@ class EmailChangeForm(FlaskForm):
     password = PasswordField(_l("Current password"), validators=[InputRequired()])
 
 
+class DataExportForm(FlaskForm):
+    password = PasswordField(_l("Current password"), validators=[InputRequired()])
+
+
+class ErasureRequestForm(FlaskForm):
+    reason = TextAreaField(_l("Why (optional)"), validators=[Optional(), Length(
+        max=2000, message=_l("Write at most %(max)d characters."))])
+    password = PasswordField(_l("Current password"), validators=[InputRequired()])
+
+
 class RegistrationForm(CustomerDetailsForm):
     password = PasswordField(_l("Password"), validators=[InputRequired()])
     password_again = PasswordField(

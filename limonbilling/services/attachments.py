@@ -27,6 +27,7 @@ MAX_NAME_LENGTH = 120
 EXTENSIONS = {AttachmentKind.PNG: ("png",), AttachmentKind.JPEG: ("jpg", "jpeg"), AttachmentKind.WEBP: ("webp",),
               AttachmentKind.PDF: ("pdf",)}
 _WRITTEN = "limonbilling.attachments_written"  # key in Session.info: files this transaction wrote
+_REMOVED = "limonbilling.attachments_removed"  # files whose rows this transaction deleted
 
 
 @dataclass(frozen=True)
@@ -134,14 +135,22 @@ def attach(message: Message, checked: list[tuple[Upload, AttachmentKind]]) -> li
     return written
 
 
+def remove_after_commit(paths: list[Path]) -> None:
+    """Delete these files once the transaction that deleted their rows commits (kept if it rolls back)."""
+    db.session.info.setdefault(_REMOVED, []).extend(paths)
+
+
 @event.listens_for(Session, "after_commit")
 def _forget_written(session: Session) -> None:
     session.info.pop(_WRITTEN, None)
+    for path in session.info.pop(_REMOVED, []):
+        path.unlink(missing_ok=True)
 
 
 @event.listens_for(Session, "after_rollback")
 def _remove_written(session: Session) -> None:
     """Files of a refused message (or a failed commit) do not stay on disk without their row."""
+    session.info.pop(_REMOVED, None)
     for path in session.info.pop(_WRITTEN, []):
         path.unlink(missing_ok=True)
 

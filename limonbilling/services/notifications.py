@@ -78,7 +78,10 @@ def _queue(event: str, event_key: str, *, channel: str, recipient: str, language
 def _to_customer(customer: Customer, event: str, event_key: str, template: str, subject: Callable[[], str],
                  order: Order | None = None, sensitive: bool = False, recipient: str | None = None,
                  **context) -> bool:
-    """A mail to the customer, at their address unless `recipient` names another (an address change)."""
+    """A mail to the customer, at their address unless `recipient` names another (an address change). An erased
+    customer (KVKK) has no address any more: nothing is queued."""
+    if customer.erased_at is not None:
+        return False
     return _queue(event, event_key, channel="email", recipient=recipient or customer.email,
                   language=_customer_language(customer),
            template=template, subject=subject, customer_id=customer.id, order=order, sensitive=sensitive,

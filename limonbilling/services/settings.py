@@ -76,6 +76,8 @@ DEFAULTS: dict[str, Any] = {
     "fraud_unverified_email_points": 10,
     "fraud_price_points": 30,
     "fraud_price_factor": 5,
+    # KVKK (services/privacy.py): years an erased customer's invoices keep the buyer's details (tax law)
+    "retention_years": 10,
     # Notifications (domain.md §9): e-mail by SMTP, SMS by an HTTP provider; passwords are write-only.
     "smtp_host": "",
     "smtp_port": 587,
@@ -185,7 +187,7 @@ BOUNDS = {
     "fraud_many_orders_minutes": (1, 10080), "fraud_ip_failed_customers_points": (0, 1000),
     "fraud_ip_failed_customers_limit": (1, 100), "fraud_unverified_email_points": (0, 1000),
     "fraud_price_points": (0, 1000), "fraud_price_factor": (2, 100),
-    "attachment_max_mb": (1, 20), "attachment_max_count": (1, 10),
+    "attachment_max_mb": (1, 20), "attachment_max_count": (1, 10), "retention_years": (1, 50),
 }
 
 

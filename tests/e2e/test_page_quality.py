@@ -20,10 +20,10 @@ NAMELESS = """() => [...document.querySelectorAll('button, a[href]')]
   .map(el => el.outerHTML.slice(0, 80))"""
 
 CUSTOMER_PAGES = ["/", "/packages", "/orders", "/usage", "/tickets", "/tickets/new", "/profile",
-                  "/subscription/cancel", "/activate"]
+                  "/subscription/cancel", "/activate", "/profile/privacy"]
 AGENT_PAGES = ["/admin/", "/admin/billing/orders", "/admin/billing/packages", "/admin/billing/subscriptions",
                "/admin/billing/promo-codes", "/admin/billing/cancellations", "/admin/billing/activation-requests",
-               "/admin/customers", "/admin/departments",
+               "/admin/customers", "/admin/customers/erasure-requests", "/admin/departments",
                "/admin/settings/general", "/admin/settings/payments", "/admin/settings/notifications",
                "/admin/settings/orders", "/admin/notifications", "/admin/audit", "/admin/settings/agents"]
 

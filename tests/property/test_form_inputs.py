@@ -80,7 +80,8 @@ def _agent_forms(w) -> dict:
         "refund": (f"/admin/billing/orders/{order.number}/refund", {"to": "balance", "amount": "{n}"}),
         "general": ("/admin/settings/general", {"company_name": "L", "default_language": "en",
                                                 "renewal_window_days": "{n}"}),
-        "invoices": ("/admin/settings/invoices", {"vat_rate_percent": "{n}", "vat_inclusive": ("y", "")}),
+        "invoices": ("/admin/settings/invoices", {"vat_rate_percent": "{n}", "vat_inclusive": ("y", ""),
+                                                  "retention_years": "{n}"}),
         "payments": ("/admin/settings/payments", {
             "nestpay_bank": "asseco_test", "nestpay_store_type": "3d_pay", "nestpay_hash_version": "ver3",
             "nestpay_api_body": "raw", "card_checkout_minutes": "{n}"}),

@@ -47,3 +47,25 @@ def test_expire_cancels_abandoned_card_checkouts_but_asks_the_bank_first(app, ga
     db.session.expire_all()
     assert db.session.get(Order, never_sent.id).status == "cancelled"
     assert db.session.get(Order, sent.id).status == "pending"  # the bank may have taken its money
+
+
+def test_anonymise_invoices_blanks_erased_buyers_past_the_retention_period(app, clock):
+    from limonbilling.services import privacy
+
+    from ..factories import PASSWORD
+    from ..payment_support import AGENT, paid_by_card
+
+    customer = make_customer(first_name="Retained", email="retained@example.com")
+    order = paid_by_card(customer, make_package("credit"))
+    request = privacy.request_erasure(customer, "", PASSWORD, as_customer(customer))
+    db.session.commit()
+    privacy.approve(request.id, AGENT)
+    db.session.commit()
+    runner = app.test_cli_runner()
+    assert "0 invoice(s)" in runner.invoke(args=["billing", "anonymise-invoices"]).output
+    assert db.session.get(Order, order.id).invoice.buyer["email"] == "retained@example.com"
+    clock.advance(days=365 * 10 + 10)  # ten years and a week (leap days included)
+    result = runner.invoke(args=["billing", "anonymise-invoices"])
+    assert result.exit_code == 0 and "1 invoice(s) no longer name their buyer." in result.output
+    db.session.expire_all()
+    assert db.session.get(Order, order.id).invoice.buyer["email"] == f"erased-{customer.id}@invalid"

@@ -303,7 +303,10 @@ def _whole_number_forms(office) -> dict:
                               LedgerEntry, None),
         "low-credit threshold": (f"/admin/billing/subscriptions/{customer.id}/low-credit-threshold",
                                  lambda v: {"low_credit_threshold": v}, None, None),
-        "VAT rate": ("/admin/settings/invoices", lambda v: {"vat_rate_percent": v}, None, None),
+        "VAT rate": ("/admin/settings/invoices", lambda v: {"vat_rate_percent": v, "retention_years": "10"}, None,
+                     None),
+        "invoice retention": ("/admin/settings/invoices", lambda v: {"vat_rate_percent": "20", "retention_years": v},
+                              None, None),
         "renewal window": ("/admin/settings/general", lambda v: {
             "company_name": "L", "default_language": "en", "renewal_window_days": v}, None, None),
         "global low-credit threshold": ("/admin/settings/notifications", lambda v: {
