@@ -1,7 +1,7 @@
 """KVKK erasure requests and erased customers
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0023
 Create Date: 2026-12-02 11:00:00
 
 A customer asks for their personal data to be erased; an agent approves or rejects the request. A partial
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0024'
-down_revision = '0022'
+down_revision = '0023'
 branch_labels = None
 depends_on = None
 
