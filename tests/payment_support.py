@@ -43,7 +43,7 @@ def as_customer(customer) -> audit.Actor:
 
 def card_order(customer, package):
     order = placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer),
-                                           ip="127.0.0.1")
+                                           ip="127.0.0.1", contracts_accepted=True)
     attempt = card_payments.start_card_payment(order, "nestpay")
     db.session.commit()
     return order, attempt

@@ -22,6 +22,7 @@ from .choices import (
     GrantEnd,
     Language,
     LedgerKind,
+    LegalText,
     MessageAuthor,
     NotificationChannel,
     NotificationState,
@@ -36,6 +37,7 @@ from .choices import (
 from .entitlements import CancellationRequest, Grant, LedgerEntry, SubscriptionPeriod, Usage
 from .helpdesk import Attachment, Conversation, Message
 from .invoices import Invoice, InvoiceCounter
+from .legal import MarketingConsent, OrderContract
 from .lifecycle import (
     InvoiceState,
     MoneyState,
@@ -92,6 +94,8 @@ __all__ = [
     "Language",
     "LedgerEntry",
     "LedgerKind",
+    "LegalText",
+    "MarketingConsent",
     "Message",
     "MessageAuthor",
     "MoneyState",
@@ -100,6 +104,7 @@ __all__ = [
     "NotificationChannel",
     "NotificationState",
     "Order",
+    "OrderContract",
     "OrderKind",
     "OrderState",
     "OrderStatus",

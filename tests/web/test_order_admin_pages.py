@@ -106,7 +106,7 @@ def test_custom_statuses_on_the_pages(agent_client, shopper):
                                                                      "counts_as": "pending"}).data.decode()
     assert "exists already" in page
     order = placement.place_customer_order(customer, package, payment_method="bank_transfer",
-                                           actor=audit.Actor.of(customer))
+                                           actor=audit.Actor.of(customer), contracts_accepted=True)
     db.session.commit()
     agent_client.post("/admin/billing/orders/bulk", data={"numbers": [order.number], "status": f"custom:{status.id}"})
     db.session.expire_all()

@@ -225,7 +225,7 @@ def test_team_mails_speak_of_the_customer_and_keep_each_field_on_its_line(app):
     add_bank_account()
     customer = make_customer(first_name="Elif", last_name="Kaya")
     order = placement.place_customer_order(customer, make_package("credit", credits=10), payment_method="bank_transfer",
-                                actor=as_customer(customer))
+                                actor=as_customer(customer), contracts_accepted=True)
     db.session.commit()
     bank_transfer.request_activation(order, email="elif@example.com", phone="0532 123 45 67", note="",
                                      actor=as_customer(customer))
