@@ -18,6 +18,7 @@ from .models import (
     ConversationStatus,
     CoveredBy,
     InvoiceState,
+    Language,
     LedgerKind,
     MoneyState,
     NotificationChannel,
@@ -56,6 +57,7 @@ LABELS: dict[str, type[Choice]] = {
     "cancellation_state": CancellationState,
     "activation_state": ActivationState,
     "attachment_kind": AttachmentKind,
+    "language": Language,
 }
 # What customers see of their own order's status: an order kept aside for fraud is "under review".
 CUSTOMER_ORDER_STATUS = {OrderState.FRAUD: _l("Under review")}

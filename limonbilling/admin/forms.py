@@ -17,9 +17,9 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..forms import LANGUAGE_CHOICES, MESSAGE_LENGTH, AttachmentsForm, choices_of, optional_id
-from ..models import ApiScope, Currency, Language, OrderState, PackageType, Permission, PromoKind
+from ..models import ApiScope, Currency, Language, LegalText, OrderState, PackageType, Permission, PromoKind
 from ..services.placement import MAX_QUANTITY
-from ..services.settings import BOUNDS
+from ..services.settings import BOUNDS, legal_text_key
 
 
 def bounded(setting: str) -> NumberRange:
@@ -209,6 +209,17 @@ class OrderStatusForm(FlaskForm):
     name = StringField(_l("Name"))
     colour = StringField(_l("Colour"), default="#6c757d", render_kw={"type": "color"})
     counts_as = SelectField(_l("Counted as"), choices=choices_of(OrderState, excluding={OrderState.FRAUD}))
+
+
+class LegalTextsForm(FlaskForm):
+    """Settings → Legal texts: each text in each language, one field per setting (services/contracts.py checks
+    them)."""
+
+
+for _text in LegalText:
+    for _language in Language:
+        setattr(LegalTextsForm, legal_text_key(_text, _language),
+                TextAreaField(_language.label, render_kw={"rows": 14, "lang": _language.value}))
 
 
 class OrderSettingsForm(FlaskForm):

@@ -196,7 +196,7 @@ def test_a_card_past_its_expiry_month_is_refused_by_istanbul_time(app, client, c
     clock.set(utc)
     package = make_package("credit", credits=10)
     response = client.post(f"/checkout/{package.id}", data={
-        "card_number": "4355 0843 5508 4358", "card_expiry": expiry, "card_cvv": "000"})
+        "card_number": "4355 0843 5508 4358", "card_expiry": expiry, "card_cvv": "000", "accept_contracts": "y"})
     html = response.get_data(as_text=True)
     if accepted:
         assert response.status_code == 200 and 'name="hash"' in html
