@@ -17,9 +17,9 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..forms import LANGUAGE_CHOICES, MESSAGE_LENGTH, AttachmentsForm, choices_of, optional_id
-from ..models import ApiScope, Currency, Language, LegalText, OrderState, PackageType, Permission, PromoKind
+from ..models import ApiScope, Currency, Language, OrderState, PackageType, Permission, PromoKind
 from ..services.placement import MAX_QUANTITY
-from ..services.settings import BOUNDS, legal_text_key
+from ..services.settings import BOUNDS
 
 
 def bounded(setting: str) -> NumberRange:
@@ -211,15 +211,20 @@ class OrderStatusForm(FlaskForm):
     counts_as = SelectField(_l("Counted as"), choices=choices_of(OrderState, excluding={OrderState.FRAUD}))
 
 
+def _legal_text(language: Language) -> TextAreaField:
+    return TextAreaField(language.label, render_kw={"rows": 14, "lang": language.value})
+
+
 class LegalTextsForm(FlaskForm):
-    """Settings → Legal texts: each text in each language, one field per setting (services/contracts.py checks
-    them)."""
+    """Settings → Legal texts: each text in each language, named as its setting (settings.legal_text_key);
+    services/contracts.py checks them."""
 
-
-for _text in LegalText:
-    for _language in Language:
-        setattr(LegalTextsForm, legal_text_key(_text, _language),
-                TextAreaField(_language.label, render_kw={"rows": 14, "lang": _language.value}))
+    legal_pre_information_en = _legal_text(Language.EN)
+    legal_pre_information_tr = _legal_text(Language.TR)
+    legal_distance_sales_en = _legal_text(Language.EN)
+    legal_distance_sales_tr = _legal_text(Language.TR)
+    legal_privacy_en = _legal_text(Language.EN)
+    legal_privacy_tr = _legal_text(Language.TR)
 
 
 class OrderSettingsForm(FlaskForm):
