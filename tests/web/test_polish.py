@@ -126,7 +126,7 @@ def test_a_decline_tells_the_customer_what_to_do_and_agents_what_the_bank_said(a
 def test_bank_transfer_is_suggested_after_a_decline_only_when_it_is_offered(app, client, customer):
     order = declined_order(customer, DECLINES["other"][0])
     html = page(client, f"/orders/{order.number}")
-    assert "try another card" in html and "bank transfer" not in html
+    assert "try another card" in html and "You can also pay by bank transfer" not in html
 
 
 # --- 3. statuses in the customer's words --------------------------------------------------------------------
