@@ -35,7 +35,7 @@ def seed(app, orders_wanted: int) -> list[dict]:
         made = []
         for customer in db.session.scalars(select(Customer).where(Customer.id >= first).order_by(Customer.id)).all():
             order = placement.place_customer_order(customer, package, payment_method="card",
-                                        actor=audit.Actor.of(customer, "127.0.0.1"), ip=None)
+                                        actor=audit.Actor.of(customer, "127.0.0.1"), ip=None, contracts_accepted=True)
             attempt = card_payments.start_card_payment(order, "nestpay")
             made.append({"customer_id": customer.id, "number": order.number, "oid": attempt.oid,
                          "amount_minor": attempt.amount_minor, "currency": attempt.currency, "status": order.status})

@@ -19,6 +19,7 @@ from .models import (
     CoveredBy,
     ErasureState,
     InvoiceState,
+    Language,
     LedgerKind,
     MoneyState,
     NotificationChannel,
@@ -58,6 +59,7 @@ LABELS: dict[str, type[Choice]] = {
     "erasure_state": ErasureState,
     "activation_state": ActivationState,
     "attachment_kind": AttachmentKind,
+    "language": Language,
 }
 # What customers see of their own order's status: an order kept aside for fraud is "under review".
 CUSTOMER_ORDER_STATUS = {OrderState.FRAUD: _l("Under review")}

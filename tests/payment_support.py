@@ -51,7 +51,8 @@ def as_customer(customer) -> audit.Actor:
 
 def card_order(customer, package, instalment_count: int = 1):
     order = placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer),
-                                           ip="127.0.0.1", instalment_count=instalment_count)
+                                           ip="127.0.0.1", instalment_count=instalment_count,
+                                           contracts_accepted=True)
     attempt = card_payments.start_card_payment(order, "nestpay")
     db.session.commit()
     return order, attempt

@@ -15,4 +15,4 @@ def require_agent():
     return redirect(url_for("admin.login", next=request.full_path.rstrip("?") if request.method == "GET" else None))
 
 
-from . import activations, affiliates, announcements, billing, cancellations, invoicing, notifications, order_settings, orders, payments, privacy, promotions, support, tokens, two_factor, views, webhooks  # noqa: E402,F401,I001,E501
+from . import activations, affiliates, announcements, billing, cancellations, invoicing, legal, notifications, order_settings, orders, payments, privacy, promotions, support, tokens, two_factor, views, webhooks  # noqa: E402,F401,I001,E501

@@ -226,6 +226,22 @@ class OrderStatusForm(FlaskForm):
     counts_as = SelectField(_l("Counted as"), choices=choices_of(OrderState, excluding={OrderState.FRAUD}))
 
 
+def _legal_text(language: Language) -> TextAreaField:
+    return TextAreaField(language.label, render_kw={"rows": 14, "lang": language.value})
+
+
+class LegalTextsForm(FlaskForm):
+    """Settings → Legal texts: each text in each language, named as its setting (settings.legal_text_key);
+    services/contracts.py checks them."""
+
+    legal_pre_information_en = _legal_text(Language.EN)
+    legal_pre_information_tr = _legal_text(Language.TR)
+    legal_distance_sales_en = _legal_text(Language.EN)
+    legal_distance_sales_tr = _legal_text(Language.TR)
+    legal_privacy_en = _legal_text(Language.EN)
+    legal_privacy_tr = _legal_text(Language.TR)
+
+
 class OrderSettingsForm(FlaskForm):
     """Settings → Orders: checkout rules and the fraud check's points."""
 

@@ -33,7 +33,7 @@ from ..forms import (
 from ..labels import label
 from ..models import Agent, AuditEntry, Customer, Department
 from ..pagination import keyset_page
-from ..services import accounts, customers, departments, reports, settings
+from ..services import accounts, consents, customers, departments, reports, settings
 from . import bp
 from .forms import (
     AgentCreateForm,
@@ -195,6 +195,7 @@ def customer_detail(customer_id: int):
         "admin/customer_detail.html",
         customer=customer,
         departments=customers.department_state(customer),
+        marketing_history=consents.marketing_history(customer),
         note_form=NoteForm(),
         toggle_form=ToggleForm(),
     )

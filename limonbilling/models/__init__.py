@@ -23,6 +23,7 @@ from .choices import (
     GrantEnd,
     Language,
     LedgerKind,
+    LegalText,
     MessageAuthor,
     NotificationChannel,
     NotificationState,
@@ -37,6 +38,7 @@ from .choices import (
 from .entitlements import CancellationRequest, Grant, LedgerEntry, SubscriptionPeriod, Usage
 from .helpdesk import Attachment, Conversation, Message
 from .invoices import Invoice, InvoiceCounter
+from .legal import MarketingConsent, OrderContract
 from .lifecycle import (
     InvoiceState,
     MoneyState,
@@ -96,6 +98,8 @@ __all__ = [
     "Language",
     "LedgerEntry",
     "LedgerKind",
+    "LegalText",
+    "MarketingConsent",
     "Message",
     "MessageAuthor",
     "MoneyState",
@@ -104,6 +108,7 @@ __all__ = [
     "NotificationChannel",
     "NotificationState",
     "Order",
+    "OrderContract",
     "OrderKind",
     "OrderState",
     "OrderStatus",

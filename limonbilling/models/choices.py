@@ -42,6 +42,14 @@ class Language(Choice):
     TR = "tr", "Türkçe"
 
 
+class LegalText(Choice):
+    """The texts the law asks for (Settings → Legal texts), each kept in every language."""
+
+    PRE_INFORMATION = "pre_information", _l("Pre-information form")
+    DISTANCE_SALES = "distance_sales", _l("Distance sales contract")
+    PRIVACY = "privacy", _l("Privacy notice")
+
+
 class Permission(Choice):
     BILLING = "billing", _l("Billing: packages, subscriptions, orders, invoices, promo codes")
     CUSTOMERS = "customers", _l("Customers: customer cards")

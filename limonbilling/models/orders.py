@@ -126,6 +126,8 @@ class Order(db.Model):
     refunds: Mapped[list["Refund"]] = relationship(back_populates="order", passive_deletes="all",
                                                    order_by="Refund.id")
     invoice = relationship("Invoice", back_populates="order", uselist=False)
+    # The contracts the buyer accepted at checkout (models/legal.py); none on an order an agent placed.
+    contract = relationship("OrderContract", uselist=False, passive_deletes=True)
 
     @property
     def package_name(self) -> str:

@@ -25,6 +25,7 @@ from ..services import (
     balance,
     bank_transfer,
     card_payments,
+    contracts,
     instalments,
     order_actions,
     orders,
@@ -95,6 +96,8 @@ def _checkout_page(package: Package, form: CheckoutForm, promo_code: str | None,
         instalment_options=instalments.offered(price.total_minor, package.currency),
         transfer_accounts=bank_transfer.accounts_for(package.currency),
         balance_minor=balance.amount(customer, package.currency),
+        contracts=contracts.contracts_for(contracts.Purchase.at_checkout(customer, package, price.total_minor,
+                                                                         price.vat_minor), get_locale().language),
     ), status
 
 
@@ -110,6 +113,8 @@ def _forfeit_confirmed(package: Package, form: CheckoutForm) -> bool:
 def _place_order(package: Package, form: CheckoutForm, payment_method: str) -> Order:
     return placement.place_customer_order(current_customer(), package, payment_method=payment_method,
                                           actor=current_actor(), ip=request.remote_addr,
+                                          contracts_accepted=form.accept_contracts.data,
+                                          language=get_locale().language,
                                           promo_code=form.promo_code.data, note=form.note.data,
                                           affiliate=affiliates.referrer(request.cookies.get(affiliates.REFERRAL_COOKIE)),
                                           instalment_count=form.instalments.data if payment_method == "card" else 1)

@@ -39,12 +39,23 @@ class ErasureRequestForm(FlaskForm):
     password = PasswordField(_l("Current password"), validators=[InputRequired()])
 
 
+MARKETING_CONSENT_LABEL = _l("Send me news and offers by e-mail (optional; you can change this on your profile "
+                             "at any time).")
+
+
 class RegistrationForm(CustomerDetailsForm):
     password = PasswordField(_l("Password"), validators=[InputRequired()])
     password_again = PasswordField(
         _l("Password again"),
         validators=[InputRequired(), EqualTo("password", message=_l("The two passwords differ."))],
     )
+    marketing_consent = BooleanField(MARKETING_CONSENT_LABEL)
+
+
+class MarketingConsentForm(FlaskForm):
+    """The customer's consent to marketing e-mails, given or withdrawn on the profile."""
+
+    marketing_consent = BooleanField(MARKETING_CONSENT_LABEL)
 
 
 class CheckoutForm(FlaskForm):
@@ -55,6 +66,8 @@ class CheckoutForm(FlaskForm):
         max=CUSTOMER_NOTE_LENGTH, message=_l("Write at most %(max)d characters."))],
         description=_l("Shown on your order; e.g. what the support is for."))
     accept_forfeit = BooleanField(_l("I understand what I lose by switching and want to continue."))
+    accept_contracts = BooleanField(_l("I have read and accept the pre-information form and the distance sales "
+                                       "contract."))
     card_number = StringField(_l("Card number"), render_kw={"autocomplete": "cc-number", "inputmode": "numeric"})
     card_expiry = StringField(_l("Expiry (MM/YY)"), render_kw={"autocomplete": "cc-exp", "placeholder": "MM/YY"})
     card_cvv = PasswordField(_l("Security code (CVV)"), render_kw={"autocomplete": "cc-csc", "inputmode": "numeric"})

@@ -15,7 +15,7 @@ def _customer_key() -> str:
 
 
 def _privacy_page(export_form=None, erasure_form=None, status: int = 200):
-    return render_template("portal/privacy.html",
+    return render_template("portal/data_privacy.html",
                            export_form=export_form or DataExportForm(prefix="export", formdata=None),
                            erasure_form=erasure_form or ErasureRequestForm(prefix="erasure", formdata=None),
                            latest=privacy.latest_request(current_customer()),

@@ -18,9 +18,9 @@ from ..auth import (
 from ..forms import ButtonForm, PasswordChangeForm, run_action, run_service
 from ..models import Language
 from ..safe_redirect import safe_next
-from ..services import accounts, affiliates, announcements, balance, customers, entitlements
+from ..services import accounts, affiliates, announcements, balance, consents, contracts, customers, entitlements
 from . import bp
-from .forms import EmailChangeForm, ProfileForm, RegistrationForm
+from .forms import EmailChangeForm, MarketingConsentForm, ProfileForm, RegistrationForm
 
 
 @bp.after_request
@@ -102,10 +102,18 @@ def register():
     if request.method == "GET" and not form.language.data:
         form.language.data = session.get("language", "")
     if form.validate_on_submit():
-        if run_service(form, customers.sign_up, form.details(), form.password.data)[0]:
+        if run_service(form, customers.sign_up, form.details(), form.password.data,
+                       marketing_consent=form.marketing_consent.data, ip=request.remote_addr)[0]:
             session["registered_email"] = form.email.data.strip()
             return redirect(url_for("portal.registration_sent"))
     return render_template("portal/register.html", form=form)
+
+
+@bp.route("/privacy")
+@public
+def privacy():
+    """The privacy notice (KVKK Article 10) as it stands now, in the visitor's language."""
+    return render_template("portal/privacy_notice.html", notice=contracts.privacy_notice(get_locale().language))
 
 
 @bp.route("/register/check-your-mail")
@@ -119,9 +127,14 @@ def _profile_page(form=None, password_form=None, email_form=None, status: int = 
     """The profile page with its three forms; the one just sent (with its errors) replaces its blank."""
     if form is None:
         form = ProfileForm(obj=current_customer(), formdata=None)
+    customer = current_customer()
+    marketing = consents.latest_marketing_choice(customer)
     return render_template("portal/profile.html", form=form,
                            password_form=password_form or PasswordChangeForm(prefix="pw", formdata=None),
                            email_form=email_form or EmailChangeForm(prefix="email", formdata=None),
+                           marketing=marketing, marketing_form=MarketingConsentForm(
+                               prefix="marketing", formdata=None,
+                               data={"marketing_consent": marketing is not None and marketing.granted}),
                            action_form=ButtonForm()), status
 
 
@@ -160,6 +173,18 @@ def change_email():
                     "We told your current address too.", email=new_email), "info")
             return redirect(url_for("portal.profile"))
     return _profile_page(email_form=email_form, status=422)
+
+
+@bp.route("/profile/marketing", methods=["POST"])
+def change_marketing_consent():
+    form = MarketingConsentForm(prefix="marketing")
+    if form.validate_on_submit():
+        ok, changed = run_action(consents.set_marketing_consent, current_customer(), form.marketing_consent.data,
+                                 current_actor())
+        if ok and changed:
+            flash(_("You will get our news and offers by e-mail.") if form.marketing_consent.data
+                  else _("You will no longer get our news and offers by e-mail."), "success")
+    return redirect(url_for("portal.profile"))
 
 
 @bp.route("/confirm-email/<token>")

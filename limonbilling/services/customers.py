@@ -16,7 +16,7 @@ from ..models import CUSTOMER_SEARCH_SQL, Customer, CustomerDepartment, Customer
 from ..models.accounts import hash_password_for_nobody
 from ..search import contains
 from ..sqlite import fold_case
-from . import ValidationFailed, accounts, audit, ledger, notifications
+from . import ValidationFailed, accounts, audit, consents, ledger, notifications
 from .contacts import normalize_email, normalize_phone
 
 ACCOUNT_TYPES = ("individual", "corporate")
@@ -137,10 +137,12 @@ def register_customer(
     return customer
 
 
-def sign_up(data: dict[str, Any], password: str) -> Customer | None:
+def sign_up(data: dict[str, Any], password: str, *, marketing_consent: bool = False,
+            ip: str | None = None) -> Customer | None:
     """A visitor opens their own account. The answer does not tell whether the address has one: for a
     known address nothing is created, its owner is mailed (sign in, or reset the password) and the
-    password is hashed all the same, so even the time taken is alike. Returns the new customer or None."""
+    password is hashed all the same, so even the time taken is alike. Returns the new customer or None.
+    `marketing_consent`: the optional box of the form, recorded with its moment and `ip` for a new account."""
     errors: dict[str, list[str]] = {}
     try:
         clean = validate_details(data, unique_email=False)
@@ -153,7 +155,10 @@ def sign_up(data: dict[str, Any], password: str) -> Customer | None:
         raise ValidationFailed(errors)
     existing = db.session.scalar(select(Customer).where(func.lower(Customer.email) == clean["email"]))
     if existing is None:
-        return register_customer(data, password)
+        customer = register_customer(data, password)
+        if marketing_consent:
+            consents.set_marketing_consent(customer, True, audit.Actor.of(customer, ip))
+        return customer
     hash_password_for_nobody(password)
     notifications.account_exists(existing)
     return None

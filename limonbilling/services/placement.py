@@ -33,6 +33,7 @@ from . import (
     ValidationFailed,
     audit,
     card_payments,
+    contracts,
     fraud,
     instalments,
     invoices,
@@ -122,21 +123,26 @@ def check_customer_note(note: str | None) -> str | None:
 
 
 def place_customer_order(customer: Customer, package: Package, *, payment_method: str, actor: audit.Actor,
-                         ip: str | None = None, promo_code: str | None = None, note: str | None = None,
+                         contracts_accepted: bool, language: str | None = None, ip: str | None = None,
+                         promo_code: str | None = None, note: str | None = None,
                          affiliate: Affiliate | None = None, instalment_count: int = 1) -> Order:
-    """The customer's own order, if the identity rule and the purchase rules (1–4, 7) allow it now. At the
-    fraud threshold it goes to Fraud and nothing happens to it; paid from the balance, it is paid at once and
-    stays Pending for an agent's review. `note` is the customer's own note, shown on the order; `affiliate`:
-    who referred the customer (affiliates.referrer); `instalment_count`: a card payment in that many
-    instalments, with its surcharge (instalments.choose), 1 for a single payment."""
+    """The customer's own order, if the buyer accepted the distance-sale contracts, and the identity rule and
+    the purchase rules (1–4, 7) allow it now. The contracts are kept with the order as filled in for it, in
+    `language` (the page's; the customer's by default). At the fraud threshold it goes to Fraud and nothing
+    happens to it; paid from the balance, it is paid at once and stays Pending for an agent's review. `note` is
+    the customer's own note, shown on the order; `affiliate`: who referred the customer (affiliates.referrer);
+    `instalment_count`: a card payment in that many instalments, with its surcharge (instalments.choose), 1 for
+    a single payment."""
     if payment_method not in CUSTOMER_PAYMENT_METHODS:
         raise ServiceError("payment_method", _("Pay by card, by bank transfer or from your account balance."))
+    contracts.require_acceptance(contracts_accepted)
     refusal = checkout_refusal(customer)
     if refusal:
         raise ServiceError("identity_not_verified", refusal)
     order, customer = _new_order(customer, package, payment_method=payment_method, actor=actor, ip=ip,
                                  promo_code=promo_code, affiliate=affiliate, instalment_count=instalment_count)
     order.customer_note = check_customer_note(note)
+    contracts.freeze(order, customer, language or customer.language or settings.get("default_language"), ip)
     if fraud.is_fraud(order, customer):
         move_order(order, OrderState.FRAUD)
         promo_codes.release_use(order)

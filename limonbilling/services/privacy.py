@@ -32,10 +32,12 @@ from ..models import (
     ErasureRequest,
     ErasureState,
     Invoice,
+    MarketingConsent,
     Message,
     MessageAuthor,
     NotificationState,
     Order,
+    OrderContract,
     Payment,
     PaymentState,
     RateLimitCounter,
@@ -81,6 +83,7 @@ EXPORTED: dict[str, str] = {
     "activation_requests": "activation_requests.json",
     "cancellation_requests": "cancellation_requests.json",
     "erasure_requests": "erasure_requests.json",
+    "marketing_consents": "marketing_consents.json",
 }
 
 # Columns that are not the customer's data but keys to their account: never in an archive.
@@ -382,6 +385,7 @@ ERASURE: dict[str, Callable[[int], int]] = {
     "activation_requests": _erase_activation_requests,
     "cancellation_requests": _blank(CancellationRequest, reason=ERASED, decision_note=None),
     "erasure_requests": _blank(ErasureRequest, reason=None),
+    "marketing_consents": _blank(MarketingConsent, ip=None),  # the choices and their times stay as proof
 }
 
 
@@ -414,8 +418,9 @@ def retention_cutoff(moment: datetime) -> datetime:
 
 
 def anonymise_expired_invoices(actor: audit.Actor) -> int:
-    """Blank the buyer snapshot of erased customers' invoices issued (or made) before the retention period: the
-    tax law no longer requires them. Returns how many; the audit log records the count, not the buyers."""
+    """Blank the buyer snapshot of erased customers' invoices issued (or made) before the retention period, and
+    the contracts their orders accepted by then: the law no longer requires them. Returns how many invoices;
+    the audit log records the counts, not the buyers."""
     cutoff = retention_cutoff(now())
     invoices = db.session.scalars(
         select(Invoice).join(Customer, Customer.id == Invoice.customer_id)
@@ -429,6 +434,13 @@ def anonymise_expired_invoices(actor: audit.Actor) -> int:
         invoice.buyer = {"account_type": invoice.buyer.get("account_type"), "name": ERASED,
                          "email": placeholder_email(invoice.customer_id), "erased": True}
         changed += 1
-    if changed:
-        audit.record(actor, "invoice.buyers_anonymised", count=changed, before=cutoff.isoformat())
+    erased_orders = select(Order.id).join(Customer, Customer.id == Order.customer_id).where(
+        Customer.erased_at.is_not(None))
+    contracts = db.session.execute(
+        update(OrderContract).where(OrderContract.order_id.in_(erased_orders), OrderContract.accepted_at < cutoff,
+                                    OrderContract.pre_information != ERASED)
+        .values(pre_information=ERASED, distance_sales=ERASED, ip=None)).rowcount
+    if changed or contracts:
+        audit.record(actor, "invoice.buyers_anonymised", count=changed, contracts=contracts,
+                     before=cutoff.isoformat())
     return changed

@@ -7,6 +7,7 @@ settings, or at the same one in several places, pays for one small query.
 import copy
 import json
 import secrets
+from pathlib import Path
 from typing import Any
 
 from flask_babel import gettext as _
@@ -14,7 +15,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from ..extensions import db
-from ..models import Language, Setting
+from ..models import Language, LegalText, Setting
 from . import ValidationFailed, audit
 from .contacts import normalize_email
 
@@ -99,6 +100,18 @@ DEFAULTS: dict[str, Any] = {
     "attachment_max_mb": 5,
     "attachment_max_count": 3,
 }
+
+
+
+def legal_text_key(text: str, language: str) -> str:
+    """The setting that holds one legal text (models.LegalText) in one language."""
+    return f"legal_{text}_{language}"
+
+
+# Settings → Legal texts (services/contracts.py): the shipped templates, to be reviewed by the seller's lawyer.
+_LEGAL_TEMPLATES = Path(__file__).resolve().parent.parent / "data" / "legal"
+DEFAULTS |= {legal_text_key(text, language): (_LEGAL_TEMPLATES / f"{text}.{language}.txt").read_text("utf-8")
+             for text in LegalText for language in Language}
 
 SECRET_KEYS = frozenset({"nestpay_store_key", "nestpay_api_password", "smtp_password", "sms_password"})
 

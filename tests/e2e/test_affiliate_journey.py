@@ -24,6 +24,7 @@ def test_a_referred_visitor_buys_by_bank_transfer_and_the_agent_sees_the_affilia
     register(page, shop, "referred@example.com", first_name="Deniz")
     page.goto(f"{shop.url}/packages")
     page.get_by_role("link", name=re.compile("10 Kredi$")).click()
+    page.locator("#accept-contracts-transfer").check()
     page.get_by_role("button", name="Order and pay by bank transfer").click()
     page.wait_for_url(re.compile(r"/orders/\d{10}$"))
     number = page.url.rsplit("/", 1)[1]

@@ -38,6 +38,7 @@ def pay_by_card(page, package_name: str, *, accept_forfeit: bool = False) -> Non
     page.get_by_role("link", name=re.compile(f"{package_name}$")).click()
     if accept_forfeit:
         page.locator("#accept-forfeit-card").check()
+    page.locator("#accept-contracts-card").check()
     page.fill("#card_number", CARD)
     page.fill("#card_expiry", "12/30")
     page.fill("#card_cvv", "000")
@@ -111,6 +112,7 @@ def test_bank_transfer_request_and_acceptance(shop, new_page):
     register(page, shop, "mehmet@example.com", first_name="Mehmet")
     page.goto(f"{shop.url}/packages")
     page.get_by_role("link", name=re.compile("10 Kredi$")).click()
+    page.locator("#accept-contracts-transfer").check()
     page.get_by_role("button", name="Order and pay by bank transfer").click()
     page.wait_for_url(re.compile(r"/orders/\d{10}$"))
     number = page.url.rsplit("/", 1)[1]

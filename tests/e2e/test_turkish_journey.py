@@ -35,6 +35,8 @@ def test_a_turkish_customer_buys_credits_and_an_agent_accepts_in_turkish(shop, n
     page.fill("#phone", "0532 123 45 67")
     page.fill("#password", PASSWORD)
     page.fill("#password_again", PASSWORD)
+    assert page.get_by_role("link", name=turkish(shop, "Privacy notice")).get_attribute("href") == "/privacy"
+    page.locator("#marketing_consent").check()
     page.locator("form button.btn-primary").click()
     page.wait_for_url(f"{shop.url}/register/check-your-mail")
     assert turkish(shop, "Check your mail") in page.content()
@@ -44,6 +46,18 @@ def test_a_turkish_customer_buys_credits_and_an_agent_accepts_in_turkish(shop, n
     assert "₺150,00" in page.content()
     screenshot(page, "tr-portal-packages-phone")
     page.get_by_role("link", name=re.compile("10 Kredi$")).click()
+    # the distance-sale contracts in Turkish, filled in for this purchase, must be accepted before paying
+    assert "ÖN BİLGİLENDİRME FORMU" in page.get_by_test_id("pre-information").inner_text()
+    assert "Gökçe Şahin" in page.get_by_test_id("distance-sales").inner_text()
+    page.fill("#card_number", CARD)
+    page.fill("#card_expiry", "12/30")
+    page.fill("#card_cvv", "000")
+    page.locator("form:has(#card_number) button.btn-primary").click()
+    refusal = turkish(shop, "Tick the box to confirm that you read and accept the pre-information form and the "
+                            "distance sales contract; we cannot take your order without it.")
+    assert page.locator("form:has(#card_number) .invalid-feedback").inner_text() == refusal
+    screenshot(page, "tr-portal-checkout-contracts-refused")
+    page.locator("#accept-contracts-card").check()
     page.fill("#card_number", CARD)
     page.fill("#card_expiry", "12/30")
     page.fill("#card_cvv", "000")
@@ -52,6 +66,8 @@ def test_a_turkish_customer_buys_credits_and_an_agent_accepts_in_turkish(shop, n
     page.wait_for_url(re.compile(r"/orders/\d{10}$"))
     number = page.url.rsplit("/", 1)[1]
     assert turkish(shop, "Paid — being reviewed") in page.content()
+    page.get_by_text(turkish(shop, "Distance sales contract"), exact=True).click()
+    assert f"Sipariş numarası: {number}" in page.get_by_test_id("order-distance-sales").inner_text()
     screenshot(page, "tr-portal-order-paid")
     page.goto(f"{shop.url}/packages")
     assert turkish_count(shop, "You have %(num)d credit.", "You have %(num)d credits.", 10) in page.content()
@@ -68,3 +84,4 @@ def test_a_turkish_customer_buys_credits_and_an_agent_accepts_in_turkish(shop, n
     agent.get_by_role("button", name=turkish(shop, "Accept"), exact=True).click()
     assert turkish(shop, "Order %(number)s is accepted.", number=number) in agent.locator(".alert-success").inner_text()
     screenshot(agent, "tr-admin-order-accepted")
+    assert "MESAFELİ SATIŞ SÖZLEŞMESİ" in agent.get_by_test_id("order-contract").text_content()

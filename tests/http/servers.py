@@ -34,9 +34,11 @@ class _FormParser(HTMLParser):
         attrs = dict(attrs)
         if tag == "form":
             self.forms.append({"action": attrs.get("action") or "", "method": (attrs.get("method") or "get").lower(),
-                               "fields": {}, "buttons": []})
+                               "fields": {}, "buttons": [], "checkboxes": {}})
         elif self.forms and tag == "input" and attrs.get("name"):
             kind = attrs.get("type", "text")
+            if kind == "checkbox":
+                self.forms[-1]["checkboxes"][attrs["name"]] = attrs.get("value") or "on"
             if kind not in ("checkbox", "radio") or "checked" in attrs:
                 self.forms[-1]["fields"][attrs["name"]] = attrs.get("value") or ""
         elif self.forms and tag == "button" and attrs.get("name"):
@@ -57,6 +59,20 @@ def form_with_field(response, name: str) -> dict:
         if name in form["fields"]:
             return form
     raise AssertionError(f"no form with a field {name!r} on {response.url}")
+
+
+def ticked(form: dict, name: str) -> dict:
+    """The form's fields with its checkbox `name` ticked, as a person does (it must be on the form)."""
+    assert name in form["checkboxes"], f"no checkbox {name!r} on the form to {form['action']}"
+    return {**form["fields"], name: form["checkboxes"][name]}
+
+
+def checkout_fields(response) -> dict:
+    """The fields of the checkout's first payment form with the contracts accepted, as a buyer sends them."""
+    for form in forms_of(response):
+        if "accept_contracts" in form["checkboxes"]:
+            return ticked(form, "accept_contracts")
+    raise AssertionError(f"no form to accept the contracts on {response.url}")
 
 
 def send_due_in(app, results: list) -> None:

@@ -10,7 +10,7 @@ from limonbilling.payments.nestpay_gateway import NestPayGateway
 from limonbilling.sandbox import TEST_MERCHANT
 from limonbilling.services import audit, order_actions, settings
 
-from .servers import form_with_field
+from .servers import checkout_fields, form_with_field
 from .test_card_payments import _signed_in, _through_3d, _to_the_bank
 
 AGENT = audit.Actor("agent", None, "agent@example.com")
@@ -34,7 +34,7 @@ def test_a_forged_ver1_callback_from_the_request_hash_is_refused(shop):
     server, ids = shop
     browser = _signed_in(server.url, ids["email"])
     page = browser.get(f"{server.url}/checkout/{ids['package']}")
-    bank_form = form_with_field(browser.post(page.url, data=form_with_field(page, "csrf_token")["fields"]), "hash")
+    bank_form = form_with_field(browser.post(page.url, data=checkout_fields(page)), "hash")
     request_fields = bank_form["fields"]
     names = "clientid:oid:amount:okUrl:failUrl:islemtipi:taksit:rnd:"
     forged = {name: value for name, value in request_fields.items() if name != "hash"} | {

@@ -15,7 +15,7 @@ from limonbilling.sandbox import TEST_CARD, TEST_MERCHANT, create_simulator
 from limonbilling.services import audit, settings
 
 from ..factories import PASSWORD
-from .servers import form_with_field, forms_of
+from .servers import checkout_fields, form_with_field, forms_of
 
 
 def _signed_in(shop_url: str, email: str) -> requests.Session:
@@ -29,9 +29,8 @@ def _signed_in(shop_url: str, email: str) -> requests.Session:
 
 def _to_the_bank(browser, shop_url, package_id, card=TEST_CARD):
     page = browser.get(f"{shop_url}/checkout/{package_id}")
-    form = form_with_field(page, "csrf_token")
     to_bank = browser.post(page.url, data={
-        **form["fields"], "card_number": card, "card_expiry": "12/30", "card_cvv": "000",
+        **checkout_fields(page), "card_number": card, "card_expiry": "12/30", "card_cvv": "000",
     })
     assert to_bank.headers["Cache-Control"] == "no-store"
     return form_with_field(to_bank, "hash")
@@ -84,12 +83,11 @@ def test_hosting_store_type_and_old_hash_version(shop, store_type, hash_version)
     server, ids = shop
     browser = _signed_in(server.url, ids["email"])
     page = browser.get(f"{server.url}/checkout/{ids['package']}")
-    form = form_with_field(page, "csrf_token")
     if store_type == "3d_pay_hosting":
         assert "card_number" not in page.text and "Continue to the bank" in page.text
-        data = form["fields"]
+        data = checkout_fields(page)
     else:
-        data = {**form["fields"], "card_number": TEST_CARD, "card_expiry": "12/30", "card_cvv": "000"}
+        data = {**checkout_fields(page), "card_number": TEST_CARD, "card_expiry": "12/30", "card_cvv": "000"}
     bank_form = form_with_field(browser.post(page.url, data=data), "hash")
     three_d = browser.post(bank_form["action"], data=bank_form["fields"])
     choice = forms_of(three_d)[0]

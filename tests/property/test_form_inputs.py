@@ -124,11 +124,12 @@ def test_no_agent_form_answers_500_whatever_number_is_typed(world, data):
 def _portal_forms(w) -> dict:
     return {
         "card checkout": (f"/checkout/{w['credits'].id}", {
-            "card_number": "{n}", "card_expiry": "{n}/{n}", "card_cvv": "{n}", "promo_code": "{n}"}),
+            "card_number": "{n}", "card_expiry": "{n}/{n}", "card_cvv": "{n}", "promo_code": "{n}",
+            "accept_contracts": "y"}),
         "card for a renewal": (f"/checkout/{w['monthly'].id}", {
-            "card_number": "4355084355084358", "card_expiry": "{n}", "card_cvv": "{n}"}),
-        "transfer checkout": (f"/checkout/{w['credits'].id}/transfer", {"promo_code": "{n}"}),
-        "balance checkout": (f"/checkout/{w['credits'].id}/balance", {"promo_code": "{n}"}),
+            "card_number": "4355084355084358", "card_expiry": "{n}", "card_cvv": "{n}", "accept_contracts": "y"}),
+        "transfer checkout": (f"/checkout/{w['credits'].id}/transfer", {"promo_code": "{n}", "accept_contracts": "y"}),
+        "balance checkout": (f"/checkout/{w['credits'].id}/balance", {"promo_code": "{n}", "accept_contracts": "y"}),
         "ticket": ("/tickets/new", {"department_id": "{n}", "subject": "S", "body": "{n}"}),
         "chat": ("/chats/new", {"department_id": "{n}", "subject": "", "body": "{n}"}),
         "profile": ("/profile", {"account_type": ("individual", "corporate"), "first_name": "Ayşe",

@@ -226,8 +226,10 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 buyer = db.session.get(Customer, self.customer_ids[customer])
                 actor = AGENT if by_agent else as_customer(buyer)
                 place = placement.place_agent_order if by_agent else placement.place_customer_order
+                accepted = {} if by_agent else {"contracts_accepted": True}
                 order = self._attempt(place, buyer, db.session.get(Package, package_ids[package]),
-                                      payment_method=method, actor=actor, promo_code=self.code if promo else None)
+                                      payment_method=method, actor=actor, promo_code=self.code if promo else None,
+                                      **accepted)
                 if order is None:
                     return None
                 self.order_ids.append(order.id)
@@ -654,7 +656,8 @@ def test_deleting_an_unpaid_order_gives_its_promo_use_back(app):
     code = _promo(max_uses=1)
     customer = make_customer()
     order = placement.place_customer_order(customer, make_package("credit", credits=4, price="80.00"),
-                                payment_method="bank_transfer", actor=as_customer(customer), promo_code=code)
+                                payment_method="bank_transfer", actor=as_customer(customer), promo_code=code,
+                                contracts_accepted=True)
     db.session.commit()
     assert order.promo_use_held and promo_codes.find(code).uses == 1
     order_actions.delete_order(order, AGENT)  # allowed: pending, never paid, nothing given
@@ -668,7 +671,8 @@ def test_bulk_back_to_pending_takes_the_promo_use_again(app):
     code = _promo(max_uses=1)
     customer = make_customer()
     order = placement.place_customer_order(customer, make_package("credit", credits=4, price="80.00"),
-                                payment_method="bank_transfer", actor=as_customer(customer), promo_code=code)
+                                payment_method="bank_transfer", actor=as_customer(customer), promo_code=code,
+                                contracts_accepted=True)
     db.session.commit()
     order_actions.cancel_order(order, AGENT)  # never paid: the use is given back
     db.session.commit()
@@ -705,7 +709,7 @@ def _a_card_checkout(gateway):
     customer = make_customer()
     order = placement.place_customer_order(customer, make_package("credit", credits=4, price="80.00"),
                                            payment_method="card",
-                                actor=as_customer(customer))
+                                actor=as_customer(customer), contracts_accepted=True)
     attempt = card_payments.start_card_payment(order, "nestpay")
     db.session.commit()
     return order, attempt, _on_the_3d_page(gateway, attempt)

@@ -217,7 +217,8 @@ def test_a_stated_amount_one_kurus_short_of_the_price_is_refused_and_the_request
 def test_the_purchase_rules_still_apply_and_a_refusal_leaves_the_request_open(credits10):
     request = submit()
     customer = db.session.get(Customer, request.customer_id)
-    waiting = placement.place_customer_order(customer, credits10, payment_method="bank_transfer", actor=AGENT)
+    waiting = placement.place_customer_order(customer, credits10, payment_method="bank_transfer", actor=AGENT,
+                                             contracts_accepted=True)
     db.session.commit()
 
     with pytest.raises(ServiceError) as refused:  # rule 7: an order still awaiting its payment blocks a new one

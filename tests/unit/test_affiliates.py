@@ -24,7 +24,7 @@ def make_affiliate(code="BLOG", percent=10, name=None, active=True):
 def transfer_order(package, affiliate=None, customer=None):
     customer = customer or make_customer()
     order = placement.place_customer_order(customer, package, payment_method="bank_transfer",
-                                           actor=as_customer(customer), affiliate=affiliate)
+                                           actor=as_customer(customer), affiliate=affiliate, contracts_accepted=True)
     db.session.commit()
     return order
 

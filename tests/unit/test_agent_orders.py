@@ -145,7 +145,7 @@ def test_a_forced_promo_code_applies_outside_its_dates_limit_and_packages(suppor
     for code in codes:
         with pytest.raises(ServiceError):  # a customer is refused each of them
             placement.place_customer_order(make_customer(), package, payment_method="bank_transfer",
-                                           actor=AGENT, promo_code=code)
+                                           actor=AGENT, promo_code=code, contracts_accepted=True)
         db.session.rollback()
     agent = make_agent("billing")
     for code, promo_code in codes.items():
@@ -258,11 +258,13 @@ def test_an_unpaid_link_order_is_the_customers_one_open_order(support, clock):
     package = make_package("credit", [support])
     agent_order(customer, package, method="card")
     with pytest.raises(purchase_rules.PurchaseRefused) as refused:
-        placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer))
+        placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer),
+                                       contracts_accepted=True)
     assert refused.value.code == "open_order"
     db.session.rollback()
     clock.advance(seconds=card_payments.PAYMENT_LINK_LIFETIME.total_seconds())
-    placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer))
+    placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer),
+                                   contracts_accepted=True)
 
 
 # --- the customer's note at checkout ---------------------------------------------------------------------
@@ -272,16 +274,16 @@ def test_the_customers_note_is_kept_trimmed_and_limited(support):
     customer = make_customer()
     longest = "n" * placement.CUSTOMER_NOTE_LENGTH
     order = placement.place_customer_order(customer, package, payment_method="bank_transfer",
-                                           actor=as_customer(customer), note=f"  {longest}  ")
+                                           actor=as_customer(customer), note=f"  {longest}  ", contracts_accepted=True)
     assert order.customer_note == longest
     db.session.rollback()
     with pytest.raises(ServiceError) as refused:
         placement.place_customer_order(customer, package, payment_method="bank_transfer",
-                                       actor=as_customer(customer), note=longest + "n")
+                                       actor=as_customer(customer), note=longest + "n", contracts_accepted=True)
     assert refused.value.code == "customer_note"
     db.session.rollback()
     blank = placement.place_customer_order(customer, package, payment_method="bank_transfer",
-                                           actor=as_customer(customer), note="   ")
+                                           actor=as_customer(customer), note="   ", contracts_accepted=True)
     assert blank.customer_note is None
 
 
@@ -289,7 +291,8 @@ def test_the_activation_request_note_follows_the_checkout_note(support):
     package = make_package("credit", [support])
     customer = make_customer()
     order = placement.place_customer_order(customer, package, payment_method="bank_transfer",
-                                           actor=as_customer(customer), note="For the Ankara office")
+                                           actor=as_customer(customer), note="For the Ankara office",
+                                           contracts_accepted=True)
     db.session.commit()
     bank_transfer.request_activation(order, email=customer.email, phone=customer.phone, note="Sent by Ali Veli",
                                      actor=as_customer(customer))

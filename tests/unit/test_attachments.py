@@ -258,7 +258,7 @@ def test_a_customer_who_bought_before_renews_unverified(app, subscription):
     assert not customer.identity_verified and placement.has_bought(customer)
     assert placement.checkout_refusal(customer) is None
     order = placement.place_customer_order(customer, subscription, payment_method="bank_transfer",
-                                           actor=audit.Actor.of(customer))
+                                           actor=audit.Actor.of(customer), contracts_accepted=True)
     assert order.kind == "renewal"
 
 
@@ -269,7 +269,7 @@ def test_a_brand_new_customer_is_sent_to_the_verification_channel(app, subscript
     assert "Account verification" in refusal
     with pytest.raises(ServiceError) as refused:
         placement.place_customer_order(customer, subscription, payment_method="bank_transfer",
-                                       actor=audit.Actor.of(customer))
+                                       actor=audit.Actor.of(customer), contracts_accepted=True)
     assert refused.value.code == "identity_not_verified" and refused.value.message == refusal
     db.session.rollback()
     assert db.session.scalar(select(func.count(Order.id))) == 0
@@ -280,7 +280,7 @@ def test_an_order_never_paid_does_not_count_as_having_bought(app, subscription):
     acceptance of the money is."""
     customer = make_customer()
     order = placement.place_customer_order(customer, subscription, payment_method="bank_transfer",
-                                           actor=audit.Actor.of(customer))
+                                           actor=audit.Actor.of(customer), contracts_accepted=True)
     db.session.commit()
     settings.update({"require_identity_verification": True}, AGENT)
     assert not placement.has_bought(customer) and placement.checkout_refusal(customer)

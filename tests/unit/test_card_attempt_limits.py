@@ -31,7 +31,7 @@ def start_by_card(order):
 def _card_order(customer, package) -> Order:
     """A card order placed by the customer, committed, with no attempt yet."""
     order = placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer),
-                                ip="127.0.0.1")
+                                ip="127.0.0.1", contracts_accepted=True)
     db.session.commit()
     return order
 

@@ -157,7 +157,8 @@ def test_the_surcharge_line_with_a_promo_code_and_vat_on_top(app, support):
     customer = make_customer()
     order = placement.place_customer_order(
         customer, make_package("credit", [support], credits=10, price="99.99"), payment_method="card",
-        actor=as_customer(customer), promo_code="TEN", instalment_count=6)
+        actor=as_customer(customer), promo_code="TEN", instalment_count=6,
+        contracts_accepted=True)
     # 99.99 − 10.00 = 89.99 net, +20 % VAT = 107.99; 3.33 % of it = 3.596… → 3.60 surcharge, VAT inside.
     assert (order.discount_minor, order.surcharge_minor, order.amount_minor) == (1000, 360, 10799 + 360)
     lines = order.invoice.lines
@@ -179,7 +180,8 @@ def test_an_order_below_the_minimum_is_not_placed(app, support):
     customer = make_customer()
     with pytest.raises(ServiceError) as refused:
         placement.place_customer_order(customer, make_package("credit", [support], credits=10, price="150.00"),
-                                       payment_method="card", actor=as_customer(customer), instalment_count=3)
+                                       payment_method="card", actor=as_customer(customer), instalment_count=3,
+                                       contracts_accepted=True)
     assert refused.value.code == "instalments_minimum"
 
 

@@ -63,7 +63,7 @@ def test_invoice_follows_the_order(gateway):
 def test_an_unissued_invoice_goes_with_its_deleted_order(gateway):
     customer = make_customer()
     order = placement.place_customer_order(customer, make_package("credit", [make_department()]), payment_method="card",
-                                actor=as_customer(customer))
+                                actor=as_customer(customer), contracts_accepted=True)
     order_actions.cancel_unpaid_order(order, AGENT)
     order_actions.delete_order(order, AGENT)
     db.session.commit()

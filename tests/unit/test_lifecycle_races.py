@@ -257,7 +257,8 @@ def paid_card_order(gateway, support, *, auto_activate: bool = True) -> Case:
 def bank_transfer_order(support, **kwargs) -> Case:
     customer = make_customer()
     order = placement.place_customer_order(customer, make_package("credit", [support], credits=10),
-                                payment_method="bank_transfer", actor=as_customer(customer), **kwargs)
+                                payment_method="bank_transfer", actor=as_customer(customer), **kwargs,
+                                contracts_accepted=True)
     db.session.commit()
     return case_of(order, customer)
 
@@ -308,7 +309,7 @@ def test_2_sixteen_accepts_of_a_reopened_balance_order_take_the_balance_once(wor
     package = make_package("credit", [support], credits=10)
     balance.move(customer.id, "TRY", 2 * package.price_minor, "adjustment", reason="top-up")
     order = placement.place_customer_order(customer, package, payment_method="account_balance",
-                                           actor=as_customer(customer))
+                                           actor=as_customer(customer), contracts_accepted=True)
     db.session.commit()
     refunds.start(order, to=RefundDestination.BALANCE, actor=AGENT)
     order_actions.back_to_pending(order, AGENT)
@@ -593,10 +594,10 @@ def test_9_sixteen_cancels_of_an_unpaid_order_give_back_one_promo_use(worker, su
     if max_uses == 2:  # another order holds the other use: a second give-back would show
         other = make_customer()
         placement.place_customer_order(other, package, payment_method="bank_transfer", actor=as_customer(other),
-                            promo_code="ONCE")
+                            promo_code="ONCE", contracts_accepted=True)
     customer = make_customer()
     order = placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer),
-                                promo_code="ONCE")
+                                promo_code="ONCE", contracts_accepted=True)
     db.session.commit()
     case, customer_actor = case_of(order, customer), as_customer(customer)
     assert db.session.get(PromoCode, code_id).uses == max_uses
@@ -783,7 +784,7 @@ def test_12_sixteen_expiries_of_a_checkout_the_bank_never_paid_cancel_once(worke
     customer = make_customer()
     order = placement.place_customer_order(customer, make_package("credit", [support], credits=10),
                                            payment_method="card",
-                                actor=as_customer(customer), promo_code="LATE")
+                                actor=as_customer(customer), promo_code="LATE", contracts_accepted=True)
     attempt = card_payments.start_card_payment(order, "nestpay")
     db.session.commit()
     case = case_of(order, customer, attempt)  # the bank has no sale for it: ORDERSTATUS says ERR

@@ -43,7 +43,7 @@ def promo(**values) -> PromoCode:
 
 def place(customer, package, method="bank_transfer", **kwargs) -> Order:
     order = placement.place_customer_order(customer, package, payment_method=method, actor=as_customer(customer),
-                                           **kwargs)
+                                           **kwargs, contracts_accepted=True)
     db.session.commit()
     return order
 
@@ -237,7 +237,7 @@ def test_32_concurrent_checkouts_never_use_a_promo_code_past_its_limit(app, supp
             try:
                 placement.place_customer_order(buyer, db.session.get(Package, package_id),
                                                payment_method="bank_transfer",
-                                    actor=as_customer(buyer), promo_code="SAVE10")
+                                    actor=as_customer(buyer), promo_code="SAVE10", contracts_accepted=True)
                 return "ordered"
             except ServiceError as error:
                 db.session.rollback()
@@ -291,7 +291,7 @@ def test_failed_card_payments_of_other_customers_from_the_same_ip_count_but_not_
         db.session.commit()
     buyer = make_customer()  # a new customer from the same IP, 127.0.0.1
     order = placement.place_customer_order(buyer, package, payment_method="card", actor=as_customer(buyer),
-                                           ip="127.0.0.1")
+                                           ip="127.0.0.1", contracts_accepted=True)
     assert {c["rule"]: c["points"] for c in order.fraud_checks} == {"unverified_email": 10, "ip_failed_customers": 30}
     assert order.status == "pending"
 

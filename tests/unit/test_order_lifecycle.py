@@ -211,7 +211,7 @@ def test_a_single_use_code_cannot_be_used_again_by_cancelling_and_paying_the_sav
     customer = make_customer()
     package = _credit_package()
     order = placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer),
-                                promo_code="ONCE")
+                                promo_code="ONCE", contracts_accepted=True)
     attempt = card_payments.start_card_payment(order, "nestpay")
     db.session.commit()
     order_actions.cancel_unpaid_order(order, as_customer(customer))
@@ -343,5 +343,5 @@ def test_bulk_back_to_pending_holds_the_promo_use_again(gateway):
     assert order.promo_use_held and db.session.get(PromoCode, promo.id).uses == 1
     with pytest.raises(ServiceError) as used_up:  # a customer's order (an agent's forces the code past its limit)
         placement.place_customer_order(make_customer(), _credit_package(), payment_method="bank_transfer",
-                                       actor=AGENT, promo_code="ONCE")
+                                       actor=AGENT, promo_code="ONCE", contracts_accepted=True)
     assert used_up.value.code == "promo_used_up"

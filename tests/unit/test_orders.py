@@ -37,16 +37,19 @@ def test_order_numbers_are_random_ten_digits(app):
 def test_one_open_order_at_a_time(gateway, support, clock):
     customer = make_customer()
     package = make_package("credit", [support])
-    first = placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer))
+    first = placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer),
+                                           contracts_accepted=True)
     db.session.commit()
     assert first.customer_was_new and first.kind == "new" and first.status == "pending"
     preview = purchase_rules.preview_purchase(customer, package)
     assert preview.reason_code == "open_order" and first.number in preview.reason
     with pytest.raises(PurchaseRefused):
-        placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer))
+        placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer),
+                                       contracts_accepted=True)
     db.session.rollback()
     clock.advance(minutes=31)  # an abandoned card checkout stops blocking
-    second = placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer))
+    second = placement.place_customer_order(customer, package, payment_method="card", actor=as_customer(customer),
+                                            contracts_accepted=True)
     assert not second.customer_was_new
     db.session.commit()
     assert card_payments.stale_checkouts() == [first.id]  # never sent to the bank: nothing to ask

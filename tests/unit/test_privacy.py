@@ -148,7 +148,7 @@ def personal_leftovers(values: list[str]) -> list[tuple[str, str, str]]:
     return found
 
 
-def test_erasure_leaves_nothing_personal_outside_the_retained_invoice_snapshots(rich):
+def test_erasure_leaves_nothing_personal_outside_the_retained_invoices_and_contracts(rich):
     customer, other, order = rich
     assert list(folder().iterdir())  # the identity document
     request = privacy.request_erasure(customer, "I am leaving", PASSWORD, as_customer(customer))
@@ -158,7 +158,9 @@ def test_erasure_leaves_nothing_personal_outside_the_retained_invoice_snapshots(
 
     values = [*PERSONAL.values(), "zeynep.new@example.com", "Zeynepkvkk Aksoyoğlukvkk"]
     leftovers = {(table, column) for table, column, _value in personal_leftovers(values)}
-    assert leftovers == {("invoices", "buyer")}
+    # the invoices and the accepted contracts are kept for the retention period (tax law; distance-sale records)
+    assert leftovers == {("invoices", "buyer"), ("order_contracts", "pre_information"),
+                         ("order_contracts", "distance_sales")}
     erased = db.session.get(Customer, customer.id)
     assert erased.email == f"erased-{customer.id}@invalid" and erased.erased_at is not None
     assert not erased.is_active and not erased.two_factor_enabled and not erased.check_password(PASSWORD)

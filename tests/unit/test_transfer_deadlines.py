@@ -37,7 +37,7 @@ def transfer_order(app):
                               currency="TRY", actor=AGENT)
     customer = make_customer()
     order = placement.place_customer_order(customer, make_package("credit", [make_department()]),
-                                payment_method="bank_transfer", actor=as_customer(customer))
+                                payment_method="bank_transfer", actor=as_customer(customer), contracts_accepted=True)
     db.session.commit()
     return order
 
@@ -74,7 +74,7 @@ def test_cancelled_on_the_seventh_day_to_the_second_once_with_a_mail_and_the_pro
     customer = make_customer()
     order = placement.place_customer_order(customer, make_package("credit", [make_department()]),
                                            payment_method="bank_transfer",
-                                actor=as_customer(customer), promo_code="ONCE")
+                                actor=as_customer(customer), promo_code="ONCE", contracts_accepted=True)
     db.session.commit()
     clock.set(order.created_at + 7 * DAY - TICK)
     assert run_cancellations() == 0 and order.status == "pending"

@@ -130,7 +130,7 @@ def test_an_order_at_checkout_records_the_affiliate_of_the_link(app, client, clo
     customer = make_customer()
     client.get("/?ref=BLOG")
     sign_in(client, customer)
-    response = client.post(f"/checkout/{package.id}/transfer", data={})
+    response = client.post(f"/checkout/{package.id}/transfer", data={"accept_contracts": "y"})
     assert response.status_code == 302, response.get_data(as_text=True)
     order = db.session.scalar(select(Order).where(Order.customer_id == customer.id))
     assert order.affiliate_id == blog.id

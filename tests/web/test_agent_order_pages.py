@@ -124,10 +124,10 @@ def test_the_customers_checkout_note_shows_on_both_order_pages(app, billing_clie
     shopper = app.test_client()
     sign_in(shopper, customer)
     assert 'name="note"' in shopper.get(f"/checkout/{package.id}").data.decode()
-    too_long = shopper.post(f"/checkout/{package.id}/transfer", data={"note": "x" * 501})
+    too_long = shopper.post(f"/checkout/{package.id}/transfer", data={"note": "x" * 501, "accept_contracts": "y"})
     assert too_long.status_code == 422 and "Write at most 500 characters." in too_long.data.decode()
     assert db.session.scalar(select(Order)) is None
-    shopper.post(f"/checkout/{package.id}/transfer", data={"note": "For the <Ankara> office"})
+    shopper.post(f"/checkout/{package.id}/transfer", data={"note": "For the <Ankara> office", "accept_contracts": "y"})
     order = db.session.scalar(select(Order))
     assert order.customer_note == "For the <Ankara> office"
     for page in (shopper.get(f"/orders/{order.number}"), billing_client.get(f"/admin/billing/orders/{order.number}")):

@@ -44,7 +44,8 @@ def test_transfer_is_offered_only_in_a_currency_with_an_account(app, shop):
 
 def test_order_activation_request_and_accept(app, shop):
     client, customer = shop["client"], shop["customer"]
-    response = client.post(f"/checkout/{shop['package'].id}/transfer", follow_redirects=True)
+    response = client.post(f"/checkout/{shop['package'].id}/transfer", data={"accept_contracts": "y"},
+                           follow_redirects=True)
     page = response.data.decode()
     order = db.session.scalar(db.select(Order))
     assert (order.payment_method, order.status, order.payment_status, order.expires_at) == (

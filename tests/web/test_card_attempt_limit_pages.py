@@ -12,7 +12,7 @@ from ..factories import make_agent, make_customer, make_department, make_package
 from ..payment_support import as_customer, card_order
 from .test_payment_settings import COMPLETE
 
-CARD = {"card_number": TEST_CARD, "card_expiry": "12/30", "card_cvv": "000"}
+CARD = {"card_number": TEST_CARD, "card_expiry": "12/30", "card_cvv": "000", "accept_contracts": "y"}
 
 
 @pytest.fixture

@@ -37,7 +37,8 @@ def test_demo_loads_once_and_prints_the_sign_ins(app):
 def test_expire_cancels_abandoned_card_checkouts_but_asks_the_bank_first(app, gateway, clock):
     package = make_package("credit")
     buyer = make_customer()
-    never_sent = placement.place_customer_order(buyer, package, payment_method="card", actor=as_customer(buyer))
+    never_sent = placement.place_customer_order(buyer, package, payment_method="card", actor=as_customer(buyer),
+                                                contracts_accepted=True)
     db.session.commit()
     sent, _attempt = card_order(make_customer(), package)  # the bank (out of reach here) cannot tell about it
     runner = app.test_cli_runner()

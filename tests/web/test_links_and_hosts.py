@@ -81,7 +81,8 @@ def test_the_bank_returns_the_customer_to_the_public_address_not_the_request_hos
         client = public_app.test_client()
         sign_in(client, customer)
         page = client.post(f"/checkout/{package.id}", data={
-            "card_number": "4355 0843 5508 4358", "card_expiry": "12/30", "card_cvv": "000"}).data.decode()
+            "card_number": "4355 0843 5508 4358", "card_expiry": "12/30", "card_cvv": "000",
+            "accept_contracts": "y"}).data.decode()
         assert 'name="okUrl" value="https://billing.example.com/payments/nestpay/ok"' in page
         assert 'name="failUrl" value="https://billing.example.com/payments/nestpay/fail"' in page
         db.session.remove()

@@ -448,7 +448,8 @@ def test_an_activation_request_mails_the_team_with_cc_and_texts_the_agents_phone
     package = make_package("credit", price="150.00")
     client.post("/admin/logout")
     sign_in(client, customer)
-    number = client.post(f"/checkout/{package.id}/transfer").headers["Location"].rsplit("/", 1)[1]
+    placed = client.post(f"/checkout/{package.id}/transfer", data={"accept_contracts": "y"})
+    number = placed.headers["Location"].rsplit("/", 1)[1]
     for _ in range(2):  # asking twice tells the team once
         client.post(f"/orders/{number}/activation-request",
                     data={"email": customer.email, "phone": "0532 123 45 67", "note": "Gönderen: Ayşe"})

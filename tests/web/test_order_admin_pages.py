@@ -58,7 +58,7 @@ def test_checkout_applies_a_promo_code_and_orders_with_it(shopper):
     assert "This promo code does not exist." in client.get(f"/checkout/{package.id}?promo=nope").data.decode()
     page = client.get(f"/checkout/{package.id}?promo=ten").data.decode()
     assert 'data-testid="total">TRY\xa0180.00' in page and 'name="promo_code" type="hidden" value="TEN"' in page
-    client.post(f"/checkout/{package.id}/transfer", data={"promo_code": "TEN"})
+    client.post(f"/checkout/{package.id}/transfer", data={"promo_code": "TEN", "accept_contracts": "y"})
     order = db.session.scalar(db.select(Order))
     assert (order.promo_code, order.discount_minor, order.amount_minor) == ("TEN", 2000, 18000)
     assert db.session.scalar(db.select(PromoCode)).uses == 1
@@ -69,12 +69,13 @@ def test_checkout_pays_from_the_balance_only_when_it_covers_the_total(shopper):
     balance.move(customer.id, "TRY", 19999, "adjustment", reason="gift")
     db.session.commit()
     assert "from my balance" not in client.get(f"/checkout/{package.id}").data.decode()
-    refused = client.post(f"/checkout/{package.id}/balance", data={})
+    refused = client.post(f"/checkout/{package.id}/balance", data={"accept_contracts": "y"})
     assert refused.status_code == 422 and "does not cover" in refused.data.decode()
     balance.move(customer.id, "TRY", 1, "adjustment", reason="gift")
     db.session.commit()
     assert "Pay TRY\xa0200.00 from my balance" in client.get(f"/checkout/{package.id}").data.decode()
-    page = client.post(f"/checkout/{package.id}/balance", data={}, follow_redirects=True).data.decode()
+    page = client.post(f"/checkout/{package.id}/balance", data={"accept_contracts": "y"},
+                       follow_redirects=True).data.decode()
     assert "is paid from your account balance" in page
     order = db.session.scalar(db.select(Order))
     assert (order.payment_method, order.payment_status, order.activated) == ("account_balance", "paid", True)
@@ -92,7 +93,7 @@ def test_identity_rule_set_on_the_settings_page_stops_checkout(agent_client, sho
     assert "are saved" in agent_client.post("/admin/settings/orders", data=data,
                                             follow_redirects=True).data.decode()
     assert "identity must be verified" in client.get(f"/checkout/{package.id}").data.decode()
-    refused = client.post(f"/checkout/{package.id}/transfer", data={})
+    refused = client.post(f"/checkout/{package.id}/transfer", data={"accept_contracts": "y"})
     assert "identity must be verified" in refused.data.decode()
     assert db.session.scalar(db.select(Order)) is None
 
@@ -106,7 +107,7 @@ def test_custom_statuses_on_the_pages(agent_client, shopper):
                                                                      "counts_as": "pending"}).data.decode()
     assert "exists already" in page
     order = placement.place_customer_order(customer, package, payment_method="bank_transfer",
-                                           actor=audit.Actor.of(customer))
+                                           actor=audit.Actor.of(customer), contracts_accepted=True)
     db.session.commit()
     agent_client.post("/admin/billing/orders/bulk", data={"numbers": [order.number], "status": f"custom:{status.id}"})
     db.session.expire_all()

@@ -71,7 +71,7 @@ def test_a_card_order_without_its_payment_is_accepted_only_with_a_reason(billing
 def test_an_unsent_checkout_offers_the_free_grant(billing_client, gateway):
     customer = make_customer()
     order = placement.place_customer_order(customer, make_package("credit", [make_department()], credits=5),
-                                payment_method="card", actor=audit.Actor.of(customer))
+                                payment_method="card", actor=audit.Actor.of(customer), contracts_accepted=True)
     db.session.commit()
     assert "Accept without payment" in _page(billing_client, order)
     page = billing_client.post(f"/admin/billing/orders/{order.number}/accept",

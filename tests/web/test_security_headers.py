@@ -43,7 +43,7 @@ def test_the_hop_to_the_bank_may_post_to_the_bank_only(app, client):
     package = make_package("credit")
     sign_in(client, customer)
     response = client.post(f"/checkout/{package.id}", data={
-        "card_number": "4355 0843 5508 4358", "card_expiry": "12/30", "card_cvv": "000"})
+        "card_number": "4355 0843 5508 4358", "card_expiry": "12/30", "card_cvv": "000", "accept_contracts": "y"})
     assert response.status_code == 200 and "bank-form" in response.get_data(as_text=True)
     assert csp(response)["form-action"] == "'self' http://127.0.0.1:9"
     assert gateway.is_available()

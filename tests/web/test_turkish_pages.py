@@ -21,27 +21,29 @@ ENGLISH_WORDS = re.compile(r"\b(the|your|you|and|with|this|from|there|here|pleas
 
 
 class TextNodes(HTMLParser):
-    """The texts a person reads: element text and the labels of controls, not scripts or styles."""
+    """The texts a person reads: element text and the labels of controls, not scripts or styles, nor what is
+    marked as written in another language (`lang`, e.g. the English version of a legal text agents edit)."""
 
     def __init__(self):
         super().__init__()
         self.texts: list[str] = []
-        self._skip = 0
+        self._skipping: list[str] = []  # the open elements whose text is not read
 
     def handle_starttag(self, tag, attrs):
-        if tag in ("script", "style", "pre", "iframe"):
-            self._skip += 1
+        attributes = dict(attrs)
+        if tag in ("script", "style", "pre", "iframe") or attributes.get("lang", "tr") != "tr":
+            self._skipping.append(tag)
         for name, value in attrs:
             if name in ("aria-label", "title", "placeholder") and value:
                 self.texts.append(value)
 
     def handle_endtag(self, tag):
-        if tag in ("script", "style", "pre", "iframe") and self._skip:
-            self._skip -= 1
+        if self._skipping and self._skipping[-1] == tag:
+            self._skipping.pop()
 
     def handle_data(self, data):
         text = " ".join(data.split())
-        if text and not self._skip:
+        if text and not self._skipping:
             self.texts.append(text)
 
 
