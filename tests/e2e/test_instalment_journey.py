@@ -42,6 +42,7 @@ def test_a_turkish_customer_buys_in_three_instalments(shop, new_page):
     page.fill("#card_number", CARD)
     page.fill("#card_expiry", "12/30")
     page.fill("#card_cvv", "000")
+    page.locator("#accept-contracts-card").check()
     page.locator("form:has(#card_number) button.btn-primary").click()
     assert page.get_by_test_id("instalments").inner_text() == "3 (taksit)"  # the bank's 3-D page
     page.get_by_role("button", name="Approve").click()

@@ -12,7 +12,7 @@ from limonbilling.sandbox import TEST_CARD, TEST_MERCHANT
 from limonbilling.services import refunds
 
 from ..payment_support import AGENT, offer_instalments, refund_to_card
-from .servers import form_with_field, forms_of
+from .servers import checkout_fields, form_with_field, forms_of
 from .test_card_payments import _resign, _signed_in
 
 
@@ -28,8 +28,7 @@ def instalment_shop(shop):
 def _to_the_bank_in(browser, shop_url, package_id, count):
     page = browser.get(f"{shop_url}/checkout/{package_id}")
     assert 'name="instalments"' in page.text
-    form = form_with_field(page, "csrf_token")
-    to_bank = browser.post(page.url, data={**form["fields"], "card_number": TEST_CARD, "card_expiry": "12/30",
+    to_bank = browser.post(page.url, data={**checkout_fields(page), "card_number": TEST_CARD, "card_expiry": "12/30",
                                            "card_cvv": "000", "instalments": str(count)})
     return form_with_field(to_bank, "hash")
 

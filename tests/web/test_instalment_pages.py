@@ -56,7 +56,8 @@ def test_choosing_three_instalments_sends_the_count_to_the_bank_and_shows_it_on_
     offer_instalments((3, 0, 250))
     db.session.commit()
     page = client.post(f"/checkout/{package.id}", data={
-        "card_number": "4355084355084358", "card_expiry": "12/30", "card_cvv": "000", "instalments": "3"})
+        "card_number": "4355084355084358", "card_expiry": "12/30", "card_cvv": "000", "instalments": "3",
+        "accept_contracts": "y"})
     assert page.status_code == 200
     html = page.data.decode()
     assert 'name="Instalment" value="3"' in html and 'name="amount" value="102.50"' in html
@@ -71,7 +72,8 @@ def test_a_count_not_offered_is_refused_on_the_page(shopper):
     offer_instalments((3, 10001, 0))  # from 100.01: this 100.00 order is one kuruş short
     db.session.commit()
     page = client.post(f"/checkout/{package.id}", data={
-        "card_number": "4355084355084358", "card_expiry": "12/30", "card_cvv": "000", "instalments": "3"})
+        "card_number": "4355084355084358", "card_expiry": "12/30", "card_cvv": "000", "instalments": "3",
+        "accept_contracts": "y"})
     assert page.status_code == 422
     assert "3 instalments are offered from TRY\xa0100.01" in page.data.decode()
     assert db.session.scalars(db.select(Order).where(Order.customer_id == customer.id)).all() == []
@@ -82,7 +84,8 @@ def test_the_invoice_shows_the_surcharge_line_and_the_count(app, shopper):
     offer_instalments((3, 0, 250))
     db.session.commit()
     client.post(f"/checkout/{package.id}", data={
-        "card_number": "4355084355084358", "card_expiry": "12/30", "card_cvv": "000", "instalments": "3"})
+        "card_number": "4355084355084358", "card_expiry": "12/30", "card_cvv": "000", "instalments": "3",
+        "accept_contracts": "y"})
     order = db.session.scalars(db.select(Order).where(Order.customer_id == customer.id)).one()
     page = client.get(f"/orders/{order.number}/invoice").data.decode()
     assert "Instalment surcharge (3 instalments)" in page and "Paid by card in 3 instalments." in page
@@ -110,7 +113,8 @@ def test_the_api_tells_the_count_and_the_surcharge(app, shopper):
     offer_instalments((3, 0, 250))
     db.session.commit()
     client.post(f"/checkout/{package.id}", data={
-        "card_number": "4355084355084358", "card_expiry": "12/30", "card_cvv": "000", "instalments": "3"})
+        "card_number": "4355084355084358", "card_expiry": "12/30", "card_cvv": "000", "instalments": "3",
+        "accept_contracts": "y"})
     order = db.session.scalars(db.select(Order).where(Order.customer_id == customer.id)).one()
     _record, token = api_tokens.create_token("Help desk", ["read"], audit.Actor.system("t"))
     db.session.commit()
