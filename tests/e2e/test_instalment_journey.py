@@ -1,5 +1,6 @@
-"""In Turkish: an agent offers instalments, a customer buys 10 credits in 3 instalments through the simulator's
-3-D page, and the order and its invoice show the count and the surcharge (vade farkı)."""
+"""In Turkish (issue 16): an agent offers instalments, a customer accepts the distance-sale contracts and buys 10
+credits in 3 instalments through the simulator's 3-D page; the order keeps the contracts as accepted, and the
+invoice, on its page and as the PDF the customer downloads, shows the count and the surcharge (vade farkı)."""
 import re
 
 from sqlalchemy import select
@@ -8,6 +9,7 @@ from limonbilling.models import Order
 
 from ..factories import PASSWORD
 from .conftest import screenshot
+from .test_invoice_pdf_journey import pdf_text
 from .test_journeys import CARD, register
 from .test_turkish_journey import turkish
 
@@ -51,6 +53,12 @@ def test_a_turkish_customer_buys_in_three_instalments(shop, new_page):
     shown = page.get_by_test_id("instalments").inner_text()
     assert shown == turkish(shop, "%(count)d instalments, surcharge %(surcharge)s included", count=3,
                             surcharge="₺3,75")
+    contract = page.get_by_test_id("order-distance-sales").text_content()
+    assert "Gökçe" in contract and number in contract and "₺153,75" in contract  # filled in for this order
+    with page.expect_download() as downloaded:
+        page.get_by_role("link", name="PDF", exact=True).click()
+    pdf = pdf_text(downloaded.value)
+    assert turkish(shop, "Instalment surcharge (%(count)d instalments)", count=3) in pdf and "₺153,75" in pdf
     page.goto(f"{shop.url}/orders/{number}/invoice")
     assert turkish(shop, "Instalment surcharge (%(count)d instalments)", count=3) in page.content()
     screenshot(page, "tr-portal-invoice-instalments")
