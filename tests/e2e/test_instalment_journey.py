@@ -7,21 +7,15 @@ from sqlalchemy import select
 
 from limonbilling.models import Order
 
-from ..factories import PASSWORD
 from .conftest import screenshot
 from .test_invoice_pdf_journey import pdf_text
-from .test_journeys import CARD, register
+from .test_journeys import CARD, agent_signs_in, register
 from .test_turkish_journey import turkish
 
 
 def test_a_turkish_customer_buys_in_three_instalments(shop, new_page):
     agent = new_page()
-    agent.goto(f"{shop.url}/admin/login")
-    agent.locator("button[lang=tr]").first.click()
-    agent.fill("#email", shop.agent_email)
-    agent.fill("#password", PASSWORD)
-    agent.locator("form button.btn-dark").click()
-    agent.wait_for_url(f"{shop.url}/admin/")
+    agent_signs_in(agent, shop, in_turkish=True)
     agent.goto(f"{shop.url}/admin/settings/payments")
     agent.locator("#instalments-card_instalments_enabled").check()
     agent.fill("#instalments-card_instalment_plans", "3; 100,00; 2,5\n6; 500,00; 5")

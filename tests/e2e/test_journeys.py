@@ -47,8 +47,10 @@ def pay_by_card(page, package_name: str, *, accept_forfeit: bool = False) -> Non
     page.wait_for_url(re.compile(r"/orders/\d{10}$"))
 
 
-def agent_signs_in(page, shop) -> None:
+def agent_signs_in(page, shop, *, in_turkish: bool = False) -> None:
     page.goto(f"{shop.url}/admin/login")
+    if in_turkish:
+        page.locator("button[lang=tr]").first.click()
     page.fill("#email", shop.agent_email)
     page.fill("#password", PASSWORD)
     page.locator("form button.btn-dark").click()

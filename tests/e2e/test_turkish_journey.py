@@ -7,7 +7,7 @@ from flask_babel import gettext as translate
 
 from ..factories import PASSWORD
 from .conftest import screenshot
-from .test_journeys import CARD, customer_signs_in
+from .test_journeys import CARD, agent_signs_in, customer_signs_in
 
 
 def turkish(shop, text: str, **values) -> str:
@@ -73,12 +73,7 @@ def test_a_turkish_customer_buys_credits_and_an_agent_accepts_in_turkish(shop, n
     assert turkish_count(shop, "You have %(num)d credit.", "You have %(num)d credits.", 10) in page.content()
 
     agent = new_page()
-    agent.goto(f"{shop.url}/admin/login")
-    agent.locator("button[lang=tr]").first.click()
-    agent.fill("#email", shop.agent_email)
-    agent.fill("#password", PASSWORD)
-    agent.locator("form button.btn-dark").click()
-    agent.wait_for_url(f"{shop.url}/admin/")
+    agent_signs_in(agent, shop, in_turkish=True)
     assert turkish(shop, "Pending orders") in agent.content()
     agent.goto(f"{shop.url}/admin/billing/orders/{number}")
     agent.get_by_role("button", name=turkish(shop, "Accept"), exact=True).click()
