@@ -144,4 +144,6 @@ def balance_reason(entry) -> str:
         return gettext("Order %(number)s", number=entry.order.number)
     if entry.order is not None and entry.kind == "refund":
         return gettext("Refund of order %(number)s", number=entry.order.number)
+    if entry.order is not None and entry.kind in ("top_up", "top_up_back", "top_up_kept"):
+        return gettext("Top-up order %(number)s", number=entry.order.number)
     return ""

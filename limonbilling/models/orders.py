@@ -16,6 +16,7 @@ from sqlalchemy import (
     func,
     literal_column,
 )
+from flask_babel import gettext
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
@@ -128,9 +129,18 @@ class Order(db.Model):
     invoice = relationship("Invoice", back_populates="order", uselist=False)
     # The contracts the buyer accepted at checkout (models/legal.py); none on an order an agent placed.
     contract = relationship("OrderContract", uselist=False, passive_deletes=True)
+    # The account-balance movements of this order: a payment from the balance, a refund to it, a top-up's credit.
+    balance_entries = relationship("BalanceEntry", viewonly=True, order_by="BalanceEntry.id")
+
+    @property
+    def top_up(self) -> bool:
+        """A balance top-up: money into the account balance, no package (services/top_ups.py)."""
+        return self.kind == OrderKind.BALANCE
 
     @property
     def package_name(self) -> str:
+        if self.top_up:
+            return gettext("Account balance top-up")
         return self.package_snapshot["name"]
 
     @property
@@ -151,6 +161,10 @@ class Order(db.Model):
 
     @property
     def activated(self) -> bool:
+        """What the order sold was given: its package, or for a top-up its money credited to the balance (once:
+        a top-up is never credited again, even after a refund, so it never goes back to pending)."""
+        if self.top_up:
+            return any(entry.kind == "top_up" for entry in self.balance_entries)
         return self.live_grant is not None
 
     # --- money ---------------------------------------------------------------------------------------
