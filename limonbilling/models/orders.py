@@ -2,6 +2,7 @@
 pretix), with the states and moves of `lifecycle.py`."""
 from datetime import date, datetime, timedelta
 
+from flask_babel import gettext
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -16,7 +17,6 @@ from sqlalchemy import (
     func,
     literal_column,
 )
-from flask_babel import gettext
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
@@ -217,7 +217,8 @@ class Order(db.Model):
         """A pending card order with no money (never paid, or all of it returned): a bank approval now is
         taken, any other is returned."""
         return (self.status == OrderState.PENDING and self.payment_method == PaymentMethod.CARD
-                and self.money in (MoneyState.UNPAID, MoneyState.REFUNDED) and not self.refund_in_flight)
+                and self.money in (MoneyState.UNPAID, MoneyState.REFUNDED) and not self.refund_in_flight
+                and not (self.top_up and self.activated))  # a top-up credited once is never paid again
 
     @property
     def pending_attempts(self) -> list["Payment"]:
@@ -232,7 +233,7 @@ class Order(db.Model):
     def awaiting_transfer(self) -> bool:
         """A bank-transfer order waiting for the customer's money."""
         return (self.status == OrderState.PENDING and self.payment_method == PaymentMethod.BANK_TRANSFER
-                and not self.holds_money)
+                and not self.holds_money and not (self.top_up and self.activated))
 
     @property
     def awaits_review(self) -> bool:
