@@ -29,8 +29,9 @@ def _page(form: TopUpForm, status: int = 200):
 @bp.route("/balance")
 @vip_required
 def balance_history():
-    """Every movement of the account balance, newest first, and the top-up form."""
-    return _page(TopUpForm(formdata=None))
+    """Every movement of the account balance, newest first, and the top-up form (its amount filled in from
+    `?amount=`, as the checkout links it when the balance falls short of an order)."""
+    return _page(TopUpForm(formdata=None, data={"amount": request.args.get("amount", "")[:20]}))
 
 
 @bp.route("/balance/top-up/<any(card, transfer):method>", methods=["POST"])

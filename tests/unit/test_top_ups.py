@@ -263,3 +263,13 @@ def test_the_balance_history_names_each_movement(gateway, app):
         assert [(row.kind, balance_reason(row)) for row in rows] == [
             ("payment", f"Order {bought.number}"), ("top_up", f"Top-up order {top_up.number}")]
     assert db.session.get(Order, top_up.id).package_name
+
+
+def test_revenue_counts_top_up_money_once_when_the_balance_pays(gateway):
+    from limonbilling.services import reports
+
+    customer = make_customer()
+    _paid_top_up(gateway, customer)  # 250.00 into the balance: not revenue yet
+    assert sum(reports.revenue_by_month(1).get("TRY", {}).values()) == 0
+    _buy_from_balance(customer)  # 100.00 of it spent on a package
+    assert sum(reports.revenue_by_month(1)["TRY"].values()) == 10_000

@@ -109,3 +109,13 @@ def test_the_top_up_settings_pin_both_edges(app):
             "top_ups-top_up_minimum": least, "top_ups-top_up_maximum": most, "top_ups-top_up_invoicing": "orders"})
         assert response.status_code == 422, (least, most)
     assert settings.get("top_up_invoicing") == "top_up"
+
+
+def test_checkout_links_a_top_up_of_what_the_balance_lacks(customer_client):
+    client, _customer = customer_client
+    settings.update({"vat_rate_percent": 0}, AGENT)
+    package = make_package("credit", [make_department()], credits=5, price="150.00")
+    db.session.commit()
+    page = client.get(f"/checkout/{package.id}").data.decode()
+    assert 'data-testid="top-up-hint"' in page and "/balance?amount=150.00" in page
+    assert 'value="150.00"' in client.get("/balance?amount=150.00").data.decode()
