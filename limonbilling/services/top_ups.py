@@ -86,14 +86,6 @@ def credited_minor(order: Order) -> int:
                if entry.kind in (BalanceKind.TOP_UP, BalanceKind.TOP_UP_BACK, BalanceKind.TOP_UP_KEPT))
 
 
-def refundable_now(order: Order) -> int:
-    """How much of the top-up can go back to the card now: what the order holds, credited and still unspent."""
-    if not order.activated:
-        return order.refundable_minor  # paid but never credited (cannot happen by the flows): nothing to take back
-    return min(order.refundable_minor, credited_minor(order), balance.amount_by_id(order.customer_id,
-                                                                                   order.currency))
-
-
 def take_back(order: Order, amount_minor: int, actor: audit.Actor) -> None:
     """Before `amount_minor` of the (locked) top-up goes back to the card, take it from the balance; refuse with
     what is still there when the customer spent it."""
