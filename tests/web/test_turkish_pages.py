@@ -106,7 +106,7 @@ def _pages(app, prefix: str, ids) -> list[str]:
     urls = []
     for rule in app.url_map.iter_rules():
         if rule.endpoint.startswith(prefix) and "GET" in rule.methods and not rule.endpoint.endswith(
-                ("logout", "export", "nestpay_callback", "verify_email", "preview")):
+                ("logout", "export", "nestpay_callback", "verify_email", "preview", "_pdf")):
             url = _url(rule, ids)
             if url is not None:
                 urls.append(url)
