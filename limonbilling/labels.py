@@ -33,6 +33,7 @@ from .models import (
     RefundOperation,
     RefundState,
     RequestKind,
+    TopUpInvoicing,
 )
 
 # The enum each label group names; a group's words are the labels of its enum's members (models/choices.py).
@@ -50,6 +51,7 @@ LABELS: dict[str, type[Choice]] = {
     "refund_operation": RefundOperation,
     "ledger_kind": LedgerKind,
     "balance_kind": BalanceKind,
+    "top_up_invoicing": TopUpInvoicing,
     "covered_by": CoveredBy,
     "usage_kind": RequestKind,
     "actor_type": ActorType,
@@ -144,4 +146,6 @@ def balance_reason(entry) -> str:
         return gettext("Order %(number)s", number=entry.order.number)
     if entry.order is not None and entry.kind == "refund":
         return gettext("Refund of order %(number)s", number=entry.order.number)
+    if entry.order is not None and entry.kind in ("top_up", "top_up_back", "top_up_kept"):
+        return gettext("Top-up order %(number)s", number=entry.order.number)
     return ""

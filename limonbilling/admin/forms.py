@@ -17,7 +17,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..forms import LANGUAGE_CHOICES, MESSAGE_LENGTH, AttachmentsForm, choices_of, optional_id
-from ..models import ApiScope, Currency, Language, OrderState, PackageType, Permission, PromoKind
+from ..models import ApiScope, Currency, Language, OrderState, PackageType, Permission, PromoKind, TopUpInvoicing
 from ..services.placement import MAX_QUANTITY
 from ..services.settings import BOUNDS
 
@@ -170,6 +170,15 @@ class InstalmentSettingsForm(FlaskForm):
         _l("Instalments offered"), render_kw={"rows": 6, "placeholder": "3; 300.00; 2.50"},
         description=_l("One line per count: the count (2 to 12); the minimum order amount from which it is offered; "
                        "the surcharge (vade farkı) in percent, 0 allowed. E.g. 3; 300.00; 2.50"))
+
+
+class TopUpSettingsForm(FlaskForm):
+    """Settings → Payment Systems, account balance top-ups (services/top_ups.py)."""
+
+    top_up_minimum = StringField(_l("Least one top-up adds (TRY)"), validators=[InputRequired()])
+    top_up_maximum = StringField(_l("Most one top-up adds (TRY)"), validators=[InputRequired()])
+    top_up_invoicing = RadioField(_l("Invoicing of top-ups"), choices=choices_of(TopUpInvoicing),
+                                  validators=[InputRequired()])
 
 
 class InvoiceSettingsForm(FlaskForm):

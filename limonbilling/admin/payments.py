@@ -8,9 +8,9 @@ from ..forms import ButtonForm, run_action, run_service
 from ..models import BankAccount
 from ..payments import gateways
 from ..payments.nestpay_gateway import BANK_PRESETS, preset_urls, save_settings
-from ..services import bank_transfer, instalments, settings
+from ..services import bank_transfer, instalments, settings, top_ups
 from . import bp
-from .forms import BankAccountForm, InstalmentSettingsForm, PaymentSettingsForm
+from .forms import BankAccountForm, InstalmentSettingsForm, PaymentSettingsForm, TopUpSettingsForm
 
 
 @bp.route("/settings/payments", methods=["GET", "POST"])
@@ -38,7 +38,10 @@ def _payment_form(**kwargs) -> PaymentSettingsForm:
     return form
 
 
-def _payments_page(form: PaymentSettingsForm, instalment_form: InstalmentSettingsForm | None = None, status=200):
+def _payments_page(form: PaymentSettingsForm, instalment_form: InstalmentSettingsForm | None = None, status=200,
+                   top_up_form: TopUpSettingsForm | None = None):
+    if top_up_form is None:
+        top_up_form = TopUpSettingsForm(prefix="top_ups", formdata=None, data=top_ups.settings_text())
     if instalment_form is None:
         instalment_form = InstalmentSettingsForm(prefix="instalments", formdata=None, data={
             "card_instalments_enabled": settings.get("card_instalments_enabled"),
@@ -48,7 +51,20 @@ def _payments_page(form: PaymentSettingsForm, instalment_form: InstalmentSetting
         secrets_stored={key: bool(settings.get(key)) for key in settings.SECRET_KEYS},
         available=gateways.gateway().is_available(), accounts=bank_transfer.all_accounts(),
         account_form=BankAccountForm(prefix="account"), remove_form=ButtonForm(), instalment_form=instalment_form,
+        top_up_form=top_up_form,
     ), status
+
+
+@bp.route("/settings/payments/top-ups", methods=["POST"])
+@requires("settings")
+def settings_top_ups():
+    form = TopUpSettingsForm(prefix="top_ups")
+    if form.validate_on_submit() and run_service(form, top_ups.save_settings, form.top_up_minimum.data,
+                                                 form.top_up_maximum.data, form.top_up_invoicing.data,
+                                                 current_actor())[0]:
+        flash(_("Top-up settings are saved."), "success")
+        return redirect(url_for("admin.settings_payments") + "#top-ups")
+    return _payments_page(_payment_form(formdata=None), status=422, top_up_form=form)
 
 
 @bp.route("/settings/payments/instalments", methods=["POST"])

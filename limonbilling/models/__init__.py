@@ -33,6 +33,7 @@ from .choices import (
     PromoKind,
     RefundOperation,
     RequestKind,
+    TopUpInvoicing,
     WebhookEvent,
 )
 from .entitlements import CancellationRequest, Grant, LedgerEntry, SubscriptionPeriod, Usage
@@ -128,6 +129,7 @@ __all__ = [
     "RequestKind",
     "Setting",
     "SubscriptionPeriod",
+    "TopUpInvoicing",
     "Usage",
     "Webhook",
     "WebhookEvent",

@@ -1,7 +1,7 @@
 """The customer's account balance: money (not support credits), per currency, with its own ledger."""
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..clock import now
@@ -32,6 +32,9 @@ class BalanceEntry(db.Model):
         CheckConstraint(BalanceKind.check("kind"), name="kind"),
         CheckConstraint(Currency.check("currency"), name="currency"),
         CheckConstraint("amount_minor <> 0", name="not_zero"),
+        # A top-up order credits the balance once, whatever replays or races (services/top_ups.py).
+        Index("uq_balance_entries_top_up_order", "order_id", unique=True,
+              postgresql_where=text("kind = 'top_up'"), sqlite_where=text("kind = 'top_up'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -79,6 +79,7 @@ class OrderKind(Choice):
     TOP_UP = "top-up", _l("Top-up")
     RENEWAL = "renewal", _l("Renewal")
     SWITCH = "switch", _l("Switch")
+    BALANCE = "balance", _l("Balance top-up")  # money into the account balance, no package (services/top_ups.py)
 
 
 class GrantEnd(Choice):
@@ -107,6 +108,19 @@ class BalanceKind(Choice):
     REFUND = "refund", _l("Refund")
     ADJUSTMENT = "adjustment", _l("Adjustment")
     PAYMENT = "payment", _l("Payment")
+    # A paid top-up order (services/top_ups.py), credited once; taken back before its refund goes to the card,
+    # and put back if the bank refuses that refund.
+    TOP_UP = "top_up", _l("Top-up")
+    TOP_UP_BACK = "top_up_back", _l("Top-up refunded")
+    TOP_UP_KEPT = "top_up_kept", _l("Top-up refund refused by the bank")
+
+
+class TopUpInvoicing(Choice):
+    """How the money of balance top-ups is invoiced (Settings → Payment Systems), never twice: the top-up when it
+    is paid (orders the balance pays then get no invoice), or the orders the balance pays (a top-up gets none)."""
+
+    TOP_UP = "top_up", _l("Invoice the top-up when it is paid")
+    ORDERS = "orders", _l("Invoice the orders the balance pays")
 
 
 class RequestKind(Choice):

@@ -47,7 +47,8 @@ class Grant(db.Model):
     __table_args__ = (
         Index("ix_grants_customer_active", "customer_id", "ended_at"),
         CheckConstraint(PackageType.check("package_type"), name="package_type"),
-        CheckConstraint(OrderKind.check("kind"), name="kind"),
+        # A top-up (OrderKind.BALANCE) grants no package.
+        CheckConstraint(OrderKind.check("kind", excluding={OrderKind.BALANCE}), name="kind"),
         CheckConstraint(GrantEnd.check("end_reason"), name="end_reason"),
         CheckConstraint("(ended_at IS NULL) = (end_reason IS NULL)", name="ended_with_reason"),
     )

@@ -2,6 +2,7 @@
 pretix), with the states and moves of `lifecycle.py`."""
 from datetime import date, datetime, timedelta
 
+from flask_babel import gettext
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -128,9 +129,18 @@ class Order(db.Model):
     invoice = relationship("Invoice", back_populates="order", uselist=False)
     # The contracts the buyer accepted at checkout (models/legal.py); none on an order an agent placed.
     contract = relationship("OrderContract", uselist=False, passive_deletes=True)
+    # The account-balance movements of this order: a payment from the balance, a refund to it, a top-up's credit.
+    balance_entries = relationship("BalanceEntry", viewonly=True, order_by="BalanceEntry.id")
+
+    @property
+    def top_up(self) -> bool:
+        """A balance top-up: money into the account balance, no package (services/top_ups.py)."""
+        return self.kind == OrderKind.BALANCE
 
     @property
     def package_name(self) -> str:
+        if self.top_up:
+            return gettext("Account balance top-up")
         return self.package_snapshot["name"]
 
     @property
@@ -151,6 +161,10 @@ class Order(db.Model):
 
     @property
     def activated(self) -> bool:
+        """What the order sold was given: its package, or for a top-up its money credited to the balance (once:
+        a top-up is never credited again, even after a refund, so it never goes back to pending)."""
+        if self.top_up:
+            return any(entry.kind == "top_up" for entry in self.balance_entries)
         return self.live_grant is not None
 
     # --- money ---------------------------------------------------------------------------------------
@@ -203,7 +217,8 @@ class Order(db.Model):
         """A pending card order with no money (never paid, or all of it returned): a bank approval now is
         taken, any other is returned."""
         return (self.status == OrderState.PENDING and self.payment_method == PaymentMethod.CARD
-                and self.money in (MoneyState.UNPAID, MoneyState.REFUNDED) and not self.refund_in_flight)
+                and self.money in (MoneyState.UNPAID, MoneyState.REFUNDED) and not self.refund_in_flight
+                and not (self.top_up and self.activated))  # a top-up credited once is never paid again
 
     @property
     def pending_attempts(self) -> list["Payment"]:
@@ -218,7 +233,7 @@ class Order(db.Model):
     def awaiting_transfer(self) -> bool:
         """A bank-transfer order waiting for the customer's money."""
         return (self.status == OrderState.PENDING and self.payment_method == PaymentMethod.BANK_TRANSFER
-                and not self.holds_money)
+                and not self.holds_money and not (self.top_up and self.activated))
 
     @property
     def awaits_review(self) -> bool:

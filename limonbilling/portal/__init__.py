@@ -15,4 +15,4 @@ def require_customer():
     return redirect(url_for("portal.login", next=request.full_path.rstrip("?") if request.method == "GET" else None))
 
 
-from . import activation, billing, checkout, helpdesk, privacy, two_factor, views  # noqa: E402,F401
+from . import activation, balance, billing, checkout, helpdesk, privacy, two_factor, views  # noqa: E402,F401

@@ -137,3 +137,10 @@ class ActivationForm(FlaskForm):
     def fields(self) -> dict:
         return {name: self[name].data for name in ("first_name", "last_name", "email", "phone", "amount", "currency",
                                                    "paid_on", "package_id", "note")}
+
+
+class TopUpForm(FlaskForm):
+    """The amount a customer adds to the account balance (the service checks it against the settings)."""
+
+    amount = StringField(_l("Amount (TRY)"), validators=[InputRequired()],
+                         render_kw={"inputmode": "decimal", "placeholder": "250,00"})

@@ -54,8 +54,12 @@ def move(customer_id: int, currency: str, amount_minor: int, kind: str, *, order
 
 
 def amount(customer: Customer, currency: str) -> int:
+    return amount_by_id(customer.id, currency)
+
+
+def amount_by_id(customer_id: int, currency: str) -> int:
     return db.session.scalar(select(AccountBalance.amount_minor).where(
-        AccountBalance.customer_id == customer.id, AccountBalance.currency == currency)) or 0
+        AccountBalance.customer_id == customer_id, AccountBalance.currency == currency)) or 0
 
 
 def amounts(customer: Customer) -> dict[str, int]:

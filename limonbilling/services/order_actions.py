@@ -81,6 +81,9 @@ def accept_order(order: Order, actor: audit.Actor, *, received_on: date | None =
 
 def _take_payment_on_accept(order: Order, actor: audit.Actor, received_on: date | None,
                             free_reason: str | None) -> None:
+    if free_reason is not None and free_reason.strip() and order.top_up:
+        raise ServiceError("top_up_not_free", _("A balance top-up adds money only when it is paid; to give "
+                                                "money, adjust the customer's balance with a reason."))
     if free_reason is not None and free_reason.strip():
         payments.record(order, PaymentMethod.FREE, 0, actor, reason=free_reason.strip())
     elif order.payment_method == PaymentMethod.CARD:
@@ -129,6 +132,9 @@ def back_to_pending(order: Order, actor: audit.Actor) -> Order:
     """Back to Pending, from Fraud or Cancelled. What was revoked stays revoked until the order is accepted,
     which needs the money to be held (a refunded order needs a new payment)."""
     order = lock_order(order)
+    if order.top_up:
+        raise ServiceError("top_up_not_again", _("A balance top-up does not go back to pending; the customer "
+                                                 "places a new one."))
     move_order(order, OrderState.PENDING)
     promo_codes.hold_use(order)
     settle(order)
@@ -193,7 +199,7 @@ def bulk_set_status(orders: list[Order], status: str, actor: audit.Actor) -> tup
             continue
         try:
             if target is OrderState.PENDING and order.status != OrderState.PENDING:
-                if not order.may_become(OrderState.PENDING):
+                if not order.may_become(OrderState.PENDING) or order.top_up:  # a top-up is never reopened
                     raise refusal(order, target)
                 promo_codes.hold_use(order)  # reopened: its code counts again, if a use is left
             move_order(order, target, custom_status_id=custom.id if custom else None)

@@ -9,16 +9,23 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Customer, Order, OrderState, PaymentMethod
-from . import ServiceError, audit, entitlements, ledger, notifications, purchase_rules, settings
-from .lifecycle import settle
+from . import ServiceError, audit, entitlements, ledger, notifications, purchase_rules, settings, top_ups
+from .lifecycle import move_order, settle
 
 
 def payment_confirmed(order: Order, actor: audit.Actor) -> None:
     """Money arrived for the (locked) order: settle it, and activate the package when auto-activation is on
     (always for other methods than card). A card order stays Pending for an agent's review either way; if the
-    rules refuse the activation now, the order keeps its payment and a note for the agent."""
+    rules refuse the activation now, the order keeps its payment and a note for the agent. A balance top-up is
+    credited at once and is Active: there is nothing for an agent to review (top_ups.py)."""
     settle(order)
     audit.record(actor, "order.paid", order, number=order.number, method=order.payment_method)
+    if order.top_up:
+        activate_order(order, actor)
+        if order.status == OrderState.PENDING:
+            move_order(order, OrderState.ACTIVE)
+        settle(order)
+        return
     if order.payment_method != PaymentMethod.CARD or settings.get("auto_activate_card"):
         activate_order(order, actor)
     if order.payment_method == PaymentMethod.CARD and order.status == OrderState.PENDING and not order.activated:
@@ -34,6 +41,9 @@ def activate_order(order: Order, actor: audit.Actor) -> bool:
         return True
     if not order.holds_money:
         raise ServiceError("payment_required", _("This order has no payment; it cannot be activated."))
+    if order.top_up:
+        top_ups.credit(order, actor)
+        return True
     customer = ledger.lock_customer(order.customer_id)
     try:
         grant = entitlements.activate_package(

@@ -16,12 +16,14 @@ from sqlalchemy import select
 
 from ..clock import now
 from ..extensions import db
+from ..formatting import format_money
 from ..models import (
     Affiliate,
     Agent,
     Customer,
     MoneyState,
     Order,
+    OrderKind,
     OrderState,
     Package,
     Payment,
@@ -32,6 +34,7 @@ from . import (
     ServiceError,
     ValidationFailed,
     audit,
+    bank_transfer,
     card_payments,
     contracts,
     fraud,
@@ -43,9 +46,11 @@ from . import (
     promo_codes,
     purchase_rules,
     settings,
+    top_ups,
 )
 from .lifecycle import move_order, settle
 from .orders import payment_confirmed
+from .packages import parse_price
 
 NUMBER_DIGITS = 10
 CUSTOMER_PAYMENT_METHODS = (PaymentMethod.CARD, PaymentMethod.BANK_TRANSFER, PaymentMethod.ACCOUNT_BALANCE)
@@ -140,7 +145,8 @@ def place_customer_order(customer: Customer, package: Package, *, payment_method
     if refusal:
         raise ServiceError("identity_not_verified", refusal)
     order, customer = _new_order(customer, package, payment_method=payment_method, actor=actor, ip=ip,
-                                 promo_code=promo_code, affiliate=affiliate, instalment_count=instalment_count)
+                                 promo_code=promo_code, affiliate=affiliate, instalment_count=instalment_count,
+                                 create_invoice=_invoiced(payment_method))
     order.customer_note = check_customer_note(note)
     contracts.freeze(order, customer, language or customer.language or settings.get("default_language"), ip)
     if fraud.is_fraud(order, customer):
@@ -170,7 +176,8 @@ def place_agent_order(customer: Customer, package: Package, *, payment_method: s
                                                "the account balance or by card through a payment link."))
     order, _customer = _new_order(customer, package, payment_method=payment_method, actor=actor, ip=ip,
                                   promo_code=promo_code, placed_by=placed_by,
-                                  price_override_minor=price_override_minor, create_invoice=create_invoice,
+                                  price_override_minor=price_override_minor,
+                                  create_invoice=create_invoice and _invoiced(payment_method),
                                   quantity=quantity, forced_promo=True)
     if payment_method == PaymentMethod.CARD:
         order.expires_at = order.created_at + card_payments.PAYMENT_LINK_LIFETIME
@@ -229,6 +236,61 @@ def _new_order(customer: Customer, package: Package, *, payment_method: str, act
                  quantity=quantity, promo=order.promo_code, promo_forced=order.promo_forced,
                  instalments=plan.count, surcharge_minor=plan.surcharge_minor)
     return order, customer
+
+
+def _invoiced(payment_method: str) -> bool:
+    """An order paid from the balance gets no invoice when top-ups are invoiced as they are paid: that money was
+    invoiced then (never the same money twice; see top_ups.py)."""
+    return not (payment_method == PaymentMethod.ACCOUNT_BALANCE and top_ups.invoices_top_ups())
+
+
+TOP_UP_CURRENCY = "TRY"
+TOP_UP_PAYMENT_METHODS = (PaymentMethod.CARD, PaymentMethod.BANK_TRANSFER)
+
+
+def place_top_up(customer: Customer, raw_amount: str, *, payment_method: str, actor: audit.Actor,
+                 ip: str | None = None) -> Order:
+    """The customer's order to add `raw_amount` (e.g. "250,00") TRY to their account balance, from the least to
+    the most the settings allow (both included), paid by card in a single payment or by bank transfer; the
+    balance is credited when it is paid (top_ups.credit). Invoiced when paid only if top-ups are invoiced."""
+    if payment_method not in TOP_UP_PAYMENT_METHODS:
+        raise ServiceError("payment_method", _("Top up by card or by bank transfer."))
+    if payment_method == PaymentMethod.BANK_TRANSFER and not bank_transfer.accounts_for(TOP_UP_CURRENCY):
+        raise ServiceError("payment_method", _("Bank transfer is not available for this currency."))
+    refusal = checkout_refusal(customer)
+    if refusal:
+        raise ServiceError("identity_not_verified", refusal)
+    least, most = top_ups.limits()
+    try:
+        amount_minor = parse_price((raw_amount or "").strip())
+    except ValueError as error:
+        raise ValidationFailed({"amount": [str(error)]}) from None
+    if not least <= amount_minor <= most:
+        raise ValidationFailed({"amount": [_("Top up from %(least)s to %(most)s.",
+                                             least=format_money(least, TOP_UP_CURRENCY),
+                                             most=format_money(most, TOP_UP_CURRENCY))]})
+    customer = ledger.lock_customer(customer.id)
+    moment = now()
+    invoiced = top_ups.invoices_top_ups()
+    vat_rate = settings.get("vat_rate_percent") if invoiced else 0
+    order = Order(
+        number=new_order_number(), customer_id=customer.id, created_at=moment, kind=OrderKind.BALANCE,
+        package_id=None, package_snapshot={"name": "Account balance top-up", "price_minor": amount_minor},
+        quantity=1, amount_minor=amount_minor, discount_minor=0, instalments=1, surcharge_minor=0,
+        vat_minor=invoices.vat_included(amount_minor, vat_rate) if invoiced else 0, vat_rate_percent=vat_rate,
+        currency=TOP_UP_CURRENCY, payment_method=payment_method, payment_status=MoneyState.UNPAID,
+        status=OrderState.PENDING, ip=ip,
+        expires_at=moment + timedelta(minutes=settings.get("card_checkout_minutes"))
+        if payment_method == PaymentMethod.CARD else None,
+    )
+    db.session.add(order)
+    if invoiced:
+        invoices.create_for_order(order)
+    db.session.flush()
+    audit.record(actor, "order.create", order, number=order.number, kind=OrderKind.BALANCE, method=payment_method,
+                 amount_minor=amount_minor)
+    settle(order)
+    return order
 
 
 def _pay_at_once(order: Order, actor: audit.Actor) -> None:

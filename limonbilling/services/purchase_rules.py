@@ -97,6 +97,7 @@ def open_order(customer: Customer, exclude: Order | None = None) -> Order | None
     """
     statement = select(Order).where(
         Order.customer_id == customer.id, Order.status == OrderState.PENDING,
+        Order.kind != OrderKind.BALANCE,  # a top-up waiting for its money blocks no purchase
         Order.payment_status.in_((MoneyState.UNPAID, MoneyState.REFUNDED)),
         (Order.expires_at.is_(None)) | (Order.expires_at > now()),
     )

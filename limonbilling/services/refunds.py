@@ -26,7 +26,7 @@ from ..models import Order, OrderState, Payment, PaymentMethod, PaymentState, Re
 from ..models import RefundState as State
 from ..models.lifecycle import REFUND_MOVES, move
 from ..payments.base import GatewayError, PaymentGateway, SaleStatus
-from . import ServiceError, audit, balance, entitlements, ledger, notifications, webhooks
+from . import ServiceError, audit, balance, entitlements, ledger, notifications, top_ups, webhooks
 from .lifecycle import lock_order, move_order, settle
 from .payments import move_payment
 
@@ -74,6 +74,12 @@ def start(order: Order, *, to: RefundDestination, actor: audit.Actor, amount_min
     if not 0 < amount_minor <= available:
         raise ServiceError("refund_amount", _("Refund an amount from 0.01 to %(most)s.",
                                               most=plain_amount(available)))
+    if order.top_up and not automatic:
+        if to != RefundDestination.CARD:
+            raise ServiceError("top_up_to_balance", _(
+                "A balance top-up is not refunded to the balance it was added to. Refund a card top-up to the "
+                "card; for a transfer, take the money off the balance with an adjustment and send it back."))
+        top_ups.take_back(order, amount_minor, actor)  # from the balance first; refused if spent
     closes_order = not automatic and amount_minor == order.refundable_minor
     moment = now()
     rows, left = [], amount_minor
@@ -149,6 +155,8 @@ def _execute(order: Order, refund: Refund, gateway: PaymentGateway, actor: audit
         return "refunded"
     _move(refund, State.FAILED)
     refund.answer = answer.message or answer.return_code
+    if order.top_up:
+        top_ups.put_back(order, refund, actor)  # the money stays with us: back into the customer's balance
     audit.record(actor, "order.refund_failed", order, number=order.number, refund=refund.id, answer=refund.answer)
     if refund.automatic:
         _needs_attention(order, refund, _(

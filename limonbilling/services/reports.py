@@ -16,6 +16,7 @@ from ..models import (
     Grant,
     GrantEnd,
     Order,
+    OrderKind,
     OrderState,
     PackageType,
     Payment,
@@ -57,12 +58,14 @@ def kept_minor():
 
 def revenue_by_month(months: int = 12) -> dict[str, dict[str, int]]:
     """Money kept by currency and month of payment: every payment received, less what of it was refunded
-    (a partial refund leaves the rest), {currency: {month: minor}}."""
+    (a partial refund leaves the rest), {currency: {month: minor}}. Balance top-ups are left out: their money is
+    counted when the balance pays for an order, not twice."""
     labels = last_months(months)
     month = _month(Payment.confirmed_at)
     rows = db.session.execute(
         select(Payment.currency, month, func.sum(kept_minor()))
-        .where(Payment.state.in_(RECEIVED), month >= labels[0])
+        .join(Order, Order.id == Payment.order_id)
+        .where(Payment.state.in_(RECEIVED), month >= labels[0], Order.kind != OrderKind.BALANCE)
         .group_by(Payment.currency, month)
     )
     revenue: dict[str, dict[str, int]] = {}

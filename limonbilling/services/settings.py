@@ -15,7 +15,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from ..extensions import db
-from ..models import Language, LegalText, Setting
+from ..models import Language, LegalText, Setting, TopUpInvoicing
 from . import ValidationFailed, audit
 from .contacts import normalize_email
 
@@ -52,6 +52,11 @@ DEFAULTS: dict[str, Any] = {
     "vat_rate_percent": 20,
     "vat_inclusive": True,
     "card_checkout_minutes": 30,
+    # Account balance top-ups (services/top_ups.py): the least and the most one top-up adds, in kuruş (TRY only),
+    # and how their money is invoiced (models.TopUpInvoicing: the top-up when paid, or the orders the balance pays).
+    "top_up_minimum_minor": 10_000,
+    "top_up_maximum_minor": 5_000_000,
+    "top_up_invoicing": "orders",
     # Bank-transfer orders nobody paid (and the customer did not say they paid): a reminder after this many days,
     # cancelled after that many; 0 switches either off.
     "transfer_reminder_days": 3,
@@ -201,6 +206,7 @@ BOUNDS = {
     "fraud_ip_failed_customers_limit": (1, 100), "fraud_unverified_email_points": (0, 1000),
     "fraud_price_points": (0, 1000), "fraud_price_factor": (2, 100),
     "attachment_max_mb": (1, 20), "attachment_max_count": (1, 10), "retention_years": (1, 50),
+    "top_up_minimum_minor": (100, 100_000_000), "top_up_maximum_minor": (100, 100_000_000),
 }
 
 
@@ -221,9 +227,21 @@ def _transfer_deadline_errors(values: dict[str, Any]) -> dict[str, list[str]]:
     return {}
 
 
+def _top_up_errors(values: dict[str, Any]) -> dict[str, list[str]]:
+    """The least top-up is at most the most, and the invoicing is one of its choices."""
+    errors: dict[str, list[str]] = {}
+    if "top_up_invoicing" in values and not TopUpInvoicing.has(values["top_up_invoicing"]):
+        errors["top_up_invoicing"] = [_("Choose one of the listed ways.")]
+    if {"top_up_minimum_minor", "top_up_maximum_minor"} & values.keys():
+        least, most = (values.get(key, get(key)) for key in ("top_up_minimum_minor", "top_up_maximum_minor"))
+        if least > most:
+            errors["top_up_maximum_minor"] = [_("The most a top-up adds cannot be less than the least.")]
+    return errors
+
+
 def update(values: dict[str, Any], actor: audit.Actor) -> list[str]:
     """Store the given values; returns the keys that changed (audited by name only)."""
-    if errors := bound_errors(values) or _transfer_deadline_errors(values):
+    if errors := bound_errors(values) or _transfer_deadline_errors(values) or _top_up_errors(values):
         raise ValidationFailed(errors)
     changed = []
     for key, value in values.items():

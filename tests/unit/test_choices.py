@@ -25,7 +25,9 @@ def turkish():
 
 
 def test_the_check_is_made_from_the_members_in_their_order():
-    assert OrderKind.check("kind") == "kind IN ('new', 'top-up', 'renewal', 'switch')"
+    assert OrderKind.check("kind") == "kind IN ('new', 'top-up', 'renewal', 'switch', 'balance')"
+    assert (OrderKind.check("kind", excluding={OrderKind.BALANCE})
+            == "kind IN ('new', 'top-up', 'renewal', 'switch')")
     assert (OrderState.check("counts_as", excluding={OrderState.FRAUD})
             == "counts_as IN ('pending', 'active', 'cancelled')")
 
