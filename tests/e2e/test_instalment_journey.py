@@ -1,6 +1,7 @@
 """In Turkish (issue 16): an agent offers instalments, a customer accepts the distance-sale contracts and buys 10
 credits in 3 instalments through the simulator's 3-D page; the order keeps the contracts as accepted, and the
-invoice, on its page and as the PDF the customer downloads, shows the count and the surcharge (vade farkı)."""
+invoice, on its page and as the PDF the customer downloads, shows the count and the surcharge (vade farkı).
+Then the customer tops up the account balance by card and pays the next purchase from it at checkout."""
 import re
 
 from sqlalchemy import select
@@ -59,3 +60,29 @@ def test_a_turkish_customer_buys_in_three_instalments(shop, new_page):
     [(amount, count, surcharge, status)] = shop.query(select(
         Order.amount_minor, Order.instalments, Order.surcharge_minor, Order.payment_status))
     assert (amount, count, surcharge, status) == (15375, 3, 375, "paid")
+
+    # A top-up of the account balance by card (a single payment), then a purchase paid from it at checkout.
+    page.goto(f"{shop.url}/balance")
+    page.fill("#amount", "200,00")
+    page.get_by_role("button", name=turkish(shop, "Top up by card")).click()
+    page.wait_for_url(re.compile(r"/orders/\d{10}/pay$"))
+    assert page.get_by_test_id("instalments").count() == 0  # a top-up is paid at once, never in instalments
+    page.fill("#card_number", CARD)
+    page.fill("#card_expiry", "12/30")
+    page.fill("#card_cvv", "000")
+    page.locator("form:has(#card_number) button.btn-primary").click()
+    page.get_by_role("button", name="Approve").click()
+    page.wait_for_url(re.compile(r"/orders/\d{10}$"))
+    page.goto(f"{shop.url}/balance")
+    assert "₺200,00" in page.get_by_test_id("balance-now").inner_text()
+    page.goto(f"{shop.url}/packages")
+    page.get_by_role("link", name=re.compile("10 Kredi$")).click()
+    page.locator("#accept-contracts-balance").check()
+    page.get_by_role("button", name=turkish(shop, "Pay %(total)s from my balance", total="₺150,00")).click()
+    page.wait_for_url(re.compile(r"/orders/\d{10}$"))
+    screenshot(page, "tr-portal-order-paid-from-balance")
+    page.goto(f"{shop.url}/balance")
+    assert "₺50,00" in page.get_by_test_id("balance-now").inner_text()
+    paid = shop.query(select(Order.payment_method, Order.payment_status).where(Order.kind != "balance")
+                      .order_by(Order.id.desc()).limit(1))
+    assert paid == [("account_balance", "paid")]
