@@ -9,6 +9,21 @@ PASSWORD = "secret-pass-1"
 _sequence = itertools.count(1)
 
 
+def make_transfer_account(currency: str = "TRY"):
+    """A bank account to pay into, as bank-transfer orders need one in their currency (once per currency)."""
+    from limonbilling.services import bank_transfer
+
+    existing = bank_transfer.accounts_for(currency)
+    if existing:
+        return existing[0]
+    iban = {"TRY": "TR330006100519786457841326", "USD": "TR060006100519786457841327",
+            "EUR": "TR760006100519786457841328"}[currency]
+    account = bank_transfer.add_account(bank_name="Ziraat Bankası", account_holder="Limon Yazılım A.Ş.",
+                                        iban=iban, currency=currency, actor=audit.Actor.system("test"))
+    db.session.commit()
+    return account
+
+
 def make_customer(**overrides) -> Customer:
     n = next(_sequence)
     values = {

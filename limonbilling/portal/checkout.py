@@ -168,9 +168,6 @@ def checkout_other(package_id: int, method: str):
         if form.note.errors:  # a note too long: said next to it, with what was written
             return _checkout_page(package, form, form.promo_code.data, 422)
         return redirect(url_for("portal.checkout", package_id=package_id))
-    if method == "transfer" and not bank_transfer.accounts_for(package.currency):
-        form.form_errors.append(_("Bank transfer is not available for this currency."))
-        return _checkout_page(package, form, form.promo_code.data, 422)
     if _forfeit_confirmed(package, form):
         ok, order = run_service(form, _place_order, package, form,
                                 "bank_transfer" if method == "transfer" else "account_balance")

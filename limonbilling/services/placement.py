@@ -9,7 +9,7 @@ once; one paid by card waits for the customer, who gets a payment link by e-mail
 """
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -141,6 +141,7 @@ def place_customer_order(customer: Customer, package: Package, *, payment_method
     if payment_method not in CUSTOMER_PAYMENT_METHODS:
         raise ServiceError("payment_method", _("Pay by card, by bank transfer or from your account balance."))
     contracts.require_acceptance(contracts_accepted)
+    _require_transfer_account(payment_method, package.currency)
     refusal = checkout_refusal(customer)
     if refusal:
         raise ServiceError("identity_not_verified", refusal)
@@ -224,8 +225,7 @@ def _new_order(customer: Customer, package: Package, *, payment_method: str, act
         status=OrderState.PENDING, ip=ip, placed_by_agent_id=placed_by.id if placed_by else None,
         affiliate_id=affiliate.id if affiliate else None,
         price_overridden=price_override_minor is not None and price_override_minor != package.price_minor,
-        expires_at=moment + timedelta(minutes=settings.get("card_checkout_minutes"))
-        if payment_method == PaymentMethod.CARD else None,
+        expires_at=_checkout_expiry(payment_method, moment),
     )
     db.session.add(order)
     if create_invoice:
@@ -236,6 +236,19 @@ def _new_order(customer: Customer, package: Package, *, payment_method: str, act
                  quantity=quantity, promo=order.promo_code, promo_forced=order.promo_forced,
                  instalments=plan.count, surcharge_minor=plan.surcharge_minor)
     return order, customer
+
+
+def _checkout_expiry(payment_method: str, moment: datetime) -> datetime | None:
+    """A card checkout left unpaid is abandoned after `card_checkout_minutes` (rule 7 stops counting it)."""
+    if payment_method != PaymentMethod.CARD:
+        return None
+    return moment + timedelta(minutes=settings.get("card_checkout_minutes"))
+
+
+def _require_transfer_account(payment_method: str, currency: str) -> None:
+    """Bank transfer is offered only when the seller has an active account in the currency to be paid into."""
+    if payment_method == PaymentMethod.BANK_TRANSFER and not bank_transfer.accounts_for(currency):
+        raise ServiceError("payment_method", _("Bank transfer is not available for this currency."))
 
 
 def _invoiced(payment_method: str) -> bool:
@@ -255,8 +268,7 @@ def place_top_up(customer: Customer, raw_amount: str, *, payment_method: str, ac
     balance is credited when it is paid (top_ups.credit). Invoiced when paid only if top-ups are invoiced."""
     if payment_method not in TOP_UP_PAYMENT_METHODS:
         raise ServiceError("payment_method", _("Top up by card or by bank transfer."))
-    if payment_method == PaymentMethod.BANK_TRANSFER and not bank_transfer.accounts_for(TOP_UP_CURRENCY):
-        raise ServiceError("payment_method", _("Bank transfer is not available for this currency."))
+    _require_transfer_account(payment_method, TOP_UP_CURRENCY)
     refusal = checkout_refusal(customer)
     if refusal:
         raise ServiceError("identity_not_verified", refusal)
@@ -280,8 +292,7 @@ def place_top_up(customer: Customer, raw_amount: str, *, payment_method: str, ac
         vat_minor=invoices.vat_included(amount_minor, vat_rate) if invoiced else 0, vat_rate_percent=vat_rate,
         currency=TOP_UP_CURRENCY, payment_method=payment_method, payment_status=MoneyState.UNPAID,
         status=OrderState.PENDING, ip=ip,
-        expires_at=moment + timedelta(minutes=settings.get("card_checkout_minutes"))
-        if payment_method == PaymentMethod.CARD else None,
+        expires_at=_checkout_expiry(payment_method, moment),
     )
     db.session.add(order)
     if invoiced:

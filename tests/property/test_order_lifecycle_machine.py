@@ -81,7 +81,7 @@ from limonbilling.services import (
 from limonbilling.services import settings as store_settings
 
 from ..conftest import START
-from ..factories import make_customer, make_department, make_package
+from ..factories import make_customer, make_department, make_package, make_transfer_account
 from ..http.servers import LiveServer, form_with_field, forms_of
 from ..payment_support import AGENT, BANK, as_customer, configure_gateway
 
@@ -124,6 +124,7 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
     with LiveServer(bank) as simulator, DatabaseChanges() as changes:
         configure_gateway(simulator.url)
         support = make_department("Support", credit_per_request=2)
+        make_transfer_account()
         package_ids = [make_package("credit", [support], credits=10, price="150.00").id,
                        make_package("credit", [support], credits=4, price="80.00").id]
         on_hold = OrderStatus(name="On hold", colour="#888888", counts_as="cancelled")
@@ -654,7 +655,7 @@ def _promo(max_uses: int) -> str:
 def test_deleting_an_unpaid_order_gives_its_promo_use_back(app):
     """It ended without any payment (domain.md §6a); delete_order used to keep the use, lost for good."""
     code = _promo(max_uses=1)
-    customer = make_customer()
+    customer, _account = make_customer(), make_transfer_account()
     order = placement.place_customer_order(customer, make_package("credit", credits=4, price="80.00"),
                                 payment_method="bank_transfer", actor=as_customer(customer), promo_code=code,
                                 contracts_accepted=True)
@@ -669,7 +670,7 @@ def test_bulk_back_to_pending_takes_the_promo_use_again(app):
     """As Back to Pending does: bulk Pending used to reopen the order with its discount and no use, so another
     customer could take the code's last use and both orders be paid."""
     code = _promo(max_uses=1)
-    customer = make_customer()
+    customer, _account = make_customer(), make_transfer_account()
     order = placement.place_customer_order(customer, make_package("credit", credits=4, price="80.00"),
                                 payment_method="bank_transfer", actor=as_customer(customer), promo_code=code,
                                 contracts_accepted=True)

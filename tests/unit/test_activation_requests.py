@@ -10,7 +10,7 @@ from limonbilling.extensions import db
 from limonbilling.models import ActivationRequest, AuditEntry, Customer, Grant, Order, Payment
 from limonbilling.services import ServiceError, ValidationFailed, activation_requests, placement, settings
 
-from ..factories import make_customer, make_department, make_package
+from ..factories import make_customer, make_department, make_package, make_transfer_account
 from ..payment_support import AGENT
 from .test_notifications import queued
 
@@ -217,6 +217,7 @@ def test_a_stated_amount_one_kurus_short_of_the_price_is_refused_and_the_request
 def test_the_purchase_rules_still_apply_and_a_refusal_leaves_the_request_open(credits10):
     request = submit()
     customer = db.session.get(Customer, request.customer_id)
+    make_transfer_account()
     waiting = placement.place_customer_order(customer, credits10, payment_method="bank_transfer", actor=AGENT,
                                              contracts_accepted=True)
     db.session.commit()

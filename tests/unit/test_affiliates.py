@@ -9,7 +9,7 @@ from limonbilling.extensions import db
 from limonbilling.models import AuditEntry, RefundDestination
 from limonbilling.services import ServiceError, ValidationFailed, affiliates, order_actions, placement, refunds
 
-from ..factories import make_customer, make_package
+from ..factories import make_customer, make_package, make_transfer_account
 from ..payment_support import AGENT, as_customer
 
 
@@ -22,6 +22,7 @@ def make_affiliate(code="BLOG", percent=10, name=None, active=True):
 
 
 def transfer_order(package, affiliate=None, customer=None):
+    make_transfer_account(package.currency)
     customer = customer or make_customer()
     order = placement.place_customer_order(customer, package, payment_method="bank_transfer",
                                            actor=as_customer(customer), affiliate=affiliate, contracts_accepted=True)

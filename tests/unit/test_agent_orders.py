@@ -23,7 +23,7 @@ from limonbilling.services import (
     tokens,
 )
 
-from ..factories import activate, make_agent, make_customer, make_department, make_package
+from ..factories import activate, make_agent, make_customer, make_department, make_package, make_transfer_account
 from ..payment_support import AGENT, BANK, as_customer, bank_answer, configure_gateway, refund_to_balance
 
 
@@ -144,6 +144,7 @@ def test_a_forced_promo_code_applies_outside_its_dates_limit_and_packages(suppor
     db.session.commit()
     for code in codes:
         with pytest.raises(ServiceError):  # a customer is refused each of them
+            make_transfer_account()
             placement.place_customer_order(make_customer(), package, payment_method="bank_transfer",
                                            actor=AGENT, promo_code=code, contracts_accepted=True)
         db.session.rollback()
@@ -273,15 +274,18 @@ def test_the_customers_note_is_kept_trimmed_and_limited(support):
     package = make_package("credit", [support])
     customer = make_customer()
     longest = "n" * placement.CUSTOMER_NOTE_LENGTH
+    make_transfer_account()
     order = placement.place_customer_order(customer, package, payment_method="bank_transfer",
                                            actor=as_customer(customer), note=f"  {longest}  ", contracts_accepted=True)
     assert order.customer_note == longest
     db.session.rollback()
     with pytest.raises(ServiceError) as refused:
+        make_transfer_account()
         placement.place_customer_order(customer, package, payment_method="bank_transfer",
                                        actor=as_customer(customer), note=longest + "n", contracts_accepted=True)
     assert refused.value.code == "customer_note"
     db.session.rollback()
+    make_transfer_account()
     blank = placement.place_customer_order(customer, package, payment_method="bank_transfer",
                                            actor=as_customer(customer), note="   ", contracts_accepted=True)
     assert blank.customer_note is None
@@ -290,6 +294,7 @@ def test_the_customers_note_is_kept_trimmed_and_limited(support):
 def test_the_activation_request_note_follows_the_checkout_note(support):
     package = make_package("credit", [support])
     customer = make_customer()
+    make_transfer_account()
     order = placement.place_customer_order(customer, package, payment_method="bank_transfer",
                                            actor=as_customer(customer), note="For the Ankara office",
                                            contracts_accepted=True)

@@ -25,7 +25,14 @@ from limonbilling.models import (
 from limonbilling.services import ServiceError, ValidationFailed, attachments, audit, helpdesk, placement, settings
 from limonbilling.services.attachments import MEGABYTE, Upload
 
-from ..factories import make_agent, make_corporate_customer, make_customer, make_department, make_package
+from ..factories import (
+    make_agent,
+    make_corporate_customer,
+    make_customer,
+    make_department,
+    make_package,
+    make_transfer_account,
+)
 
 AGENT = audit.Actor("agent", None, "agent@example.com")
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
@@ -257,6 +264,7 @@ def test_a_customer_who_bought_before_renews_unverified(app, subscription):
     settings.update({"require_identity_verification": True}, AGENT)
     assert not customer.identity_verified and placement.has_bought(customer)
     assert placement.checkout_refusal(customer) is None
+    make_transfer_account()
     order = placement.place_customer_order(customer, subscription, payment_method="bank_transfer",
                                            actor=audit.Actor.of(customer), contracts_accepted=True)
     assert order.kind == "renewal"
@@ -268,6 +276,7 @@ def test_a_brand_new_customer_is_sent_to_the_verification_channel(app, subscript
     refusal = placement.checkout_refusal(customer)
     assert "Account verification" in refusal
     with pytest.raises(ServiceError) as refused:
+        make_transfer_account()
         placement.place_customer_order(customer, subscription, payment_method="bank_transfer",
                                        actor=audit.Actor.of(customer), contracts_accepted=True)
     assert refused.value.code == "identity_not_verified" and refused.value.message == refusal
@@ -279,6 +288,7 @@ def test_an_order_never_paid_does_not_count_as_having_bought(app, subscription):
     """The edge of "already bought": an order waiting for its transfer is not a purchase; the agent's
     acceptance of the money is."""
     customer = make_customer()
+    make_transfer_account()
     order = placement.place_customer_order(customer, subscription, payment_method="bank_transfer",
                                            actor=audit.Actor.of(customer), contracts_accepted=True)
     db.session.commit()

@@ -11,7 +11,7 @@ from limonbilling.models import MarketingConsent, Notification, Order, OrderCont
 from limonbilling.services import ValidationFailed, audit, balance, consents, contracts, customers, placement, settings
 from limonbilling.services.settings import legal_text_key
 
-from ..factories import make_customer, make_department, make_package
+from ..factories import make_customer, make_department, make_package, make_transfer_account
 from ..payment_support import as_customer
 
 AGENT = audit.Actor.system("test")
@@ -24,6 +24,7 @@ def package(app):
 
 
 def _place(customer, package, method="bank_transfer", **kwargs):
+    make_transfer_account()
     return placement.place_customer_order(customer, package, payment_method=method, actor=as_customer(customer),
                                           ip="203.0.113.7", **{"contracts_accepted": True, **kwargs})
 

@@ -26,7 +26,15 @@ from limonbilling.services import (
 )
 from limonbilling.services.balance import InsufficientBalance
 
-from ..factories import activate, make_agent, make_corporate_customer, make_customer, make_department, make_package
+from ..factories import (
+    activate,
+    make_agent,
+    make_corporate_customer,
+    make_customer,
+    make_department,
+    make_package,
+    make_transfer_account,
+)
 from ..payment_support import AGENT, as_customer, refund_to_balance
 
 
@@ -42,6 +50,8 @@ def promo(**values) -> PromoCode:
 
 
 def place(customer, package, method="bank_transfer", **kwargs) -> Order:
+    if method == "bank_transfer":
+        make_transfer_account(package.currency)
     order = placement.place_customer_order(customer, package, payment_method=method, actor=as_customer(customer),
                                            **kwargs, contracts_accepted=True)
     db.session.commit()
@@ -225,6 +235,7 @@ def test_32_concurrent_checkouts_never_use_a_promo_code_past_its_limit(app, supp
     from .test_concurrency import THREADS, _run_concurrently
 
     package = make_package("credit", [support])
+    make_transfer_account()
     code_id = promo(max_uses=5).id
     buyers = [make_customer() for _ in range(THREADS)]
     ids = [(buyer.id, package.id) for buyer in buyers]
@@ -425,3 +436,18 @@ def test_a_customer_cannot_place_an_order_paid_in_a_way_only_agents_have(app, me
     assert refused.value.code == "payment_method"
     db.session.rollback()
     assert db.session.scalar(db.select(db.func.count(Order.id))) == 0 and customer.credits == 0
+
+
+def test_a_bank_transfer_order_needs_an_account_in_its_currency(app, support):
+    """The service refuses it, whoever calls it (the checkout page only offered the choice before)."""
+    customer = make_customer()
+    usd = make_package("credit", [support], currency="USD", price="20.00")
+    make_transfer_account("TRY")
+    with pytest.raises(ServiceError) as refused:
+        placement.place_customer_order(customer, usd, payment_method="bank_transfer", actor=as_customer(customer),
+                                       contracts_accepted=True)
+    assert refused.value.code == "payment_method"
+    db.session.rollback()
+    assert db.session.scalar(db.select(db.func.count(Order.id))) == 0
+    make_transfer_account("USD")
+    assert place(customer, usd).currency == "USD"

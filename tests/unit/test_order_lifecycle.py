@@ -20,7 +20,7 @@ from limonbilling.services import (
 )
 from limonbilling.services import ledger as ledger_service
 
-from ..factories import make_customer, make_department, make_package
+from ..factories import make_customer, make_department, make_package, make_transfer_account
 from ..payment_support import (
     AGENT,
     BANK,
@@ -342,6 +342,7 @@ def test_bulk_back_to_pending_holds_the_promo_use_again(gateway):
     db.session.commit()
     assert order.promo_use_held and db.session.get(PromoCode, promo.id).uses == 1
     with pytest.raises(ServiceError) as used_up:  # a customer's order (an agent's forces the code past its limit)
+        make_transfer_account()
         placement.place_customer_order(make_customer(), _credit_package(), payment_method="bank_transfer",
                                        actor=AGENT, promo_code="ONCE", contracts_accepted=True)
     assert used_up.value.code == "promo_used_up"

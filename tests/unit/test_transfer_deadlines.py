@@ -21,7 +21,7 @@ from limonbilling.services import (
 )
 from limonbilling.services import transfer_deadlines as deadlines
 
-from ..factories import make_customer, make_department, make_package
+from ..factories import make_customer, make_department, make_package, make_transfer_account
 from ..payment_support import AGENT, as_customer
 from .test_lifecycle_races import THREADS, call, done, no_errors, on_order, race, worker  # noqa: F401 (a fixture)
 
@@ -36,6 +36,7 @@ def transfer_order(app):
     bank_transfer.add_account(bank_name="Limon Bank", account_holder="Limon Ltd", iban="TR330006100519786457841326",
                               currency="TRY", actor=AGENT)
     customer = make_customer()
+    make_transfer_account()
     order = placement.place_customer_order(customer, make_package("credit", [make_department()]),
                                 payment_method="bank_transfer", actor=as_customer(customer), contracts_accepted=True)
     db.session.commit()
@@ -72,6 +73,7 @@ def test_cancelled_on_the_seventh_day_to_the_second_once_with_a_mail_and_the_pro
     settings.update({"transfer_reminder_days": 3, "transfer_cancel_days": 7}, AGENT)
     promo_codes.create({"code": "ONCE", "kind": "percent", "value": "10", "max_uses": 1}, AGENT)
     customer = make_customer()
+    make_transfer_account()
     order = placement.place_customer_order(customer, make_package("credit", [make_department()]),
                                            payment_method="bank_transfer",
                                 actor=as_customer(customer), promo_code="ONCE", contracts_accepted=True)
