@@ -57,7 +57,7 @@ from limonbilling.services import (
     tokens,
 )
 
-from ..factories import make_customer, make_department, make_package
+from ..factories import make_customer, make_department, make_package, make_transfer_account
 from ..http.servers import LiveServer
 from ..payment_support import AGENT, BANK, as_customer, bank_answer, card_order, configure_gateway, offer_instalments
 
@@ -256,6 +256,7 @@ def paid_card_order(gateway, support, *, auto_activate: bool = True) -> Case:
 
 def bank_transfer_order(support, **kwargs) -> Case:
     customer = make_customer()
+    make_transfer_account()
     order = placement.place_customer_order(customer, make_package("credit", [support], credits=10),
                                 payment_method="bank_transfer", actor=as_customer(customer), **kwargs,
                                 contracts_accepted=True)
@@ -593,6 +594,7 @@ def test_9_sixteen_cancels_of_an_unpaid_order_give_back_one_promo_use(worker, su
     package = make_package("credit", [support], credits=10)
     if max_uses == 2:  # another order holds the other use: a second give-back would show
         other = make_customer()
+        make_transfer_account()
         placement.place_customer_order(other, package, payment_method="bank_transfer", actor=as_customer(other),
                             promo_code="ONCE", contracts_accepted=True)
     customer = make_customer()
