@@ -2,6 +2,7 @@
 transfer; the agent sees the affiliate on the order and, once the money is accepted, in Billing → Affiliates."""
 import re
 
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from limonbilling.extensions import db
@@ -44,4 +45,4 @@ def test_a_referred_visitor_buys_by_bank_transfer_and_the_agent_sees_the_affilia
     assert re.search(r"TECHBLOG\s+10%\s+1\s+TRY\xa0150\.00\s+TRY\xa015\.00", row.inner_text())
     screenshot(agent, "admin-affiliates")
     agent.get_by_role("link", name="Tech Blog").click()
-    assert agent.get_by_role("link", name=number).is_visible()
+    expect(agent.get_by_role("link", name=number)).to_be_visible()

@@ -2,6 +2,7 @@
 use credits, switch to a subscription, bank transfer, an agent's review; in English and in Turkish."""
 import re
 
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from limonbilling.models import Customer, Order
@@ -81,12 +82,12 @@ def test_credits_by_card_a_ticket_then_a_subscription_and_the_agent_accepts(shop
     assert "You have 8 credits." in page.content()  # 10 bought, 2 for the ticket
 
     page.get_by_role("link", name=re.compile("Aylık VIP$")).click()
-    assert "You will lose your 8 remaining credits." in page.content()
+    expect(page.locator("body")).to_contain_text("You will lose your 8 remaining credits.")
     page.fill("#card_number", CARD)
     page.fill("#card_expiry", "12/30")
     page.fill("#card_cvv", "000")
     page.locator("form:has(#card_number) button.btn-primary").click()
-    assert page.locator(".invalid-feedback, .alert-danger").first.is_visible()  # the forfeit must be confirmed
+    expect(page.locator(".invalid-feedback, .alert-danger").first).to_be_visible()  # the forfeit must be confirmed
     screenshot(page, "portal-checkout-forfeit")
     page.goto(f"{shop.url}/packages")
     pay_by_card(page, "Aylık VIP", accept_forfeit=True)
@@ -121,7 +122,7 @@ def test_bank_transfer_request_and_acceptance(shop, new_page):
     assert "TR33 0006 1005 1978 6457 8413 26" in page.content() and number in page.content()
     screenshot(page, "portal-bank-transfer-phone")
     page.get_by_role("button", name="Send the activation request").click()
-    assert page.get_by_text(re.compile("Your activation request was sent")).is_visible()
+    expect(page.get_by_text(re.compile("Your activation request was sent"))).to_be_visible()
 
     agent = new_page()
     agent_signs_in(agent, shop)

@@ -4,6 +4,7 @@ import io
 import json
 import zipfile
 
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from limonbilling.extensions import db
@@ -52,4 +53,4 @@ def test_a_customer_downloads_their_data_asks_for_erasure_and_cannot_sign_in_onc
     page.fill("#email", "elif@example.com")
     page.fill("#password", PASSWORD)
     page.locator("form button.btn-primary").click()
-    assert "The e-mail address or the password is wrong." in page.content()
+    expect(page.locator("body")).to_contain_text("The e-mail address or the password is wrong.")

@@ -3,6 +3,7 @@ page shows, signs out, signs in with a code, then with a recovery code, which wo
 import time
 
 import pyotp
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from limonbilling.models import AuditEntry
@@ -39,11 +40,12 @@ def test_an_agent_sets_up_two_factor_and_signs_in_with_a_code_and_a_recovery_cod
     totp = pyotp.TOTP(secret)
     page.fill("#enrol-code", totp.now())
     page.get_by_role("button", name="Turn on two-factor sign-in").click()
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
     codes = page.locator("#recovery-codes li").all_inner_texts()
     assert len(codes) == 10
     screenshot(page, "admin-two-factor-recovery-codes")
     page.get_by_role("link", name="I have saved them").click()
-    assert "Recovery codes left: 10." in page.content()
+    expect(page.locator("body")).to_contain_text("Recovery codes left: 10.")
     assert check(page, f"{shop.url}/admin/profile/two-factor", 1280) == []
 
     sign_out(page)
