@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from ..clock import now
 from ..extensions import db, insert_ignoring_conflict
 from ..models import AccountBalance, ActorType, BalanceEntry, Currency, Customer, Order
-from . import ServiceError, ValidationFailed, audit
+from . import ServiceError, ValidationFailed, audit, ledger
 from .packages import parse_price
 
 MAX_BALANCE_MINOR = 2**63 - 1  # the most a 64-bit money column holds
@@ -30,9 +30,14 @@ class BalanceLimit(ServiceError):
 def move(customer_id: int, currency: str, amount_minor: int, kind: str, *, order: Order | None = None,
          agent_id: int | None = None, reason: str | None = None) -> BalanceEntry:
     """Add (or, negative, take) money in one currency and write the entry; never below zero nor above
-    MAX_BALANCE_MINOR."""
+    MAX_BALANCE_MINOR.
+
+    The customer's row is locked first, whoever calls: a refund locks the order, moves the balance and then
+    locks the customer (to revoke), a purchase locks the customer and then moves the balance, so a balance row
+    taken before the customer would deadlock the two (locks go order, then customer, then balance)."""
     if abs(amount_minor) > MAX_BALANCE_MINOR:
         raise InsufficientBalance() if amount_minor < 0 else BalanceLimit()
+    ledger.lock_customer(customer_id)
     insert_ignoring_conflict(AccountBalance, customer_id=customer_id, currency=currency, amount_minor=0)
     row = AccountBalance.__table__.c
     statement = update(AccountBalance).where(row.customer_id == customer_id, row.currency == currency)

@@ -21,7 +21,7 @@ from flask_babel import gettext as _
 
 from ..formatting import format_money, plain_amount
 from ..models import BalanceKind, Order, Refund, TopUpInvoicing
-from . import ServiceError, ValidationFailed, audit, balance, ledger, settings
+from . import ServiceError, ValidationFailed, audit, balance, settings
 from .packages import parse_price
 
 
@@ -71,7 +71,6 @@ def credit(order: Order, actor: audit.Actor) -> None:
         return
     if not order.holds_money:
         raise ServiceError("payment_required", _("This order has no payment; it cannot be activated."))
-    ledger.lock_customer(order.customer_id)  # the order, then the customer, then the balance: as every purchase
     try:
         balance.move(order.customer_id, order.currency, order.amount_minor, BalanceKind.TOP_UP, order=order)
     except balance.BalanceLimit as error:
@@ -94,7 +93,6 @@ def take_back(order: Order, amount_minor: int, actor: audit.Actor) -> None:
     if amount_minor > credited_minor(order):
         raise ServiceError("top_up_refund_amount", _("At most %(most)s of this top-up is still to refund.",
                                                       most=format_money(credited_minor(order), order.currency)))
-    ledger.lock_customer(order.customer_id)  # before the balance, as a purchase from it does: no deadlock
     try:
         balance.move(order.customer_id, order.currency, -amount_minor, BalanceKind.TOP_UP_BACK, order=order)
     except balance.InsufficientBalance:
@@ -109,6 +107,5 @@ def put_back(order: Order, refund: Refund, actor: audit.Actor) -> None:
     """The bank refused the top-up's refund: the money stays with us, so it goes back into the balance."""
     if refund.automatic or not order.activated:
         return
-    ledger.lock_customer(order.customer_id)
     balance.move(order.customer_id, order.currency, refund.amount_minor, BalanceKind.TOP_UP_KEPT, order=order)
     audit.record(actor, "balance.top_up_kept", order, number=order.number, amount_minor=refund.amount_minor)

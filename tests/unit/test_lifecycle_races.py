@@ -12,10 +12,11 @@ serialises every writer and would hide the races. The callers run on a second
 app on the same database whose pool has a connection for each of them and
 whose lock waits end in an error after 20 s instead of a hung test.
 
-Two tests force the interleaving that used to deadlock (actions taking the
+Three tests force the interleaving that used to deadlock (actions taking the
 same locks in opposite orders) by holding each caller after its first lock
-until the other holds its own: bulk changes lock orders by id, and a
-cancellation approval locks the renewal orders before the customer.
+until the other holds its own: bulk changes lock orders by id, a
+cancellation approval locks the renewal orders before the customer, and
+every balance movement locks the customer before the balance row.
 """
 import threading
 from collections import Counter
@@ -37,6 +38,7 @@ from limonbilling.models import (
     LedgerEntry,
     Notification,
     Order,
+    Package,
     Payment,
     PromoCode,
     RefundDestination,
@@ -922,3 +924,60 @@ def test_15_sixteen_refunds_of_an_instalment_sale_return_it_whole_once(worker, g
     order = db.session.get(Order, case.order_id)
     [refund] = order.refunds
     assert (refund.amount_minor, refund.destination, refund.closes_order) == (case.amount_minor, "card", True)
+
+
+def test_a_refund_to_the_balance_while_the_customer_buys_from_the_balance_does_not_deadlock(worker, gateway, support,
+                                                                                          monkeypatch):
+    """A refund to the balance locks the order, moves the balance, then locks the customer to revoke what the
+    order gave; a purchase from the balance locks the customer, then moves the balance. Held after their first
+    lock until the other holds its own, they deadlocked (PostgreSQL aborted the refund) until every balance
+    movement took the customer's lock first."""
+    case = paid_card_order(gateway, support)
+    package_id = make_package("credit", [support], credits=5, price="1.00").id
+    balance.move(case.customer_id, "TRY", 100, "adjustment", reason="for the purchase")
+    db.session.commit()
+
+    def buy():
+        customer, package = db.session.get(Customer, case.customer_id), db.session.get(Package, package_id)
+        return lambda: placement.place_customer_order(customer, package, payment_method="account_balance",
+                                                      actor=as_customer(customer), contracts_accepted=True)
+
+    interleaving = Interleaving(monkeypatch)
+    interleaving.pause_after(balance, "move", role="refund")
+    interleaving.pause_after(ledger, "lock_customer", role="buy")
+    refund = on_order(case.order_id, lambda o: refunds.start(o, to=RefundDestination.BALANCE, actor=AGENT))
+    outcomes = race(worker, [interleaving.as_role(refund, "refund"), interleaving.as_role(buy, "buy")])
+
+    no_errors(outcomes)
+    assert len(done(outcomes)) == 2, outcomes
+    assert balance_of(case.customer_id) == case.amount_minor  # 1.00 in and out again, and the refund
+    assert db.session.get(Order, case.order_id).status == "cancelled"
+
+
+def test_sixteen_refunds_to_the_balance_and_purchases_from_it_at_once_move_it_exactly(worker, gateway, support):
+    """Half the callers refund a paid order to the balance, half buy a small package from the balance: one
+    refund, each purchase paid from money that was there, and the balance is the sum of its entries."""
+    case = paid_card_order(gateway, support)
+    package_id = make_package("credit", [support], credits=5, price="1.00").id
+    balance.move(case.customer_id, "TRY", 300, "adjustment", reason="three purchases")
+    db.session.commit()
+
+    def buy():
+        customer, package = db.session.get(Customer, case.customer_id), db.session.get(Package, package_id)
+        return lambda: placement.place_customer_order(customer, package, payment_method="account_balance",
+                                                      actor=as_customer(customer), contracts_accepted=True)
+
+    refund = on_order(case.order_id, lambda o: refunds.start(o, to=RefundDestination.BALANCE, actor=AGENT),
+                      "refund")
+    outcomes = race(worker, [refund, labelled(buy, "buy")] * HALF)
+
+    no_errors(outcomes)
+    assert len(done(outcomes, "refund")) == 1
+    assert set(refusals(outcomes)) <= {"nothing_to_refund", "refund_in_flight", "insufficient_balance"}
+    bought = len(done(outcomes, "buy"))
+    assert 3 <= bought <= HALF
+    entries = [e.amount_minor for e in db.session.scalars(
+        select(BalanceEntry).where(BalanceEntry.customer_id == case.customer_id))]
+    assert sorted(entries) == sorted([300, case.amount_minor] + [-100] * bought)
+    assert balance_of(case.customer_id) == sum(entries) == 300 + case.amount_minor - 100 * bought
+    assert count(Order, Order.customer_id == case.customer_id, Order.payment_status == "paid") == bought
