@@ -130,6 +130,7 @@ def order_detail(number: str):
                            accept_form=AcceptForm(), attention_form=SettleAttentionForm(),
                            balance_entries=balance_entries, messages=messages,
                            card_plan=refunds.card_plan(order),
+                           payment_link=card_payments.has_payment_link(order),
                            affiliate_form=AffiliateAssignForm(affiliate_id=str(order.affiliate_id or ""))
                            .with_choices(affiliates.all_affiliates()))
 
@@ -168,6 +169,19 @@ def order_settle_attention(number: str):
         flash(" ".join(form.note.errors), "danger")
     elif run_action(order_actions.settle_attention, order, form.note.data, current_actor())[0]:
         flash(_("Order %(number)s no longer needs attention.", number=number), "success")
+    return redirect(url_for("admin.order_detail", number=number))
+
+
+@billing_view("/billing/orders/<number>/payment-link", methods=["POST"])
+def order_resend_payment_link(number: str):
+    """Mail the card payment link of an order an agent placed again; it works a week from now."""
+    order = order_or_404(number)
+    if ButtonForm().validate_on_submit():
+        ok, sent = run_action(card_payments.resend_payment_link, order, current_actor())
+        if ok:
+            flash(_("The payment link is mailed to the customer again.") if sent else
+                  _("The payment link was mailed less than a minute ago; it is not sent twice."),
+                  "success" if sent else "info")
     return redirect(url_for("admin.order_detail", number=number))
 
 

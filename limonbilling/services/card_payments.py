@@ -20,6 +20,7 @@ from ..extensions import db
 from ..models import (
     Customer,
     MoneyState,
+    Notification,
     Order,
     OrderState,
     Payment,
@@ -63,6 +64,31 @@ def payment_link_order(token: str, customer: Customer) -> Order:
     if not order.awaiting_payment:
         raise ServiceError("not_payable", _("This order cannot be paid any more."))
     return order
+
+
+def has_payment_link(order: Order) -> bool:
+    """A card order an agent (or the API) placed, whose payment link was mailed when it was placed."""
+    return order.payment_method == PaymentMethod.CARD and db.session.scalar(select(Notification.id).where(
+        Notification.order_number == order.number, Notification.event == "payment_link").limit(1)) is not None
+
+
+def resend_payment_link(order: Order, actor: audit.Actor) -> bool:
+    """Mail the card payment link of an order an agent placed again (the customer lost it, or it is about to
+    expire): a fresh link, and the order waits PAYMENT_LINK_LIFETIME from now. Refused once the order is paid,
+    cancelled or expired. Pressed again within the same minute it sends nothing more; returns whether it sent."""
+    order = lock_order(order)
+    if not has_payment_link(order):
+        raise ServiceError("no_payment_link", _("Only a card order an agent placed has a payment link."))
+    moment = now()
+    if not order.awaiting_payment or order.expires_at is None or order.expires_at <= moment:
+        raise ServiceError("not_payable", _("Order %(number)s is paid, cancelled or expired: its payment link "
+                                            "cannot be sent again.", number=order.number))
+    order.expires_at = moment + PAYMENT_LINK_LIFETIME
+    sent = notifications.payment_link(order, resent_at=moment)
+    if sent:
+        audit.record(actor, "order.payment_link_resent", order, number=order.number,
+                     expires_at=order.expires_at.isoformat())
+    return sent
 
 
 def start_card_payment(order: Order, provider: str) -> Payment:

@@ -223,11 +223,12 @@ def order_confirmation(order: Order) -> None:
                  lambda: _("Order confirmation %(number)s", number=order.number), order, **_order_links(order))
 
 
-def payment_link(order: Order) -> None:
+def payment_link(order: Order, resent_at: datetime | None = None) -> bool:
     """An agent placed a card order for the customer: the signed link to pay it (card_payments.payment_link_order),
-    with the day it stops working."""
+    with the day it stops working. Sent again (`resent_at`), once a minute at most."""
     customer = db.session.get(Customer, order.customer_id)
-    _to_customer(customer, "payment_link", f"order:{order.number}:payment_link", "payment_link",
+    key = f"order:{order.number}:payment_link" + (f":{resent_at:%Y%m%d%H%M}" if resent_at is not None else "")
+    return _to_customer(customer, "payment_link", key, "payment_link",
                  lambda: _("Pay order %(number)s by card", number=order.number), order, sensitive=True,
                  pay_url=external_url("portal.payment_link", token=tokens.payment_link_token(order)),
                  **_order_links(order))

@@ -268,6 +268,67 @@ def test_an_unpaid_link_order_is_the_customers_one_open_order(support, clock):
                                    contracts_accepted=True)
 
 
+def _links(order: Order) -> list[str]:
+    return [re.search(r"/pay/([^\s\"<]+)", mail.body_text).group(1) for mail in db.session.scalars(
+        select(Notification).where(Notification.order_number == order.number, Notification.event == "payment_link")
+        .order_by(Notification.id))]
+
+
+def test_the_link_is_sent_again_with_a_week_from_now_once_a_minute(support, clock):
+    customer = make_customer()
+    order = agent_order(customer, make_package("credit", [support]), method="card")
+    clock.advance(days=6, hours=23)
+    assert card_payments.resend_payment_link(order, AGENT) is True
+    db.session.commit()
+    assert order.expires_at == clock.now() + card_payments.PAYMENT_LINK_LIFETIME
+    assert card_payments.resend_payment_link(order, AGENT) is False  # pressed twice: one mail
+    clock.advance(seconds=60)
+    assert card_payments.resend_payment_link(order, AGENT) is True
+    db.session.commit()
+    first, second, third = _links(order)
+    assert len({first, second, third}) == 3
+    assert db.session.scalars(select(AuditEntry.action).where(
+        AuditEntry.action == "order.payment_link_resent")).all() == ["order.payment_link_resent"] * 2
+    clock.advance(seconds=card_payments.PAYMENT_LINK_LIFETIME.total_seconds() - 1)
+    assert card_payments.payment_link_order(third, customer) == order  # a week from the last mail, to the second
+    with pytest.raises(ServiceError) as refused:
+        card_payments.payment_link_order(first, customer)  # the first link is older than a week
+    assert refused.value.code == "link_expired"
+
+
+def test_the_link_is_not_sent_again_once_paid_cancelled_or_expired_nor_for_other_orders(support, clock):
+    package = make_package("credit", [support])
+    refused_with = {}
+    for case in ("paid", "cancelled", "expired", "manual", "customer's own"):
+        customer = make_customer()
+        if case == "manual":
+            order = agent_order(customer, package, method="manual")
+        elif case == "customer's own":
+            order = placement.place_customer_order(customer, package, payment_method="card",
+                                                   actor=as_customer(customer), contracts_accepted=True)
+        else:
+            order = agent_order(customer, package, method="card")
+        if case == "paid":
+            attempt = card_payments.start_card_payment(order, "nestpay")
+            db.session.commit()
+            card_payments.apply_card_callback(configure_gateway(), bank_answer(attempt), BANK)
+        elif case == "cancelled":
+            order_actions.cancel_order(order, AGENT)
+        db.session.commit()
+        moment = clock.now()
+        if case == "expired":
+            clock.advance(seconds=card_payments.PAYMENT_LINK_LIFETIME.total_seconds())
+        with pytest.raises(ServiceError) as refused:
+            card_payments.resend_payment_link(order, AGENT)
+        db.session.rollback()
+        refused_with[case] = refused.value.code
+        clock.set(moment)
+    assert refused_with == {"paid": "not_payable", "cancelled": "not_payable", "expired": "not_payable",
+                            "manual": "no_payment_link", "customer's own": "no_payment_link"}
+    assert db.session.scalar(select(db.func.count()).select_from(AuditEntry).where(
+        AuditEntry.action == "order.payment_link_resent")) == 0
+
+
 # --- the customer's note at checkout ---------------------------------------------------------------------
 
 def test_the_customers_note_is_kept_trimmed_and_limited(support):

@@ -869,6 +869,47 @@ def test_14_sixteen_payers_of_one_payment_link_pay_and_activate_once(worker, gat
     assert mails(case.number, "purchase_activated", case.email) == 1
 
 
+def test_14_sixteen_agents_sending_the_link_again_send_it_once_and_half_paying_meanwhile_stops_it(worker, gateway,
+                                                                                                   support, clock):
+    """Sixteen agents press "Send it again" in the same minute: one mail, one audit entry. Then half press it
+    while the customer pays through the link: the payment is taken once and no link is sent after it."""
+    customer = make_customer()
+    order = placement.place_agent_order(customer, make_package("credit", [support], credits=10),
+                                        payment_method="card", actor=AGENT)
+    db.session.commit()
+    case, token = case_of(order, customer), tokens.payment_link_token(order)
+    clock.advance(days=1)
+
+    outcomes = race(worker, [on_order(case.order_id, lambda o: card_payments.resend_payment_link(o, AGENT))]
+                    * THREADS)
+    no_errors(outcomes)
+    assert sorted(o.value for o in done(outcomes)) == [False] * (THREADS - 1) + [True]
+    assert mails(case.number, "payment_link", case.email) == 2 and audits("order.payment_link_resent") == 1
+
+    clock.advance(minutes=1)
+
+    def payer():
+        payer_customer = db.session.get(Customer, case.customer_id)
+
+        def pay():
+            attempt = card_payments.start_card_payment(card_payments.payment_link_order(token, payer_customer),
+                                                       "nestpay")
+            db.session.flush()
+            return card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK).number
+        return pay
+
+    outcomes = race(worker, [labelled(payer, "payer"), on_order(
+        case.order_id, lambda o: card_payments.resend_payment_link(o, AGENT), "resend")] * HALF)
+    no_errors(outcomes)
+    assert len(done(outcomes, "payer")) == 1
+    assert set(refusals(outcomes)) <= {"not_payable", "link_paid"}
+    order = db.session.get(Order, case.order_id)
+    assert (order.payment_status, order.activated, len(order.payments)) == ("paid", True, 1)
+    resent = [o for o in done(outcomes, "resend") if o.value]
+    assert len(resent) <= 1 and mails(case.number, "payment_link", case.email) == 2 + len(resent)
+    assert credits_consistent(case.customer_id) == 10
+
+
 # --- 15: a card sale in instalments -----------------------------------------------------------------------------
 
 def instalment_card_order(support, count: int = 3) -> tuple[Case, Payment]:

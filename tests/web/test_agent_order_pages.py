@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from limonbilling.extensions import db
 from limonbilling.models import Notification, Order
-from limonbilling.services import audit, bank_transfer, placement, promo_codes
+from limonbilling.services import audit, bank_transfer, card_payments, order_actions, placement, promo_codes
 
 from ..factories import make_agent, make_customer, make_department, make_package, sign_in
 
@@ -114,6 +114,32 @@ def test_an_expired_link_says_so(app, support, clock):
     sign_in(browser, customer)
     page = browser.get(mailed_link(order.number), follow_redirects=True).data.decode()
     assert "has expired" in page
+
+
+def test_the_order_page_sends_the_link_again_until_the_order_is_cancelled(billing_client, support, clock):
+    order = placement.place_agent_order(make_customer(), make_package("credit", [support]), payment_method="card",
+                                        actor=ACTOR)
+    db.session.commit()
+    page = billing_client.get(f"/admin/billing/orders/{order.number}").data.decode()
+    assert f'action="/admin/billing/orders/{order.number}/payment-link"' in page and "Send it again" in page
+    clock.advance(days=6)
+    page = billing_client.post(f"/admin/billing/orders/{order.number}/payment-link",
+                               follow_redirects=True).data.decode()
+    assert "The payment link is mailed to the customer again." in page
+    assert db.session.scalar(select(db.func.count()).select_from(Notification).where(
+        Notification.event == "payment_link")) == 2
+    again = billing_client.post(f"/admin/billing/orders/{order.number}/payment-link",
+                                follow_redirects=True).data.decode()
+    assert "less than a minute ago" in again
+    db.session.refresh(order)
+    assert order.expires_at == clock.now() + card_payments.PAYMENT_LINK_LIFETIME
+    order_actions.cancel_order(order, ACTOR)
+    db.session.commit()
+    page = billing_client.get(f"/admin/billing/orders/{order.number}").data.decode()
+    assert "Send it again" not in page
+    refused = billing_client.post(f"/admin/billing/orders/{order.number}/payment-link",
+                                  follow_redirects=True).data.decode()
+    assert "cannot be sent again" in refused
 
 
 def test_the_customers_checkout_note_shows_on_both_order_pages(app, billing_client, support):
