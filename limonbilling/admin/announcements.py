@@ -8,7 +8,7 @@ from ..forms import ButtonForm, run_action, run_service
 from ..models import Announcement
 from ..services import announcements
 from . import bp
-from .forms import AnnouncementForm, ToggleForm
+from .forms import AnnouncementEditForm, AnnouncementForm, ToggleForm
 
 
 @bp.route("/announcements", methods=["GET", "POST"])
@@ -25,6 +25,21 @@ def announcement_list():
             return redirect(url_for("admin.announcement_list"))
     return render_template("admin/announcements.html", form=form, announcements=announcements.all_announcements(),
                            toggle_form=ToggleForm(), button=ButtonForm())
+
+
+@bp.route("/announcements/<int:announcement_id>/edit", methods=["GET", "POST"])
+@requires("support")
+def announcement_edit(announcement_id: int):
+    announcement = db.get_or_404(Announcement, announcement_id)
+    form = AnnouncementEditForm(obj=announcement)
+    if form.validate_on_submit():
+        ok, changed = run_service(form, announcements.update, announcement, {
+            "language": form.language.data, "title": form.title.data, "body": form.body.data}, current_actor())
+        if ok:
+            flash(_("“%(title)s” is saved.", title=announcement.title) if changed else _("Nothing was changed."),
+                  "success" if changed else "info")
+            return redirect(url_for("admin.announcement_list"))
+    return render_template("admin/announcement_edit.html", form=form, announcement=announcement)
 
 
 @bp.route("/announcements/<int:announcement_id>/published", methods=["POST"])

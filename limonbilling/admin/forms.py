@@ -431,11 +431,14 @@ class AffiliateAssignForm(FlaskForm):
         return self
 
 
-class AnnouncementForm(FlaskForm):
+class AnnouncementEditForm(FlaskForm):
     language = SelectField(_l("Language"), choices=choices_of(Language), default=Language.TR,
                            description=_l("Customers see the announcements in the language they use."))
     title = StringField(_l("Title"))
     body = TextAreaField(_l("Text"), description=_l("Plain text; line breaks are kept."))
+
+
+class AnnouncementForm(AnnouncementEditForm):
     publish = BooleanField(_l("Publish now"), default=True)
 
 

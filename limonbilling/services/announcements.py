@@ -18,8 +18,8 @@ ON_HOME_PAGE = 3
 LISTED = 100  # the portal's list: the newest this many
 
 
-def create(values: dict, agent: Agent | None, actor: audit.Actor) -> Announcement:
-    """A new announcement, published at once when `values["publish"]`, else kept as a draft."""
+def _clean(values: dict) -> dict:
+    """The language, title and text, checked: what a new announcement and an edit both need."""
     errors: dict[str, list[str]] = {}
     language = values.get("language")
     if not Language.has(language):
@@ -32,13 +32,31 @@ def create(values: dict, agent: Agent | None, actor: audit.Actor) -> Announcemen
         errors["body"] = [_("Enter a text of at most %(max)d characters.", max=BODY_LENGTH)]
     if errors:
         raise ValidationFailed(errors)
-    announcement = Announcement(language=language, title=title, body=body, agent_id=agent.id if agent else None,
+    return {"language": language, "title": title, "body": body}
+
+
+def create(values: dict, agent: Agent | None, actor: audit.Actor) -> Announcement:
+    """A new announcement, published at once when `values["publish"]`, else kept as a draft."""
+    clean = _clean(values)
+    announcement = Announcement(**clean, agent_id=agent.id if agent else None,
                                 published_at=now() if values.get("publish") else None)
     db.session.add(announcement)
     db.session.flush()
-    audit.record(actor, "announcement.create", announcement, title=title, language=language,
+    audit.record(actor, "announcement.create", announcement, title=clean["title"], language=clean["language"],
                  published=announcement.published)
     return announcement
+
+
+def update(announcement: Announcement, values: dict, actor: audit.Actor) -> list[str]:
+    """Correct the language, title or text (a draft before it goes out, or a typo after). Whether and since when
+    it is published stays as it is: an edit does not make it the newest. Returns the fields that changed."""
+    clean = _clean(values)
+    changed = [name for name, value in clean.items() if getattr(announcement, name) != value]
+    if changed:
+        for name in changed:
+            setattr(announcement, name, clean[name])
+        audit.record(actor, "announcement.update", announcement, title=announcement.title, changed=changed)
+    return changed
 
 
 def set_published(announcement: Announcement, published: bool, actor: audit.Actor) -> None:

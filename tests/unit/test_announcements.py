@@ -80,3 +80,29 @@ def test_the_longest_title_and_text_fit(app):
     announcement = announcements.create({"language": "tr", "title": "T" * 200, "body": "B" * 5000}, None, AGENT)
     db.session.commit()
     assert (len(announcement.title), len(announcement.body), announcement.published) == (200, 5000, False)
+
+
+def test_an_edit_corrects_the_text_and_keeps_when_it_was_published(app, clock):
+    announcement = announce("Chat hours")
+    published_at = announcement.published_at
+    clock.advance(hours=1)
+    changed = announcements.update(announcement, {"language": "tr", "title": " Sohbet saatleri ",
+                                                  "body": "Pazartesiden itibaren."}, AGENT)
+    db.session.commit()
+    assert changed == ["language", "title", "body"]
+    assert (announcement.language, announcement.title, announcement.published_at) == ("tr", "Sohbet saatleri",
+                                                                                     published_at)
+    assert titles(announcements.latest("tr")) == ["Sohbet saatleri"] and announcements.latest("en") == []
+    assert announcements.update(announcement, {"language": "tr", "title": "Sohbet saatleri",
+                                               "body": "Pazartesiden itibaren."}, AGENT) == []
+    entries = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "announcement.update")).all()
+    assert [e.details for e in entries] == [{"title": "Sohbet saatleri", "changed": ["language", "title", "body"]}]
+
+
+def test_an_edit_is_checked_as_a_new_one_is_and_changes_nothing_when_refused(app):
+    announcement = announce("Kept")
+    with pytest.raises(ValidationFailed) as refused:
+        announcements.update(announcement, {"language": "en", "title": "T" * 201, "body": "B"}, AGENT)
+    assert list(refused.value.errors) == ["title"]
+    db.session.rollback()
+    assert (announcement.title, announcement.body) == ("Kept", "About Kept.")

@@ -46,11 +46,34 @@ def test_a_draft_is_kept_and_errors_are_shown_next_to_their_fields(app):
     assert page.count("is-invalid") >= 2
 
 
+def test_an_agent_edits_a_draft_and_a_mistake_shows_next_to_its_field(app):
+    agent = _support_client(app)
+    _announce(agent, "Draft", publish="", body="First try")
+    announcement = db.session.scalar(select(Announcement))
+    listing = agent.get("/admin/announcements").get_data(as_text=True)
+    assert f'href="/admin/announcements/{announcement.id}/edit"' in listing
+    form = agent.get(f"/admin/announcements/{announcement.id}/edit").get_data(as_text=True)
+    assert 'value="Draft"' in form and "First try</textarea>" in form and "Not published" in form
+    refused = agent.post(f"/admin/announcements/{announcement.id}/edit",
+                         data={"language": "en", "title": "", "body": "x"}).get_data(as_text=True)
+    assert "Enter a title of at most 200 characters." in refused and "is-invalid" in refused
+    saved = agent.post(f"/admin/announcements/{announcement.id}/edit", follow_redirects=True,
+                       data={"language": "tr", "title": "Yeni saatler", "body": "Pazartesiden itibaren"})
+    assert "“Yeni saatler” is saved." in saved.get_data(as_text=True)
+    db.session.expire_all()
+    assert (announcement.language, announcement.title, announcement.published_at) == ("tr", "Yeni saatler", None)
+    same = agent.post(f"/admin/announcements/{announcement.id}/edit", follow_redirects=True,
+                      data={"language": "tr", "title": "Yeni saatler", "body": "Pazartesiden itibaren"})
+    assert "Nothing was changed." in same.get_data(as_text=True)
+    assert agent.get("/admin/announcements/999/edit").status_code == 404
+
+
 def test_announcements_need_the_support_permission(app):
     client = app.test_client()
     sign_in(client, make_agent("billing", "customers", "settings"))
     assert client.get("/admin/announcements").status_code == 403
     assert _announce(client, "Nope").status_code == 403
+    assert client.get("/admin/announcements/1/edit").status_code == 403
 
 
 def test_customers_read_the_latest_three_of_their_language_as_plain_text(app, clock):
