@@ -273,3 +273,30 @@ def test_revenue_counts_top_up_money_once_when_the_balance_pays(gateway):
     assert sum(reports.revenue_by_month(1).get("TRY", {}).values()) == 0
     _buy_from_balance(customer)  # 100.00 of it spent on a package
     assert sum(reports.revenue_by_month(1)["TRY"].values()) == 10_000
+
+
+# --- attack pass: Cancel / Fraud of a credited top-up ---------------------------------------------------------
+
+def test_a_paid_top_up_is_not_cancelled_or_set_as_fraud_with_its_money_left_in_the_balance(gateway):
+    """Paid top-up (250.00 in the balance) → Set as Fraud or Cancel: nothing was taken back from the balance (a
+    top-up gives money, not a grant), so the money (maybe a stolen card's) stayed spendable while the order was
+    "fraud" and its invoice Cancelled. Both are refused: refund it (Cancel & Refund takes it from the balance)."""
+    settings.update({"top_up_invoicing": "top_up"}, AGENT)
+    db.session.commit()
+    customer = make_customer()
+    order, _attempt = _paid_top_up(gateway, customer)
+    for action in (order_actions.set_fraud, order_actions.cancel_order):
+        with pytest.raises(ServiceError) as refused:
+            action(order, AGENT)
+        db.session.rollback()
+        assert refused.value.code == "top_up_paid"
+    assert order_actions.bulk_set_status([order], "fraud", AGENT) == (0, [order.number])
+    assert order_actions.bulk_set_status([order], "cancelled", AGENT) == (0, [order.number])
+    db.session.commit()
+    assert (order.status, order.payment_status, order.invoice.status) == ("active", "paid", "paid")
+    assert balance.amount(customer, "TRY") == 25_000
+    refunds.start(order, to=RefundDestination.CARD, actor=AGENT)  # the way to take it back
+    db.session.commit()
+    assert refunds.send(order, _Bank(succeed=True), AGENT) == "refunded"
+    db.session.commit()
+    assert (order.status, balance.amount(customer, "TRY")) == ("cancelled", 0)
