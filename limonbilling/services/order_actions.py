@@ -108,12 +108,23 @@ def _set_aside(order: Order, target: OrderState, actor: audit.Actor, reason: dic
     """Cancel and Set as Fraud: revoke what the order gave, then the status; the invoice follows (Cancelled
     while the money is neither paid nor refunded). The money stays where it is (see refunds)."""
     order = lock_order(order)
+    if order.may_become(target):  # else move_order says why (already there)
+        _refuse_paid_top_up(order)
     move_order(order, target)
     _revoke(order, actor, reason)
     promo_codes.release_use(order)
     settle(order)
     audit.record(actor, f"order.{target}", order, number=order.number)
     return order
+
+
+def _refuse_paid_top_up(order: Order) -> None:
+    """A paid top-up gave money, not a grant: Cancel or Fraud would revoke nothing and leave it spendable in the
+    balance (its invoice Cancelled). Its money is taken back only by refunding it (top_ups.take_back)."""
+    if order.top_up and order.activated and order.holds_money:
+        raise ServiceError("top_up_paid", _(
+            "This top-up's money is in the customer's account balance. Refund it (Cancel & Refund takes it from "
+            "the balance first), or take it off the balance with an adjustment."))
 
 
 def cancel_order(order: Order, actor: audit.Actor) -> Order:
@@ -202,6 +213,8 @@ def bulk_set_status(orders: list[Order], status: str, actor: audit.Actor) -> tup
                 if not order.may_become(OrderState.PENDING) or order.top_up:  # a top-up is never reopened
                     raise refusal(order, target)
                 promo_codes.hold_use(order)  # reopened: its code counts again, if a use is left
+            if target in (OrderState.CANCELLED, OrderState.FRAUD) and order.status != target:
+                _refuse_paid_top_up(order)
             move_order(order, target, custom_status_id=custom.id if custom else None)
         except ServiceError:
             skipped.append(number)

@@ -74,15 +74,13 @@ def start(order: Order, *, to: RefundDestination, actor: audit.Actor, amount_min
     if not 0 < amount_minor <= available:
         raise ServiceError("refund_amount", _("Refund an amount from 0.01 to %(most)s.",
                                               most=plain_amount(available)))
-    if order.top_up and not automatic:
-        if to != RefundDestination.CARD:
-            raise ServiceError("top_up_to_balance", _(
-                "A balance top-up is not refunded to the balance it was added to. Refund a card top-up to the "
-                "card; for a transfer, take the money off the balance with an adjustment and send it back."))
-        top_ups.take_back(order, amount_minor, actor)  # from the balance first; refused if spent
+    if order.top_up and not automatic and to != RefundDestination.CARD:
+        raise ServiceError("top_up_to_balance", _(
+            "A balance top-up is not refunded to the balance it was added to. Refund a card top-up to the "
+            "card; for a transfer, take the money off the balance with an adjustment and send it back."))
     closes_order = not automatic and amount_minor == order.refundable_minor
     moment = now()
-    rows, left = [], amount_minor
+    parts, left = [], amount_minor
     for source in sources:
         part = min(left, source.refundable_minor)
         if part and to == RefundDestination.CARD and source.instalments > 1 and part != source.amount_minor:
@@ -91,13 +89,16 @@ def start(order: Order, *, to: RefundDestination, actor: audit.Actor, amount_min
                 "bank takes it; refund all of it, or refund part of it to the account balance.",
                 count=source.instalments, amount=format_money(source.amount_minor, source.currency)))
         if part:
-            rows.append(Refund(
-                order=order, payment=source, destination=to, state=State.CREATED, amount_minor=part,
-                currency=order.currency, automatic=automatic, closes_order=closes_order, reason=reason,
-                created_at=moment, updated_at=moment,
-                agent_id=actor.id if actor.type == "agent" else None,
-            ))
+            parts.append((source, part))
             left -= part
+    if order.top_up and not automatic:  # from the balance first, what of it was credited; refused if spent
+        top_ups.take_back(order, sum(part for source, part in parts if top_ups.credited_payment(source)), actor)
+    rows = [Refund(
+        order=order, payment=source, destination=to, state=State.CREATED, amount_minor=part,
+        currency=order.currency, automatic=automatic, closes_order=closes_order, reason=reason,
+        created_at=moment, updated_at=moment,
+        agent_id=actor.id if actor.type == "agent" else None,
+    ) for source, part in parts]
     db.session.add_all(rows)
     db.session.flush()
     audit.record(actor, "order.refund_start", order, number=order.number, amount_minor=amount_minor, to=to,

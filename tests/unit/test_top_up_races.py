@@ -1,5 +1,8 @@
 """Races on a balance top-up (issue 16), on PostgreSQL with 16 callers at the same instant (the harness of
 test_lifecycle_races): every action that moves its money has one effect on the account balance."""
+import time
+
+import pytest
 from sqlalchemy import select
 
 from limonbilling.extensions import db
@@ -114,3 +117,34 @@ def test_refunds_of_a_top_up_racing_purchases_from_the_balance_never_take_more_t
     entries = _entries(customer_id)
     assert entries[0] == ("top_up", 10_000) and len(entries) == 2
     assert entries[1] in (("top_up_back", -10_000), ("payment", -10_000))
+
+
+@pytest.mark.parametrize("fraud_late", [0, 0.3])  # Fraud pressed with the approvals, or just after them
+def test_an_approval_racing_set_as_fraud_never_leaves_a_fraud_top_up_credited(worker, gateway, fraud_late):
+    """Half the callers bring the bank's approval of a top-up, half press Set as Fraud: either Fraud comes first and
+    the approval is returned by itself (nothing credited), or the approval does and every Fraud is refused (the
+    money is in the balance: refund it). Before, the second order ended Fraud with 250.00 spendable in the
+    balance."""
+    order_id, customer_id, attempt = _card_top_up()
+    approval = bank_answer(attempt)
+
+    def fraud(order):
+        time.sleep(fraud_late)
+        return order_actions.set_fraud(order, AGENT)
+
+    jobs = [call(lambda: card_payments.apply_card_callback(gateway, approval, BANK), "callback"),
+            on_order(order_id, fraud, "fraud")] * HALF
+    outcomes = race(worker, jobs)
+
+    no_errors(outcomes)
+    assert len(done(outcomes, "callback")) == HALF
+    order = db.session.get(Order, order_id)
+    if order.status == "fraud":
+        assert len(done(outcomes, "fraud")) == 1 and set(refusals(outcomes)) <= {"already_fraud"}
+        [refund] = order.refunds
+        assert (refund.automatic, refund.amount_minor) == (True, 25_000)
+        assert _entries(customer_id) == [] and balance_of(customer_id) == 0
+    else:
+        assert refusals(outcomes) == {"top_up_paid": HALF}, refusals(outcomes)
+        assert (order.status, order.payment_status, order.refunds) == ("active", "paid", [])
+        assert _entries(customer_id) == [("top_up", 25_000)] and balance_of(customer_id) == 25_000

@@ -273,3 +273,83 @@ def test_revenue_counts_top_up_money_once_when_the_balance_pays(gateway):
     assert sum(reports.revenue_by_month(1).get("TRY", {}).values()) == 0
     _buy_from_balance(customer)  # 100.00 of it spent on a package
     assert sum(reports.revenue_by_month(1)["TRY"].values()) == 10_000
+
+
+# --- attack pass: Cancel / Fraud of a credited top-up ---------------------------------------------------------
+
+def test_a_paid_top_up_is_not_cancelled_or_set_as_fraud_with_its_money_left_in_the_balance(gateway):
+    """Paid top-up (250.00 in the balance) → Set as Fraud or Cancel: nothing was taken back from the balance (a
+    top-up gives money, not a grant), so the money (maybe a stolen card's) stayed spendable while the order was
+    "fraud" and its invoice Cancelled. Both are refused: refund it (Cancel & Refund takes it from the balance)."""
+    settings.update({"top_up_invoicing": "top_up"}, AGENT)
+    db.session.commit()
+    customer = make_customer()
+    order, _attempt = _paid_top_up(gateway, customer)
+    for action in (order_actions.set_fraud, order_actions.cancel_order):
+        with pytest.raises(ServiceError) as refused:
+            action(order, AGENT)
+        db.session.rollback()
+        assert refused.value.code == "top_up_paid"
+    assert order_actions.bulk_set_status([order], "fraud", AGENT) == (0, [order.number])
+    assert order_actions.bulk_set_status([order], "cancelled", AGENT) == (0, [order.number])
+    db.session.commit()
+    assert (order.status, order.payment_status, order.invoice.status) == ("active", "paid", "paid")
+    assert balance.amount(customer, "TRY") == 25_000
+    refunds.start(order, to=RefundDestination.CARD, actor=AGENT)  # the way to take it back
+    db.session.commit()
+    assert refunds.send(order, _Bank(succeed=True), AGENT) == "refunded"
+    db.session.commit()
+    assert (order.status, balance.amount(customer, "TRY")) == ("cancelled", 0)
+
+
+def test_money_the_bank_could_not_return_by_itself_is_refunded_without_taking_it_from_the_balance(gateway):
+    """Two approved attempts of one top-up: the first is credited (250.00), the second's automatic return is refused
+    by the bank, and the order page says "refund it from this page". Before, a refund took every kuruş it returned
+    from the balance, the uncredited money too: Cancel & Refund (500.00) was refused ("at most 250.00"), and a
+    refund of 250.00 returned the second payment but emptied the balance, so the customer lost 250.00 for good (the
+    first payment could then never be refunded: nothing of it was "left to refund")."""
+    customer = make_customer()
+    order, first = _card_top_up(customer)
+    second = card_payments.start_card_payment(order, "nestpay")
+    db.session.commit()
+    card_payments.apply_card_callback(gateway, bank_answer(first), BANK)
+    card_payments.apply_card_callback(gateway, bank_answer(second), BANK)
+    db.session.commit()
+    assert refunds.send(order, _Bank(succeed=False), BANK) == "failed"  # the automatic return, refused
+    db.session.commit()
+    assert (order.refundable_minor, balance.amount(customer, "TRY")) == (50_000, 25_000) and order.attention
+    refunds.start(order, to=RefundDestination.CARD, actor=AGENT, amount_minor=25_000)
+    db.session.commit()
+    assert balance.amount(customer, "TRY") == 25_000  # the second payment was never in the balance
+    bank = _Bank(succeed=True)
+    assert refunds.send(order, bank, AGENT) == "refunded"
+    db.session.commit()
+    assert bank.asked == [(second.oid, 25_000, "void")] and order.status == "active"
+    refunds.start(order, to=RefundDestination.CARD, actor=AGENT)  # Cancel & Refund: the credited one
+    db.session.commit()
+    assert refunds.send(order, bank, AGENT) == "refunded"
+    db.session.commit()
+    assert (order.status, order.payment_status, balance.amount(customer, "TRY")) == ("cancelled", "refunded", 0)
+    assert _entries(customer) == [("top_up", 25_000, 25_000), ("top_up_back", -25_000, 0)]
+
+
+def test_a_refused_refund_puts_back_only_what_it_took_from_the_balance(gateway):
+    """The same two payments refunded at once (500.00) took 250.00 from the balance; when the bank refuses both
+    parts, 250.00 goes back into it, not 500.00."""
+    customer = make_customer()
+    order, first = _card_top_up(customer)
+    second = card_payments.start_card_payment(order, "nestpay")
+    db.session.commit()
+    card_payments.apply_card_callback(gateway, bank_answer(first), BANK)
+    card_payments.apply_card_callback(gateway, bank_answer(second), BANK)
+    db.session.commit()
+    refunds.send(order, _Bank(succeed=False), BANK)
+    db.session.commit()
+    refunds.start(order, to=RefundDestination.CARD, actor=AGENT)
+    db.session.commit()
+    assert balance.amount(customer, "TRY") == 0
+    assert refunds.send(order, _Bank(succeed=False), AGENT) == "failed"
+    db.session.commit()
+    assert (order.refundable_minor, balance.amount(customer, "TRY")) == (50_000, 25_000)
+    assert _entries(customer) == [("top_up", 25_000, 25_000), ("top_up_back", -25_000, 0),
+                                  ("top_up_kept", 25_000, 25_000)]
