@@ -1,11 +1,12 @@
 """Billing → Activation requests: the public activation form's requests (xcPanel); an agent approves one by
-choosing the package (its order is placed, paid as the customer stated and activated) or rejects it with a
+choosing the package (its order is placed, paid by the transfer and activated) or rejects it with a
 reason. The page also gives the link and HTML snippet sellers put on their own website."""
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from ..auth import current_actor
 from ..extensions import db
+from ..formatting import format_money
 from ..forms import optional_id, run_action
 from ..links import external_url
 from ..models import ActivationRequest, ActivationState
@@ -39,6 +40,11 @@ def activation_approve(request_id: int):
         if ok:
             flash(_("Order %(number)s is placed, paid by bank transfer and active; the customer is told.",
                     number=order.number), "success")
+            excess = activation_requests.excess_minor(db.session.get(ActivationRequest, request_id))
+            if excess:
+                flash(_("The customer says they sent %(excess)s more than the order's total. Only the total is "
+                        "recorded; once the bank account shows the rest, add it to their account balance with a "
+                        "reason.", excess=format_money(excess, order.currency)), "warning")
     return redirect(url_for("admin.activation_list"))
 
 

@@ -177,9 +177,15 @@ def _decided(request: ActivationRequest, state: ActivationState, actor: audit.Ac
 
 def approve(request: ActivationRequest | int, package_id, actor: audit.Actor) -> Order:
     """Approve with the package the agent chose: place the order for the customer (the purchase rules apply),
-    record the bank transfer with the amount and day the customer stated, accept it (activated, Active; the
-    customer gets the package details by e-mail and SMS). One transaction, the request locked first: approving
-    twice makes one order. Refused when the stated amount does not cover the order: the request stays open."""
+    record the bank transfer of the order's total on the day the customer stated, accept it (activated, Active;
+    the customer gets the package details by e-mail and SMS). One transaction, the request locked first:
+    approving twice makes one order. Refused when the stated amount does not cover the order: the request stays
+    open.
+
+    Only the order's total is recorded, whatever more the customer says they sent: a payment row is money a
+    refund may give back, and the customer's word is not proof of it. What they say they sent above the total
+    (`excess_minor`) is left for the agent, who adds it to the account balance with a reason once the bank
+    account shows it."""
     request = _lock(request)
     package = _package_on_sale(package_id)
     if package is None:
@@ -200,11 +206,18 @@ def approve(request: ActivationRequest | int, package_id, actor: audit.Actor) ->
     request = db.session.get(ActivationRequest, request_id)
     request.order_id = order.id  # before the activation: its mail is the approval's (notifications)
     _decided(request, ActivationState.APPROVED, actor)
-    payments.record(order, PaymentMethod.BANK_TRANSFER, request.amount_minor, actor, received_on=request.paid_on)
+    payments.record(order, PaymentMethod.BANK_TRANSFER, order.amount_minor, actor, received_on=request.paid_on)
     order = order_actions.accept_order(order, actor)
     audit.record(actor, "activation.approve", db.session.get(ActivationRequest, request_id), number=order.number,
-                 package=package.name)
+                 package=package.name, stated_minor=request.amount_minor, recorded_minor=order.amount_minor)
     return order
+
+
+def excess_minor(request: ActivationRequest) -> int:
+    """What the customer says they sent above the total of the order their approved request placed (not recorded
+    as a payment: see `approve`)."""
+    order = db.session.get(Order, request.order_id) if request.order_id else None
+    return max(request.amount_minor - order.amount_minor, 0) if order is not None else 0
 
 
 def reject(request: ActivationRequest | int, reason: str, actor: audit.Actor) -> None:

@@ -1,14 +1,22 @@
 """The public activation form's requests (xcPanel; services/activation_requests.py), on SQLite and PostgreSQL:
-who gets an account, one waiting request per customer, approval with a package (order, bank-transfer payment
-as stated, activation, the customer's mail and SMS), rejection, and what the agents are told."""
+who gets an account, one waiting request per customer, approval with a package (order, bank-transfer payment of
+the order's total, activation, the customer's mail and SMS), rejection, and what the agents are told."""
 from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
 
 from limonbilling.extensions import db
-from limonbilling.models import ActivationRequest, AuditEntry, Customer, Grant, Order, Payment
-from limonbilling.services import ServiceError, ValidationFailed, activation_requests, placement, settings
+from limonbilling.models import ActivationRequest, AuditEntry, Customer, Grant, Order, Payment, RefundDestination
+from limonbilling.services import (
+    ServiceError,
+    ValidationFailed,
+    activation_requests,
+    balance,
+    placement,
+    refunds,
+    settings,
+)
 
 from ..factories import make_customer, make_department, make_package, make_transfer_account
 from ..payment_support import AGENT
@@ -200,8 +208,26 @@ def test_approval_takes_the_package_the_agent_chooses_not_the_one_the_customer_c
     request = submit(package_id=credits10.id)
     order = activation_requests.approve(request.id, bigger.id, AGENT)
     db.session.commit()
-    assert order.package_id == bigger.id and order.payments[0].amount_minor == 15000
+    assert order.package_id == bigger.id and order.payments[0].amount_minor == 10000  # the order's total
     assert db.session.get(Customer, request.customer_id).credits == 50
+    assert activation_requests.excess_minor(db.session.get(ActivationRequest, request.id)) == 5000
+
+
+def test_only_the_orders_total_is_recorded_so_a_refund_never_returns_what_the_customer_only_said_they_sent(
+        credits10):
+    """The customer says 10,000.00 for a 150.00 package: the payment is 150.00, and Cancel & Refund to the
+    balance gives back 150.00, not 10,000.00 (before, the stated amount was the payment)."""
+    request = submit(amount="10.000,00")
+    order = activation_requests.approve(request.id, credits10.id, AGENT)
+    db.session.commit()
+    assert [p.amount_minor for p in order.payments] == [15000] and order.payment_status == "paid"
+    assert activation_requests.excess_minor(db.session.get(ActivationRequest, request.id)) == 985000
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "activation.approve"))
+    assert (entry.details["stated_minor"], entry.details["recorded_minor"]) == (1000000, 15000)
+    refunds.start(order, to=RefundDestination.BALANCE, actor=AGENT)
+    db.session.commit()
+    assert balance.amount_by_id(order.customer_id, "TRY") == 15000
+    assert (order.status, order.payment_status) == ("cancelled", "refunded")
 
 
 def test_a_stated_amount_one_kurus_short_of_the_price_is_refused_and_the_request_stays_open(credits10):

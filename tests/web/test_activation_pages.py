@@ -144,7 +144,17 @@ def test_the_agent_approves_with_the_package_and_the_customer_has_it(app, packag
     assert (order.status, order.payment_status) == ("active", "paid")
     assert db.session.get(Customer, order.customer_id).credits == 10
     page = agent_client.get(response.location).get_data(as_text=True)
-    assert f"Order {order.number} is placed" in page
+    assert f"Order {order.number} is placed" in page and "more than the order" not in page
+
+
+def test_the_agent_is_told_when_the_customer_says_they_sent_more_than_the_total(app, package, agent_client):
+    app.test_client().post("/activate", data={**FORM, "amount": "175.50"})
+    request_id = db.session.scalar(select(ActivationRequest.id))
+    page = agent_client.post(f"/admin/billing/activation-requests/{request_id}/approve", follow_redirects=True,
+                             data={"package_id": str(package.id)}).get_data(as_text=True)
+    assert "The customer says they sent TRY\xa025.50 more than the order's total." in html.unescape(page)
+    db.session.expire_all()
+    assert [p.amount_minor for p in db.session.scalar(select(Order)).payments] == [15000]
 
 
 def test_a_refused_approval_is_said_to_the_agent_and_the_request_stays(app, package, agent_client):
