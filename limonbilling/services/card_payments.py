@@ -93,15 +93,19 @@ def resend_payment_link(order: Order, actor: audit.Actor) -> bool:
 
 def start_card_payment(order: Order, provider: str) -> Payment:
     """A new card attempt through `provider` (its name) for an order awaiting its money (a cancelled order can
-    no longer be paid)."""
+    no longer be paid, nor an agent's order whose payment link expired)."""
     order = lock_order(order)
     if order.status == OrderState.CANCELLED:
         raise ServiceError("not_payable", _("This order was cancelled; start a new one."))
     if not order.awaiting_payment:
         raise ServiceError("not_payable", _("This order cannot be paid any more."))
     moment = now()
+    expired = order.expires_at is not None and order.expires_at <= moment
+    if expired and has_payment_link(order):  # the agent's offer ends with its link, even before `expire` runs
+        raise ServiceError("link_expired", _("The payment link of order %(number)s has expired. Please contact "
+                                             "us for a new order.", number=order.number))
     _check_attempt_limits(order, moment)
-    if order.expires_at is not None and order.expires_at <= moment:
+    if expired:  # a customer's own checkout, not cancelled yet: it gets a new window
         order.expires_at = moment + timedelta(minutes=settings.get("card_checkout_minutes"))
     return payments.start_card_attempt(order, provider)
 

@@ -220,6 +220,24 @@ def test_the_link_works_until_the_last_second_before_the_order_expires(support, 
     assert refused.value.code == "link_expired"
 
 
+def test_an_expired_link_order_is_not_paid_from_the_order_page_before_the_expiry_job_cancels_it(support, clock):
+    customer = make_customer()
+    order = agent_order(customer, make_package("credit", [support]), method="card")
+    clock.advance(seconds=card_payments.PAYMENT_LINK_LIFETIME.total_seconds() - 1)
+    card_payments.start_card_payment(order, "nestpay")  # the last second still counts
+    db.session.commit()
+    clock.advance(seconds=1)
+    with pytest.raises(ServiceError) as refused:
+        card_payments.start_card_payment(order, "nestpay")
+    assert refused.value.code == "link_expired" and order.status == "pending"
+    db.session.rollback()
+    own = placement.place_customer_order(make_customer(), make_package("credit", [support]), payment_method="card",
+                                         actor=AGENT, contracts_accepted=True)
+    clock.advance(days=1)
+    card_payments.start_card_payment(own, "nestpay")  # a customer's own expired checkout gets a new window
+    assert own.expires_at > clock.now()
+
+
 def test_the_link_stops_once_paid_or_cancelled_and_only_serves_its_customer(support):
     customer = make_customer()
     package = make_package("credit", [support], credits=10)
