@@ -6,7 +6,7 @@ is one conditional UPDATE of the balance row plus an entry, in the caller's
 transaction, so concurrent payments can never take it below zero.
 """
 from flask_babel import gettext as _
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from ..clock import now
 from ..extensions import db, insert_ignoring_conflict
@@ -72,6 +72,12 @@ def amounts(customer: Customer) -> dict[str, int]:
     rows = db.session.execute(select(AccountBalance.currency, AccountBalance.amount_minor).where(
         AccountBalance.customer_id == customer.id, AccountBalance.amount_minor != 0).order_by(AccountBalance.currency))
     return dict(rows.all())
+
+
+def customers_holding_money() -> int:
+    """How many customers have money in their account balance, in any currency."""
+    return db.session.scalar(select(func.count(func.distinct(AccountBalance.customer_id))).where(
+        AccountBalance.amount_minor > 0)) or 0
 
 
 def entries(customer_id: int):

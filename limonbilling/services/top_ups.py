@@ -16,9 +16,10 @@ machinery as any order. What it "activates" is a credit of the account balance:
 
 Invoicing (`top_up_invoicing`): "top_up" invoices the top-up when it is paid and then orders paid from the
 balance get no invoice; "orders" (default) invoices the orders the balance pays and the top-up gets none. Either
-way the same money is invoiced once.
+way the same money is invoiced once, which is why the way cannot change while any customer holds balance money.
 """
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from ..formatting import format_money, plain_amount
 from ..models import BalanceKind, Order, Payment, Refund, TopUpInvoicing
@@ -53,6 +54,13 @@ def save_settings(least_text: str, most_text: str, invoicing: str, actor: audit.
         if not low <= amounts[f"{name}_minor"] <= high:
             errors[name] = [_("Enter an amount from %(low)s to %(high)s.", low=plain_amount(low),
                               high=plain_amount(high))]
+    if invoicing != settings.get("top_up_invoicing") and (holders := balance.customers_holding_money()):
+        errors["top_up_invoicing"] = [ngettext(
+            "%(num)d customer holds money in their account balance, topped up under the current way: changing it "
+            "now would invoice that money twice or never. Change it once every balance is spent or refunded.",
+            "%(num)d customers hold money in their account balances, topped up under the current way: changing it "
+            "now would invoice that money twice or never. Change it once every balance is spent or refunded.",
+            holders)]
     if errors:
         raise ValidationFailed(errors)
     try:

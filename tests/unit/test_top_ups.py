@@ -18,6 +18,7 @@ from limonbilling.services import (
     placement,
     refunds,
     settings,
+    top_ups,
 )
 
 from ..factories import make_customer, make_department, make_package
@@ -112,6 +113,22 @@ def test_the_settings_keep_the_least_at_most_the_most(app):
     assert settings.update({"top_up_minimum_minor": 20_000, "top_up_maximum_minor": 20_000}, AGENT)
     with pytest.raises(ValidationFailed):
         settings.update({"top_up_invoicing": "both"}, AGENT)
+
+
+def test_the_way_top_ups_are_invoiced_changes_only_while_no_balance_holds_money(app):
+    """Money topped up under one way and spent under the other would be invoiced twice or never."""
+    customer = make_customer()
+    balance.move(customer.id, "EUR", 1, "adjustment", reason="one cent")
+    db.session.commit()
+    with pytest.raises(ValidationFailed) as refused:
+        top_ups.save_settings("50.00", "20000.00", "top_up", AGENT)
+    assert "1 customer holds money" in refused.value.errors["top_up_invoicing"][0]
+    db.session.rollback()
+    changed = top_ups.save_settings("60.00", "20000.00", "orders", AGENT)  # the way stays: the amounts may change
+    assert changed == ["top_up_minimum_minor", "top_up_maximum_minor"]
+    balance.move(customer.id, "EUR", -1, "adjustment", reason="spent")
+    db.session.commit()
+    assert top_ups.save_settings("60.00", "20000.00", "top_up", AGENT) == ["top_up_invoicing"]
 
 
 def test_a_transfer_top_up_is_credited_when_an_agent_accepts_it_once(app):

@@ -5,7 +5,7 @@ import pytest
 
 from limonbilling.extensions import db
 from limonbilling.models import Order
-from limonbilling.services import audit, bank_transfer, order_actions, placement, refunds, settings
+from limonbilling.services import audit, balance, bank_transfer, order_actions, placement, refunds, settings
 
 from ..factories import make_agent, make_customer, make_department, make_package, sign_in
 from ..payment_support import AGENT, configure_gateway
@@ -108,6 +108,12 @@ def test_the_top_up_settings_pin_both_edges(app):
         response = agent.post("/admin/settings/payments/top-ups", data={
             "top_ups-top_up_minimum": least, "top_ups-top_up_maximum": most, "top_ups-top_up_invoicing": "orders"})
         assert response.status_code == 422, (least, most)
+    assert settings.get("top_up_invoicing") == "top_up"
+    balance.move(make_customer().id, "TRY", 100, "adjustment", reason="held")
+    db.session.commit()
+    refused = agent.post("/admin/settings/payments/top-ups", data={
+        "top_ups-top_up_minimum": "1.00", "top_ups-top_up_maximum": "100.00", "top_ups-top_up_invoicing": "orders"})
+    assert refused.status_code == 422 and "1 customer holds money" in refused.data.decode()
     assert settings.get("top_up_invoicing") == "top_up"
 
 
