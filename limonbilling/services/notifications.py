@@ -70,9 +70,12 @@ def _queue(event: str, event_key: str, *, channel: str, recipient: str, language
         order_number=order.number if order is not None else None, state="pending", attempts=0,
         next_attempt_at=now(), created_at=now(),
     ) is not None
-    if added:
+    if added and _CAN_DELIVER[channel]():  # an e-mail with no SMTP server waits for the worker; no sender is woken
         db.session.info["outbox_queued"] = True
     return added
+
+
+_CAN_DELIVER = {"email": messaging.smtp_configured, "sms": messaging.sms_configured}
 
 
 def _to_customer(customer: Customer, event: str, event_key: str, template: str, subject: Callable[[], str],

@@ -185,6 +185,24 @@ def test_the_web_process_sends_right_after_commit(app, make_app, smtp_server):
     assert len(smtp_server.to("deniz@example.com")) == 1
 
 
+def test_a_commit_wakes_the_sender_only_when_its_mail_can_be_delivered(app, make_app, smtp_server, monkeypatch):
+    """With no SMTP server configured the mail waits for the worker: the web process's sender is not woken for
+    nothing after every commit (it cost each bank callback a settings read and a claim query)."""
+    from limonbilling.services.outbox import AfterCommitSender
+
+    woken = []
+    monkeypatch.setattr(AfterCommitSender, "wake", lambda self: woken.append(1))
+    web = make_app(OUTBOX_SEND_AFTER_COMMIT=True)
+    form = {"account_type": "individual", "first_name": "Deniz", "last_name": "Kaya", "phone": "0532 123 45 67",
+            "password": "secret-pass-1", "password_again": "secret-pass-1", "language": ""}
+    assert web.test_client().post("/register", data={**form, "email": "one@example.com"}).status_code == 302
+    assert len(woken) == 1
+    settings.update({"smtp_host": ""}, AGENT)
+    db.session.commit()
+    assert web.test_client().post("/register", data={**form, "email": "two@example.com"}).status_code == 302
+    assert len(woken) == 1 and [row.recipient for row in rows()][-1] == "two@example.com"
+
+
 def test_a_mail_server_down_does_not_fail_or_slow_the_request(app, make_app, smtp_server):
     smtp_server.stop()
     web = make_app(OUTBOX_SEND_AFTER_COMMIT=True)
