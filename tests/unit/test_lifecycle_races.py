@@ -967,6 +967,15 @@ def test_15_sixteen_refunds_of_an_instalment_sale_return_it_whole_once(worker, g
     assert (refund.amount_minor, refund.destination, refund.closes_order) == (case.amount_minor, "card", True)
 
 
+def balance_buyer(customer_id: int, package_id: int):
+    """A caller that loads the customer and the package, then buys the package from the account balance."""
+    def job():
+        customer, package = db.session.get(Customer, customer_id), db.session.get(Package, package_id)
+        return lambda: placement.place_customer_order(customer, package, payment_method="account_balance",
+                                                      actor=as_customer(customer), contracts_accepted=True)
+    return job
+
+
 def test_a_refund_to_the_balance_while_the_customer_buys_from_the_balance_does_not_deadlock(worker, gateway, support,
                                                                                           monkeypatch):
     """A refund to the balance locks the order, moves the balance, then locks the customer to revoke what the
@@ -978,11 +987,7 @@ def test_a_refund_to_the_balance_while_the_customer_buys_from_the_balance_does_n
     balance.move(case.customer_id, "TRY", 100, "adjustment", reason="for the purchase")
     db.session.commit()
 
-    def buy():
-        customer, package = db.session.get(Customer, case.customer_id), db.session.get(Package, package_id)
-        return lambda: placement.place_customer_order(customer, package, payment_method="account_balance",
-                                                      actor=as_customer(customer), contracts_accepted=True)
-
+    buy = balance_buyer(case.customer_id, package_id)
     interleaving = Interleaving(monkeypatch)
     interleaving.pause_after(balance, "move", role="refund")
     interleaving.pause_after(ledger, "lock_customer", role="buy")
@@ -1003,11 +1008,7 @@ def test_sixteen_refunds_to_the_balance_and_purchases_from_it_at_once_move_it_ex
     balance.move(case.customer_id, "TRY", 300, "adjustment", reason="three purchases")
     db.session.commit()
 
-    def buy():
-        customer, package = db.session.get(Customer, case.customer_id), db.session.get(Package, package_id)
-        return lambda: placement.place_customer_order(customer, package, payment_method="account_balance",
-                                                      actor=as_customer(customer), contracts_accepted=True)
-
+    buy = balance_buyer(case.customer_id, package_id)
     refund = on_order(case.order_id, lambda o: refunds.start(o, to=RefundDestination.BALANCE, actor=AGENT),
                       "refund")
     outcomes = race(worker, [refund, labelled(buy, "buy")] * HALF)

@@ -319,12 +319,8 @@ def test_a_paid_top_up_is_not_cancelled_or_set_as_fraud_with_its_money_left_in_t
     assert (order.status, balance.amount(customer, "TRY")) == ("cancelled", 0)
 
 
-def test_money_the_bank_could_not_return_by_itself_is_refunded_without_taking_it_from_the_balance(gateway):
-    """Two approved attempts of one top-up: the first is credited (250.00), the second's automatic return is refused
-    by the bank, and the order page says "refund it from this page". Before, a refund took every kuruş it returned
-    from the balance, the uncredited money too: Cancel & Refund (500.00) was refused ("at most 250.00"), and a
-    refund of 250.00 returned the second payment but emptied the balance, so the customer lost 250.00 for good (the
-    first payment could then never be refunded: nothing of it was "left to refund")."""
+def _twice_approved_top_up(gateway):
+    """A top-up of 250.00 whose two card attempts the bank approved: the first credited, the second returned."""
     customer = make_customer()
     order, first = _card_top_up(customer)
     second = card_payments.start_card_payment(order, "nestpay")
@@ -332,6 +328,16 @@ def test_money_the_bank_could_not_return_by_itself_is_refunded_without_taking_it
     card_payments.apply_card_callback(gateway, bank_answer(first), BANK)
     card_payments.apply_card_callback(gateway, bank_answer(second), BANK)
     db.session.commit()
+    return customer, order, second
+
+
+def test_money_the_bank_could_not_return_by_itself_is_refunded_without_taking_it_from_the_balance(gateway):
+    """Two approved attempts of one top-up: the first is credited (250.00), the second's automatic return is refused
+    by the bank, and the order page says "refund it from this page". Before, a refund took every kuruş it returned
+    from the balance, the uncredited money too: Cancel & Refund (500.00) was refused ("at most 250.00"), and a
+    refund of 250.00 returned the second payment but emptied the balance, so the customer lost 250.00 for good (the
+    first payment could then never be refunded: nothing of it was "left to refund")."""
+    customer, order, second = _twice_approved_top_up(gateway)
     assert refunds.send(order, _Bank(succeed=False), BANK) == "failed"  # the automatic return, refused
     db.session.commit()
     assert (order.refundable_minor, balance.amount(customer, "TRY")) == (50_000, 25_000) and order.attention
@@ -353,13 +359,7 @@ def test_money_the_bank_could_not_return_by_itself_is_refunded_without_taking_it
 def test_a_refused_refund_puts_back_only_what_it_took_from_the_balance(gateway):
     """The same two payments refunded at once (500.00) took 250.00 from the balance; when the bank refuses both
     parts, 250.00 goes back into it, not 500.00."""
-    customer = make_customer()
-    order, first = _card_top_up(customer)
-    second = card_payments.start_card_payment(order, "nestpay")
-    db.session.commit()
-    card_payments.apply_card_callback(gateway, bank_answer(first), BANK)
-    card_payments.apply_card_callback(gateway, bank_answer(second), BANK)
-    db.session.commit()
+    customer, order, second = _twice_approved_top_up(gateway)
     refunds.send(order, _Bank(succeed=False), BANK)
     db.session.commit()
     refunds.start(order, to=RefundDestination.CARD, actor=AGENT)
