@@ -150,16 +150,24 @@ def place_customer_order(customer: Customer, package: Package, *, payment_method
                                  create_invoice=_invoiced(payment_method))
     order.customer_note = check_customer_note(note)
     contracts.freeze(order, customer, language or customer.language or settings.get("default_language"), ip)
-    if fraud.is_fraud(order, customer):
-        move_order(order, OrderState.FRAUD)
-        promo_codes.release_use(order)
-        settle(order)
-        audit.record(actor, "order.fraud_check", order, number=order.number, score=order.fraud_score)
-        notifications.order_set_to_fraud(order)
+    if _set_aside_as_fraud(order, customer, actor):
         return order
     _pay_at_once(order, actor)
     settle(order)
     return order
+
+
+def _set_aside_as_fraud(order: Order, customer: Customer, actor: audit.Actor) -> bool:
+    """The fraud check (fraud.py) of a customer's new order: at the threshold it goes to Fraud and nothing
+    happens to it (no payment is taken, nothing goes to the bank); the agents are told."""
+    if not fraud.is_fraud(order, customer):
+        return False
+    move_order(order, OrderState.FRAUD)
+    promo_codes.release_use(order)
+    settle(order)
+    audit.record(actor, "order.fraud_check", order, number=order.number, score=order.fraud_score)
+    notifications.order_set_to_fraud(order)
+    return True
 
 
 def place_agent_order(customer: Customer, package: Package, *, payment_method: str, actor: audit.Actor,
@@ -300,7 +308,8 @@ def place_top_up(customer: Customer, raw_amount: str, *, payment_method: str, ac
     db.session.flush()
     audit.record(actor, "order.create", order, number=order.number, kind=OrderKind.BALANCE, method=payment_method,
                  amount_minor=amount_minor)
-    settle(order)
+    if not _set_aside_as_fraud(order, customer, actor):  # a stolen card's top-up would be spendable at once
+        settle(order)
     return order
 
 

@@ -294,6 +294,24 @@ def test_revenue_counts_top_up_money_once_when_the_balance_pays(gateway):
 
 # --- attack pass: Cancel / Fraud of a credited top-up ---------------------------------------------------------
 
+def test_a_top_up_at_the_fraud_threshold_goes_to_fraud_and_never_to_the_bank(app):
+    """A stolen card's top-up would be credited and spendable at once: the fraud check of every customer order
+    applies to it too (here: an unverified address worth the threshold), and one point below it still passes."""
+    settings.update({"fraud_unverified_email_points": 60, "fraud_threshold": 60}, AGENT)
+    db.session.commit()
+    customer = make_customer()
+    order = placement.place_top_up(customer, "250,00", payment_method="card", actor=as_customer(customer))
+    db.session.commit()
+    assert (order.status, order.fraud_score, order.payment_status) == ("fraud", 60, "unpaid")
+    with pytest.raises(ServiceError) as refused:
+        card_payments.start_card_payment(order, "nestpay")
+    assert refused.value.code == "not_payable" and order.payments == []
+    db.session.rollback()
+    settings.update({"fraud_threshold": 61}, AGENT)
+    passed = placement.place_top_up(make_customer(), "250,00", payment_method="card", actor=AGENT)
+    assert (passed.status, passed.fraud_score) == ("pending", 60)
+
+
 def test_a_paid_top_up_is_not_cancelled_or_set_as_fraud_with_its_money_left_in_the_balance(gateway):
     """Paid top-up (250.00 in the balance) → Set as Fraud or Cancel: nothing was taken back from the balance (a
     top-up gives money, not a grant), so the money (maybe a stolen card's) stayed spendable while the order was

@@ -52,6 +52,16 @@ def test_a_card_top_up_goes_to_the_order_payment_page(customer_client):
     assert "Account balance top-up" in page and "Card number" in page
 
 
+def test_a_card_top_up_the_fraud_check_holds_goes_to_its_order_page_not_the_bank(customer_client):
+    client, _customer = customer_client
+    settings.update({"fraud_unverified_email_points": 60, "fraud_threshold": 60}, AGENT)
+    db.session.commit()
+    response = client.post("/balance/top-up/card", data={"amount": "100,00"}, follow_redirects=True)
+    order = db.session.scalar(db.select(Order))
+    assert order.status == "fraud" and response.request.path == f"/orders/{order.number}"
+    assert "needs a review by our team" in response.data.decode()
+
+
 def test_a_transfer_top_up_is_credited_after_the_agent_accepts_and_shows_in_the_history(customer_client):
     client, customer = customer_client
     response = client.post("/balance/top-up/transfer", data={"amount": "1.250,50"}, follow_redirects=True)
