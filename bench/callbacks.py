@@ -6,7 +6,7 @@ import time
 
 from sqlalchemy import create_engine, func, insert, select
 
-from .common import CpuMeter, credit_desk, percentile
+from .common import CpuMeter, ProcessCpu, credit_desk, percentile
 from .usage import customer_row
 
 PACKAGE_CREDITS = 100
@@ -61,8 +61,9 @@ def bank_answer(item: dict, nestpay, merchant: dict) -> dict:
     return fields
 
 
-def post_all(server, items: list[dict], clients: int) -> dict:
-    """Post every callback once, `clients` at a time (threads with requests.Session), as fast as answered."""
+def post_all(server, items: list[dict], clients: int, postgres_pids=list) -> dict:
+    """Post every callback once, `clients` at a time (threads with requests.Session), as fast as answered; with
+    the CPU that gunicorn, PostgreSQL (`postgres_pids` lists its processes) and the clients used per callback."""
     import requests
 
     latencies, statuses, lock = [], {}, threading.Lock()
@@ -86,15 +87,17 @@ def post_all(server, items: list[dict], clients: int) -> dict:
 
     threads = [threading.Thread(target=client, args=(chunk,)) for chunk in chunks if chunk]
     began = time.perf_counter()
-    with CpuMeter() as meter:
+    with CpuMeter() as meter, ProcessCpu(app=server.pids, postgres=postgres_pids) as by_process:
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
     seconds = time.perf_counter() - began
+    cpu_ms = {name: used * 1000 / len(items) for name, used in by_process.used.items()}
+    cpu_ms["client"] = meter.client_cores * seconds * 1000 / len(items)
     return {"seconds": seconds, "rate": len(items) / seconds, "p50": percentile(latencies, 50),
             "p99": percentile(latencies, 99), "statuses": statuses, "machine_busy": meter.machine_busy,
-            "client_cores": meter.client_cores}
+            "client_cores": meter.client_cores, "cpu_ms": cpu_ms}
 
 
 def check(url: str, items: list[dict]) -> list[str]:

@@ -132,6 +132,53 @@ class CpuMeter:
         return False
 
 
+def child_pids(parent: int) -> list[int]:
+    """The processes whose parent is `parent` (gunicorn's workers, PostgreSQL's backends)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU each process has used so far (one that has exited is left out)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return found
+
+
+class ProcessCpu:
+    """CPU used over a stretch of time by groups of processes, each group named and listed by a function
+    called at the start and at the end (a backend or a worker that appears meanwhile counts from zero)."""
+
+    def __init__(self, **groups):
+        self.groups = groups
+
+    def __enter__(self):
+        self.before = {name: cpu_seconds(list_pids()) for name, list_pids in self.groups.items()}
+        return self
+
+    def __exit__(self, *exc):
+        self.used = {}
+        for name, list_pids in self.groups.items():
+            after = cpu_seconds(list_pids())
+            self.used[name] = sum(seconds - self.before[name].get(pid, 0.0) for pid, seconds in after.items())
+        return False
+
+
 # --- databases --------------------------------------------------------------------------------
 
 def durable_postgres(bin_dir, unsafe: bool = False):
@@ -178,6 +225,13 @@ class Databases:
 
             with psycopg.connect(f"host=127.0.0.1 port={self.pg.port} user=postgres dbname=postgres") as conn:
                 self.pg_version = conn.execute("SHOW server_version").fetchone()[0]
+
+    def postgres_pids(self) -> list[int]:
+        """The PostgreSQL server's processes (the postmaster and its backends), none without a server."""
+        if self.pg is None:
+            return []
+        postmaster = int((self.pg.data / "postmaster.pid").read_text().split()[0])
+        return [postmaster, *child_pids(postmaster)]
 
     def url(self, kind: str, name: str) -> str:
         if kind == "sqlite":
@@ -248,17 +302,11 @@ class Gunicorn:
         raise RuntimeError(f"gunicorn did not answer; see {self.log_path}")
 
     def worker_pids(self) -> list[int]:
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
-                pids.append(int(entry.name))
-        return sorted(pids)
+        return child_pids(self.process.pid)
+
+    def pids(self) -> list[int]:
+        """The master and its workers."""
+        return [self.process.pid, *self.worker_pids()]
 
     def memory(self) -> list[dict]:
         """VmRSS and VmHWM (peak) of the master and each worker, in MiB."""

@@ -91,7 +91,7 @@ def bench_api(args, dbs, db_name: str, out: dict) -> None:
                 print("   balance:", line)
         if served:
             log(f"{db_name}: posting {len(served)} bank callbacks, {args.callback_clients} at a time")
-            first = callbacks.post_all(server, served, args.callback_clients)
+            first = callbacks.post_all(server, served, args.callback_clients, postgres_pids=dbs.postgres_pids)
             wrong = callbacks.check(url, served)
             callbacks.post_all(server, served[::10], args.callback_clients)
             wrong_after = callbacks.check(url, served)
@@ -100,6 +100,8 @@ def bench_api(args, dbs, db_name: str, out: dict) -> None:
             out["callbacks"].append([
                 db_name, len(served), args.callback_clients, f"{first['rate']:.1f}", ms(first["p50"]),
                 ms(first["p99"]), f"{first['machine_busy']:.0f}%",
+                " / ".join(f"{first['cpu_ms'][name]:.1f}" if first["cpu_ms"][name] else "-"
+                           for name in ("app", "postgres", "client")),
                 ", ".join(f"{k}×{v}" for k, v in first["statuses"].items()),
                 "yes" if not wrong else f"NO: {len(wrong)}",
                 f"{len(served[::10])} replayed: " + ("still once" if not wrong_after else f"NO: {len(wrong_after)}"),
@@ -204,9 +206,12 @@ def main(argv=None) -> None:
                              note="Per customer: credits taken == sum of `charged` answered to the clients; "
                                   "usages recorded == 201 answers; ledger sum == balance."))
     if out["callbacks"]:
-        printed.append(table("2. Bank callback → activation", ["db", "orders", "clients", "callbacks/s", "p50 ms",
-                                                              "p99 ms", "machine CPU", "answers", "each activated once",
-                                                              "replay"], out["callbacks"]))
+        printed.append(table("2. Bank callback → activation", [
+            "db", "orders", "clients", "callbacks/s", "p50 ms", "p99 ms", "machine CPU",
+            "CPU ms per callback: app / PostgreSQL / client", "answers", "each activated once", "replay"],
+            out["callbacks"], note="CPU ms per callback: user + system time of gunicorn (master and workers), of "
+                                   "the PostgreSQL server's processes and of the load clients, over the first pass, "
+                                   "divided by the callbacks."))
     if out["pages"]:
         printed.append(table("3. Admin pages by table size (signed-in agent, one client)", pages.HEADERS,
                              out["pages"], note=f"{args.page_requests} timed requests per row after 3 unrecorded. "
