@@ -282,7 +282,11 @@ def reject(request_id: int, note: str, actor: audit.Actor) -> ErasureRequest:
 def approve(request_id: int, actor: audit.Actor) -> ErasureRequest:
     """Erase the customer's personal data (`erase`), once: the request is locked and must still be waiting."""
     request = _decide(request_id, ErasureState.APPROVED, "", actor)
-    customer = ledger.lock_customer(request.customer_id)  # a payment or a refund to the balance waits for it
+    # Locks in the one order every action takes (orders by id, then the customer): a refund to the balance or
+    # any order action waits for the erasure, or the erasure for it, and the two never deadlock.
+    db.session.execute(select(Order.id).where(Order.customer_id == request.customer_id).order_by(Order.id)
+                       .with_for_update()).all()
+    customer = ledger.lock_customer(request.customer_id)
     _refuse_money_in_flight(customer.id)
     _refuse_money_held(customer.id)
     counts = erase(customer)
