@@ -38,6 +38,7 @@ def request_cancellation(customer: Customer, *, timing: str, reason: str, actor:
         errors["reason"] = [_("Tell us why you want to cancel.")]
     if errors:
         raise ValidationFailed(errors)
+    customer = ledger.lock_customer(customer.id)  # one waiting request, even when requests arrive at once
     if customer.package_type != PackageType.SUBSCRIPTION or holdings.current_period_end(customer) is None:
         raise ServiceError("no_subscription", _("You have no running subscription to cancel."))
     if pending_request(customer) is not None:

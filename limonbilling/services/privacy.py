@@ -20,6 +20,7 @@ from sqlalchemy import Table, delete, or_, select, update
 
 from ..clock import now
 from ..extensions import db
+from ..formatting import format_money
 from ..models import (
     ActivationRequest,
     ActorType,
@@ -44,7 +45,7 @@ from ..models import (
     Refund,
 )
 from ..models.lifecycle import REFUNDS_IN_FLIGHT
-from . import ServiceError, ValidationFailed, attachments, audit, ledger, settings
+from . import ServiceError, ValidationFailed, attachments, audit, balance, ledger, settings
 
 ERASED = "[erased]"
 MAX_REASON_LENGTH = 2000
@@ -219,6 +220,17 @@ def _refuse_money_in_flight(customer_id: int) -> None:
             "erased once it has settled; please try again later."))
 
 
+def _refuse_money_held(customer_id: int) -> None:
+    """Money in the account balance is the customer's: an erased account signs in no more and nobody could ask
+    for it, so it is spent or paid back (an agent's adjustment, with the transfer as its reason) first."""
+    held = balance.amounts(db.session.get(Customer, customer_id))
+    if held:
+        raise ServiceError("balance_held", _(
+            "The account balance still holds %(amount)s. Spend it, or ask us to pay it back, before the data is "
+            "erased: an erased account can no longer reach it.",
+            amount=", ".join(format_money(minor, currency) for currency, minor in held.items())))
+
+
 def request_erasure(customer: Customer, reason: str, password: str, actor: audit.Actor) -> ErasureRequest:
     """Ask for erasure (one waiting request per customer; the partial unique index keeps it so)."""
     reason = (reason or "").strip()
@@ -233,6 +245,7 @@ def request_erasure(customer: Customer, reason: str, password: str, actor: audit
     if pending_request(customer.id) is not None:
         raise ServiceError("already_requested", _("Your erasure request is already waiting for our answer."))
     _refuse_money_in_flight(customer.id)
+    _refuse_money_held(customer.id)
     request = ErasureRequest(customer_id=customer.id, reason=reason or None, state=ErasureState.PENDING,
                              created_at=now())
     db.session.add(request)
@@ -269,8 +282,14 @@ def reject(request_id: int, note: str, actor: audit.Actor) -> ErasureRequest:
 def approve(request_id: int, actor: audit.Actor) -> ErasureRequest:
     """Erase the customer's personal data (`erase`), once: the request is locked and must still be waiting."""
     request = _decide(request_id, ErasureState.APPROVED, "", actor)
-    _refuse_money_in_flight(request.customer_id)
-    counts = erase(ledger.lock_customer(request.customer_id))
+    # Locks in the one order every action takes (orders by id, then the customer): a refund to the balance or
+    # any order action waits for the erasure, or the erasure for it, and the two never deadlock.
+    db.session.execute(select(Order.id).where(Order.customer_id == request.customer_id).order_by(Order.id)
+                       .with_for_update()).all()
+    customer = ledger.lock_customer(request.customer_id)
+    _refuse_money_in_flight(customer.id)
+    _refuse_money_held(customer.id)
+    counts = erase(customer)
     audit.record(actor, "erasure.approve", request)
     audit.record(actor, "customer.erase", db.session.get(Customer, request.customer_id), **counts)
     return request

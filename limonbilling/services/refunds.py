@@ -78,6 +78,10 @@ def start(order: Order, *, to: RefundDestination, actor: audit.Actor, amount_min
         raise ServiceError("top_up_to_balance", _(
             "A balance top-up is not refunded to the balance it was added to. Refund a card top-up to the "
             "card; for a transfer, take the money off the balance with an adjustment and send it back."))
+    if to == RefundDestination.BALANCE and ledger.lock_customer(order.customer_id).erased_at is not None:
+        raise ServiceError("customer_erased", _(
+            "This customer's data was erased and the account signs in no more: money refunded to its balance "
+            "could never be reached. Refund it to the card, or pay it back by bank transfer."))
     closes_order = not automatic and amount_minor == order.refundable_minor
     moment = now()
     parts, left = [], amount_minor

@@ -25,6 +25,7 @@ from limonbilling.services import (
     ValidationFailed,
     accounts,
     activation_requests,
+    balance,
     helpdesk,
     privacy,
     refunds,
@@ -71,6 +72,7 @@ def rich(app):
     other = make_customer(first_name="Mehmet", last_name="Başka", email="other@example.com")
     order = paid_by_card(customer, package)
     refund_to_balance(order, amount_minor=1000)
+    balance.adjust(customer, "-10,00", "TRY", "Paid back by bank transfer", AGENT)  # nothing left to reach
     ticket = helpdesk.open_verification(customer, "My ID, Zeynepkvkk", "Here is my ID card, Zeynepkvkk Aksoyoğlukvkk",
                                         [Upload("kimlik-zeynepkvkk.png", PNG)])
     helpdesk.reply(ticket, make_agent_in_session(), "Thank you Zeynepkvkk, 0555 987 65 43 noted.")
@@ -227,6 +229,40 @@ def test_money_in_flight_refuses_the_request_and_the_approval(app):
     assert db.session.get(ErasureRequest, request.id).state == "pending"
     assert db.session.get(Customer, other.id).erased_at is None
     assert db.session.get(Payment, attempt.id).state == "pending"
+
+
+def test_money_in_the_account_balance_refuses_the_request_and_the_approval(app):
+    """Found by the attack pass: erasure left the balance's money with an account that signs in no more, so
+    nobody could ask for it; and an agent could still refund an erased customer's order to that balance."""
+    package = make_package("credit", price="100.00")
+    customer = make_customer()
+    order = paid_by_card(customer, package)
+    refund_to_balance(order, amount_minor=2500)
+    db.session.commit()
+    with pytest.raises(ServiceError) as refused:
+        privacy.request_erasure(customer, "", PASSWORD, as_customer(customer))
+    assert refused.value.code == "balance_held" and "25.00" in refused.value.message
+    db.session.rollback()
+
+    balance.adjust(customer, "-25,00", "TRY", "Paid back by bank transfer", AGENT)
+    request = privacy.request_erasure(customer, "", PASSWORD, as_customer(customer))
+    db.session.commit()
+    balance.adjust(customer, "5,00", "USD", "Goodwill", AGENT)  # money came in while the request waited
+    db.session.commit()
+    with pytest.raises(ServiceError) as waiting:
+        privacy.approve(request.id, AGENT)
+    assert waiting.value.code == "balance_held"
+    db.session.rollback()
+    assert db.session.get(Customer, customer.id).erased_at is None
+
+    balance.adjust(customer, "-5,00", "USD", "Paid back", AGENT)
+    privacy.approve(request.id, AGENT)
+    db.session.commit()
+    with pytest.raises(ServiceError) as erased:
+        refund_to_balance(order)  # the rest of the order's money: never into a balance nobody can reach
+    assert erased.value.code == "customer_erased"
+    db.session.rollback()
+    assert balance.amount_by_id(customer.id, "TRY") == 0 and order.refundable_minor == 7500
 
 
 def test_the_retention_command_blanks_only_old_invoices_of_erased_customers(rich, clock):

@@ -63,3 +63,31 @@ def test_sixteen_requests_of_one_customer_leave_one_waiting(app, worker):  # noq
     assert len(done(outcomes)) == 1
     assert count(ErasureRequest, ErasureRequest.customer_id == customer_id) == 1
     assert count(AuditEntry, AuditEntry.action == "erasure.request") == 1
+
+
+def test_refunds_to_the_balance_racing_the_approval_never_leave_money_with_an_erased_account(app, worker):  # noqa: F811
+    """Erasure checks the balance under the customer's lock, and a refund to the balance checks the erasure under
+    the same lock: either the refunds come first (and the approval is refused) or the erasure (and they are)."""
+    from limonbilling.models import RefundDestination
+    from limonbilling.services import balance, refunds
+
+    from ..factories import make_package
+    from ..payment_support import paid_by_card
+
+    customer_id, request_id = waiting_request()
+    order_id = paid_by_card(db.session.get(Customer, customer_id), make_package("credit", price="100.00")).id
+    half = THREADS // 2
+
+    def refunding():
+        from limonbilling.models import Order
+        order = db.session.get(Order, order_id)
+        return lambda: refunds.start(order, to=RefundDestination.BALANCE, actor=AGENT, amount_minor=100)
+
+    outcomes = race(worker, [call(lambda: privacy.approve(request_id, AGENT))] * half + [refunding] * half)
+
+    no_errors(outcomes)
+    erased = db.session.get(Customer, customer_id).erased_at is not None
+    held = balance.amount_by_id(customer_id, "TRY")
+    refused = {o.value for o in outcomes if o.kind == "refused"}
+    assert (erased and held == 0) or (not erased and held > 0), (erased, held, refused)
+    assert refused <= {"already_decided", "balance_held", "customer_erased"}
