@@ -4,8 +4,8 @@ themselves (rule 5), what a customer holds for pages and the API, revoking and e
 What a purchase would do is in purchase_rules.py (rules 1–4, 7), charging a new ticket or chat in
 charging.py (rule 6). Pages, the API and the payment code call these and never re-check a rule themselves.
 """
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -18,6 +18,7 @@ from ..models import (
     DepartmentSource,
     Grant,
     GrantEnd,
+    LedgerEntry,
     LedgerKind,
     Order,
     OrderKind,
@@ -222,9 +223,12 @@ def revoke_grant(grant: Grant, actor: audit.Actor, reason: dict) -> Revocation:
                 ledger.note(customer, "reversal", grant_id=grant.id, **ledger.because(
                     "credits_already_used", num=result.credits_already_used, granted=granted))
     elif grant.period is not None and grant.period.effective_end > grant.period.starts_at:
+        left = max(grant.period.effective_end - max(grant.period.starts_at, moment), timedelta(0))
         grant.period.cut_at = grant.period.starts_at
         result.period_removed = True
-        ledger.note(customer, "reversal", grant_id=grant.id, **reason)
+        # The note keeps how much of the period was still to come, for an Accept of the same money (restoration)
+        ledger.note(customer, "reversal", grant_id=grant.id, reason_code=reason["reason_code"],
+                    reason_args={**(reason["reason_args"] or {}), "left_seconds": int(left.total_seconds())})
     grant.ended_at, grant.end_reason = moment, GrantEnd.REVOKED
     db.session.flush()
     sync_departments(customer)
@@ -232,6 +236,26 @@ def revoke_grant(grant: Grant, actor: audit.Actor, reason: dict) -> Revocation:
                  already_used=result.credits_already_used, period_removed=result.period_removed)
     webhooks.emit("entitlement.changed", customer=customer, change="revoked")
     return result
+
+
+def restoration(order: Order, offer: Offer) -> tuple[Offer, bool]:
+    """What activating the order gives now, and whether it is a restoration.
+
+    Once the order's grant was revoked (Cancel, Set as Fraud) while the money that paid for it stayed with us,
+    Back to Pending and Accept give back what the revocation took: the credits it took back, or the time that
+    was still to come of the period, not the package again (the customer used the rest of it already). Money
+    confirmed after the revocation (a new payment after a refund) buys the package whole.
+    """
+    revoked = next((grant for grant in reversed(order.grants) if grant.end_reason == GrantEnd.REVOKED), None)
+    if revoked is None or any((payment.confirmed_at or payment.created_at) > revoked.ended_at
+                              for payment in order.confirmed_payments):
+        return offer, False
+    reversals = db.session.scalars(select(LedgerEntry).where(
+        LedgerEntry.grant_id == revoked.id, LedgerEntry.kind == LedgerKind.REVERSAL)).all()
+    if revoked.package_type == PackageType.CREDIT:
+        return replace(offer, credits=-sum(entry.amount for entry in reversals)), True
+    left = max([(entry.reason_args or {}).get("left_seconds", 0) for entry in reversals], default=0)
+    return replace(offer, length=timedelta(seconds=left)), True
 
 
 def end_subscription(customer: Customer, at: datetime, actor: audit.Actor, reason: dict) -> int:

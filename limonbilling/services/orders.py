@@ -35,7 +35,8 @@ def payment_confirmed(order: Order, actor: audit.Actor) -> None:
 def activate_order(order: Order, actor: audit.Actor) -> bool:
     """Give the customer what the paid order sold, once. Returns False when the rules refuse it now.
 
-    No package is activated without a payment or an agent's free grant (domain.md §6a).
+    No package is activated without a payment or an agent's free grant (domain.md §6a). Accepted again after
+    Cancel or Fraud with the same money, it gives back what the revocation took (entitlements.restoration).
     """
     if order.activated:
         return True
@@ -45,17 +46,19 @@ def activate_order(order: Order, actor: audit.Actor) -> bool:
         top_ups.credit(order, actor)
         return True
     customer = ledger.lock_customer(order.customer_id)
+    offer, restored = entitlements.restoration(order, purchase_rules.Offer.sold(order.package_snapshot,
+                                                                                order.quantity))
     try:
-        grant = entitlements.activate_package(
-            customer, purchase_rules.Offer.sold(order.package_snapshot, order.quantity),
-            source=f"order {order.number}",
-            actor=actor, for_order=order,
-        )
+        grant = entitlements.activate_package(customer, offer, source=f"order {order.number}", actor=actor,
+                                              for_order=order)
     except purchase_rules.PurchaseRefused as refused:
         note = _("Activation refused: %(reason)s", reason=refused.message)
         order.notes = f"{order.notes}\n{note}" if order.notes else note
         audit.record(actor, "order.activation_refused", order, reason=refused.code)
         return False
+    if restored:  # what the revocation took, given back: the audit log says it was not the whole package
+        audit.record(actor, "order.restored", order, number=order.number, credits=offer.credits,
+                     seconds=int(offer.length.total_seconds()) if offer.length is not None else None)
     notifications.purchase_activated(order, grant)
     return True
 

@@ -30,6 +30,9 @@ class Offer:
     department_ids: list[int]
     department_names: list[str]
     on_sale: bool
+    # A subscription period of exactly this length instead of `days`: what a revocation took back, given back
+    # (entitlements.restoration). Not part of the snapshot.
+    length: timedelta | None = None
 
     @classmethod
     def of(cls, package: "Package | Offer") -> "Offer":
@@ -55,7 +58,7 @@ class Offer:
 
     def snapshot(self) -> dict:
         values = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        del values["on_sale"]
+        del values["on_sale"], values["length"]
         return values
 
 
@@ -199,5 +202,5 @@ def preview_purchase(
             return preview
         start = expiry
     preview.period_start = start
-    preview.new_expiry = start + timedelta(days=package.days)
+    preview.new_expiry = start + (package.length if package.length is not None else timedelta(days=package.days))
     return preview

@@ -334,6 +334,35 @@ def test_2_sixteen_accepts_of_a_reopened_balance_order_take_the_balance_once(wor
     assert credits_consistent(case.customer_id) == 10 and count(Grant, Grant.order_id == case.order_id) == 2
 
 
+def test_2_sixteen_accepts_of_a_cancelled_order_with_its_money_give_back_what_was_taken_once(worker, gateway):
+    """10 credits paid, 6 used, Cancel took back 4, Back to Pending: sixteen Accepts restore the 4 once."""
+    from limonbilling.services import charging
+
+    department = make_department("One a ticket", credit_per_request=1)
+    customer, order = _paid_customer_order(gateway, department)
+    case = case_of(order, customer)
+    for k in range(6):
+        charging.charge_usage(case.customer_id, department.id, "ticket", f"t{k}")
+    order = db.session.get(Order, case.order_id)
+    order_actions.cancel_order(order, AGENT)
+    order_actions.back_to_pending(order, AGENT)
+    db.session.commit()
+
+    outcomes = race(worker, [on_order(case.order_id, lambda o: order_actions.accept_order(o, AGENT))] * THREADS)
+
+    exactly_one(outcomes, "already_active")
+    assert ledger_rows(case.customer_id, "purchase") == [10, 4] and credits_consistent(case.customer_id) == 4
+    assert audits("order.restored", case.order_id) == 1 and audits("order.accept", case.order_id) == 1
+
+
+def _paid_customer_order(gateway, department):
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("credit", [department], credits=10))
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+    return customer, order
+
+
 # --- 3, 4: refunds ------------------------------------------------------------------------------------
 
 def test_3_sixteen_refunds_to_the_balance_credit_it_once(worker, gateway, support):

@@ -5,7 +5,7 @@ from datetime import date, timedelta
 import pytest
 
 from limonbilling.extensions import db
-from limonbilling.models import LedgerEntry, Order, Payment, PromoCode, Refund, RefundDestination
+from limonbilling.models import AuditEntry, LedgerEntry, Order, Payment, PromoCode, Refund, RefundDestination
 from limonbilling.models.lifecycle import ORDER_MOVES, OrderState, invoice_state
 from limonbilling.payments.nestpay_gateway import NestPayGateway
 from limonbilling.services import (
@@ -13,7 +13,9 @@ from limonbilling.services import (
     balance,
     cancellations,
     card_payments,
+    charging,
     entitlements,
+    holdings,
     order_actions,
     placement,
     settings,
@@ -102,6 +104,74 @@ def test_fraud_or_cancel_then_back_to_pending_then_accept_leaves_a_paid_invoice(
     grant_ids = [grant.id for grant in order.grants]
     kinds = [e.kind for e in db.session.scalars(db.select(LedgerEntry).where(LedgerEntry.grant_id.in_(grant_ids)))]
     assert kinds.count("purchase") == 2 and "reversal" in kinds  # bought, taken back, given again: all kept
+
+
+def _one_credit_a_ticket():
+    return make_package("credit", [make_department(credit_per_request=1)], credits=10, price="100.00")
+
+
+def _use_credits(customer, department_id, n):
+    for k in range(n):
+        charging.charge_usage(customer.id, department_id, "ticket", f"use-{customer.id}-{k}")
+    db.session.commit()
+
+
+@pytest.mark.parametrize("aside", ["fraud", "cancel"])
+def test_accepted_again_with_the_same_money_it_gives_back_only_the_credits_the_revocation_took(gateway, aside):
+    """10 credits paid once, 6 used, Cancel (or Fraud) takes back the 4 left; Back to Pending and Accept give back
+    those 4, not 10 new ones (16 credits for one payment before). Twice over, the same."""
+    customer = make_customer()
+    package = _one_credit_a_ticket()
+    order = paid_by_card(customer, package)
+    _use_credits(customer, package.department_ids[0], 6)
+    for _round in range(2):
+        (order_actions.set_fraud if aside == "fraud" else order_actions.cancel_order)(order, AGENT)
+        db.session.commit()
+        assert customer.credits == 0
+        order_actions.back_to_pending(order, AGENT)
+        order_actions.accept_order(order, AGENT)
+        db.session.commit()
+        assert (order.status, order.payment_status, customer.credits) == ("active", "paid", 4)
+        assert customer.credits == ledger_service.ledger_sum(customer.id)
+    assert [e.amount for e in db.session.scalars(db.select(LedgerEntry).where(
+        LedgerEntry.customer_id == customer.id, LedgerEntry.kind == "purchase").order_by(LedgerEntry.id))] == [10, 4, 4]
+    restored = db.session.scalars(db.select(AuditEntry.details).where(AuditEntry.action == "order.restored")).all()
+    assert [d["credits"] for d in restored] == [4, 4]
+
+
+def test_accepted_again_with_the_same_money_a_subscription_gets_back_the_time_that_was_left(gateway, clock):
+    """30 days paid once, Cancel on day 25 removes the period; Accepted again on day 28, the customer gets the 5
+    days that were left, to the second, not 30 new ones."""
+    customer = make_customer()
+    order = paid_by_card(customer, make_package("subscription", [make_department()], days=30))
+    started = clock.now()
+    clock.advance(days=25)
+    order_actions.cancel_order(order, AGENT)
+    db.session.commit()
+    assert holdings.subscription_expiry(customer) is None or holdings.subscription_expiry(customer) <= clock.now()
+    clock.advance(days=3)
+    order_actions.back_to_pending(order, AGENT)
+    order_actions.accept_order(order, AGENT)
+    db.session.commit()
+    assert holdings.subscription_expiry(customer) == clock.now() + timedelta(days=5)
+    assert started + timedelta(days=30) < holdings.subscription_expiry(customer)  # the 3 days in between are kept
+
+
+def test_a_new_payment_after_a_refund_buys_the_package_whole_again(gateway, clock):
+    customer = make_customer()
+    make_transfer_account()
+    package = _one_credit_a_ticket()
+    order = placement.place_customer_order(customer, package, payment_method="bank_transfer",
+                                           actor=as_customer(customer), contracts_accepted=True)
+    order_actions.accept_order(order, AGENT)
+    db.session.commit()
+    _use_credits(customer, package.department_ids[0], 6)
+    refund_to_balance(order)  # Cancel & Refund: the 4 left taken back, 100.00 to the balance
+    clock.advance(minutes=1)
+    order_actions.back_to_pending(order, AGENT)
+    order_actions.accept_order(order, AGENT)  # a new transfer recorded: new money
+    db.session.commit()
+    assert (order.status, order.payment_status, customer.credits) == ("active", "paid", 10)
 
 
 def test_the_invoice_is_always_what_the_payments_and_refunds_say(gateway):
