@@ -91,6 +91,9 @@ def _take_payment_on_accept(order: Order, actor: audit.Actor, received_on: date 
             "The card payment has not arrived; the order cannot be accepted. Ask the bank, or give it free "
             "with a reason."))
     elif order.payment_method == PaymentMethod.BANK_TRANSFER:
+        if received_on is not None and received_on > local_today():
+            raise ServiceError("received_on_future", _("A transfer cannot have arrived after today (the day is "
+                                                       "Istanbul's); give the day the bank shows."))
         payments.record(order, PaymentMethod.BANK_TRANSFER, order.amount_minor - order.refundable_minor, actor,
                         received_on=received_on or local_today())
     elif order.payment_method == PaymentMethod.ACCOUNT_BALANCE:

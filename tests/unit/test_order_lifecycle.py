@@ -1,6 +1,6 @@
 """The order lifecycle of domain.md §6a at the service level: no activation without a payment, the invoice
 follows the money, partial refunds, promo uses, money we refuse goes back (issue 14's defects 3, 4, 7, 8, 9)."""
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -87,6 +87,23 @@ def test_accepting_a_bank_transfer_records_the_payment_with_its_day(gateway):
 
 
 # --- defect 4: the invoice follows the money, and the order keeps its ledger history --------------------
+
+def test_a_transfer_received_today_in_istanbul_is_accepted_and_tomorrow_is_refused(gateway, clock):
+    """21:30 UTC on 1 March is 00:30 on 2 March in Istanbul: the 2nd is today, the 3rd is not yet."""
+    clock.set(datetime(2026, 3, 1, 21, 30, tzinfo=UTC))
+    make_transfer_account()
+    customer = make_customer()
+    order = placement.place_customer_order(customer, _credit_package(), payment_method="bank_transfer",
+                                           actor=as_customer(customer), contracts_accepted=True)
+    db.session.commit()
+    with pytest.raises(ServiceError) as refused:
+        order_actions.accept_order(order, AGENT, received_on=date(2026, 3, 3))
+    assert refused.value.code == "received_on_future"
+    db.session.rollback()
+    order_actions.accept_order(order, AGENT, received_on=date(2026, 3, 2))
+    db.session.commit()
+    assert [p.received_on for p in order.payments] == [date(2026, 3, 2)]
+
 
 @pytest.mark.parametrize("aside", ["fraud", "cancel"])
 def test_fraud_or_cancel_then_back_to_pending_then_accept_leaves_a_paid_invoice(gateway, aside):
