@@ -18,6 +18,7 @@ from .services import (
     audit,
     card_payments,
     entitlements,
+    idempotency,
     notifications,
     outbox,
     privacy,
@@ -85,8 +86,11 @@ def expire() -> None:
     for order_id in transfer_deadlines.overdue_orders():
         overdue += transfer_deadlines.cancel_overdue(order_id, actor)
         db.session.commit()
+    forgotten = idempotency.prune()
+    db.session.commit()
     click.echo(f"{changed} customer(s) updated, {abandoned} unpaid card checkout(s) cancelled, "
-               f"{overdue} bank-transfer order(s) past their deadline cancelled.")
+               f"{overdue} bank-transfer order(s) past their deadline cancelled, {forgotten} API idempotency "
+               f"key(s) older than a day forgotten.")
 
 
 def reconcile_with_bank(older_than: int) -> list[str]:

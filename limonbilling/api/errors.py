@@ -9,6 +9,8 @@ STATUS_BY_CODE = {
     "validation_failed": 422,
     "insufficient_credits": 402,
     "department_not_enabled": 403,
+    "idempotency_key": 400,
+    "idempotency_key_reused": 422,  # as Stripe answers a key sent again with other parameters
 }
 
 

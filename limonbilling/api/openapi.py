@@ -358,7 +358,12 @@ def document() -> dict:
         "openapi": "3.1.0",
         "info": {"title": "LimonBilling help-desk API", "version": "1.0.0",
                  "description": "Entitlements and usage charging for an external help desk. "
-                                "Billing endpoints answer 404 while the Paid VIP Support System is off."},
+                                "Billing endpoints answer 404 while the Paid VIP Support System is off. "
+                                "A POST sent with an Idempotency-Key header (1-255 printable ASCII characters, "
+                                "per token) acts once: sent again with the same body it gets the first answer "
+                                "(header Idempotent-Replayed: true), with another body 422 "
+                                "idempotency_key_reused, while the first still runs 409 "
+                                "idempotency_key_in_progress. Keys are kept for at least a day."},
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearerAuth": []}],
         "paths": PATHS,

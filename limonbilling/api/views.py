@@ -5,7 +5,7 @@ when it refuses, with the refusal in the JSON error shape."""
 from datetime import date
 from functools import wraps
 
-from flask import g, jsonify, request
+from flask import g, jsonify, make_response, request
 from sqlalchemy import func, select
 
 from .. import pagination
@@ -20,6 +20,7 @@ from ..services import (
     charging,
     customers,
     entitlements,
+    idempotency,
     invoices,
     ledger,
     order_actions,
@@ -54,7 +55,7 @@ def scope(needed: str, *, billing: bool = False):
                 return error_response(404, "module_disabled", "The Paid VIP Support System is switched off.")
             g.api_token = token
             try:
-                return committed(view, *args, **kwargs)  # also keeps the token's last use
+                return committed(answered_once, view, *args, **kwargs)  # also keeps the token's last use
             except ApiError as error:
                 return error.response()
 
@@ -77,6 +78,28 @@ def committed(action, /, *args, **kwargs):
         raise ApiError.refusal(error) from error
     db.session.commit()
     return result
+
+
+def answered_once(view, /, *args, **kwargs):
+    """A write sent with an `Idempotency-Key` header is answered once: sent again, it gets the first answer
+    (services/idempotency.py). The key is claimed in the view's first transaction, so it is committed with the
+    view's first effect (a refund commits before the bank is asked), and the answer is written last."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None or request.method in ("GET", "HEAD", "OPTIONS"):
+        return view(*args, **kwargs)
+    claimed = idempotency.claim(g.api_token.id, key, idempotency.fingerprint(request.method, request.path,
+                                                                             request.get_data()))
+    if isinstance(claimed, idempotency.Answer):
+        if claimed.status_code is None:
+            raise ApiError(409, "idempotency_key_in_progress", "A request with this Idempotency-Key is still "
+                           "running, or ended without an answer; read the order to see where it stands.")
+        response = make_response(claimed.body, claimed.status_code)
+        response.mimetype = "application/json"
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+    response = make_response(view(*args, **kwargs))
+    idempotency.record(claimed, idempotency.Answer(response.status_code, response.get_data(as_text=True)))
+    return response
 
 
 def _actor() -> audit.Actor:

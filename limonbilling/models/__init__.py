@@ -1,7 +1,7 @@
 """All models, imported here so Alembic and `db.create_all()` see every table."""
 from .accounts import CUSTOMER_SEARCH_SQL, Agent, Customer, CustomerDepartment, CustomerNote
 from .activation import ActivationRequest
-from .api import ApiToken
+from .api import ApiIdempotencyKey, ApiToken
 from .balance import AccountBalance, BalanceEntry
 from .catalog import Department, Package
 from .choices import (
@@ -67,6 +67,7 @@ __all__ = [
     "Agent",
     "Announcement",
     "ApiScope",
+    "ApiIdempotencyKey",
     "ApiToken",
     "Attachment",
     "AttachmentKind",

@@ -45,7 +45,7 @@ from ..models import (
     Refund,
 )
 from ..models.lifecycle import REFUNDS_IN_FLIGHT
-from . import ServiceError, ValidationFailed, attachments, audit, balance, ledger, settings
+from . import ServiceError, ValidationFailed, attachments, audit, balance, idempotency, ledger, settings
 
 ERASED = "[erased]"
 MAX_REASON_LENGTH = 2000
@@ -410,7 +410,8 @@ ERASURE: dict[str, Callable[[int], int]] = {
 
 def erase(customer: Customer) -> dict[str, int]:
     """Anonymise everything personal of the (locked) customer, table by table as `ERASURE` says, then the audit
-    entries about them and their sign-in counters. Returns the rows changed per table (no personal data)."""
+    entries about them, their sign-in counters and the API answers kept for retries that show their details.
+    Returns the rows changed per table (no personal data)."""
     personal, email = _personal_values(customer), customer.email.lower()
     about = _about(customer.id)
     counts = {name: action(customer.id) for name, action in ERASURE.items()}
@@ -423,6 +424,7 @@ def erase(customer: Customer) -> dict[str, int]:
     counts["audit_log"] = len(entries)
     counts["rate_limit_counters"] = db.session.execute(delete(RateLimitCounter).where(
         RateLimitCounter.key.like(f"%/{email}"))).rowcount
+    counts["api_idempotency_keys"] = idempotency.forget_answers_mentioning(email)
     return {name: count for name, count in counts.items() if count}
 
 

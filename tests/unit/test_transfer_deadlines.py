@@ -131,7 +131,7 @@ def test_the_commands_remind_and_cancel(app, transfer_order, clock):
     clock.set(transfer_order.created_at + 3 * DAY)
     assert "1 reminder(s) queued." in runner.invoke(args=["billing", "remind"]).output
     clock.set(transfer_order.created_at + 7 * DAY)
-    assert "1 bank-transfer order(s) past their deadline cancelled." in runner.invoke(args=["billing", "expire"]).output
+    assert "1 bank-transfer order(s) past their deadline cancelled," in runner.invoke(args=["billing", "expire"]).output
     assert db.session.get(Order, transfer_order.id).status == "cancelled"
 
 

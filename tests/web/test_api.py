@@ -4,7 +4,7 @@ import re
 import pytest
 
 from limonbilling.extensions import db
-from limonbilling.models import ApiToken, Customer, LedgerEntry, Usage
+from limonbilling.models import ApiIdempotencyKey, ApiToken, Customer, LedgerEntry, Order, Usage
 from limonbilling.services import ServiceError, api_tokens, audit, ledger, placement, settings
 
 from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
@@ -307,6 +307,67 @@ def test_order_actions_and_refund_to_balance(client, auth, world):
     assert balance.amount(customer, "TRY") == 15000
     assert client.post(f"/api/v1/orders/{number}/cancel", headers=auth).status_code == 409
     assert client.get("/api/v1/orders/0000000000", headers=auth).status_code == 404
+
+
+def test_a_write_sent_again_with_its_idempotency_key_gets_the_first_answer_and_acts_once(client, auth, world):
+    """A help desk that retries a request after a timeout must not place a second order or refund twice."""
+    customer = world["customer"]
+    body = {"customer_id": customer.id, "package_id": world["credits"].id, "payment_method": "manual"}
+    first = client.post("/api/v1/orders", headers={**auth, "Idempotency-Key": "order-1"}, json=body)
+    again = client.post("/api/v1/orders", headers={**auth, "Idempotency-Key": "order-1"}, json=body)
+    assert first.status_code == again.status_code == 201 and first.json == again.json
+    assert "Idempotent-Replayed" not in first.headers and again.headers["Idempotent-Replayed"] == "true"
+    assert db.session.scalar(db.select(db.func.count(Order.id))) == 1
+    assert client.get(f"/api/v1/customers/{customer.id}/entitlement", headers=auth).json["credits"] == 20
+
+    other = client.post("/api/v1/orders", headers={**auth, "Idempotency-Key": "order-1"},
+                        json={**body, "quantity": 2})
+    assert other.status_code == 422 and other.json["error"]["code"] == "idempotency_key_reused"
+    another_token = client.post("/api/v1/orders", headers={**_token(), "Idempotency-Key": "order-1"}, json=body)
+    assert another_token.status_code == 201 and another_token.json["number"] != first.json["number"]  # per token
+
+    number = first.json["number"]
+    for _attempt in range(2):
+        part = client.post(f"/api/v1/orders/{number}/refund", headers={**auth, "Idempotency-Key": "refund-1"},
+                           json={"to": "balance", "amount": "25.00"})
+        assert part.status_code == 200
+    from limonbilling.services import balance
+
+    db.session.expire_all()
+    assert balance.amount(customer, "TRY") == 2500  # refunded once
+    assert client.post(f"/api/v1/orders/{number}/refund", headers=auth,
+                       json={"to": "balance", "amount": "25.00"}).status_code == 200  # no key: a new refund
+    db.session.expire_all()
+    assert balance.amount(customer, "TRY") == 5000
+
+
+def test_a_refused_write_keeps_no_key_and_a_bad_key_is_refused(client, auth, world):
+    body = {"customer_id": world["customer"].id, "package_id": world["credits"].id, "payment_method": "manual",
+            "promo_code": "NOPE"}
+    refused = client.post("/api/v1/orders", headers={**auth, "Idempotency-Key": "k"}, json=body)
+    assert refused.status_code == 409 and db.session.scalar(db.select(db.func.count(ApiIdempotencyKey.id))) == 0
+    del body["promo_code"]
+    assert client.post("/api/v1/orders", headers={**auth, "Idempotency-Key": "k"}, json=body).status_code == 201
+    for bad in ("x" * 256, "ключ", "tab\there"):
+        answer = client.post("/api/v1/orders", headers={**auth, "Idempotency-Key": bad}, json=body)
+        assert answer.status_code == 400 and answer.json["error"]["code"] == "idempotency_key", bad
+    assert client.post("/api/v1/orders", headers={**auth, "Idempotency-Key": "x" * 255}, json=body).status_code == 201
+
+
+def test_an_answer_kept_for_retries_goes_when_its_customer_is_erased(client, auth, world):
+    """POST /customers answers with the customer's details; kept for a retry, it must not outlive an erasure."""
+    from limonbilling.services import ledger as ledger_service
+    from limonbilling.services import privacy
+
+    made = client.post("/api/v1/customers", headers={**auth, "Idempotency-Key": "new-customer"}, json={
+        "account_type": "individual", "first_name": "Deniz", "last_name": "Kaya", "email": "deniz@example.com",
+        "phone": "0532 765 43 21"})
+    assert made.status_code == 201
+    client.post("/api/v1/orders", headers={**auth, "Idempotency-Key": "other"}, json={
+        "customer_id": world["customer"].id, "package_id": world["credits"].id, "payment_method": "manual"})
+    privacy.erase(ledger_service.lock_customer(made.json["id"]))
+    db.session.commit()
+    assert db.session.scalars(db.select(ApiIdempotencyKey.key)).all() == ["other"]
 
 
 def test_order_requests_are_validated(client, auth, world):
