@@ -22,6 +22,7 @@ from ..models import (
     RefundDestination,
 )
 from . import ServiceError, ValidationFailed, audit, entitlements, holdings, ledger, notifications, refunds
+from .lifecycle import lock_order
 
 
 def pending_request(customer: Customer) -> CancellationRequest | None:
@@ -92,6 +93,10 @@ def approve(request: CancellationRequest, actor: audit.Actor, note: str = "",
     ahead = renewals_ahead(db.session.get(Customer, customer_id), moment)
     refunded = []
     if refund_renewals is not None:
+        # Every renewal order is locked (by id) before the first refund locks the customer: locking the next
+        # order after it would deadlock with an action on that order, which holds it and waits for the customer
+        for order_id in sorted(order.id for _period, order in ahead if order is not None):
+            lock_order(order_id)
         for _period, order in sorted(ahead, key=lambda row: row[1].id if row[1] else 0):
             if order is not None and order.refundable_minor > 0:
                 refunds.start(order, to=refund_renewals, actor=actor)

@@ -24,6 +24,7 @@ from ..models import (
     OrderKind,
     Package,
     PackageType,
+    PaymentState,
     SubscriptionPeriod,
 )
 from . import audit, holdings, ledger, webhooks
@@ -247,8 +248,10 @@ def restoration(order: Order, offer: Offer) -> tuple[Offer, bool]:
     confirmed after the revocation (a new payment after a refund) buys the package whole.
     """
     revoked = next((grant for grant in reversed(order.grants) if grant.end_reason == GrantEnd.REVOKED), None)
+    # New money is money we still hold: an approval confirmed after the revocation and returned to the card by
+    # itself (a second attempt, an order no longer awaiting payment) is refunded and buys nothing
     if revoked is None or any((payment.confirmed_at or payment.created_at) > revoked.ended_at
-                              for payment in order.confirmed_payments):
+                              for payment in order.confirmed_payments if payment.state == PaymentState.CONFIRMED):
         return offer, False
     reversals = db.session.scalars(select(LedgerEntry).where(
         LedgerEntry.grant_id == revoked.id, LedgerEntry.kind == LedgerKind.REVERSAL)).all()
@@ -256,6 +259,24 @@ def restoration(order: Order, offer: Offer) -> tuple[Offer, bool]:
         return replace(offer, credits=-sum(entry.amount for entry in reversals)), True
     left = max([(entry.reason_args or {}).get("left_seconds", 0) for entry in reversals], default=0)
     return replace(offer, length=timedelta(seconds=left)), True
+
+
+def restore_nothing(customer: Customer, offer: Offer, *, source: str, for_order: Order) -> Grant:
+    """A restoration with nothing to give back (the revocation took nothing: the credits were used or the period
+    was forfeited by a switch, ended or over before it). The order counts as given again, but nothing moves: no
+    purchase of 0 credits or a period of no length, and above all no switch of type forfeiting what the customer
+    holds now. The grant is recorded already ended, so a later revocation takes nothing either."""
+    customer = ledger.lock_customer(customer.id)
+    moment = now()
+    kind = (OrderKind.NEW if customer.package_type is None else OrderKind.SWITCH if customer.package_type != offer.type
+            else OrderKind.TOP_UP if offer.type == PackageType.CREDIT else OrderKind.RENEWAL)
+    snapshot = {**offer.snapshot(), "credits": 0} if offer.type == PackageType.CREDIT else offer.snapshot()
+    grant = Grant(customer_id=customer.id, package_id=offer.package_id, package_type=offer.type, kind=kind,
+                  snapshot=snapshot, source=source, created_at=moment, ended_at=moment, end_reason=GrantEnd.FORFEIT,
+                  order=for_order)
+    db.session.add(grant)
+    db.session.flush()
+    return grant
 
 
 def end_subscription(customer: Customer, at: datetime, actor: audit.Actor, reason: dict) -> int:

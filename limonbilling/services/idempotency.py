@@ -10,10 +10,11 @@ serialises writers) and then gets its answer. The same key with another request 
 refused. Keys are kept at least KEPT (`billing expire` removes older ones).
 """
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from ..clock import now
 from ..extensions import db, insert_ignoring_conflict
@@ -66,6 +67,8 @@ def prune() -> int:
 
 def forget_answers_mentioning(text: str) -> int:
     """Forget the keys whose stored answer contains `text`: an erased customer's e-mail address (KVKK), as the
-    answer to creating or reading a customer holds their details."""
+    answer to creating or reading a customer holds their details. An answer is JSON, which writes a character
+    outside ASCII escaped (ç as \\u00e7): the text is looked for as it is and as the answer writes it."""
+    written = {text, json.dumps(text)[1:-1]}
     return db.session.execute(delete(ApiIdempotencyKey).where(
-        ApiIdempotencyKey.body.contains(text, autoescape=True))).rowcount
+        or_(*(ApiIdempotencyKey.body.contains(form, autoescape=True) for form in written)))).rowcount

@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Customer, Order, OrderState, PaymentMethod
+from ..models import Customer, Order, OrderState, PackageType, PaymentMethod
 from . import ServiceError, audit, entitlements, ledger, notifications, purchase_rules, settings, top_ups
 from .lifecycle import move_order, settle
 
@@ -48,6 +48,11 @@ def activate_order(order: Order, actor: audit.Actor) -> bool:
     customer = ledger.lock_customer(order.customer_id)
     offer, restored = entitlements.restoration(order, purchase_rules.Offer.sold(order.package_snapshot,
                                                                                 order.quantity))
+    if restored and not (offer.credits if offer.type == PackageType.CREDIT else offer.length):
+        entitlements.restore_nothing(customer, offer, source=f"order {order.number}", for_order=order)
+        audit.record(actor, "order.restored", order, number=order.number, credits=offer.credits,
+                     seconds=int(offer.length.total_seconds()) if offer.length is not None else None)
+        return True  # the revocation took nothing: nothing to give back, nothing to mail
     try:
         grant = entitlements.activate_package(customer, offer, source=f"order {order.number}", actor=actor,
                                               for_order=order)

@@ -764,6 +764,42 @@ def test_approving_a_cancellation_with_refunds_while_the_renewal_is_cancelled_do
     assert order.payment_status == ("refunded" if order.refunds else "paid")
 
 
+def test_approving_a_cancellation_that_refunds_two_renewals_while_the_second_is_refunded_does_not_deadlock(
+        worker, support, clock, monkeypatch):
+    """Two renewals bought ahead, refunded to the balance by the approval: the first refund locks the customer,
+    and the approval then locked the second renewal's order, while an agent's refund of that order held it and
+    waited for the customer (order, then customer). The approval locks every renewal order first."""
+    from limonbilling.models import CancellationRequest
+    from limonbilling.services import cancellations, refunds
+
+    settings.update({"renewal_window_days": 90}, AGENT)
+    customer = make_customer()
+    package = make_package("subscription", [support], days=30)
+    placement.place_agent_order(customer, package, payment_method="manual", actor=AGENT)
+    clock.advance(days=10)
+    placement.place_agent_order(customer, package, payment_method="manual", actor=AGENT)  # days 30–60
+    second = placement.place_agent_order(customer, package, payment_method="manual", actor=AGENT)  # days 60–90
+    request_id = cancellations.request_cancellation(customer, timing="period_end", reason="Too expensive",
+                                                    actor=as_customer(customer)).id
+    db.session.commit()
+    case = case_of(second, customer)
+
+    interleaving = Interleaving(monkeypatch)
+    interleaving.pause_after(ledger, "lock_customer", role="approve")
+    interleaving.pause_after(refunds, "lock_order", role="refund")
+
+    def approve():
+        request = db.session.get(CancellationRequest, request_id)
+        return lambda: cancellations.approve(request, AGENT, refund_renewals=RefundDestination.BALANCE)
+
+    outcomes = race(worker, [interleaving.as_role(approve, "approve"), interleaving.as_role(on_order(
+        case.order_id, lambda o: refunds.start(o, to=RefundDestination.BALANCE, actor=AGENT)), "refund")])
+
+    no_errors(outcomes)
+    order = db.session.get(Order, case.order_id)
+    assert len(order.refunds) == 1 and order.payment_status == "refunded"
+
+
 # --- 12: reconciliation, and expiry, against the bank's callback --------------------------------------------
 
 @pytest.mark.parametrize("asker", ["attempt", "order_page"])

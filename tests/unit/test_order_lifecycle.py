@@ -7,6 +7,7 @@ import pytest
 from limonbilling.extensions import db
 from limonbilling.models import AuditEntry, LedgerEntry, Order, Payment, PromoCode, Refund, RefundDestination
 from limonbilling.models.lifecycle import ORDER_MOVES, OrderState, invoice_state
+from limonbilling.payments.base import RefundAnswer
 from limonbilling.payments.nestpay_gateway import NestPayGateway
 from limonbilling.services import (
     ServiceError,
@@ -18,6 +19,7 @@ from limonbilling.services import (
     holdings,
     order_actions,
     placement,
+    refunds,
     settings,
 )
 from limonbilling.services import ledger as ledger_service
@@ -189,6 +191,103 @@ def test_a_new_payment_after_a_refund_buys_the_package_whole_again(gateway, cloc
     order_actions.accept_order(order, AGENT)  # a new transfer recorded: new money
     db.session.commit()
     assert (order.status, order.payment_status, customer.credits) == ("active", "paid", 10)
+
+
+class _RefundingBank:
+    """A bank whose refunds (the automatic return of an approval we did not accept) succeed."""
+
+    def refund(self, oid, amount_minor, currency, *, operation, whole):
+        return RefundAnswer(succeeded=True, operation=operation, return_code="00", transaction_id="R1")
+
+
+def test_a_late_approval_sent_back_to_the_card_does_not_buy_the_package_whole_again(gateway, clock):
+    """10 credits paid, 6 used, Cancel takes back the 4 left; a second attempt (another tab) approved after the
+    Cancel is returned to the card by itself. That money is not ours: Accepted again, the order gives back the 4
+    credits, not 10 new ones (the returned approval counted as a payment made after the revocation)."""
+    customer = make_customer()
+    package = _one_credit_a_ticket()
+    order, first = card_order(customer, package)
+    second = card_payments.start_card_payment(order, "nestpay")
+    db.session.commit()
+    card_payments.apply_card_callback(gateway, bank_answer(first), BANK)
+    db.session.commit()
+    _use_credits(customer, package.department_ids[0], 6)
+    order_actions.cancel_order(order, AGENT)
+    db.session.commit()
+    clock.advance(minutes=1)
+    card_payments.apply_card_callback(gateway, bank_answer(second), BANK)
+    db.session.commit()
+    assert refunds.send(order, _RefundingBank(), BANK) == "refunded"
+    db.session.commit()
+    assert (second.state, first.state, order.payment_status) == ("refunded", "confirmed", "paid")
+    order_actions.back_to_pending(order, AGENT)
+    order_actions.accept_order(order, AGENT)
+    db.session.commit()
+    assert (order.status, customer.credits) == ("active", 4)
+
+
+def test_accepted_again_after_a_switch_took_it_all_gives_nothing_and_forfeits_nothing(gateway, clock):
+    """A subscription order, then credits bought (the switch forfeits the subscription), then the subscription
+    order cancelled: its revocation took nothing. Accepted again with the same money it gives nothing, and it
+    does not switch the customer back (forfeiting the credits) nor fail on a period of no length."""
+    customer = make_customer()
+    order = paid_by_card(customer, make_package("subscription", [make_department()], days=30))
+    order_actions.accept_order(order, AGENT)
+    db.session.commit()
+    clock.advance(days=5)
+    credits = paid_by_card(customer, _one_credit_a_ticket())
+    order_actions.accept_order(credits, AGENT)
+    db.session.commit()
+    assert (customer.package_type, customer.credits) == ("credit", 10)
+    order_actions.cancel_order(order, AGENT)
+    order_actions.back_to_pending(order, AGENT)
+    db.session.commit()
+    order_actions.accept_order(order, AGENT)
+    db.session.commit()
+    assert (order.status, order.payment_status, order.activated) == ("active", "paid", True)
+    assert (customer.package_type, customer.credits) == ("credit", 10)
+    assert holdings.subscription_expiry(customer) is None
+    order_actions.cancel_order(order, AGENT)  # and the nothing it gave is taken back as nothing
+    db.session.commit()
+    assert (customer.package_type, customer.credits) == ("credit", 10)
+
+
+def test_a_credit_order_whose_credits_a_switch_forfeited_gives_nothing_when_accepted_again(gateway, clock):
+    """10 credits, then a subscription bought (the credits forfeited), then the credit order cancelled (nothing to
+    take back) and accepted again: the subscription stays; no credit purchase of 0 switches the customer back."""
+    customer = make_customer()
+    order = paid_by_card(customer, _one_credit_a_ticket())
+    order_actions.accept_order(order, AGENT)
+    db.session.commit()
+    subscription = paid_by_card(customer, make_package("subscription", [make_department()], days=30))
+    order_actions.accept_order(subscription, AGENT)
+    db.session.commit()
+    expiry = holdings.subscription_expiry(customer)
+    order_actions.cancel_order(order, AGENT)
+    order_actions.back_to_pending(order, AGENT)
+    order_actions.accept_order(order, AGENT)
+    db.session.commit()
+    assert (order.status, customer.package_type, customer.credits) == ("active", "subscription", 0)
+    assert holdings.subscription_expiry(customer) == expiry
+
+
+def test_a_subscription_ended_now_by_a_cancellation_request_then_cancelled_is_accepted_again_with_nothing(
+        gateway, clock):
+    """The period was ended at once (a cancellation request approved "now"), then the order cancelled: nothing
+    was left to take back, so Accept gives nothing back (it failed on a period of no length)."""
+    customer = make_customer()
+    order = paid_by_card(customer, make_package("subscription", [make_department()], days=30))
+    clock.advance(days=10)
+    entitlements.end_subscription(customer, clock.now(), AGENT, ledger_service.because("subscription_cancelled"))
+    db.session.commit()
+    clock.advance(minutes=1)
+    order_actions.cancel_order(order, AGENT)
+    order_actions.back_to_pending(order, AGENT)
+    db.session.commit()
+    order_actions.accept_order(order, AGENT)
+    db.session.commit()
+    assert (order.status, order.activated) == ("active", True)
+    assert holdings.subscription_expiry(customer) is None or holdings.subscription_expiry(customer) <= clock.now()
 
 
 def test_the_invoice_is_always_what_the_payments_and_refunds_say(gateway):

@@ -370,6 +370,21 @@ def test_an_answer_kept_for_retries_goes_when_its_customer_is_erased(client, aut
     assert db.session.scalars(db.select(ApiIdempotencyKey.key)).all() == ["other"]
 
 
+def test_an_answer_kept_for_retries_goes_with_an_erasure_also_when_the_address_is_not_ascii(client, auth, world):
+    """JSON answers write "ç" as \\u00e7: an address such as çağrı@example.com is not in the kept answer as it is
+    written, so the erasure kept the answer (name, phone, address) and a retry still showed it."""
+    from limonbilling.services import ledger as ledger_service
+    from limonbilling.services import privacy
+
+    made = client.post("/api/v1/customers", headers={**auth, "Idempotency-Key": "new-customer"}, json={
+        "account_type": "individual", "first_name": "Çağrı", "last_name": "Kaya", "email": "çağrı@example.com",
+        "phone": "0532 765 43 21"})
+    assert made.status_code == 201 and made.json["email"] == "çağrı@example.com"
+    privacy.erase(ledger_service.lock_customer(made.json["id"]))
+    db.session.commit()
+    assert db.session.scalars(db.select(ApiIdempotencyKey.key)).all() == []
+
+
 def test_order_requests_are_validated(client, auth, world):
     bad = client.post("/api/v1/orders", headers=auth, json={
         "customer_id": "1", "package_id": world["credits"].id, "payment_method": "free", "price_override": "-5",
