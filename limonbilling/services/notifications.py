@@ -70,12 +70,22 @@ def _queue(event: str, event_key: str, *, channel: str, recipient: str, language
         order_number=order.number if order is not None else None, state="pending", attempts=0,
         next_attempt_at=now(), created_at=now(),
     ) is not None
-    if added and _CAN_DELIVER[channel]():  # an e-mail with no SMTP server waits for the worker; no sender is woken
+    if added and _may_deliver(channel):  # an e-mail with no SMTP server waits for the worker; no sender is woken
         db.session.info["outbox_queued"] = True
     return added
 
 
-_CAN_DELIVER = {"email": messaging.smtp_configured, "sms": messaging.sms_configured}
+_CONFIGURED = {"email": messaging.smtp_configured, "sms": messaging.sms_configured}
+
+
+def _may_deliver(channel: str) -> bool:
+    """Whether the web process's sender could deliver on `channel` now. A stored setting it cannot read (not
+    JSON) must not fail the request that queues the message: the sender is woken and logs the failure, and the
+    worker retries, as before this check."""
+    try:
+        return _CONFIGURED[channel]()
+    except ValueError:
+        return True
 
 
 def _to_customer(customer: Customer, event: str, event_key: str, template: str, subject: Callable[[], str],
