@@ -50,22 +50,36 @@ def activate_order(order: Order, actor: audit.Actor) -> bool:
                                                                                 order.quantity))
     if restored and not (offer.credits if offer.type == PackageType.CREDIT else offer.length):
         entitlements.restore_nothing(customer, offer, source=f"order {order.number}", for_order=order)
-        audit.record(actor, "order.restored", order, number=order.number, credits=offer.credits,
-                     seconds=int(offer.length.total_seconds()) if offer.length is not None else None)
+        _restored(order, offer, actor)
         return True  # the revocation took nothing: nothing to give back, nothing to mail
+    if restored and purchase_rules.preview_purchase(customer, offer, for_order=order).forfeits_something:
+        # The customer switched type since: giving it back would forfeit what they bought since, unasked.
+        return _activation_refused(order, actor, "restore_would_forfeit", _(
+            "giving back what was taken would forfeit the package the customer holds now; refund the order "
+            "instead"))
     try:
         grant = entitlements.activate_package(customer, offer, source=f"order {order.number}", actor=actor,
                                               for_order=order)
     except purchase_rules.PurchaseRefused as refused:
-        note = _("Activation refused: %(reason)s", reason=refused.message)
-        order.notes = f"{order.notes}\n{note}" if order.notes else note
-        audit.record(actor, "order.activation_refused", order, reason=refused.code)
-        return False
-    if restored:  # what the revocation took, given back: the audit log says it was not the whole package
-        audit.record(actor, "order.restored", order, number=order.number, credits=offer.credits,
-                     seconds=int(offer.length.total_seconds()) if offer.length is not None else None)
+        return _activation_refused(order, actor, refused.code, refused.message)
+    if restored:
+        _restored(order, offer, actor)
     notifications.purchase_activated(order, grant)
     return True
+
+
+def _restored(order: Order, offer: purchase_rules.Offer, actor: audit.Actor) -> None:
+    """The audit log says the activation gave back what the revocation took, not the whole package."""
+    audit.record(actor, "order.restored", order, number=order.number, credits=offer.credits,
+                 seconds=int(offer.length.total_seconds()) if offer.length is not None else None)
+
+
+def _activation_refused(order: Order, actor: audit.Actor, code: str, reason: str) -> bool:
+    """The order keeps its payment and a note for the agent; nothing is given."""
+    note = _("Activation refused: %(reason)s", reason=reason)
+    order.notes = f"{order.notes}\n{note}" if order.notes else note
+    audit.record(actor, "order.activation_refused", order, reason=code)
+    return False
 
 
 def customer_order(customer: Customer, number: str) -> Order | None:

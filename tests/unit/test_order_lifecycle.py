@@ -252,6 +252,29 @@ def test_accepted_again_after_a_switch_took_it_all_gives_nothing_and_forfeits_no
     assert (customer.package_type, customer.credits) == ("credit", 10)
 
 
+def test_credits_taken_back_are_not_given_back_over_a_subscription_bought_since(gateway, clock):
+    """10 credits, 6 used, Cancel takes back 4; the customer then buys a subscription. Accepting the credit order
+    again would switch them back and forfeit the paid subscription, unasked: it is refused with a note, the
+    money stays on the order for the agent to refund."""
+    customer = make_customer()
+    package = _one_credit_a_ticket()
+    order = paid_by_card(customer, package)
+    _use_credits(customer, package.department_ids[0], 6)
+    order_actions.cancel_order(order, AGENT)
+    order_actions.back_to_pending(order, AGENT)
+    db.session.commit()
+    subscription = paid_by_card(customer, make_package("subscription", [make_department()], days=30))
+    order_actions.accept_order(subscription, AGENT)
+    db.session.commit()
+    expiry = holdings.subscription_expiry(customer)
+    with pytest.raises(ServiceError) as refused:
+        order_actions.accept_order(order, AGENT)
+    assert refused.value.code == "activation_refused" and "forfeit the package" in refused.value.message
+    db.session.rollback()
+    assert (order.status, order.payment_status, order.activated) == ("pending", "paid", False)
+    assert (customer.package_type, holdings.subscription_expiry(customer)) == ("subscription", expiry)
+
+
 def test_a_credit_order_whose_credits_a_switch_forfeited_gives_nothing_when_accepted_again(gateway, clock):
     """10 credits, then a subscription bought (the credits forfeited), then the credit order cancelled (nothing to
     take back) and accepted again: the subscription stays; no credit purchase of 0 switches the customer back."""
