@@ -5,6 +5,7 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from limonbilling.models import ActivationRequest, Customer, Notification, Order, Package
@@ -39,7 +40,7 @@ def test_a_visitor_sends_the_form_the_agent_approves_and_the_customer_has_the_pa
     assert card.locator("select[name=package_id]").input_value() == str(package_id)  # the visitor's choice
     screenshot(agent, "admin-activation-requests")
     card.get_by_role("button", name="Approve and activate").click()
-    assert "is placed, paid by bank transfer and active" in agent.locator(".alert-success").inner_text()
+    expect(agent.locator(".alert-success")).to_contain_text("is placed, paid by bank transfer and active")
 
     (number, status, payment), = shop.query(select(Order.number, Order.status, Order.payment_status))
     assert (status, payment) == ("active", "paid")

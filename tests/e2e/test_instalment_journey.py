@@ -4,6 +4,7 @@ invoice, on its page and as the PDF the customer downloads, shows the count and 
 Then the customer tops up the account balance by card and pays the next purchase from it at checkout."""
 import re
 
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from limonbilling.models import Order
@@ -21,7 +22,7 @@ def test_a_turkish_customer_buys_in_three_instalments(shop, new_page):
     agent.locator("#instalments-card_instalments_enabled").check()
     agent.fill("#instalments-card_instalment_plans", "3; 100,00; 2,5\n6; 500,00; 5")
     agent.get_by_role("button", name=turkish(shop, "Save instalments")).click()
-    assert turkish(shop, "Instalment settings are saved.") in agent.locator(".alert-success").inner_text()
+    expect(agent.locator(".alert-success")).to_contain_text(turkish(shop, "Instalment settings are saved."))
 
     page = new_page()
     page.goto(f"{shop.url}/register")
@@ -41,7 +42,7 @@ def test_a_turkish_customer_buys_in_three_instalments(shop, new_page):
     page.fill("#card_cvv", "000")
     page.locator("#accept-contracts-card").check()
     page.locator("form:has(#card_number) button.btn-primary").click()
-    assert page.get_by_test_id("instalments").inner_text() == "3 (taksit)"  # the bank's 3-D page
+    expect(page.get_by_test_id("instalments")).to_have_text("3 (taksit)", use_inner_text=True)  # the bank's 3-D page
     page.get_by_role("button", name="Approve").click()
     page.wait_for_url(re.compile(r"/orders/\d{10}$"))
     number = page.url.rsplit("/", 1)[1]

@@ -66,7 +66,7 @@ def test_credits_by_card_a_ticket_then_a_subscription_and_the_agent_accepts(shop
     assert "You have no package yet" in page.content()
     pay_by_card(page, "10 Kredi")
     screenshot(page, "portal-order-paid")
-    assert page.get_by_text("Paid").first.is_visible()
+    expect(page.get_by_text("Paid").first).to_be_visible()
 
     page.goto(f"{shop.url}/tickets/new")
     page.select_option("#department_id", page.locator("#department_id option", has_text="Teknik Destek")
@@ -96,16 +96,16 @@ def test_credits_by_card_a_ticket_then_a_subscription_and_the_agent_accepts(shop
 
     agent = new_page()
     agent_signs_in(agent, shop)
-    assert agent.locator("#pending-orders").inner_text() == "2"  # card orders wait for review
+    expect(agent.locator("#pending-orders")).to_have_text("2", use_inner_text=True)  # card orders wait for review
     screenshot(agent, "admin-dashboard")
     agent.goto(f"{shop.url}/admin/billing/orders?status=pending")
     screenshot(agent, "admin-orders-pending")
     agent.locator("table a").first.click()
     agent.get_by_role("button", name="Accept").click()
-    assert "is accepted" in agent.locator(".alert-success").inner_text()
+    expect(agent.locator(".alert-success")).to_contain_text("is accepted")
     screenshot(agent, "admin-order-accepted")
     agent.goto(f"{shop.url}/admin/")
-    assert agent.locator("#pending-orders").inner_text() == "1"
+    expect(agent.locator("#pending-orders")).to_have_text("1", use_inner_text=True)
     (credits, package_type), = shop.query(select(Customer.credits, Customer.package_type))
     assert (credits, package_type) == (0, "subscription")
 
@@ -128,7 +128,7 @@ def test_bank_transfer_request_and_acceptance(shop, new_page):
     agent_signs_in(agent, shop)
     agent.goto(f"{shop.url}/admin/billing/orders/{number}")
     agent.get_by_role("button", name="Accept").click()
-    assert "is accepted" in agent.locator(".alert-success").inner_text()
+    expect(agent.locator(".alert-success")).to_contain_text("is accepted")
     page.goto(f"{shop.url}/packages")
     assert "You have 10 credits." in page.content()
     (status, payment), = shop.query(select(Order.status, Order.payment_status).where(Order.number == number))

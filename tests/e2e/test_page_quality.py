@@ -1,6 +1,7 @@
 """Every main page in a real browser at phone width (360 px) and on a desktop: no sideways scrolling,
 a label for every field, a name for every button and link, no script errors."""
 import pytest
+from playwright.sync_api import expect
 
 from limonbilling.extensions import db
 
@@ -80,7 +81,7 @@ def test_keyboard_only_sign_in_shows_where_the_focus_is(shop, new_page):
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
-    assert "wrong" in page.locator(".alert-danger").inner_text()
+    expect(page.locator(".alert-danger")).to_contain_text("wrong")
 
 
 def test_the_orders_by_status_doughnut_has_no_axes(shop, new_page):

@@ -32,7 +32,7 @@ def test_a_customer_downloads_their_data_asks_for_erasure_and_cannot_sign_in_onc
     page.fill("#erasure-reason", "Hesabımı kapatıyorum")
     page.fill("#erasure-password", PASSWORD)
     page.get_by_role("button", name="Ask to erase my data").click()
-    assert "Your erasure request is recorded" in page.locator(".alert-success").inner_text()
+    expect(page.locator(".alert-success")).to_contain_text("Your erasure request is recorded")
     screenshot(page, "portal-privacy")
 
     agent = new_page()
@@ -42,7 +42,7 @@ def test_a_customer_downloads_their_data_asks_for_erasure_and_cannot_sign_in_onc
     assert "Hesabımı kapatıyorum" in card.inner_text()
     screenshot(agent, "admin-erasure-requests")
     card.get_by_role("button", name="Approve and erase").click()
-    assert "personal data is erased" in agent.locator(".alert-success").inner_text()
+    expect(agent.locator(".alert-success")).to_contain_text("personal data is erased")
 
     (state,), = shop.query(select(ErasureRequest.state))
     assert state == "approved"

@@ -4,6 +4,7 @@ import re
 
 from flask_babel import force_locale, ngettext
 from flask_babel import gettext as translate
+from playwright.sync_api import expect
 
 from ..factories import PASSWORD
 from .conftest import screenshot
@@ -55,7 +56,7 @@ def test_a_turkish_customer_buys_credits_and_an_agent_accepts_in_turkish(shop, n
     page.locator("form:has(#card_number) button.btn-primary").click()
     refusal = turkish(shop, "Tick the box to confirm that you read and accept the pre-information form and the "
                             "distance sales contract; we cannot take your order without it.")
-    assert page.locator("form:has(#card_number) .invalid-feedback").inner_text() == refusal
+    expect(page.locator("form:has(#card_number) .invalid-feedback")).to_have_text(refusal, use_inner_text=True)
     screenshot(page, "tr-portal-checkout-contracts-refused")
     page.locator("#accept-contracts-card").check()
     page.fill("#card_number", CARD)
@@ -77,6 +78,7 @@ def test_a_turkish_customer_buys_credits_and_an_agent_accepts_in_turkish(shop, n
     assert turkish(shop, "Pending orders") in agent.content()
     agent.goto(f"{shop.url}/admin/billing/orders/{number}")
     agent.get_by_role("button", name=turkish(shop, "Accept"), exact=True).click()
-    assert turkish(shop, "Order %(number)s is accepted.", number=number) in agent.locator(".alert-success").inner_text()
+    expect(agent.locator(".alert-success")).to_contain_text(
+        turkish(shop, "Order %(number)s is accepted.", number=number))
     screenshot(agent, "tr-admin-order-accepted")
     assert "MESAFELİ SATIŞ SÖZLEŞMESİ" in agent.get_by_test_id("order-contract").text_content()

@@ -2,6 +2,7 @@
 identity document through the free channel; the agent opens it, downloads it and marks the identity verified."""
 import re
 
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from limonbilling.models import AuditEntry, Customer
@@ -22,8 +23,9 @@ def test_a_customer_sends_an_id_photo_and_the_agent_verifies_them(shop, new_page
     page.set_input_files("#attachments", files=[{"name": "kimlik.png", "mimeType": "image/png", "buffer": PNG}])
     page.get_by_role("button", name="Send for verification").click()
     page.wait_for_url(re.compile(r"/tickets/\d+$"))
-    assert page.get_by_role("link", name="kimlik.png").is_visible()
-    assert "0 credits" not in page.content() and page.get_by_text("Account verification").first.is_visible()
+    expect(page.get_by_role("link", name="kimlik.png")).to_be_visible()
+    expect(page.get_by_text("Account verification").first).to_be_visible()
+    assert "0 credits" not in page.content()
     screenshot(page, "verification-customer")
 
     agent = new_page()
@@ -47,4 +49,4 @@ def test_a_customer_sends_an_id_photo_and_the_agent_verifies_them(shop, new_page
     assert verified
     assert len(shop.query(select(AuditEntry.id).where(AuditEntry.action == "customer.identity_verified"))) == 1
     page.reload()
-    assert page.get_by_text("Your identity is verified.").is_visible()
+    expect(page.get_by_text("Your identity is verified.")).to_be_visible()
