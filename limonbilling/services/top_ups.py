@@ -16,13 +16,16 @@ machinery as any order. What it "activates" is a credit of the account balance:
 
 Invoicing (`top_up_invoicing`): "top_up" invoices the top-up when it is paid and then orders paid from the
 balance get no invoice; "orders" (default) invoices the orders the balance pays and the top-up gets none. Either
-way the same money is invoiced once, which is why the way cannot change while any customer holds balance money.
+way the same money is invoiced once, which is why the way cannot change while a balance holds money or a top-up
+waits for its money.
 """
 from flask_babel import gettext as _
 from flask_babel import ngettext
+from sqlalchemy import func, select
 
+from ..extensions import db
 from ..formatting import format_money, plain_amount
-from ..models import BalanceKind, Order, Payment, Refund, TopUpInvoicing
+from ..models import BalanceKind, Order, OrderKind, OrderState, Payment, Refund, TopUpInvoicing
 from . import ServiceError, ValidationFailed, audit, balance, settings
 from .packages import parse_price
 
@@ -54,19 +57,35 @@ def save_settings(least_text: str, most_text: str, invoicing: str, actor: audit.
         if not low <= amounts[f"{name}_minor"] <= high:
             errors[name] = [_("Enter an amount from %(low)s to %(high)s.", low=plain_amount(low),
                               high=plain_amount(high))]
-    if invoicing != settings.get("top_up_invoicing") and (holders := balance.customers_holding_money()):
-        errors["top_up_invoicing"] = [ngettext(
-            "%(num)d customer holds money in their account balance, topped up under the current way: changing it "
-            "now would invoice that money twice or never. Change it once every balance is spent or refunded.",
-            "%(num)d customers hold money in their account balances, topped up under the current way: changing it "
-            "now would invoice that money twice or never. Change it once every balance is spent or refunded.",
-            holders)]
+    if invoicing != settings.get("top_up_invoicing"):
+        errors.update(_invoicing_change_errors())
     if errors:
         raise ValidationFailed(errors)
     try:
         return settings.update({**amounts, "top_up_invoicing": invoicing}, actor)
     except ValidationFailed as failed:  # the settings' keys → the form's fields
         raise ValidationFailed({key.removesuffix("_minor"): value for key, value in failed.errors.items()}) from None
+
+
+def _invoicing_change_errors() -> dict[str, list[str]]:
+    """Why the way top-ups are invoiced cannot change now: money topped up under the current way is still in a
+    balance, or a top-up placed under it (invoiced or not when placed) still waits for its money. Spent under the
+    other way, that money would be invoiced twice or never."""
+    if holders := balance.customers_holding_money():
+        return {"top_up_invoicing": [ngettext(
+            "%(num)d customer holds money in their account balance, topped up under the current way: changing it "
+            "now would invoice that money twice or never. Change it once every balance is spent or refunded.",
+            "%(num)d customers hold money in their account balances, topped up under the current way: changing it "
+            "now would invoice that money twice or never. Change it once every balance is spent or refunded.",
+            holders)]}
+    if waiting := db.session.scalar(select(func.count(Order.id)).where(
+            Order.kind == OrderKind.BALANCE, Order.status == OrderState.PENDING)):
+        return {"top_up_invoicing": [ngettext(
+            "%(num)d top-up placed under the current way still waits for its money: change the way once it is "
+            "paid and spent, or cancelled.",
+            "%(num)d top-ups placed under the current way still wait for their money: change the way once they "
+            "are paid and spent, or cancelled.", waiting)]}
+    return {}
 
 
 def invoices_top_ups() -> bool:

@@ -127,6 +127,13 @@ def test_the_way_top_ups_are_invoiced_changes_only_while_no_balance_holds_money(
     changed = top_ups.save_settings("60.00", "20000.00", "orders", AGENT)  # the way stays: the amounts may change
     assert changed == ["top_up_minimum_minor", "top_up_maximum_minor"]
     balance.move(customer.id, "EUR", -1, "adjustment", reason="spent")
+    waiting = placement.place_top_up(customer, "100,00", payment_method="card", actor=as_customer(customer))
+    db.session.commit()  # placed under "orders", so not invoiced: paid and spent later, it would never be
+    with pytest.raises(ValidationFailed) as refused:
+        top_ups.save_settings("60.00", "20000.00", "top_up", AGENT)
+    assert "1 top-up placed under the current way still waits" in refused.value.errors["top_up_invoicing"][0]
+    db.session.rollback()
+    order_actions.cancel_unpaid_order(waiting, as_customer(customer))
     db.session.commit()
     assert top_ups.save_settings("60.00", "20000.00", "top_up", AGENT) == ["top_up_invoicing"]
 
