@@ -547,7 +547,7 @@ def parse_api_response(body: bytes) -> ApiResponse:
         raise NestPayProtocolError("the answer declares a DTD; refused")
     try:
         root = ET.fromstring(body)
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError) as exc:  # LookupError: an encoding the declaration names that is unknown
         raise NestPayProtocolError(f"the answer is not XML ({exc})") from None
     if root.tag != "CC5Response":
         raise NestPayProtocolError(f"the answer is <{root.tag}>, not <CC5Response>")
@@ -605,6 +605,8 @@ class NestPayApiClient:
             )
         except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
             raise NestPayUnavailable(f"NestPay API did not answer ({type(exc).__name__})") from exc
+        except requests.RequestException as exc:  # e.g. a body that is not the gzip its header says: unreadable
+            raise NestPayProtocolError(f"NestPay API answered something unreadable ({type(exc).__name__})") from exc
         if answer.status_code != 200:
             raise NestPayProtocolError(f"NestPay API answered HTTP {answer.status_code}")
         return parse_api_response(answer.content)

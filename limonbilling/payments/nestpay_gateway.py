@@ -120,8 +120,13 @@ def _refund_answer(answer: nestpay.ApiResponse, operation: str) -> RefundAnswer:
 
 
 def _whole_number(text: str | None) -> int | None:
-    """The API's amounts in ORDERSTATUS are whole minor units ("101" for 1.01)."""
-    return int(text) if text and text.isdigit() else None
+    """The API's amounts in ORDERSTATUS are whole minor units ("101" for 1.01); None when absent. An amount that
+    is not ASCII digits ("²", which `isdigit` passes and `int` refuses) is an answer we cannot read: unknown."""
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()):
+        raise nestpay.NestPayProtocolError(f"the answer's amount {text[:20]!r} is not a number")
+    return int(text)
 
 
 def save_settings(values: Mapping, actor) -> list[str]:

@@ -190,7 +190,7 @@ def _done(order: Order, refund: Refund, answer: str, actor: audit.Actor) -> None
     settle(order)
     if refund.closes_order:
         _cancel_refunded(order, actor)
-    if not any(r.automatic and r.in_flight for r in order.refunds):
+    if not any(_return_outstanding(r) for r in order.refunds):
         order.attention = None  # money came back: what was flagged is settled
     notifications.order_refunded(order, refund)
     webhooks.emit("order.refunded", order=order, refund=refund)
@@ -204,6 +204,13 @@ def _cancel_refunded(order: Order, actor: audit.Actor) -> None:
     if order.status != OrderState.CANCELLED:
         move_order(order, OrderState.CANCELLED)
     settle(order)
+
+
+def _return_outstanding(refund: Refund) -> bool:
+    """A return of money we did not accept still on its way, or refused by the bank with the money still here:
+    another refund made does not settle it."""
+    return refund.automatic and (refund.in_flight or (refund.state == State.FAILED
+                                                      and refund.payment.refundable_minor > 0))
 
 
 def _needs_attention(order: Order, refund: Refund, detail: str) -> None:

@@ -1,20 +1,25 @@
 """Failing parts leave no money or mail lost or doubled: the database failing mid-activation, the bank
 answering garbage, a half-delivered batch when the mail server dies."""
 import http.server
+import re
 import threading
 
 import pytest
+import requests
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
+from limonbilling.cli import reconcile_with_bank
 from limonbilling.extensions import db
 from limonbilling.models import Grant, LedgerEntry, Notification, Order, Payment
+from limonbilling.payments import nestpay
 from limonbilling.payments.nestpay_gateway import NestPayGateway
+from limonbilling.sandbox import TEST_CARD
 from limonbilling.services import card_payments, outbox, settings
 
 from ..factories import make_customer, make_package
 from ..payment_support import AGENT, bank_answer, card_order, configure_gateway, refund_to_card
-from .servers import POLL_SECONDS
+from .servers import POLL_SECONDS, forms_of
 from .test_refunds import paid  # noqa: F401  (a fixture)
 
 
@@ -126,3 +131,98 @@ def test_the_mail_server_dying_mid_batch_sends_nothing_twice(app, smtp_server, c
     clock.advance(minutes=1)
     assert outbox.send_due().sent == 3
     assert len(smtp_server.received) == 6 and len({mail.message["Message-ID"] for mail in smtp_server.received}) == 6
+
+
+class _ManglingBank(http.server.BaseHTTPRequestHandler):
+    """The simulator's API behind a proxy that spoils the answer about one order (`mangle`: oid, how): an XML
+    encoding nobody knows, a body sent as gzip that is not, or amounts in digits that are not ASCII. The
+    simulator has done what was asked; only its answer is unreadable."""
+
+    upstream, mangle = "", {}
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        answer = requests.post(self.upstream, data=body, headers={"Content-Type": self.headers["Content-Type"]})
+        content, headers = answer.content, {"Content-Type": "text/xml"}
+        how = self.mangle.get("how") if self.mangle.get("oid", "").encode() in body else None
+        if how == "encoding":
+            content = content.replace(b"ISO-8859-9", b"x-unheard-of")
+        elif how == "gzip":
+            headers["Content-Encoding"] = "gzip"
+        elif how == "digits":
+            content = re.sub(rb"<ORIG_TRANS_AMT>[0-9]+", "<ORIG_TRANS_AMT>²⁰⁰".encode(), content)
+        self.send_response(200)
+        for name, value in {**headers, "Content-Length": str(len(content))}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(content)
+
+    def log_message(self, *_args):
+        pass
+
+
+@pytest.fixture
+def mangling_bank(simulator):
+    handler = type("Handler", (_ManglingBank,), {"upstream": f"{simulator.url}/fim/api", "mangle": {}})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, args=(POLL_SECONDS,), daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/fim/api", handler.mangle
+    server.shutdown()
+
+
+def _paid_at_the_bank_unheard(simulator, customer, package):
+    """A card attempt the simulator approved whose callback never reached us."""
+    order, attempt = card_order(customer, package)
+    url, fields = NestPayGateway().payment_form(
+        reference=attempt.oid, amount_minor=attempt.amount_minor, currency=attempt.currency,
+        ok_url="http://127.0.0.1:9/ok", fail_url="http://127.0.0.1:9/fail", lang="tr",
+        card=nestpay.Card(TEST_CARD, 12, 30, "000", "visa"), email=None, name=None)
+    browser = requests.Session()
+    choice = forms_of(browser.post(url, data=fields))[0]
+    browser.post(choice["action"], data={**choice["fields"], "outcome": "approve"})
+    return order, attempt
+
+
+@pytest.mark.parametrize("how", ["encoding", "gzip"])
+def test_a_refund_answered_in_garbage_is_unknown_and_never_sent_twice(app, paid, simulator, mangling_bank,  # noqa: F811
+                                                                      how, clock):
+    """An unreadable answer to a Credit the bank made: the refund is unknown (it was left `created` and the
+    request failed, so the agent's next refund sent it again: 30 refunded twice), and asking settles it."""
+    order, _customer = paid
+    proxy, mangle = mangling_bank
+    requests.post(f"{simulator.url}/sandbox/settle")
+    clock.advance(days=1)
+    oid = order.payments[0].oid
+    mangle.update(oid=oid, how=how)
+    settings.update({"nestpay_api_url": proxy}, AGENT)
+    assert refund_to_card(order, NestPayGateway(), AGENT, amount_minor=3000) == "unknown"
+    db.session.commit()
+    assert [refund.state for refund in order.refunds] == ["unknown"]
+    mangle.clear()
+    assert card_payments.ask_bank(order, NestPayGateway(), AGENT) == [f"order {order.number}: refund refunded"]
+    db.session.commit()
+    assert refund_to_card(order, NestPayGateway(), AGENT, amount_minor=2000) == "refunded"
+    db.session.commit()
+    assert [refund.state for refund in order.refunds] == ["done", "done"]
+    assert simulator.server.app.extensions["nestpay_simulator"].payments[oid].refunded_minor == 5000
+
+
+@pytest.mark.parametrize("how", ["encoding", "gzip", "digits"])
+def test_a_status_answered_in_garbage_leaves_the_attempt_waiting_and_reconciles_the_rest(app, simulator,
+                                                                                          mangling_bank, how):
+    """One attempt whose status the bank answers in garbage is left waiting; the reconciliation goes on with
+    the others (it stopped at the first, every time, so no later callback that never came was ever settled)."""
+    proxy, mangle = mangling_bank
+    configure_gateway(simulator.url)
+    package = make_package("credit", credits=10)
+    first, first_attempt = _paid_at_the_bank_unheard(simulator, make_customer(), package)
+    second, second_attempt = _paid_at_the_bank_unheard(simulator, make_customer(), package)
+    settings.update({"nestpay_api_url": proxy}, AGENT)
+    db.session.commit()
+    mangle.update(oid=first_attempt.oid, how=how)
+    lines = reconcile_with_bank(0)
+    assert lines[0].startswith(f"{first_attempt.oid}: unknown, the bank did not answer")
+    assert lines[1] == f"{second_attempt.oid}: confirmed"
+    db.session.commit()
+    assert (first.payment_status, second.payment_status) == ("unpaid", "paid")
+    assert first_attempt.state == "pending"
