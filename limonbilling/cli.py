@@ -71,40 +71,59 @@ def demo(if_empty: bool) -> None:
         click.echo(f"  {role:24} http://127.0.0.1:5000{path:14} {email}")
 
 
+def one_by_one(ids, handle, label: str) -> tuple[list, list[str]]:
+    """Run `handle` on each id in a transaction of its own. One that fails is rolled back and logged, and the
+    rest still run: one bad row or one unreadable bank answer must not stop every later settlement, expiry or
+    reconciliation. Returns the results and a line for each failure (the next run tries it again)."""
+    results, failed = [], []
+    for item_id in ids:
+        try:
+            results.append(handle(item_id))
+            db.session.commit()
+        except Exception as error:  # noqa: BLE001 - logged with its traceback; this item waits for the next run
+            db.session.rollback()
+            current_app.logger.exception("%s %s failed; the next run tries again", label, item_id)
+            failed.append(f"{label} {item_id}: failed ({type(error).__name__}); the next run tries again")
+    return results, failed
+
+
 @billing_cli.command("expire")
 def expire() -> None:
     """Switch off the package departments of ended subscriptions and cancel card checkouts left unpaid
-    past their time, after asking the bank about their attempts (run from cron, e.g. every 10 minutes)."""
+    past their time, after asking the bank about their attempts (run from cron, e.g. every 10 minutes).
+    An order that fails is reported and left for the next run; the exit status is then 1."""
     changed = entitlements.expire_entitlements()
     db.session.commit()
     gateway, actor = gateways.gateway(), audit.Actor.system("expiry")
-    abandoned = 0
-    for order_id in card_payments.stale_checkouts():
-        abandoned += card_payments.expire_checkout(order_id, gateway, actor)
-        db.session.commit()
-    overdue, actor = 0, audit.Actor.system("transfer-deadline")
-    for order_id in transfer_deadlines.overdue_orders():
-        overdue += transfer_deadlines.cancel_overdue(order_id, actor)
-        db.session.commit()
+    abandoned, failed = one_by_one(card_payments.stale_checkouts(),
+                                   lambda order_id: card_payments.expire_checkout(order_id, gateway, actor), "order")
+    actor = audit.Actor.system("transfer-deadline")
+    overdue, failed_too = one_by_one(transfer_deadlines.overdue_orders(),
+                                     lambda order_id: transfer_deadlines.cancel_overdue(order_id, actor), "order")
     forgotten = idempotency.prune()
     db.session.commit()
-    click.echo(f"{changed} customer(s) updated, {abandoned} unpaid card checkout(s) cancelled, "
-               f"{overdue} bank-transfer order(s) past their deadline cancelled, {forgotten} API idempotency "
+    for line in failed + failed_too:
+        click.echo(line)
+    click.echo(f"{changed} customer(s) updated, {sum(abandoned)} unpaid card checkout(s) cancelled, "
+               f"{sum(overdue)} bank-transfer order(s) past their deadline cancelled, {forgotten} API idempotency "
                f"key(s) older than a day forgotten.")
+    if failed or failed_too:
+        sys.exit(1)
 
 
 def reconcile_with_bank(older_than: int) -> list[str]:
     """Ask the bank about every card attempt with no final answer older than `older_than` minutes and every
-    card refund in flight, each in its own transaction; one line per item settled or still unknown."""
+    card refund in flight, each in its own transaction; one line per item settled, still unknown or failed."""
     gateway, actor = gateways.gateway(), audit.Actor.system("reconcile")
-    lines = []
-    for payment_id in card_payments.unanswered_attempts(older_than):
-        lines.append(card_payments.ask_bank_about_attempt(payment_id, gateway, actor))
-        db.session.commit()
-    for order_id in card_payments.orders_with_refunds_in_flight():
-        lines.append(card_payments.ask_bank_about_refunds(order_id, gateway, actor))
-        db.session.commit()
-    return lines
+    attempts, failed = one_by_one(card_payments.unanswered_attempts(older_than), lambda payment_id:
+                                  card_payments.ask_bank_about_attempt(payment_id, gateway, actor), "payment")
+    refunds, failed_too = one_by_one(card_payments.orders_with_refunds_in_flight(), lambda order_id:
+                                     card_payments.ask_bank_about_refunds(order_id, gateway, actor), "order")
+    return attempts + refunds + failed + failed_too
+
+
+def _failed(line: str) -> bool:
+    return line.endswith("; the next run tries again")
 
 
 @billing_cli.command("reconcile")
@@ -117,6 +136,8 @@ def reconcile(older_than: int) -> None:
     for line in lines:
         click.echo(line)
     click.echo(f"{len(lines)} item(s) checked with the bank.")
+    if any(_failed(line) for line in lines):
+        sys.exit(1)
 
 
 @billing_cli.command("use-simulator")

@@ -70,3 +70,31 @@ def test_anonymise_invoices_blanks_erased_buyers_past_the_retention_period(app, 
     assert result.exit_code == 0 and "1 invoice(s) no longer name their buyer." in result.output
     db.session.expire_all()
     assert db.session.get(Order, order.id).invoice.buyer["email"] == f"erased-{customer.id}@invalid"
+
+
+def test_one_checkout_that_fails_to_expire_does_not_stop_the_others(app, gateway, clock, monkeypatch):
+    """An error on one order (a row, an unreadable bank answer) is logged and left for the next run; the others
+    are still cancelled, and the exit status says something failed."""
+    from limonbilling.services import card_payments
+
+    package = make_package("credit")
+    first, second = (placement.place_customer_order(buyer, package, payment_method="card",
+                                                    actor=as_customer(buyer), contracts_accepted=True)
+                     for buyer in (make_customer(), make_customer()))
+    db.session.commit()
+    clock.advance(minutes=31)
+    real = card_payments.expire_checkout
+
+    def failing_for_the_first(order_id, *args):
+        if order_id == first.id:
+            raise RuntimeError("a row we cannot read")
+        return real(order_id, *args)
+
+    monkeypatch.setattr(card_payments, "expire_checkout", failing_for_the_first)
+    result = app.test_cli_runner().invoke(args=["billing", "expire"])
+    assert result.exit_code == 1
+    assert f"order {first.id}: failed (RuntimeError)" in result.output
+    assert "1 unpaid card checkout(s) cancelled" in result.output
+    db.session.expire_all()
+    assert (db.session.get(Order, first.id).status, db.session.get(Order, second.id).status) == (
+        "pending", "cancelled")
