@@ -118,7 +118,8 @@ def start(order: Order, *, to: RefundDestination, actor: audit.Actor, amount_min
 
 def send(order: Order, gateway: PaymentGateway, actor: audit.Actor, *, ask_first: bool = False) -> str:
     """Ask the bank to make every card refund of the order still waiting (created; with `ask_first`, also
-    those whose outcome is unknown, after asking the bank's status). Locks the order.
+    those whose outcome is unknown), each after asking the bank's status whether it is made already. Locks the
+    order.
 
     Returns "refunded" when none is left waiting, "unknown" when the bank's answer is still missing,
     "failed" when the bank refused one (its row says why; the money stays with us).
@@ -127,17 +128,20 @@ def send(order: Order, gateway: PaymentGateway, actor: audit.Actor, *, ask_first
     outcome = "refunded"
     for refund in [r for r in order.refunds if r.destination == RefundDestination.CARD]:
         if refund.state == State.CREATED or (ask_first and refund.state == State.UNKNOWN):
-            result = _execute(order, refund, gateway, actor, ask_first=ask_first)
+            result = _execute(order, refund, gateway, actor)
             if result != "refunded" and outcome != "failed":
                 outcome = result
     settle(order)
     return outcome
 
 
-def _execute(order: Order, refund: Refund, gateway: PaymentGateway, actor: audit.Actor, *, ask_first: bool) -> str:
+def _execute(order: Order, refund: Refund, gateway: PaymentGateway, actor: audit.Actor) -> str:
     payment = refund.payment
     try:
-        if ask_first and _bank_shows_refund(gateway.sale_status(payment.oid), payment, refund):
+        # Asked every time, not only after an unknown outcome: a refund the bank made whose answer was never
+        # committed here (the database failed after the bank answered) is still "created", and sending it again
+        # would refund a partial credit twice.
+        if _bank_shows_refund(gateway.sale_status(payment.oid), payment, refund):
             _done(order, refund, _("Found refunded when the bank was asked."), actor)
             return "refunded"
         refund.operation = _operation(payment, refund.amount_minor)

@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from limonbilling.extensions import db
-from limonbilling.models import Payment
+from limonbilling.models import Payment, RefundDestination
 from limonbilling.payments import nestpay
 from limonbilling.payments.nestpay_gateway import NestPayGateway
 from limonbilling.sandbox import TEST_CARD
@@ -68,13 +68,40 @@ def test_a_void_after_settlement_falls_back_to_a_credit(paid, simulator):
 
 def test_a_refund_the_bank_refuses_changes_nothing(paid, simulator):
     order, customer = paid
-    NestPayGateway().void(order.payments[0].oid)  # voided behind our back: a second void and a credit fail
-    db.session.commit()
-    assert refund_to_card(order, NestPayGateway(), AGENT) == "failed"
+    part = order.amount_minor // 3  # a partial Credit of a sale not settled yet: the bank refuses it
+    assert refund_to_card(order, NestPayGateway(), AGENT, amount_minor=part) == "failed"
     db.session.commit()
     [refund] = order.refunds
     assert refund.state == "failed" and refund.answer
     assert order.payment_status == "paid" and customer.credits == 10 and order.refundable_minor == order.amount_minor
+
+
+def test_a_sale_voided_behind_our_back_is_found_refunded_when_the_bank_is_asked(paid, simulator):
+    """Someone voided the sale in the bank's panel: the refund asks the bank first and records what it did,
+    instead of sending a void the bank refuses and leaving the money shown as ours."""
+    order, customer = paid
+    NestPayGateway().void(order.payments[0].oid)
+    db.session.commit()
+    assert refund_to_card(order, NestPayGateway(), AGENT) == "refunded"
+    db.session.commit()
+    [refund] = order.refunds
+    assert (refund.state, refund.answer) == ("done", "Found refunded when the bank was asked.")
+    assert (order.status, order.payment_status, customer.credits) == ("cancelled", "refunded", 0)
+
+
+def test_a_refund_the_bank_made_but_we_never_recorded_is_not_sent_again(paid, simulator):
+    """The bank made a partial Credit, but the database failed before its answer was committed: the refund is
+    still "created". Sent again, it asks the bank first and finds it made; the customer is refunded once."""
+    order, _customer = paid
+    requests.post(f"{simulator.url}/sandbox/settle")  # after the bank's day: partial Credits are taken
+    sale = simulator.server.app.extensions["nestpay_simulator"].payments[order.payments[0].oid]
+    part = order.amount_minor // 3
+    refunds.start(order, to=RefundDestination.CARD, actor=AGENT, amount_minor=part)
+    db.session.commit()
+    assert NestPayGateway().refund(order.payments[0].oid, part, "TRY", operation="credit", whole=False).succeeded
+    assert refunds.send(order, NestPayGateway(), AGENT) == "refunded"  # its first answer never reached us
+    db.session.commit()
+    assert sale.refunded_minor == part and [r.state for r in order.refunds] == ["done"]
 
 
 class _SlowBank(http.server.BaseHTTPRequestHandler):

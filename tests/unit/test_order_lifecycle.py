@@ -7,7 +7,7 @@ import pytest
 from limonbilling.extensions import db
 from limonbilling.models import AuditEntry, LedgerEntry, Order, Payment, PromoCode, Refund, RefundDestination
 from limonbilling.models.lifecycle import ORDER_MOVES, OrderState, invoice_state
-from limonbilling.payments.base import RefundAnswer
+from limonbilling.payments.base import RefundAnswer, SaleStatus
 from limonbilling.payments.nestpay_gateway import NestPayGateway
 from limonbilling.services import (
     ServiceError,
@@ -195,6 +195,9 @@ def test_a_new_payment_after_a_refund_buys_the_package_whole_again(gateway, cloc
 
 class _RefundingBank:
     """A bank whose refunds (the automatic return of an approval we did not accept) succeed."""
+
+    def sale_status(self, oid):
+        return SaleStatus(state=None)  # refunds ask the bank first: this one's status tells nothing
 
     def refund(self, oid, amount_minor, currency, *, operation, whole):
         return RefundAnswer(succeeded=True, operation=operation, return_code="00", transaction_id="R1")
