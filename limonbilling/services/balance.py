@@ -74,10 +74,9 @@ def amounts(customer: Customer) -> dict[str, int]:
     return dict(rows.all())
 
 
-def customers_holding_money() -> int:
-    """How many customers have money in their account balance, in any currency."""
-    return db.session.scalar(select(func.count(func.distinct(AccountBalance.customer_id))).where(
-        AccountBalance.amount_minor > 0)) or 0
+def customers_holding_money_query():
+    """How many customers have money in their account balance, in any currency (a select of one number)."""
+    return select(func.count(func.distinct(AccountBalance.customer_id))).where(AccountBalance.amount_minor > 0)
 
 
 def entries(customer_id: int):

@@ -291,6 +291,7 @@ def place_top_up(customer: Customer, raw_amount: str, *, payment_method: str, ac
                                              most=format_money(most, TOP_UP_CURRENCY))]})
     customer = ledger.lock_customer(customer.id)
     moment = now()
+    settings.lock("top_up_invoicing", shared=True)  # the way it is invoiced cannot change until this commits
     invoiced = top_ups.invoices_top_ups()
     vat_rate = settings.get("vat_rate_percent") if invoiced else 0
     order = Order(

@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from ..extensions import db
+from ..extensions import db, insert_ignoring_conflict
 from ..models import Language, LegalText, Setting, TopUpInvoicing
 from . import ValidationFailed, audit
 from .contacts import normalize_email
@@ -237,6 +237,17 @@ def _top_up_errors(values: dict[str, Any]) -> dict[str, list[str]]:
         if least > most:
             errors["top_up_maximum_minor"] = [_("The most a top-up adds cannot be less than the least.")]
     return errors
+
+
+def lock(key: str, *, shared: bool = False) -> None:
+    """Lock the setting's row until the transaction ends: exclusively to change it after checking what depends on
+    it, shared to act on its value (PostgreSQL; SQLite already serialises writers). A setting never saved gets
+    its row first, holding its default."""
+    if key not in DEFAULTS:
+        raise KeyError(key)
+    insert_ignoring_conflict(Setting, key=key, value=json.dumps(DEFAULTS[key]))
+    row = select(Setting.key).where(Setting.key == key)
+    db.session.execute(row.with_for_update(read=shared))
 
 
 def update(values: dict[str, Any], actor: audit.Actor) -> list[str]:

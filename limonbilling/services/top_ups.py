@@ -58,6 +58,7 @@ def save_settings(least_text: str, most_text: str, invoicing: str, actor: audit.
             errors[name] = [_("Enter an amount from %(low)s to %(high)s.", low=plain_amount(low),
                               high=plain_amount(high))]
     if invoicing != settings.get("top_up_invoicing"):
+        settings.lock("top_up_invoicing")  # no top-up is placed under the old way while this one checks
         errors.update(_invoicing_change_errors())
     if errors:
         raise ValidationFailed(errors)
@@ -71,15 +72,18 @@ def _invoicing_change_errors() -> dict[str, list[str]]:
     """Why the way top-ups are invoiced cannot change now: money topped up under the current way is still in a
     balance, or a top-up placed under it (invoiced or not when placed) still waits for its money. Spent under the
     other way, that money would be invoiced twice or never."""
-    if holders := balance.customers_holding_money():
+    holders, waiting = db.session.execute(select(  # one snapshot: a top-up credited meanwhile is counted once
+        balance.customers_holding_money_query().scalar_subquery(),
+        select(func.count(Order.id)).where(Order.kind == OrderKind.BALANCE, Order.status == OrderState.PENDING)
+        .scalar_subquery())).one()
+    if holders:
         return {"top_up_invoicing": [ngettext(
             "%(num)d customer holds money in their account balance, topped up under the current way: changing it "
             "now would invoice that money twice or never. Change it once every balance is spent or refunded.",
             "%(num)d customers hold money in their account balances, topped up under the current way: changing it "
             "now would invoice that money twice or never. Change it once every balance is spent or refunded.",
             holders)]}
-    if waiting := db.session.scalar(select(func.count(Order.id)).where(
-            Order.kind == OrderKind.BALANCE, Order.status == OrderState.PENDING)):
+    if waiting:
         return {"top_up_invoicing": [ngettext(
             "%(num)d top-up placed under the current way still waits for its money: change the way once it is "
             "paid and spent, or cancelled.",

@@ -148,3 +148,33 @@ def test_an_approval_racing_set_as_fraud_never_leaves_a_fraud_top_up_credited(wo
         assert refusals(outcomes) == {"top_up_paid": HALF}, refusals(outcomes)
         assert (order.status, order.payment_status, order.refunds) == ("active", "paid", [])
         assert _entries(customer_id) == [("top_up", 25_000)] and balance_of(customer_id) == 25_000
+
+
+def test_top_ups_placed_while_the_invoicing_way_changes_are_all_invoiced_the_final_way(app, worker):
+    """Half the callers place a top-up, half switch the invoicing way to "invoice the top-up": a switch that
+    comes first is seen by every top-up after it; a top-up that comes first makes every switch wait and then
+    refuse. Never a top-up placed under one way while the way changes under it."""
+    from limonbilling.models import Invoice
+    from limonbilling.services import settings, top_ups
+
+    customer_ids = [make_customer().id for _ in range(HALF)]
+
+    def place(customer_id):
+        def job():
+            from limonbilling.models import Customer
+            customer = db.session.get(Customer, customer_id)
+            return lambda: placement.place_top_up(customer, "100,00", payment_method="card",
+                                                  actor=AGENT).number
+        job.label = "place"
+        return job
+
+    switch = call(lambda: top_ups.save_settings("100.00", "50000.00", "top_up", AGENT), "switch")
+    outcomes = race(worker, [place(customer_id) for customer_id in customer_ids] + [switch] * HALF)
+
+    no_errors(outcomes)
+    assert len(done(outcomes, "place")) == HALF
+    assert set(refusals(outcomes)) <= {"validation_failed"}
+    final = settings.get("top_up_invoicing")
+    invoiced = [db.session.scalar(select(Invoice.id).where(Invoice.order_id == order.id)) is not None
+                for order in db.session.scalars(select(Order).where(Order.kind == "balance"))]
+    assert invoiced == [final == "top_up"] * HALF, (final, invoiced)
