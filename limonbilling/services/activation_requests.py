@@ -24,6 +24,7 @@ from . import (
     ValidationFailed,
     audit,
     customers,
+    decisions,
     ledger,
     notifications,
     order_actions,
@@ -153,26 +154,12 @@ def submit(fields: dict, *, signed_in: Customer | None = None, language: str | N
     return request
 
 
-def _lock(request: ActivationRequest | int) -> ActivationRequest:
-    """The request re-read with its row locked; refused once it has been answered (another agent, a second
-    click)."""
-    request_id = request if isinstance(request, int) else request.id
-    locked = db.session.execute(select(ActivationRequest).where(ActivationRequest.id == request_id)
-                                .with_for_update().execution_options(populate_existing=True)).scalar_one_or_none()
-    if locked is None:
-        raise ServiceError("not_found", _("This activation request no longer exists."))
-    if not locked.waiting:
-        raise ServiceError("already_decided", _("This activation request has been answered already."))
-    return locked
-
-
 def _agent(actor: audit.Actor) -> Agent | None:
     return db.session.get(Agent, actor.id) if actor.type == "agent" and actor.id is not None else None
 
 
-def _decided(request: ActivationRequest, state: ActivationState, actor: audit.Actor) -> None:
-    request.state, request.decided_at = state, now()
-    request.decided_by_id = actor.id if actor.type == "agent" else None
+def _request_id(request: ActivationRequest | int) -> int:
+    return request if isinstance(request, int) else request.id
 
 
 def approve(request: ActivationRequest | int, package_id, actor: audit.Actor) -> Order:
@@ -186,7 +173,7 @@ def approve(request: ActivationRequest | int, package_id, actor: audit.Actor) ->
     refund may give back, and the customer's word is not proof of it. What they say they sent above the total
     (`excess_minor`) is left for the agent, who adds it to the account balance with a reason once the bank
     account shows it."""
-    request = _lock(request)
+    request = decisions.lock_pending(ActivationRequest, _request_id(request), ActivationState)
     package = _package_on_sale(package_id)
     if package is None:
         raise ValidationFailed({"package_id": [_("Choose a package from the list.")]})
@@ -205,7 +192,7 @@ def approve(request: ActivationRequest | int, package_id, actor: audit.Actor) ->
                                         actor=actor, placed_by=_agent(actor))
     request = db.session.get(ActivationRequest, request_id)
     request.order_id = order.id  # before the activation: its mail is the approval's (notifications)
-    _decided(request, ActivationState.APPROVED, actor)
+    decisions.record(request, ActivationState.APPROVED, actor)
     payments.record(order, PaymentMethod.BANK_TRANSFER, order.amount_minor, actor, received_on=request.paid_on)
     order = order_actions.accept_order(order, actor)
     audit.record(actor, "activation.approve", db.session.get(ActivationRequest, request_id), number=order.number,
@@ -227,8 +214,7 @@ def reject(request: ActivationRequest | int, reason: str, actor: audit.Actor) ->
         raise ValidationFailed({"reason": [_("Tell the customer why the request is rejected.")]})
     if len(reason) > MAX_REASON:
         raise ValidationFailed({"reason": [_("At most %(n)d characters.", n=MAX_REASON)]})
-    request = _lock(request)
-    _decided(request, ActivationState.REJECTED, actor)
+    request = decisions.decide(ActivationRequest, _request_id(request), ActivationState.REJECTED, actor)
     request.reason = reason
     audit.record(actor, "activation.reject", request)
     notifications.activation_rejected(request)

@@ -12,7 +12,6 @@ from sqlalchemy import select
 from ..clock import now
 from ..extensions import db
 from ..models import (
-    ActorType,
     CancellationRequest,
     CancellationState,
     CancellationTiming,
@@ -21,7 +20,7 @@ from ..models import (
     PackageType,
     RefundDestination,
 )
-from . import ServiceError, ValidationFailed, audit, entitlements, holdings, ledger, notifications, refunds
+from . import ServiceError, ValidationFailed, audit, decisions, entitlements, holdings, ledger, notifications, refunds
 from .lifecycle import lock_order
 
 
@@ -53,18 +52,6 @@ def request_cancellation(customer: Customer, *, timing: str, reason: str, actor:
     return request
 
 
-def _decide(request: CancellationRequest, state: str, note: str, actor: audit.Actor) -> CancellationRequest:
-    """Lock the request and record the decision once (a second click, or another agent, is refused)."""
-    request = db.session.execute(select(CancellationRequest).where(CancellationRequest.id == request.id)
-                                 .with_for_update().execution_options(populate_existing=True)).scalar_one()
-    if request.state != CancellationState.PENDING:
-        raise ServiceError("already_decided", _("This request has been answered already."))
-    request.state, request.decided_at = state, now()
-    request.decided_by_id = actor.id if actor.type == ActorType.AGENT else None
-    request.decision_note = (note or "").strip() or None
-    return request
-
-
 def renewals_ahead(customer: Customer, after) -> list[tuple]:
     """Subscription periods bought ahead, starting after `after` (not running yet), with the order that sold
     each (None when no order did): paid time a cancellation keeps unless the agent refunds it."""
@@ -87,7 +74,7 @@ def approve(request: CancellationRequest, actor: audit.Actor, note: str = "",
     the orders refunded to the card: the caller commits, then sends them to the bank (refunds.send).
     Orders are locked before the customer, as every order action does.
     """
-    request = _decide(request, CancellationState.APPROVED, note, actor)
+    request = decisions.decide(CancellationRequest, request.id, CancellationState.APPROVED, actor, note=note)
     customer_id, timing, request_id = request.customer_id, request.timing, request.id
     moment = now()
     ahead = renewals_ahead(db.session.get(Customer, customer_id), moment)
@@ -119,7 +106,7 @@ def approve(request: CancellationRequest, actor: audit.Actor, note: str = "",
 def reject(request: CancellationRequest, actor: audit.Actor, note: str) -> None:
     if not (note or "").strip():
         raise ValidationFailed({"note": [_("Tell the customer why the request is rejected.")]})
-    request = _decide(request, CancellationState.REJECTED, note, actor)
+    request = decisions.decide(CancellationRequest, request.id, CancellationState.REJECTED, actor, note=note)
     audit.record(actor, "cancellation.reject", request)
     notifications.cancellation_decided(request)
 

@@ -45,7 +45,7 @@ from ..models import (
     Refund,
 )
 from ..models.lifecycle import REFUNDS_IN_FLIGHT
-from . import ServiceError, ValidationFailed, attachments, audit, balance, idempotency, ledger, settings
+from . import ServiceError, ValidationFailed, attachments, audit, balance, decisions, idempotency, ledger, settings
 
 ERASED = "[erased]"
 MAX_REASON_LENGTH = 2000
@@ -259,29 +259,17 @@ def requests(state: str | None = ErasureState.PENDING):
     return statement.where(ErasureRequest.state == state) if state else statement
 
 
-def _decide(request_id: int, state: str, note: str, actor: audit.Actor) -> ErasureRequest:
-    """Lock the request and record the decision once (a second click, or another agent, is refused)."""
-    request = db.session.execute(select(ErasureRequest).where(ErasureRequest.id == request_id)
-                                 .with_for_update().execution_options(populate_existing=True)).scalar_one()
-    if request.state != ErasureState.PENDING:
-        raise ServiceError("already_decided", _("This request has been answered already."))
-    request.state, request.decided_at = state, now()
-    request.decided_by_id = actor.id if actor.type == ActorType.AGENT else None
-    request.decision_note = (note or "").strip() or None
-    return request
-
-
 def reject(request_id: int, note: str, actor: audit.Actor) -> ErasureRequest:
     if not (note or "").strip():
         raise ValidationFailed({"note": [_("Tell the customer why the request is rejected.")]})
-    request = _decide(request_id, ErasureState.REJECTED, note, actor)
+    request = decisions.decide(ErasureRequest, request_id, ErasureState.REJECTED, actor, note=note)
     audit.record(actor, "erasure.reject", request)
     return request
 
 
 def approve(request_id: int, actor: audit.Actor) -> ErasureRequest:
     """Erase the customer's personal data (`erase`), once: the request is locked and must still be waiting."""
-    request = _decide(request_id, ErasureState.APPROVED, "", actor)
+    request = decisions.decide(ErasureRequest, request_id, ErasureState.APPROVED, actor, note="")
     # Locks in the one order every action takes (orders by id, then the customer): a refund to the balance or
     # any order action waits for the erasure, or the erasure for it, and the two never deadlock.
     db.session.execute(select(Order.id).where(Order.customer_id == request.customer_id).order_by(Order.id)
