@@ -10,6 +10,7 @@ from ..pagination import keyset_page
 from ..payments import gateways
 from ..services import balance, bank_transfer, placement, top_ups
 from . import bp
+from .checkout import after_placing
 from .forms import TopUpForm
 
 
@@ -45,10 +46,8 @@ def top_up(method: str):
                                 payment_method="card" if method == "card" else "bank_transfer",
                                 actor=current_actor(), ip=request.remote_addr)
         if ok:
-            if order.under_review:
-                flash(_("Order %(number)s needs a review by our team before it can go ahead; we will contact you.",
-                        number=order.number), "warning")
-                return redirect(url_for("portal.order_detail", number=order.number))
+            if order.under_review:  # held by the fraud check: said as for any order
+                return after_placing(order)
             if method == "card":
                 return redirect(url_for("portal.pay_order", number=order.number))
             flash(_("Top-up order %(number)s is placed. Make the transfer, then send us the activation request "

@@ -127,7 +127,7 @@ def _place_card_order(gateway: PaymentGateway, package: Package, form: CheckoutF
     return order, None if order.under_review else _bank_form(gateway, order, form)
 
 
-def _after_placing(order: Order):
+def after_placing(order: Order):
     """Orders that did not go to the bank: held for review as fraud, or paid from the balance."""
     if order.under_review:
         flash(_("Order %(number)s needs a review by our team before it can go ahead; we will contact you.",
@@ -152,7 +152,7 @@ def checkout(package_id: int):
             ok, placed = run_service(form, _place_card_order, gateway, package, form)
             if ok:
                 order, bank_form = placed
-                return _after_placing(order) if bank_form is None else _to_bank(order, bank_form)
+                return after_placing(order) if bank_form is None else _to_bank(order, bank_form)
         return _checkout_page(package, form, form.promo_code.data, 422)
     return _checkout_page(package, form, request.args.get("promo"))
 
@@ -172,7 +172,7 @@ def checkout_other(package_id: int, method: str):
         ok, order = run_service(form, _place_order, package, form,
                                 "bank_transfer" if method == "transfer" else "account_balance")
         if ok:
-            return _after_placing(order)
+            return after_placing(order)
     return _checkout_page(package, form, form.promo_code.data, 422)
 
 
