@@ -10,6 +10,8 @@ from .common import CpuMeter, ProcessCpu, credit_desk, percentile
 from .usage import customer_row
 
 PACKAGE_CREDITS = 100
+PATH = "/payments/nestpay/ok"
+FLOOR_PATH = "/bench/floor/ok"  # bench/floor.py: the same transaction in bare Core, the ceiling of PATH
 
 
 def seed(app, orders_wanted: int) -> list[dict]:
@@ -61,9 +63,10 @@ def bank_answer(item: dict, nestpay, merchant: dict) -> dict:
     return fields
 
 
-def post_all(server, items: list[dict], clients: int, postgres_pids=list) -> dict:
-    """Post every callback once, `clients` at a time (threads with requests.Session), as fast as answered; with
-    the CPU that gunicorn, PostgreSQL (`postgres_pids` lists its processes) and the clients used per callback."""
+def post_all(server, items: list[dict], clients: int, postgres_pids=list, path: str = PATH) -> dict:
+    """Post every callback once to `path`, `clients` at a time (threads with requests.Session), as fast as
+    answered; with the CPU that gunicorn, PostgreSQL (`postgres_pids` lists its processes) and the clients used
+    per callback."""
     import requests
 
     latencies, statuses, lock = [], {}, threading.Lock()
@@ -74,7 +77,7 @@ def post_all(server, items: list[dict], clients: int, postgres_pids=list) -> dic
         mine, seen = [], {}
         for item in chunk:
             began = time.perf_counter()
-            response = session.post(server.base + "/payments/nestpay/ok", data=item["fields"],
+            response = session.post(server.base + path, data=item["fields"],
                                     allow_redirects=False, timeout=60)
             mine.append(time.perf_counter() - began)
             ok = response.status_code == 303 and f"/orders/{item['number']}" in response.headers.get("Location", "")

@@ -267,9 +267,10 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    """`gunicorn -c gunicorn.conf.py wsgi:app` as production runs it, on a free loopback port."""
+    """`gunicorn -c gunicorn.conf.py wsgi:app` as production runs it, on a free loopback port (`app` names
+    another WSGI app, e.g. the callback floor)."""
 
-    def __init__(self, url: str, workers: int, name: str):
+    def __init__(self, url: str, workers: int, name: str, app: str = "wsgi:app"):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = WORKDIR / f"gunicorn-{name}.log"
@@ -278,6 +279,7 @@ class Gunicorn:
             "GUNICORN_WORKERS": str(workers), "GUNICORN_ACCESS_LOG": str(WORKDIR / f"access-{name}.log"),
         }
         self.workers = workers
+        self.app = app
         self.process = None
 
     def start(self) -> "Gunicorn":
@@ -285,7 +287,7 @@ class Gunicorn:
 
         self._log = open(self.log_path, "ab")  # noqa: SIM115  closed in stop()
         self.process = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=self.env,
+            [str(VENV_BIN / "gunicorn"), "-c", "gunicorn.conf.py", self.app], cwd=ROOT, env=self.env,
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + 60

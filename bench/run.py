@@ -72,8 +72,10 @@ def bench_api(args, dbs, db_name: str, out: dict) -> None:
     app = seeding_app(url)
     log(f"{db_name}: seeding {args.customers} customers and {args.callbacks} card orders")
     seeded = usage.seed(app, args.customers)
-    items = callbacks.seed(app, args.callbacks + callbacks.PROFILE_ORDERS) if "callbacks" in args.only else []
-    served, profiled = items[:args.callbacks], items[args.callbacks:]
+    items = callbacks.seed(app, 2 * args.callbacks + callbacks.PROFILE_ORDERS) if "callbacks" in args.only else []
+    served, floor_items, profiled = (items[:args.callbacks], items[args.callbacks:2 * args.callbacks],
+                                     items[2 * args.callbacks:])
+    noop_rate = None
     server = Gunicorn(url, args.workers, f"{db_name}-api").start()
     before = set(server.worker_pids())
     try:
@@ -82,6 +84,7 @@ def bench_api(args, dbs, db_name: str, out: dict) -> None:
             phases, charges = usage.load(server, seeded, args.client_counts, args.seconds, args.warmup,
                                          tag=f"{db_name}-{int(time.time())}", processes=args.client_processes)
             out["usage"] += usage.rows(db_name, phases)
+            noop_rate = next((noop.rate for noop, _ in phases if noop.clients == args.callback_clients), None)
             out["targets"] += [(f"{db_name}: {name}", ok, value) for name, ok, value in usage.targets(phases)]
             balance = usage.check_balances(url, seeded, charges)
             out["balance"].append([db_name, balance["customers"], balance["charges"], balance["credits"],
@@ -90,26 +93,25 @@ def bench_api(args, dbs, db_name: str, out: dict) -> None:
             for line in balance["wrong"][:10]:
                 print("   balance:", line)
         if served:
+            if noop_rate is None:
+                noop_rate = usage.noop_load(server, args.callback_clients, args.seconds, args.warmup,
+                                       args.client_processes).rate
             log(f"{db_name}: posting {len(served)} bank callbacks, {args.callback_clients} at a time")
-            first = callbacks.post_all(server, served, args.callback_clients, postgres_pids=dbs.postgres_pids)
-            wrong = callbacks.check(url, served)
-            callbacks.post_all(server, served[::10], args.callback_clients)
-            wrong_after = callbacks.check(url, served)
-            for line in (wrong + wrong_after)[:10]:
-                print("   callbacks:", line)
-            out["callbacks"].append([
-                db_name, len(served), args.callback_clients, f"{first['rate']:.1f}", ms(first["p50"]),
-                ms(first["p99"]), f"{first['machine_busy']:.0f}%",
-                " / ".join(f"{first['cpu_ms'][name]:.1f}" if first["cpu_ms"][name] else "-"
-                           for name in ("app", "postgres", "client")),
-                ", ".join(f"{k}×{v}" for k, v in first["statuses"].items()),
-                "yes" if not wrong else f"NO: {len(wrong)}",
-                f"{len(served[::10])} replayed: " + ("still once" if not wrong_after else f"NO: {len(wrong_after)}"),
-            ])
+            real = callback_pass(args, dbs, url, server, served, noop_rate, out, db_name, "POST " + callbacks.PATH)
         after = set(server.worker_pids())
         out["memory"] += memory_rows(db_name, "API + callbacks", server, len(after - before))
     finally:
         server.stop()
+    if floor_items:
+        floor = Gunicorn(url, args.workers, f"{db_name}-floor", app="bench.floor:app").start()
+        try:
+            log(f"{db_name}: posting {len(floor_items)} bank callbacks to the floor (bench/floor.py)")
+            ceiling = callback_pass(args, dbs, url, floor, floor_items, noop_rate, out, db_name,
+                                    "floor: the same transaction in bare Core", path=callbacks.FLOOR_PATH)
+        finally:
+            floor.stop()
+        out["targets"].append((f"{db_name}: callbacks ≥ 0.25 × no-op at {args.callback_clients} clients",
+                               real >= 0.25, f"{real:.2f} (the floor reaches {ceiling:.2f})"))
     if "usage" in args.only:
         found = usage.profile(app, seeded)
         out["profile"].append(profile_row(db_name, "POST /api/v1/usage", found))
@@ -118,6 +120,29 @@ def bench_api(args, dbs, db_name: str, out: dict) -> None:
     if profiled:
         out["profile"].append(profile_row(db_name, "POST /payments/nestpay/ok", callbacks.profile(app, profiled)))
     dispose(app)
+
+
+def callback_pass(args, dbs, url: str, server, items: list[dict], noop_rate: float, out: dict, db_name: str,
+                  endpoint: str, path: str = callbacks.PATH) -> float:
+    """Post every callback, check each order was activated once, replay a tenth and check again; one row of the
+    callbacks table. Returns the rate as a share of the no-op's."""
+    first = callbacks.post_all(server, items, args.callback_clients, postgres_pids=dbs.postgres_pids, path=path)
+    wrong = callbacks.check(url, items)
+    callbacks.post_all(server, items[::10], args.callback_clients, path=path)
+    wrong_after = callbacks.check(url, items)
+    for line in (wrong + wrong_after)[:10]:
+        print("   callbacks:", line)
+    ratio = first["rate"] / noop_rate if noop_rate else 0.0
+    out["callbacks"].append([
+        db_name, endpoint, len(items), args.callback_clients, f"{first['rate']:.1f}", f"{ratio:.2f}",
+        ms(first["p50"]), ms(first["p99"]), f"{first['machine_busy']:.0f}%",
+        " / ".join(f"{first['cpu_ms'][name]:.1f}" if first["cpu_ms"][name] else "-"
+                   for name in ("app", "postgres", "client")),
+        ", ".join(f"{k}×{v}" for k, v in first["statuses"].items()),
+        "yes" if not wrong else f"NO: {len(wrong)}",
+        f"{len(items[::10])} replayed: " + ("still once" if not wrong_after else f"NO: {len(wrong_after)}"),
+    ])
+    return ratio
 
 
 def pages_profile_healthz(app):
@@ -207,11 +232,14 @@ def main(argv=None) -> None:
                                   "usages recorded == 201 answers; ledger sum == balance."))
     if out["callbacks"]:
         printed.append(table("2. Bank callback → activation", [
-            "db", "orders", "clients", "callbacks/s", "p50 ms", "p99 ms", "machine CPU",
+            "db", "endpoint", "orders", "clients", "callbacks/s", "÷ no-op", "p50 ms", "p99 ms", "machine CPU",
             "CPU ms per callback: app / PostgreSQL / client", "answers", "each activated once", "replay"],
-            out["callbacks"], note="CPU ms per callback: user + system time of gunicorn (master and workers), of "
-                                   "the PostgreSQL server's processes and of the load clients, over the first pass, "
-                                   "divided by the callbacks."))
+            out["callbacks"], note="÷ no-op: against GET /healthz at as many clients on the same server. CPU ms per "
+                                   "callback: user + system time of gunicorn (master and workers), of the "
+                                   "PostgreSQL server's processes and of the load clients, over the first pass, "
+                                   "divided by the callbacks. The floor (bench/floor.py) does the same transaction "
+                                   "in bare SQLAlchemy Core with no rule checked: the ceiling of any callback on "
+                                   "this stack."))
     if out["pages"]:
         printed.append(table("3. Admin pages by table size (signed-in agent, one client)", pages.HEADERS,
                              out["pages"], note=f"{args.page_requests} timed requests per row after 3 unrecorded. "

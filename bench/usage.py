@@ -84,9 +84,6 @@ def load(server, seeded: dict, clients_list: list[int], seconds: float, warmup: 
     phases = []
 
     for clients in clients_list:
-        def healthz(session, index, n):
-            return session.get(server.base + "/healthz", timeout=30)
-
         run_id = next(run)
 
         def charge(session, index, n, run_id=run_id, clients=clients):
@@ -98,10 +95,18 @@ def load(server, seeded: dict, clients_list: list[int], seconds: float, warmup: 
             charges.add(customer_id, response)
             return response
 
-        noop = run_load("GET /healthz", clients, seconds, warmup, healthz, 200, processes)
+        noop = noop_load(server, clients, seconds, warmup, processes)
         usage = run_load("POST /api/v1/usage", clients, seconds, warmup, charge, 201, processes, charges)
         phases.append((noop, usage))
     return phases, charges
+
+
+def noop_load(server, clients: int, seconds: float, warmup: float, processes: int) -> Phase:
+    """The no-op every rate is compared with: GET /healthz (one SELECT 1), `clients` at a time."""
+    def healthz(session, index, n):
+        return session.get(server.base + "/healthz", timeout=30)
+
+    return run_load("GET /healthz", clients, seconds, warmup, healthz, 200, processes)
 
 
 def check_balances(url: str, seeded: dict, charges: Charges) -> dict:
