@@ -74,8 +74,7 @@ def settle(order: Order) -> MoneyState:
         webhooks.emit("order.paid", order=order)
     invoice = order.invoice
     if invoice is not None:
-        returned = {refund.payment_id for refund in order.refunds if refund.automatic}  # one read, not per payment
-        if any(payment.id not in returned for payment in order.confirmed_payments):
+        if order.accepted_payments:
             invoices.issue(invoice)  # money we accepted (money we refused and returned is not a sale)
         invoice.status = invoice_state(order.status, money)
     return money
