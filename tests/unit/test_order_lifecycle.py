@@ -78,6 +78,21 @@ def test_an_agent_may_give_a_card_order_free_only_with_a_reason(gateway):
     assert (order.status, order.payment_status, customer.credits) == ("active", "paid", 10)
 
 
+def test_an_order_given_free_has_no_invoice_numbered_for_money_never_taken(gateway):
+    """An invoice gets its number when money for it is accepted: a free grant takes none, so numbering its
+    invoice made a tax document of 100.00 (VAT 16.67) the customer never paid. The next order's money takes the
+    first number of the year."""
+    customer = make_customer()
+    order, _attempt = card_order(customer, _credit_package())
+    order_actions.accept_order(order, AGENT, free_reason="Goodwill after the outage of 3 March")
+    db.session.commit()
+    assert (order.status, order.payment_status, order.invoice.total_minor) == ("active", "paid", 10000)
+    assert order.invoice.number is None
+    paid = placement.place_agent_order(make_customer(), _credit_package(), payment_method="manual", actor=AGENT)
+    db.session.commit()
+    assert paid.invoice.number == "2026-000001"
+
+
 def test_accepting_a_bank_transfer_records_the_payment_with_its_day(gateway):
     customer = make_customer()
     order = placement.place_agent_order(customer, _credit_package(), payment_method="bank_transfer", actor=AGENT)
