@@ -68,13 +68,16 @@ def settle(order: Order) -> MoneyState:
     db.session.flush()
     money, previous = order.money, order.payment_status
     order.payment_status = money
-    if money is MoneyState.PAID and order.paid_at is None:
+    accepted = order.accepted_payments
+    # Money we refused counts as held until it is back (it is not ours to take again), but it paid for nothing.
+    paid = money is MoneyState.PAID and bool(accepted)
+    if paid and order.paid_at is None:
         order.paid_at = now()
-    if money is MoneyState.PAID and previous != MoneyState.PAID:
+    if paid and previous != MoneyState.PAID:
         webhooks.emit("order.paid", order=order)
     invoice = order.invoice
     if invoice is not None:
-        if any(payment.method != PaymentMethod.FREE for payment in order.accepted_payments):
+        if any(payment.method != PaymentMethod.FREE for payment in accepted):
             # money we accepted: money we refused and returned is not a sale, and an agent's free grant took none
             invoices.issue(invoice)
         invoice.status = invoice_state(order.status, money)
