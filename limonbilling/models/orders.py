@@ -174,6 +174,13 @@ class Order(db.Model):
         return [p for p in self.payments if p.state in (PaymentState.CONFIRMED, PaymentState.REFUNDED)]
 
     @property
+    def accepted_payments(self) -> list["Payment"]:
+        """The confirmed payments we accepted: money the bank took that we refused (half 3-D, a second approval,
+        a late one) is returned by itself (an automatic refund) and was never a sale."""
+        returned = {refund.payment_id for refund in self.refunds if refund.automatic}
+        return [p for p in self.confirmed_payments if p.id not in returned]
+
+    @property
     def card_attempts(self) -> list["Payment"]:
         return [p for p in self.payments if p.method == PaymentMethod.CARD]
 

@@ -8,7 +8,8 @@ on the order page, under the order's lock.
 
 Commission (`commission_minor`): the money kept from the affiliate's orders — received less refunded, the
 dashboard's revenue formula (reports.kept_minor) — per currency, times the percent, rounded half up to the
-minor unit once per currency. Refunded money earns nothing.
+minor unit once per currency. Refunded money earns nothing; as on the dashboard, a balance top-up (an agent may
+set its affiliate) earns nothing either: its money earns when the balance pays for an order, never twice.
 """
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -18,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from ..extensions import db
-from ..models import Affiliate, Order, Payment
+from ..models import Affiliate, Order, OrderKind, Payment
 from . import ServiceError, ValidationFailed, audit, reports, tokens
 from .lifecycle import lock_order
 
@@ -166,7 +167,7 @@ def earnings(affiliate_id: int | None = None) -> list[Earnings]:
     for affiliate, currency, kept in db.session.execute(
             select(Order.affiliate_id, Payment.currency, func.sum(reports.kept_minor()))
             .join(Order, Order.id == Payment.order_id)
-            .where(scope, Payment.state.in_(reports.RECEIVED))
+            .where(scope, Payment.state.in_(reports.RECEIVED), Order.kind != OrderKind.BALANCE)
             .group_by(Order.affiliate_id, Payment.currency).order_by(Payment.currency)):
         found[affiliate].paid[currency] = int(kept)
     return list(found.values())

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ..clock import now
 from ..extensions import db
-from ..models import MoneyState, Order, OrderState
+from ..models import MoneyState, Order, OrderState, PaymentMethod
 from ..models.lifecycle import ORDER_MOVES, invoice_state, may_move
 from . import ServiceError, invoices, webhooks
 
@@ -64,18 +64,21 @@ def move_order(order: Order, target: OrderState, *, custom_status_id: int | None
 
 def settle(order: Order) -> MoneyState:
     """Derive the order's money status and its invoice's status from its payments and refunds (in this
-    transaction); an invoice gets its number once money for it was accepted."""
+    transaction); an invoice gets its number once money for it was accepted (never for a free grant alone)."""
     db.session.flush()
     money, previous = order.money, order.payment_status
     order.payment_status = money
-    if money is MoneyState.PAID and order.paid_at is None:
+    accepted = order.accepted_payments
+    # Money we refused counts as held until it is back (it is not ours to take again), but it paid for nothing.
+    paid = money is MoneyState.PAID and bool(accepted)
+    if paid and order.paid_at is None:
         order.paid_at = now()
-    if money is MoneyState.PAID and previous != MoneyState.PAID:
+    if paid and previous != MoneyState.PAID:
         webhooks.emit("order.paid", order=order)
     invoice = order.invoice
     if invoice is not None:
-        returned = {refund.payment_id for refund in order.refunds if refund.automatic}  # one read, not per payment
-        if any(payment.id not in returned for payment in order.confirmed_payments):
-            invoices.issue(invoice)  # money we accepted (money we refused and returned is not a sale)
+        if any(payment.method != PaymentMethod.FREE for payment in accepted):
+            # money we accepted: money we refused and returned is not a sale, and an agent's free grant took none
+            invoices.issue(invoice)
         invoice.status = invoice_state(order.status, money)
     return money

@@ -91,8 +91,9 @@ def hold_use(order: Order) -> None:
 
 def release_use(order: Order) -> None:
     """An order that ends (cancelled, fraud, expired) without any payment gives its use back, once: the flag
-    changes under the order's lock, so parallel cancels give back one use."""
-    if order.promo_code_id is None or not order.promo_use_held or order.confirmed_payments:
+    changes under the order's lock, so parallel cancels give back one use. Money we refused and returned by
+    itself (a half 3-D approval) was no payment: the order still gives its use back."""
+    if order.promo_code_id is None or not order.promo_use_held or order.accepted_payments:
         return
     db.session.execute(update(PromoCode).where(PromoCode.id == order.promo_code_id, PromoCode.uses > 0)
                        .values(uses=PromoCode.uses - 1).execution_options(synchronize_session=False))

@@ -180,3 +180,22 @@ def test_the_commission_rounds_the_half_kurus_of_the_affiliates_total_up(app):
     blog = make_affiliate("BLOG", percent=50)
     paid_transfer_order(make_package("credit", credits=10, price="100.01"), blog)
     assert affiliates.earnings()[0].commission == {"TRY": 5001}  # 5000.5 kuruş
+
+
+def test_a_top_up_the_affiliate_was_set_on_earns_nothing_the_order_its_balance_pays_earns(app):
+    """The dashboard's formula leaves top-ups out: their money counts when the balance pays for an order. An agent
+    may set an affiliate on any order, a top-up too; counted there as well, the same 100.00 earned twice."""
+    blog = make_affiliate("BLOG", percent=10)
+    make_transfer_account()
+    customer = make_customer()
+    top_up = placement.place_top_up(customer, "100,00", payment_method="bank_transfer", actor=as_customer(customer))
+    affiliates.assign(top_up, blog.id, AGENT)
+    order_actions.accept_order(top_up, AGENT, received_on=date(2026, 3, 1))
+    db.session.commit()
+    package = make_package("credit", credits=10, price="100.00")
+    order = placement.place_customer_order(customer, package, payment_method="account_balance",
+                                           actor=as_customer(customer), affiliate=blog, contracts_accepted=True)
+    db.session.commit()
+    assert (top_up.payment_status, order.payment_status) == ("paid", "paid")
+    [row] = affiliates.earnings()
+    assert (row.orders, row.paid, row.commission) == (2, {"TRY": 10000}, {"TRY": 1000})

@@ -1,6 +1,7 @@
 """Invoices: VAT, statuses that follow the order, and gap-free numbers even under concurrent issuing."""
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -83,6 +84,20 @@ def test_numbers_restart_each_year_and_have_no_gaps(gateway, clock):
     card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
     db.session.commit()
     assert issued == ["2026-000001", "2026-000002", "2026-000003"] and order.invoice.number == "2027-000001"
+
+
+def test_the_invoice_year_turns_at_istanbul_midnight_to_the_microsecond(gateway, clock):
+    """31 December 23:59:59.999999 in Istanbul (20:59:59.999999 UTC) is still the old year; a microsecond
+    later is the new one, while UTC is still on 31 December."""
+    department = make_department()
+    numbers = []
+    for moment in (datetime(2026, 12, 31, 20, 59, 59, 999999, tzinfo=UTC), datetime(2026, 12, 31, 21, tzinfo=UTC)):
+        clock.set(moment)
+        order, attempt = card_order(make_customer(), make_package("credit", [department]))
+        card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
+        db.session.commit()
+        numbers.append((order.invoice.number, order.invoice.year))
+    assert numbers == [("2026-000001", 2026), ("2027-000001", 2027)]
 
 
 def test_concurrent_issuing_is_gap_free(app, gateway):

@@ -74,6 +74,23 @@ def test_promo_code_validation(app):
     assert "already exists" in failed.value.errors["code"][0]
 
 
+def test_a_percentage_rounds_the_half_kurus_up_and_a_fixed_amount_must_leave_one_kurus(support):
+    """10 % of 10.05 is 100.5 kuruş: 101 off (half up, not banker's 100), 10 % of 10.04 is 100; a fixed 10.04 off a
+    10.05 price leaves the kuruş that may be paid, 10.05 off leaves nothing and is refused."""
+    package = make_package("credit", [support], price="10.05")
+    promo(code="TENTH")
+    assert promo_codes.check("TENTH", package)[1] == 101
+    assert promo_codes.check("TENTH", package, 1004)[1] == 100
+    promo(code="ALMOST", kind="fixed", value="10.04", currency="TRY")
+    promo(code="ALL", kind="fixed", value="10.05", currency="TRY")
+    assert promo_codes.check("ALMOST", package)[1] == 1004
+    with pytest.raises(ServiceError) as refused:
+        promo_codes.check("ALL", package)
+    assert refused.value.code == "promo_too_large"
+    order = place(make_customer(), package, promo_code="ALMOST")
+    assert (order.discount_minor, order.amount_minor) == (1004, 1)
+
+
 def test_promo_code_refusals_say_why(support, clock):
     package = make_package("credit", [support], price="100.00")
     other = make_package("credit", [support], price="100.00", currency="USD")

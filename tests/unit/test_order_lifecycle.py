@@ -78,6 +78,21 @@ def test_an_agent_may_give_a_card_order_free_only_with_a_reason(gateway):
     assert (order.status, order.payment_status, customer.credits) == ("active", "paid", 10)
 
 
+def test_an_order_given_free_has_no_invoice_numbered_for_money_never_taken(gateway):
+    """An invoice gets its number when money for it is accepted: a free grant takes none, so numbering its
+    invoice made a tax document of 100.00 (VAT 16.67) the customer never paid. The next order's money takes the
+    first number of the year."""
+    customer = make_customer()
+    order, _attempt = card_order(customer, _credit_package())
+    order_actions.accept_order(order, AGENT, free_reason="Goodwill after the outage of 3 March")
+    db.session.commit()
+    assert (order.status, order.payment_status, order.invoice.total_minor) == ("active", "paid", 10000)
+    assert order.invoice.number is None
+    paid = placement.place_agent_order(make_customer(), _credit_package(), payment_method="manual", actor=AGENT)
+    db.session.commit()
+    assert paid.invoice.number == "2026-000001"
+
+
 def test_accepting_a_bank_transfer_records_the_payment_with_its_day(gateway):
     customer = make_customer()
     order = placement.place_agent_order(customer, _credit_package(), payment_method="bank_transfer", actor=AGENT)
@@ -455,6 +470,32 @@ def test_a_paid_order_keeps_its_use_when_cancelled_and_back_to_pending_takes_it_
     db.session.commit()
     db.session.expire_all()
     assert db.session.get(PromoCode, promo.id).uses == 1  # money arrived once: the use stays
+
+
+@pytest.mark.parametrize("end", ["customer_cancels", "expires"])
+def test_an_order_whose_only_money_was_refused_and_returned_gives_its_promo_use_back(gateway, clock, end):
+    """A half 3-D approval the store refuses is returned by itself: the order never had a payment we accepted,
+    so when it ends unpaid its single-use code is free again (it was kept for good, and no one could use it)."""
+    promo = _single_use_code()
+    customer = make_customer()
+    order = placement.place_customer_order(customer, _credit_package(), payment_method="card",
+                                           actor=as_customer(customer), promo_code="ONCE", contracts_accepted=True)
+    attempt = card_payments.start_card_payment(order, "nestpay")
+    db.session.commit()
+    card_payments.apply_card_callback(gateway, bank_answer(attempt, mdStatus="2"), BANK)
+    db.session.commit()
+    assert refunds.send(order, _RefundingBank(), BANK) == "refunded"
+    db.session.commit()
+    assert (order.payment_status, order.awaiting_payment, order.invoice.number) == ("refunded", True, None)
+    if end == "customer_cancels":
+        order_actions.cancel_unpaid_order(order, as_customer(customer))
+    else:
+        clock.advance(minutes=settings.get("card_checkout_minutes") + 1)
+        assert card_payments.expire_checkout(order.id, _RefundingBank(), BANK)
+    db.session.commit()
+    db.session.expire_all()
+    assert (order.status, order.promo_use_held) == ("cancelled", False)
+    assert db.session.get(PromoCode, promo.id).uses == 0
 
 
 # --- the move table ------------------------------------------------------------------------------------

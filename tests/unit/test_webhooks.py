@@ -100,6 +100,27 @@ def test_cancel_and_refund_to_the_balance(app):
     assert revoked["change"] == "revoked" and revoked["entitlement"]["subscription_expires_at"] is None
 
 
+@pytest.mark.parametrize("case", ["half_3d", "after_cancel"])
+def test_money_the_bank_took_that_we_refuse_tells_no_one_the_order_is_paid(gateway, case):
+    """A half 3-D approval, or an approval for an order cancelled meanwhile, goes back to the card by itself: a
+    help desk hearing order.paid would give the customer what they never paid for."""
+    from limonbilling.services import card_payments, order_actions
+
+    from ..payment_support import BANK, bank_answer, card_order
+
+    hook("order.paid")
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("credit", credits=10, price="100.00"))
+    if case == "after_cancel":
+        order_actions.cancel_order(order, AGENT)
+    db.session.commit()
+    card_payments.apply_card_callback(gateway, bank_answer(attempt, **({"mdStatus": "2"} if case == "half_3d"
+                                                                       else {})), BANK)
+    db.session.commit()
+    assert [refund.automatic for refund in order.refunds] == [True] and not order.activated
+    assert (of_type("order.paid"), order.paid_at) == ([], None)
+
+
 def test_a_subscription_grant_says_when_it_ends(app, clock):
     hook("entitlement.changed")
     activate(make_customer(), make_package("subscription", days=30))
