@@ -183,6 +183,8 @@ def place_agent_order(customer: Customer, package: Package, *, payment_method: s
     if payment_method not in AGENT_PAYMENT_METHODS:
         raise ServiceError("payment_method", _("An agent places orders paid manually, by bank transfer, from "
                                                "the account balance or by card through a payment link."))
+    if price_override_minor is not None and price_override_minor < 0:
+        raise ValidationFailed({"price_override": [_("The price must be 0 or more; 0 makes it free.")]})
     order, _customer = _new_order(customer, package, payment_method=payment_method, actor=actor, ip=ip,
                                   promo_code=promo_code, placed_by=placed_by,
                                   price_override_minor=price_override_minor,
@@ -217,6 +219,10 @@ def _new_order(customer: Customer, package: Package, *, payment_method: str, act
     moment = now()
     has_orders = db.session.scalar(select(Order.id).where(Order.customer_id == customer.id).limit(1)) is not None
     price = quote(package, promo_code, price_override_minor, quantity=quantity, forced_promo=forced_promo)
+    if price.total_minor == 0 and payment_method in (PaymentMethod.CARD, PaymentMethod.BANK_TRANSFER):
+        # A payment link for 0.00 the bank cannot take, or a transfer of nothing: the order would wait for ever
+        raise ServiceError("nothing_to_pay", _("A free order has nothing to pay by card or bank transfer; place "
+                                               "it as paid manually."))
     plan = instalments.choose(price.total_minor, package.currency, instalment_count, payment_method)
     if price.promo is not None:
         promo_codes.take_use(price.promo, forced=forced_promo)

@@ -74,6 +74,34 @@ def test_a_price_override_is_the_price_of_one(support):
     assert order.amount_minor == invoices.order_totals(20000)[2] and order.price_overridden
 
 
+def test_a_negative_price_override_is_refused_by_the_service_whoever_calls_it(support):
+    """The pages and the API parse the price first; the rule is the service's, so a direct caller gets the same
+    clear refusal and no order, not a database error."""
+    package = make_package("credit", [support], price="100.00")
+    customer = make_customer()
+    with pytest.raises(ValidationFailed) as refused:
+        agent_order(customer, package, price_override_minor=-1)
+    assert "price_override" in refused.value.errors
+    db.session.rollback()
+    assert db.session.scalar(select(Order.id).where(Order.customer_id == customer.id)) is None
+    assert agent_order(customer, package, price_override_minor=0).amount_minor == 0  # 0 makes it free
+
+
+@pytest.mark.parametrize("method", ["card", "bank_transfer"])
+def test_a_free_order_is_not_sent_to_be_paid_by_card_or_transfer(support, method):
+    """Nothing to pay: a payment link for 0.00 the bank cannot take, or a transfer of nothing, would keep the
+    order waiting for money that never comes. A kuruş is still paid that way."""
+    configure_gateway()
+    make_transfer_account()
+    package = make_package("credit", [support], price="100.00")
+    customer = make_customer()
+    with pytest.raises(ServiceError) as refused:
+        agent_order(customer, package, method, price_override_minor=0)
+    assert refused.value.code == "nothing_to_pay"
+    db.session.rollback()
+    assert agent_order(customer, package, method, price_override_minor=1).amount_minor == 1
+
+
 def test_two_subscription_periods_run_back_to_back(support, clock):
     package = make_package("subscription", [support], days=30, price="900.00")
     customer = make_customer()

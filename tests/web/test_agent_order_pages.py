@@ -80,6 +80,18 @@ def test_the_form_refuses_a_quantity_out_of_range(billing_client, support):
     assert db.session.scalar(select(Order)) is None
 
 
+def test_a_free_card_order_is_refused_on_the_form_with_what_to_do(billing_client, support):
+    customer = make_customer()
+    package = make_package("credit", [support], price="100.00")
+    page = billing_client.post(f"/admin/billing/customers/{customer.id}/orders/new", data={
+        "package_id": package.id, "quantity": "1", "payment_method": "card", "price_override": "0"}).data.decode()
+    assert "A free order has nothing to pay by card or bank transfer; place it as paid manually." in page
+    assert db.session.scalar(select(Order)) is None
+    billing_client.post(f"/admin/billing/customers/{customer.id}/orders/new", data={
+        "package_id": package.id, "quantity": "1", "payment_method": "manual", "price_override": "0"})
+    assert db.session.scalar(select(Order)).status == "active"
+
+
 def test_the_payment_link_signs_in_then_opens_the_card_checkout_of_that_order(app, billing_client, support,
                                                                              gateway):
     customer = make_customer()
