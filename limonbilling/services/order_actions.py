@@ -206,7 +206,13 @@ def bulk_set_status(orders: list[Order], status: str, actor: audit.Actor) -> tup
         raise ServiceError("unknown_status", _("Choose a status from the list."))
     target = OrderState(custom.counts_as if custom else status)
     changed, skipped = [], []
-    for order_id, number in sorted((o.id, o.number) for o in orders):  # one lock order for all: no deadlock
+    selected = sorted((o.id, o.number) for o in orders)  # one lock order for all: no deadlock
+    # Every order is locked before the first promo code row is (a use held or given back): a code's row locked
+    # between two orders would deadlock with a single action on the second one, which gives back its use after
+    # locking it.
+    for order_id, _number in selected:
+        lock_order(order_id)
+    for order_id, number in selected:
         order = lock_order(order_id)
         if target is OrderState.ACTIVE and not (order.holds_money and order.activated):
             skipped.append(number)

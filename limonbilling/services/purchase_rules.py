@@ -190,7 +190,9 @@ def preview_purchase(
     if kind == OrderKind.RENEWAL and expiry is not None and expiry > moment:
         opens = expiry - standing.window
         preview.renewable_from = opens
-        if moment < opens:
+        # A restoration (an offer of `length`: what Cancel or Fraud took, given back for money we kept) is paid
+        # time, not a new purchase: a renewal bought ahead meanwhile must not shut it out until the window opens
+        if moment < opens and package.length is None:
             preview.allowed = False
             preview.reason_code = "renewal_not_open"
             preview.reason = ngettext(

@@ -726,6 +726,34 @@ def test_11_bulk_status_changes_over_the_same_orders_in_another_order_do_not_dea
     assert sorted(o.value[0] for o in outcomes) == [0, 2]
 
 
+def test_11_a_bulk_cancel_and_a_cancel_of_one_of_its_orders_sharing_a_promo_code_do_not_deadlock(
+        worker, support, monkeypatch):
+    """Two unpaid orders with the same promo code. The bulk Cancel gave back the first order's use (locking the
+    code's row) and then waited for the second order, which an agent's Cancel held while it waited to give back
+    its own use on that row: PostgreSQL aborted one of them. The bulk action locks all its orders first."""
+    promo_codes.create({"code": "SPRING", "kind": "percent", "value": "10"}, AGENT)
+    make_transfer_account()
+    package = make_package("credit", [support], credits=10)
+    cases = []
+    for _ in range(2):
+        customer = make_customer()
+        cases.append(case_of(placement.place_customer_order(
+            customer, package, payment_method="bank_transfer", actor=as_customer(customer), promo_code="SPRING",
+            contracts_accepted=True), customer))
+    db.session.commit()
+    ids = [case.order_id for case in cases]
+
+    interleaving = Interleaving(monkeypatch)
+    interleaving.pause_after(promo_codes, "release_use", role="bulk")
+    interleaving.pause_after(order_actions, "lock_order", role="single")
+    outcomes = race(worker, [interleaving.as_role(_bulk(ids, "cancelled"), "bulk"), interleaving.as_role(
+        on_order(ids[1], lambda o: order_actions.cancel_order(o, AGENT)), "single")])
+
+    no_errors(outcomes)
+    assert {db.session.get(Order, i).status for i in ids} == {"cancelled"}
+    assert db.session.scalar(select(PromoCode.uses).where(PromoCode.code == "SPRING")) == 0
+
+
 def test_approving_a_cancellation_with_refunds_while_the_renewal_is_cancelled_does_not_deadlock(
         worker, support, clock, monkeypatch):
     from limonbilling.models import CancellationRequest

@@ -191,6 +191,29 @@ def test_accepted_again_with_the_same_money_a_subscription_gets_back_the_time_th
     assert started + timedelta(days=30) < holdings.subscription_expiry(customer)  # the 3 days in between are kept
 
 
+def test_a_subscription_cancelled_by_mistake_with_a_renewal_ahead_gets_its_time_back_when_accepted_again(
+        gateway, clock):
+    """30 days paid, a renewal of 30 more bought on day 25, the first order cancelled on day 26 (4 days left) and
+    accepted again with the same money: the 4 days come back on top of the renewal. Rule 3's window is for new
+    purchases; it refused the restoration ("Renewal opens on …") until day 30, and the paid days were lost."""
+    customer = make_customer()
+    package = make_package("subscription", [make_department()], days=30)
+    first = placement.place_agent_order(customer, package, payment_method="manual", actor=AGENT)
+    db.session.commit()
+    started = clock.now()
+    clock.advance(days=25)
+    placement.place_agent_order(customer, package, payment_method="manual", actor=AGENT)
+    db.session.commit()
+    clock.advance(days=1)
+    order_actions.cancel_order(first, AGENT)
+    order_actions.back_to_pending(first, AGENT)
+    db.session.commit()
+    order_actions.accept_order(first, AGENT)
+    db.session.commit()
+    assert (first.status, first.payment_status) == ("active", "paid")
+    assert holdings.subscription_expiry(customer) == started + timedelta(days=64)
+
+
 def test_a_new_payment_after_a_refund_buys_the_package_whole_again(gateway, clock):
     customer = make_customer()
     make_transfer_account()
