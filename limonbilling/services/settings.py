@@ -242,12 +242,15 @@ def _top_up_errors(values: dict[str, Any]) -> dict[str, list[str]]:
 def lock(key: str, *, shared: bool = False) -> None:
     """Lock the setting's row until the transaction ends: exclusively to change it after checking what depends on
     it, shared to act on its value (PostgreSQL; SQLite already serialises writers). A setting never saved gets
-    its row first, holding its default."""
+    its row first, holding its default.
+
+    The value read with the lock is the one this transaction goes on with: the settings it read earlier (once per
+    transaction) may predate a change committed before the lock was granted."""
     if key not in DEFAULTS:
         raise KeyError(key)
     insert_ignoring_conflict(Setting, key=key, value=json.dumps(DEFAULTS[key]))
-    row = select(Setting.key).where(Setting.key == key)
-    db.session.execute(row.with_for_update(read=shared))
+    row = select(Setting.value).where(Setting.key == key)
+    _keep(key, db.session.execute(row.with_for_update(read=shared)).scalar_one())
 
 
 def update(values: dict[str, Any], actor: audit.Actor) -> list[str]:

@@ -1,5 +1,6 @@
 """Races on a balance top-up (issue 16), on PostgreSQL with 16 callers at the same instant (the harness of
 test_lifecycle_races): every action that moves its money has one effect on the account balance."""
+import threading
 import time
 
 import pytest
@@ -178,3 +179,42 @@ def test_top_ups_placed_while_the_invoicing_way_changes_are_all_invoiced_the_fin
     invoiced = [db.session.scalar(select(Invoice.id).where(Invoice.order_id == order.id)) is not None
                 for order in db.session.scalars(select(Order).where(Order.kind == "balance"))]
     assert invoiced == [final == "top_up"] * HALF, (final, invoiced)
+
+
+def test_a_top_up_that_read_the_settings_before_a_switch_committed_is_invoiced_the_new_way(app, worker, monkeypatch):
+    """The placement reads the settings (its limits) before it takes the invoicing way's row shared; a switch
+    that commits in between was waited for by nobody, and the placement went on with the way it had read, so a
+    top-up placed after "invoice the top-up" was saved had no invoice. Forced here: the placement stops after
+    reading its limits until the switch has committed."""
+    from limonbilling.models import Invoice
+    from limonbilling.services import top_ups
+
+    customer_id = make_customer().id
+    switched = threading.Event()
+    real_limits = top_ups.limits
+
+    def limits_then_wait():
+        found = real_limits()
+        switched.wait(timeout=10)
+        return found
+
+    monkeypatch.setattr(top_ups, "limits", limits_then_wait)
+
+    def place():
+        from limonbilling.models import Customer
+        customer = db.session.get(Customer, customer_id)
+        return lambda: placement.place_top_up(customer, "100,00", payment_method="card", actor=AGENT).number
+
+    def switch():
+        def action():
+            top_ups.save_settings("100.00", "50000.00", "top_up", AGENT)
+            db.session.commit()
+            switched.set()
+        return action
+
+    outcomes = race(worker, [place, switch])
+
+    no_errors(outcomes)
+    assert [outcome.kind for outcome in outcomes] == ["done", "done"]
+    order = db.session.scalar(select(Order).where(Order.kind == "balance"))
+    assert db.session.scalar(select(Invoice.id).where(Invoice.order_id == order.id)) is not None
