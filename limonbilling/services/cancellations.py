@@ -6,6 +6,8 @@ Renewals the customer already paid for are kept unless the agent refunds them
 away (domain.md §6a). The agents are told of a request, the customer of the
 decision and its note.
 """
+from datetime import timedelta
+
 from flask_babel import gettext as _
 from sqlalchemy import select
 
@@ -20,7 +22,18 @@ from ..models import (
     PackageType,
     RefundDestination,
 )
-from . import ServiceError, ValidationFailed, audit, decisions, entitlements, holdings, ledger, notifications, refunds
+from . import (
+    ServiceError,
+    ValidationFailed,
+    audit,
+    decisions,
+    entitlements,
+    holdings,
+    ledger,
+    notifications,
+    purchase_rules,
+    refunds,
+)
 from .lifecycle import lock_order
 
 
@@ -84,6 +97,7 @@ def approve(request: CancellationRequest, actor: audit.Actor, note: str = "",
         # order after it would deadlock with an action on that order, which holds it and waits for the customer
         for order_id in sorted(order.id for _period, order in ahead if order is not None):
             lock_order(order_id)
+        _refuse_partly_used(ahead)
         for _period, order in sorted(ahead, key=lambda row: row[1].id if row[1] else 0):
             if order is not None and order.refundable_minor > 0:
                 refunds.start(order, to=refund_renewals, actor=actor)
@@ -101,6 +115,21 @@ def approve(request: CancellationRequest, actor: audit.Actor, note: str = "",
     notifications.cancellation_decided(request)
     orders = [db.session.get(Order, order_id) for order_id in refunded]
     return orders if refund_renewals == RefundDestination.CARD else []
+
+
+def _refuse_partly_used(ahead: list[tuple]) -> None:
+    """A renewal ahead is refunded in full because none of its time was used. An order accepted again after a
+    Cancel or Fraud gave back only the time it had left (entitlements.restoration), placed after the renewals:
+    its period ahead is shorter than what it sold, and a full refund would pay back the days already used."""
+    for period, order in ahead:
+        if order is None or order.refundable_minor <= 0:
+            continue
+        sold = timedelta(days=purchase_rules.Offer.sold(order.package_snapshot, order.quantity).days)
+        if period.effective_end - period.starts_at < sold:
+            raise ServiceError("renewal_partly_used", _(
+                "Order %(number)s gave back only the days it had left after part of its period was used: refunding "
+                "it in full would pay back the days used. Refund its unused part from the order's page, then "
+                "approve without refunding renewals.", number=order.number))
 
 
 def reject(request: CancellationRequest, actor: audit.Actor, note: str) -> None:

@@ -592,6 +592,29 @@ def test_an_end_of_period_cancellation_may_refund_the_renewal_to_the_balance(gat
     assert db.session.scalar(db.select(db.func.count(Payment.id))) == 2
 
 
+def test_refunding_renewals_is_refused_while_one_of_them_gave_back_time_partly_used(gateway, clock):
+    """The first order (30 days, 300.00) was cancelled by mistake on day 26 with a renewal ahead and accepted
+    again: its 4 days left now run after the renewal, so they look like time bought ahead, and refunding renewals
+    refunded that order in full: 300.00 back for 4 days. The approval is refused with what to do instead, and
+    nothing moves; approved without refunds, both orders keep their time."""
+    customer, first, renewal, request = _subscriber_with_a_paid_renewal(clock)
+    clock.advance(days=1)
+    order_actions.cancel_order(first, AGENT)
+    order_actions.back_to_pending(first, AGENT)
+    db.session.commit()
+    order_actions.accept_order(first, AGENT)
+    db.session.commit()
+    with pytest.raises(ServiceError) as refused:
+        cancellations.approve(request, AGENT, "Refunded", refund_renewals=RefundDestination.BALANCE)
+    db.session.rollback()
+    assert refused.value.code == "renewal_partly_used" and first.number in refused.value.message
+    assert db.session.scalar(db.select(db.func.count(Refund.id))) == 0 and request.state == "pending"
+    cancellations.approve(request, AGENT, "Sorry to see you go")
+    db.session.commit()
+    assert (first.status, renewal.status, balance.amount(customer, "TRY")) == ("active", "active", 0)
+    assert request.ends_at == first.live_grant.period.effective_end
+
+
 def test_deleting_an_unpaid_order_gives_its_promo_use_back(gateway):
     """Found by the lifecycle state machine: the use of a deleted, never paid order was lost for good."""
     promo = _single_use_code()
