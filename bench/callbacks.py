@@ -12,6 +12,7 @@ from .usage import customer_row
 PACKAGE_CREDITS = 100
 PATH = "/payments/nestpay/ok"
 FLOOR_PATH = "/bench/floor/ok"  # bench/floor.py: the same transaction in bare Core, the ceiling of PATH
+FLOOR_SQL_PATH = "/bench/floor-sql/ok"  # the same rows in 5 PostgreSQL statements
 
 
 def seed(app, orders_wanted: int) -> list[dict]:
