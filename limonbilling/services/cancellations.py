@@ -126,10 +126,12 @@ def _refuse_partly_used(ahead: list[tuple]) -> None:
             continue
         sold = timedelta(days=purchase_rules.Offer.sold(order.package_snapshot, order.quantity).days)
         if period.effective_end - period.starts_at < sold:
+            # A partial refund alone changes nothing else: the order must be cancelled first to take its days
             raise ServiceError("renewal_partly_used", _(
                 "Order %(number)s gave back only the days it had left after part of its period was used: refunding "
-                "it in full would pay back the days used. Refund its unused part from the order's page, then "
-                "approve without refunding renewals.", number=order.number))
+                "it in full would pay back the days used. Cancel it (that takes its days back), refund what those "
+                "days were worth from the order's page, then approve again; or approve without refunding "
+                "renewals.", number=order.number))
 
 
 def reject(request: CancellationRequest, actor: audit.Actor, note: str) -> None:

@@ -615,6 +615,30 @@ def test_refunding_renewals_is_refused_while_one_of_them_gave_back_time_partly_u
     assert request.ends_at == first.live_grant.period.effective_end
 
 
+def test_the_refusal_of_a_partly_used_renewal_says_how_to_refund_it_and_that_way_holds(gateway, clock):
+    """The refusal told agents to refund the order's unused part from its page, then approve without refunding
+    renewals; but a partial refund changes nothing else, so the customer got the 4 days' money back and kept the
+    4 days, and the renewal they wanted refunded was kept too. It says to Cancel the order first (that takes the
+    days back) and approve again; done that way, nothing is paid for twice."""
+    customer, first, renewal, request = _subscriber_with_a_paid_renewal(clock)
+    clock.advance(days=1)
+    order_actions.cancel_order(first, AGENT)
+    order_actions.back_to_pending(first, AGENT)
+    order_actions.accept_order(first, AGENT)
+    db.session.commit()
+    with pytest.raises(ServiceError) as refused:
+        cancellations.approve(request, AGENT, "Refunded", refund_renewals=RefundDestination.BALANCE)
+    db.session.rollback()
+    assert "Cancel it" in refused.value.message and "approve again" in refused.value.message
+    order_actions.cancel_order(first, AGENT)  # as the refusal says: the 4 days go back ...
+    refund_to_balance(first, amount_minor=4000)  # ... and what they were worth (4 of 30 days of 300.00)
+    db.session.commit()
+    cancellations.approve(request, AGENT, "Refunded", refund_renewals=RefundDestination.BALANCE)
+    db.session.commit()
+    assert (first.status, renewal.status, balance.amount(customer, "TRY")) == ("cancelled", "cancelled", 34000)
+    assert holdings.subscription_expiry(customer) is None or holdings.subscription_expiry(customer) <= clock.now()
+
+
 def test_deleting_an_unpaid_order_gives_its_promo_use_back(gateway):
     """Found by the lifecycle state machine: the use of a deleted, never paid order was lost for good."""
     promo = _single_use_code()
