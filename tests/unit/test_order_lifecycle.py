@@ -401,6 +401,39 @@ def test_half_3d_approval_refused_by_the_store_is_returned(gateway):
     assert "half 3-D" in refund.reason and not order.activated and customer.credits == 0
 
 
+class _RefusingBank(_RefundingBank):
+    """A bank that will not return the money (e.g. the sale is already settled and the Credit is refused)."""
+
+    def refund(self, oid, amount_minor, currency, *, operation, whole):
+        return RefundAnswer(succeeded=False, operation=operation, return_code="99", transaction_id=None,
+                            message="Refund refused")
+
+
+def test_refused_money_the_bank_will_not_return_is_not_a_payment_accept_can_use(gateway):
+    """A half 3-D approval the store refuses, whose return the bank refuses: the money is here, but it is not a
+    payment for the order. Accept used it, and the order went Active with the credits given, no paid_at, no
+    order.paid and an invoice without a number. Accept is refused until it is refunded; then a new payment, or a
+    free grant with a reason, accepts the order."""
+    customer = make_customer()
+    order, attempt = card_order(customer, _credit_package())
+    card_payments.apply_card_callback(gateway, bank_answer(attempt, mdStatus="2"), BANK)
+    db.session.commit()
+    assert refunds.send(order, _RefusingBank(), BANK) == "failed"
+    db.session.commit()
+    assert (order.payment_status, order.accepted_payments) == ("paid", [])
+    with pytest.raises(ServiceError) as refused:
+        order_actions.accept_order(order, AGENT)
+    db.session.rollback()
+    assert refused.value.code == "refused_money_only"
+    assert (order.status, order.activated, customer.credits, order.paid_at) == ("pending", False, 0, None)
+    refund_to_balance(order)  # all of it: Cancel & Refund
+    order_actions.back_to_pending(order, AGENT)
+    db.session.commit()
+    order_actions.accept_order(order, AGENT, free_reason="Goodwill after the refused card")
+    db.session.commit()
+    assert (order.status, customer.credits, balance.amount(customer, "TRY")) == ("active", 10, order.amount_minor)
+
+
 def test_half_3d_is_taken_when_the_store_accepts_it(gateway):
     settings.update({"nestpay_accept_half_3d": True}, AGENT)
     customer = make_customer()
