@@ -140,6 +140,15 @@ def test_fraud_or_cancel_then_back_to_pending_then_accept_leaves_a_paid_invoice(
     assert kinds.count("purchase") == 2 and "reversal" in kinds  # bought, taken back, given again: all kept
 
 
+def _cancelled_and_accepted_again(order):
+    """Cancel, Back to Pending and Accept with the same money, each committed as the pages do."""
+    order_actions.cancel_order(order, AGENT)
+    order_actions.back_to_pending(order, AGENT)
+    db.session.commit()
+    order_actions.accept_order(order, AGENT)
+    db.session.commit()
+
+
 def _one_credit_a_ticket():
     return make_package("credit", [make_department(credit_per_request=1)], credits=10, price="100.00")
 
@@ -205,11 +214,7 @@ def test_a_subscription_cancelled_by_mistake_with_a_renewal_ahead_gets_its_time_
     placement.place_agent_order(customer, package, payment_method="manual", actor=AGENT)
     db.session.commit()
     clock.advance(days=1)
-    order_actions.cancel_order(first, AGENT)
-    order_actions.back_to_pending(first, AGENT)
-    db.session.commit()
-    order_actions.accept_order(first, AGENT)
-    db.session.commit()
+    _cancelled_and_accepted_again(first)
     assert (first.status, first.payment_status) == ("active", "paid")
     assert holdings.subscription_expiry(customer) == started + timedelta(days=64)
 
@@ -280,11 +285,7 @@ def test_accepted_again_after_a_switch_took_it_all_gives_nothing_and_forfeits_no
     order_actions.accept_order(credits, AGENT)
     db.session.commit()
     assert (customer.package_type, customer.credits) == ("credit", 10)
-    order_actions.cancel_order(order, AGENT)
-    order_actions.back_to_pending(order, AGENT)
-    db.session.commit()
-    order_actions.accept_order(order, AGENT)
-    db.session.commit()
+    _cancelled_and_accepted_again(order)
     assert (order.status, order.payment_status, order.activated) == ("active", "paid", True)
     assert (customer.package_type, customer.credits) == ("credit", 10)
     assert holdings.subscription_expiry(customer) is None
@@ -345,11 +346,7 @@ def test_a_subscription_ended_now_by_a_cancellation_request_then_cancelled_is_ac
     entitlements.end_subscription(customer, clock.now(), AGENT, ledger_service.because("subscription_cancelled"))
     db.session.commit()
     clock.advance(minutes=1)
-    order_actions.cancel_order(order, AGENT)
-    order_actions.back_to_pending(order, AGENT)
-    db.session.commit()
-    order_actions.accept_order(order, AGENT)
-    db.session.commit()
+    _cancelled_and_accepted_again(order)
     assert (order.status, order.activated) == ("active", True)
     assert holdings.subscription_expiry(customer) is None or holdings.subscription_expiry(customer) <= clock.now()
 
@@ -632,11 +629,7 @@ def test_refunding_renewals_is_refused_while_one_of_them_gave_back_time_partly_u
     nothing moves; approved without refunds, both orders keep their time."""
     customer, first, renewal, request = _subscriber_with_a_paid_renewal(clock)
     clock.advance(days=1)
-    order_actions.cancel_order(first, AGENT)
-    order_actions.back_to_pending(first, AGENT)
-    db.session.commit()
-    order_actions.accept_order(first, AGENT)
-    db.session.commit()
+    _cancelled_and_accepted_again(first)
     with pytest.raises(ServiceError) as refused:
         cancellations.approve(request, AGENT, "Refunded", refund_renewals=RefundDestination.BALANCE)
     db.session.rollback()
