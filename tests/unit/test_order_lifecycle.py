@@ -689,3 +689,34 @@ def test_a_card_refund_made_unheard_after_a_refund_to_the_balance_is_found_made_
     assert [(r.destination, r.state, r.amount_minor) for r in order.refunds] == [
         ("balance", "done", 1000), ("card", "done", 2000)]
     assert (order.refunded_minor, order.refundable_minor, balance.amount(customer, "TRY")) == (3000, 7000, 1000)
+
+
+class _BankHolding(NestPayGateway):
+    """NestPay as set up in the settings, whose status answer says it holds the attempt's sale (or none)."""
+
+    def __init__(self, attempt, taken=True):
+        super().__init__()
+        self.attempt, self.taken = attempt, taken
+
+    def sale_status(self, oid):
+        if not self.taken:
+            return SaleStatus("failed", summary="TRANS_STAT ERR")
+        amount = self.attempt.amount_minor
+        return SaleStatus("taken", original_minor=amount, captured_minor=amount, auth_code="123456")
+
+
+def test_card_payments_switched_off_still_settle_what_the_bank_took_and_expire_what_it_did_not(gateway, clock):
+    """Card payments switched off for new customers (Settings → Payment Systems; the callbacks still count):
+    asking the bank said "not set up", so an approval whose callback was lost was never taken, and a checkout
+    with an attempt waiting stayed pending for ever (Delete refused, Accept refused)."""
+    paid, lost = card_order(make_customer(), _credit_package())
+    open_, abandoned = card_order(make_customer(), _credit_package())
+    settings.update({"nestpay_enabled": False}, AGENT)
+    db.session.commit()
+    clock.advance(minutes=31)
+
+    assert card_payments.ask_bank_about_attempt(lost.id, _BankHolding(lost), BANK).endswith("confirmed")
+    assert card_payments.expire_checkout(open_.id, _BankHolding(abandoned, taken=False), BANK) is True
+    db.session.commit()
+    assert (lost.state, paid.payment_status, paid.activated) == ("confirmed", "paid", True)
+    assert (abandoned.state, open_.status) == ("failed", "cancelled")
