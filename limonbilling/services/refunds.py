@@ -176,10 +176,13 @@ def _execute(order: Order, refund: Refund, gateway: PaymentGateway, actor: audit
 
 def _bank_shows_refund(status: SaleStatus, payment: Payment, refund: Refund) -> bool:
     """Whether the bank's status shows this refund made: the sale voided, or the bank's refunded total
-    covering our refunds done so far plus this one."""
+    covering our refunds to the card done so far plus this one (a refund to the account balance never went
+    through the bank: counted, it would hide a refund the bank made and send it again)."""
     if status.state == "voided":
         return True
-    return status.refunded_minor is not None and status.refunded_minor >= payment.refunded_minor + refund.amount_minor
+    through_bank = sum(r.amount_minor for r in payment.refunds
+                       if r.state == State.DONE and r.destination == RefundDestination.CARD)
+    return status.refunded_minor is not None and status.refunded_minor >= through_bank + refund.amount_minor
 
 
 def _done(order: Order, refund: Refund, answer: str, actor: audit.Actor) -> None:

@@ -1116,3 +1116,65 @@ def test_sixteen_refunds_to_the_balance_and_purchases_from_it_at_once_move_it_ex
     assert sorted(entries) == sorted([300, case.amount_minor] + [-100] * bought)
     assert balance_of(case.customer_id) == sum(entries) == 300 + case.amount_minor - 100 * bought
     assert count(Order, Order.customer_id == case.customer_id, Order.payment_status == "paid") == bought
+
+
+# --- 16: the bank's answers out of order (attack pass 6) ---------------------------------------------------------
+
+def test_16_an_approval_and_a_decline_of_one_attempt_at_once_take_the_money_once(worker, gateway, support):
+    """The bank's OK and FAIL post-backs of the same attempt (the customer retried on its 3-D page), eight copies
+    of each at once, in whatever order: the approval counts, once; a decline after it changes nothing."""
+    case, approval = unpaid_card_order(support)
+    decline = bank_answer(db.session.get(Payment, case.payment_id), approved=False)
+    jobs = [call(lambda: card_payments.apply_card_callback(gateway, approval, BANK), "ok"),
+            call(lambda: card_payments.apply_card_callback(gateway, decline, BANK), "fail")] * HALF
+    outcomes = race(worker, jobs)
+
+    no_errors(outcomes)
+    order = db.session.get(Order, case.order_id)
+    [payment] = order.payments
+    assert (payment.state, payment.proc_return_code, order.payment_status, order.refunds) == (
+        "confirmed", "00", "paid", [])
+    assert count(Grant, Grant.order_id == case.order_id) == 1 and credits_consistent(case.customer_id) == 10
+    assert audits("order.paid", case.order_id) == 1
+
+
+def test_16_expiry_finding_no_sale_then_the_approval_copies_return_the_money_once(worker, bank, support, clock,
+                                                                                  monkeypatch):
+    """Expiry asks the bank, which has no sale yet (the customer is still on its 3-D page), and cancels the
+    checkout; the approval arrives just then, fifteen copies of it (its POST and GET, retried): the order stays
+    cancelled, gives nothing, and the money goes back to the card once."""
+    case, approval = unpaid_card_order(support)
+    gateway = NestPayGateway()
+    clock.advance(minutes=31)
+    asked, real_ask = threading.Event(), card_payments.ask_bank_about_attempt
+
+    def ask_then_the_customer_pays(*args, **kwargs):
+        line = real_ask(*args, **kwargs)  # "no sale": the attempt failed, the order's lock is still held
+        bank_holds(bank, case)
+        asked.set()
+        return line
+
+    monkeypatch.setattr(card_payments, "ask_bank_about_attempt", ask_then_the_customer_pays)
+
+    def callback():
+        view = as_the_callback_view(gateway, approval)
+
+        def act():
+            assert asked.wait(10)
+            return view()
+        return act
+
+    outcomes = race(worker, [call(lambda: card_payments.expire_checkout(case.order_id, gateway, BANK), "expire")]
+                    + [labelled(callback, "callback")] * (THREADS - 1))
+
+    no_errors(outcomes)
+    assert [o.value for o in done(outcomes, "expire")] == [True]
+    order = db.session.get(Order, case.order_id)
+    [payment] = order.payments
+    [refund] = order.refunds
+    assert (order.status, order.activated, count(Grant, Grant.order_id == case.order_id)) == ("cancelled", False, 0)
+    assert (refund.automatic, refund.amount_minor, refund.state, payment.state) == (
+        True, case.amount_minor, "done", "refunded")
+    assert (bank.payments[case.oid].status, order.payment_status) == ("V", "refunded")
+    assert audits("order.expired", case.order_id) == 1 and audits("payment.returned", case.order_id) == 1
+    assert audits("order.refund", case.order_id) == 1 and audits("order.paid", case.order_id) == 0

@@ -7,7 +7,7 @@ import pytest
 from limonbilling.extensions import db
 from limonbilling.models import AuditEntry, LedgerEntry, Order, Payment, PromoCode, Refund, RefundDestination
 from limonbilling.models.lifecycle import ORDER_MOVES, OrderState, invoice_state
-from limonbilling.payments.base import RefundAnswer, SaleStatus
+from limonbilling.payments.base import GatewayError, RefundAnswer, SaleStatus
 from limonbilling.payments.nestpay_gateway import NestPayGateway
 from limonbilling.services import (
     ServiceError,
@@ -695,3 +695,78 @@ def test_bulk_back_to_pending_holds_the_promo_use_again(gateway):
         placement.place_customer_order(make_customer(), _credit_package(), payment_method="bank_transfer",
                                        actor=AGENT, promo_code="ONCE", contracts_accepted=True)
     assert used_up.value.code == "promo_used_up"
+
+
+# --- attack pass 6: the order of events for card money ----------------------------------------------------
+
+class _BankLosingOneAnswer:
+    """A bank that makes every refund asked of one sale, and whose answer to the first one is lost (a timeout
+    after it made it); its status tells what it holds, as NestPay's ORDERSTATUS does."""
+
+    def __init__(self, amount_minor):
+        self.amount_minor, self.refunded_minor, self.refunds_made = amount_minor, 0, []
+
+    def sale_status(self, oid):
+        return SaleStatus("taken", original_minor=self.amount_minor,
+                          captured_minor=self.amount_minor - self.refunded_minor)
+
+    def refund(self, oid, amount_minor, currency, *, operation, whole):
+        self.refunded_minor += amount_minor
+        self.refunds_made.append(amount_minor)
+        if len(self.refunds_made) == 1:
+            raise GatewayError("the bank did not answer in time")
+        return RefundAnswer(succeeded=True, operation=operation, return_code="00", transaction_id="R2")
+
+
+def test_a_card_refund_made_unheard_after_a_refund_to_the_balance_is_found_made_not_sent_again(gateway, clock):
+    """10.00 of a 100.00 card payment went back to the account balance, then 20.00 to the card, whose answer was
+    lost. Asked, the bank says it gave back 20.00: that is the refund, made. It was compared with our refunds
+    done plus this one, counting the 10.00 the bank never saw, so it was sent again and the card got 40.00."""
+    customer = make_customer()
+    order = paid_by_card(customer, _credit_package(price="100.00"))
+    refund_to_balance(order, amount_minor=1000)
+    db.session.commit()
+    clock.advance(days=1)
+    bank = _BankLosingOneAnswer(order.amount_minor)
+    refunds.start(order, to=RefundDestination.CARD, actor=AGENT, amount_minor=2000)
+    db.session.commit()
+    assert refunds.send(order, bank, AGENT) == "unknown"
+    db.session.commit()
+
+    assert card_payments.ask_bank_about_refunds(order.id, bank, BANK).endswith("refunded")
+    db.session.commit()
+    assert bank.refunds_made == [2000]  # the card got its 20.00 once
+    assert [(r.destination, r.state, r.amount_minor) for r in order.refunds] == [
+        ("balance", "done", 1000), ("card", "done", 2000)]
+    assert (order.refunded_minor, order.refundable_minor, balance.amount(customer, "TRY")) == (3000, 7000, 1000)
+
+
+class _BankHolding(NestPayGateway):
+    """NestPay as set up in the settings, whose status answer says it holds the attempt's sale (or none)."""
+
+    def __init__(self, attempt, taken=True):
+        super().__init__()
+        self.attempt, self.taken = attempt, taken
+
+    def sale_status(self, oid):
+        if not self.taken:
+            return SaleStatus("failed", summary="TRANS_STAT ERR")
+        amount = self.attempt.amount_minor
+        return SaleStatus("taken", original_minor=amount, captured_minor=amount, auth_code="123456")
+
+
+def test_card_payments_switched_off_still_settle_what_the_bank_took_and_expire_what_it_did_not(gateway, clock):
+    """Card payments switched off for new customers (Settings → Payment Systems; the callbacks still count):
+    asking the bank said "not set up", so an approval whose callback was lost was never taken, and a checkout
+    with an attempt waiting stayed pending for ever (Delete refused, Accept refused)."""
+    paid, lost = card_order(make_customer(), _credit_package())
+    open_, abandoned = card_order(make_customer(), _credit_package())
+    settings.update({"nestpay_enabled": False}, AGENT)
+    db.session.commit()
+    clock.advance(minutes=31)
+
+    assert card_payments.ask_bank_about_attempt(lost.id, _BankHolding(lost), BANK).endswith("confirmed")
+    assert card_payments.expire_checkout(open_.id, _BankHolding(abandoned, taken=False), BANK) is True
+    db.session.commit()
+    assert (lost.state, paid.payment_status, paid.activated) == ("confirmed", "paid", True)
+    assert (abandoned.state, open_.status) == ("failed", "cancelled")
