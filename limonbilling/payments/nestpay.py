@@ -468,7 +468,11 @@ def decide_callback(
     reason = _failed_check(fields, config, pending)
     if reason is None:
         return CallbackDecision(True, None, "Payment approved.", attempt, raw, money_taken=True)
-    taken = reason in ("amount_mismatch", "currency_mismatch", "instalment_mismatch", "md_status") and (
+    # Signed by the bank and approved, but refused here: the bank holds money that is to go back. An approval for
+    # a reference nothing here waits for (an order deleted after a decline) too; one that names another attempt
+    # than its ReturnOid is not known to be for either, and is not counted.
+    mismatched = reason in ("amount_mismatch", "currency_mismatch", "instalment_mismatch", "md_status")
+    taken = (mismatched or (reason == "unknown_order" and pending is None)) and (
         fields.get("Response") == "Approved" and fields.get("ProcReturnCode") == "00"
         and fields.get("clientid") == config.client_id)
     # The bank's own words only for the bank's refusals: before that, the text is not known to come from the bank.

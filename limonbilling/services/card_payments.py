@@ -155,6 +155,8 @@ def apply_card_callback(gateway: PaymentGateway, fields: Mapping[str, str], acto
     if found is None:
         decision = gateway.decide(fields, reference=None, amount_minor=None, currency=None)
         audit.record(actor, "payment.callback_unknown", None, oid=oid, reason=decision.reason)
+        if decision.money_taken:  # no order to refund it from: the team returns it in the bank's panel
+            notifications.unknown_payment_taken(oid, decision.details)
         return None
     order = lock_order(found.order_id)
     # From the order's payments, which the decision reads anyway (awaiting_payment): one query, and the answer

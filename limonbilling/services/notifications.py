@@ -34,6 +34,7 @@ from ..models import (
     PaymentMethod,
     SubscriptionPeriod,
 )
+from ..payments.base import AttemptDetails
 from . import holdings, invoices, ledger, messaging, settings, tokens, webhooks
 
 # The reminders before a subscription ends, in days; each goes once, the nearest one that applies.
@@ -101,16 +102,18 @@ def _to_customer(customer: Customer, event: str, event_key: str, template: str, 
            context={"customer": customer, "order": order, **context})
 
 
-def _to_agents(event: str, event_key: str, template: str, subject: Callable[[], str], customer: Customer,
+def _to_agents(event: str, event_key: str, template: str, subject: Callable[[], str], customer: Customer | None,
                order: Order | None = None, **context) -> None:
-    """One mail to Settings → General "E-mail", with "E-mail CC" as CC (the CC list alone if no E-mail)."""
+    """One mail to Settings → General "E-mail", with "E-mail CC" as CC (the CC list alone if no E-mail); about a
+    customer, or about none (money nothing here names)."""
     addresses = [settings.get("notification_email"), *settings.get("notification_email_cc")]
     addresses = [address for address in addresses if address]
     if not addresses:
         return
     _queue(event, event_key, channel="email", recipient=addresses[0], cc=addresses[1:],
            language=settings.get("default_language"), template=template, subject=subject,
-           customer_id=customer.id, order=order, context={"customer": customer, "order": order, **context})
+           customer_id=customer.id if customer is not None else None, order=order,
+           context={"customer": customer, "order": order, **context})
 
 
 def _sms(event: str, event_key: str, phone: str | None, language: str, template: str, customer: Customer,
@@ -292,6 +295,14 @@ def money_needs_attention(order: Order, detail: str, key: str) -> None:
     _to_agents("money_needs_attention", f"order:{order.number}:attention:{key}", "money_needs_attention",
                lambda: _("Action needed: money for order %(number)s could not be returned", number=order.number),
                customer, order, detail=detail, **_order_links(order))
+
+
+def unknown_payment_taken(reference: str, details: AttemptDetails) -> None:
+    """The bank approved a payment for a reference no order here has (the order was deleted after a decline, and
+    the customer paid on the bank's page after all): nothing here can return it, so the team is told once."""
+    _to_agents("unknown_payment_taken", f"payment:{reference}:unknown", "unknown_payment_taken",
+               lambda: _("Action needed: the bank took a payment for %(reference)s, which matches no order",
+                         reference=reference), None, reference=reference, details=details)
 
 
 def cancellation_requested(request: CancellationRequest) -> None:

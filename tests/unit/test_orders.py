@@ -3,7 +3,7 @@ import pytest
 
 from limonbilling.extensions import db
 from limonbilling.labels import ledger_reason
-from limonbilling.models import AuditEntry, LedgerEntry, Order, Payment, Refund
+from limonbilling.models import AuditEntry, LedgerEntry, Notification, Order, Payment, Refund
 from limonbilling.services import (
     ServiceError,
     audit,
@@ -167,6 +167,31 @@ def test_delete_needs_the_grant_revoked_and_keeps_the_audit_record(gateway, supp
     assert db.session.scalar(db.select(db.func.count(Payment.id))) == 0  # the attempt took nothing: it goes too
     record = db.session.scalar(db.select(AuditEntry).where(AuditEntry.action == "order.delete"))
     assert record.details["number"] == number
+
+
+def test_an_approval_for_an_order_no_longer_here_tells_the_team_once_to_return_it(gateway, support):
+    """The bank declined the attempt, the order was deleted, then the bank approved the same reference (the
+    customer tried again on its 3-D page). Nothing here names that money any more; it was only logged, and it
+    stayed at the bank unnoticed. The team is mailed once, however often the bank posts it."""
+    settings.update({"notification_email": "team@example.com"}, AGENT)
+    order, attempt = card_order(make_customer(), make_package("credit", [support]))
+    card_payments.apply_card_callback(gateway, bank_answer(attempt, approved=False), BANK)
+    order_actions.delete_order(order, AGENT)
+    db.session.commit()
+    approval = bank_answer(attempt)
+    for _ in range(2):
+        assert card_payments.apply_card_callback(gateway, approval, BANK) is None
+        db.session.commit()
+    [mail] = db.session.scalars(db.select(Notification).where(Notification.event == "unknown_payment_taken")).all()
+    assert mail.recipient == "team@example.com" and attempt.oid in mail.subject and attempt.oid in mail.body_text
+    assert approval["TransId"] in mail.body_text and "merchant panel" in mail.body_text
+    declined, forged = bank_answer(attempt, approved=False), {**approval, "HASH": "forged"}
+    db.session.execute(db.delete(Notification))
+    for fields in (declined, forged):  # no money taken, or not from the bank: nothing to return
+        card_payments.apply_card_callback(gateway, fields, BANK)
+    db.session.commit()
+    assert db.session.scalar(db.select(db.func.count(Notification.id)).where(
+        Notification.event == "unknown_payment_taken")) == 0
 
 
 def test_an_order_that_moved_money_is_never_deleted_and_keeps_its_payment_and_refund(gateway, support):
