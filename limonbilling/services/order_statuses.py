@@ -27,7 +27,9 @@ def all_statuses() -> list[OrderStatus]:
 
 
 def save(status: OrderStatus | None, *, name: str, colour: str, counts_as: str, actor: audit.Actor) -> OrderStatus:
-    """Create (status None) or change a custom status; orders already in it follow what it counts as."""
+    """Create (status None) or change a custom status. What it counts as changes only while no order carries it:
+    an order's core state moves by an action, under its lock and by the lifecycle table (Accept needs the money,
+    a paid top-up is never cancelled, a promo use is held or given back), never by relabelling a status."""
     errors: dict[str, list[str]] = {}
     name = (name or "").strip()
     if not name or len(name) > 40:
@@ -41,6 +43,11 @@ def save(status: OrderStatus | None, *, name: str, colour: str, counts_as: str, 
         errors["colour"] = [_("Choose a colour like #1a7f37.")]
     if counts_as not in COUNTS_AS:
         errors["counts_as"] = [_("Choose pending, active or cancelled.")]
+    elif status is not None and counts_as != status.counts_as and (in_use := _orders_in(status)):
+        errors["counts_as"] = [ngettext(
+            "%(num)d order has this status, so what it counts as stays; move it to another status first.",
+            "%(num)d orders have this status, so what it counts as stays; move them to another status first.",
+            in_use)]
     if errors:
         raise ValidationFailed(errors)
     if status is None:
@@ -48,13 +55,16 @@ def save(status: OrderStatus | None, *, name: str, colour: str, counts_as: str, 
         db.session.add(status)
     status.name, status.colour, status.counts_as = name, colour.lower(), counts_as
     db.session.flush()
-    db.session.execute(db.update(Order).where(Order.custom_status_id == status.id).values(status=counts_as))
     audit.record(actor, "order_status.save", status, name=name, counts_as=counts_as)
     return status
 
 
+def _orders_in(status: OrderStatus) -> int:
+    return db.session.scalar(select(func.count(Order.id)).where(Order.custom_status_id == status.id))
+
+
 def delete(status: OrderStatus, actor: audit.Actor) -> None:
-    in_use = db.session.scalar(select(func.count(Order.id)).where(Order.custom_status_id == status.id))
+    in_use = _orders_in(status)
     if in_use:
         raise ServiceError("in_use", ngettext("%(num)d order has this status; move it to another first.",
                                               "%(num)d orders have this status; move them to another first.",

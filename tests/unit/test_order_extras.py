@@ -376,14 +376,17 @@ def test_custom_statuses_count_as_a_core_status_until_an_action_sets_one(support
     order_actions.bulk_set_status([order], f"custom:{waiting.id}", AGENT)
     assert (order.status, order.custom_status_id) == ("pending", waiting.id)
     assert purchase_rules.open_order(customer) == order  # still counts as pending for rule 7
-    order_statuses.save(waiting, name="Waiting", colour="#1a7f37", counts_as="cancelled", actor=AGENT)
+    with pytest.raises(ValidationFailed) as relabelled:  # an order's state moves by an action, not by a label
+        order_statuses.save(waiting, name="Waiting", colour="#1a7f37", counts_as="cancelled", actor=AGENT)
+    assert set(relabelled.value.errors) == {"counts_as"}
+    order_statuses.save(waiting, name="Waiting", colour="#1a7f37", counts_as="pending", actor=AGENT)
     db.session.refresh(order)
-    assert order.status == "cancelled"
+    assert (order.status, order.custom_status_id, waiting.name) == ("pending", waiting.id, "Waiting")
     with pytest.raises(ServiceError) as refused:
         order_statuses.delete(waiting, AGENT)
     assert refused.value.code == "in_use"
-    order_actions.back_to_pending(order, AGENT)
-    assert order.custom_status_id is None
+    order = order_actions.cancel_order(order, AGENT)
+    assert (order.status, order.custom_status_id) == ("cancelled", None)
     order_statuses.delete(waiting, AGENT)
     with pytest.raises(ServiceError):
         order_actions.bulk_set_status([order], "custom:999", AGENT)

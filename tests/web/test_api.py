@@ -173,6 +173,39 @@ def test_tokens_missing_wrong_revoked_and_scopes(client, world):
     assert client.get("/api/v1/departments", headers=writer).status_code == 401
 
 
+def test_a_read_token_changes_nothing_through_any_write(app, client, world):
+    """Every POST of the API, with real ids and a body that would act, is refused to a token holding only `read`
+    (with an Idempotency-Key too), and nothing changes: no order, refund, charge, adjustment or customer."""
+    from limonbilling.models import AuditEntry
+
+    customer, package = world["customer"], world["credits"]
+    order = placement.place_agent_order(customer, package, payment_method="manual", actor=SYSTEM)
+    db.session.commit()
+    number, reader = order.number, _token("read")
+    body = {"customer_id": customer.id, "package_id": package.id, "department_id": world["support"].id,
+            "payment_method": "manual", "kind": "ticket", "reference": "HD-9", "credits": 5, "reason": "x",
+            "to": "balance", "email": "new@example.com", "first_name": "A", "last_name": "B",
+            "phone": "0532 123 45 67", "account_type": "individual"}
+    counted = (Order, LedgerEntry, Usage, Customer, AuditEntry, ApiIdempotencyKey)
+    before = [db.session.scalar(db.select(db.func.count()).select_from(model)) for model in counted]
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("api.") or "POST" not in rule.methods:
+            continue
+        actions = sorted(rule._converters["action"].items) if "action" in rule.arguments else [None]
+        for action in actions:
+            values = {"customer_id": customer.id, "number": number, "action": action}
+            url = rule.build({k: v for k, v in values.items() if k in rule.arguments}, append_unknown=False)[1]
+            response = client.post(url, json=body, headers={**reader, "Idempotency-Key": f"k-{checked}"})
+            assert response.status_code == 403 and response.json["error"]["code"] == "insufficient_scope", url
+            checked += 1
+    assert checked >= 9
+    db.session.expire_all()
+    assert [db.session.scalar(db.select(db.func.count()).select_from(model)) for model in counted] == before
+    assert (db.session.get(Order, order.id).status, db.session.get(Order, order.id).payment_status) == (
+        "active", "paid")
+
+
 def test_licence_switch_hides_billing_endpoints_and_loses_nothing(client, auth, world):
     customer = world["customer"]
     settings.update({"vip_support_enabled": False}, SYSTEM)

@@ -118,6 +118,32 @@ def test_custom_statuses_on_the_pages(agent_client, shopper):
     assert "1 order has this status" in page and db.session.get(OrderStatus, status.id) is not None
 
 
+def test_a_status_orders_carry_keeps_what_it_counts_as(app, agent_client, shopper):
+    """Attack pass 7: editing a custom status rewrote the core status of every order carrying it, in one UPDATE
+    with no lock, no move of the lifecycle table and no settle, for an agent with `settings` alone: an unpaid
+    order became Active (which Accept and bulk refuse without its money), a paid top-up Cancelled."""
+    _client, customer, package = shopper
+    agent_client.post("/admin/settings/order-statuses", data={"name": "Documents", "colour": "#1a7f37",
+                                                              "counts_as": "pending"})
+    status = db.session.scalar(db.select(OrderStatus))
+    order = placement.place_customer_order(customer, package, payment_method="bank_transfer",
+                                           actor=audit.Actor.of(customer), contracts_accepted=True)
+    db.session.commit()
+    agent_client.post("/admin/billing/orders/bulk", data={"numbers": [order.number], "status": f"custom:{status.id}"})
+    settings_only = app.test_client()
+    sign_in(settings_only, make_agent("settings"))
+    page = settings_only.post(f"/admin/settings/order-statuses/{status.id}", data={
+        "name": "Documents", "colour": "#1a7f37", "counts_as": "active"}).data.decode()
+    assert "1 order has this status" in page
+    db.session.expire_all()
+    assert (db.session.get(Order, order.id).status, db.session.get(OrderStatus, status.id).counts_as) == (
+        "pending", "pending")
+    settings_only.post(f"/admin/settings/order-statuses/{status.id}", data={
+        "name": "Waiting for documents", "colour": "#000000", "counts_as": "pending"})
+    db.session.expire_all()
+    assert db.session.get(OrderStatus, status.id).name == "Waiting for documents"  # a new name or colour is fine
+
+
 def test_agent_places_orders_and_refunds_one_to_the_balance(agent_client, support):
     customer = make_customer()
     package = make_package("credit", [support], credits=10, price="150.00")
