@@ -213,6 +213,9 @@ def _new_order(customer: Customer, package: Package, *, payment_method: str, act
     invoice); returns it with the locked customer."""
     check_quantity(package, quantity)
     customer = ledger.lock_customer(customer.id)
+    if customer.erased_at is not None:  # e.g. an activation request approved after the erasure
+        raise ServiceError("customer_erased", _("This customer's data was erased: the account signs in no more "
+                                                "and takes no new orders."))
     preview = purchase_rules.preview_purchase(customer, purchase_rules.Offer.of(package).times(quantity))
     if not preview.allowed:
         raise purchase_rules.PurchaseRefused(preview)

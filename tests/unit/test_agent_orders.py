@@ -87,6 +87,25 @@ def test_a_negative_price_override_is_refused_by_the_service_whoever_calls_it(su
     assert agent_order(customer, package, price_override_minor=0).amount_minor == 0  # 0 makes it free
 
 
+def test_an_erased_customer_takes_no_new_order(support):
+    """An erased account signs in no more: an order placed for it (by an agent, the API, or an activation request
+    approved just after the erasure) would be paid and activated for nobody."""
+    from limonbilling.services import privacy
+
+    from ..factories import PASSWORD
+    from ..payment_support import as_customer
+
+    customer = make_customer()
+    request = privacy.request_erasure(customer, "", PASSWORD, as_customer(customer))
+    privacy.approve(request.id, AGENT)
+    db.session.commit()
+    with pytest.raises(ServiceError) as refused:
+        agent_order(customer, make_package("credit", [support]))
+    assert refused.value.code == "customer_erased"
+    db.session.rollback()
+    assert db.session.scalar(select(Order.id).where(Order.customer_id == customer.id)) is None
+
+
 @pytest.mark.parametrize("method", ["card", "bank_transfer"])
 def test_a_free_order_is_not_sent_to_be_paid_by_card_or_transfer(support, method):
     """Nothing to pay: a payment link for 0.00 the bank cannot take, or a transfer of nothing, would keep the
