@@ -23,6 +23,7 @@ from ..extensions import db
 from ..formatting import format_money
 from ..models import (
     ActivationRequest,
+    ActivationState,
     ActorType,
     Attachment,
     AuditEntry,
@@ -231,6 +232,17 @@ def _refuse_money_held(customer_id: int) -> None:
             amount=", ".join(format_money(minor, currency) for currency, minor in held.items())))
 
 
+def _refuse_activation_waiting(customer_id: int) -> None:
+    """The customer says a transfer was sent (the activation form): the money may be at the seller's bank, and
+    an agent answers the request before the account that would receive the package is erased."""
+    waiting = select(ActivationRequest.id).where(ActivationRequest.customer_id == customer_id,
+                                                 ActivationRequest.state == ActivationState.PENDING)
+    if db.session.scalar(waiting.limit(1)) is not None:
+        raise ServiceError("activation_waiting", _(
+            "An activation request of this account (a bank transfer the customer says they sent) is waiting for "
+            "an answer. Approve or reject it first; then the data can be erased."))
+
+
 def request_erasure(customer: Customer, reason: str, password: str, actor: audit.Actor) -> ErasureRequest:
     """Ask for erasure (one waiting request per customer; the partial unique index keeps it so)."""
     reason = (reason or "").strip()
@@ -277,6 +289,7 @@ def approve(request_id: int, actor: audit.Actor) -> ErasureRequest:
     customer = ledger.lock_customer(request.customer_id)
     _refuse_money_in_flight(customer.id)
     _refuse_money_held(customer.id)
+    _refuse_activation_waiting(customer.id)
     counts = erase(customer)
     audit.record(actor, "erasure.approve", request)
     audit.record(actor, "customer.erase", db.session.get(Customer, request.customer_id), **counts)
@@ -364,8 +377,10 @@ def _erase_notifications(customer_id: int) -> int:
 
 
 def _erase_activation_requests(customer_id: int) -> int:
+    """The contact details, the customer's note and the agent's reason for a rejection (written to the
+    customer, it may greet them by name)."""
     return db.session.execute(update(ActivationRequest).where(ActivationRequest.customer_id == customer_id).values(
-        email=placeholder_email(customer_id), phone="", note=None)).rowcount
+        email=placeholder_email(customer_id), phone="", note=None, reason=None)).rowcount
 
 
 def _erase_orders(customer_id: int) -> int:

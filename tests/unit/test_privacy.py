@@ -83,6 +83,10 @@ def rich(app):
                                 "phone": PERSONAL["phone"], "amount": "100,00", "currency": "TRY",
                                 "paid_on": order.created_at.date(), "package_id": None,
                                 "note": "from Zeynepkvkk's account"}, ip="192.0.2.9")
+    db.session.commit()
+    # Answered: a waiting request holds the erasure (the customer says money was sent)
+    activation_requests.reject(activation_requests.pending_request(customer), "No transfer from Zeynepkvkk yet",
+                               AGENT)
     db.session.add(RateLimitCounter(key=f"sign-in/attempts/192.0.2.9/{PERSONAL['email']}", count=2,
                                     expires_at=9e9))
     db.session.commit()
@@ -229,6 +233,34 @@ def test_money_in_flight_refuses_the_request_and_the_approval(app):
     assert db.session.get(ErasureRequest, request.id).state == "pending"
     assert db.session.get(Customer, other.id).erased_at is None
     assert db.session.get(Payment, attempt.id).state == "pending"
+
+
+def test_a_waiting_activation_request_holds_the_erasure_until_an_agent_answers_it(app):
+    """The customer says a transfer was sent (the activation form): the money may be at the seller's bank. An
+    erasure approved meanwhile left the request waiting, and an agent could approve it afterwards: an order paid
+    and activated for an account that signs in no more (attack pass 7). The erasure waits for the answer."""
+    from datetime import date
+
+    from limonbilling.services import activation_requests
+
+    customer = make_customer()
+    request = privacy.request_erasure(customer, "", PASSWORD, as_customer(customer))
+    db.session.commit()
+    activation_requests.submit({
+        "first_name": customer.first_name, "last_name": customer.last_name, "email": customer.email,
+        "phone": customer.phone, "amount": "150,00", "currency": "TRY", "paid_on": date(2026, 3, 1),
+        "package_id": None, "note": ""}, signed_in=customer, language="en", ip=None)
+    db.session.commit()
+    with pytest.raises(ServiceError) as waiting:
+        privacy.approve(request.id, AGENT)
+    assert waiting.value.code == "activation_waiting"
+    db.session.rollback()
+    assert db.session.get(Customer, customer.id).erased_at is None
+    activation = activation_requests.pending_request(customer)
+    activation_requests.reject(activation, "No transfer arrived", AGENT)
+    privacy.approve(request.id, AGENT)
+    db.session.commit()
+    assert db.session.get(Customer, customer.id).erased_at is not None
 
 
 def test_money_in_the_account_balance_refuses_the_request_and_the_approval(app):
