@@ -282,10 +282,13 @@ def reject(request_id: int, note: str, actor: audit.Actor) -> ErasureRequest:
 def approve(request_id: int, actor: audit.Actor) -> ErasureRequest:
     """Erase the customer's personal data (`erase`), once: the request is locked and must still be waiting."""
     request = decisions.decide(ErasureRequest, request_id, ErasureState.APPROVED, actor, note="")
-    # Locks in the one order every action takes (orders by id, then the customer): a refund to the balance or
-    # any order action waits for the erasure, or the erasure for it, and the two never deadlock.
+    # Locks in the one order every action takes (orders by id, the activation requests, then the customer): a
+    # refund to the balance, an order action or an activation approval (its request, then the customer) waits for
+    # the erasure, or the erasure for it, and they never deadlock.
     db.session.execute(select(Order.id).where(Order.customer_id == request.customer_id).order_by(Order.id)
                        .with_for_update()).all()
+    db.session.execute(select(ActivationRequest.id).where(ActivationRequest.customer_id == request.customer_id)
+                       .order_by(ActivationRequest.id).with_for_update()).all()
     customer = ledger.lock_customer(request.customer_id)
     _refuse_money_in_flight(customer.id)
     _refuse_money_held(customer.id)

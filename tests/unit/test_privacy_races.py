@@ -9,7 +9,7 @@ from limonbilling.services import privacy
 
 from ..factories import PASSWORD, make_customer
 from ..payment_support import AGENT, as_customer
-from .test_lifecycle_races import THREADS, _postgresql_only, call, done, exactly_one, no_errors, race, worker  # noqa: F401,E501 (fixtures)
+from .test_lifecycle_races import THREADS, _postgresql_only, call, done, exactly_one, labelled, no_errors, race, worker  # noqa: F401,E501 (fixtures)
 
 
 def count(model, *conditions) -> int:
@@ -91,3 +91,85 @@ def test_refunds_to_the_balance_racing_the_approval_never_leave_money_with_an_er
     refused = {o.value for o in outcomes if o.kind == "refused"}
     assert (erased and held == 0) or (not erased and held > 0), (erased, held, refused)
     assert refused <= {"already_decided", "balance_held", "customer_erased"}
+
+
+def test_activation_approvals_just_after_the_erasure_give_no_package_to_the_erased_account(app, worker,  # noqa: F811
+                                                                                          monkeypatch):
+    """A request submitted just after the erasure checked for waiting ones (forced: that check is passed over),
+    and fifteen approvals of it arriving just after the erasure committed (forced: each waits for the commit).
+    The order an approval places checks the erasure under the customer's lock: every approval is refused, none
+    fails, and the erased account gets no package."""
+    import threading
+    from datetime import date
+
+    from limonbilling.models import ActivationRequest, Grant, Order
+    from limonbilling.services import activation_requests, decisions
+
+    from ..factories import make_package
+
+    package_id = make_package("credit", price="100.00").id
+    customer_id, request_id = waiting_request()
+    customer = db.session.get(Customer, customer_id)
+    activation_id = activation_requests.submit({
+        "first_name": customer.first_name, "last_name": customer.last_name, "email": customer.email,
+        "phone": customer.phone, "amount": "120,00", "currency": "TRY", "paid_on": date(2026, 3, 1),
+        "package_id": None, "note": ""}, signed_in=customer, language="en", ip=None).id
+    db.session.commit()
+    monkeypatch.setattr(privacy, "_refuse_activation_waiting", lambda customer_id: None)
+    erased, real_lock_pending = threading.Event(), decisions.lock_pending
+
+    def wait_then_lock_pending(model, *args, **kwargs):
+        if model is ActivationRequest:  # the erasure's own request is decided through it too
+            erased.wait(timeout=10)
+        return real_lock_pending(model, *args, **kwargs)
+
+    monkeypatch.setattr(activation_requests.decisions, "lock_pending", wait_then_lock_pending)
+
+    def erase():
+        def action():
+            privacy.approve(request_id, AGENT)
+            db.session.commit()
+            erased.set()
+        return action
+
+    outcomes = race(worker, [labelled(erase, "erase")] + [
+        call(lambda: activation_requests.approve(activation_id, package_id, AGENT), "activate")] * (THREADS - 1))
+
+    no_errors(outcomes)
+    assert db.session.get(Customer, customer_id).erased_at is not None
+    assert {o.value for o in outcomes if o.name == "activate"} == {"customer_erased"}
+    assert count(Order, Order.customer_id == customer_id) == count(Grant, Grant.customer_id == customer_id) == 0
+
+
+def test_an_erasure_and_an_activation_approval_at_once_do_not_deadlock(app, worker, monkeypatch):  # noqa: F811
+    """The approval locks its request, then the customer (placing the order); the erasure locked the customer,
+    then changed the customer's requests: each held what the other waited for, and PostgreSQL aborted one.
+    Forced: each holds its first lock until the other holds its own. The erasure locks the requests first."""
+    from datetime import date
+
+    from limonbilling.services import activation_requests, decisions, ledger
+
+    from ..factories import make_package
+    from .test_lifecycle_races import Interleaving
+
+    package_id = make_package("credit", price="100.00").id
+    customer_id, request_id = waiting_request()
+    customer = db.session.get(Customer, customer_id)
+    activation_id = activation_requests.submit({
+        "first_name": customer.first_name, "last_name": customer.last_name, "email": customer.email,
+        "phone": customer.phone, "amount": "120,00", "currency": "TRY", "paid_on": date(2026, 3, 1),
+        "package_id": None, "note": ""}, signed_in=customer, language="en", ip=None).id
+    db.session.commit()
+    monkeypatch.setattr(privacy, "_refuse_activation_waiting", lambda customer_id: None)  # submitted just after
+    interleaving = Interleaving(monkeypatch)
+    interleaving.pause_after(decisions, "lock_pending", role="activate")
+    interleaving.pause_after(ledger, "lock_customer", role="erase")
+
+    outcomes = race(worker, [
+        interleaving.as_role(call(lambda: privacy.approve(request_id, AGENT)), "erase"),
+        interleaving.as_role(call(lambda: activation_requests.approve(activation_id, package_id, AGENT)),
+                             "activate")])
+
+    no_errors(outcomes)
+    assert db.session.get(Customer, customer_id).erased_at is not None
+    assert [o.value for o in outcomes if o.name == "activate"] == ["customer_erased"]  # it waited for the erasure
