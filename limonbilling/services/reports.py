@@ -4,11 +4,11 @@ Each figure is one grouped query, so the dashboard costs the same few
 queries whatever the number of orders.
 """
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
-from ..clock import now
+from ..clock import day_start, local_day, now
 from ..extensions import db
 from ..models import (
     Customer,
@@ -28,16 +28,21 @@ from ..models import (
 )
 
 
-def _month(column):
-    """'YYYY-MM' (in UTC) of a timestamp column, in the session's SQL dialect."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM")
-    return func.strftime("%Y-%m", column)
+def _local_month(column, labels: list[str]):
+    """'YYYY-MM' of the local (Istanbul) month a timestamp column falls in, among `labels` (None outside them).
+
+    Compared with the moments each local month starts, worked out here: the same SQL on both databases, and a
+    sale at 01:30 on the 1st in Istanbul (22:30 UTC the day before) is the new month's."""
+    starts = [day_start(date(int(label[:4]), int(label[5:]), 1)) for label in labels]
+    year, month = int(labels[-1][:4]), int(labels[-1][5:])
+    starts.append(day_start(date(year + month // 12, month % 12 + 1, 1)))
+    return case(*((column < starts[i + 1], label) for i, label in enumerate(labels)), else_=None), starts[0]
 
 
 def last_months(count: int, moment: datetime | None = None) -> list[str]:
-    """The `count` months up to and including this one, oldest first, as 'YYYY-MM'."""
-    year, month = (moment or now()).year, (moment or now()).month
+    """The `count` local months up to and including this one, oldest first, as 'YYYY-MM'."""
+    today = local_day(moment or now())
+    year, month = today.year, today.month
     months = []
     for _ in range(count):
         months.append(f"{year:04d}-{month:02d}")
@@ -57,17 +62,17 @@ def kept_minor():
 
 
 def revenue_by_month(months: int = 12) -> dict[str, dict[str, int]]:
-    """Money kept by currency and month of payment: every payment received, less what of it was refunded
-    (a partial refund leaves the rest), {currency: {month: minor}}. Balance top-ups are left out: their money is
-    counted when the balance pays for an order, not twice."""
+    """Money kept by currency and local month of payment: every payment received, less what of it was
+    refunded (a partial refund leaves the rest), {currency: {month: minor}}. Balance top-ups are left out:
+    their money is counted when the balance pays for an order, not twice."""
     labels = last_months(months)
-    month = _month(Payment.confirmed_at)
-    rows = db.session.execute(
-        select(Payment.currency, month, func.sum(kept_minor()))
-        .join(Order, Order.id == Payment.order_id)
-        .where(Payment.state.in_(RECEIVED), month >= labels[0], Order.kind != OrderKind.BALANCE)
-        .group_by(Payment.currency, month)
-    )
+    month, since = _local_month(Payment.confirmed_at, labels)
+    kept = (select(Payment.currency, month.label("month"), kept_minor().label("kept"))
+            .join(Order, Order.id == Payment.order_id)
+            .where(Payment.state.in_(RECEIVED), Payment.confirmed_at >= since, Order.kind != OrderKind.BALANCE)
+            .subquery())  # grouped outside: PostgreSQL cannot tell the CASE's parameters in GROUP BY are the same
+    rows = db.session.execute(select(kept.c.currency, kept.c.month, func.sum(kept.c.kept))
+                              .where(kept.c.month.is_not(None)).group_by(kept.c.currency, kept.c.month))
     revenue: dict[str, dict[str, int]] = {}
     for currency, paid_month, amount in rows:
         revenue.setdefault(currency, dict.fromkeys(labels, 0))[paid_month] = int(amount)

@@ -75,3 +75,19 @@ def test_the_dashboard_shows_the_figures_to_billing_agents_only(app, client):
     sign_in(other, make_agent("support"))
     page = other.get("/admin/").get_data(as_text=True)
     assert "Revenue by month" not in page and "dashboard-data" not in page
+
+
+def test_revenue_months_are_istanbul_months(app, clock):
+    """Days are Istanbul days (README): a sale at 01:30 on 1 April in Istanbul (22:30 UTC on 31 March) is April's,
+    and at that moment April is "this month" on the dashboard; one at 23:00 on 31 March there stays March's."""
+    from datetime import UTC, datetime
+
+    package = make_package("credit", price="100.00")
+    clock.set(datetime(2026, 3, 31, 20, 0, tzinfo=UTC))  # 23:00 in Istanbul, still March
+    manual_order(make_customer(), package)
+    clock.set(datetime(2026, 3, 31, 22, 30, tzinfo=UTC))  # 01:30 on 1 April in Istanbul
+    manual_order(make_customer(), package)
+    assert reports.last_months(12)[-1] == "2026-04"
+    revenue = reports.revenue_by_month(12)["TRY"]
+    assert (revenue["2026-03"], revenue["2026-04"]) == (10000, 10000)
+
