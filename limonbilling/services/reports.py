@@ -53,6 +53,14 @@ def last_months(count: int, moment: datetime | None = None) -> list[str]:
 RECEIVED = (PaymentState.CONFIRMED, PaymentState.REFUNDED)  # payments whose money came (some may have gone back)
 
 
+def accepted_payment():
+    """A received payment we accepted: the SQL side of `Order.accepted_payments`. Money the bank took that we
+    refused (half 3-D, a second approval, a late one) goes back by itself and paid for nothing, also while its
+    return is on its way or was refused by the bank (the order page asks an agent to act on it)."""
+    returned = select(Refund.id).where(Refund.payment_id == Payment.id, Refund.automatic)
+    return Payment.state.in_(RECEIVED) & ~returned.exists()
+
+
 def kept_minor():
     """What of a received payment we keep: its amount less its done refunds. The SQL side of an order's
     `captured_minor - refunded_minor`, for sums over many orders."""
@@ -62,14 +70,14 @@ def kept_minor():
 
 
 def revenue_by_month(months: int = 12) -> dict[str, dict[str, int]]:
-    """Money kept by currency and local month of payment: every payment received, less what of it was
-    refunded (a partial refund leaves the rest), {currency: {month: minor}}. Balance top-ups are left out:
+    """Money kept by currency and local month of payment: every payment received and accepted, less what of it
+    was refunded (a partial refund leaves the rest), {currency: {month: minor}}. Balance top-ups are left out:
     their money is counted when the balance pays for an order, not twice."""
     labels = last_months(months)
     month, since = _local_month(Payment.confirmed_at, labels)
     kept = (select(Payment.currency, month.label("month"), kept_minor().label("kept"))
             .join(Order, Order.id == Payment.order_id)
-            .where(Payment.state.in_(RECEIVED), Payment.confirmed_at >= since, Order.kind != OrderKind.BALANCE)
+            .where(accepted_payment(), Payment.confirmed_at >= since, Order.kind != OrderKind.BALANCE)
             .subquery())  # grouped outside: PostgreSQL cannot tell the CASE's parameters in GROUP BY are the same
     rows = db.session.execute(select(kept.c.currency, kept.c.month, func.sum(kept.c.kept))
                               .where(kept.c.month.is_not(None)).group_by(kept.c.currency, kept.c.month))

@@ -91,3 +91,21 @@ def test_revenue_months_are_istanbul_months(app, clock):
     revenue = reports.revenue_by_month(12)["TRY"]
     assert (revenue["2026-03"], revenue["2026-04"]) == (10000, 10000)
 
+
+def test_money_the_bank_took_that_we_refuse_is_no_revenue_while_it_goes_back(gateway):
+    """A half 3-D approval is returned to the card by itself; until the bank has answered the return (or when it
+    refuses it) the money is here, but it paid for nothing: no revenue, no affiliate commission on it."""
+    from limonbilling.services import affiliates, card_payments
+
+    from ..payment_support import BANK, bank_answer, card_order
+
+    affiliate = affiliates.create({"name": "Partner", "code": "PARTNER", "commission_percent": 10, "active": True},
+                                  AGENT)
+    order, attempt = card_order(make_customer(), make_package("credit", price="100.00"))
+    order.affiliate_id = affiliate.id
+    db.session.commit()
+    card_payments.apply_card_callback(gateway, bank_answer(attempt, mdStatus="2"), BANK)
+    db.session.commit()
+    assert [(refund.automatic, refund.state) for refund in order.refunds] == [(True, "created")]
+    assert reports.revenue_by_month(12) == {}
+    assert affiliates.earnings(affiliate.id)[0].paid == {}
