@@ -14,7 +14,8 @@ from ..models import (
     Customer,
     Department,
     Grant,
-    GrantEnd,
+    LedgerEntry,
+    LedgerKind,
     Order,
     OrderKind,
     OrderState,
@@ -102,17 +103,21 @@ class DepartmentCredits:
 def credits_by_department(months: int = 12) -> list[DepartmentCredits]:
     """Credits sold in credit packages that cover each department, and credits spent there, over `months`.
 
+    What each purchase gave, less what a revocation (Cancel, Fraud, a refund) took back of it: an order accepted
+    again with the same money gives back only what was taken (entitlements.restoration), and the credits used
+    before the revocation stay sold, so sold credits are never fewer than those used from them.
     A package that covers several departments counts its credits under each of them.
     """
     since = now() - timedelta(days=31 * months)
     names = dict(db.session.execute(select(Department.id, Department.name)).all())
     sold = dict.fromkeys(names, 0)
-    for snapshot in db.session.scalars(select(Grant.snapshot).where(
-            Grant.package_type == PackageType.CREDIT, Grant.created_at >= since,
-            Grant.end_reason.is_distinct_from(GrantEnd.REVOKED))):
+    taken_back = (select(func.coalesce(func.sum(LedgerEntry.amount), 0))
+                  .where(LedgerEntry.grant_id == Grant.id, LedgerEntry.kind == LedgerKind.REVERSAL).scalar_subquery())
+    for snapshot, reversed_credits in db.session.execute(select(Grant.snapshot, taken_back).where(
+            Grant.package_type == PackageType.CREDIT, Grant.created_at >= since)):
         for department_id in snapshot["department_ids"]:
             if department_id in sold:
-                sold[department_id] += snapshot["credits"]
+                sold[department_id] += snapshot["credits"] + int(reversed_credits)
     used = dict(db.session.execute(
         select(Usage.department_id, func.sum(Usage.cost))
         .where(Usage.covered_by == "credits", Usage.created_at >= since).group_by(Usage.department_id)

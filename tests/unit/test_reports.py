@@ -109,3 +109,24 @@ def test_money_the_bank_took_that_we_refuse_is_no_revenue_while_it_goes_back(gat
     assert [(refund.automatic, refund.state) for refund in order.refunds] == [(True, "created")]
     assert reports.revenue_by_month(12) == {}
     assert affiliates.earnings(affiliate.id)[0].paid == {}
+
+
+def test_credits_sold_by_an_order_cancelled_and_accepted_again_count_once(app):
+    """10 credits sold, 6 used, Cancel took back the 4 left, Accept with the same money gave those 4 back (twice
+    over): 10 credits were sold and 6 used, not 4 sold (the revoked grant left out, the restored one counted)."""
+    from limonbilling.services import order_actions
+
+    web = make_department("Web", credit_per_request=1)
+    customer = make_customer()
+    order = manual_order(customer, make_package("credit", [web], credits=10))
+    for reference in range(6):
+        charging.charge_usage(customer.id, web.id, "ticket", f"T-{reference}")
+    db.session.commit()
+    for _round in range(2):
+        order_actions.cancel_order(order, AGENT)
+        db.session.commit()
+        order_actions.back_to_pending(order, AGENT)
+        order_actions.accept_order(order, AGENT)
+        db.session.commit()
+    assert customer.credits == 4
+    assert [(row.department, row.sold, row.used) for row in reports.credits_by_department()] == [("Web", 10, 6)]
