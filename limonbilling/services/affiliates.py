@@ -8,8 +8,9 @@ on the order page, under the order's lock.
 
 Commission (`commission_minor`): the money kept from the affiliate's orders — received less refunded, the
 dashboard's revenue formula (reports.kept_minor) — per currency, times the percent, rounded half up to the
-minor unit once per currency. Refunded money earns nothing; as on the dashboard, a balance top-up (an agent may
-set its affiliate) earns nothing either: its money earns when the balance pays for an order, never twice.
+minor unit once per currency. Refunded money earns nothing, nor money we refused and return by itself; as on
+the dashboard, a balance top-up (an agent may set its affiliate) earns nothing either: its money earns when the
+balance pays for an order, never twice.
 """
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -167,7 +168,7 @@ def earnings(affiliate_id: int | None = None) -> list[Earnings]:
     for affiliate, currency, kept in db.session.execute(
             select(Order.affiliate_id, Payment.currency, func.sum(reports.kept_minor()))
             .join(Order, Order.id == Payment.order_id)
-            .where(scope, Payment.state.in_(reports.RECEIVED), Order.kind != OrderKind.BALANCE)
+            .where(scope, reports.accepted_payment(), Order.kind != OrderKind.BALANCE)
             .group_by(Order.affiliate_id, Payment.currency).order_by(Payment.currency)):
         found[affiliate].paid[currency] = int(kept)
     return list(found.values())

@@ -71,8 +71,8 @@ def settle(order: Order) -> MoneyState:
     accepted = order.accepted_payments
     # Money we refused counts as held until it is back (it is not ours to take again), but it paid for nothing.
     paid = money is MoneyState.PAID and bool(accepted)
-    if paid and order.paid_at is None:
-        order.paid_at = now()
+    if paid and (previous != MoneyState.PAID or order.paid_at is None):
+        order.paid_at = now()  # the first time, or again with new money after a refund: when order.paid says
     if paid and previous != MoneyState.PAID:
         webhooks.emit("order.paid", order=order)
     invoice = order.invoice

@@ -4,17 +4,18 @@ Each figure is one grouped query, so the dashboard costs the same few
 queries whatever the number of orders.
 """
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
-from ..clock import now
+from ..clock import day_start, local_day, now
 from ..extensions import db
 from ..models import (
     Customer,
     Department,
     Grant,
-    GrantEnd,
+    LedgerEntry,
+    LedgerKind,
     Order,
     OrderKind,
     OrderState,
@@ -28,16 +29,21 @@ from ..models import (
 )
 
 
-def _month(column):
-    """'YYYY-MM' (in UTC) of a timestamp column, in the session's SQL dialect."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM")
-    return func.strftime("%Y-%m", column)
+def _local_month(column, labels: list[str]):
+    """'YYYY-MM' of the local (Istanbul) month a timestamp column falls in, among `labels` (None outside them).
+
+    Compared with the moments each local month starts, worked out here: the same SQL on both databases, and a
+    sale at 01:30 on the 1st in Istanbul (22:30 UTC the day before) is the new month's."""
+    starts = [day_start(date(int(label[:4]), int(label[5:]), 1)) for label in labels]
+    year, month = int(labels[-1][:4]), int(labels[-1][5:])
+    starts.append(day_start(date(year + month // 12, month % 12 + 1, 1)))
+    return case(*((column < starts[i + 1], label) for i, label in enumerate(labels)), else_=None), starts[0]
 
 
 def last_months(count: int, moment: datetime | None = None) -> list[str]:
-    """The `count` months up to and including this one, oldest first, as 'YYYY-MM'."""
-    year, month = (moment or now()).year, (moment or now()).month
+    """The `count` local months up to and including this one, oldest first, as 'YYYY-MM'."""
+    today = local_day(moment or now())
+    year, month = today.year, today.month
     months = []
     for _ in range(count):
         months.append(f"{year:04d}-{month:02d}")
@@ -46,6 +52,14 @@ def last_months(count: int, moment: datetime | None = None) -> list[str]:
 
 
 RECEIVED = (PaymentState.CONFIRMED, PaymentState.REFUNDED)  # payments whose money came (some may have gone back)
+
+
+def accepted_payment():
+    """A received payment we accepted: the SQL side of `Order.accepted_payments`. Money the bank took that we
+    refused (half 3-D, a second approval, a late one) goes back by itself and paid for nothing, also while its
+    return is on its way or was refused by the bank (the order page asks an agent to act on it)."""
+    returned = select(Refund.id).where(Refund.payment_id == Payment.id, Refund.automatic)
+    return Payment.state.in_(RECEIVED) & ~returned.exists()
 
 
 def kept_minor():
@@ -57,17 +71,17 @@ def kept_minor():
 
 
 def revenue_by_month(months: int = 12) -> dict[str, dict[str, int]]:
-    """Money kept by currency and month of payment: every payment received, less what of it was refunded
-    (a partial refund leaves the rest), {currency: {month: minor}}. Balance top-ups are left out: their money is
-    counted when the balance pays for an order, not twice."""
+    """Money kept by currency and local month of payment: every payment received and accepted, less what of it
+    was refunded (a partial refund leaves the rest), {currency: {month: minor}}. Balance top-ups are left out:
+    their money is counted when the balance pays for an order, not twice."""
     labels = last_months(months)
-    month = _month(Payment.confirmed_at)
-    rows = db.session.execute(
-        select(Payment.currency, month, func.sum(kept_minor()))
-        .join(Order, Order.id == Payment.order_id)
-        .where(Payment.state.in_(RECEIVED), month >= labels[0], Order.kind != OrderKind.BALANCE)
-        .group_by(Payment.currency, month)
-    )
+    month, since = _local_month(Payment.confirmed_at, labels)
+    kept = (select(Payment.currency, month.label("month"), kept_minor().label("kept"))
+            .join(Order, Order.id == Payment.order_id)
+            .where(accepted_payment(), Payment.confirmed_at >= since, Order.kind != OrderKind.BALANCE)
+            .subquery())  # grouped outside: PostgreSQL cannot tell the CASE's parameters in GROUP BY are the same
+    rows = db.session.execute(select(kept.c.currency, kept.c.month, func.sum(kept.c.kept))
+                              .where(kept.c.month.is_not(None)).group_by(kept.c.currency, kept.c.month))
     revenue: dict[str, dict[str, int]] = {}
     for currency, paid_month, amount in rows:
         revenue.setdefault(currency, dict.fromkeys(labels, 0))[paid_month] = int(amount)
@@ -89,17 +103,21 @@ class DepartmentCredits:
 def credits_by_department(months: int = 12) -> list[DepartmentCredits]:
     """Credits sold in credit packages that cover each department, and credits spent there, over `months`.
 
+    What each purchase gave, less what a revocation (Cancel, Fraud, a refund) took back of it: an order accepted
+    again with the same money gives back only what was taken (entitlements.restoration), and the credits used
+    before the revocation stay sold, so sold credits are never fewer than those used from them.
     A package that covers several departments counts its credits under each of them.
     """
     since = now() - timedelta(days=31 * months)
     names = dict(db.session.execute(select(Department.id, Department.name)).all())
     sold = dict.fromkeys(names, 0)
-    for snapshot in db.session.scalars(select(Grant.snapshot).where(
-            Grant.package_type == PackageType.CREDIT, Grant.created_at >= since,
-            Grant.end_reason.is_distinct_from(GrantEnd.REVOKED))):
+    taken_back = (select(func.coalesce(func.sum(LedgerEntry.amount), 0))
+                  .where(LedgerEntry.grant_id == Grant.id, LedgerEntry.kind == LedgerKind.REVERSAL).scalar_subquery())
+    for snapshot, reversed_credits in db.session.execute(select(Grant.snapshot, taken_back).where(
+            Grant.package_type == PackageType.CREDIT, Grant.created_at >= since)):
         for department_id in snapshot["department_ids"]:
             if department_id in sold:
-                sold[department_id] += snapshot["credits"]
+                sold[department_id] += snapshot["credits"] + int(reversed_credits)
     used = dict(db.session.execute(
         select(Usage.department_id, func.sum(Usage.cost))
         .where(Usage.covered_by == "credits", Usage.created_at >= since).group_by(Usage.department_id)

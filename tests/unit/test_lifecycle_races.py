@@ -57,6 +57,7 @@ from limonbilling.services import (
     refunds,
     settings,
     tokens,
+    webhooks,
 )
 
 from ..factories import make_customer, make_department, make_package, make_transfer_account
@@ -1178,3 +1179,19 @@ def test_16_expiry_finding_no_sale_then_the_approval_copies_return_the_money_onc
     assert (bank.payments[case.oid].status, order.payment_status) == ("V", "refunded")
     assert audits("order.expired", case.order_id) == 1 and audits("payment.returned", case.order_id) == 1
     assert audits("order.refund", case.order_id) == 1 and audits("order.paid", case.order_id) == 0
+
+
+def test_17_sixteen_copies_of_an_approval_then_sixteen_refunds_send_each_webhook_once(worker, gateway, support):
+    """Webhooks are queued under the order's lock with the change: sixteen copies of the bank's approval tell
+    order.paid once, sixteen Cancel & Refunds to the balance tell order.refunded and the move to cancelled once."""
+    webhooks.create("http://127.0.0.1:9/hook", list(webhooks.DATA), AGENT)
+    db.session.commit()
+    case, approval = unpaid_card_order(support)
+    no_errors(race(worker, [call(lambda: card_payments.apply_card_callback(gateway, approval, BANK))] * THREADS))
+    exactly_one(race(worker, [on_order(
+        case.order_id, lambda o: refunds.start(o, to=RefundDestination.BALANCE, actor=AGENT))] * THREADS),
+        "nothing_to_refund", "refund_in_flight")
+
+    sent = Counter(db.session.scalars(select(Notification.event).where(Notification.channel == "webhook",
+                                                                       Notification.event != "credits.low")))
+    assert sent == {"order.paid": 1, "order.refunded": 1, "order.status_changed": 1, "entitlement.changed": 2}

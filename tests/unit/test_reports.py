@@ -75,3 +75,58 @@ def test_the_dashboard_shows_the_figures_to_billing_agents_only(app, client):
     sign_in(other, make_agent("support"))
     page = other.get("/admin/").get_data(as_text=True)
     assert "Revenue by month" not in page and "dashboard-data" not in page
+
+
+def test_revenue_months_are_istanbul_months(app, clock):
+    """Days are Istanbul days (README): a sale at 01:30 on 1 April in Istanbul (22:30 UTC on 31 March) is April's,
+    and at that moment April is "this month" on the dashboard; one at 23:00 on 31 March there stays March's."""
+    from datetime import UTC, datetime
+
+    package = make_package("credit", price="100.00")
+    clock.set(datetime(2026, 3, 31, 20, 0, tzinfo=UTC))  # 23:00 in Istanbul, still March
+    manual_order(make_customer(), package)
+    clock.set(datetime(2026, 3, 31, 22, 30, tzinfo=UTC))  # 01:30 on 1 April in Istanbul
+    manual_order(make_customer(), package)
+    assert reports.last_months(12)[-1] == "2026-04"
+    revenue = reports.revenue_by_month(12)["TRY"]
+    assert (revenue["2026-03"], revenue["2026-04"]) == (10000, 10000)
+
+
+def test_money_the_bank_took_that_we_refuse_is_no_revenue_while_it_goes_back(gateway):
+    """A half 3-D approval is returned to the card by itself; until the bank has answered the return (or when it
+    refuses it) the money is here, but it paid for nothing: no revenue, no affiliate commission on it."""
+    from limonbilling.services import affiliates, card_payments
+
+    from ..payment_support import BANK, bank_answer, card_order
+
+    affiliate = affiliates.create({"name": "Partner", "code": "PARTNER", "commission_percent": 10, "active": True},
+                                  AGENT)
+    order, attempt = card_order(make_customer(), make_package("credit", price="100.00"))
+    order.affiliate_id = affiliate.id
+    db.session.commit()
+    card_payments.apply_card_callback(gateway, bank_answer(attempt, mdStatus="2"), BANK)
+    db.session.commit()
+    assert [(refund.automatic, refund.state) for refund in order.refunds] == [(True, "created")]
+    assert reports.revenue_by_month(12) == {}
+    assert affiliates.earnings(affiliate.id)[0].paid == {}
+
+
+def test_credits_sold_by_an_order_cancelled_and_accepted_again_count_once(app):
+    """10 credits sold, 6 used, Cancel took back the 4 left, Accept with the same money gave those 4 back (twice
+    over): 10 credits were sold and 6 used, not 4 sold (the revoked grant left out, the restored one counted)."""
+    from limonbilling.services import order_actions
+
+    web = make_department("Web", credit_per_request=1)
+    customer = make_customer()
+    order = manual_order(customer, make_package("credit", [web], credits=10))
+    for reference in range(6):
+        charging.charge_usage(customer.id, web.id, "ticket", f"T-{reference}")
+    db.session.commit()
+    for _round in range(2):
+        order_actions.cancel_order(order, AGENT)
+        db.session.commit()
+        order_actions.back_to_pending(order, AGENT)
+        order_actions.accept_order(order, AGENT)
+        db.session.commit()
+    assert customer.credits == 4
+    assert [(row.department, row.sold, row.used) for row in reports.credits_by_department()] == [("Web", 10, 6)]

@@ -309,3 +309,26 @@ def test_the_outbox_pages_name_a_webhook_delivery_as_one(app):
     assert "(Webhook, " in detail and "(SMS, " not in detail
     listing = client.get("/admin/notifications?channel=webhook").data.decode()
     assert '<option value="webhook" selected>Webhook</option>' in listing and f"Webhook {row.recipient}" in listing
+
+
+def test_paid_again_after_a_full_refund_the_order_says_when_and_tells_it_once_more(app, clock):
+    """A transfer accepted, all of it refunded to the balance (the order is cancelled), Back to Pending, and a new
+    transfer accepted ten days later: order.paid goes out again, for new money, and the order's "paid at" (on its
+    page) is that moment, not the first payment's."""
+    from limonbilling.services import order_actions
+
+    hook("order.paid")
+    order = placement.place_agent_order(make_customer(), make_package("credit", credits=10, price="100.00"),
+                                        payment_method="bank_transfer", actor=AGENT)
+    order_actions.accept_order(order, AGENT)
+    db.session.commit()
+    refunds.start(order, to=RefundDestination.BALANCE, actor=AGENT)
+    db.session.commit()
+    assert (order.status, order.payment_status) == ("cancelled", "refunded")
+    clock.advance(days=10)
+    order_actions.back_to_pending(order, AGENT)
+    order_actions.accept_order(order, AGENT)
+    db.session.commit()
+    paid = of_type("order.paid")
+    assert [event["created_at"] for event in paid] == ["2026-03-01T09:00:00Z", "2026-03-11T09:00:00Z"]
+    assert order.paid_at == clock.now()
