@@ -68,7 +68,7 @@ def _order(order: Order, **extra) -> dict:
 
 def _refunded(order: Order, refund: Refund) -> dict:
     return _order(order, refund={"id": refund.id, "amount_minor": refund.amount_minor, "currency": refund.currency,
-                                 "to": refund.destination})
+                                 "to": refund.destination, "automatic": refund.automatic})
 
 
 def _entitlement(customer: Customer, change: str) -> dict:

@@ -88,7 +88,7 @@ def test_cancel_and_refund_to_the_balance(app):
     partial = of_type("order.refunded")
     assert len(deliveries()) == before + 1 and len(partial) == 1
     assert partial[0]["data"]["refund"] | {"id": None} == {"id": None, "amount_minor": 4000, "currency": "TRY",
-                                                         "to": "balance"}
+                                                         "to": "balance", "automatic": False}
     assert partial[0]["data"]["order"]["payment_status"] == "partly_refunded"
     assert partial[0]["data"]["order"]["refunded_minor"] == 4000
 
@@ -119,6 +119,32 @@ def test_money_the_bank_took_that_we_refuse_tells_no_one_the_order_is_paid(gatew
     db.session.commit()
     assert [refund.automatic for refund in order.refunds] == [True] and not order.activated
     assert (of_type("order.paid"), order.paid_at) == ([], None)
+
+
+def test_a_return_of_money_we_refused_says_it_is_one(gateway):
+    """The store refused a half 3-D approval and the bank took it back: order.refunded goes out, and says the
+    money was returned by itself, never a payment for the order, so a help desk revokes nothing for it."""
+    from limonbilling.payments.base import RefundAnswer, SaleStatus
+    from limonbilling.services import card_payments
+
+    from ..payment_support import BANK, bank_answer, card_order
+
+    class Bank:
+        def sale_status(self, oid):
+            return SaleStatus(state=None)
+
+        def refund(self, oid, amount_minor, currency, *, operation, whole):
+            return RefundAnswer(succeeded=True, operation=operation, return_code="00", transaction_id="R1")
+
+    hook("order.refunded")
+    order, attempt = card_order(make_customer(), make_package("credit", credits=10, price="100.00"))
+    card_payments.apply_card_callback(gateway, bank_answer(attempt, mdStatus="2"), BANK)
+    db.session.commit()
+    assert refunds.send(order, Bank(), BANK) == "refunded"
+    db.session.commit()
+    [returned] = of_type("order.refunded")
+    assert returned["data"]["refund"] | {"id": None} == {
+        "id": None, "amount_minor": attempt.amount_minor, "currency": "TRY", "to": "card", "automatic": True}
 
 
 def test_a_subscription_grant_says_when_it_ends(app, clock):
