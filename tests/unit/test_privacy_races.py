@@ -179,3 +179,36 @@ def test_an_erasure_and_an_activation_approval_at_once_do_not_deadlock(app, work
         [approval] = db.session.scalars(select(AuditEntry.id).where(AuditEntry.action == "activation.approve"))
         [erasure] = db.session.scalars(select(AuditEntry.id).where(AuditEntry.action == "customer.erase"))
         assert approval < erasure
+
+
+def test_an_erasure_and_a_cancellation_approval_at_once_do_not_deadlock(app, worker, monkeypatch):  # noqa: F811
+    """The approval of a cancellation "now" locks its request, then the customer (ending the subscription); the
+    erasure locked the customer, then blanked the customer's cancellation requests: each held what the other
+    waited for, and PostgreSQL aborted one. Forced: each holds its first lock until the other holds its own."""
+    from limonbilling.services import cancellations, decisions, ledger, placement
+
+    from ..factories import make_package
+    from .test_lifecycle_races import Interleaving
+
+    customer_id, request_id = waiting_request()
+    customer = db.session.get(Customer, customer_id)
+    placement.place_agent_order(customer, make_package("subscription", days=30), payment_method="manual",
+                                actor=AGENT)
+    cancellation_id = cancellations.request_cancellation(customer, timing="now", reason="Too expensive",
+                                                         actor=as_customer(customer)).id
+    db.session.commit()
+    interleaving = Interleaving(monkeypatch)
+    interleaving.pause_after(decisions, "lock_pending", role="cancel")
+    interleaving.pause_after(ledger, "lock_customer", role="erase")
+
+    def cancel():
+        from limonbilling.models import CancellationRequest
+        request = db.session.get(CancellationRequest, cancellation_id)
+        return lambda: cancellations.approve(request, AGENT, "Done")
+
+    outcomes = race(worker, [interleaving.as_role(call(lambda: privacy.approve(request_id, AGENT)), "erase"),
+                             interleaving.as_role(cancel, "cancel")])
+
+    no_errors(outcomes)
+    assert db.session.get(Customer, customer_id).erased_at is not None
+    assert len(done(outcomes)) == 2
