@@ -212,3 +212,36 @@ def test_an_erasure_and_a_cancellation_approval_at_once_do_not_deadlock(app, wor
     no_errors(outcomes)
     assert db.session.get(Customer, customer_id).erased_at is not None
     assert len(done(outcomes)) == 2
+
+
+def test_an_activation_form_sent_as_the_erasure_commits_records_nothing_personal(app, worker, monkeypatch):  # noqa: F811
+    """The signed-in customer sends the activation form just as the erasure is approved: the form found the
+    account by its address before the erasure committed, then waited for the customer's lock. The request was
+    recorded for the erased account, with the address, phone and note just erased, and never erased again.
+    Forced: the form holds after finding the account until the erasure holds the customer."""
+    from datetime import date
+
+    from limonbilling.models import ActivationRequest
+    from limonbilling.services import activation_requests, ledger
+
+    from .test_lifecycle_races import Interleaving
+
+    customer_id, request_id = waiting_request()
+    interleaving = Interleaving(monkeypatch)
+    interleaving.pause_after(activation_requests, "_customer_for", role="submit")
+    interleaving.pause_after(ledger, "lock_customer", role="erase")
+
+    def submitting():
+        customer = db.session.get(Customer, customer_id)
+        fields = {"first_name": customer.first_name, "last_name": customer.last_name, "email": customer.email,
+                  "phone": "0532 123 45 67", "amount": "120,00", "currency": "TRY", "paid_on": date(2026, 3, 1),
+                  "package_id": None, "note": "Sent from my account"}
+        return lambda: activation_requests.submit(fields, signed_in=customer, language="en", ip=None)
+
+    outcomes = race(worker, [interleaving.as_role(call(lambda: privacy.approve(request_id, AGENT)), "erase"),
+                             interleaving.as_role(submitting, "submit")])
+
+    no_errors(outcomes)
+    assert db.session.get(Customer, customer_id).erased_at is not None
+    assert [o.value for o in outcomes if o.name == "submit"] == ["customer_erased"]
+    assert count(ActivationRequest, ActivationRequest.customer_id == customer_id) == 0
