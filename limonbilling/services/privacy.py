@@ -282,9 +282,12 @@ def reject(request_id: int, note: str, actor: audit.Actor) -> ErasureRequest:
 def approve(request_id: int, actor: audit.Actor) -> ErasureRequest:
     """Erase the customer's personal data (`erase`), once: the request is locked and must still be waiting."""
     request = decisions.decide(ErasureRequest, request_id, ErasureState.APPROVED, actor, note="")
-    # Locks in the one order every action takes (orders by id, the activation requests, then the customer): a
-    # refund to the balance, an order action or an activation approval (its request, then the customer) waits for
-    # the erasure, or the erasure for it, and they never deadlock.
+    # Locks in the one order every action takes (the cancellation requests, orders by id, the activation requests,
+    # then the customer): a cancellation approval (its request, the renewals' orders, then the customer), a refund
+    # to the balance, an order action or an activation approval (its request, then the customer) waits for the
+    # erasure, or the erasure for it, and they never deadlock.
+    db.session.execute(select(CancellationRequest.id).where(CancellationRequest.customer_id == request.customer_id)
+                       .order_by(CancellationRequest.id).with_for_update()).all()
     db.session.execute(select(Order.id).where(Order.customer_id == request.customer_id).order_by(Order.id)
                        .with_for_update()).all()
     db.session.execute(select(ActivationRequest.id).where(ActivationRequest.customer_id == request.customer_id)

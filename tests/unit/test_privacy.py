@@ -329,3 +329,22 @@ def test_nothing_is_mailed_to_an_erased_customer(app):
     before = db.session.scalar(select(func.count()).select_from(Notification))  # the welcome mail, erased
     notifications.email_verification(db.session.get(Customer, customer.id))
     assert db.session.scalar(select(func.count()).select_from(Notification)) == before
+
+
+def test_an_erased_customer_makes_no_cancellation_request(app):
+    """A cancellation form sent from a page loaded before the erasure committed (the customer's lock waits for
+    it) recorded the customer's words after they were erased, for an account that signs in no more."""
+    from limonbilling.services import cancellations, placement
+
+    from ..factories import make_package
+
+    customer = make_customer()
+    placement.place_agent_order(customer, make_package("subscription", days=30), payment_method="manual",
+                                actor=AGENT)
+    request = privacy.request_erasure(customer, "", PASSWORD, as_customer(customer))
+    privacy.approve(request.id, AGENT)
+    db.session.commit()
+    with pytest.raises(ServiceError) as refused:
+        cancellations.request_cancellation(customer, timing="now", reason="Moving to Ayşe Yılmaz's company",
+                                           actor=as_customer(customer))
+    assert refused.value.code == "customer_erased"

@@ -179,3 +179,69 @@ def test_an_erasure_and_an_activation_approval_at_once_do_not_deadlock(app, work
         [approval] = db.session.scalars(select(AuditEntry.id).where(AuditEntry.action == "activation.approve"))
         [erasure] = db.session.scalars(select(AuditEntry.id).where(AuditEntry.action == "customer.erase"))
         assert approval < erasure
+
+
+def test_an_erasure_and_a_cancellation_approval_at_once_do_not_deadlock(app, worker, monkeypatch):  # noqa: F811
+    """The approval of a cancellation "now" locks its request, then the customer (ending the subscription); the
+    erasure locked the customer, then blanked the customer's cancellation requests: each held what the other
+    waited for, and PostgreSQL aborted one. Forced: each holds its first lock until the other holds its own."""
+    from limonbilling.services import cancellations, decisions, ledger, placement
+
+    from ..factories import make_package
+    from .test_lifecycle_races import Interleaving
+
+    customer_id, request_id = waiting_request()
+    customer = db.session.get(Customer, customer_id)
+    placement.place_agent_order(customer, make_package("subscription", days=30), payment_method="manual",
+                                actor=AGENT)
+    cancellation_id = cancellations.request_cancellation(customer, timing="now", reason="Too expensive",
+                                                         actor=as_customer(customer)).id
+    db.session.commit()
+    interleaving = Interleaving(monkeypatch)
+    interleaving.pause_after(decisions, "lock_pending", role="cancel")
+    interleaving.pause_after(ledger, "lock_customer", role="erase")
+
+    def cancel():
+        from limonbilling.models import CancellationRequest
+        request = db.session.get(CancellationRequest, cancellation_id)
+        return lambda: cancellations.approve(request, AGENT, "Done")
+
+    outcomes = race(worker, [interleaving.as_role(call(lambda: privacy.approve(request_id, AGENT)), "erase"),
+                             interleaving.as_role(cancel, "cancel")])
+
+    no_errors(outcomes)
+    assert db.session.get(Customer, customer_id).erased_at is not None
+    assert len(done(outcomes)) == 2
+
+
+def test_an_activation_form_sent_as_the_erasure_commits_records_nothing_personal(app, worker, monkeypatch):  # noqa: F811
+    """The signed-in customer sends the activation form just as the erasure is approved: the form found the
+    account by its address before the erasure committed, then waited for the customer's lock. The request was
+    recorded for the erased account, with the address, phone and note just erased, and never erased again.
+    Forced: the form holds after finding the account until the erasure holds the customer."""
+    from datetime import date
+
+    from limonbilling.models import ActivationRequest
+    from limonbilling.services import activation_requests, ledger
+
+    from .test_lifecycle_races import Interleaving
+
+    customer_id, request_id = waiting_request()
+    interleaving = Interleaving(monkeypatch)
+    interleaving.pause_after(activation_requests, "_customer_for", role="submit")
+    interleaving.pause_after(ledger, "lock_customer", role="erase")
+
+    def submitting():
+        customer = db.session.get(Customer, customer_id)
+        fields = {"first_name": customer.first_name, "last_name": customer.last_name, "email": customer.email,
+                  "phone": "0532 123 45 67", "amount": "120,00", "currency": "TRY", "paid_on": date(2026, 3, 1),
+                  "package_id": None, "note": "Sent from my account"}
+        return lambda: activation_requests.submit(fields, signed_in=customer, language="en", ip=None)
+
+    outcomes = race(worker, [interleaving.as_role(call(lambda: privacy.approve(request_id, AGENT)), "erase"),
+                             interleaving.as_role(submitting, "submit")])
+
+    no_errors(outcomes)
+    assert db.session.get(Customer, customer_id).erased_at is not None
+    assert [o.value for o in outcomes if o.name == "submit"] == ["customer_erased"]
+    assert count(ActivationRequest, ActivationRequest.customer_id == customer_id) == 0

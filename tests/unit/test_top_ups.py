@@ -399,3 +399,22 @@ def test_a_refused_refund_puts_back_only_what_it_took_from_the_balance(gateway):
     assert (order.refundable_minor, balance.amount(customer, "TRY")) == (50_000, 25_000)
     assert _entries(customer) == [("top_up", 25_000, 25_000), ("top_up_back", -25_000, 0),
                                   ("top_up_kept", 25_000, 25_000)]
+
+
+def test_an_erased_customer_takes_no_top_up(gateway):
+    """A top-up sent from a page loaded before the erasure committed (the customer's lock waits for it): its
+    money, once paid, sat in the balance of an account that signs in no more, which the erasure refuses to
+    leave. Refused under the customer's lock, as any other new order."""
+    from limonbilling.services import privacy
+
+    from ..factories import PASSWORD
+
+    customer = make_customer()
+    request = privacy.request_erasure(customer, "", PASSWORD, as_customer(customer))
+    privacy.approve(request.id, AGENT)
+    db.session.commit()
+    with pytest.raises(ServiceError) as refused:
+        placement.place_top_up(customer, "250,00", payment_method="card", actor=as_customer(customer))
+    assert refused.value.code == "customer_erased"
+    db.session.rollback()
+    assert db.session.scalar(select(Order.id).where(Order.customer_id == customer.id)) is None
