@@ -460,8 +460,8 @@ def decide_callback(
 ) -> CallbackDecision:
     """The four checks of "Deciding the result", in order; the first failure is the reason.
 
-    `pending` is what the caller found for `fields["oid"]` among its orders awaiting payment, None when there is
-    none (unknown order, or already paid: a repeated callback is not processed twice).
+    `pending` is the attempt the caller found for `fields["oid"]`, None when nothing here has that reference (an
+    order deleted after a decline): a signed approval for it then counts as money taken, for the team to return.
     """
     raw = safe_raw_fields(fields)
     attempt = {name: raw[name] for name in ATTEMPT_FIELDS if raw.get(name)}

@@ -120,7 +120,8 @@ def test_activation_approvals_just_after_the_erasure_give_no_package_to_the_eras
 
     def wait_then_lock_pending(model, *args, **kwargs):
         if model is ActivationRequest:  # the erasure's own request is decided through it too
-            erased.wait(timeout=10)
+            if not erased.wait(timeout=30):
+                raise RuntimeError("the other caller did not commit within 30 s")
         return real_lock_pending(model, *args, **kwargs)
 
     monkeypatch.setattr(activation_requests.decisions, "lock_pending", wait_then_lock_pending)

@@ -195,7 +195,8 @@ def test_a_top_up_that_read_the_settings_before_a_switch_committed_is_invoiced_t
 
     def limits_then_wait():
         found = real_limits()
-        switched.wait(timeout=10)
+        if not switched.wait(timeout=30):
+            raise RuntimeError("the other caller did not commit within 30 s")
         return found
 
     monkeypatch.setattr(top_ups, "limits", limits_then_wait)
