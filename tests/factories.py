@@ -115,3 +115,17 @@ def activate(customer, package, **kwargs):
     )
     db.session.commit()
     return grant
+
+
+def make_activation_request(customer, amount: str = "120,00"):
+    """The customer's activation form (a transfer they say they sent), signed in, waiting for an agent."""
+    from datetime import date
+
+    from limonbilling.services import activation_requests
+
+    request = activation_requests.submit({
+        "first_name": customer.first_name, "last_name": customer.last_name, "email": customer.email,
+        "phone": customer.phone, "amount": amount, "currency": "TRY", "paid_on": date(2026, 3, 1),
+        "package_id": None, "note": ""}, signed_in=customer, language="en", ip=None)
+    db.session.commit()
+    return request

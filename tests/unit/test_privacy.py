@@ -33,7 +33,14 @@ from limonbilling.services import (
 )
 from limonbilling.services.attachments import Upload, folder
 
-from ..factories import PASSWORD, make_corporate_customer, make_customer, make_department, make_package
+from ..factories import (
+    PASSWORD,
+    make_activation_request,
+    make_corporate_customer,
+    make_customer,
+    make_department,
+    make_package,
+)
 from ..payment_support import AGENT, as_customer, card_order, paid_by_card, refund_to_balance
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
@@ -239,18 +246,13 @@ def test_a_waiting_activation_request_holds_the_erasure_until_an_agent_answers_i
     """The customer says a transfer was sent (the activation form): the money may be at the seller's bank. An
     erasure approved meanwhile left the request waiting, and an agent could approve it afterwards: an order paid
     and activated for an account that signs in no more (attack pass 7). The erasure waits for the answer."""
-    from datetime import date
 
     from limonbilling.services import activation_requests
 
     customer = make_customer()
     request = privacy.request_erasure(customer, "", PASSWORD, as_customer(customer))
     db.session.commit()
-    activation_requests.submit({
-        "first_name": customer.first_name, "last_name": customer.last_name, "email": customer.email,
-        "phone": customer.phone, "amount": "150,00", "currency": "TRY", "paid_on": date(2026, 3, 1),
-        "package_id": None, "note": ""}, signed_in=customer, language="en", ip=None)
-    db.session.commit()
+    make_activation_request(customer, "150,00")
     with pytest.raises(ServiceError) as waiting:
         privacy.approve(request.id, AGENT)
     assert waiting.value.code == "activation_waiting"

@@ -7,7 +7,7 @@ from limonbilling.extensions import db
 from limonbilling.models import AuditEntry, Customer, ErasureRequest
 from limonbilling.services import privacy
 
-from ..factories import PASSWORD, make_customer
+from ..factories import PASSWORD, make_activation_request, make_customer
 from ..payment_support import AGENT, as_customer
 from .test_lifecycle_races import THREADS, _postgresql_only, call, done, exactly_one, labelled, no_errors, race, worker  # noqa: F401,E501 (fixtures)
 
@@ -100,7 +100,6 @@ def test_activation_approvals_just_after_the_erasure_give_no_package_to_the_eras
     The order an approval places checks the erasure under the customer's lock: every approval is refused, none
     fails, and the erased account gets no package."""
     import threading
-    from datetime import date
 
     from limonbilling.models import ActivationRequest, Grant, Order
     from limonbilling.services import activation_requests, decisions
@@ -110,11 +109,7 @@ def test_activation_approvals_just_after_the_erasure_give_no_package_to_the_eras
     package_id = make_package("credit", price="100.00").id
     customer_id, request_id = waiting_request()
     customer = db.session.get(Customer, customer_id)
-    activation_id = activation_requests.submit({
-        "first_name": customer.first_name, "last_name": customer.last_name, "email": customer.email,
-        "phone": customer.phone, "amount": "120,00", "currency": "TRY", "paid_on": date(2026, 3, 1),
-        "package_id": None, "note": ""}, signed_in=customer, language="en", ip=None).id
-    db.session.commit()
+    activation_id = make_activation_request(customer).id
     monkeypatch.setattr(privacy, "_refuse_activation_waiting", lambda customer_id: None)
     erased, real_lock_pending = threading.Event(), decisions.lock_pending
 
@@ -146,7 +141,6 @@ def test_an_erasure_and_an_activation_approval_at_once_do_not_deadlock(app, work
     """The approval locks its request, then the customer (placing the order); the erasure locked the customer,
     then changed the customer's requests: each held what the other waited for, and PostgreSQL aborted one.
     Forced: each holds its first lock until the other holds its own. The erasure locks the requests first."""
-    from datetime import date
 
     from limonbilling.services import activation_requests, decisions, ledger
 
@@ -156,11 +150,7 @@ def test_an_erasure_and_an_activation_approval_at_once_do_not_deadlock(app, work
     package_id = make_package("credit", price="100.00").id
     customer_id, request_id = waiting_request()
     customer = db.session.get(Customer, customer_id)
-    activation_id = activation_requests.submit({
-        "first_name": customer.first_name, "last_name": customer.last_name, "email": customer.email,
-        "phone": customer.phone, "amount": "120,00", "currency": "TRY", "paid_on": date(2026, 3, 1),
-        "package_id": None, "note": ""}, signed_in=customer, language="en", ip=None).id
-    db.session.commit()
+    activation_id = make_activation_request(customer).id
     monkeypatch.setattr(privacy, "_refuse_activation_waiting", lambda customer_id: None)  # submitted just after
     interleaving = Interleaving(monkeypatch)
     interleaving.pause_after(decisions, "lock_pending", role="activate")
