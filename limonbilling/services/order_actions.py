@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 
 from ..clock import local_today
 from ..extensions import db
-from ..models import Order, OrderState, OrderStatus, PaymentMethod
+from ..models import Order, OrderState, PaymentMethod
 from . import (
     ServiceError,
     ValidationFailed,
@@ -207,7 +207,7 @@ def bulk_set_status(orders: list[Order], status: str, actor: audit.Actor) -> tup
     left as it is and its number returned.
     """
     custom_id = order_statuses.choice_id(status)
-    custom = db.session.get(OrderStatus, custom_id) if custom_id else None
+    custom = order_statuses.lock(custom_id, shared=True) if custom_id else None  # what it counts as stays meanwhile
     if custom is None and not OrderState.has(status):
         raise ServiceError("unknown_status", _("Choose a status from the list."))
     target = OrderState(custom.counts_as if custom else status)

@@ -22,6 +22,13 @@ def choice_id(choice: str) -> int | None:
     return None
 
 
+def lock(status_id: int, *, shared: bool = False) -> OrderStatus | None:
+    """The status re-read with its row locked: shared by a bulk change moving orders to it, exclusively by an
+    edit of what it counts as or a delete, which count the orders carrying it after the bulk changes commit."""
+    return db.session.execute(select(OrderStatus).where(OrderStatus.id == status_id).with_for_update(read=shared)
+                              .execution_options(populate_existing=True)).scalar_one_or_none()
+
+
 def all_statuses() -> list[OrderStatus]:
     return list(db.session.scalars(select(OrderStatus).order_by(OrderStatus.name)))
 
@@ -41,6 +48,8 @@ def save(status: OrderStatus | None, *, name: str, colour: str, counts_as: str, 
         errors["name"] = [_("This is the name of a built-in status.")]
     if not COLOUR.match(colour or ""):
         errors["colour"] = [_("Choose a colour like #1a7f37.")]
+    if status is not None:
+        status = lock(status.id) or status
     if counts_as not in COUNTS_AS:
         errors["counts_as"] = [_("Choose pending, active or cancelled.")]
     elif status is not None and counts_as != status.counts_as and (in_use := _orders_in(status)):
@@ -64,6 +73,7 @@ def _orders_in(status: OrderStatus) -> int:
 
 
 def delete(status: OrderStatus, actor: audit.Actor) -> None:
+    status = lock(status.id) or status
     in_use = _orders_in(status)
     if in_use:
         raise ServiceError("in_use", ngettext("%(num)d order has this status; move it to another first.",

@@ -755,6 +755,56 @@ def test_11_a_bulk_cancel_and_a_cancel_of_one_of_its_orders_sharing_a_promo_code
     assert db.session.scalar(select(PromoCode.uses).where(PromoCode.code == "SPRING")) == 0
 
 
+def test_11_what_a_custom_status_counts_as_does_not_change_under_a_bulk_change_to_it(worker, support,
+                                                                                    monkeypatch):
+    """A bulk change to a custom status read what it counts as (pending), and an edit counted no order carrying it
+    and made it count as cancelled meanwhile: the orders carried a status that says cancelled while they were
+    pending. Forced: the bulk change waits, after reading the status, for the edit to commit. The bulk change
+    holds the status row shared and the edit takes it exclusively, so the edit waits and then sees the orders."""
+    import threading
+
+    from limonbilling.models import OrderStatus
+    from limonbilling.services import order_statuses
+
+    first, second = bank_transfer_order(support), bank_transfer_order(support)
+    order_actions.cancel_order(db.session.get(Order, second.order_id), AGENT)  # pending again by the bulk change
+    status = order_statuses.save(None, name="Waiting for the bank", colour="#1a7f37", counts_as="pending",
+                                 actor=AGENT)
+    db.session.commit()
+    status_id, edited, real_lock_order = status.id, threading.Event(), order_actions.lock_order
+
+    def wait_then_lock_order(*args, **kwargs):
+        if getattr(threading.current_thread(), "bulk", False):  # once, before its first order
+            threading.current_thread().bulk = False
+            edited.wait(timeout=3)  # with the row held shared, the edit cannot commit: go on after 3 s
+        return real_lock_order(*args, **kwargs)
+
+    monkeypatch.setattr(order_actions, "lock_order", wait_then_lock_order)
+
+    def bulk():
+        selected = list(db.session.scalars(select(Order).where(Order.id.in_([first.order_id, second.order_id]))))
+
+        def action():
+            threading.current_thread().bulk = True
+            return order_actions.bulk_set_status(selected, f"custom:{status_id}", AGENT)
+        return action
+
+    def edit():
+        def action():
+            order_statuses.save(db.session.get(OrderStatus, status_id), name="Waiting for the bank",
+                                colour="#1a7f37", counts_as="cancelled", actor=AGENT)
+            db.session.commit()
+            edited.set()
+        return action
+
+    outcomes = race(worker, [labelled(bulk, "bulk"), labelled(edit, "edit")])
+
+    no_errors(outcomes)
+    counts_as = db.session.get(OrderStatus, status_id).counts_as
+    carried = db.session.scalars(select(Order).where(Order.custom_status_id == status_id)).all()
+    assert carried and {order.status for order in carried} == {counts_as}
+
+
 def test_approving_a_cancellation_with_refunds_while_the_renewal_is_cancelled_does_not_deadlock(
         worker, support, clock, monkeypatch):
     from limonbilling.models import CancellationRequest
