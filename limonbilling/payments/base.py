@@ -79,6 +79,7 @@ class AttemptDetails:
     masked_pan: str | None = None
     authentication_status: str | None = None  # the 3-D Secure result code
     return_code: str | None = None
+    amount: str | None = None  # the amount and currency as the bank wrote them, for people (e.g. "150.00 TRY")
 
 
 @dataclass(frozen=True)

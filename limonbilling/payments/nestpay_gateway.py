@@ -73,7 +73,7 @@ class NestPayGateway(PaymentGateway):
         details = AttemptDetails(
             transaction_id=said.get("TransId"), auth_code=said.get("AuthCode"), host_reference=said.get("HostRefNum"),
             masked_pan=said.get("MaskedPan"), authentication_status=said.get("mdStatus"),
-            return_code=said.get("ProcReturnCode"))
+            return_code=said.get("ProcReturnCode"), amount=_amount_said(decision.raw_fields))
         return CallbackDecision(decision.approved, decision.reason, decision.message, details, decision.raw_fields,
                                 money_taken=decision.money_taken)
 
@@ -127,6 +127,13 @@ def _whole_number(text: str | None) -> int | None:
     if not (text.isascii() and text.isdigit()):
         raise nestpay.NestPayProtocolError(f"the answer's amount {text[:20]!r} is not a number")
     return int(text)
+
+
+def _amount_said(fields: Mapping) -> str | None:
+    """The answer's amount with its currency's letters (the bank sends the ISO number), as written: for people."""
+    amount = str(fields.get("amount") or "").strip()[:20]
+    letters = {number: code for code, number in nestpay.CURRENCY_CODES.items()}
+    return f"{amount} {letters.get(str(fields.get('currency') or ''), '')}".strip() or None
 
 
 def save_settings(values: Mapping, actor) -> list[str]:

@@ -185,6 +185,7 @@ def test_an_approval_for_an_order_no_longer_here_tells_the_team_once_to_return_i
     [mail] = db.session.scalars(db.select(Notification).where(Notification.event == "unknown_payment_taken")).all()
     assert mail.recipient == "team@example.com" and attempt.oid in mail.subject and attempt.oid in mail.body_text
     assert approval["TransId"] in mail.body_text and "merchant panel" in mail.body_text
+    assert f"Amount: {approval['amount']} TRY" in mail.body_text
     declined, forged = bank_answer(attempt, approved=False), {**approval, "HASH": "forged"}
     db.session.execute(db.delete(Notification))
     for fields in (declined, forged):  # no money taken, or not from the bank: nothing to return
