@@ -33,6 +33,7 @@ from limonbilling.models import (
     AuditEntry,
     BalanceEntry,
     Customer,
+    Department,
     Grant,
     Invoice,
     LedgerEntry,
@@ -1245,3 +1246,99 @@ def test_17_sixteen_copies_of_an_approval_then_sixteen_refunds_send_each_webhook
     sent = Counter(db.session.scalars(select(Notification.event).where(Notification.channel == "webhook",
                                                                        Notification.event != "credits.low")))
     assert sent == {"order.paid": 1, "order.refunded": 1, "order.status_changed": 1, "entitlement.changed": 2}
+
+
+# --- 18: help-desk charges while an agent takes back, gives back or replaces the credits ------------------------
+
+CHARGES = 12
+CHARGE_REFUSALS = {"insufficient_credits", "department_not_enabled"}
+
+
+def charge(customer_id: int, department_id: int, reference: str):
+    from limonbilling.services import charging
+
+    return call(lambda: charging.charge_usage(customer_id, department_id, "ticket", reference), "charge")
+
+
+def charges_backed(outcomes: list[Outcome], customer_id: int, prefix: str = "a") -> int:
+    """Every accepted charge (references `prefix`…) has exactly one usage and, for a cost, one usage ledger row
+    of that cost; refused charges left nothing; the ledger equals the balance, never below zero. Returns the
+    credits charged."""
+    from limonbilling.models import Usage
+
+    accepted = [o.value for o in done(outcomes, "charge") if not o.value.repeated]
+    assert {o.value for o in outcomes if o.kind == "refused" and o.name == "charge"} <= CHARGE_REFUSALS
+    usages = {usage.id: usage for usage in db.session.scalars(select(Usage).where(
+        Usage.customer_id == customer_id, Usage.reference.startswith(prefix)))}
+    assert sorted(usages) == sorted(result.usage_id for result in accepted)
+    for result in accepted:
+        rows = ledger_rows_of_usage(result.usage_id)
+        assert rows == ([-result.charged] if result.charged else []), (result, rows)
+        assert usages[result.usage_id].cost == result.charged
+    assert credits_consistent(customer_id) >= 0
+    return sum(result.charged for result in accepted)
+
+
+def ledger_rows_of_usage(usage_id: int) -> list[int]:
+    return list(db.session.scalars(select(LedgerEntry.amount).where(LedgerEntry.usage_id == usage_id)))
+
+
+def test_18_charges_while_the_customer_switches_to_a_subscription_never_use_forfeited_credits(worker, gateway):
+    """Rule 4 forfeits the credits left when the switch locks the customer: twelve charges and four purchases of
+    a subscription at once forfeit exactly what the charges left, once; charges after it are the
+    subscription's, free."""
+    from limonbilling.services import entitlements
+
+    department_id = make_department("One a ticket", credit_per_request=1).id
+    customer, order = _paid_customer_order(gateway, db.session.get(Department, department_id))
+    package_id = make_package("subscription", [db.session.get(Department, department_id)]).id
+    customer_id = customer.id
+    db.session.commit()
+
+    def switch():
+        entitlements.activate_package(db.session.get(Customer, customer_id), db.session.get(Package, package_id),
+                                      source="test", actor=AGENT)
+
+    outcomes = race(worker, [charge(customer_id, department_id, f"a{k}") for k in range(CHARGES)]
+                    + [call(switch, "switch")] * (THREADS - CHARGES))
+    no_errors(outcomes)
+    assert len(done(outcomes, "switch")) >= 1
+    used = charges_backed(outcomes, customer_id)
+    forfeited = ledger_rows(customer_id, "forfeit")
+    assert len(forfeited) <= 1 and used - sum(forfeited) == 10
+    assert credits_consistent(customer_id) == 0
+    assert db.session.get(Customer, customer_id).package_type == "subscription"
+
+
+def test_18_charges_landing_while_a_cancel_holds_the_customer_wait_for_it(worker, gateway, monkeypatch):
+    """Forced: the Cancel has read the balance (10) under the customer's lock when fifteen charges arrive. They
+    wait for it and then find nothing left; were the balance read unlocked, they would spend it and the Cancel
+    would try to take back 10 credits that are no longer there."""
+    import time
+
+    from limonbilling.services import charging
+
+    department_id = make_department("One a ticket", credit_per_request=1).id
+    customer, order = _paid_customer_order(gateway, db.session.get(Department, department_id))
+    case = case_of(order, customer)
+    locked, real_post = threading.Event(), ledger.post
+
+    def hold_then_post(*args, **kwargs):  # the Cancel has read the balance it takes back
+        locked.set()
+        time.sleep(1)  # the charges run now
+        return real_post(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "post", hold_then_post)
+
+    def late_charge(k):
+        def act():
+            locked.wait(10)
+            return charging.charge_usage(case.customer_id, department_id, "ticket", f"a{k}")
+        return call(act, "charge")
+
+    outcomes = race(worker, [on_order(case.order_id, lambda o: order_actions.cancel_order(o, AGENT), "cancel")]
+                    + [late_charge(k) for k in range(THREADS - 1)])
+    no_errors(outcomes)
+    assert len(done(outcomes, "cancel")) == 1, outcomes
+    assert charges_backed(outcomes, case.customer_id) == 0
+    assert ledger_rows(case.customer_id, "reversal") == [-10] and credits_consistent(case.customer_id) == 0
