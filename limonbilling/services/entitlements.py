@@ -209,6 +209,12 @@ def revoke_grant(grant: Grant, actor: audit.Actor, reason: dict) -> Revocation:
     subscription period is removed. Departments follow (rule 5).
     """
     customer = ledger.lock_customer(grant.customer_id)
+    # Read again under the customer's lock: a switch that committed since the caller loaded them may have ended
+    # the grant and cut its period (what it forfeited is not the revocation's to take, nor to give back)
+    db.session.flush()
+    db.session.refresh(grant)
+    if grant.period is not None:
+        db.session.refresh(grant.period)
     result = Revocation()
     if grant.ended_at is not None and grant.end_reason == GrantEnd.REVOKED:
         return result

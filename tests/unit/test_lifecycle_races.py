@@ -1342,3 +1342,49 @@ def test_18_charges_landing_while_a_cancel_holds_the_customer_wait_for_it(worker
     assert len(done(outcomes, "cancel")) == 1, outcomes
     assert charges_backed(outcomes, case.customer_id) == 0
     assert ledger_rows(case.customer_id, "reversal") == [-10] and credits_consistent(case.customer_id) == 0
+
+
+def test_19_a_cancel_that_loaded_the_grant_before_a_switch_forfeited_it_takes_back_no_time(worker, support,
+                                                                                          monkeypatch):
+    """The Cancel of a subscription order loads the order's grant (and here its period), then locks the customer
+    to revoke it; a purchase of credits that commits in between forfeits the subscription. Revoking the copies
+    loaded before the lock kept the period's whole remainder in the reversal note, as if the Cancel had taken it,
+    so an Accept of the same money could give back time the switch had already forfeited (attack pass 9). Forced:
+    the revocation waits for the switch's commit."""
+    import threading
+
+    from limonbilling.models import Customer, Package
+    from limonbilling.services import entitlements
+
+    customer = make_customer()
+    order = placement.place_agent_order(customer, make_package("subscription", [support], days=30),
+                                        payment_method="manual", actor=AGENT)
+    db.session.commit()
+    order_id, customer_id = order.id, customer.id
+    credits_id = make_package("credit", [support], credits=5).id
+    switched, real_revoke = threading.Event(), entitlements.revoke_grant
+
+    def revoke_after_the_switch(grant, *args, **kwargs):
+        assert grant.period is not None  # loaded before the lock, as a caller showing or checking it would have
+        if not switched.wait(timeout=30):
+            raise RuntimeError("the switch did not commit within 30 s")
+        return real_revoke(grant, *args, **kwargs)
+
+    monkeypatch.setattr(entitlements, "revoke_grant", revoke_after_the_switch)
+
+    def switch():
+        def action():
+            placement.place_agent_order(db.session.get(Customer, customer_id), db.session.get(Package, credits_id),
+                                        payment_method="manual", actor=AGENT)
+            db.session.commit()
+            switched.set()
+        return action
+
+    outcomes = race(worker, [on_order(order_id, lambda o: order_actions.cancel_order(o, AGENT), "cancel"),
+                             labelled(switch, "switch")])
+
+    no_errors(outcomes)
+    [grant] = db.session.get(Order, order_id).grants
+    notes = db.session.scalars(select(LedgerEntry).where(LedgerEntry.grant_id == grant.id,
+                                                         LedgerEntry.kind == "reversal")).all()
+    assert [(entry.reason_args or {}).get("left_seconds") for entry in notes] in ([], [0])
