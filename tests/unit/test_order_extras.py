@@ -353,6 +353,7 @@ def test_agent_orders_manual_bank_transfer_balance_and_price_override(support):
         "active", "paid", 0, True)
     assert manual.invoice is None and manual.fraud_score is None and customer.credits == 10
     assert manual.placed_by_agent_id == agent.id
+    make_transfer_account()
     transfer = placement.place_agent_order(customer, package, payment_method="bank_transfer", actor=actor,
                                            placed_by=agent)
     assert (transfer.status, transfer.payment_status) == ("pending", "unpaid")
