@@ -192,7 +192,7 @@ def approve(request: ActivationRequest | int, package_id, actor: audit.Actor) ->
             package=package.name, total=format_money(total, package.currency)))
     request_id, customer = request.id, db.session.get(Customer, request.customer_id)
     order = placement.place_agent_order(customer, package, payment_method=PaymentMethod.BANK_TRANSFER,
-                                        actor=actor, placed_by=_agent(actor))
+                                        actor=actor, placed_by=_agent(actor), transfer_arrived=True)
     request = db.session.get(ActivationRequest, request_id)
     request.order_id = order.id  # before the activation: its mail is the approval's (notifications)
     decisions.record(request, ActivationState.APPROVED, actor)

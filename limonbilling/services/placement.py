@@ -173,18 +173,23 @@ def _set_aside_as_fraud(order: Order, customer: Customer, actor: audit.Actor) ->
 def place_agent_order(customer: Customer, package: Package, *, payment_method: str, actor: audit.Actor,
                       ip: str | None = None, promo_code: str | None = None, placed_by: Agent | None = None,
                       price_override_minor: int | None = None, create_invoice: bool = True,
-                      send_confirmation: bool = False, send_invoice: bool = False, quantity: int = 1) -> Order:
+                      send_confirmation: bool = False, send_invoice: bool = False, quantity: int = 1,
+                      transfer_arrived: bool = False) -> Order:
     """An order an agent (`placed_by`) or the API places for the customer, if the purchase rules allow it:
     `quantity` × the package, at `price_override_minor` each if given, with the promo code applied whatever its
     terms (recorded as forced). Paid manually (money received outside the system) or from the balance, it is
     paid, activated and Active at once; by bank transfer it waits for Accept; by card the customer is mailed a
     payment link, which works until the order is paid, cancelled or expires (card_payments.PAYMENT_LINK_LIFETIME).
-    `send_confirmation` and `send_invoice` mail the order confirmation and the invoice to the customer."""
+    `send_confirmation` and `send_invoice` mail the order confirmation and the invoice to the customer. An order
+    to be paid by transfer needs an account in its currency, unless the transfer arrived already
+    (`transfer_arrived`: an approved activation request, recorded at once)."""
     if payment_method not in AGENT_PAYMENT_METHODS:
         raise ServiceError("payment_method", _("An agent places orders paid manually, by bank transfer, from "
                                                "the account balance or by card through a payment link."))
     if price_override_minor is not None and price_override_minor < 0:
         raise ValidationFailed({"price_override": [_("The price must be 0 or more; 0 makes it free.")]})
+    if not transfer_arrived:
+        _require_transfer_account(payment_method, package.currency)
     order, _customer = _new_order(customer, package, payment_method=payment_method, actor=actor, ip=ip,
                                   promo_code=promo_code, placed_by=placed_by,
                                   price_override_minor=price_override_minor,

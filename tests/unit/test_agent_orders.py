@@ -225,6 +225,7 @@ def test_a_forced_use_given_back_and_taken_again_passes_the_limit(support):
     package = make_package("credit", [support], price="100.00")
     code = promo(code="ONCE", max_uses=1)
     agent_order(make_customer(), package, promo_code="ONCE")
+    make_transfer_account()
     order = agent_order(make_customer(), package, method="bank_transfer", promo_code="ONCE")
     order_actions.cancel_order(order, AGENT)
     db.session.commit()
@@ -428,3 +429,20 @@ def test_the_activation_request_note_follows_the_checkout_note(support):
     bank_transfer.request_activation(order, email=customer.email, phone=customer.phone, note="Sent by Ali Veli",
                                      actor=as_customer(customer))
     assert order.customer_note == "For the Ankara office\nSent by Ali Veli"
+
+
+def test_an_agents_transfer_order_needs_an_account_in_its_currency(support):
+    """An agent's (or the API's) order paid by bank transfer waits for the customer's transfer: in a currency
+    with no account (only a TRY one here), its page and its reminder show nowhere to pay, and it could only be
+    cancelled at its deadline. Refused like the customer's own; one in the currency of an account is placed."""
+    customer = make_customer()
+    usd = make_package("credit", [support], currency="USD", price="20.00")
+    make_transfer_account("TRY")
+    db.session.commit()
+    with pytest.raises(ServiceError) as refused:
+        agent_order(customer, usd, method="bank_transfer")
+    assert refused.value.code == "payment_method"
+    db.session.rollback()
+    assert db.session.scalar(select(db.func.count(Order.id))) == 0
+    make_transfer_account("USD")
+    assert agent_order(customer, usd, method="bank_transfer").currency == "USD"

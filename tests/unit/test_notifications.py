@@ -17,7 +17,7 @@ from limonbilling.services import (
     tokens,
 )
 
-from ..factories import activate, make_customer, make_department, make_package
+from ..factories import activate, make_customer, make_department, make_package, make_transfer_account
 from ..payment_support import AGENT, paid_by_card, refund_to_balance
 
 
@@ -113,6 +113,7 @@ def test_order_events_for_the_customer(app):
 
 def test_accepting_a_bank_transfer_order_sends_the_activation_mail_only(app):
     customer = make_customer()
+    make_transfer_account()
     order = placement.place_agent_order(customer, make_package("credit"), payment_method="bank_transfer", actor=AGENT)
     db.session.commit()
     order_actions.accept_order(order, AGENT)
@@ -122,6 +123,7 @@ def test_accepting_a_bank_transfer_order_sends_the_activation_mail_only(app):
 
 def test_agent_order_options_send_confirmation_and_invoice(app):
     customer = make_customer()
+    make_transfer_account()
     order = placement.place_agent_order(customer, make_package("credit"), payment_method="bank_transfer", actor=AGENT,
                                 send_confirmation=True, send_invoice=True)
     db.session.commit()
@@ -284,6 +286,7 @@ def test_helpdesk_charge_crossing_comes_from_the_ledger_not_from_the_view(app):
 
 def test_an_order_deleted_keeps_its_messages(app):
     customer = make_customer()
+    make_transfer_account()
     order = placement.place_agent_order(customer, make_package("credit"), payment_method="bank_transfer", actor=AGENT)
     order_actions.cancel_order(order, AGENT)
     number = order.number

@@ -353,6 +353,7 @@ def test_agent_orders_manual_bank_transfer_balance_and_price_override(support):
         "active", "paid", 0, True)
     assert manual.invoice is None and manual.fraud_score is None and customer.credits == 10
     assert manual.placed_by_agent_id == agent.id
+    make_transfer_account()
     transfer = placement.place_agent_order(customer, package, payment_method="bank_transfer", actor=actor,
                                            placed_by=agent)
     assert (transfer.status, transfer.payment_status) == ("pending", "unpaid")
@@ -471,3 +472,21 @@ def test_a_bank_transfer_order_needs_an_account_in_its_currency(app, support):
     assert db.session.scalar(db.select(db.func.count(Order.id))) == 0
     make_transfer_account("USD")
     assert place(customer, usd).currency == "USD"
+
+
+def test_a_usd_order_is_paid_only_from_usd_and_refunded_to_usd(support):
+    """A balance holding lira does not pay a dollar order, whatever the number; the dollars pay it, and its
+    refund to the balance comes back in dollars, the lira untouched throughout."""
+    customer = make_customer()
+    usd = make_package("credit", [support], currency="USD", price="20.00")
+    balance.move(customer.id, "TRY", 10_000_000, "adjustment", reason="lira")
+    db.session.commit()
+    with pytest.raises(InsufficientBalance):
+        place(customer, usd, method="account_balance")
+    db.session.rollback()
+    balance.move(customer.id, "USD", placement.quote(usd).total_minor, "adjustment", reason="dollars")
+    order = place(customer, usd, method="account_balance")
+    assert balance.amounts(customer) == {"TRY": 10_000_000}
+    refund_to_balance(order)
+    db.session.commit()
+    assert balance.amounts(customer) == {"TRY": 10_000_000, "USD": order.amount_minor}

@@ -95,6 +95,7 @@ def test_an_order_given_free_has_no_invoice_numbered_for_money_never_taken(gatew
 
 def test_accepting_a_bank_transfer_records_the_payment_with_its_day(gateway):
     customer = make_customer()
+    make_transfer_account()
     order = placement.place_agent_order(customer, _credit_package(), payment_method="bank_transfer", actor=AGENT)
     order_actions.accept_order(order, AGENT, received_on=date(2026, 2, 27))
     db.session.commit()
@@ -508,6 +509,7 @@ def test_a_single_use_code_cannot_be_used_again_by_cancelling_and_paying_the_sav
 def test_a_paid_order_keeps_its_use_when_cancelled_and_back_to_pending_takes_it_again(gateway):
     promo = _single_use_code()
     customer = make_customer()
+    make_transfer_account()
     order = placement.place_agent_order(customer, _credit_package(), payment_method="bank_transfer", actor=AGENT,
                                 promo_code="ONCE")
     db.session.commit()
@@ -557,6 +559,7 @@ def test_an_order_whose_only_money_was_refused_and_returned_gives_its_promo_use_
 @pytest.mark.parametrize("action", ["accept", "cancel", "fraud", "pending"])
 def test_every_action_follows_the_move_table(gateway, start, action):
     customer = make_customer()
+    make_transfer_account()
     order = placement.place_agent_order(customer, _credit_package(), payment_method="bank_transfer", actor=AGENT)
     order.status = start
     db.session.commit()
@@ -669,6 +672,7 @@ def test_deleting_an_unpaid_order_gives_its_promo_use_back(gateway):
     """Found by the lifecycle state machine: the use of a deleted, never paid order was lost for good."""
     promo = _single_use_code()
     customer = make_customer()
+    make_transfer_account()
     order = placement.place_agent_order(customer, _credit_package(), payment_method="bank_transfer", actor=AGENT,
                                 promo_code="ONCE")
     db.session.commit()
@@ -681,6 +685,7 @@ def test_bulk_back_to_pending_holds_the_promo_use_again(gateway):
     """Found by the lifecycle state machine: bulk Pending reopened an order without its promo use, so two
     orders could be paid with a code of one use."""
     promo = _single_use_code()
+    make_transfer_account()
     order = placement.place_agent_order(make_customer(), _credit_package(), payment_method="bank_transfer", actor=AGENT,
                                 promo_code="ONCE")
     db.session.commit()

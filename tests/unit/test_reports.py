@@ -2,7 +2,15 @@
 from limonbilling.extensions import db
 from limonbilling.services import charging, placement, reports
 
-from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
+from ..factories import (
+    activate,
+    make_agent,
+    make_customer,
+    make_department,
+    make_package,
+    make_transfer_account,
+    sign_in,
+)
 from ..payment_support import AGENT, refund_to_balance
 
 
@@ -33,6 +41,7 @@ def test_revenue_by_month_keeps_currencies_apart_and_leaves_what_was_refunded_ou
 def test_orders_by_status_and_pending(app):
     package = make_package("credit")
     manual_order(make_customer(), package)
+    make_transfer_account()
     placement.place_agent_order(make_customer(), package, payment_method="bank_transfer", actor=AGENT)
     db.session.commit()
     assert reports.orders_by_status() == {"pending": 1, "active": 1, "fraud": 0, "cancelled": 0}
@@ -63,6 +72,7 @@ def test_subscriptions_ending_in_the_next_30_days(app, clock):
 
 def test_the_dashboard_shows_the_figures_to_billing_agents_only(app, client):
     manual_order(make_customer(), make_package("credit", price="1250.00"))
+    make_transfer_account()
     placement.place_agent_order(make_customer(), make_package("credit"), payment_method="bank_transfer", actor=AGENT)
     db.session.commit()
     sign_in(client, make_agent("billing"))

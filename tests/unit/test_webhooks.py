@@ -11,7 +11,7 @@ from limonbilling.extensions import db
 from limonbilling.models import Notification, RefundDestination, Webhook, WebhookEvent
 from limonbilling.services import ValidationFailed, charging, entitlements, ledger, placement, refunds, webhooks
 
-from ..factories import activate, make_customer, make_department, make_package
+from ..factories import activate, make_customer, make_department, make_package, make_transfer_account
 from ..payment_support import AGENT
 
 ALL = list(webhooks.DATA)
@@ -344,6 +344,7 @@ def test_paid_again_after_a_full_refund_the_order_says_when_and_tells_it_once_mo
     from limonbilling.services import order_actions
 
     hook("order.paid")
+    make_transfer_account()
     order = placement.place_agent_order(make_customer(), make_package("credit", credits=10, price="100.00"),
                                         payment_method="bank_transfer", actor=AGENT)
     order_actions.accept_order(order, AGENT)

@@ -7,7 +7,15 @@ from limonbilling.extensions import db
 from limonbilling.models import ApiIdempotencyKey, ApiToken, Customer, LedgerEntry, Order, Usage
 from limonbilling.services import ServiceError, api_tokens, audit, ledger, placement, settings
 
-from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
+from ..factories import (
+    activate,
+    make_agent,
+    make_customer,
+    make_department,
+    make_package,
+    make_transfer_account,
+    sign_in,
+)
 
 SYSTEM = audit.Actor.system("test")
 
@@ -305,6 +313,7 @@ def test_orders_manual_is_active_at_once_and_bank_transfer_waits_for_accept(clie
     assert client.get(f"/api/v1/customers/{customer.id}/entitlement", headers=auth).json["credits"] == 20
     assert client.get(f"/api/v1/orders/{order['number']}", headers=auth).json == order
 
+    make_transfer_account()
     switch = client.post("/api/v1/orders", headers=auth, json={
         "customer_id": customer.id, "package_id": world["monthly"].id, "payment_method": "bank_transfer"})
     number = switch.json["number"]

@@ -6,7 +6,15 @@ from limonbilling.extensions import db
 from limonbilling.models import CancellationRequest, Order, OrderStatus, PromoCode
 from limonbilling.services import audit, balance, bank_transfer, entitlements, placement, refunds
 
-from ..factories import activate, make_agent, make_customer, make_department, make_package, sign_in
+from ..factories import (
+    activate,
+    make_agent,
+    make_customer,
+    make_department,
+    make_package,
+    make_transfer_account,
+    sign_in,
+)
 
 ACTOR = audit.Actor.system("test")
 
@@ -247,6 +255,7 @@ def test_the_pending_badge_counts_up_to_its_limit_then_says_plus(app, agent_clie
     badge = '<span class="badge text-bg-warning">'
     for count, shown in ((2, "2"), (3, "2+")):
         while db.session.scalar(db.select(db.func.count(Order.id)).where(Order.status == "pending")) < count:
+            make_transfer_account()
             placement.place_agent_order(make_customer(), package, payment_method="bank_transfer", actor=ACTOR)
             db.session.commit()
         page = agent_client.get("/admin/billing/orders").data.decode()

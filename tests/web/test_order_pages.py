@@ -5,7 +5,7 @@ from limonbilling.extensions import db
 from limonbilling.models import Order
 from limonbilling.services import card_payments, order_actions, placement
 
-from ..factories import make_corporate_customer, make_customer, make_department, make_package
+from ..factories import make_corporate_customer, make_customer, make_department, make_package, make_transfer_account
 from ..payment_support import AGENT, BANK, bank_answer, card_order
 
 
@@ -62,6 +62,7 @@ def test_delete_asks_for_the_number(billing_client, paid_order):
 
 
 def test_delete_of_an_order_no_money_touched_asks_for_the_number(billing_client, app):
+    make_transfer_account()
     order = placement.place_agent_order(make_customer(), make_package("credit"), payment_method="bank_transfer",
                                 actor=AGENT)
     order_actions.cancel_order(order, AGENT)
