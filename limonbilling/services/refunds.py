@@ -96,7 +96,8 @@ def start(order: Order, *, to: RefundDestination, actor: audit.Actor, amount_min
             parts.append((source, part))
             left -= part
     if order.top_up and not automatic:  # from the balance first, what of it was credited; refused if spent
-        top_ups.take_back(order, sum(part for source, part in parts if top_ups.credited_payment(source)), actor)
+        accepted = order.accepted_payments  # money we refused was never credited: nothing to take back for it
+        top_ups.take_back(order, sum(part for source, part in parts if source in accepted), actor)
     rows = [Refund(
         order=order, payment=source, destination=to, state=State.CREATED, amount_minor=part,
         currency=order.currency, automatic=automatic, closes_order=closes_order, reason=reason,

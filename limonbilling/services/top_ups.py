@@ -12,7 +12,7 @@ machinery as any order. What it "activates" is a credit of the account balance:
   with what is still there, so an agent may refund that much.
 - `put_back`: a refund the bank refuses leaves the money with us, so it returns to the balance (`top_up_kept`).
 - Money the bank took that we did not accept (an automatic refund) was never credited: nothing to take back, also
-  when the bank refused to return it and an agent refunds it later (`credited_payment`).
+  when the bank refused to return it and an agent refunds it later (not among `Order.accepted_payments`).
 
 Invoicing (`top_up_invoicing`): "top_up" invoices the top-up when it is paid and then orders paid from the
 balance get no invoice; "orders" (default) invoices the orders the balance pays and the top-up gets none. Either
@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..formatting import format_money, plain_amount
-from ..models import BalanceKind, Order, OrderKind, OrderState, Payment, Refund, TopUpInvoicing
+from ..models import BalanceKind, Order, OrderKind, OrderState, Refund, TopUpInvoicing
 from . import ServiceError, ValidationFailed, audit, balance, settings
 from .packages import parse_price
 
@@ -117,12 +117,6 @@ def credited_minor(order: Order) -> int:
                if entry.kind in (BalanceKind.TOP_UP, BalanceKind.TOP_UP_BACK, BalanceKind.TOP_UP_KEPT))
 
 
-def credited_payment(payment: Payment) -> bool:
-    """Whether the payment's money is the top-up's credit: not one we refused and returned by itself (a second
-    approval, a late one), which was never credited, even when the bank would not take it back."""
-    return not any(refund.automatic for refund in payment.refunds)
-
-
 def take_back(order: Order, amount_minor: int, actor: audit.Actor) -> None:
     """Before `amount_minor` of the (locked) top-up's credited money goes back to the card, take it from the
     balance; refuse with what is still there when the customer spent it."""
@@ -143,7 +137,7 @@ def take_back(order: Order, amount_minor: int, actor: audit.Actor) -> None:
 
 def put_back(order: Order, refund: Refund, actor: audit.Actor) -> None:
     """The bank refused the top-up's refund: the money stays with us, so it goes back into the balance."""
-    if refund.automatic or not order.activated or not credited_payment(refund.payment):
-        return  # nothing was taken from the balance for it
+    if refund.automatic or not order.activated or refund.payment not in order.accepted_payments:
+        return  # nothing was taken from the balance for it (money we refused was never credited)
     balance.move(order.customer_id, order.currency, refund.amount_minor, BalanceKind.TOP_UP_KEPT, order=order)
     audit.record(actor, "balance.top_up_kept", order, number=order.number, amount_minor=refund.amount_minor)
