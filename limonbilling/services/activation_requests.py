@@ -132,10 +132,7 @@ def submit(fields: dict, *, signed_in: Customer | None = None, language: str | N
     clean = _validate(fields)
     actor = (audit.Actor.of(signed_in, ip) if signed_in is not None
              else audit.Actor("system", None, "activation form", ip))
-    customer = ledger.lock_customer(_customer_for(clean, language, actor).id)
-    if customer.erased_at is not None:  # found by its address just before the erasure committed
-        raise ServiceError("customer_erased", _("This account's data was erased: it signs in no more and takes "
-                                                "no new requests. Nothing was recorded."))
+    customer = ledger.lock_active_customer(_customer_for(clean, language, actor).id)  # found before an erasure?
     if pending_request(customer) is not None:
         if signed_in is not None and signed_in.id == customer.id:
             raise ServiceError("already_requested", _(

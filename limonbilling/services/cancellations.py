@@ -51,10 +51,7 @@ def request_cancellation(customer: Customer, *, timing: str, reason: str, actor:
         errors["reason"] = [_("Tell us why you want to cancel.")]
     if errors:
         raise ValidationFailed(errors)
-    customer = ledger.lock_customer(customer.id)  # one waiting request, even when requests arrive at once
-    if customer.erased_at is not None:  # a page loaded before the erasure committed: its words are not kept
-        raise ServiceError("customer_erased", _("This account's data was erased: it signs in no more and takes "
-                                                "no new requests. Nothing was recorded."))
+    customer = ledger.lock_active_customer(customer.id)  # one waiting request, even when requests arrive at once
     if customer.package_type != PackageType.SUBSCRIPTION or holdings.current_period_end(customer) is None:
         raise ServiceError("no_subscription", _("You have no running subscription to cancel."))
     if pending_request(customer) is not None:

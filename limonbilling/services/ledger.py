@@ -55,6 +55,17 @@ def lock_customer(customer_id: int) -> Customer:
     return customer
 
 
+def lock_active_customer(customer_id: int) -> Customer:
+    """The customer, locked, for something new of theirs (an order, a top-up, a request); refused once erased.
+    A page loaded before the erasure committed, or an activation request approved after it, would otherwise pay,
+    activate or record something for an account that signs in no more, with the data just erased."""
+    customer = lock_customer(customer_id)
+    if customer.erased_at is not None:
+        raise ServiceError("customer_erased", _("This account's data was erased: it signs in no more and takes no "
+                                                "new orders or requests. Nothing was recorded."))
+    return customer
+
+
 @event.listens_for(Session, "after_transaction_end")
 def _forget_locks(session: Session, transaction) -> None:
     """Row locks end with the transaction (and with a savepoint rolled back to)."""

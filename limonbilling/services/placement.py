@@ -209,17 +209,6 @@ def place_agent_order(customer: Customer, package: Package, *, payment_method: s
     return order
 
 
-def _lock_customer_not_erased(customer: Customer) -> Customer:
-    """The customer, locked; refused once erased (an activation request approved after the erasure, a page loaded
-    before it): an order for an account that signs in no more would be paid and activated, or credited to a
-    balance, for nobody."""
-    customer = ledger.lock_customer(customer.id)
-    if customer.erased_at is not None:
-        raise ServiceError("customer_erased", _("This customer's data was erased: the account signs in no more "
-                                                "and takes no new orders."))
-    return customer
-
-
 def _new_order(customer: Customer, package: Package, *, payment_method: str, actor: audit.Actor,
                ip: str | None, promo_code: str | None, placed_by: Agent | None = None,
                price_override_minor: int | None = None, create_invoice: bool = True, quantity: int = 1,
@@ -228,7 +217,7 @@ def _new_order(customer: Customer, package: Package, *, payment_method: str, act
     """Lock the customer, check the purchase rules, price the package and write the Pending order (with its
     invoice); returns it with the locked customer."""
     check_quantity(package, quantity)
-    customer = _lock_customer_not_erased(customer)
+    customer = ledger.lock_active_customer(customer.id)
     preview = purchase_rules.preview_purchase(customer, purchase_rules.Offer.of(package).times(quantity))
     if not preview.allowed:
         raise purchase_rules.PurchaseRefused(preview)
@@ -311,7 +300,7 @@ def place_top_up(customer: Customer, raw_amount: str, *, payment_method: str, ac
         raise ValidationFailed({"amount": [_("Top up from %(least)s to %(most)s.",
                                              least=format_money(least, TOP_UP_CURRENCY),
                                              most=format_money(most, TOP_UP_CURRENCY))]})
-    customer = _lock_customer_not_erased(customer)
+    customer = ledger.lock_active_customer(customer.id)
     moment = now()
     settings.lock("top_up_invoicing", shared=True)  # the way it is invoiced cannot change until this commits
     invoiced = top_ups.invoices_top_ups()
