@@ -76,3 +76,22 @@ def refund_to_card(order, gateway, actor=AGENT, amount_minor=None) -> str:
 
 def refund_to_balance(order, actor=AGENT, amount_minor=None):
     return refunds.start(order, to=RefundDestination.BALANCE, actor=actor, amount_minor=amount_minor)
+
+
+def approved_at_the_simulator(attempt) -> dict:
+    """Pay the attempt on the NestPay simulator's 3-D page (it must be the configured gateway) and return the
+    signed post-back it answers with, which nobody has posted to us yet: the sale is on the bank's books."""
+    import requests
+
+    from limonbilling.sandbox import TEST_CARD
+
+    from .http.servers import form_with_field, forms_of
+
+    url, fields = NestPayGateway().payment_form(
+        reference=attempt.oid, amount_minor=attempt.amount_minor, currency=attempt.currency,
+        ok_url="http://127.0.0.1:9/ok", fail_url="http://127.0.0.1:9/fail", lang="tr",
+        card=nestpay.Card(TEST_CARD, 12, 30, "000", "visa"), email=None, name=None)
+    browser = requests.Session()
+    choice = forms_of(browser.post(url, data=fields))[0]
+    return form_with_field(browser.post(choice["action"], data={**choice["fields"], "outcome": "approve"}),
+                           "HASH")["fields"]

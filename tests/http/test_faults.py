@@ -12,14 +12,19 @@ from sqlalchemy.exc import OperationalError
 from limonbilling.cli import reconcile_with_bank
 from limonbilling.extensions import db
 from limonbilling.models import Grant, LedgerEntry, Notification, Order, Payment
-from limonbilling.payments import nestpay
 from limonbilling.payments.nestpay_gateway import NestPayGateway
-from limonbilling.sandbox import TEST_CARD
 from limonbilling.services import card_payments, outbox, settings
 
 from ..factories import make_customer, make_package
-from ..payment_support import AGENT, bank_answer, card_order, configure_gateway, refund_to_card
-from .servers import POLL_SECONDS, forms_of
+from ..payment_support import (
+    AGENT,
+    approved_at_the_simulator,
+    bank_answer,
+    card_order,
+    configure_gateway,
+    refund_to_card,
+)
+from .servers import POLL_SECONDS
 from .test_refunds import paid  # noqa: F401  (a fixture)
 
 
@@ -173,13 +178,7 @@ def mangling_bank(simulator):
 def _paid_at_the_bank_unheard(simulator, customer, package):
     """A card attempt the simulator approved whose callback never reached us."""
     order, attempt = card_order(customer, package)
-    url, fields = NestPayGateway().payment_form(
-        reference=attempt.oid, amount_minor=attempt.amount_minor, currency=attempt.currency,
-        ok_url="http://127.0.0.1:9/ok", fail_url="http://127.0.0.1:9/fail", lang="tr",
-        card=nestpay.Card(TEST_CARD, 12, 30, "000", "visa"), email=None, name=None)
-    browser = requests.Session()
-    choice = forms_of(browser.post(url, data=fields))[0]
-    browser.post(choice["action"], data={**choice["fields"], "outcome": "approve"})
+    approved_at_the_simulator(attempt)  # its post-back is never sent to us
     return order, attempt
 
 

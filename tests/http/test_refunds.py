@@ -14,7 +14,15 @@ from limonbilling.sandbox import TEST_CARD
 from limonbilling.services import ServiceError, card_payments, refunds, settings
 
 from ..factories import make_customer, make_department, make_package
-from ..payment_support import AGENT, BANK, bank_answer, card_order, configure_gateway, refund_to_card
+from ..payment_support import (
+    AGENT,
+    BANK,
+    approved_at_the_simulator,
+    bank_answer,
+    card_order,
+    configure_gateway,
+    refund_to_card,
+)
 from .servers import POLL_SECONDS, form_with_field, forms_of
 
 
@@ -158,18 +166,6 @@ def test_after_an_unknown_refund_that_did_not_happen_the_retry_refunds(app, paid
     assert [(r.state, r.operation) for r in order.refunds] == [("done", "void")]
 
 
-def _approved_at_the_simulator(attempt) -> dict:
-    """The simulator's signed post-back for an attempt it approved (its sale is on the bank's books)."""
-    url, fields = NestPayGateway().payment_form(
-        reference=attempt.oid, amount_minor=attempt.amount_minor, currency=attempt.currency,
-        ok_url="http://127.0.0.1:9/ok", fail_url="http://127.0.0.1:9/fail", lang="tr",
-        card=nestpay.Card(TEST_CARD, 12, 30, "000", "visa"), email=None, name=None)
-    browser = requests.Session()
-    choice = forms_of(browser.post(url, data=fields))[0]
-    return form_with_field(browser.post(choice["action"], data={**choice["fields"], "outcome": "approve"}),
-                           "HASH")["fields"]
-
-
 def test_a_refused_return_stays_flagged_when_another_return_is_made(app, simulator):
     """Three approved attempts of one order: the first pays it, the bank refuses to return the second's money
     (flagged), the third's comes back. That third return cleared the flag, and the second's money, which we
@@ -179,9 +175,9 @@ def test_a_refused_return_stays_flagged_when_another_return_is_made(app, simulat
     second = card_payments.start_card_payment(order, "nestpay")
     third = card_payments.start_card_payment(order, "nestpay")
     db.session.commit()
-    third_answer = _approved_at_the_simulator(third)
+    third_answer = approved_at_the_simulator(third)
     gateway = NestPayGateway()
-    for answer in (_approved_at_the_simulator(first), bank_answer(second), third_answer):
+    for answer in (approved_at_the_simulator(first), bank_answer(second), third_answer):
         # the second is not on the simulator's books: its Void and its Credit are refused
         order = card_payments.apply_card_callback(gateway, answer, BANK)
         db.session.commit()
