@@ -120,3 +120,19 @@ def test_a_refund_is_a_void_until_the_last_microsecond_of_the_payments_day_in_is
     assert refunds.card_plan(order) == "void"
     clock.set(datetime(2026, 3, 1, 21, 0, tzinfo=UTC))  # midnight in Istanbul, still 1 March in UTC
     assert refunds.card_plan(order) == "credit"
+
+
+def test_the_ended_notice_goes_at_the_subscriptions_end_not_a_microsecond_before(app, clock):
+    customer = make_customer()
+    activate(customer, make_package("subscription", days=30))
+    end = end_of(customer)
+    clock.set(end - TICK)
+    notifications.queue_reminders()  # the 1-day reminder
+    db.session.commit()
+    ended = select(Notification.id).where(Notification.customer_id == customer.id,
+                                          Notification.event == "subscription_ended")
+    assert db.session.scalars(ended).all() == []
+    clock.set(end)
+    assert notifications.queue_reminders() == 1
+    db.session.commit()
+    assert len(db.session.scalars(ended).all()) == 1
