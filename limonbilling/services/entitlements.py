@@ -68,15 +68,18 @@ def sync_departments(customer: Customer, actor: audit.Actor | None = None) -> No
 def expire_entitlements() -> int:
     """Switch off the package departments of every customer whose subscription has ended (cron).
 
-    Returns how many customers changed. Usability is always decided at charge
-    time too, so this only keeps the cards tidy.
+    Returns how many customers changed. Each customer is locked first, as a purchase locks it: read unlocked, a
+    renewal committed meanwhile (its departments still on, so it switched none on) lost them here, for good.
     """
     changed = 0
     with_package_departments = select(CustomerDepartment.customer_id).where(
         CustomerDepartment.source == DepartmentSource.PACKAGE)
-    subscribers = db.session.scalars(select(Customer).where(
-        Customer.id.in_(with_package_departments), Customer.package_type == PackageType.SUBSCRIPTION))
-    for customer in subscribers:
+    subscriber_ids = list(db.session.scalars(select(Customer.id).where(
+        Customer.id.in_(with_package_departments), Customer.package_type == PackageType.SUBSCRIPTION
+    ).order_by(Customer.id)))
+    for customer_id in subscriber_ids:
+        customer = ledger.lock_customer(customer_id)
+        db.session.expire(customer, ["departments"])  # as they are now, under the lock
         before = {row.department_id for row in customer.departments}
         sync_departments(customer, audit.Actor.system("expiry"))
         if {row.department_id for row in customer.departments} != before:

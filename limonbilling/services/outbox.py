@@ -5,9 +5,10 @@ process right after a commit, a cron `send-due`). A sender first claims rows
 in a short transaction of its own — `SELECT … FOR UPDATE SKIP LOCKED` on
 PostgreSQL, and on SQLite a conditional UPDATE inside the database's single
 write lock — marking them `sending` with its token, so no two senders hold
-the same row. Results are written back only while the claim is still the
-sender's. A claim runs out after OUTBOX_CLAIM_SECONDS, so the rows of a
-killed sender are delivered by another one.
+the same row. Each message is sent, and its result written back, only while
+the claim is still the sender's (renewed just before it is sent). A claim
+runs out after OUTBOX_CLAIM_SECONDS, so the rows of a killed sender are
+delivered by another one.
 """
 import secrets
 import threading
@@ -120,11 +121,27 @@ def _finish(message: Claimed, **values) -> None:
     db.session.commit()
 
 
+def _renew(message: Claimed) -> bool:
+    """Whether the claim is still this sender's, renewed for OUTBOX_CLAIM_SECONDS from now. A batch is claimed
+    at once and sent one by one: the later rows' claims may run out while a slow server takes the first ones,
+    and another sender may have taken them over and sent them meanwhile."""
+    renewed = db.session.execute(
+        update(Notification).where(Notification.id == message.id, Notification.claim_token == message.claim_token)
+        .values(claimed_until=now() + timedelta(seconds=current_app.config["OUTBOX_CLAIM_SECONDS"])),
+        execution_options={"synchronize_session": False},
+    ).rowcount
+    db.session.commit()
+    return renewed == 1
+
+
 def deliver(message: Claimed, values: dict, connection: SmtpConnection, report: SendReport) -> None:
-    """Send one claimed message and record the outcome: sent, to be retried later, or failed for good.
+    """Send one claimed message and record the outcome: sent, to be retried later, or failed for good; nothing
+    when another sender took the message over (its claim ran out while this sender was slow).
 
     A message that cannot even be built (an address the mail classes refuse) fails like one the server
     refused: alone, with its error on the row for agents, never stopping the messages after it."""
+    if not _renew(message):
+        return
     recorded = {}
     try:
         if message.channel == "email":

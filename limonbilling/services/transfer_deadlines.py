@@ -32,13 +32,15 @@ def _placed_before(days: int) -> list[int]:
 
 def queue_reminders() -> int:
     """Remind the customer of each order waiting for its transfer for `transfer_reminder_days`; how many were
-    queued (an order is reminded once, whatever runs when)."""
+    queued (an order is reminded once, whatever runs when). Each order is checked under its lock: read unlocked,
+    an order an agent accepted (or the customer said is paid) meanwhile was still told to wait for the money,
+    with the accounts to send it to again."""
     days = settings.get("transfer_reminder_days")
     if not days:
         return 0
     queued = 0
     for order_id in _placed_before(days):
-        order = db.session.get(Order, order_id)
+        order = lock_order(order_id)
         if _waiting_for_transfer(order):
             queued += notifications.transfer_reminder(order, days, bank_transfer.accounts_for(order.currency))
     return queued

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from limonbilling.extensions import db
 from limonbilling.models import Notification
 from limonbilling.services import outbox, placement, settings
+from limonbilling.transports import SmtpConnection
 
 from ..factories import activate, make_customer, make_package
 from ..payment_support import AGENT, paid_by_card
@@ -279,3 +280,24 @@ def test_the_worker_delivers_until_it_is_stopped(app, database_url, smtp_server)
     assert worker.returncode == 0, errors
     assert len(smtp_server.received) == 2
     assert "Outbox worker stopped." in output
+
+
+def test_a_sender_slower_than_its_claim_does_not_send_what_another_sender_took_over(app, smtp_server, clock):
+    """A sender claims a batch, and its first mail takes longer than the claim (a slow mail server: each send
+    may take SMTP_TIMEOUT, a batch of twenty far more than OUTBOX_CLAIM_SECONDS). Another sender rightly takes
+    over the rest of the batch and sends it; the first one then must not send those mails a second time."""
+    make_customer()
+    make_customer()  # two welcome mails
+    values = settings.get_all()
+    db.session.commit()
+    first, second = outbox.claim(20, ["email"])
+    report = outbox.SendReport()
+    with SmtpConnection(values) as connection:
+        outbox.deliver(first, values, connection, report)
+        clock.advance(seconds=app.config["OUTBOX_CLAIM_SECONDS"] + 1)  # the first mail took that long
+        assert outbox.send_due().sent == 1  # another sender: the second mail's claim ran out, it sends it
+        outbox.deliver(second, values, connection, report)
+    ids = Counter(mail.message["Message-ID"] for mail in smtp_server.received)
+    assert len(ids) == 2 and set(ids.values()) == {1}, ids
+    assert [row.state for row in rows()] == ["sent", "sent"] and [row.attempts for row in rows()] == [1, 1]
+    assert report.sent == 1

@@ -1388,3 +1388,33 @@ def test_19_a_cancel_that_loaded_the_grant_before_a_switch_forfeited_it_takes_ba
     notes = db.session.scalars(select(LedgerEntry).where(LedgerEntry.grant_id == grant.id,
                                                          LedgerEntry.kind == "reversal")).all()
     assert [(entry.reason_args or {}).get("left_seconds") for entry in notes] in ([], [0])
+
+
+def test_20_the_expiry_run_and_a_renewal_at_once_leave_the_renewed_subscription_its_departments(
+        worker, support, clock, monkeypatch):
+    """Forced: the cron's `expire` found the ended subscription covers nothing now, and then the customer's
+    renewal committed (its department was still on, so the renewal added none); the run went on and switched the
+    department off. The customer paid for thirty days and every ticket was refused, and no later run switched it
+    back on (it looks only at customers with a package department)."""
+    from limonbilling.services import charging, entitlements
+
+    customer = make_customer()
+    package = make_package("subscription", [support], days=30)
+    customer_id, package_id, department_id = customer.id, package.id, support.id
+    entitlements.activate_package(customer, package, source="test", actor=AGENT)
+    db.session.commit()
+    clock.advance(days=30, minutes=5)  # ended five minutes ago; the cron has not run since
+    Interleaving(monkeypatch).pause_after(entitlements, "_entitled_department_ids")
+
+    def renew():
+        entitlements.activate_package(db.session.get(Customer, customer_id), db.session.get(Package, package_id),
+                                      source="test", actor=AGENT)
+
+    outcomes = race(worker, [call(entitlements.expire_entitlements, "expire"), call(renew, "renew")])
+
+    no_errors(outcomes)
+    assert len(done(outcomes)) == 2
+    customer = db.session.get(Customer, customer_id)
+    assert [(row.department_id, row.source) for row in customer.departments] == [(department_id, "package")]
+    charged = charging.charge_usage(customer_id, department_id, "ticket", "after-renewal")
+    assert (charged.covered_by, charged.charged) == ("subscription", 0)

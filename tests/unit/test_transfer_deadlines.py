@@ -2,6 +2,7 @@
 `transfer_cancel_days`, each once, to the second; never an order whose customer said the money is sent, nor
 one an agent accepted. The races run on PostgreSQL: parallel cron runs, and the customer's activation request
 at the instant of the deadline."""
+import threading
 from datetime import timedelta
 
 import pytest
@@ -228,3 +229,36 @@ def test_sixteen_activation_requests_at_once_are_taken_once(postgresql_only, wor
     requests = select(db.func.count(AuditEntry.id)).where(AuditEntry.action == "order.activation_request")
     assert db.session.scalar(requests) == 1
     assert len(mails(number, "activation_requested")) == 1
+
+
+def test_no_reminder_to_transfer_the_money_goes_after_the_agent_accepted_the_transfer(
+        postgresql_only, worker, transfer_order, clock, monkeypatch):  # noqa: F811
+    """Forced: the hourly `remind` run found the order waiting for its transfer, and just then an agent accepted
+    it (the money had arrived); the run then queued "Order … waits for your bank transfer", with the accounts,
+    after the customer was told the package is active: a customer who pays again sends us money for nothing."""
+    order_id, number = transfer_order.id, transfer_order.number
+    clock.set(transfer_order.created_at + 3 * DAY)
+    checked, accepted = threading.Event(), threading.Event()
+    real_check = deadlines._waiting_for_transfer
+
+    def check_then_let_the_agent_act(order):
+        waiting = real_check(order)
+        checked.set()
+        accepted.wait(3)  # with the order locked, the agent waits for this run instead
+        return waiting
+
+    monkeypatch.setattr(deadlines, "_waiting_for_transfer", check_then_let_the_agent_act)
+
+    def accept(order):
+        if not checked.wait(10):
+            raise AssertionError("the reminder run never checked the order")
+        order_actions.accept_order(order, AGENT)
+        db.session.commit()
+        accepted.set()
+
+    outcomes = race(worker, [call(deadlines.queue_reminders, "remind"), on_order(order_id, accept, "accept")])
+
+    no_errors(outcomes)
+    assert db.session.get(Order, order_id).status == "active"
+    told_active = max(row.id for row in mails(number, "purchase_activated"))
+    assert all(row.id < told_active for row in mails(number, "transfer_reminder"))
