@@ -91,23 +91,23 @@ def one_by_one(ids, handle, label: str) -> tuple[list, list[str]]:
 def expire() -> None:
     """Switch off the package departments of ended subscriptions and cancel card checkouts left unpaid
     past their time, after asking the bank about their attempts (run from cron, e.g. every 10 minutes).
-    An order that fails is reported and left for the next run; the exit status is then 1."""
-    changed = entitlements.expire_entitlements()
-    db.session.commit()
+    A customer or an order that fails is reported and left for the next run; the exit status is then 1."""
+    changed, failed = one_by_one(entitlements.subscribers_to_expire(), entitlements.expire_subscriber, "customer")
     gateway, actor = gateways.gateway(), audit.Actor.system("expiry")
-    abandoned, failed = one_by_one(card_payments.stale_checkouts(),
-                                   lambda order_id: card_payments.expire_checkout(order_id, gateway, actor), "order")
+    abandoned, failed_too = one_by_one(card_payments.stale_checkouts(), lambda order_id:
+                                       card_payments.expire_checkout(order_id, gateway, actor), "order")
     actor = audit.Actor.system("transfer-deadline")
-    overdue, failed_too = one_by_one(transfer_deadlines.overdue_orders(),
-                                     lambda order_id: transfer_deadlines.cancel_overdue(order_id, actor), "order")
+    overdue, failed_last = one_by_one(transfer_deadlines.overdue_orders(),
+                                      lambda order_id: transfer_deadlines.cancel_overdue(order_id, actor), "order")
     forgotten = idempotency.prune()
     db.session.commit()
-    for line in failed + failed_too:
+    failed += failed_too + failed_last
+    for line in failed:
         click.echo(line)
-    click.echo(f"{changed} customer(s) updated, {sum(abandoned)} unpaid card checkout(s) cancelled, "
+    click.echo(f"{sum(changed)} customer(s) updated, {sum(abandoned)} unpaid card checkout(s) cancelled, "
                f"{sum(overdue)} bank-transfer order(s) past their deadline cancelled, {forgotten} API idempotency "
                f"key(s) older than a day forgotten.")
-    if failed or failed_too:
+    if failed:
         sys.exit(1)
 
 

@@ -65,26 +65,26 @@ def sync_departments(customer: Customer, actor: audit.Actor | None = None) -> No
         audit.record(actor, "customer.departments.sync", customer, on=switched_on, off=switched_off)
 
 
-def expire_entitlements() -> int:
-    """Switch off the package departments of every customer whose subscription has ended (cron).
-
-    Returns how many customers changed. Each customer is locked first, as a purchase locks it: read unlocked, a
-    renewal committed meanwhile (its departments still on, so it switched none on) lost them here, for good.
-    """
-    changed = 0
+def subscribers_to_expire() -> list[int]:
+    """The subscribers holding a department by a package: those whose subscription may have ended (cron)."""
     with_package_departments = select(CustomerDepartment.customer_id).where(
         CustomerDepartment.source == DepartmentSource.PACKAGE)
-    subscriber_ids = list(db.session.scalars(select(Customer.id).where(
+    return list(db.session.scalars(select(Customer.id).where(
         Customer.id.in_(with_package_departments), Customer.package_type == PackageType.SUBSCRIPTION
     ).order_by(Customer.id)))
-    for customer_id in subscriber_ids:
-        customer = ledger.lock_customer(customer_id)
-        db.session.expire(customer, ["departments"])  # as they are now, under the lock
-        before = {row.department_id for row in customer.departments}
-        sync_departments(customer, audit.Actor.system("expiry"))
-        if {row.department_id for row in customer.departments} != before:
-            changed += 1
-    return changed
+
+
+def expire_subscriber(customer_id: int) -> bool:
+    """Switch off the package departments no period of the customer covers any more; whether any went off.
+
+    The customer is locked first, as a purchase locks it: read unlocked, a renewal committed meanwhile (its
+    departments still on, so it switched none on) lost them here, for good. The cron commits each customer on
+    its own, so a run does not hold every subscriber until its end."""
+    customer = ledger.lock_customer(customer_id)
+    db.session.expire(customer, ["departments"])  # as they are now, under the lock
+    before = {row.department_id for row in customer.departments}
+    sync_departments(customer, audit.Actor.system("expiry"))
+    return {row.department_id for row in customer.departments} != before
 
 
 # --- activation ---------------------------------------------------------------------------------

@@ -240,10 +240,11 @@ def test_expired_subscription_departments_go_off(clock, support):
     customer = make_customer()
     activate(customer, make_package("subscription", [support], days=30))
     clock.advance(days=30)
-    assert entitlements.expire_entitlements() == 1
+    assert entitlements.subscribers_to_expire() == [customer.id]
+    assert entitlements.expire_subscriber(customer.id)
     db.session.commit()
     assert department_sources(customer) == {}
-    assert entitlements.expire_entitlements() == 0
+    assert entitlements.subscribers_to_expire() == []
 
 
 # --- rule 6: charging -------------------------------------------------------------------------

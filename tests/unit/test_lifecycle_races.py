@@ -1410,7 +1410,7 @@ def test_20_the_expiry_run_and_a_renewal_at_once_leave_the_renewed_subscription_
         entitlements.activate_package(db.session.get(Customer, customer_id), db.session.get(Package, package_id),
                                       source="test", actor=AGENT)
 
-    outcomes = race(worker, [call(entitlements.expire_entitlements, "expire"), call(renew, "renew")])
+    outcomes = race(worker, [call(lambda: entitlements.expire_subscriber(customer_id), "expire"), call(renew, "renew")])
 
     no_errors(outcomes)
     assert len(done(outcomes)) == 2

@@ -421,7 +421,7 @@ def test_cancellation_at_the_end_of_the_period_keeps_a_renewal_bought_ahead(supp
     clock.set(period_end)
     assert entitlements.entitlement(customer).subscription_active  # the paid renewal runs
     clock.set(renewal_end)
-    entitlements.expire_entitlements()
+    entitlements.expire_subscriber(customer.id)
     assert not entitlements.entitlement(customer).subscription_active and customer.departments == []
 
 

@@ -98,3 +98,36 @@ def test_one_checkout_that_fails_to_expire_does_not_stop_the_others(app, gateway
     db.session.expire_all()
     assert (db.session.get(Order, first.id).status, db.session.get(Order, second.id).status) == (
         "pending", "cancelled")
+
+
+def test_expire_switches_off_each_ended_subscription_on_its_own(app, clock, monkeypatch):
+    """Each subscriber is locked and committed on its own, so a run holds no customer it has passed, and one that
+    fails (logged, left for the next run) does not keep the others' departments on."""
+    from limonbilling.services import entitlements
+
+    from ..factories import activate, make_department
+
+    support = make_department()
+    package = make_package("subscription", [support], days=30)
+    first, second = make_customer(), make_customer()
+    for customer in (first, second):
+        activate(customer, package)
+    db.session.commit()
+    clock.advance(days=30)
+    real = entitlements.expire_subscriber
+
+    def failing_for_the_first(customer_id):
+        if customer_id == first.id:
+            raise RuntimeError("a row we cannot read")
+        return real(customer_id)
+
+    monkeypatch.setattr(entitlements, "expire_subscriber", failing_for_the_first)
+    result = app.test_cli_runner().invoke(args=["billing", "expire"])
+    assert result.exit_code == 1
+    assert f"customer {first.id}: failed (RuntimeError)" in result.output
+    assert "1 customer(s) updated" in result.output
+    db.session.expire_all()
+    assert [len(db.session.get(Customer, c.id).departments) for c in (first, second)] == [1, 0]
+    monkeypatch.setattr(entitlements, "expire_subscriber", real)
+    again = app.test_cli_runner().invoke(args=["billing", "expire"])
+    assert again.exit_code == 0 and "1 customer(s) updated" in again.output
