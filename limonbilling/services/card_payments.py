@@ -32,7 +32,19 @@ from ..models import (
 )
 from ..models.orders import RECHECK_FAILED, STATUS_FAILURE
 from ..payments.base import GatewayError, PaymentGateway, SaleStatus
-from . import ServiceError, audit, ledger, notifications, orders, payments, promo_codes, refunds, settings, tokens
+from . import (
+    ServiceError,
+    audit,
+    ledger,
+    notifications,
+    orders,
+    payments,
+    promo_codes,
+    purchase_rules,
+    refunds,
+    settings,
+    tokens,
+)
 from .lifecycle import lock_order, move_order, settle
 from .payments import move_payment
 
@@ -105,9 +117,25 @@ def start_card_payment(order: Order, provider: str) -> Payment:
         raise ServiceError("link_expired", _("The payment link of order %(number)s has expired. Please contact "
                                              "us for a new order.", number=order.number))
     _check_attempt_limits(order, moment)
-    if expired:  # a customer's own checkout, not cancelled yet: it gets a new window
+    if expired:  # a customer's own checkout, not cancelled yet: it gets a new window if it still holds
+        _check_still_as_ordered(order)
         order.expires_at = moment + timedelta(minutes=settings.get("card_checkout_minutes"))
     return payments.start_card_attempt(order, provider)
+
+
+def _check_still_as_ordered(order: Order) -> None:
+    """A checkout past its time stopped counting for rule 7, so the customer may have bought something since:
+    resumed, it must still be the purchase the customer agreed to (rules 1–4 and 7 again, and the same kind), or
+    paying it could forfeit what they bought meanwhile, unasked. The order is locked, and so is the customer."""
+    if order.top_up:
+        return
+    preview = purchase_rules.preview_purchase(
+        ledger.lock_customer(order.customer_id), purchase_rules.Offer.sold(order.package_snapshot, order.quantity),
+        allow_off_sale=True, for_order=order)
+    if not preview.allowed or preview.kind != order.kind:
+        raise ServiceError("checkout_outdated", _(
+            "Order %(number)s was left unpaid past its time, and your account has changed since. Please start a "
+            "new order.", number=order.number))
 
 
 def _check_attempt_limits(order: Order, moment: datetime) -> None:

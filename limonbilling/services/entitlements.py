@@ -7,6 +7,7 @@ charging.py (rule 6). Pages, the API and the payment code call these and never r
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ..clock import now
@@ -91,17 +92,22 @@ def expire_subscriber(customer_id: int) -> bool:
 
 def activate_package(
     customer: Customer, package: Package | Offer, *, source: str, actor: audit.Actor, allow_off_sale: bool = False,
-    for_order: Order | None = None,
+    for_order: Order | None = None, may_forfeit: bool = True,
 ) -> Grant:
     """Give the customer what the package sells, in the caller's transaction.
 
     The customer row is locked and the rules are checked again, whatever a
-    page showed earlier; a refused purchase raises PurchaseRefused. `for_order`
-    is the paid order that activates it: the grant is that order's.
+    page showed earlier; a refused purchase raises PurchaseRefused, also one
+    that would forfeit what the customer holds (rule 4) unless `may_forfeit`.
+    `for_order` is the paid order that activates it: the grant is that order's.
     """
     customer = ledger.lock_customer(customer.id)
     package = Offer.of(package)
     preview = preview_purchase(customer, package, allow_off_sale=allow_off_sale, for_order=for_order)
+    if preview.allowed and preview.forfeits_something and not may_forfeit:
+        preview.allowed, preview.reason_code = False, "unasked_forfeit"
+        preview.reason = _("it would forfeit the package the customer holds now, which they did not agree to when "
+                           "they ordered; refund the order instead")
     if not preview.allowed:
         raise PurchaseRefused(preview)
     moment = now()

@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Customer, Order, OrderState, PackageType, PaymentMethod
+from ..models import Customer, Order, OrderKind, OrderState, PackageType, PaymentMethod
 from . import ServiceError, audit, entitlements, ledger, notifications, purchase_rules, settings, top_ups
 from .lifecycle import move_order, settle
 
@@ -52,14 +52,12 @@ def activate_order(order: Order, actor: audit.Actor) -> bool:
         entitlements.restore_nothing(customer, offer, source=f"order {order.number}", for_order=order)
         _restored(order, offer, actor)
         return True  # the revocation took nothing: nothing to give back, nothing to mail
-    if restored and purchase_rules.preview_purchase(customer, offer, for_order=order).forfeits_something:
-        # The customer switched type since: giving it back would forfeit what they bought since, unasked.
-        return _activation_refused(order, actor, "restore_would_forfeit", _(
-            "giving back what was taken would forfeit the package the customer holds now; refund the order "
-            "instead"))
     try:
+        # A forfeit only as the customer agreed to it when ordering (a switch order; never a restoration): one who
+        # bought the other type since, e.g. while an abandoned checkout was paid after all, would lose it unasked.
         grant = entitlements.activate_package(customer, offer, source=f"order {order.number}", actor=actor,
-                                              for_order=order)
+                                              for_order=order,
+                                              may_forfeit=order.kind == OrderKind.SWITCH and not restored)
     except purchase_rules.PurchaseRefused as refused:
         return _activation_refused(order, actor, refused.code, refused.message)
     if restored:

@@ -152,15 +152,30 @@ def test_sixteen_parallel_attempts_on_one_order_leave_exactly_the_limit(postgres
     assert _attempts(id=order_id) == 5
 
 
-def test_sixteen_parallel_attempts_on_sixteen_orders_of_one_customer_leave_exactly_the_hourly_limit(
+def test_sixteen_parallel_attempts_of_one_customer_leave_exactly_the_hourly_limit(
+        postgresql_only, worker, package):  # noqa: F811
+    """One order at a time (rule 7; a checkout resumed past its time is checked again): the customer's hourly
+    limit is raced on that order, with the order's own limit above it."""
+    settings.update({"card_attempts_per_order": 50}, AGENT)
+    customer = make_customer()
+    customer_id, order_id = customer.id, _card_order(customer, package).id
+    outcomes = race(worker, [on_order(order_id, start_by_card)] * THREADS)
+    no_errors(outcomes)
+    assert refusals(outcomes) == {"card_attempts_hour": THREADS - 10}
+    assert _attempts(customer_id=customer_id) == 10
+
+
+def test_sixteen_checkouts_past_their_time_resumed_at_once_start_exactly_one(
         postgresql_only, worker, package, clock):  # noqa: F811
+    """Rule 7 under a race: a checkout resumed past its time opens again, and then the customer's other ones are
+    refused, as a new order would be."""
     settings.update({"card_checkout_minutes": 5}, AGENT)
     customer = make_customer()
     customer_id, order_ids = customer.id, []
-    for _ in range(THREADS):  # each checkout left to expire, so the next one may start (rule 7)
+    for _ in range(THREADS):  # each checkout left to expire, so the next one may be placed (rule 7)
         order_ids.append(_card_order(customer, package).id)
         clock.advance(minutes=6)
     outcomes = race(worker, [on_order(order_id, start_by_card) for order_id in order_ids])
     no_errors(outcomes)
-    assert refusals(outcomes) == {"card_attempts_hour": THREADS - 10}
-    assert _attempts(customer_id=customer_id) == 10
+    assert refusals(outcomes) == {"checkout_outdated": THREADS - 1}
+    assert _attempts(customer_id=customer_id) == 1

@@ -227,3 +227,34 @@ def test_bulk_changes_status_only(gateway, support):
     order_actions.bulk_set_status([order], "cancelled", AGENT)
     db.session.commit()
     assert order.status == "cancelled" and customer.credits == 10 and order.live_grant.ended_at is None
+
+
+def test_an_abandoned_checkout_resumed_after_another_purchase_takes_no_money_and_forfeits_nothing(
+        gateway, support, clock):
+    """A credit checkout left past its time, a subscription bought and paid meanwhile (rule 7 let it: the first
+    checkout had stopped counting), then the first checkout paid after all: its activation switched the customer
+    back to credits and forfeited the subscription just paid for, which the customer was never asked about (the
+    checkout was placed when there was nothing to lose). Resuming it is refused now; and money that arrives for
+    it anyway (an attempt started before) is kept for an agent, with nothing forfeited."""
+    customer = make_customer()
+    credits = make_package("credit", [support], credits=10)
+    subscription = make_package("subscription", [support], days=30)
+    first, early_attempt = card_order(customer, credits)
+    clock.advance(minutes=31)
+    second, attempt = card_order(customer, subscription)
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+    expiry = entitlements.entitlement(customer).expires_at
+    assert customer.package_type == "subscription" and expiry is not None
+
+    with pytest.raises(ServiceError) as refused:
+        card_payments.start_card_payment(db.session.get(Order, first.id), "nestpay")
+    assert refused.value.code == "checkout_outdated" and "new order" in refused.value.message
+    db.session.rollback()
+
+    card_payments.apply_card_callback(gateway, bank_answer(early_attempt), BANK)  # paid at the bank meanwhile
+    db.session.commit()
+    first = db.session.get(Order, first.id)
+    assert first.holds_money and not first.activated and "forfeit" in first.notes
+    assert customer.package_type == "subscription" and entitlements.entitlement(customer).expires_at == expiry
+    assert not db.session.scalars(db.select(LedgerEntry).where(LedgerEntry.kind == "forfeit")).all()
