@@ -283,11 +283,11 @@ def ask_bank_about_attempt(payment_id: int, gateway: PaymentGateway, actor: audi
 
 
 def unanswered_attempts(older_than_minutes: int) -> list[int]:
-    """Card attempts sent to the bank at least that long ago with no final answer, and those the bank had no
-    sale for when asked, for a day after (the customer may have paid on the 3-D page since, unheard)."""
+    """Card attempts sent to the bank at least that long ago with no final answer, and those that failed (the
+    bank declined them, or had no sale when asked), for a day after: the customer may have paid on the 3-D page
+    since, unheard. At most a day of attempts, which the attempt limits bound per customer."""
     moment = now()
-    rechecked = ((Payment.state == PaymentState.FAILED) & (Payment.failure_code == STATUS_FAILURE)
-                 & (Payment.created_at > moment - RECHECK_FAILED))
+    rechecked = (Payment.state == PaymentState.FAILED) & (Payment.created_at > moment - RECHECK_FAILED)
     return list(db.session.scalars(select(Payment.id).where(
         Payment.method == PaymentMethod.CARD, (Payment.state == PaymentState.PENDING) | rechecked,
         Payment.created_at <= moment - timedelta(minutes=older_than_minutes)).order_by(Payment.id)))

@@ -212,3 +212,28 @@ def test_money_paid_after_the_bank_said_no_sale_is_found_and_the_order_cannot_be
         "cancelled", False, [(True, "done")])
     assert _bank_status(oid)["TRANS_STAT"] == "V"
     db.session.close()
+
+
+def test_money_paid_on_the_same_attempt_after_its_decline_is_found(shop, app, clock):
+    """Attack pass 12: the bank declined the attempt and said so (its FAIL post-back arrived); the customer went
+    back in the browser, sent the bank's form again with the same oid, and paid; that post-back is lost. The
+    declined attempt was never asked about again, so the bank kept the money and the order stayed unpaid."""
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    bank_form = _to_the_bank(browser, server.url, ids["package"])
+    declined = _through_3d(browser, bank_form, "decline")
+    browser.post(declined["action"], data=declined["fields"])
+    order = _order(ids)
+    oid = order.payments[0].oid
+    assert (order.payments[0].state, order.payments[0].failure_code) == ("failed", "declined")
+    db.session.close()
+    approved = _through_3d(browser, bank_form, "approve")  # the same form again: the same oid, paid this time
+    assert approved["fields"]["oid"] == oid  # its post-back is lost
+    clock.advance(minutes=15)
+    result = app.test_cli_runner().invoke(args=["billing", "reconcile"]).output
+    assert f"{oid}: confirmed" in result
+    order = _order(ids)
+    assert (order.payment_status, order.activated, db.session.get(Customer, ids["customer"]).credits) == (
+        "paid", True, 10)
+    assert _bank_status(oid)["TRANS_STAT"] == "S"
+    db.session.close()
