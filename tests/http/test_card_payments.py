@@ -216,3 +216,34 @@ def test_the_simulator_refuses_production(monkeypatch):
     monkeypatch.setenv("LIMONBILLING_CONFIG", "production")
     with pytest.raises(RuntimeError, match="development and tests only"):
         create_simulator()
+
+
+def test_a_ver1_sale_in_a_cheaper_currency_does_not_pay_the_order(shop):
+    """Attack pass 12: ver1 signs neither the request's currency nor the callback's, and the bank's status does
+    not say it. The customer changed the form's currency of a 150.00 USD order to TRY on the way to the bank
+    (which took 150.00 TRY) and the post-back's back to USD: 150 TRY paid the 150 USD order. A ver1 store takes
+    card payments in TRY only now; a ver3 one signs the currency."""
+    from ..factories import make_package
+
+    settings.update({"nestpay_hash_version": "ver1"}, audit.Actor.system("test"))
+    package = make_package("credit", credits=10, price="150.00", currency="USD")
+    package_id = package.id
+    db.session.commit()
+    db.session.close()
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    page = browser.get(f"{server.url}/checkout/{package_id}")
+    to_bank = browser.post(page.url, data={
+        **checkout_fields(page), "card_number": TEST_CARD, "card_expiry": "12/30", "card_cvv": "000"})
+    bank_forms = [form for form in forms_of(to_bank) if "hash" in form["fields"]]
+    if bank_forms:  # before: sent to the bank
+        bank_form = bank_forms[0]
+        bank_form["fields"]["currency"] = "949"  # the browser sends what it likes
+        callback = _through_3d(browser, bank_form, "approve")
+        assert "currency" not in callback["fields"]["HASHPARAMS"]
+        browser.post(callback["action"], data={**callback["fields"], "currency": "840"})
+    else:
+        assert to_bank.status_code == 422 and "Card payments are taken only in TRY" in to_bank.text
+    paid = db.session.scalars(db.select(Order).where(Order.payment_status == "paid")).all()
+    assert (paid, db.session.get(Customer, ids["customer"]).credits) == ([], 0), "150 TRY paid a 150 USD order"
+    db.session.close()
