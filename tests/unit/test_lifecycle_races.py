@@ -1190,6 +1190,30 @@ def test_16_an_approval_and_a_decline_of_one_attempt_at_once_take_the_money_once
     assert audits("order.paid", case.order_id) == 1
 
 
+def test_16_reconciliations_and_the_late_approval_of_a_declined_attempt_at_once_take_the_money_once(
+        worker, bank, support):
+    """The attempt was declined (its FAIL post-back heard); the customer sent the bank's form again and paid on
+    the same oid. Eight reconciliations asking about the declined attempt and eight copies of the approval's
+    post-back at once: the money is taken once, nothing is returned."""
+    case, approval = unpaid_card_order(support)
+    gateway = NestPayGateway()
+    decline = bank_answer(db.session.get(Payment, case.payment_id), approved=False)
+    card_payments.apply_card_callback(gateway, decline, BANK)
+    db.session.commit()
+    bank_holds(bank, case)
+    jobs = [call(lambda: card_payments.ask_bank_about_attempt(case.payment_id, gateway, BANK), "ask"),
+            call(lambda: card_payments.apply_card_callback(gateway, approval, BANK), "callback")] * HALF
+    outcomes = race(worker, jobs)
+
+    no_errors(outcomes)
+    order = db.session.get(Order, case.order_id)
+    [payment] = order.payments
+    assert (payment.state, order.payment_status, order.activated, order.refunds) == ("confirmed", "paid", True, [])
+    assert count(Grant, Grant.order_id == case.order_id) == 1 and credits_consistent(case.customer_id) == 10
+    assert audits("order.paid", case.order_id) == 1
+    assert (bank.payments[case.oid].status, bank.payments[case.oid].refunded_minor) == ("S", 0)
+
+
 def test_16_expiry_finding_no_sale_then_the_approval_copies_return_the_money_once(worker, bank, support, clock,
                                                                                   monkeypatch):
     """Expiry asks the bank, which has no sale yet (the customer is still on its 3-D page), and cancels the
