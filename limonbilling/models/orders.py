@@ -364,6 +364,11 @@ class Payment(db.Model):
         post-back lost: reconciliation asks about it again."""
         return self.state == PaymentState.FAILED and self.created_at > now() - RECHECK_FAILED
 
+    @classmethod
+    def rechecked_at(cls, moment: datetime):
+        """`rechecked` as a SQL condition, at `moment`."""
+        return (cls.state == PaymentState.FAILED) & (cls.created_at > moment - RECHECK_FAILED)
+
     @property
     def failed(self) -> bool:
         return self.state == PaymentState.FAILED

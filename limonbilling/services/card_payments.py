@@ -30,7 +30,7 @@ from ..models import (
     RefundDestination,
     RefundState,
 )
-from ..models.orders import RECHECK_FAILED, STATUS_FAILURE
+from ..models.orders import STATUS_FAILURE
 from ..payments.base import GatewayError, PaymentGateway, SaleStatus
 from . import ServiceError, audit, ledger, notifications, orders, payments, promo_codes, refunds, settings, tokens
 from .lifecycle import lock_order, move_order, settle
@@ -287,9 +287,8 @@ def unanswered_attempts(older_than_minutes: int) -> list[int]:
     bank declined them, or had no sale when asked), for a day after: the customer may have paid on the 3-D page
     since, unheard. At most a day of attempts, which the attempt limits bound per customer."""
     moment = now()
-    rechecked = (Payment.state == PaymentState.FAILED) & (Payment.created_at > moment - RECHECK_FAILED)
     return list(db.session.scalars(select(Payment.id).where(
-        Payment.method == PaymentMethod.CARD, (Payment.state == PaymentState.PENDING) | rechecked,
+        Payment.method == PaymentMethod.CARD, (Payment.state == PaymentState.PENDING) | Payment.rechecked_at(moment),
         Payment.created_at <= moment - timedelta(minutes=older_than_minutes)).order_by(Payment.id)))
 
 
