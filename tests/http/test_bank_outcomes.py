@@ -237,3 +237,32 @@ def test_money_paid_on_the_same_attempt_after_its_decline_is_found(shop, app, cl
         "paid", True, 10)
     assert _bank_status(oid)["TRANS_STAT"] == "S"
     db.session.close()
+
+
+def test_a_declined_attempt_paid_after_a_newer_one_paid_the_order_goes_back(shop, app, clock):
+    """The first attempt was declined, the second paid the order; then the customer went back to the first
+    attempt's bank form and paid it too, its post-back lost. Reconciliation finds that second sale and returns it."""
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    first_form = _to_the_bank(browser, server.url, ids["package"])
+    declined = _through_3d(browser, first_form, "decline")
+    browser.post(declined["action"], data=declined["fields"])
+    number = _order(ids).number
+    db.session.close()
+    pay_page = browser.get(f"{server.url}/orders/{number}/pay")
+    form = form_with_field(pay_page, "csrf_token")
+    second_form = form_with_field(browser.post(pay_page.url, data={
+        **form["fields"], "card_number": "4355084355084358", "card_expiry": "12/30", "card_cvv": "000"}), "hash")
+    second = _through_3d(browser, second_form, "approve")
+    browser.post(second["action"], data=second["fields"])
+    _through_3d(browser, first_form, "approve")  # the first attempt's oid, paid now; its post-back is lost
+    clock.advance(minutes=15)
+    result = app.test_cli_runner().invoke(args=["billing", "reconcile"]).output
+    first_oid, second_oid = f"{number}-1", f"{number}-2"
+    assert f"{first_oid}: confirmed (returned)" in result
+    order = _order(ids)
+    assert (order.payment_status, order.activated, db.session.get(Customer, ids["customer"]).credits) == (
+        "paid", True, 10)
+    assert [(r.payment.oid, r.automatic, r.state) for r in order.refunds] == [(first_oid, True, "done")]
+    assert _bank_status(first_oid)["TRANS_STAT"] == "V" and _bank_status(second_oid)["TRANS_STAT"] == "S"
+    db.session.close()
