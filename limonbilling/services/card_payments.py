@@ -9,7 +9,7 @@ set aside as fraud or expired meanwhile) is returned by itself (refunds.py).
 """
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask_babel import format_time
 from flask_babel import gettext as _
@@ -39,6 +39,9 @@ from .payments import move_payment
 ATTEMPT_WINDOW = timedelta(hours=1)  # the customer's card attempts count for an hour (rolling)
 # An agent's card order waits this long for the customer to pay through the mailed link, then expires (rule 7).
 PAYMENT_LINK_LIFETIME = timedelta(days=7)
+# A failed attempt is asked about on every reconciliation in its first hour (a customer goes back to the bank's
+# form within minutes), then once an hour for the rest of its day: a bounded number of questions per decline.
+RECHECK_HOURLY_AFTER = timedelta(hours=1)
 
 
 def payment_link_order(token: str, customer: Customer) -> Order:
@@ -271,7 +274,7 @@ def ask_bank_about_attempt(payment_id: int, gateway: PaymentGateway, actor: audi
     outcome = _outcome_from_status(payment, status)
     if outcome is None:
         return f"{payment.oid}: unknown, the bank's status says {status.summary}"
-    payment.raw = {**(payment.raw or {}), "status": outcome.answer}
+    payment.raw = {**(payment.raw or {}), "status": {**outcome.answer, "asked_at": now().isoformat()}}
     payment.auth_code = payment.auth_code or status.auth_code or None
     if not outcome.taken:
         if not payment.rechecked:
@@ -284,12 +287,21 @@ def ask_bank_about_attempt(payment_id: int, gateway: PaymentGateway, actor: audi
 
 def unanswered_attempts(older_than_minutes: int) -> list[int]:
     """Card attempts sent to the bank at least that long ago with no final answer, and those that failed (the
-    bank declined them, or had no sale when asked), for a day after: the customer may have paid on the 3-D page
-    since, unheard. At most a day of attempts, which the attempt limits bound per customer."""
+    bank declined them, or had no sale when asked) for a day after: the customer may have paid on the 3-D page
+    since, unheard. A failed one older than an hour only if it was not asked about in the last hour."""
     moment = now()
-    return list(db.session.scalars(select(Payment.id).where(
+    rows = db.session.execute(select(Payment.id, Payment.state, Payment.created_at, Payment.raw).where(
         Payment.method == PaymentMethod.CARD, (Payment.state == PaymentState.PENDING) | Payment.rechecked_at(moment),
-        Payment.created_at <= moment - timedelta(minutes=older_than_minutes)).order_by(Payment.id)))
+        Payment.created_at <= moment - timedelta(minutes=older_than_minutes)).order_by(Payment.id))
+    return [row.id for row in rows if row.state == PaymentState.PENDING
+            or row.created_at > moment - RECHECK_HOURLY_AFTER
+            or _last_asked(row.raw) <= moment - RECHECK_HOURLY_AFTER]
+
+
+def _last_asked(raw: dict | None) -> datetime:
+    """When the bank's status was last asked for an attempt (long ago when never)."""
+    asked = ((raw or {}).get("status") or {}).get("asked_at")
+    return datetime.fromisoformat(asked) if isinstance(asked, str) else datetime.min.replace(tzinfo=UTC)
 
 
 def orders_with_refunds_in_flight() -> list[int]:

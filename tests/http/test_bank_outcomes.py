@@ -266,3 +266,24 @@ def test_a_declined_attempt_paid_after_a_newer_one_paid_the_order_goes_back(shop
     assert [(r.payment.oid, r.automatic, r.state) for r in order.refunds] == [(first_oid, True, "done")]
     assert _bank_status(first_oid)["TRANS_STAT"] == "V" and _bank_status(second_oid)["TRANS_STAT"] == "S"
     db.session.close()
+
+
+def test_a_declined_attempt_is_asked_about_every_run_for_an_hour_then_hourly_for_its_day(shop, app, clock):
+    """Attack pass 12: failed attempts are asked about again for a day, and the worker reconciles every 5
+    minutes: 288 questions to the bank a day for each decline, however many a card tester makes. Every run in
+    the first hour (when a customer goes back to the bank's form), then once an hour: at most 35 a day."""
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    declined = _through_3d(browser, _to_the_bank(browser, server.url, ids["package"]), "decline")
+    browser.post(declined["action"], data=declined["fields"])
+    db.session.close()
+    runner = app.test_cli_runner()
+    asked = []
+    for _ in range(24 * 12):  # a day of the worker's runs
+        clock.advance(minutes=5)
+        asked.append("1 item(s) checked" in runner.invoke(args=["billing", "reconcile"]).output)
+    assert asked[:2] == [False, False] and all(asked[2:11])  # from 15 minutes on, like an unanswered attempt
+    assert 22 <= sum(asked[11:]) <= 24 and sum(asked) <= 35
+    clock.advance(minutes=5)
+    assert "0 item(s) checked" in runner.invoke(args=["billing", "reconcile"]).output  # its day is over
+    db.session.close()
