@@ -275,6 +275,8 @@ def ask_bank_about_attempt(payment_id: int, gateway: PaymentGateway, actor: audi
     if outcome is None:
         return f"{payment.oid}: unknown, the bank's status says {status.summary}"
     payment.raw = {**(payment.raw or {}), "status": {**outcome.answer, "asked_at": now().isoformat()}}
+    if outcome.taken and payment.rechecked:
+        _forget_failed_try(payment)
     payment.auth_code = payment.auth_code or status.auth_code or None
     if not outcome.taken:
         if not payment.rechecked:
@@ -283,6 +285,14 @@ def ask_bank_about_attempt(payment_id: int, gateway: PaymentGateway, actor: audi
     _apply_outcome(order, payment, outcome, actor)
     audit.record(actor, "payment.reconciled", order, oid=payment.oid, state=payment.state)
     return f"{payment.oid}: {payment.state}" + (" (returned)" if payment.refunds else "")
+
+
+def _forget_failed_try(payment: Payment) -> None:
+    """The sale the bank's status shows on a failed attempt is a later try on the same oid: what the failed try
+    said (declined, its mdStatus) is not about it. Cleared as on an attempt never answered, so the sale's own
+    post-back, when it comes, is heard as one after the status (a half 3-D one is flagged)."""
+    payment.failure_code = payment.message = payment.md_status = payment.proc_return_code = None
+    payment.trans_id = payment.auth_code = payment.host_ref_num = payment.masked_pan = None
 
 
 def unanswered_attempts(older_than_minutes: int) -> list[int]:

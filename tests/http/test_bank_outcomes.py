@@ -287,3 +287,28 @@ def test_a_declined_attempt_is_asked_about_every_run_for_an_hour_then_hourly_for
     clock.advance(minutes=5)
     assert "0 item(s) checked" in runner.invoke(args=["billing", "reconcile"]).output  # its day is over
     db.session.close()
+
+
+def test_a_half_3d_post_back_after_a_declined_attempt_was_found_paid_is_flagged(shop, app, clock):
+    """Attack pass 12: the attempt was declined (its post-back said mdStatus 1), then paid on the bank's form
+    again with half 3-D Secure, which the store does not accept; reconciliation took it from the bank's status,
+    which does not tell the 3-D level. Its post-back, arriving after, is flagged for agents when the attempt was
+    pending before; here the declined try's mdStatus was still on the payment, so the half 3-D sale was kept
+    silently (a chargeback risk the store refuses)."""
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    bank_form = _to_the_bank(browser, server.url, ids["package"])
+    declined = _through_3d(browser, bank_form, "decline")
+    browser.post(declined["action"], data=declined["fields"])
+    db.session.close()
+    half_3d = _through_3d(browser, bank_form, "half_3d")  # paid again, its post-back late
+    clock.advance(minutes=15)
+    oid = half_3d["fields"]["oid"]
+    assert f"{oid}: confirmed" in app.test_cli_runner().invoke(args=["billing", "reconcile"]).output
+    db.session.close()
+    requests.post(half_3d["action"], data=half_3d["fields"], allow_redirects=False)
+    order = _order(ids)
+    [payment] = order.payments
+    assert order.attention and "half 3-D" in order.attention and payment.md_status == "2"
+    assert payment.proc_return_code != "05" and payment.failure_code is None  # the declined try's words are gone
+    db.session.close()
