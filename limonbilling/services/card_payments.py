@@ -171,7 +171,8 @@ def apply_card_callback(gateway: PaymentGateway, fields: Mapping[str, str], acto
         # Not from the bank: the attempt stays as it is so the bank's real answer still counts.
         audit.record(actor, "payment.callback_rejected", order, oid=oid, reason=decision.reason)
         return order
-    if payment.state == PaymentState.CONFIRMED and payment.md_status is None and decision.reason == "md_status":
+    if (payment.state == PaymentState.CONFIRMED and payment.md_status is None and decision.reason == "md_status"
+            and decision.money_taken):  # a failed 3-D try on the same oid (mdStatus 0) says nothing of the sale
         _half_3d_heard_late(order, payment, decision, actor)
         return order
     if payment.state in (PaymentState.CONFIRMED, PaymentState.REFUNDED, PaymentState.CANCELED):

@@ -4,7 +4,7 @@ by expiry, a late approval on a Fraud order, and two approved attempts of one or
 import requests
 
 from limonbilling.extensions import db
-from limonbilling.models import Customer, Order, Payment
+from limonbilling.models import Customer, Notification, Order, Payment
 from limonbilling.payments import nestpay
 from limonbilling.payments.nestpay_gateway import NestPayGateway
 from limonbilling.sandbox import TEST_MERCHANT
@@ -311,4 +311,28 @@ def test_a_half_3d_post_back_after_a_declined_attempt_was_found_paid_is_flagged(
     [payment] = order.payments
     assert order.attention and "half 3-D" in order.attention and payment.md_status == "2"
     assert payment.proc_return_code != "05" and payment.failure_code is None  # the declined try's words are gone
+    db.session.close()
+
+
+def test_a_3d_failure_post_back_after_the_sale_was_found_flags_nothing(shop, app, clock):
+    """Attack pass 12: 3-D Secure failed on the first try (mdStatus 0, its post-back not delivered yet), the
+    customer paid on the same oid (full 3-D) and that post-back was lost; reconciliation took the sale from the
+    bank's status. The first try's post-back, delivered late or replayed from the browser's history, was taken
+    for a late half 3-D answer of the sale: agents were told to keep the money or Cancel & Refund a good sale."""
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    bank_form = _to_the_bank(browser, server.url, ids["package"])
+    failed = _through_3d(browser, bank_form, "3d_failure")
+    _through_3d(browser, bank_form, "approve")  # paid on the same oid; both post-backs held back
+    clock.advance(minutes=15)
+    oid = failed["fields"]["oid"]
+    assert f"{oid}: confirmed" in app.test_cli_runner().invoke(args=["billing", "reconcile"]).output
+    db.session.close()
+    requests.post(failed["action"], data=failed["fields"], allow_redirects=False)
+    order = _order(ids)
+    [payment] = order.payments
+    assert (order.attention, payment.state, order.payment_status, order.activated) == (
+        None, "confirmed", "paid", True)
+    assert db.session.scalar(db.select(db.func.count()).select_from(Notification).where(
+        Notification.event == "money_needs_attention")) == 0
     db.session.close()
