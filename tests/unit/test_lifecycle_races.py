@@ -617,6 +617,41 @@ def test_8_two_approved_attempts_at_once_take_one_and_return_the_other(worker, b
     assert mails(case.number, "purchase_activated", case.email) == 1
 
 
+def test_8_cancel_and_refund_to_the_card_and_a_second_attempts_late_approval_at_once_return_both_once(
+        worker, bank, support):
+    """Attack pass 12: the order was paid by its first attempt; eight agents press Cancel & Refund to the card
+    while eight copies of the second attempt's late approval arrive. Both sales go back once (the order's by
+    the agent's refund, the second by itself), the order ends cancelled and gives nothing."""
+    case, first = unpaid_card_order(support)
+    second_attempt = card_payments.start_card_payment(db.session.get(Order, case.order_id), "nestpay")
+    second = bank_answer(second_attempt)
+    other = Case(case.order_id, case.number, case.customer_id, case.email, case.amount_minor, second_attempt.id,
+                 second_attempt.oid)
+    db.session.commit()
+    bank_holds(bank, case)
+    bank_holds(bank, other)
+    gateway = NestPayGateway()
+    card_payments.apply_card_callback(gateway, first, BANK)
+    db.session.commit()
+
+    def cancel_and_refund(order):
+        refunds.start(order, to=RefundDestination.CARD, actor=AGENT)
+        db.session.commit()  # as the order page does: recorded first, then sent
+        return refunds.send(order, gateway, AGENT)
+
+    outcomes = race(worker, [on_order(case.order_id, cancel_and_refund, "refund"),
+                             call(as_the_callback_view(gateway, second), "callback")] * HALF)
+
+    no_errors(outcomes)
+    assert len(done(outcomes, "refund")) == 1 and set(refusals(outcomes)) <= {"refund_in_flight", "nothing_to_refund"}
+    order = db.session.get(Order, case.order_id)
+    assert sorted((r.payment.oid, r.automatic, r.state, r.amount_minor) for r in order.refunds) == [
+        (case.oid, False, "done", case.amount_minor), (other.oid, True, "done", case.amount_minor)]
+    assert (bank.payments[case.oid].status, bank.payments[other.oid].status) == ("V", "V")
+    assert (order.status, order.payment_status, order.activated) == ("cancelled", "refunded", False)
+    assert credits_consistent(case.customer_id) == 0 and audits("order.refund", case.order_id) == 2
+
+
 # --- 9: promo code uses -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("max_uses", [1, 2])
