@@ -55,6 +55,13 @@ class NestPayGateway(PaymentGateway):
             accept_half_3d=bool(v["nestpay_accept_half_3d"]), api_body=v["nestpay_api_body"],
         )
 
+    @property
+    def callback_signs_amount(self) -> bool:
+        """ver1 signs no amount in the callback, and its request hash joins clientid, oid, amount, okUrl... with no
+        separator: an amount of "1" and an okUrl of "50.00https://..." sign as "150.00" and "https://...", so
+        the bank takes 1.00 under a request we signed for 150.00."""
+        return self.values["nestpay_hash_version"] == "ver3"
+
     def reference(self, fields):
         return str(fields.get("oid") or fields.get("ReturnOid") or "")
 

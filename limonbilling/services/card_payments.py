@@ -179,6 +179,9 @@ def apply_card_callback(gateway: PaymentGateway, fields: Mapping[str, str], acto
         return order  # already decided (a voided sale has no money left to take): a replay changes nothing
     if not decision.money_taken and payment.state != PaymentState.PENDING:
         return order  # a refusal after the attempt was settled otherwise changes nothing
+    if decision.approved and not gateway.callback_signs_amount:
+        _approval_by_status(order, payment, decision, gateway, actor)
+        return order
     _record_answer(payment, decision)
     refusal = {"md_status": _("half 3-D Secure, which this store does not accept"),
                "amount_mismatch": _("the amount differs from the order's"),
@@ -187,6 +190,22 @@ def apply_card_callback(gateway: PaymentGateway, fields: Mapping[str, str], acto
                }.get(decision.reason or "", "")
     _apply_outcome(order, payment, Outcome(decision.money_taken, decision.approved, refusal), actor)
     return order
+
+
+def _approval_by_status(order: Order, payment: Payment, decision, gateway: PaymentGateway,
+                        actor: audit.Actor) -> None:
+    """An approval whose signature does not prove the amount counts as the bank's status shows the sale (its
+    amount ours, or returned); without a clear answer the attempt stays as it is, for reconciliation."""
+    try:
+        outcome = _outcome_from_status(payment, gateway.sale_status(payment.oid))
+    except GatewayError:
+        outcome = None
+    if outcome is None or not outcome.taken:
+        audit.record(actor, "payment.callback_unconfirmed", order, oid=payment.oid)
+        return
+    _record_answer(payment, decision)
+    payment.raw = {**payment.raw, "status": {**outcome.answer, "asked_at": now().isoformat()}}
+    _apply_outcome(order, payment, outcome, actor)
 
 
 def _half_3d_heard_late(order: Order, payment: Payment, decision, actor: audit.Actor) -> None:
