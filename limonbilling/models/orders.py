@@ -359,10 +359,15 @@ class Payment(db.Model):
 
     @property
     def rechecked(self) -> bool:
-        """Failed because the bank had no sale for it when asked, recently enough that the customer may still
-        have paid on the bank's 3-D page since: reconciliation asks about it again."""
-        return (self.state == PaymentState.FAILED and self.failure_code == STATUS_FAILURE
-                and self.created_at > now() - RECHECK_FAILED)
+        """Failed (the bank had no sale for it when asked, or declined it), recently enough that the customer
+        may still have paid on the bank's 3-D page since, the same form sent again with the same oid, its
+        post-back lost: reconciliation asks about it again."""
+        return self.state == PaymentState.FAILED and self.created_at > now() - RECHECK_FAILED
+
+    @classmethod
+    def rechecked_at(cls, moment: datetime):
+        """`rechecked` as a SQL condition, at `moment`."""
+        return (cls.state == PaymentState.FAILED) & (cls.created_at > moment - RECHECK_FAILED)
 
     @property
     def failed(self) -> bool:

@@ -145,6 +145,12 @@ class PaymentGateway(ABC):
     def card_on_our_page(self) -> bool:
         """Whether the customer types the card on our checkout page (else on the bank's page)."""
 
+    @property
+    def callback_signs_amount(self) -> bool:
+        """Whether an approving callback's signature proves the amount taken; when not, the approval counts only
+        as the bank's status (`sale_status`) shows the sale."""
+        return True
+
     @abstractmethod
     def reference(self, fields: Mapping[str, str]) -> str:
         """The attempt reference a callback names (unverified until `decide`)."""

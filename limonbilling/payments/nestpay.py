@@ -273,8 +273,9 @@ def received_instalments(fields: Mapping[str, str | None], hash_version: HashVer
 
     ver3 signs every field: the count is under the name we post (`Instalment`), else under `taksit` (which
     clients such as mewebstudio/pos post, and which the bank's own callbacks may carry empty). ver1's callback
-    signs neither, but its request hash covers `taksit` (the bank refuses a request whose count was changed),
-    so an unsigned ver1 count can only make us refuse our own sale."""
+    signs neither, but its request hash covers `taksit` (the bank refuses a request whose count was changed;
+    our rnd, which follows it, starts with a letter), so an unsigned ver1 count can only make us refuse our own
+    sale."""
     name = "Instalment" if hash_version == "ver3" and "Instalment" in fields else "taksit"
     return _instalment_count((fields.get(name) or "").strip())
 
@@ -326,7 +327,9 @@ def build_payment_form(
         raise ValueError("storetype 3d_pay_hosting: the bank's page asks for the card, do not pass it")
     amount = format_amount(amount_minor)
     instalment = format_instalments(instalments)
-    rnd = rnd if rnd is not None else secrets.token_urlsafe(15)  # 20 characters
+    # 20 characters, a letter first: ver1's request hash joins taksit and rnd with no separator, and a rnd of
+    # "3..." would sign a taksit of "3" with the rest of it as our single payment.
+    rnd = rnd if rnd is not None else "r" + secrets.token_urlsafe(14)
     ver1 = config.hash_version == "ver1"
     tran_type_name, instalment_name = ("islemtipi", "taksit") if ver1 else ("TranType", "Instalment")
 

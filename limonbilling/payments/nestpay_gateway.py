@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from flask import current_app
 from flask_babel import gettext as _
 
-from ..services import ValidationFailed, settings
+from ..services import ServiceError, ValidationFailed, settings
 from . import nestpay
 from .base import AttemptDetails, CallbackDecision, PaymentGateway, RefundAnswer, SaleStatus
 
@@ -55,11 +55,25 @@ class NestPayGateway(PaymentGateway):
             accept_half_3d=bool(v["nestpay_accept_half_3d"]), api_body=v["nestpay_api_body"],
         )
 
+    @property
+    def callback_signs_amount(self) -> bool:
+        """ver1 signs no amount in the callback, and its request hash joins clientid, oid, amount, okUrl... with no
+        separator: an amount of "1" and an okUrl of "50.00https://..." sign as "150.00" and "https://...", so
+        the bank takes 1.00 under a request we signed for 150.00."""
+        return self.values["nestpay_hash_version"] == "ver3"
+
     def reference(self, fields):
         return str(fields.get("oid") or fields.get("ReturnOid") or "")
 
     def payment_form(self, *, reference, amount_minor, currency, ok_url, fail_url, lang, card, email, name,
                      instalments=1):
+        """ver1 signs the currency neither in the request nor in the callback, and the bank's status does not say
+        it: a USD order sent in lira would be paid with as many lira. Only the lira a Turkish POS charges is
+        taken then."""
+        if self.config.hash_version == "ver1" and currency != "TRY":
+            raise ServiceError("card_currency", _(
+                "Card payments are taken only in TRY at the moment; pay this order by bank transfer or from the "
+                "account balance."))
         return nestpay.build_payment_form(
             self.config, oid=reference, amount_minor=amount_minor, currency=currency, ok_url=ok_url,
             fail_url=fail_url, lang=lang, card=card, email=email, bill_to_name=name, instalments=instalments,

@@ -9,7 +9,7 @@ set aside as fraud or expired meanwhile) is returned by itself (refunds.py).
 """
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask_babel import format_time
 from flask_babel import gettext as _
@@ -30,7 +30,7 @@ from ..models import (
     RefundDestination,
     RefundState,
 )
-from ..models.orders import RECHECK_FAILED, STATUS_FAILURE
+from ..models.orders import STATUS_FAILURE
 from ..payments.base import GatewayError, PaymentGateway, SaleStatus
 from . import (
     ServiceError,
@@ -51,6 +51,9 @@ from .payments import move_payment
 ATTEMPT_WINDOW = timedelta(hours=1)  # the customer's card attempts count for an hour (rolling)
 # An agent's card order waits this long for the customer to pay through the mailed link, then expires (rule 7).
 PAYMENT_LINK_LIFETIME = timedelta(days=7)
+# A failed attempt is asked about on every reconciliation in its first hour (a customer goes back to the bank's
+# form within minutes), then once an hour for the rest of its day: a bounded number of questions per decline.
+RECHECK_HOURLY_AFTER = timedelta(hours=1)
 
 
 def payment_link_order(token: str, customer: Customer) -> Order:
@@ -196,13 +199,17 @@ def apply_card_callback(gateway: PaymentGateway, fields: Mapping[str, str], acto
         # Not from the bank: the attempt stays as it is so the bank's real answer still counts.
         audit.record(actor, "payment.callback_rejected", order, oid=oid, reason=decision.reason)
         return order
-    if payment.state == PaymentState.CONFIRMED and payment.md_status is None and decision.reason == "md_status":
+    if (payment.state == PaymentState.CONFIRMED and payment.md_status is None and decision.reason == "md_status"
+            and decision.money_taken):  # a failed 3-D try on the same oid (mdStatus 0) says nothing of the sale
         _half_3d_heard_late(order, payment, decision, actor)
         return order
     if payment.state in (PaymentState.CONFIRMED, PaymentState.REFUNDED, PaymentState.CANCELED):
         return order  # already decided (a voided sale has no money left to take): a replay changes nothing
     if not decision.money_taken and payment.state != PaymentState.PENDING:
         return order  # a refusal after the attempt was settled otherwise changes nothing
+    if decision.approved and not gateway.callback_signs_amount:
+        _approval_by_status(order, payment, decision, gateway, actor)
+        return order
     _record_answer(payment, decision)
     refusal = {"md_status": _("half 3-D Secure, which this store does not accept"),
                "amount_mismatch": _("the amount differs from the order's"),
@@ -211,6 +218,22 @@ def apply_card_callback(gateway: PaymentGateway, fields: Mapping[str, str], acto
                }.get(decision.reason or "", "")
     _apply_outcome(order, payment, Outcome(decision.money_taken, decision.approved, refusal), actor)
     return order
+
+
+def _approval_by_status(order: Order, payment: Payment, decision, gateway: PaymentGateway,
+                        actor: audit.Actor) -> None:
+    """An approval whose signature does not prove the amount counts as the bank's status shows the sale (its
+    amount ours, or returned); without a clear answer the attempt stays as it is, for reconciliation."""
+    try:
+        outcome = _outcome_from_status(payment, gateway.sale_status(payment.oid))
+    except GatewayError:
+        outcome = None
+    if outcome is None or not outcome.taken:
+        audit.record(actor, "payment.callback_unconfirmed", order, oid=payment.oid)
+        return
+    _record_answer(payment, decision)
+    payment.raw = {**payment.raw, "status": {**outcome.answer, "asked_at": now().isoformat()}}
+    _apply_outcome(order, payment, outcome, actor)
 
 
 def _half_3d_heard_late(order: Order, payment: Payment, decision, actor: audit.Actor) -> None:
@@ -299,7 +322,9 @@ def ask_bank_about_attempt(payment_id: int, gateway: PaymentGateway, actor: audi
     outcome = _outcome_from_status(payment, status)
     if outcome is None:
         return f"{payment.oid}: unknown, the bank's status says {status.summary}"
-    payment.raw = {**(payment.raw or {}), "status": outcome.answer}
+    payment.raw = {**(payment.raw or {}), "status": {**outcome.answer, "asked_at": now().isoformat()}}
+    if outcome.taken and payment.rechecked:
+        _forget_failed_try(payment)
     payment.auth_code = payment.auth_code or status.auth_code or None
     if not outcome.taken:
         if not payment.rechecked:
@@ -310,15 +335,31 @@ def ask_bank_about_attempt(payment_id: int, gateway: PaymentGateway, actor: audi
     return f"{payment.oid}: {payment.state}" + (" (returned)" if payment.refunds else "")
 
 
+def _forget_failed_try(payment: Payment) -> None:
+    """The sale the bank's status shows on a failed attempt is a later try on the same oid: what the failed try
+    said (declined, its mdStatus) is not about it. Cleared as on an attempt never answered, so the sale's own
+    post-back, when it comes, is heard as one after the status (a half 3-D one is flagged)."""
+    payment.failure_code = payment.message = payment.md_status = payment.proc_return_code = None
+    payment.trans_id = payment.auth_code = payment.host_ref_num = payment.masked_pan = None
+
+
 def unanswered_attempts(older_than_minutes: int) -> list[int]:
-    """Card attempts sent to the bank at least that long ago with no final answer, and those the bank had no
-    sale for when asked, for a day after (the customer may have paid on the 3-D page since, unheard)."""
+    """Card attempts sent to the bank at least that long ago with no final answer, and those that failed (the
+    bank declined them, or had no sale when asked) for a day after: the customer may have paid on the 3-D page
+    since, unheard. A failed one older than an hour only if it was not asked about in the last hour."""
     moment = now()
-    rechecked = ((Payment.state == PaymentState.FAILED) & (Payment.failure_code == STATUS_FAILURE)
-                 & (Payment.created_at > moment - RECHECK_FAILED))
-    return list(db.session.scalars(select(Payment.id).where(
-        Payment.method == PaymentMethod.CARD, (Payment.state == PaymentState.PENDING) | rechecked,
-        Payment.created_at <= moment - timedelta(minutes=older_than_minutes)).order_by(Payment.id)))
+    rows = db.session.execute(select(Payment.id, Payment.state, Payment.created_at, Payment.raw).where(
+        Payment.method == PaymentMethod.CARD, (Payment.state == PaymentState.PENDING) | Payment.rechecked_at(moment),
+        Payment.created_at <= moment - timedelta(minutes=older_than_minutes)).order_by(Payment.id))
+    return [row.id for row in rows if row.state == PaymentState.PENDING
+            or row.created_at > moment - RECHECK_HOURLY_AFTER
+            or _last_asked(row.raw) <= moment - RECHECK_HOURLY_AFTER]
+
+
+def _last_asked(raw: dict | None) -> datetime:
+    """When the bank's status was last asked for an attempt (long ago when never)."""
+    asked = ((raw or {}).get("status") or {}).get("asked_at")
+    return datetime.fromisoformat(asked) if isinstance(asked, str) else datetime.min.replace(tzinfo=UTC)
 
 
 def orders_with_refunds_in_flight() -> list[int]:

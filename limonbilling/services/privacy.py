@@ -206,10 +206,12 @@ def latest_request(customer: Customer) -> ErasureRequest | None:
 
 
 def money_in_flight(customer_id: int) -> bool:
-    """Whether money of the customer is on its way: a card attempt the bank has not answered, or a refund not
-    settled. Erasure waits for it, so the bank's answer still finds whom it concerns."""
+    """Whether money of the customer is on its way: a card attempt the bank has not answered or that may still
+    be paid (`Payment.rechecked`: reconciliation would take it for an account that signs in no more), or a
+    refund not settled. Erasure waits for it, so the bank's answer still finds whom it concerns."""
     of_customer = select(Order.id).where(Order.customer_id == customer_id)
-    attempt = select(Payment.id).where(Payment.order_id.in_(of_customer), Payment.state == PaymentState.PENDING)
+    attempt = select(Payment.id).where(Payment.order_id.in_(of_customer),
+                                       (Payment.state == PaymentState.PENDING) | Payment.rechecked_at(now()))
     refund = select(Refund.id).where(Refund.order_id.in_(of_customer), Refund.state.in_(REFUNDS_IN_FLIGHT))
     return db.session.scalar(select(attempt.exists() | refund.exists()))
 

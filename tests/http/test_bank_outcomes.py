@@ -4,7 +4,7 @@ by expiry, a late approval on a Fraud order, and two approved attempts of one or
 import requests
 
 from limonbilling.extensions import db
-from limonbilling.models import Customer, Order, Payment
+from limonbilling.models import Customer, Notification, Order, Payment
 from limonbilling.payments import nestpay
 from limonbilling.payments.nestpay_gateway import NestPayGateway
 from limonbilling.sandbox import TEST_MERCHANT
@@ -211,4 +211,128 @@ def test_money_paid_after_the_bank_said_no_sale_is_found_and_the_order_cannot_be
     assert (order.status, order.activated, [(r.automatic, r.state) for r in order.refunds]) == (
         "cancelled", False, [(True, "done")])
     assert _bank_status(oid)["TRANS_STAT"] == "V"
+    db.session.close()
+
+
+def test_money_paid_on_the_same_attempt_after_its_decline_is_found(shop, app, clock):
+    """Attack pass 12: the bank declined the attempt and said so (its FAIL post-back arrived); the customer went
+    back in the browser, sent the bank's form again with the same oid, and paid; that post-back is lost. The
+    declined attempt was never asked about again, so the bank kept the money and the order stayed unpaid."""
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    bank_form = _to_the_bank(browser, server.url, ids["package"])
+    declined = _through_3d(browser, bank_form, "decline")
+    browser.post(declined["action"], data=declined["fields"])
+    order = _order(ids)
+    oid = order.payments[0].oid
+    assert (order.payments[0].state, order.payments[0].failure_code) == ("failed", "declined")
+    db.session.close()
+    approved = _through_3d(browser, bank_form, "approve")  # the same form again: the same oid, paid this time
+    assert approved["fields"]["oid"] == oid  # its post-back is lost
+    clock.advance(minutes=15)
+    result = app.test_cli_runner().invoke(args=["billing", "reconcile"]).output
+    assert f"{oid}: confirmed" in result
+    order = _order(ids)
+    assert (order.payment_status, order.activated, db.session.get(Customer, ids["customer"]).credits) == (
+        "paid", True, 10)
+    assert _bank_status(oid)["TRANS_STAT"] == "S"
+    db.session.close()
+
+
+def test_a_declined_attempt_paid_after_a_newer_one_paid_the_order_goes_back(shop, app, clock):
+    """The first attempt was declined, the second paid the order; then the customer went back to the first
+    attempt's bank form and paid it too, its post-back lost. Reconciliation finds that second sale and returns it."""
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    first_form = _to_the_bank(browser, server.url, ids["package"])
+    declined = _through_3d(browser, first_form, "decline")
+    browser.post(declined["action"], data=declined["fields"])
+    number = _order(ids).number
+    db.session.close()
+    pay_page = browser.get(f"{server.url}/orders/{number}/pay")
+    form = form_with_field(pay_page, "csrf_token")
+    second_form = form_with_field(browser.post(pay_page.url, data={
+        **form["fields"], "card_number": "4355084355084358", "card_expiry": "12/30", "card_cvv": "000"}), "hash")
+    second = _through_3d(browser, second_form, "approve")
+    browser.post(second["action"], data=second["fields"])
+    _through_3d(browser, first_form, "approve")  # the first attempt's oid, paid now; its post-back is lost
+    clock.advance(minutes=15)
+    result = app.test_cli_runner().invoke(args=["billing", "reconcile"]).output
+    first_oid, second_oid = f"{number}-1", f"{number}-2"
+    assert f"{first_oid}: confirmed (returned)" in result
+    order = _order(ids)
+    assert (order.payment_status, order.activated, db.session.get(Customer, ids["customer"]).credits) == (
+        "paid", True, 10)
+    assert [(r.payment.oid, r.automatic, r.state) for r in order.refunds] == [(first_oid, True, "done")]
+    assert _bank_status(first_oid)["TRANS_STAT"] == "V" and _bank_status(second_oid)["TRANS_STAT"] == "S"
+    db.session.close()
+
+
+def test_a_declined_attempt_is_asked_about_every_run_for_an_hour_then_hourly_for_its_day(shop, app, clock):
+    """Attack pass 12: failed attempts are asked about again for a day, and the worker reconciles every 5
+    minutes: 288 questions to the bank a day for each decline, however many a card tester makes. Every run in
+    the first hour (when a customer goes back to the bank's form), then once an hour: at most 35 a day."""
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    declined = _through_3d(browser, _to_the_bank(browser, server.url, ids["package"]), "decline")
+    browser.post(declined["action"], data=declined["fields"])
+    db.session.close()
+    runner = app.test_cli_runner()
+    asked = []
+    for _ in range(24 * 12):  # a day of the worker's runs
+        clock.advance(minutes=5)
+        asked.append("1 item(s) checked" in runner.invoke(args=["billing", "reconcile"]).output)
+    assert asked[:2] == [False, False] and all(asked[2:11])  # from 15 minutes on, like an unanswered attempt
+    assert 22 <= sum(asked[11:]) <= 24 and sum(asked) <= 35
+    clock.advance(minutes=5)
+    assert "0 item(s) checked" in runner.invoke(args=["billing", "reconcile"]).output  # its day is over
+    db.session.close()
+
+
+def test_a_half_3d_post_back_after_a_declined_attempt_was_found_paid_is_flagged(shop, app, clock):
+    """Attack pass 12: the attempt was declined (its post-back said mdStatus 1), then paid on the bank's form
+    again with half 3-D Secure, which the store does not accept; reconciliation took it from the bank's status,
+    which does not tell the 3-D level. Its post-back, arriving after, is flagged for agents when the attempt was
+    pending before; here the declined try's mdStatus was still on the payment, so the half 3-D sale was kept
+    silently (a chargeback risk the store refuses)."""
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    bank_form = _to_the_bank(browser, server.url, ids["package"])
+    declined = _through_3d(browser, bank_form, "decline")
+    browser.post(declined["action"], data=declined["fields"])
+    db.session.close()
+    half_3d = _through_3d(browser, bank_form, "half_3d")  # paid again, its post-back late
+    clock.advance(minutes=15)
+    oid = half_3d["fields"]["oid"]
+    assert f"{oid}: confirmed" in app.test_cli_runner().invoke(args=["billing", "reconcile"]).output
+    db.session.close()
+    requests.post(half_3d["action"], data=half_3d["fields"], allow_redirects=False)
+    order = _order(ids)
+    [payment] = order.payments
+    assert order.attention and "half 3-D" in order.attention and payment.md_status == "2"
+    assert payment.proc_return_code != "05" and payment.failure_code is None  # the declined try's words are gone
+    db.session.close()
+
+
+def test_a_3d_failure_post_back_after_the_sale_was_found_flags_nothing(shop, app, clock):
+    """Attack pass 12: 3-D Secure failed on the first try (mdStatus 0, its post-back not delivered yet), the
+    customer paid on the same oid (full 3-D) and that post-back was lost; reconciliation took the sale from the
+    bank's status. The first try's post-back, delivered late or replayed from the browser's history, was taken
+    for a late half 3-D answer of the sale: agents were told to keep the money or Cancel & Refund a good sale."""
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    bank_form = _to_the_bank(browser, server.url, ids["package"])
+    failed = _through_3d(browser, bank_form, "3d_failure")
+    _through_3d(browser, bank_form, "approve")  # paid on the same oid; both post-backs held back
+    clock.advance(minutes=15)
+    oid = failed["fields"]["oid"]
+    assert f"{oid}: confirmed" in app.test_cli_runner().invoke(args=["billing", "reconcile"]).output
+    db.session.close()
+    requests.post(failed["action"], data=failed["fields"], allow_redirects=False)
+    order = _order(ids)
+    [payment] = order.payments
+    assert (order.attention, payment.state, order.payment_status, order.activated) == (
+        None, "confirmed", "paid", True)
+    assert db.session.scalar(db.select(db.func.count()).select_from(Notification).where(
+        Notification.event == "money_needs_attention")) == 0
     db.session.close()

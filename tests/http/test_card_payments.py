@@ -216,3 +216,56 @@ def test_the_simulator_refuses_production(monkeypatch):
     monkeypatch.setenv("LIMONBILLING_CONFIG", "production")
     with pytest.raises(RuntimeError, match="development and tests only"):
         create_simulator()
+
+
+def test_a_ver1_sale_in_a_cheaper_currency_does_not_pay_the_order(shop):
+    """Attack pass 12: ver1 signs neither the request's currency nor the callback's, and the bank's status does
+    not say it. The customer changed the form's currency of a 150.00 USD order to TRY on the way to the bank
+    (which took 150.00 TRY) and the post-back's back to USD: 150 TRY paid the 150 USD order. A ver1 store takes
+    card payments in TRY only now; a ver3 one signs the currency."""
+    from ..factories import make_package
+
+    settings.update({"nestpay_hash_version": "ver1"}, audit.Actor.system("test"))
+    package = make_package("credit", credits=10, price="150.00", currency="USD")
+    package_id = package.id
+    db.session.commit()
+    db.session.close()
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    page = browser.get(f"{server.url}/checkout/{package_id}")
+    to_bank = browser.post(page.url, data={
+        **checkout_fields(page), "card_number": TEST_CARD, "card_expiry": "12/30", "card_cvv": "000"})
+    bank_forms = [form for form in forms_of(to_bank) if "hash" in form["fields"]]
+    if bank_forms:  # before: sent to the bank
+        bank_form = bank_forms[0]
+        bank_form["fields"]["currency"] = "949"  # the browser sends what it likes
+        callback = _through_3d(browser, bank_form, "approve")
+        assert "currency" not in callback["fields"]["HASHPARAMS"]
+        browser.post(callback["action"], data={**callback["fields"], "currency": "840"})
+    else:
+        assert to_bank.status_code == 422 and "Card payments are taken only in TRY" in to_bank.text
+    paid = db.session.scalars(db.select(Order).where(Order.payment_status == "paid")).all()
+    assert (paid, db.session.get(Customer, ids["customer"]).credits) == ([], 0), "150 TRY paid a 150 USD order"
+    db.session.close()
+
+
+def test_a_ver1_sale_of_less_than_the_order_does_not_pay_it(shop):
+    """Attack pass 12: the ver1 request hash joins clientid, oid, amount, okUrl... with no separator, so moving
+    the amount's tail into okUrl ("1" and "50.00https://...") keeps it; the bank took 1.00 for the 150.00
+    attempt. Its ver1 post-back signs no amount: sent to our okUrl with amount 150.00 written back, it paid the
+    order. A ver1 approval now counts only when the bank's status shows the sale's amount."""
+    settings.update({"nestpay_hash_version": "ver1"}, audit.Actor.system("test"))
+    db.session.commit()
+    db.session.close()
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    bank_form = _to_the_bank(browser, server.url, ids["package"])
+    fields = bank_form["fields"]
+    assert fields["amount"] == "150.00"
+    ok_url = fields["okUrl"]
+    fields["amount"], fields["okUrl"] = "1", "50.00" + ok_url  # the hash's plaintext is the same
+    callback = _through_3d(browser, bank_form, "approve")
+    assert callback["fields"]["amount"] == "1"
+    browser.post(ok_url, data={**callback["fields"], "amount": "150.00", "okUrl": ok_url})
+    credits, paid, _status, activated, _number = _state(ids)
+    assert (credits, activated) == (0, False) and paid != "paid", "1.00 paid a 150.00 order"

@@ -617,6 +617,41 @@ def test_8_two_approved_attempts_at_once_take_one_and_return_the_other(worker, b
     assert mails(case.number, "purchase_activated", case.email) == 1
 
 
+def test_8_cancel_and_refund_to_the_card_and_a_second_attempts_late_approval_at_once_return_both_once(
+        worker, bank, support):
+    """Attack pass 12: the order was paid by its first attempt; eight agents press Cancel & Refund to the card
+    while eight copies of the second attempt's late approval arrive. Both sales go back once (the order's by
+    the agent's refund, the second by itself), the order ends cancelled and gives nothing."""
+    case, first = unpaid_card_order(support)
+    second_attempt = card_payments.start_card_payment(db.session.get(Order, case.order_id), "nestpay")
+    second = bank_answer(second_attempt)
+    other = Case(case.order_id, case.number, case.customer_id, case.email, case.amount_minor, second_attempt.id,
+                 second_attempt.oid)
+    db.session.commit()
+    bank_holds(bank, case)
+    bank_holds(bank, other)
+    gateway = NestPayGateway()
+    card_payments.apply_card_callback(gateway, first, BANK)
+    db.session.commit()
+
+    def cancel_and_refund(order):
+        refunds.start(order, to=RefundDestination.CARD, actor=AGENT)
+        db.session.commit()  # as the order page does: recorded first, then sent
+        return refunds.send(order, gateway, AGENT)
+
+    outcomes = race(worker, [on_order(case.order_id, cancel_and_refund, "refund"),
+                             call(as_the_callback_view(gateway, second), "callback")] * HALF)
+
+    no_errors(outcomes)
+    assert len(done(outcomes, "refund")) == 1 and set(refusals(outcomes)) <= {"refund_in_flight", "nothing_to_refund"}
+    order = db.session.get(Order, case.order_id)
+    assert sorted((r.payment.oid, r.automatic, r.state, r.amount_minor) for r in order.refunds) == [
+        (case.oid, False, "done", case.amount_minor), (other.oid, True, "done", case.amount_minor)]
+    assert (bank.payments[case.oid].status, bank.payments[other.oid].status) == ("V", "V")
+    assert (order.status, order.payment_status, order.activated) == ("cancelled", "refunded", False)
+    assert credits_consistent(case.customer_id) == 0 and audits("order.refund", case.order_id) == 2
+
+
 # --- 9: promo code uses -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("max_uses", [1, 2])
@@ -1188,6 +1223,30 @@ def test_16_an_approval_and_a_decline_of_one_attempt_at_once_take_the_money_once
         "confirmed", "00", "paid", [])
     assert count(Grant, Grant.order_id == case.order_id) == 1 and credits_consistent(case.customer_id) == 10
     assert audits("order.paid", case.order_id) == 1
+
+
+def test_16_reconciliations_and_the_late_approval_of_a_declined_attempt_at_once_take_the_money_once(
+        worker, bank, support):
+    """The attempt was declined (its FAIL post-back heard); the customer sent the bank's form again and paid on
+    the same oid. Eight reconciliations asking about the declined attempt and eight copies of the approval's
+    post-back at once: the money is taken once, nothing is returned."""
+    case, approval = unpaid_card_order(support)
+    gateway = NestPayGateway()
+    decline = bank_answer(db.session.get(Payment, case.payment_id), approved=False)
+    card_payments.apply_card_callback(gateway, decline, BANK)
+    db.session.commit()
+    bank_holds(bank, case)
+    jobs = [call(lambda: card_payments.ask_bank_about_attempt(case.payment_id, gateway, BANK), "ask"),
+            call(lambda: card_payments.apply_card_callback(gateway, approval, BANK), "callback")] * HALF
+    outcomes = race(worker, jobs)
+
+    no_errors(outcomes)
+    order = db.session.get(Order, case.order_id)
+    [payment] = order.payments
+    assert (payment.state, order.payment_status, order.activated, order.refunds) == ("confirmed", "paid", True, [])
+    assert count(Grant, Grant.order_id == case.order_id) == 1 and credits_consistent(case.customer_id) == 10
+    assert audits("order.paid", case.order_id) == 1
+    assert (bank.payments[case.oid].status, bank.payments[case.oid].refunded_minor) == ("S", 0)
 
 
 def test_16_expiry_finding_no_sale_then_the_approval_copies_return_the_money_once(worker, bank, support, clock,

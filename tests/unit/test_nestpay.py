@@ -2,6 +2,7 @@
 import base64
 import hashlib
 import json
+import secrets
 import socket
 import threading
 import xml.etree.ElementTree as ET
@@ -911,3 +912,12 @@ def test_ver1_callback_count_is_compared():
     assert decide(callback, pending, **config).approved is True
     wrong = decide(callback | {"taksit": "6"}, pending, **config)
     assert (wrong.reason, wrong.money_taken) == ("instalment_mismatch", True)
+
+
+def test_a_ver1_forms_rnd_starts_with_a_letter(monkeypatch):
+    """Attack pass 12: ver1's request hash joins islemtipi, taksit and rnd with no separator. With a rnd of
+    "3...", a taksit of "3" and the rnd's rest sign as our single payment, and the bank splits it into 3
+    instalments the store did not sell (the ver1 callback signs no count, so it is written back as empty)."""
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda size: "3" * (size * 4 // 3 + 1))
+    _url, fields = form(make_config(hash_version="ver1"), rnd=None)
+    assert fields["taksit"] == "" and fields["rnd"][0].isalpha() and len(fields["rnd"]) == 20

@@ -26,6 +26,7 @@ from limonbilling.services import (
     accounts,
     activation_requests,
     balance,
+    card_payments,
     helpdesk,
     privacy,
     refunds,
@@ -41,7 +42,16 @@ from ..factories import (
     make_department,
     make_package,
 )
-from ..payment_support import AGENT, as_customer, card_order, paid_by_card, refund_to_balance
+from ..payment_support import (
+    AGENT,
+    BANK,
+    as_customer,
+    bank_answer,
+    card_order,
+    configure_gateway,
+    paid_by_card,
+    refund_to_balance,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
 PERSONAL = {"first_name": "Zeynepkvkk", "last_name": "Aksoyoğlukvkk", "email": "zeynep.kvkk@example.com",
@@ -240,6 +250,26 @@ def test_money_in_flight_refuses_the_request_and_the_approval(app):
     assert db.session.get(ErasureRequest, request.id).state == "pending"
     assert db.session.get(Customer, other.id).erased_at is None
     assert db.session.get(Payment, attempt.id).state == "pending"
+
+
+def test_a_declined_attempt_still_asked_about_holds_the_erasure_for_its_day(app, clock):
+    """Attack pass 12: a declined card attempt (or one the bank had no sale for) may still be paid on the bank's
+    3-D page with the same oid, its post-back lost; reconciliation asks about it for a day and takes what it
+    finds. An erasure in that day let 150.00 be taken and the package activated for an account that signs in no
+    more. The erasure waits for that day, as for an attempt not answered yet."""
+    gateway = configure_gateway()
+    customer = make_customer()
+    order, attempt = card_order(customer, make_package("credit", price="150.00"))
+    card_payments.apply_card_callback(gateway, bank_answer(attempt, approved=False), BANK)
+    db.session.commit()
+    assert attempt.state == "failed" and attempt.rechecked
+    with pytest.raises(ServiceError) as refused:
+        privacy.request_erasure(customer, "", PASSWORD, as_customer(customer))
+    assert refused.value.code == "money_in_flight"
+    db.session.rollback()
+    clock.advance(days=1)
+    assert not db.session.get(Payment, attempt.id).rechecked
+    privacy.request_erasure(customer, "", PASSWORD, as_customer(customer))
 
 
 def test_a_waiting_activation_request_holds_the_erasure_until_an_agent_answers_it(app):
