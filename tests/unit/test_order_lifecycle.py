@@ -432,6 +432,30 @@ def test_refused_money_the_bank_will_not_return_is_not_a_payment_accept_can_use(
     assert (order.status, customer.credits, balance.amount(customer, "TRY")) == ("active", 10, order.amount_minor)
 
 
+def test_a_partial_refund_returns_the_refused_money_before_the_payment_the_order_stands_on(gateway):
+    """Breaks the lifecycle machine's invariant that no order is Active without money we accepted and hold
+    (found by reading refunds.start against it, not yet by a run). The customer paid in two tabs; the later
+    attempt's approval came first and paid the order, the earlier one's was refused (a second approval) and the
+    bank would not take it back. The agent refunded that much (100.00 of the 200.00 held): the refund took the
+    newest payment, the one the order was paid with, so the order stayed Active giving its credits on money the
+    store had refused, and the refused 100.00 was still flagged as not returned."""
+    customer = make_customer()
+    order, earlier = card_order(customer, _credit_package())
+    later = card_payments.start_card_payment(order, "nestpay")
+    db.session.commit()
+    card_payments.apply_card_callback(gateway, bank_answer(later), BANK)
+    card_payments.apply_card_callback(gateway, bank_answer(earlier), BANK)  # a second approval: returned
+    db.session.commit()
+    assert refunds.send(order, _RefusingBank(), BANK) == "failed"
+    db.session.commit()
+    assert (order.refundable_minor, [p.id for p in order.accepted_payments]) == (20000, [later.id])
+    refund_to_balance(order, amount_minor=10000)
+    db.session.commit()
+    assert [(r.payment_id, r.state) for r in order.refunds if not r.automatic] == [(earlier.id, "done")]
+    assert (later.refundable_minor, order.activated, customer.credits) == (10000, True, 10)
+    assert order.attention is None  # the refused money is back: nothing left to flag
+
+
 def test_half_3d_is_taken_when_the_store_accepts_it(gateway):
     settings.update({"nestpay_accept_half_3d": True}, AGENT)
     customer = make_customer()
