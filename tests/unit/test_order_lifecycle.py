@@ -456,6 +456,37 @@ def test_a_partial_refund_returns_the_refused_money_before_the_payment_the_order
     assert order.attention is None  # the refused money is back: nothing left to flag
 
 
+def test_refused_money_does_not_accept_an_order_whose_own_payment_was_refunded(gateway):
+    """Found by the lifecycle machine (shrunk). Paid 100.00, Cancel & Refund to the card, Back to Pending; the
+    customer pays again on a tab left open, but the order was set aside as fraud meanwhile: that approval is
+    refused, and the bank will not take it back. Back to Pending and Accept then counted the refunded first
+    payment as the money the order stands on: Active with 10 new credits, paid with money the store refused."""
+    customer = make_customer()
+    order, first = card_order(customer, _credit_package())
+    card_payments.apply_card_callback(gateway, bank_answer(first), BANK)
+    db.session.commit()
+    refunds.start(order, to=RefundDestination.CARD, actor=AGENT)
+    db.session.commit()
+    assert refunds.send(order, _RefundingBank(), AGENT) == "refunded"
+    db.session.commit()
+    order_actions.back_to_pending(order, AGENT)
+    db.session.commit()
+    again = card_payments.start_card_payment(order, "nestpay")
+    order_actions.set_fraud(order, AGENT)
+    db.session.commit()
+    card_payments.apply_card_callback(gateway, bank_answer(again), BANK)  # refused: returned by itself
+    db.session.commit()
+    assert refunds.send(order, _RefusingBank(), BANK) == "failed"
+    db.session.commit()
+    order_actions.back_to_pending(order, AGENT)
+    db.session.commit()
+    with pytest.raises(ServiceError) as refused:
+        order_actions.accept_order(order, AGENT)
+    db.session.rollback()
+    assert refused.value.code == "refused_money_only"
+    assert (order.status, order.activated, customer.credits) == ("pending", False, 0)
+
+
 def test_half_3d_is_taken_when_the_store_accepts_it(gateway):
     settings.update({"nestpay_accept_half_3d": True}, AGENT)
     customer = make_customer()
