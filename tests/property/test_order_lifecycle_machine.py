@@ -78,11 +78,13 @@ from limonbilling.models import (
 from limonbilling.models.lifecycle import REFUNDS_HOLDING_MONEY, invoice_state
 from limonbilling.models.orders import RECHECK_FAILED
 from limonbilling.payments import nestpay
+from limonbilling.payments.base import RefundAnswer
 from limonbilling.payments.nestpay_gateway import NestPayGateway
 from limonbilling.sandbox import TEST_CARD, create_simulator
 from limonbilling.services import (
     ServiceError,
     activation_requests,
+    cancellations,
     card_payments,
     charging,
     holdings,
@@ -113,7 +115,7 @@ COVERED = [  # prefixes of what every run does at least once (keys of `seen`): t
     "approval returned (half_3d)", "approval returned (approve)", "asked the bank",
     "end of day", "cancel", "fraud", "bulk", "refund to",
     "order account_balance", "top-up card", "top-up bank_transfer", "balance adjusted", "usage credits",
-    "usage subscription", "activation approved", "activation rejected", "days pass",
+    "usage subscription", "activation approved", "activation rejected", "days pass", "return failed",
 ]
 
 
@@ -153,7 +155,7 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
         db.session.add(on_hold)
         db.session.commit()
         statuses = ["pending", "active", "cancelled", "fraud", f"custom:{on_hold.id}"]
-        gateway = NestPayGateway()
+        gateway, refusing_bank = NestPayGateway(), _RefusingBank()
         checkout_minutes = store_settings.get("card_checkout_minutes")
         db.session.commit()
         browser = requests.Session()
@@ -189,6 +191,7 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 db.session.commit()
                 self.requests: list[int] = []  # this example's activation requests
                 self.tickets = 0  # help-desk requests opened, for their references
+                self.bank_refuses = False  # the bank refuses the next return of money we did not accept
                 self.looked_at = None  # (changes, orders, deleted) when the checks last read the database
                 self.live: list[Order] | None = None  # the orders as read then
 
@@ -247,9 +250,12 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 db.session.commit()
 
             def _send_returns(self, order) -> None:
-                """What the callback view does after its commit: money we did not accept goes back now."""
+                """What the callback view does after its commit: money we did not accept goes back now (unless the
+                bank was set to refuse the next return: the money stays with us, flagged)."""
                 if order is not None and order.refund_in_flight:
-                    refunds.send(order, gateway, BANK)
+                    outcome = refunds.send(order, refusing_bank if self.bank_refuses else gateway, BANK)
+                    seen[f"return {outcome}"] += 1
+                    self.bank_refuses = False
                     db.session.commit()
 
             def _place(self, customer, method, promo, by_agent, package):
@@ -412,6 +418,10 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                     assert db.session.get(Customer, customer_id).credits == before, "a repeated request charged"
                 seen[f"usage {result.covered_by}{' repeated' if result.repeated else ''}"] += 1
 
+            @rule()
+            def the_bank_will_refuse_the_next_return(self):
+                self.bank_refuses = True
+
             @rule(days=st.sampled_from([1, 16, 31, 46]))
             def days_pass(self, days):
                 """Subscriptions run on: a renewal window opens, a period ends."""
@@ -452,6 +462,21 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 self.order_ids.append(order.id)
                 seen["activation approved"] += 1
                 return order.id
+
+            @rule(customer=st.integers(0, 1), timing=st.sampled_from(["now", "period_end"]),
+                  refund=st.sampled_from([None, RefundDestination.CARD, RefundDestination.BALANCE]))
+            def subscriber_cancels_and_an_agent_approves(self, customer, timing, refund):
+                """A cancellation request, approved at once; renewals bought ahead are kept or refunded whole."""
+                buyer = db.session.get(Customer, self.customer_ids[customer])
+                request = self._attempt(cancellations.request_cancellation, buyer, timing=timing, reason="moving",
+                                        actor=as_customer(buyer))
+                if request is None:
+                    return
+                refunded = self._attempt(cancellations.approve, request, AGENT, refund_renewals=refund)
+                for order in refunded or []:
+                    refunds.send(order, gateway, AGENT)
+                    db.session.commit()
+                seen[f"subscription cancelled {timing}" + (f", renewals refunded to {refund}" if refunded else "")] += 1
 
             @rule(order=orders, accept=st.sampled_from(["accept", "accept_free", "accept_yesterday"]))
             def agent_reopens_and_accepts(self, order, accept):
@@ -709,6 +734,7 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                             f"{where} gives {grant.snapshot.get('name')} and holds no money we accepted")
                     assert order.status != OrderState.ACTIVE or kept > 0 or free, (
                         f"{where} is active and holds no money we accepted")
+                    assert order.status != OrderState.ACTIVE or order.activated, f"{where} is active and gave nothing"
                     if order.promo_code_id is not None and accepted:
                         assert order.promo_use_held, f"{where} took money with the promo discount and holds no use"
 
@@ -827,6 +853,13 @@ def _ours_at_the_bank(payment: Payment) -> int | None:
 def _delete(order: Order, actor) -> bool:
     order_actions.delete_order(order, actor)
     return True
+
+
+class _RefusingBank(NestPayGateway):
+    """The bank, refusing a refund (e.g. a Void of a sale it settled already, a Credit it will not make)."""
+
+    def refund(self, oid, amount_minor, currency, *, operation, whole):
+        return RefundAnswer(succeeded=False, operation=operation, return_code="99", message="Refund refused")
 
 
 def _reject(request_id: int, actor) -> bool:
