@@ -273,6 +273,32 @@ def test_a_late_approval_sent_back_to_the_card_does_not_buy_the_package_whole_ag
     assert (order.status, customer.credits) == ("active", 4)
 
 
+def test_a_late_approval_the_bank_would_not_take_back_does_not_buy_the_package_whole_again(gateway, clock):
+    """As above, but the bank refuses to take the late approval back: it stays confirmed, flagged for agents.
+    Accepted again on the first payment, the order gave 10 new credits instead of the 4 taken (6 given away):
+    the refused approval still counted as new money paid after the revocation."""
+    customer = make_customer()
+    package = _one_credit_a_ticket()
+    order, first = card_order(customer, package)
+    second = card_payments.start_card_payment(order, "nestpay")
+    db.session.commit()
+    card_payments.apply_card_callback(gateway, bank_answer(first), BANK)
+    db.session.commit()
+    _use_credits(customer, package.department_ids[0], 6)
+    order_actions.cancel_order(order, AGENT)
+    db.session.commit()
+    clock.advance(minutes=1)
+    card_payments.apply_card_callback(gateway, bank_answer(second), BANK)
+    db.session.commit()
+    assert refunds.send(order, _RefusingBank(), BANK) == "failed"
+    db.session.commit()
+    assert (second.state, first.state, order.accepted_payments) == ("confirmed", "confirmed", [first])
+    order_actions.back_to_pending(order, AGENT)
+    order_actions.accept_order(order, AGENT)
+    db.session.commit()
+    assert (order.status, customer.credits) == ("active", 4)
+
+
 def test_accepted_again_after_a_switch_took_it_all_gives_nothing_and_forfeits_nothing(gateway, clock):
     """A subscription order, then credits bought (the switch forfeits the subscription), then the subscription
     order cancelled: its revocation took nothing. Accepted again with the same money it gives nothing, and it
