@@ -513,6 +513,16 @@ def test_refused_money_does_not_accept_an_order_whose_own_payment_was_refunded(g
     assert (order.status, order.activated, customer.credits) == ("pending", False, 0)
 
 
+def test_an_order_an_agent_gave_at_price_zero_is_accepted_again_after_a_cancel(gateway):
+    """Its manual payment of 0.00 holds nothing to refund, but it is a payment we accepted, not refused money."""
+    customer = make_customer()
+    order = placement.place_agent_order(customer, _credit_package(), payment_method="manual", actor=AGENT,
+                                        price_override_minor=0)
+    db.session.commit()
+    _cancelled_and_accepted_again(order)
+    assert (order.status, customer.credits) == ("active", 10)
+
+
 def test_half_3d_is_taken_when_the_store_accepts_it(gateway):
     settings.update({"nestpay_accept_half_3d": True}, AGENT)
     customer = make_customer()
