@@ -194,7 +194,7 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 db.session.commit()
                 self.requests: list[int] = []  # this example's activation requests
                 self.tickets = 0  # help-desk requests opened, for their references
-                self.bank_refuses = False  # the bank refuses the next return of money we did not accept
+                self.bank_refuses = False  # the bank refuses the next refund sent to it
                 self.looked_at = None  # (changes, orders, deleted) when the checks last read the database
                 self.live: list[Order] | None = None  # the orders as read then
 
@@ -344,15 +344,15 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
             @precondition(lambda self: self._may_order())
             @rule(target=orders, customer=st.integers(0, 1), promo=st.booleans(),
                   package=packages, outcome=st.sampled_from([*AT_THE_BANK, "later", "none"]),
-                  deliver=st.booleans())
-            def customer_places_a_card_order(self, customer, promo, package, outcome, deliver):
-                """Checkout by card: the order, then (unless "none") its first attempt and the trip to the bank.
-                `customer` picks among those who may order now."""
+                  deliver=st.booleans(), by_agent=st.sampled_from([False, False, True]))
+            def customer_places_a_card_order(self, customer, promo, package, outcome, deliver, by_agent):
+                """Checkout by card (or an agent's card order, paid through its mailed link): the order, then (unless
+                "none") its first attempt and the trip to the bank. `customer` picks among those who may order now."""
                 free = self._may_order()
-                return self._card_order(free[customer % len(free)], promo, package, outcome, deliver)
+                return self._card_order(free[customer % len(free)], promo, package, outcome, deliver, by_agent)
 
-            def _card_order(self, customer, promo, package, outcome, deliver):
-                order_id = self._place(customer, "card", promo, False, package)
+            def _card_order(self, customer, promo, package, outcome, deliver, by_agent=False):
+                order_id = self._place(customer, "card", promo, by_agent, package)
                 if order_id is None:
                     return multiple()
                 if outcome != "none":
@@ -424,6 +424,7 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
 
             @rule()
             def the_bank_will_refuse_the_next_return(self):
+                """The next refund sent to the bank (a return of money we did not accept, or an agent's) is refused."""
                 self.bank_refuses = True
 
             @rule(days=st.sampled_from([1, 16, 31, 46]))
@@ -656,7 +657,9 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                     return False
                 outcome = "done"
                 if to == RefundDestination.CARD:
-                    outcome = refunds.send(self._order(order_id), gateway, AGENT)
+                    outcome = refunds.send(self._order(order_id), refusing_bank if self.bank_refuses else gateway,
+                                           AGENT)
+                    self.bank_refuses = False
                     db.session.commit()
                 seen[f"refund to {to}: {outcome}"] += 1
                 return True
