@@ -263,10 +263,11 @@ def restoration(order: Order, offer: Offer) -> tuple[Offer, bool]:
     confirmed after the revocation (a new payment after a refund) buys the package whole.
     """
     revoked = next((grant for grant in reversed(order.grants) if grant.end_reason == GrantEnd.REVOKED), None)
-    # New money is money we still hold: an approval confirmed after the revocation and returned to the card by
-    # itself (a second attempt, an order no longer awaiting payment) is refunded and buys nothing
+    # New money is money we accepted and still hold: an approval confirmed after the revocation and returned to
+    # the card by itself (a second attempt, an order no longer awaiting payment) buys nothing, also while the bank
+    # refuses to take it back
     if revoked is None or any((payment.confirmed_at or payment.created_at) > revoked.ended_at
-                              for payment in order.confirmed_payments if payment.state == PaymentState.CONFIRMED):
+                              for payment in order.accepted_payments if payment.state == PaymentState.CONFIRMED):
         return offer, False
     reversals = db.session.scalars(select(LedgerEntry).where(
         LedgerEntry.grant_id == revoked.id, LedgerEntry.kind == LedgerKind.REVERSAL)).all()

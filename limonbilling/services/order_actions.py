@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 
 from ..clock import local_today
 from ..extensions import db
-from ..models import Order, OrderState, PaymentMethod
+from ..models import Order, OrderState, PaymentMethod, PaymentState
 from . import (
     ServiceError,
     ValidationFailed,
@@ -67,8 +67,9 @@ def accept_order(order: Order, actor: audit.Actor, *, received_on: date | None =
                                                  "ask the bank before accepting it."))
     if not order.holds_money:
         _take_payment_on_accept(order, actor, received_on, free_reason)
-    elif not order.accepted_payments:
-        # Held only because the bank would not take it back: money the store refused is not a payment for it
+    elif not any(p.state == PaymentState.CONFIRMED for p in order.accepted_payments):
+        # Held only because the bank would not take it back: money the store refused is not a payment for it, nor
+        # is a payment of the order's that was refunded since
         raise ServiceError("refused_money_only", _(
             "The only money on this order is a payment the store refused, which the bank would not take back. "
             "Refund it first (from this page or with the bank); then accept the order with a new payment, or "

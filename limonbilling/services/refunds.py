@@ -62,10 +62,13 @@ def start(order: Order, *, to: RefundDestination, actor: audit.Actor, amount_min
     if not automatic and any(r.in_flight and not r.automatic for r in order.refunds):
         raise ServiceError("refund_in_flight", _("A refund of this order is still waiting for the bank's answer. "
                                                  "Ask the bank first; nothing is refunded twice."))
-    sources = [payment] if payment is not None else [
+    # Money we refused (the bank would not take it back) goes first, then the newest payment: a partial refund
+    # must not return the payment the order stands on and leave it given on money the store refused
+    accepted = order.accepted_payments
+    sources = [payment] if payment is not None else sorted((
         p for p in reversed(order.confirmed_payments)
         if p.refundable_minor and (to == RefundDestination.BALANCE or p.method == PaymentMethod.CARD)
-    ]
+    ), key=lambda p: p in accepted)
     available = sum(p.refundable_minor for p in sources)
     if available <= 0:
         raise ServiceError("nothing_to_refund", _("This order has no card payment to refund.")
@@ -96,7 +99,7 @@ def start(order: Order, *, to: RefundDestination, actor: audit.Actor, amount_min
             parts.append((source, part))
             left -= part
     if order.top_up and not automatic:  # from the balance first, what of it was credited; refused if spent
-        accepted = order.accepted_payments  # money we refused was never credited: nothing to take back for it
+        # money we refused was never credited: nothing to take back for it
         top_ups.take_back(order, sum(part for source, part in parts if source in accepted), actor)
     rows = [Refund(
         order=order, payment=source, destination=to, state=State.CREATED, amount_minor=part,
