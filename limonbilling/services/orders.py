@@ -57,7 +57,7 @@ def activate_order(order: Order, actor: audit.Actor) -> bool:
         # bought something since, e.g. while an abandoned checkout was paid after all, would lose it unasked.
         grant = entitlements.activate_package(
             customer, offer, source=f"order {order.number}", actor=actor, for_order=order,
-            may_forfeit=order.kind == OrderKind.SWITCH and not restored and not _given_since(order))
+            may_forfeit=order.kind == OrderKind.SWITCH and not restored and not given_since(order))
     except purchase_rules.PurchaseRefused as refused:
         return _activation_refused(order, actor, refused.code, refused.message)
     if restored:
@@ -66,7 +66,7 @@ def activate_order(order: Order, actor: audit.Actor) -> bool:
     return True
 
 
-def _given_since(order: Order) -> bool:
+def given_since(order: Order) -> bool:
     """Whether the customer holds a grant activated after the order was placed: a switch agreed to forfeit what
     they held then (10 credits), not what they bought after it (a top-up of 100 while its checkout was abandoned)."""
     return db.session.scalar(select(Grant.id).where(

@@ -289,3 +289,25 @@ def test_a_switch_checkout_paid_after_a_top_up_bought_meanwhile_forfeits_nothing
     assert switch.holds_money and not switch.activated and "forfeit" in switch.notes
     assert customer.package_type == "credit" and customer.credits == 110
     assert not db.session.scalars(db.select(LedgerEntry).where(LedgerEntry.kind == "forfeit")).all()
+
+
+def test_a_switch_checkout_resumed_after_a_top_up_bought_meanwhile_takes_no_money(gateway, support, clock):
+    """Resumed past its time after 100 credits were topped up, the switch checkout was still the same kind
+    (credits to a subscription), so it took the customer's card again, for an activation that is now refused (it
+    would forfeit the top-up): the customer paid for nothing and waited for an agent's refund."""
+    customer = make_customer()
+    card_payments.apply_card_callback(gateway, bank_answer(card_order(
+        customer, make_package("credit", [support], credits=10))[1]), BANK)
+    db.session.commit()
+    switch = placement.place_customer_order(customer, make_package("subscription", [support], days=30),
+                                            payment_method="card", actor=as_customer(customer),
+                                            contracts_accepted=True)
+    db.session.commit()
+    clock.advance(minutes=31)
+    _top_up, attempt = card_order(customer, make_package("credit", [support], credits=100))
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+
+    with pytest.raises(ServiceError) as refused:
+        card_payments.start_card_payment(db.session.get(Order, switch.id), "nestpay")
+    assert refused.value.code == "checkout_outdated"
