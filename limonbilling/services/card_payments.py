@@ -400,11 +400,12 @@ def stale_checkouts() -> list[int]:
 def expire_checkout(order_id: int, gateway: PaymentGateway, actor: audit.Actor) -> bool:
     """Cancel a card checkout left unpaid past its time (rule 7), after asking the bank about every attempt
     without a final answer: an approval found is taken, and an attempt the bank cannot tell about keeps the
-    order waiting. Returns whether it was cancelled."""
+    order waiting. A failed attempt is asked about too (the customer may have paid on its form again within the
+    checkout's time, its post-back lost), but does not keep the order waiting. Returns whether it was cancelled."""
     order = lock_order(order_id)
     if not order.awaiting_payment or order.expires_at is None or order.expires_at > now():
         return False
-    for attempt in order.pending_attempts:
+    for attempt in order.pending_attempts + order.rechecked_attempts:
         ask_bank_about_attempt(attempt.id, gateway, actor)
     order = lock_order(order_id)
     if not order.awaiting_payment or order.pending_attempts:
