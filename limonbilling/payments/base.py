@@ -145,6 +145,10 @@ class PaymentGateway(ABC):
     def card_on_our_page(self) -> bool:
         """Whether the customer types the card on our checkout page (else on the bank's page)."""
 
+    def check_currency(self, currency: str) -> None:
+        """Raise a ServiceError when card payments in `currency` cannot be taken (every attempt would be refused)."""
+        return None  # any currency the bank knows, unless a provider says otherwise
+
     @property
     def callback_signs_amount(self) -> bool:
         """Whether an approving callback's signature proves the amount taken; when not, the approval counts only

@@ -65,15 +65,18 @@ class NestPayGateway(PaymentGateway):
     def reference(self, fields):
         return str(fields.get("oid") or fields.get("ReturnOid") or "")
 
-    def payment_form(self, *, reference, amount_minor, currency, ok_url, fail_url, lang, card, email, name,
-                     instalments=1):
+    def check_currency(self, currency):
         """ver1 signs the currency neither in the request nor in the callback, and the bank's status does not say
         it: a USD order sent in lira would be paid with as many lira. Only the lira a Turkish POS charges is
         taken then."""
-        if self.config.hash_version == "ver1" and currency != "TRY":
+        if self.values["nestpay_hash_version"] == "ver1" and currency != "TRY":
             raise ServiceError("card_currency", _(
                 "Card payments are taken only in TRY at the moment; pay this order by bank transfer or from the "
                 "account balance."))
+
+    def payment_form(self, *, reference, amount_minor, currency, ok_url, fail_url, lang, card, email, name,
+                     instalments=1):
+        self.check_currency(currency)
         return nestpay.build_payment_form(
             self.config, oid=reference, amount_minor=amount_minor, currency=currency, ok_url=ok_url,
             fail_url=fail_url, lang=lang, card=card, email=email, bill_to_name=name, instalments=instalments,

@@ -129,13 +129,15 @@ def start_card_payment(order: Order, provider: str) -> Payment:
 def _check_still_as_ordered(order: Order) -> None:
     """A checkout past its time stopped counting for rule 7, so the customer may have bought something since:
     resumed, it must still be the purchase the customer agreed to (rules 1–4 and 7 again, and the same kind), or
-    paying it could forfeit what they bought meanwhile, unasked. The order is locked, and so is the customer."""
+    paying it could forfeit what they bought meanwhile, unasked (also a switch's, which agreed to forfeit only what
+    was held when it was placed: orders.given_since). The order is locked, and so is the customer."""
     if order.top_up:
         return
     preview = purchase_rules.preview_purchase(
         ledger.lock_customer(order.customer_id), purchase_rules.Offer.sold(order.package_snapshot, order.quantity),
         allow_off_sale=True, for_order=order)
-    if not preview.allowed or preview.kind != order.kind:
+    if (not preview.allowed or preview.kind != order.kind
+            or (preview.forfeits_something and orders.given_since(order))):
         raise ServiceError("checkout_outdated", _(
             "Order %(number)s was left unpaid past its time, and your account has changed since. Please start a "
             "new order.", number=order.number))
@@ -398,11 +400,12 @@ def stale_checkouts() -> list[int]:
 def expire_checkout(order_id: int, gateway: PaymentGateway, actor: audit.Actor) -> bool:
     """Cancel a card checkout left unpaid past its time (rule 7), after asking the bank about every attempt
     without a final answer: an approval found is taken, and an attempt the bank cannot tell about keeps the
-    order waiting. Returns whether it was cancelled."""
+    order waiting. A failed attempt is asked about too (the customer may have paid on its form again within the
+    checkout's time, its post-back lost), but does not keep the order waiting. Returns whether it was cancelled."""
     order = lock_order(order_id)
     if not order.awaiting_payment or order.expires_at is None or order.expires_at > now():
         return False
-    for attempt in order.pending_attempts:
+    for attempt in order.pending_attempts + order.rechecked_attempts:
         ask_bank_about_attempt(attempt.id, gateway, actor)
     order = lock_order(order_id)
     if not order.awaiting_payment or order.pending_attempts:

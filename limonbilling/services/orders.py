@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Customer, Order, OrderKind, OrderState, PackageType, PaymentMethod
+from ..models import Customer, Grant, Order, OrderKind, OrderState, PackageType, PaymentMethod
 from . import ServiceError, audit, entitlements, ledger, notifications, purchase_rules, settings, top_ups
 from .lifecycle import move_order, settle
 
@@ -54,16 +54,24 @@ def activate_order(order: Order, actor: audit.Actor) -> bool:
         return True  # the revocation took nothing: nothing to give back, nothing to mail
     try:
         # A forfeit only as the customer agreed to it when ordering (a switch order; never a restoration): one who
-        # bought the other type since, e.g. while an abandoned checkout was paid after all, would lose it unasked.
-        grant = entitlements.activate_package(customer, offer, source=f"order {order.number}", actor=actor,
-                                              for_order=order,
-                                              may_forfeit=order.kind == OrderKind.SWITCH and not restored)
+        # bought something since, e.g. while an abandoned checkout was paid after all, would lose it unasked.
+        grant = entitlements.activate_package(
+            customer, offer, source=f"order {order.number}", actor=actor, for_order=order,
+            may_forfeit=order.kind == OrderKind.SWITCH and not restored and not given_since(order))
     except purchase_rules.PurchaseRefused as refused:
         return _activation_refused(order, actor, refused.code, refused.message)
     if restored:
         _restored(order, offer, actor)
     notifications.purchase_activated(order, grant)
     return True
+
+
+def given_since(order: Order) -> bool:
+    """Whether the customer holds a grant activated after the order was placed: a switch agreed to forfeit what
+    they held then (10 credits), not what they bought after it (a top-up of 100 while its checkout was abandoned)."""
+    return db.session.scalar(select(Grant.id).where(
+        Grant.customer_id == order.customer_id, Grant.ended_at.is_(None), Grant.created_at > order.created_at
+    ).limit(1)) is not None
 
 
 def _restored(order: Order, offer: purchase_rules.Offer, actor: audit.Actor) -> None:

@@ -30,6 +30,7 @@ from ..models import (
     PaymentMethod,
     PromoCode,
 )
+from ..payments import gateways
 from . import (
     ServiceError,
     ValidationFailed,
@@ -190,6 +191,8 @@ def place_agent_order(customer: Customer, package: Package, *, payment_method: s
         raise ValidationFailed({"price_override": [_("The price must be 0 or more; 0 makes it free.")]})
     if not transfer_arrived:
         _require_transfer_account(payment_method, package.currency)
+    if payment_method == PaymentMethod.CARD:  # else its link is mailed, every payment refused, and it blocks (rule 7)
+        gateways.gateway().check_currency(package.currency)
     order, _customer = _new_order(customer, package, payment_method=payment_method, actor=actor, ip=ip,
                                   promo_code=promo_code, placed_by=placed_by,
                                   price_override_minor=price_override_minor,

@@ -239,6 +239,28 @@ def test_money_paid_on_the_same_attempt_after_its_decline_is_found(shop, app, cl
     db.session.close()
 
 
+def test_a_declined_attempt_paid_again_before_its_checkout_ran_out_is_asked_about_before_the_expiry(
+        shop, app, clock):
+    """The bank declined the attempt; the customer sent the bank's form again and paid 150.00 on the same oid
+    within the checkout's time, its post-back lost. The expiry run (every 10 minutes, before reconciliation asks
+    about attempts older than 15) asked the bank only about pending attempts: it cancelled the order, and
+    reconciliation then returned the customer's 150.00 instead of activating what they paid for."""
+    server, ids = shop
+    browser = _signed_in(server.url, ids["email"])
+    bank_form = _to_the_bank(browser, server.url, ids["package"])
+    declined = _through_3d(browser, bank_form, "decline")
+    browser.post(declined["action"], data=declined["fields"])
+    db.session.close()
+    _through_3d(browser, bank_form, "approve")  # the same form again: the same oid, paid; its post-back is lost
+    clock.advance(minutes=31)
+    app.test_cli_runner().invoke(args=["billing", "expire"])
+    app.test_cli_runner().invoke(args=["billing", "reconcile"])
+    order = _order(ids)
+    assert (order.status, order.payment_status, order.activated) == ("pending", "paid", True)
+    assert db.session.get(Customer, ids["customer"]).credits == 10
+    db.session.close()
+
+
 def test_a_declined_attempt_paid_after_a_newer_one_paid_the_order_goes_back(shop, app, clock):
     """The first attempt was declined, the second paid the order; then the customer went back to the first
     attempt's bank form and paid it too, its post-back lost. Reconciliation finds that second sale and returns it."""

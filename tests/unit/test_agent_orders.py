@@ -446,3 +446,20 @@ def test_an_agents_transfer_order_needs_an_account_in_its_currency(support):
     assert db.session.scalar(select(db.func.count(Order.id))) == 0
     make_transfer_account("USD")
     assert agent_order(customer, usd, method="bank_transfer").currency == "USD"
+
+
+def test_a_ver1_store_takes_no_card_order_with_a_payment_link_in_another_currency_than_lira(support):
+    """A ver1 NestPay store takes card payments in TRY only (the bank form is refused for others), but an agent
+    could still place a 150 USD card order: its payment link was mailed, every payment on it was refused, and
+    as an open order it kept the customer from ordering anything else, by transfer or balance, for 7 days."""
+    from limonbilling.services import audit, settings
+
+    configure_gateway()
+    settings.update({"nestpay_hash_version": "ver1"}, audit.Actor.system("test"))
+    customer = make_customer()
+    with pytest.raises(ServiceError) as refused:
+        agent_order(customer, make_package("credit", [support], price="150.00", currency="USD"), method="card")
+    assert refused.value.code == "card_currency"
+    db.session.rollback()
+    assert db.session.scalars(select(Order)).all() == []
+    assert agent_order(customer, make_package("credit", [support], price="150.00"), method="card").currency == "TRY"

@@ -262,3 +262,52 @@ def test_an_abandoned_checkout_resumed_after_another_purchase_takes_no_money_and
     assert first.holds_money and not first.activated and "forfeit" in first.notes
     assert customer.package_type == "subscription" and entitlements.entitlement(customer).expires_at == expiry
     assert not db.session.scalars(db.select(LedgerEntry).where(LedgerEntry.kind == "forfeit")).all()
+
+
+def test_a_switch_checkout_paid_after_a_top_up_bought_meanwhile_forfeits_nothing_bought_since(
+        gateway, support, clock):
+    """A switch order agrees to forfeit what the customer held when it was placed (10 credits), not what they
+    bought after it: its checkout left past its time, 100 credits topped up and paid meanwhile (rule 7 let it),
+    then the switch paid after all (an attempt started before) forfeited all 110 credits, the 100 just paid for
+    unasked. The money is kept for an agent instead, with nothing forfeited."""
+    customer = make_customer()
+    paid = card_payments.apply_card_callback(gateway, bank_answer(card_order(
+        customer, make_package("credit", [support], credits=10))[1]), BANK)
+    db.session.commit()
+    assert paid.activated and customer.credits == 10
+    switch, early_attempt = card_order(customer, make_package("subscription", [support], days=30))
+    assert switch.kind == "switch"
+    clock.advance(minutes=31)
+    _top_up, attempt = card_order(customer, make_package("credit", [support], credits=100))
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+    assert customer.credits == 110
+
+    card_payments.apply_card_callback(gateway, bank_answer(early_attempt), BANK)  # paid at the bank meanwhile
+    db.session.commit()
+    switch = db.session.get(Order, switch.id)
+    assert switch.holds_money and not switch.activated and "forfeit" in switch.notes
+    assert customer.package_type == "credit" and customer.credits == 110
+    assert not db.session.scalars(db.select(LedgerEntry).where(LedgerEntry.kind == "forfeit")).all()
+
+
+def test_a_switch_checkout_resumed_after_a_top_up_bought_meanwhile_takes_no_money(gateway, support, clock):
+    """Resumed past its time after 100 credits were topped up, the switch checkout was still the same kind
+    (credits to a subscription), so it took the customer's card again, for an activation that is now refused (it
+    would forfeit the top-up): the customer paid for nothing and waited for an agent's refund."""
+    customer = make_customer()
+    card_payments.apply_card_callback(gateway, bank_answer(card_order(
+        customer, make_package("credit", [support], credits=10))[1]), BANK)
+    db.session.commit()
+    switch = placement.place_customer_order(customer, make_package("subscription", [support], days=30),
+                                            payment_method="card", actor=as_customer(customer),
+                                            contracts_accepted=True)
+    db.session.commit()
+    clock.advance(minutes=31)
+    _top_up, attempt = card_order(customer, make_package("credit", [support], credits=100))
+    card_payments.apply_card_callback(gateway, bank_answer(attempt), BANK)
+    db.session.commit()
+
+    with pytest.raises(ServiceError) as refused:
+        card_payments.start_card_payment(db.session.get(Order, switch.id), "nestpay")
+    assert refused.value.code == "checkout_outdated"
