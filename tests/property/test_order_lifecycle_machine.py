@@ -64,7 +64,9 @@ from limonbilling.models import (
     BalanceKind,
     Customer,
     Grant,
+    GrantEnd,
     LedgerEntry,
+    LedgerKind,
     MoneyState,
     Notification,
     Order,
@@ -77,6 +79,7 @@ from limonbilling.models import (
     PromoCode,
     RefundDestination,
     RefundState,
+    SubscriptionPeriod,
 )
 from limonbilling.models.lifecycle import REFUNDS_HOLDING_MONEY, invoice_state
 from limonbilling.models.orders import RECHECK_FAILED
@@ -118,7 +121,8 @@ COVERED = [  # prefixes of what every run does at least once (keys of `seen`): t
     "approval returned (half_3d)", "approval returned (approve)", "asked the bank",
     "end of day", "cancel", "fraud", "bulk", "refund to",
     "order account_balance", "top-up card", "top-up bank_transfer", "balance adjusted", "usage ",
-    "activation request", "days pass", "return failed",
+    "activation request", "days pass", "return failed", "renewal ahead", "subscription cancelled",
+    "renewals refunded",
 ]
 
 
@@ -429,7 +433,9 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
 
             @rule(days=st.sampled_from([1, 16, 31, 46]))
             def days_pass(self, days):
-                """Subscriptions run on: a renewal window opens, a period ends."""
+                """Subscriptions run on: a renewal window opens, a period ends. The reconciliation cron runs every few
+                minutes meanwhile (an attempt failed by the bank's status is asked about again for a day only)."""
+                self._reconcile()
                 clock.advance(days=days)
                 seen["days pass"] += 1
 
@@ -468,20 +474,67 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 seen["activation approved"] += 1
                 return order.id
 
+            @precondition(lambda self: len(self._may_order()) and len(self.order_ids) <= MAX_ORDERS - 2)
+            @rule(target=orders, customer=st.integers(0, 1), first=st.sampled_from([2, 3]),
+                  second=st.sampled_from([2, 3]), methods=st.lists(
+                      st.sampled_from(["account_balance", "card", "bank_transfer"]), min_size=2, max_size=2),
+                  cancel=st.one_of(st.none(), st.tuples(st.sampled_from(["now", "period_end"]), st.sampled_from(
+                      [None, RefundDestination.CARD, RefundDestination.BALANCE]))))
+            def customer_subscribes_and_renews_ahead(self, customer, first, second, methods, cancel):
+                """A subscription (unless one runs already), then a renewal bought ahead once the renewal window
+                opens (days pass if need be); each paid from the balance, by card through the bank, or by transfer
+                an agent accepts. Then maybe at once a cancellation that keeps the renewal or refunds it (domain.md
+                §6a); the cancellation rule reaches it later too."""
+                free = self._may_order()
+                index = free[customer % len(free)]
+                buyer = db.session.get(Customer, self.customer_ids[index])
+                bought = []
+                for package, method in ((first, methods[0]), (second, methods[1])):
+                    if bought or holdings.current_period_end(buyer) is not None:
+                        opens = holdings.subscription_expiry(buyer) - purchase_rules.renewal_window()
+                        if opens > clock.now():
+                            self._reconcile()
+                            clock.advance(seconds=int((opens - clock.now()).total_seconds()) + 60)
+                    order_id = self._place(index, method, False, False, package)
+                    if order_id is None:
+                        break
+                    bought.append(order_id)
+                    if method == "card":
+                        self._pay(order_id, "approve", True)
+                    elif method == "bank_transfer":
+                        self.agent_acts(order_id, "accept")
+                    if holdings.current_period_end(buyer) is None:
+                        break  # nothing running to renew
+                    seen[f"renewal ahead {method}" if len(bought) == 2 else "subscribed"] += 1
+                if cancel is not None:
+                    self._cancel_subscription(self.customer_ids[index], *cancel)
+                return multiple(*bought)
+
             @rule(customer=st.integers(0, 1), timing=st.sampled_from(["now", "period_end"]),
                   refund=st.sampled_from([None, RefundDestination.CARD, RefundDestination.BALANCE]))
             def subscriber_cancels_and_an_agent_approves(self, customer, timing, refund):
-                """A cancellation request, approved at once; renewals bought ahead are kept or refunded whole."""
-                buyer = db.session.get(Customer, self.customer_ids[customer])
+                """A cancellation request, approved at once; renewals bought ahead are kept or refunded whole.
+                `customer` picks among those with a subscription running, if any."""
+                running = [i for i in self.customer_ids
+                           if holdings.current_period_end(db.session.get(Customer, i)) is not None] or self.customer_ids
+                self._cancel_subscription(running[customer % len(running)], timing, refund)
+
+            def _cancel_subscription(self, customer_id, timing, refund) -> None:
+                buyer = db.session.get(Customer, customer_id)
+                ahead = [o.id for _p, o in cancellations.renewals_ahead(buyer, clock.now()) if o is not None]
                 request = self._attempt(cancellations.request_cancellation, buyer, timing=timing, reason="moving",
                                         actor=as_customer(buyer))
                 if request is None:
                     return
-                refunded = self._attempt(cancellations.approve, request, AGENT, refund_renewals=refund)
-                for order in refunded or []:
-                    refunds.send(order, gateway, AGENT)
+                to_card = self._attempt(cancellations.approve, request, AGENT, refund_renewals=refund)
+                if to_card is None:
+                    return
+                for order in to_card:
+                    refunds.send(order, refusing_bank if self.bank_refuses else gateway, AGENT)
+                    self.bank_refuses = False
                     db.session.commit()
-                seen[f"subscription cancelled {timing}" + (f", renewals refunded to {refund}" if refunded else "")] += 1
+                seen[f"renewals refunded to {refund}, cancelled {timing}" if refund and ahead
+                     else f"subscription cancelled {timing}" + (", renewals kept" if ahead else "")] += 1
 
             @rule(order=orders, accept=st.sampled_from(["accept", "accept_free", "accept_yesterday"]))
             def agent_reopens_and_accepts(self, order, accept):
@@ -772,6 +825,34 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                     by_hand = db.session.scalar(select(func.coalesce(func.sum(BalanceEntry.amount_minor), 0)).where(
                         BalanceEntry.customer_id == customer_id, BalanceEntry.order_id.is_(None)))
                     assert by_hand == self.adjusted[customer_id], (by_hand, self.adjusted[customer_id])
+
+            @invariant()
+            def subscription_time_stands_on_payments(self):
+                """Each order's subscription time, what its grants gave less what revocations took back while still
+                to come (restorations give back only that), never exceeds its package's days once per payment we
+                accepted; every period is an order's; none starts before it was given."""
+                self._look_again_if_changed()
+                for customer_id in self.customer_ids:
+                    periods = db.session.scalars(select(SubscriptionPeriod).where(
+                        SubscriptionPeriod.customer_id == customer_id)).all()
+                    given: Counter = Counter()
+                    for period in periods:
+                        grant = period.grant
+                        assert grant.order_id is not None, f"period {period.id} ({grant.source}) sold by no order"
+                        assert period.starts_at >= grant.created_at - timedelta(seconds=1), (period.id, grant.id)
+                        length = (period.ends_at - period.starts_at).total_seconds()
+                        if grant.end_reason == GrantEnd.REVOKED:
+                            taken = db.session.scalars(select(LedgerEntry).where(
+                                LedgerEntry.grant_id == grant.id, LedgerEntry.kind == LedgerKind.REVERSAL)).all()
+                            length -= max([(e.reason_args or {}).get("left_seconds", 0) for e in taken], default=0)
+                        given[grant.order_id] += length
+                    for order_id, seconds in given.items():
+                        order = db.session.get(Order, order_id)
+                        sold = purchase_rules.Offer.sold(order.package_snapshot, order.quantity).days * 86400
+                        most = sold * len(order.accepted_payments)
+                        assert seconds <= most, (
+                            f"order {order.number} ({order.status}, {order.payment_status}) gave {seconds / 86400:.2f}"
+                            f" days of subscription for {len(order.accepted_payments)} payment(s) of {sold // 86400}")
 
             @invariant()
             def credits_and_balances_add_up(self):
