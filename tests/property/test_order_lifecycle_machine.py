@@ -94,6 +94,7 @@ from limonbilling.services import (
     card_payments,
     charging,
     holdings,
+    instalments,
     ledger,
     order_actions,
     placement,
@@ -122,7 +123,7 @@ COVERED = [  # prefixes of what every run does at least once (keys of `seen`): t
     "end of day", "cancel", "fraud", "bulk", "refund to",
     "order account_balance", "top-up card", "top-up bank_transfer", "balance adjusted", "usage ",
     "activation request", "days pass", "return failed", "renewal ahead", "subscription cancelled",
-    "renewals refunded",
+    "renewals refunded", "order card pending in 3 instalments",
 ]
 
 
@@ -164,6 +165,11 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
         statuses = ["pending", "active", "cancelled", "fraud", f"custom:{on_hold.id}"]
         gateway, refusing_bank = NestPayGateway(), _RefusingBank()
         checkout_minutes = store_settings.get("card_checkout_minutes")
+        # Card instalments (TRY only): 3 at 2.50 % from any total, 6 at 5.25 % from 200.00 (the 80.00 package
+        # is refused them)
+        store_settings.update({"card_instalments_enabled": True, "card_instalment_plans": [
+            {"count": 3, "minimum_minor": 0, "surcharge_basis_points": 250},
+            {"count": 6, "minimum_minor": 20000, "surcharge_basis_points": 525}]}, AGENT)
         db.session.commit()
         browser = requests.Session()
         seen: Counter = Counter()  # what the run did, for the coverage check at the end
@@ -265,18 +271,19 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                     self.bank_refuses = False
                     db.session.commit()
 
-            def _place(self, customer, method, promo, by_agent, package):
+            def _place(self, customer, method, promo, by_agent, package, instalments=1):
                 buyer = db.session.get(Customer, self.customer_ids[customer])
                 actor = AGENT if by_agent else as_customer(buyer)
                 place = placement.place_agent_order if by_agent else placement.place_customer_order
-                accepted = {} if by_agent else {"contracts_accepted": True}
+                accepted = {} if by_agent else {"contracts_accepted": True, "instalment_count": instalments}
                 order = self._attempt(place, buyer, db.session.get(Package, package_ids[package]),
                                       payment_method=method, actor=actor, promo_code=self.code if promo else None,
                                       **accepted)
                 if order is None:
                     return None
                 self.order_ids.append(order.id)
-                seen[f"order {method} {order.status}"] += 1
+                seen[f"order {method} {order.status}" + (f" in {instalments} instalments" if instalments > 1 else "")
+                     ] += 1
                 return order.id
 
             def _pay(self, order_id, outcome, deliver) -> None:
@@ -300,7 +307,8 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 url, fields = gateway.payment_form(
                     reference=payment.oid, amount_minor=payment.amount_minor, currency=payment.currency,
                     ok_url="http://127.0.0.1:9/ok", fail_url="http://127.0.0.1:9/fail", lang="tr",
-                    card=nestpay.Card(TEST_CARD, 12, 30, "000", "visa"), email=None, name=None)
+                    card=nestpay.Card(TEST_CARD, 12, 30, "000", "visa"), email=None, name=None,
+                    instalments=payment.instalments)
                 db.session.commit()
                 choice = forms_of(browser.post(url, data=fields))[0]
                 answer = form_with_field(browser.post(choice["action"], data={**choice["fields"], "outcome": outcome}),
@@ -348,15 +356,17 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
             @precondition(lambda self: self._may_order())
             @rule(target=orders, customer=st.integers(0, 1), promo=st.booleans(),
                   package=packages, outcome=st.sampled_from([*AT_THE_BANK, "later", "none"]),
-                  deliver=st.booleans(), by_agent=st.sampled_from([False, False, True]))
-            def customer_places_a_card_order(self, customer, promo, package, outcome, deliver, by_agent):
+                  deliver=st.booleans(), by_agent=st.sampled_from([False, False, True]),
+                  instalments=st.sampled_from([1, 1, 3, 6]))
+            def customer_places_a_card_order(self, customer, promo, package, outcome, deliver, by_agent, instalments):
                 """Checkout by card (or an agent's card order, paid through its mailed link): the order, then (unless
                 "none") its first attempt and the trip to the bank. `customer` picks among those who may order now."""
                 free = self._may_order()
-                return self._card_order(free[customer % len(free)], promo, package, outcome, deliver, by_agent)
+                return self._card_order(free[customer % len(free)], promo, package, outcome, deliver, by_agent,
+                                        1 if by_agent else instalments)
 
-            def _card_order(self, customer, promo, package, outcome, deliver, by_agent=False):
-                order_id = self._place(customer, "card", promo, by_agent, package)
+            def _card_order(self, customer, promo, package, outcome, deliver, by_agent=False, instalments=1):
+                order_id = self._place(customer, "card", promo, by_agent, package, instalments)
                 if order_id is None:
                     return multiple()
                 if outcome != "none":
@@ -478,8 +488,9 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
             @rule(target=orders, customer=st.integers(0, 1), first=st.sampled_from([2, 3]),
                   second=st.sampled_from([2, 3]), methods=st.lists(
                       st.sampled_from(["account_balance", "card", "bank_transfer"]), min_size=2, max_size=2),
-                  cancel=st.one_of(st.none(), st.tuples(st.sampled_from(["now", "period_end"]), st.sampled_from(
-                      [None, RefundDestination.CARD, RefundDestination.BALANCE]))))
+                  cancel=st.sampled_from([None, ("now", RefundDestination.BALANCE), ("period_end", None),
+                                          ("period_end", RefundDestination.CARD), ("now", RefundDestination.CARD),
+                                          ("period_end", RefundDestination.BALANCE)]))
             def customer_subscribes_and_renews_ahead(self, customer, first, second, methods, cancel):
                 """A subscription (unless one runs already), then a renewal bought ahead once the renewal window
                 opens (days pass if need be); each paid from the balance, by card through the bank, or by transfer
@@ -527,7 +538,11 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 if request is None:
                     return
                 to_card = self._attempt(cancellations.approve, request, AGENT, refund_renewals=refund)
+                if to_card is None and refund == RefundDestination.CARD:  # no renewal paid by card: to the balance
+                    refund = RefundDestination.BALANCE
+                    to_card = self._attempt(cancellations.approve, request, AGENT, refund_renewals=refund)
                 if to_card is None:
+                    self._attempt(cancellations.reject, request, AGENT, "Write to us about the renewals.")
                     return
                 for order in to_card:
                     refunds.send(order, refusing_bank if self.bank_refuses else gateway, AGENT)
@@ -750,6 +765,18 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                         where, order.invoice.status, money)
                     assert not (order.status == OrderState.ACTIVE and money is MoneyState.REFUNDED), (
                         f"{where} is active with all its money returned")
+                    # In instalments the surcharge is part of what the customer pays: every attempt asks the bank
+                    # for the order's amount in its count, and an instalment sale goes back to the card only whole
+                    assert order.surcharge_minor == (0 if order.instalments == 1 else instalments.split(
+                        order.amount_minor - order.surcharge_minor, order.instalments,
+                        next(p.surcharge_basis_points for p in instalments.plans()
+                             if p.count == order.instalments)).surcharge_minor), (where, order.surcharge_minor)
+                    for payment in order.card_attempts:
+                        assert (payment.amount_minor, payment.instalments) == (
+                            order.amount_minor, order.instalments), (where, payment.oid, payment.amount_minor)
+                        if payment.instalments > 1:
+                            assert all(r.amount_minor == payment.amount_minor for r in payment.refunds
+                                       if r.destination == RefundDestination.CARD), (where, "part to the card")
 
             @invariant()
             def every_order_accounts_for_its_money(self):
