@@ -59,6 +59,7 @@ from limonbilling.extensions import db
 from limonbilling.models import (
     AccountBalance,
     ActivationRequest,
+    Affiliate,
     AuditEntry,
     BalanceEntry,
     BalanceKind,
@@ -90,6 +91,7 @@ from limonbilling.sandbox import TEST_CARD, create_simulator
 from limonbilling.services import (
     ServiceError,
     activation_requests,
+    affiliates,
     cancellations,
     card_payments,
     charging,
@@ -188,6 +190,10 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 self.promo_id = promo_codes.create(
                     {"code": self.code, "kind": "percent", "value": 10, "max_uses": PROMO_USES}, AGENT).id
                 db.session.commit()
+                # The second customer came through an affiliate's link: their own orders earn it a commission
+                self.affiliate_id = affiliates.create(
+                    {"name": self.code, "code": f"REF-{self.code}", "commission_percent": 15}, AGENT).id
+                db.session.commit()
                 self.order_ids: list[int] = []  # this example's orders, deleted ones included
                 self.deleted: dict[int, tuple[bool, bool]] = {}  # order id → (held a promo use, had a payment)
                 # Card attempts are named by their oid (SQLite gives a deleted row's id to the next one).
@@ -278,7 +284,9 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 buyer = db.session.get(Customer, self.customer_ids[customer])
                 actor = AGENT if by_agent else as_customer(buyer)
                 place = placement.place_agent_order if by_agent else placement.place_customer_order
-                accepted = {} if by_agent else {"contracts_accepted": True, "instalment_count": instalments}
+                accepted = {} if by_agent else {
+                    "contracts_accepted": True, "instalment_count": instalments,
+                    "affiliate": db.session.get(Affiliate, self.affiliate_id) if customer == 1 else None}
                 order = self._attempt(place, buyer, db.session.get(Package, package_ids[package]),
                                       payment_method=method, actor=actor, promo_code=self.code if promo else None,
                                       **accepted)
@@ -923,6 +931,23 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                         assert order.promo_use_held, (
                             f"order {order.number} ({order.status}, {order.payment_status}) has the promo code's "
                             "discount without holding a use")
+
+            @invariant()
+            def the_affiliate_earns_on_money_kept(self):
+                """The commission is the percent of the money we accepted and kept from the affiliate's orders
+                (refunds done taken off, money returned by itself never counted, top-ups' never), per currency."""
+                self._look_again_if_changed()
+                kept: Counter = Counter()
+                for order in self._live_orders():
+                    if order.affiliate_id == self.affiliate_id and not order.top_up:
+                        for payment in order.accepted_payments:
+                            kept[payment.currency] += payment.amount_minor - sum(
+                                r.amount_minor for r in payment.refunds if r.state == RefundState.DONE)
+                [earned] = affiliates.earnings(self.affiliate_id)
+                assert {c: a for c, a in earned.paid.items() if a} == {c: a for c, a in kept.items() if a}, (
+                    earned.paid, kept)
+                assert earned.commission == {c: affiliates.commission_minor(a, 15) for c, a in earned.paid.items()}
+                assert all(0 <= earned.commission[c] <= a for c, a in earned.paid.items()), earned.commission
 
             def _lost_post_back(self, attempt: str) -> bool:
                 return attempt in self.callbacks and attempt not in self.delivered
