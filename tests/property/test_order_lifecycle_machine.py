@@ -59,12 +59,15 @@ from limonbilling.extensions import db
 from limonbilling.models import (
     AccountBalance,
     ActivationRequest,
+    Affiliate,
     AuditEntry,
     BalanceEntry,
     BalanceKind,
     Customer,
     Grant,
+    GrantEnd,
     LedgerEntry,
+    LedgerKind,
     MoneyState,
     Notification,
     Order,
@@ -77,6 +80,7 @@ from limonbilling.models import (
     PromoCode,
     RefundDestination,
     RefundState,
+    SubscriptionPeriod,
 )
 from limonbilling.models.lifecycle import REFUNDS_HOLDING_MONEY, invoice_state
 from limonbilling.models.orders import RECHECK_FAILED
@@ -87,10 +91,12 @@ from limonbilling.sandbox import TEST_CARD, create_simulator
 from limonbilling.services import (
     ServiceError,
     activation_requests,
+    affiliates,
     cancellations,
     card_payments,
     charging,
     holdings,
+    instalments,
     ledger,
     order_actions,
     placement,
@@ -118,7 +124,7 @@ COVERED = [  # prefixes of what every run does at least once (keys of `seen`): t
     "approval returned (half_3d)", "approval returned (approve)", "asked the bank",
     "end of day", "cancel", "fraud", "bulk", "refund to",
     "order account_balance", "top-up card", "top-up bank_transfer", "balance adjusted", "usage ",
-    "activation request", "days pass", "return failed",
+    "activation request", "days pass", "return failed", "renewal ahead", "subscription cancelled",
 ]
 
 
@@ -147,12 +153,14 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
     with LiveServer(bank) as simulator, DatabaseChanges() as changes:
         configure_gateway(simulator.url)
         support = make_department("Support", credit_per_request=2)
-        make_transfer_account()
+        make_transfer_account(), make_transfer_account("USD")
         # Credits and subscriptions (a 45-day one: renewal opens after 15 days), so orders switch type (rule 4)
         package_ids = [make_package("credit", [support], credits=10, price="150.00").id,
                        make_package("credit", [support], credits=4, price="80.00").id,
                        make_package("subscription", [support], days=45, price="300.00").id,
-                       make_package("subscription", [support], days=30, price="120.00").id]
+                       make_package("subscription", [support], days=30, price="120.00").id,
+                       # In dollars: by card, from the dollar balance, or by transfer into the dollar account
+                       make_package("credit", [support], credits=3, price="40.00", currency="USD").id]
         packages = st.integers(0, len(package_ids) - 1)
         on_hold = OrderStatus(name="On hold", colour="#888888", counts_as="cancelled")
         db.session.add(on_hold)
@@ -160,6 +168,11 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
         statuses = ["pending", "active", "cancelled", "fraud", f"custom:{on_hold.id}"]
         gateway, refusing_bank = NestPayGateway(), _RefusingBank()
         checkout_minutes = store_settings.get("card_checkout_minutes")
+        # Card instalments (TRY only): 3 at 2.50 % from any total, 6 at 5.25 % from 200.00 (the 80.00 package
+        # is refused them)
+        store_settings.update({"card_instalments_enabled": True, "card_instalment_plans": [
+            {"count": 3, "minimum_minor": 0, "surcharge_basis_points": 250},
+            {"count": 6, "minimum_minor": 20000, "surcharge_basis_points": 525}]}, AGENT)
         db.session.commit()
         browser = requests.Session()
         seen: Counter = Counter()  # what the run did, for the coverage check at the end
@@ -177,6 +190,10 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 self.promo_id = promo_codes.create(
                     {"code": self.code, "kind": "percent", "value": 10, "max_uses": PROMO_USES}, AGENT).id
                 db.session.commit()
+                # The second customer came through an affiliate's link: their own orders earn it a commission
+                self.affiliate_id = affiliates.create(
+                    {"name": self.code, "code": f"REF-{self.code}", "commission_percent": 15}, AGENT).id
+                db.session.commit()
                 self.order_ids: list[int] = []  # this example's orders, deleted ones included
                 self.deleted: dict[int, tuple[bool, bool]] = {}  # order id → (held a promo use, had a payment)
                 # Card attempts are named by their oid (SQLite gives a deleted row's id to the next one).
@@ -187,10 +204,12 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 self.gone_attempts: dict[str, int | None] = {}  # attempts of deleted orders → what we held
                 self.accepted: set[str] = set()  # attempts whose money was taken for the order
                 self.returned: set[str] = set()  # attempts whose money was taken and must go back by itself
-                self.adjusted = dict.fromkeys(self.customer_ids, 0)  # what agents added to each balance by hand
-                # The first customer starts with money in the account balance, to pay orders from
-                self.adjusted[self.customer_ids[0]] = ledger_balance.adjust(
-                    db.session.get(Customer, self.customer_ids[0]), "500.00", "TRY", "welcome", AGENT).amount_minor
+                # What agents added to each balance by hand, by currency
+                self.adjusted: dict[int, Counter] = {customer_id: Counter() for customer_id in self.customer_ids}
+                # The first customer starts with money in the account balance (lira and dollars), to pay orders from
+                for amount, currency in (("500.00", "TRY"), ("60.00", "USD")):
+                    self.adjusted[self.customer_ids[0]][currency] = ledger_balance.adjust(
+                        db.session.get(Customer, self.customer_ids[0]), amount, currency, "welcome", AGENT).amount_minor
                 db.session.commit()
                 self.requests: list[int] = []  # this example's activation requests
                 self.tickets = 0  # help-desk requests opened, for their references
@@ -261,18 +280,21 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                     self.bank_refuses = False
                     db.session.commit()
 
-            def _place(self, customer, method, promo, by_agent, package):
+            def _place(self, customer, method, promo, by_agent, package, instalments=1):
                 buyer = db.session.get(Customer, self.customer_ids[customer])
                 actor = AGENT if by_agent else as_customer(buyer)
                 place = placement.place_agent_order if by_agent else placement.place_customer_order
-                accepted = {} if by_agent else {"contracts_accepted": True}
+                accepted = {} if by_agent else {
+                    "contracts_accepted": True, "instalment_count": instalments,
+                    "affiliate": db.session.get(Affiliate, self.affiliate_id) if customer == 1 else None}
                 order = self._attempt(place, buyer, db.session.get(Package, package_ids[package]),
                                       payment_method=method, actor=actor, promo_code=self.code if promo else None,
                                       **accepted)
                 if order is None:
                     return None
                 self.order_ids.append(order.id)
-                seen[f"order {method} {order.status}"] += 1
+                seen[f"order {method} {order.status}" + (f" in {instalments} instalments" if instalments > 1 else "")
+                     + (f" in {order.currency}" if order.currency != "TRY" else "")] += 1
                 return order.id
 
             def _pay(self, order_id, outcome, deliver) -> None:
@@ -296,7 +318,8 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 url, fields = gateway.payment_form(
                     reference=payment.oid, amount_minor=payment.amount_minor, currency=payment.currency,
                     ok_url="http://127.0.0.1:9/ok", fail_url="http://127.0.0.1:9/fail", lang="tr",
-                    card=nestpay.Card(TEST_CARD, 12, 30, "000", "visa"), email=None, name=None)
+                    card=nestpay.Card(TEST_CARD, 12, 30, "000", "visa"), email=None, name=None,
+                    instalments=payment.instalments)
                 db.session.commit()
                 choice = forms_of(browser.post(url, data=fields))[0]
                 answer = form_with_field(browser.post(choice["action"], data={**choice["fields"], "outcome": outcome}),
@@ -344,15 +367,17 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
             @precondition(lambda self: self._may_order())
             @rule(target=orders, customer=st.integers(0, 1), promo=st.booleans(),
                   package=packages, outcome=st.sampled_from([*AT_THE_BANK, "later", "none"]),
-                  deliver=st.booleans(), by_agent=st.sampled_from([False, False, True]))
-            def customer_places_a_card_order(self, customer, promo, package, outcome, deliver, by_agent):
+                  deliver=st.booleans(), by_agent=st.sampled_from([False, False, True]),
+                  instalments=st.sampled_from([1, 1, 3, 6]))
+            def customer_places_a_card_order(self, customer, promo, package, outcome, deliver, by_agent, instalments):
                 """Checkout by card (or an agent's card order, paid through its mailed link): the order, then (unless
                 "none") its first attempt and the trip to the bank. `customer` picks among those who may order now."""
                 free = self._may_order()
-                return self._card_order(free[customer % len(free)], promo, package, outcome, deliver, by_agent)
+                return self._card_order(free[customer % len(free)], promo, package, outcome, deliver, by_agent,
+                                        1 if by_agent else instalments)
 
-            def _card_order(self, customer, promo, package, outcome, deliver, by_agent=False):
-                order_id = self._place(customer, "card", promo, by_agent, package)
+            def _card_order(self, customer, promo, package, outcome, deliver, by_agent=False, instalments=1):
+                order_id = self._place(customer, "card", promo, by_agent, package, instalments)
                 if order_id is None:
                     return multiple()
                 if outcome != "none":
@@ -402,7 +427,7 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 entry = self._attempt(ledger_balance.adjust, db.session.get(Customer, customer_id), amount, "TRY",
                                       "goodwill", AGENT)
                 if entry is not None:
-                    self.adjusted[customer_id] += entry.amount_minor
+                    self.adjusted[customer_id]["TRY"] += entry.amount_minor
                     seen[f"balance adjusted {'up' if entry.amount_minor > 0 else 'down'}"] += 1
 
             @rule(customer=st.integers(0, 1), kind=st.sampled_from(["ticket", "chat"]), again=st.booleans())
@@ -429,7 +454,9 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
 
             @rule(days=st.sampled_from([1, 16, 31, 46]))
             def days_pass(self, days):
-                """Subscriptions run on: a renewal window opens, a period ends."""
+                """Subscriptions run on: a renewal window opens, a period ends. The reconciliation cron runs every few
+                minutes meanwhile (an attempt failed by the bank's status is asked about again for a day only)."""
+                self._reconcile()
                 clock.advance(days=days)
                 seen["days pass"] += 1
 
@@ -468,20 +495,72 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                 seen["activation approved"] += 1
                 return order.id
 
+            @precondition(lambda self: len(self._may_order()) and len(self.order_ids) <= MAX_ORDERS - 2)
+            @rule(target=orders, customer=st.integers(0, 1), first=st.sampled_from([2, 3]),
+                  second=st.sampled_from([2, 3]), methods=st.lists(
+                      st.sampled_from(["account_balance", "card", "bank_transfer"]), min_size=2, max_size=2),
+                  cancel=st.sampled_from([None, ("now", RefundDestination.BALANCE), ("period_end", None),
+                                          ("period_end", RefundDestination.CARD), ("now", RefundDestination.CARD),
+                                          ("period_end", RefundDestination.BALANCE)]))
+            def customer_subscribes_and_renews_ahead(self, customer, first, second, methods, cancel):
+                """A subscription (unless one runs already), then a renewal bought ahead once the renewal window
+                opens (days pass if need be); each paid from the balance, by card through the bank, or by transfer
+                an agent accepts. Then maybe at once a cancellation that keeps the renewal or refunds it (domain.md
+                §6a); the cancellation rule reaches it later too."""
+                free = self._may_order()
+                index = free[customer % len(free)]
+                buyer = db.session.get(Customer, self.customer_ids[index])
+                bought = []
+                for package, method in ((first, methods[0]), (second, methods[1])):
+                    if bought or holdings.current_period_end(buyer) is not None:
+                        opens = holdings.subscription_expiry(buyer) - purchase_rules.renewal_window()
+                        if opens > clock.now():
+                            self._reconcile()
+                            clock.advance(seconds=int((opens - clock.now()).total_seconds()) + 60)
+                    order_id = self._place(index, method, False, False, package)
+                    if order_id is None:
+                        break
+                    bought.append(order_id)
+                    if method == "card":
+                        self._pay(order_id, "approve", True)
+                    elif method == "bank_transfer":
+                        self.agent_acts(order_id, "accept")
+                    if holdings.current_period_end(buyer) is None:
+                        break  # nothing running to renew
+                    seen[f"renewal ahead {method}" if len(bought) == 2 else "subscribed"] += 1
+                if cancel is not None:
+                    self._cancel_subscription(self.customer_ids[index], *cancel)
+                return multiple(*bought)
+
             @rule(customer=st.integers(0, 1), timing=st.sampled_from(["now", "period_end"]),
                   refund=st.sampled_from([None, RefundDestination.CARD, RefundDestination.BALANCE]))
             def subscriber_cancels_and_an_agent_approves(self, customer, timing, refund):
-                """A cancellation request, approved at once; renewals bought ahead are kept or refunded whole."""
-                buyer = db.session.get(Customer, self.customer_ids[customer])
+                """A cancellation request, approved at once; renewals bought ahead are kept or refunded whole.
+                `customer` picks among those with a subscription running, if any."""
+                running = [i for i in self.customer_ids
+                           if holdings.current_period_end(db.session.get(Customer, i)) is not None] or self.customer_ids
+                self._cancel_subscription(running[customer % len(running)], timing, refund)
+
+            def _cancel_subscription(self, customer_id, timing, refund) -> None:
+                buyer = db.session.get(Customer, customer_id)
+                ahead = [o.id for _p, o in cancellations.renewals_ahead(buyer, clock.now()) if o is not None]
                 request = self._attempt(cancellations.request_cancellation, buyer, timing=timing, reason="moving",
                                         actor=as_customer(buyer))
                 if request is None:
                     return
-                refunded = self._attempt(cancellations.approve, request, AGENT, refund_renewals=refund)
-                for order in refunded or []:
-                    refunds.send(order, gateway, AGENT)
+                to_card = self._attempt(cancellations.approve, request, AGENT, refund_renewals=refund)
+                if to_card is None and refund == RefundDestination.CARD:  # no renewal paid by card: to the balance
+                    refund = RefundDestination.BALANCE
+                    to_card = self._attempt(cancellations.approve, request, AGENT, refund_renewals=refund)
+                if to_card is None:
+                    self._attempt(cancellations.reject, request, AGENT, "Write to us about the renewals.")
+                    return
+                for order in to_card:
+                    refunds.send(order, refusing_bank if self.bank_refuses else gateway, AGENT)
+                    self.bank_refuses = False
                     db.session.commit()
-                seen[f"subscription cancelled {timing}" + (f", renewals refunded to {refund}" if refunded else "")] += 1
+                seen[f"renewals refunded to {refund}, cancelled {timing}" if refund and ahead
+                     else f"subscription cancelled {timing}" + (", renewals kept" if ahead else "")] += 1
 
             @rule(order=orders, accept=st.sampled_from(["accept", "accept_free", "accept_yesterday"]))
             def agent_reopens_and_accepts(self, order, accept):
@@ -697,6 +776,18 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                         where, order.invoice.status, money)
                     assert not (order.status == OrderState.ACTIVE and money is MoneyState.REFUNDED), (
                         f"{where} is active with all its money returned")
+                    # In instalments the surcharge is part of what the customer pays: every attempt asks the bank
+                    # for the order's amount in its count, and an instalment sale goes back to the card only whole
+                    assert order.surcharge_minor == (0 if order.instalments == 1 else instalments.split(
+                        order.amount_minor - order.surcharge_minor, order.instalments,
+                        next(p.surcharge_basis_points for p in instalments.plans()
+                             if p.count == order.instalments)).surcharge_minor), (where, order.surcharge_minor)
+                    for payment in order.card_attempts:
+                        assert (payment.amount_minor, payment.instalments) == (
+                            order.amount_minor, order.instalments), (where, payment.oid, payment.amount_minor)
+                        if payment.instalments > 1:
+                            assert all(r.amount_minor == payment.amount_minor for r in payment.refunds
+                                       if r.destination == RefundDestination.CARD), (where, "part to the card")
 
             @invariant()
             def every_order_accounts_for_its_money(self):
@@ -769,9 +860,40 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                     periods = holdings.subscription_periods(customer)
                     for earlier, later in itertools.pairwise(periods):
                         assert later.starts_at >= earlier.effective_end, (earlier, later)
-                    by_hand = db.session.scalar(select(func.coalesce(func.sum(BalanceEntry.amount_minor), 0)).where(
-                        BalanceEntry.customer_id == customer_id, BalanceEntry.order_id.is_(None)))
-                    assert by_hand == self.adjusted[customer_id], (by_hand, self.adjusted[customer_id])
+                    by_hand = dict(db.session.execute(
+                        select(BalanceEntry.currency, func.sum(BalanceEntry.amount_minor))
+                        .where(BalanceEntry.customer_id == customer_id, BalanceEntry.order_id.is_(None))
+                        .group_by(BalanceEntry.currency)).all())
+                    assert {c: int(a) for c, a in by_hand.items() if a} == {
+                        c: a for c, a in self.adjusted[customer_id].items() if a}, (by_hand, self.adjusted[customer_id])
+
+            @invariant()
+            def subscription_time_stands_on_payments(self):
+                """Each order's subscription time, what its grants gave less what revocations took back while still
+                to come (restorations give back only that), never exceeds its package's days once per payment we
+                accepted; every period is an order's; none starts before it was given."""
+                self._look_again_if_changed()
+                for customer_id in self.customer_ids:
+                    periods = db.session.scalars(select(SubscriptionPeriod).where(
+                        SubscriptionPeriod.customer_id == customer_id)).all()
+                    given: Counter = Counter()
+                    for period in periods:
+                        grant = period.grant
+                        assert grant.order_id is not None, f"period {period.id} ({grant.source}) sold by no order"
+                        assert period.starts_at >= grant.created_at - timedelta(seconds=1), (period.id, grant.id)
+                        length = (period.ends_at - period.starts_at).total_seconds()
+                        if grant.end_reason == GrantEnd.REVOKED:
+                            taken = db.session.scalars(select(LedgerEntry).where(
+                                LedgerEntry.grant_id == grant.id, LedgerEntry.kind == LedgerKind.REVERSAL)).all()
+                            length -= max([(e.reason_args or {}).get("left_seconds", 0) for e in taken], default=0)
+                        given[grant.order_id] += length
+                    for order_id, seconds in given.items():
+                        order = db.session.get(Order, order_id)
+                        sold = purchase_rules.Offer.sold(order.package_snapshot, order.quantity).days * 86400
+                        most = sold * len(order.accepted_payments)
+                        assert seconds <= most, (
+                            f"order {order.number} ({order.status}, {order.payment_status}) gave {seconds / 86400:.2f}"
+                            f" days of subscription for {len(order.accepted_payments)} payment(s) of {sold // 86400}")
 
             @invariant()
             def credits_and_balances_add_up(self):
@@ -809,6 +931,23 @@ def test_the_lifecycle_holds_whatever_happens(app, clock):
                         assert order.promo_use_held, (
                             f"order {order.number} ({order.status}, {order.payment_status}) has the promo code's "
                             "discount without holding a use")
+
+            @invariant()
+            def the_affiliate_earns_on_money_kept(self):
+                """The commission is the percent of the money we accepted and kept from the affiliate's orders
+                (refunds done taken off, money returned by itself never counted, top-ups' never), per currency."""
+                self._look_again_if_changed()
+                kept: Counter = Counter()
+                for order in self._live_orders():
+                    if order.affiliate_id == self.affiliate_id and not order.top_up:
+                        for payment in order.accepted_payments:
+                            kept[payment.currency] += payment.amount_minor - sum(
+                                r.amount_minor for r in payment.refunds if r.state == RefundState.DONE)
+                [earned] = affiliates.earnings(self.affiliate_id)
+                assert {c: a for c, a in earned.paid.items() if a} == {c: a for c, a in kept.items() if a}, (
+                    earned.paid, kept)
+                assert earned.commission == {c: affiliates.commission_minor(a, 15) for c, a in earned.paid.items()}
+                assert all(0 <= earned.commission[c] <= a for c, a in earned.paid.items()), earned.commission
 
             def _lost_post_back(self, attempt: str) -> bool:
                 return attempt in self.callbacks and attempt not in self.delivered
