@@ -181,6 +181,11 @@ class Order(db.Model):
         return [p for p in self.confirmed_payments if p.id not in returned]
 
     @property
+    def standing_payments(self) -> list["Payment"]:
+        """The accepted payments not refunded in full: the money what the order gives stands on."""
+        return [p for p in self.accepted_payments if p.state == PaymentState.CONFIRMED]
+
+    @property
     def card_attempts(self) -> list["Payment"]:
         return [p for p in self.payments if p.method == PaymentMethod.CARD]
 

@@ -25,7 +25,6 @@ from ..models import (
     OrderKind,
     Package,
     PackageType,
-    PaymentState,
     SubscriptionPeriod,
 )
 from . import audit, holdings, ledger, webhooks
@@ -267,7 +266,7 @@ def restoration(order: Order, offer: Offer) -> tuple[Offer, bool]:
     # the card by itself (a second attempt, an order no longer awaiting payment) buys nothing, also while the bank
     # refuses to take it back
     if revoked is None or any((payment.confirmed_at or payment.created_at) > revoked.ended_at
-                              for payment in order.accepted_payments if payment.state == PaymentState.CONFIRMED):
+                              for payment in order.standing_payments):
         return offer, False
     reversals = db.session.scalars(select(LedgerEntry).where(
         LedgerEntry.grant_id == revoked.id, LedgerEntry.kind == LedgerKind.REVERSAL)).all()

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 
 from ..clock import local_today
 from ..extensions import db
-from ..models import Order, OrderState, PaymentMethod, PaymentState
+from ..models import Order, OrderState, PaymentMethod
 from . import (
     ServiceError,
     ValidationFailed,
@@ -67,7 +67,7 @@ def accept_order(order: Order, actor: audit.Actor, *, received_on: date | None =
                                                  "ask the bank before accepting it."))
     if not order.holds_money:
         _take_payment_on_accept(order, actor, received_on, free_reason)
-    elif not any(p.state == PaymentState.CONFIRMED for p in order.accepted_payments):
+    elif not order.standing_payments:
         # Held only because the bank would not take it back: money the store refused is not a payment for it, nor
         # is a payment of the order's that was refunded since
         raise ServiceError("refused_money_only", _(
